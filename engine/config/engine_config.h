@@ -1,0 +1,57 @@
+// The engine's own configuration (junction.yaml): store, channel folder, admin port.
+#pragma once
+
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace junction::config {
+
+// A configuration error with its place: "file:line:column: message (hint)".
+class ConfigError : public std::runtime_error {
+public:
+    ConfigError(std::string file, int line, int column, const std::string& message, std::string hint = {});
+    const std::string& file() const { return file_; }
+    int line() const { return line_; }
+    int column() const { return column_; }
+    const std::string& hint() const { return hint_; }
+
+private:
+    std::string file_;
+    int line_, column_;
+    std::string hint_;
+};
+
+struct StoreConfig {
+    std::string type = "sqlite";  // sqlite | postgres
+    std::string path;             // sqlite: database file (absolute after loading)
+    std::string url;              // postgres: postgresql://user@host/db
+};
+
+struct AdminConfig {
+    int port = 8080;
+    std::string bind = "0.0.0.0";
+};
+
+struct EngineConfig {
+    std::string file;        // the junction.yaml read, empty when built-in defaults are used
+    std::string baseDir;     // relative paths resolve against this (absolute)
+    StoreConfig store;
+    std::string channelsDir; // absolute
+    AdminConfig admin;
+};
+
+// Load `path`, or ./junction.yaml when it exists, else the built-in defaults
+// (store var/junction.db, channels channels/, admin port 8080). Unknown keys and
+// wrong types throw ConfigError with file:line.
+EngineConfig loadEngineConfig(const std::optional<std::string>& path);
+
+// The channel files (*.yaml, *.yml) in the channel folder, sorted by name.
+std::vector<std::string> listChannelFiles(const EngineConfig& config);
+
+// Reads a channel file far enough to get its `channel:` name; throws ConfigError
+// for YAML syntax errors or a missing/invalid name.
+std::string readChannelName(const std::string& file);
+
+}  // namespace junction::config

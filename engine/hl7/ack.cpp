@@ -1,0 +1,182 @@
+#include "engine/hl7/ack.h"
+
+#include "engine/hl7/types.h"
+
+namespace junction::hl7 {
+
+std::string_view toString(AckCode code) {
+    switch (code) {
+        case AckCode::AA: return "AA";
+        case AckCode::AE: return "AE";
+        case AckCode::AR: return "AR";
+        case AckCode::CA: return "CA";
+        case AckCode::CE: return "CE";
+        case AckCode::CR: return "CR";
+    }
+    return "AE";
+}
+
+std::optional<AckCode> parseAckCode(std::string_view t) {
+    for (AckCode c : {AckCode::AA, AckCode::AE, AckCode::AR, AckCode::CA, AckCode::CE, AckCode::CR})
+        if (toString(c) == t) return c;
+    return std::nullopt;
+}
+
+bool isPositive(AckCode code) { return code == AckCode::AA || code == AckCode::CA; }
+
+namespace {
+
+struct Header {
+    Delimiters delims;
+    std::string sendingApp, sendingFacility, receivingApp, receivingFacility;  // raw
+    std::string trigger, controlId, processingId, version;                       // raw
+};
+
+bool versionAtLeast25(std::string_view v) {
+    // "2.5", "2.5.1", "2.6" ... ; anything unparsable counts as modern.
+    if (v.size() < 3 || v[0] != '2' || v[1] != '.') return true;
+    int minor = 0;
+    for (std::size_t i = 2; i < v.size() && v[i] >= '0' && v[i] <= '9'; ++i) minor = minor * 10 + (v[i] - '0');
+    return minor >= 5;
+}
+
+Message build(const Header& h, AckCode code, std::string_view text, const AckError* error,
+              const AckOptions& options) {
+    const Delimiters& d = h.delims;
+    std::string fs(1, d.field);
+    std::string enc = d.encodingCharacters();
+    std::string sendingApp = options.sendingApplication.empty() ? h.receivingApp
+                                                                : escapeValue(options.sendingApplication, d);
+    std::string sendingFac = options.sendingFacility.empty() ? h.receivingFacility
+                                                             : escapeValue(options.sendingFacility, d);
+    std::string type = "ACK";
+    if (!h.trigger.empty()) type += d.component + h.trigger + d.component + "ACK";
+    std::string controlId = options.controlId.empty() ? newControlId() : escapeValue(options.controlId, d);
+    std::string version = h.version.empty() ? "2.5.1" : h.version;
+    std::string processing = h.processingId.empty() ? "P" : h.processingId;
+
+    std::string out = "MSH" + fs + enc + fs + sendingApp + fs + sendingFac + fs + h.sendingApp + fs +
+                      h.sendingFacility + fs + formatTimestamp(Timestamp::now()) + fs + fs + type + fs +
+                      controlId + fs + processing + fs + version + "\r";
+    out += "MSA" + fs + std::string(toString(code)) + fs + h.controlId;
+    if (!text.empty()) out += fs + escapeValue(text, d);
+    out += "\r";
+    if (error) {
+        auto num = [](int n) { return n > 0 ? std::to_string(n) : std::string(); };
+        std::string errText = escapeValue(error->text, d);
+        std::string cs(1, d.component);
+        std::string codeName;
+        switch (error->code) {
+            case 100: codeName = "Segment sequence error"; break;
+            case 101: codeName = "Required field missing"; break;
+            case 102: codeName = "Data type error"; break;
+            case 103: codeName = "Table value not found"; break;
+            case 200: codeName = "Unsupported message type"; break;
+            case 201: codeName = "Unsupported event code"; break;
+            case 202: codeName = "Unsupported processing id"; break;
+            case 203: codeName = "Unsupported version id"; break;
+            default: codeName = "Application internal error"; break;
+        }
+        std::string location = error->segment.empty()
+                                   ? std::string()
+                                   : error->segment + cs + num(error->sequence) + cs + num(error->field) + cs +
+                                         num(error->component);
+        while (!location.empty() && location.back() == d.component) location.pop_back();
+        std::string codeCwe = std::to_string(error->code) + cs + escapeValue(codeName, d) + cs + "HL70357";
+        if (versionAtLeast25(version)) {
+            // ERR-1 (not used from 2.5) | ERR-2 location | ERR-3 code | ERR-4 severity | ... ERR-8 user message
+            out += "ERR" + fs + fs + location + fs + codeCwe + fs + std::string(1, error->severity) + fs + fs + fs +
+                   fs + errText + "\r";
+        } else {
+            // ERR-1 ELD: segment^sequence^field^code (CE)
+            std::string eld = error->segment + cs + num(error->sequence) + cs + num(error->field) + cs +
+                              std::to_string(error->code) + std::string(1, d.subcomponent ? d.subcomponent : '&') +
+                              escapeValue(errText.empty() ? codeName : error->text, d) +
+                              std::string(1, d.subcomponent ? d.subcomponent : '&') + "HL70357";
+            out += "ERR" + fs + eld + "\r";
+        }
+    }
+    return Message::parseOrThrow(out);
+}
+
+}  // namespace
+
+Message makeAck(const Message& original, AckCode code, std::string_view text, const AckError* error,
+                const AckOptions& options) {
+    Header h;
+    h.delims = original.delimiters();
+    h.sendingApp = original.getRaw("MSH-3");
+    h.sendingFacility = original.getRaw("MSH-4");
+    h.receivingApp = original.getRaw("MSH-5");
+    h.receivingFacility = original.getRaw("MSH-6");
+    h.trigger = original.getRaw("MSH-9.2");
+    h.controlId = original.getRaw("MSH-10");
+    h.processingId = original.getRaw("MSH-11");
+    h.version = original.getRaw("MSH-12");
+    return build(h, code, text, error, options);
+}
+
+Message makeNak(std::string_view raw, AckCode code, std::string_view text, const AckError* error,
+                const AckOptions& options) {
+    Header h;
+    // Salvage the header line: MSH + field separator + fields up to the first segment separator.
+    std::size_t start = raw.find("MSH");
+    if (start != std::string_view::npos && start + 8 <= raw.size()) {
+        std::string_view line = raw.substr(start);
+        std::size_t eol = line.find_first_of("\r\n");
+        if (eol != std::string_view::npos) line = line.substr(0, eol);
+        char fs = line.size() > 3 ? line[3] : '|';
+        bool sane = fs > 0x20 && fs < 0x7f && !(fs >= '0' && fs <= '9') && !(fs >= 'A' && fs <= 'Z') &&
+                    !(fs >= 'a' && fs <= 'z');
+        if (sane) {
+            std::vector<std::string_view> f;  // f[k] = MSH-(k+1) for k >= 1
+            f.push_back(line.substr(0, 3));
+            std::size_t pos = 4;
+            f.push_back(line.substr(3, 1));
+            while (pos <= line.size()) {
+                std::size_t next = line.find(fs, pos);
+                if (next == std::string_view::npos) next = line.size();
+                f.push_back(line.substr(pos, next - pos));
+                pos = next + 1;
+            }
+            auto field = [&](std::size_t n) { return n < f.size() ? std::string(f[n]) : std::string(); };
+            std::string enc = field(2);
+            bool encOk = !enc.empty() && enc.size() <= 5;
+            for (std::size_t i = 0; encOk && i < enc.size(); ++i) {
+                char c = enc[i];
+                encOk = c > 0x20 && c < 0x7f && c != fs && enc.find(c) == i &&
+                        !((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'));
+            }
+            if (encOk) {
+                h.delims.field = fs;
+                h.delims.component = enc[0];
+                h.delims.repetition = enc.size() > 1 ? enc[1] : 0;
+                h.delims.escape = enc.size() > 2 ? enc[2] : 0;
+                h.delims.subcomponent = enc.size() > 3 ? enc[3] : 0;
+                h.delims.truncation = enc.size() > 4 ? enc[4] : 0;
+                auto clean = [&](std::string v) {  // keep only printable bytes
+                    std::string out;
+                    for (char c : v)
+                        if (static_cast<unsigned char>(c) >= 0x20 && c != 0x7f) out += c;
+                    return out.substr(0, 200);
+                };
+                h.sendingApp = clean(field(3));
+                h.sendingFacility = clean(field(4));
+                h.receivingApp = clean(field(5));
+                h.receivingFacility = clean(field(6));
+                std::string type = clean(field(9));
+                std::size_t c1 = type.find(h.delims.component);
+                if (c1 != std::string::npos) {
+                    std::size_t c2 = type.find(h.delims.component, c1 + 1);
+                    h.trigger = type.substr(c1 + 1, c2 == std::string::npos ? std::string::npos : c2 - c1 - 1);
+                }
+                h.controlId = clean(field(10));
+                h.processingId = clean(field(11));
+                h.version = clean(field(12));
+            }
+        }
+    }
+    return build(h, code, text, error, options);
+}
+
+}  // namespace junction::hl7

@@ -1,0 +1,76 @@
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+#include "engine/config/engine_config.h"
+
+using namespace junction::config;
+namespace fs = std::filesystem;
+
+namespace {
+struct TempDir {
+    fs::path path;
+    TempDir() {
+        path = fs::temp_directory_path() / ("junction-config-" + std::to_string(::getpid()) + "-" +
+                                            std::to_string(reinterpret_cast<std::uintptr_t>(this)));
+        fs::create_directories(path);
+    }
+    ~TempDir() { fs::remove_all(path); }
+    std::string write(const std::string& name, const std::string& text) {
+        fs::path p = path / name;
+        fs::create_directories(p.parent_path());
+        std::ofstream(p) << text;
+        return p.string();
+    }
+};
+}  // namespace
+
+TEST_CASE("engine config: defaults and relative paths", "[config]") {
+    TempDir t;
+    std::string file = t.write("junction.yaml", "store: { type: sqlite, path: data/j.db }\nchannels: ch\nadmin: { port: 9090 }\n");
+    EngineConfig c = loadEngineConfig(file);
+    CHECK(c.store.type == "sqlite");
+    CHECK(c.store.path == (t.path / "data/j.db").string());
+    CHECK(c.channelsDir == (t.path / "ch").string());
+    CHECK(c.admin.port == 9090);
+    t.write("ch/b.yaml", "channel: b\n");
+    t.write("ch/a.yml", "channel: a\n");
+    t.write("ch/notes.txt", "x");
+    auto files = listChannelFiles(c);
+    REQUIRE(files.size() == 2);
+    CHECK(fs::path(files[0]).filename() == "a.yml");
+    CHECK(readChannelName(files[1]) == "b");
+
+    std::string empty = t.write("empty.yaml", "");
+    EngineConfig d = loadEngineConfig(empty);
+    CHECK(d.admin.port == 8080);
+    CHECK(d.store.path == (t.path / "var/junction.db").string());
+    CHECK(d.channelsDir == (t.path / "channels").string());
+}
+
+TEST_CASE("engine config: errors carry file:line and a hint", "[config]") {
+    TempDir t;
+    auto expectError = [&](const std::string& text, int line, const std::string& needle) {
+        std::string file = t.write("bad.yaml", text);
+        INFO(text);
+        try {
+            loadEngineConfig(file);
+            FAIL("no error");
+        } catch (const ConfigError& e) {
+            CHECK(e.line() == line);
+            CHECK(std::string(e.what()).find(needle) != std::string::npos);
+            CHECK(std::string(e.what()).find(file + ":" + std::to_string(line)) == 0);
+        }
+    };
+    expectError("store: { type: sqlite }\nchanels: x\n", 2, "unknown key 'chanels'");
+    expectError("admin:\n  port: eighty\n", 2, "admin.port must be a number");
+    expectError("admin:\n  port: 70000\n", 2, "between 0 and 65535");
+    expectError("store:\n  type: oracle\n", 2, "sqlite or postgres");
+    expectError("store:\n  type: postgres\n", 2, "store.url is required");
+    expectError("store: [1, 2]\n", 1, "must be a mapping");
+    expectError("admin: { port: 1\n", 2, "");  // YAML syntax error
+    CHECK_THROWS_AS(loadEngineConfig(std::string("/nonexistent/junction.yaml")), ConfigError);
+    std::string noName = t.write("c.yaml", "source: { type: mllp }\n");
+    CHECK_THROWS_WITH(readChannelName(noName), Catch::Contains("missing key 'channel'"));
+}

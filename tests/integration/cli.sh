@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# The junction command line: version, help, hl7 parse (tree, JSON, errors),
+# validate and run with good and bad configs.
+set -u
+BIN="${JUNCTION_BIN:?}"
+SRC="${JUNCTION_SOURCE_DIR:?}"
+T="$(mktemp -d)"
+trap 'rm -rf "$T"; [ -n "${RUN_PID:-}" ] && kill "$RUN_PID" 2>/dev/null' EXIT
+pass=0; fail=0
+ok() { pass=$((pass+1)); }
+bad() { fail=$((fail+1)); echo "FAIL: $*"; }
+expect() {  # expect DESCRIPTION EXPECTED_RC CMD...
+  local what="$1" want="$2"; shift 2
+  "$@" >"$T/out" 2>"$T/err"; local rc=$?
+  if [ "$rc" = "$want" ]; then ok; else bad "$what: exit $rc, wanted $want"; sed 's/^/  | /' "$T/err" | head -5; fi
+}
+contains() {  # contains DESCRIPTION FILE TEXT
+  if grep -qF -- "$3" "$2"; then ok; else bad "$1: '$3' not in output"; sed 's/^/  | /' "$2" | head -10; fi
+}
+
+expect "version" 0 "$BIN" version
+for lib in "junction " "POCO " "Xerces-C " "DCMTK " "yaml-cpp " "Lua 5.4" "SQLite " "libpq "; do contains "version lists $lib" "$T/out" "$lib"; done
+expect "no command" 2 "$BIN"
+expect "unknown command" 2 "$BIN" frobnicate
+for c in "run" "validate" "version" "hl7 parse" "hl7 send"; do
+  expect "$c --help" 0 "$BIN" $c --help
+  contains "$c --help shows usage" "$T/out" "usage: junction $c"
+done
+
+# hl7 parse: tree
+expect "parse ORM" 0 "$BIN" hl7 parse "$SRC/samples/hl7/orm_o01_nw.hl7"
+contains "tree has segment" "$T/out" "PID"
+contains "tree has MSH-9.1" "$T/out" "    MSH-9.1  ORM"
+grep -qE '^  PID-5(\[1\])?  ' "$T/out" && ok || bad "tree has PID-5"
+grep -qE '^    PID-3(\[1\])?\.1  ' "$T/out" && ok || bad "tree has PID-3.1"
+expect "parse ORU" 0 "$BIN" hl7 parse "$SRC/samples/hl7/oru_r01.hl7"
+contains "tree numbers repeated segments" "$T/out" "OBX[20]"
+# escapes are decoded in the tree
+printf 'MSH|^~\\&|A|B|C|D|20260101||ORU^R01|1|P|2.5\rOBX|1|TX|||a\\F\\b\\S\\c\r' > "$T/esc.hl7"
+expect "parse escapes" 0 "$BIN" hl7 parse "$T/esc.hl7"
+contains "escape decoded" "$T/out" "OBX-5  a|b^c"
+
+# hl7 parse --json is valid JSON with positions
+expect "parse json" 0 "$BIN" hl7 parse "$SRC/samples/hl7/orm_o01_nw.hl7" --json
+if /usr/bin/python3 -c '
+import json,sys
+d=json.load(open(sys.argv[1]))
+assert d["type"]=="ORM^O01", d["type"]
+segs=[s["id"] for s in d["segments"]]
+assert segs[0]=="MSH" and "PID" in segs and "ORC" in segs, segs
+msh=d["segments"][0]["fields"]
+assert msh["1"]=="|" and msh["9"]["1"]=="ORM", msh
+' "$T/out"; then ok; else bad "json content"; fi
+expect "parse batch json" 0 "$BIN" hl7 parse "$SRC/samples/hl7/batch.hl7" --json
+/usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert isinstance(d,list) and len(d)==3' "$T/out" && ok || bad "batch json is a list of 3"
+
+# hl7 parse errors carry the byte offset
+printf 'MSH|^~\\&|A|B|C|D|20260101||ADT^A01|1|P|2.5\rP*D|1\r' > "$T/bad.hl7"
+expect "parse bad segment" 1 "$BIN" hl7 parse "$T/bad.hl7"
+contains "error has offset" "$T/err" "at byte 43"
+head -c 3000 /dev/urandom > "$T/garbage.hl7"
+expect "parse garbage" 1 "$BIN" hl7 parse "$T/garbage.hl7"
+contains "garbage explained" "$T/err" "at byte"
+expect "parse missing file" 1 "$BIN" hl7 parse "$T/nope.hl7"
+expect "parse no file" 2 "$BIN" hl7 parse
+
+# validate / run
+mkdir -p "$T/good/channels"
+printf 'channels: channels\nadmin: { port: 18080 }\n' > "$T/good/junction.yaml"
+printf 'channel: orders\n' > "$T/good/channels/orders.yaml"
+printf 'channel: [oops\n' > "$T/good/channels/broken.yaml"
+expect "validate reports a broken channel" 1 "$BIN" validate --config "$T/good/junction.yaml"
+contains "broken channel has file:line" "$T/err" "broken.yaml:"
+contains "good channel listed" "$T/out" "channel orders"
+rm "$T/good/channels/broken.yaml"
+expect "validate good" 0 "$BIN" validate --config "$T/good/junction.yaml"
+(cd "$T/good" && "$BIN" validate >"$T/out" 2>"$T/err"); [ $? = 0 ] && ok || bad "validate finds ./junction.yaml"
+contains "cwd config used" "$T/out" "junction.yaml"
+printf 'store: { type: sqlite }\nadmn: { port: 1 }\n' > "$T/bad.yaml"
+expect "validate bad config" 1 "$BIN" validate --config "$T/bad.yaml"
+contains "bad config file:line" "$T/err" "bad.yaml:2:1: unknown key 'admn'"
+expect "validate stray argument" 2 "$BIN" validate --bogus
+
+"$BIN" run --config "$T/good/junction.yaml" >"$T/run.out" 2>&1 & RUN_PID=$!
+for i in $(seq 50); do grep -q "running" "$T/run.out" && break; sleep 0.1; done
+contains "run starts" "$T/run.out" "1 channel(s) loaded"
+kill -TERM "$RUN_PID"; wait "$RUN_PID"; rc=$?; RUN_PID=
+[ "$rc" = 0 ] && ok || bad "run exits 0 on SIGTERM (got $rc)"
+contains "run stops" "$T/run.out" "stopping"
+expect "run with bad config" 1 "$BIN" run --config "$T/bad.yaml"
+
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]

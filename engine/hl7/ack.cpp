@@ -40,18 +40,27 @@ bool versionAtLeast25(std::string_view v) {
     return minor >= 5;
 }
 
+// Escape for the ACK; with no escape character, unencodable characters become spaces.
+std::string escapeText(std::string_view value, const Delimiters& d) {
+    if (d.escape) return escapeValue(value, d);
+    std::string out(value);
+    for (char& c : out)
+        if (d.isDelimiter(c) || static_cast<unsigned char>(c) < 0x20 || (d.truncation && c == d.truncation)) c = ' ';
+    return out;
+}
+
 Message build(const Header& h, AckCode code, std::string_view text, const AckError* error,
               const AckOptions& options) {
     const Delimiters& d = h.delims;
     std::string fs(1, d.field);
     std::string enc = d.encodingCharacters();
     std::string sendingApp = options.sendingApplication.empty() ? h.receivingApp
-                                                                : escapeValue(options.sendingApplication, d);
+                                                                : escapeText(options.sendingApplication, d);
     std::string sendingFac = options.sendingFacility.empty() ? h.receivingFacility
-                                                             : escapeValue(options.sendingFacility, d);
+                                                             : escapeText(options.sendingFacility, d);
     std::string type = "ACK";
     if (!h.trigger.empty()) type += d.component + h.trigger + d.component + "ACK";
-    std::string controlId = options.controlId.empty() ? newControlId() : escapeValue(options.controlId, d);
+    std::string controlId = options.controlId.empty() ? newControlId() : escapeText(options.controlId, d);
     std::string version = h.version.empty() ? "2.5.1" : h.version;
     std::string processing = h.processingId.empty() ? "P" : h.processingId;
 
@@ -59,11 +68,11 @@ Message build(const Header& h, AckCode code, std::string_view text, const AckErr
                       h.sendingFacility + fs + formatTimestamp(Timestamp::now()) + fs + fs + type + fs +
                       controlId + fs + processing + fs + version + "\r";
     out += "MSA" + fs + std::string(toString(code)) + fs + h.controlId;
-    if (!text.empty()) out += fs + escapeValue(text, d);
+    if (!text.empty()) out += fs + escapeText(text, d);
     out += "\r";
     if (error) {
         auto num = [](int n) { return n > 0 ? std::to_string(n) : std::string(); };
-        std::string errText = escapeValue(error->text, d);
+        std::string errText = escapeText(error->text, d);
         std::string cs(1, d.component);
         std::string codeName;
         switch (error->code) {
@@ -82,7 +91,7 @@ Message build(const Header& h, AckCode code, std::string_view text, const AckErr
                                    : error->segment + cs + num(error->sequence) + cs + num(error->field) + cs +
                                          num(error->component);
         while (!location.empty() && location.back() == d.component) location.pop_back();
-        std::string codeCwe = std::to_string(error->code) + cs + escapeValue(codeName, d) + cs + "HL70357";
+        std::string codeCwe = std::to_string(error->code) + cs + escapeText(codeName, d) + cs + "HL70357";
         if (versionAtLeast25(version)) {
             // ERR-1 (not used from 2.5) | ERR-2 location | ERR-3 code | ERR-4 severity | ... ERR-8 user message
             out += "ERR" + fs + fs + location + fs + codeCwe + fs + std::string(1, error->severity) + fs + fs + fs +
@@ -91,7 +100,7 @@ Message build(const Header& h, AckCode code, std::string_view text, const AckErr
             // ERR-1 ELD: segment^sequence^field^code (CE)
             std::string eld = error->segment + cs + num(error->sequence) + cs + num(error->field) + cs +
                               std::to_string(error->code) + std::string(1, d.subcomponent ? d.subcomponent : '&') +
-                              escapeValue(errText.empty() ? codeName : error->text, d) +
+                              escapeText(errText.empty() ? codeName : error->text, d) +
                               std::string(1, d.subcomponent ? d.subcomponent : '&') + "HL70357";
             out += "ERR" + fs + eld + "\r";
         }

@@ -104,13 +104,15 @@ std::string ParseError::describe() const {
 // ---------------------------------------------------------------- escaping
 
 std::string escapeValue(std::string_view value, const Delimiters& d) {
+    auto special = [&](char c) {
+        return d.isDelimiter(c) || static_cast<unsigned char>(c) < 0x20 || (d.truncation && c == d.truncation);
+    };
     std::size_t i = 0;
-    for (; i < value.size(); ++i) {
-        char c = value[i];
-        if (d.isDelimiter(c) || c == '\r' || c == '\n' || (d.truncation && c == d.truncation)) break;
-    }
+    while (i < value.size() && (!special(value[i]) || value[i] == '\t')) ++i;
     if (i == value.size()) return std::string(value);
-    if (!d.escape) return std::string(value);  // no escape character: nothing can be escaped
+    if (!d.escape)
+        throw std::invalid_argument("the value holds a delimiter or control character and MSH-2 defines no escape "
+                                    "character to encode it");
     std::string out(value.substr(0, i));
     out.reserve(value.size() + 16);
     auto seq = [&](std::string_view code) {
@@ -130,8 +132,11 @@ std::string escapeValue(std::string_view value, const Delimiters& d) {
             seq(".br");
             ++i;
         } else if (c == '\n') seq(".br");
-        else if (c == '\r') seq("X0D");
-        else out += c;
+        else if (static_cast<unsigned char>(c) < 0x20 && c != '\t') {
+            static const char* hex = "0123456789ABCDEF";
+            const char code[] = {'X', hex[(c >> 4) & 15], hex[c & 15], 0};
+            seq(code);
+        } else out += c;
     }
     return out;
 }
@@ -374,8 +379,22 @@ ParseResult Message::parse(std::string_view text, const ParseOptions& options) {
     d.truncation = enc.size() > 4 ? enc[4] : 0;
 
     // Trailing separators, whitespace, NULs and EOF/MLLP bytes are not part of the message.
+    // Spaces and tabs count only as a whitespace-only last line, never as the end of a value.
     std::size_t end = text.size();
-    while (end > start && isTrailingJunk(text[end - 1])) --end;
+    while (end > start) {
+        char c = text[end - 1];
+        if (isTrailingJunk(c) && c != ' ' && c != '\t') {
+            --end;
+            continue;
+        }
+        std::size_t ws = end;
+        while (ws > start && (text[ws - 1] == ' ' || text[ws - 1] == '\t')) --ws;
+        if (ws < end && ws > start && (text[ws - 1] == '\r' || text[ws - 1] == '\n' || isTrailingJunk(text[ws - 1]))) {
+            end = ws;
+            continue;
+        }
+        break;
+    }
 
     Message msg;
     msg.delims_ = d;

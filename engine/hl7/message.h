@@ -142,7 +142,8 @@ public:
 
     // Set a node to a plain value; delimiters and escape characters inside it are
     // escaped. Creates the segment, field, repetition or component as needed
-    // (a missing segment is appended). Throws PathError on an invalid path.
+    // (a missing segment is appended). Throws PathError on an invalid path and
+    // std::invalid_argument when the value cannot be encoded (see escapeValue).
     void set(std::string_view path, std::string_view value);
     void set(const Path& path, std::string_view value);
     // Set a node to raw, already encoded text (may contain delimiters).
@@ -189,6 +190,10 @@ struct ParseResult {
 };
 
 // Escaping with explicit delimiters (used by Message::escape/unescape).
+// Delimiters become \F\ \S\ \T\ \R\ \E\ (\P\ for the truncation character),
+// line breaks \.br\, other control characters \Xhh\. Throws
+// std::invalid_argument when such a character must be escaped but MSH-2 has no
+// escape character.
 std::string escapeValue(std::string_view value, const Delimiters& d);
 std::string unescapeValue(std::string_view raw, const Delimiters& d);
 

@@ -37,7 +37,7 @@ static_assert(sizeof(XMLCh) == sizeof(char16_t), "Xerces XMLCh is expected to be
 
 // ============================================================== data types
 //
-// HL7 v2.5 data types of the fields of common segments ("" = unknown / not
+// HL7 v2.5.1 data types of the fields of common segments ("" = unknown / not
 // listed, e.g. OBX-5 whose type is given by OBX-2) and the component types of
 // composite data types. Only names are derived from these tables; decoding
 // does not need them.
@@ -50,15 +50,15 @@ struct TableEntry {
 constexpr TableEntry kSegmentTable[] = {
     {"MSH", "ST ST HD HD HD HD TS ST MSG ST PT VID NM ST ID ID ID ID CE ID EI"},
     {"EVN", "ID TS TS IS XCN TS HD"},
-    {"PID", "SI CX CX CX XPN XPN TS IS XPN CE XAD IS XTN XTN CE CE CE CX ST DLN CX CE ST ID NM "
-            "CE CE CE TS ID ID IS TS HD CE CE ST CE CE"},
-    {"PD1", "IS XON XCN IS IS IS IS IS ID CX IS ID DT XON CE ID DT DT DT"},
-    {"NK1", "SI XPN CE XAD XTN XTN CE DT DT ST JCC CX XON CE IS TS IS IS CE CE IS CE ID IS CE XPN "
-            "CE CE CE XPN XTN XAD CX IS CE IS ST IS IS"},
+    {"PID", "SI CX CX CX XPN XPN TS IS XPN CE XAD IS XTN XTN CE CE CE CX ST DLN CX CE ST ID NM CE CE "
+            "CE TS ID ID IS TS HD CE CE ST CE CWE"},
+    {"PD1", "IS IS XON XCN IS IS IS IS ID CX CE ID DT XON CE IS DT DT IS IS IS"},
+    {"NK1", "SI XPN CE XAD XTN XTN CE DT DT ST JCC CX XON CE IS TS IS IS CE CE IS CE ID IS CE XPN CE "
+            "CE CE XPN XTN XAD CX IS CE IS ST ST IS"},
     {"PV1", "SI IS PL IS CX PL XCN XCN XCN IS PL IS IS IS IS IS XCN IS CX FC IS IS IS IS DT NM NM "
             "IS IS DT IS NM NM IS DT IS DLD CE IS IS IS PL PL TS TS NM NM NM NM CX IS XCN"},
-    {"PV2", "PL CE CE CE ST ST IS TS TS NM NM ST XCN DT ID IS DT IS ID ID CE XCN CE XON IS IS DT "
-            "NM DT TS ID DT ID ID IS CE ID ID CE CE CE CE CE CE TS TS CE CE"},
+    {"PV2", "PL CE CE CE ST ST IS TS TS NM NM ST XCN DT ID IS DT IS ID NM IS ID XON IS IS DT IS DT DT "
+            "CE IS ID TS ID ID ID ID CE CE CE CE CE IS IS CE DT TS TS IS"},
     {"MRG", "CX CX CX CX CX CX XPN"},
     {"ORC", "ID EI EI EI ID ID TQ EIP TS XCN XCN XCN PL XTN TS CE CE CE XCN CE XON XAD XTN XAD "
             "CWE CWE TS CWE CWE CNE CWE"},
@@ -76,8 +76,8 @@ constexpr TableEntry kSegmentTable[] = {
             "DT IS ST TS XCN IS IS NM NM IS ST CP CP NM CP CP CE IS XAD ST IS IS IS CX IS DT ST IS"},
     {"SFT", "XON ST ST ST TX TS"},
     {"QAK", "ST ID CE NM NM NM"},
-    {"SPM", "SI EIP EIP CWE CWE CWE CWE CWE CWE CWE CWE CWE CQ NM CWE CWE CWE DR TS TS ID CWE "
-            "CWE CWE ST CQ NM CWE CWE CWE"},
+    {"SPM", "SI EIP EIP CWE CWE CWE CWE CWE CWE CWE CWE CQ NM ST CWE CWE DR TS TS ID CWE CWE CWE CWE "
+            "CQ NM CWE CWE CWE"},
 };
 
 constexpr TableEntry kCompositeTable[] = {
@@ -106,23 +106,24 @@ constexpr TableEntry kCompositeTable[] = {
     {"MOC", "MO CE"},
     {"MSG", "ID ID ID"},
     {"NDL", "CNN TS TS IS IS IS HD IS IS IS IS"},
+    {"OSD", "ID ST IS ST IS ST NM ST ID ST ID"},
     {"PL", "IS IS IS HD IS IS IS IS ST EI HD"},
     {"PRL", "CE ST TX"},
     {"PT", "ID ID"},
     {"RI", "IS ST"},
     {"RP", "ST HD ID ID"},
-    {"RPT", "CWE ID ID NM NM NM NM ID ID ST ID"},
+    {"RPT", "CWE ID NM NM NM IS ID ID NM IS GTS"},
     {"SAD", "ST ST ST"},
     {"SN", "ST NM ST NM"},
     {"SPS", "CWE CWE TX CWE CWE CWE CWE"},
-    {"TQ", "CQ RI ST TS TS ST ST TX ST ST TS NM"},
+    {"TQ", "CQ RI ST TS TS ST ST TX ID OSD CE NM"},
     {"TS", "DTM ID"},
     {"VID", "ID CE CE"},
     {"XAD", "SAD ST ST ST ST ID ID ST IS IS ID DR TS TS"},
     {"XCN", "ST FN ST ST ST ST IS IS HD ID ST ID ID HD ID CE DR ID TS TS ST CWE CWE"},
     {"XON", "ST IS NM NM ID HD ID HD ID ST"},
     {"XPN", "FN ST ST ST ST IS ID ID CE DR ID TS TS ST"},
-    {"XTN", "ST ID ID ST NM NM NM NM ST NM NM ST"},
+    {"XTN", "ST ID ID ST NM NM NM NM ST ST ST ST"},
 };
 
 using TypeMap = std::unordered_map<std::string_view, std::vector<std::string_view>>;
@@ -377,7 +378,8 @@ private:
         }
         bool structured = rep.find(d_.component) != std::string_view::npos ||
                           (d_.subcomponent && rep.find(d_.subcomponent) != std::string_view::npos);
-        if (!structured && !isComposite(type)) {
+        // An explicit null ("") nulls the whole field: written as text even for a composite type.
+        if (!structured && (!isComposite(type) || rep == "\"\"")) {
             open(name, 2);
             leaf(rep);
             closeInline(name);
@@ -400,7 +402,7 @@ private:
             return;
         }
         bool structured = d_.subcomponent && comp.find(d_.subcomponent) != std::string_view::npos;
-        if (!structured && !isComposite(type)) {
+        if (!structured && (!isComposite(type) || comp == "\"\"")) {
             open(name, 3);
             leaf(comp);
             closeInline(name);
@@ -965,10 +967,11 @@ ParseResult fromXml(std::string_view xml) {
 
     std::string text;
     try {
-        xc::XercesDOMParser parser;
+        // Declared before the parser, which refers to them until it is destroyed.
         ErrorCollector errors;
         NoExternalEntities resolver;
         xc::SecurityManager security;
+        xc::XercesDOMParser parser;
         security.setEntityExpansionLimit(100);
         parser.setValidationScheme(xc::XercesDOMParser::Val_Never);
         parser.setDoNamespaces(true);

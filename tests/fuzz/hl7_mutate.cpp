@@ -127,8 +127,15 @@ int main(int argc, char** argv) {
             (void)getTimestamp(m, "MSH-7");
             (void)getPersonName(m, "PID-5");
             Message copy = m;
-            copy.set(p, v + "|^~\\&\n" + std::string(1, static_cast<char>(rng())));
+            try {
+                copy.set(p, v + "|^~\\&\n" + std::string(1, static_cast<char>(rng())));
+            } catch (const std::invalid_argument& e) {  // no escape character in MSH-2: refused clearly
+                check(!m.delimiters().escape && std::string(e.what()).find("escape character") != std::string::npos,
+                      "set refuses only what cannot be encoded", input);
+                continue;
+            }
             auto edited = Message::parse(copy.serialize());
+            if (!edited) std::cerr << "edit of " << p << ": " << edited.error.describe() << "\n";
             check(edited.ok(), "edited message parses", input);
             if (edited) check(edited.message->get(p).size() >= v.size(), "edited value kept", input);
         }

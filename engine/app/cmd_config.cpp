@@ -1,11 +1,12 @@
-// junction run / junction validate
+// junction run / junction validate / junction schema
 #include <csignal>
+#include <filesystem>
 #include <iostream>
-#include <map>
 #include <optional>
 
 #include "engine/app/commands.h"
 #include "engine/config/engine_config.h"
+#include "engine/core/engine.h"
 
 namespace junction::app {
 
@@ -31,39 +32,26 @@ ConfigArgs parseConfigArgs(const Args& args, const char* cmd) {
     return out;
 }
 
-// Loads the engine config and reads every channel file; prints problems.
-// Returns the config and the number of channel files that failed.
-std::optional<config::EngineConfig> loadAll(const ConfigArgs& a, const char* cmd, int& failures,
-                                            std::map<std::string, std::string>& channels) {
-    config::EngineConfig cfg;
+std::optional<config::EngineConfig> loadConfig(const ConfigArgs& a, const char* cmd) {
     try {
-        cfg = config::loadEngineConfig(a.config);
+        auto cfg = config::loadEngineConfig(a.config);
+        std::cout << "config: " << (cfg.file.empty() ? "built-in defaults" : cfg.file) << "\n"
+                  << "store: " << cfg.store.type << " " << (cfg.store.type == "sqlite" ? cfg.store.path : cfg.store.url)
+                  << " (sync " << cfg.store.sync << ")\n"
+                  << "channels: " << cfg.channelsDir << "\n"
+                  << "admin: " << cfg.admin.bind << ":" << cfg.admin.port << "\n";
+        return cfg;
     } catch (const config::ConfigError& e) {
         std::cerr << "junction " << cmd << ": " << e.what() << "\n";
         return std::nullopt;
     }
-    std::cout << "config: " << (cfg.file.empty() ? "built-in defaults" : cfg.file) << "\n"
-              << "store: " << cfg.store.type << " "
-              << (cfg.store.type == "sqlite" ? cfg.store.path : cfg.store.url) << "\n"
-              << "channels: " << cfg.channelsDir << "\n"
-              << "admin: " << cfg.admin.bind << ":" << cfg.admin.port << "\n";
-    failures = 0;
-    for (const auto& file : config::listChannelFiles(cfg)) {
-        try {
-            std::string name = config::readChannelName(file);
-            auto [it, inserted] = channels.emplace(name, file);
-            if (!inserted) {
-                std::cerr << file << ": duplicate channel name '" << name << "' (also in " << it->second << ")\n";
-                ++failures;
-                continue;
-            }
-            std::cout << "channel " << name << ": " << file << "\n";
-        } catch (const config::ConfigError& e) {
-            std::cerr << e.what() << "\n";
-            ++failures;
-        }
-    }
-    return cfg;
+}
+
+void report(const std::vector<core::LoadProblem>& problems, const core::Engine& engine) {
+    for (const auto& p : problems) std::cerr << p.error << "\n";
+    for (const auto& c : engine.channels())
+        std::cout << "channel " << c.name << ": " << c.sourceType << " source, " << c.destinations.size()
+                  << " destination(s) (" << c.file << ")\n";
 }
 
 }  // namespace
@@ -72,17 +60,33 @@ int cmdValidate(const Args& args) {
     if (wantsHelp(args)) {
         std::cout << "usage: junction validate [--config FILE]\n\n"
                      "Checks the engine config (default ./junction.yaml, else built-in defaults) and\n"
-                     "every channel file, printing each problem with file:line. Exit 0 when all are valid.\n";
+                     "every channel file: YAML, keys and types, connector settings, scripts and their\n"
+                     "functions, duplicate names and port clashes, each problem with file:line.\n"
+                     "Exit 0 when all are valid.\n";
         return 0;
     }
     auto a = parseConfigArgs(args, "validate");
     if (!a.ok) return 2;
-    int failures = 0;
-    std::map<std::string, std::string> channels;
-    auto cfg = loadAll(a, "validate", failures, channels);
+    auto cfg = loadConfig(a, "validate");
     if (!cfg) return 1;
-    std::cout << channels.size() << " channel(s) valid, " << failures << " invalid\n";
-    return failures == 0 ? 0 : 1;
+    // Validation needs no durable store: use a throw-away one.
+    core::EngineOptions opts;
+    opts.config = *cfg;
+    opts.config.store.path = (std::filesystem::temp_directory_path() /
+                              ("junction-validate-" + std::to_string(::getpid()) + ".db"))
+                                 .string();
+    opts.store.synchronousFull = false;
+    std::vector<core::LoadProblem> problems;
+    std::size_t valid = 0;
+    {
+        core::Engine engine(opts);
+        problems = engine.loadChannels();
+        report(problems, engine);
+        valid = engine.channels().size();
+    }
+    for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(opts.config.store.path + suffix);
+    std::cout << valid << " channel(s) valid, " << problems.size() << " invalid\n";
+    return problems.empty() ? 0 : 1;
 }
 
 int cmdRun(const Args& args) {
@@ -90,7 +94,8 @@ int cmdRun(const Args& args) {
         std::cout << "usage: junction run [--config FILE]\n\n"
                      "Starts the engine with the engine config (default ./junction.yaml, else built-in\n"
                      "defaults) and the channels of its channel folder. Invalid channels are reported and\n"
-                     "skipped. Stops on SIGINT or SIGTERM.\n";
+                     "skipped; the others run. Unfinished messages of an earlier run resume. Stops on\n"
+                     "SIGINT or SIGTERM.\n";
         return 0;
     }
     auto a = parseConfigArgs(args, "run");
@@ -100,15 +105,43 @@ int cmdRun(const Args& args) {
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
-    int failures = 0;
-    std::map<std::string, std::string> channels;
-    auto cfg = loadAll(a, "run", failures, channels);
+    signal(SIGPIPE, SIG_IGN);
+    auto cfg = loadConfig(a, "run");
     if (!cfg) return 1;
-    std::cout << "junction: running, " << channels.size() << " channel(s) loaded, " << failures
+    core::EngineOptions opts;
+    opts.config = *cfg;
+    opts.store.synchronousFull = cfg->store.sync == "full";
+    std::unique_ptr<core::Engine> engine;
+    try {
+        engine = std::make_unique<core::Engine>(opts);
+    } catch (const std::exception& e) {
+        std::cerr << "junction run: cannot open the store: " << e.what() << "\n";
+        return 1;
+    }
+    auto problems = engine->loadChannels();
+    report(problems, *engine);
+    engine->start();
+    std::size_t running = 0;
+    for (const auto& c : engine->channels())
+        if (c.state == core::ChannelState::Running) ++running;
+    std::cout << "junction: running, " << running << " channel(s) started, " << problems.size()
               << " skipped; stop with Ctrl-C" << std::endl;
     int sig = 0;
     sigwait(&set, &sig);
     std::cout << "junction: stopping (signal " << sig << ")" << std::endl;
+    engine->stop();
+    for (const auto& c : engine->channels())
+        std::cout << "channel " << c.name << ": received " << c.counters.received << ", sent " << c.counters.sent
+                  << ", filtered " << c.counters.filtered << ", errored " << c.counters.errored << "\n";
+    return 0;
+}
+
+int cmdSchema(const Args& args) {
+    if (wantsHelp(args)) {
+        std::cout << "usage: junction schema\n\nPrints the JSON Schema of channel files (docs/channel.schema.json).\n";
+        return 0;
+    }
+    std::cout << core::channelJsonSchema() << "\n";
     return 0;
 }
 

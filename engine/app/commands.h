@@ -14,6 +14,9 @@ int cmdValidate(const Args& args);
 int cmdVersion(const Args& args);
 int cmdHl7Parse(const Args& args);
 int cmdHl7Send(const Args& args);
+int cmdTest(const Args& args);
+int cmdSchema(const Args& args);
+int cmdMessages(const Args& args);
 
 // True when args contain -h or --help.
 bool wantsHelp(const Args& args);

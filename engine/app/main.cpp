@@ -14,6 +14,9 @@ const char* kUsage =
     "commands:\n"
     "  run [--config FILE]          start the engine on the configured channels\n"
     "  validate [--config FILE]     check the engine config and channels, then exit\n"
+    "  test CHANNEL --input FILE... dry-run a channel's scripts on sample messages\n"
+    "  schema                       print the JSON Schema of channel files\n"
+    "  messages [--channel C] ...   search the message store\n"
     "  hl7 parse FILE [--json]      print an HL7 v2 message as a tree of positions\n"
     "  hl7 send HOST:PORT FILE...   send HL7 messages over MLLP and print the ACKs\n"
     "  version                      print the version and the linked libraries\n"
@@ -48,6 +51,9 @@ int main(int argc, char** argv) {
         }
         if (cmd == "run") return cmdRun(rest);
         if (cmd == "validate") return cmdValidate(rest);
+        if (cmd == "test") return cmdTest(rest);
+        if (cmd == "schema") return cmdSchema(rest);
+        if (cmd == "messages") return cmdMessages(rest);
         if (cmd == "version" || cmd == "--version") return cmdVersion(rest);
         if (cmd == "hl7") {
             if (rest.empty() || rest[0] == "-h" || rest[0] == "--help") {

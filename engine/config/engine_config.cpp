@@ -87,12 +87,15 @@ EngineConfig loadEngineConfig(const std::optional<std::string>& path) {
         if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
         checkKeys(file, root, "the engine config", {"store", "channels", "admin"});
         if (auto s = root["store"]) {
-            checkKeys(file, s, "store", {"type", "path", "url"});
+            checkKeys(file, s, "store", {"type", "path", "url", "sync"});
             if (s["type"]) cfg.store.type = scalar(file, s["type"], "store.type");
             if (cfg.store.type != "sqlite" && cfg.store.type != "postgres")
                 fail(file, s["type"], "store.type must be sqlite or postgres", "got '" + cfg.store.type + "'");
             if (s["path"]) storePath = scalar(file, s["path"], "store.path");
             if (s["url"]) cfg.store.url = scalar(file, s["url"], "store.url");
+            if (s["sync"]) cfg.store.sync = scalar(file, s["sync"], "store.sync");
+            if (cfg.store.sync != "full" && cfg.store.sync != "normal")
+                fail(file, s["sync"], "store.sync must be full or normal", "got '" + cfg.store.sync + "'");
             if (cfg.store.type == "postgres" && cfg.store.url.empty())
                 fail(file, s, "store.url is required for a postgres store", "e.g. postgresql://junction@localhost/junction");
         }

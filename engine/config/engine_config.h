@@ -27,6 +27,10 @@ struct StoreConfig {
     std::string type = "sqlite";  // sqlite | postgres
     std::string path;             // sqlite: database file (absolute after loading)
     std::string url;              // postgres: postgresql://user@host/db
+    // full: every group commit is flushed to disk (survives power loss);
+    // normal: committed to the OS, flushed at checkpoints (survives a crash of
+    // Junction, not of the machine). See docs/channels.md.
+    std::string sync = "full";
 };
 
 struct AdminConfig {

@@ -67,12 +67,36 @@ expect "parse no file" 2 "$BIN" hl7 parse
 # validate / run
 mkdir -p "$T/good/channels"
 printf 'channels: channels\nadmin: { port: 18080 }\n' > "$T/good/junction.yaml"
-printf 'channel: orders\n' > "$T/good/channels/orders.yaml"
+cat > "$T/good/channels/orders.yaml" <<'EOF'
+channel: orders
+source: { type: file, directory: in, poll_interval: 100ms }
+destinations:
+  - { name: out, type: file, directory: out }
+EOF
 printf 'channel: [oops\n' > "$T/good/channels/broken.yaml"
-expect "validate reports a broken channel" 1 "$BIN" validate --config "$T/good/junction.yaml"
+cat > "$T/good/channels/typo.yaml" <<'EOF'
+channel: typo
+source: { type: file, directory: in2 }
+destinations:
+  - { name: out, type: file, directory: out, filname: x }
+EOF
+cat > "$T/good/channels/nofn.yaml" <<'EOF'
+channel: nofn
+source: { type: file, directory: in3 }
+script: t.lua
+transform: missing_function
+destinations:
+  - { name: out, type: file, directory: out3 }
+EOF
+printf 'function present(msg) end\n' > "$T/good/t.lua"
+expect "validate reports broken channels" 1 "$BIN" validate --config "$T/good/junction.yaml"
 contains "broken channel has file:line" "$T/err" "broken.yaml:"
+contains "unknown key with file:line" "$T/err" "typo.yaml:4:"
+contains "unknown key named" "$T/err" "unknown key 'filname'"
+contains "missing Lua function" "$T/err" "function 'missing_function' is not defined"
 contains "good channel listed" "$T/out" "channel orders"
-rm "$T/good/channels/broken.yaml"
+contains "counts" "$T/out" "1 channel(s) valid, 3 invalid"
+rm "$T/good/channels/broken.yaml" "$T/good/channels/typo.yaml" "$T/good/channels/nofn.yaml"
 expect "validate good" 0 "$BIN" validate --config "$T/good/junction.yaml"
 (cd "$T/good" && "$BIN" validate >"$T/out" 2>"$T/err"); [ $? = 0 ] && ok || bad "validate finds ./junction.yaml"
 contains "cwd config used" "$T/out" "junction.yaml"
@@ -80,14 +104,35 @@ printf 'store: { type: sqlite }\nadmn: { port: 1 }\n' > "$T/bad.yaml"
 expect "validate bad config" 1 "$BIN" validate --config "$T/bad.yaml"
 contains "bad config file:line" "$T/err" "bad.yaml:2:1: unknown key 'admn'"
 expect "validate stray argument" 2 "$BIN" validate --bogus
+expect "validate the shipped channels" 0 "$BIN" validate --config "$SRC/junction.yaml"
+expect "schema" 0 "$BIN" schema
+/usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert "mllp" in json.dumps(d["properties"]["source"])' "$T/out" && ok || bad "schema is JSON naming mllp"
+cmp -s "$T/out" "$SRC/docs/channel.schema.json" && ok || bad "docs/channel.schema.json is current (junction schema > docs/channel.schema.json)"
 
 "$BIN" run --config "$T/good/junction.yaml" >"$T/run.out" 2>&1 & RUN_PID=$!
 for i in $(seq 50); do grep -q "running" "$T/run.out" && break; sleep 0.1; done
-contains "run starts" "$T/run.out" "1 channel(s) loaded"
+contains "run starts" "$T/run.out" "1 channel(s) started"
+cp "$SRC/samples/hl7/adt_a04.hl7" "$T/good/in/a.hl7"
+for i in $(seq 50); do [ -n "$(ls "$T/good/out" 2>/dev/null)" ] && break; sleep 0.1; done
+[ -n "$(ls "$T/good/out" 2>/dev/null)" ] && ok || bad "run moves a file through the channel"
 kill -TERM "$RUN_PID"; wait "$RUN_PID"; rc=$?; RUN_PID=
 [ "$rc" = 0 ] && ok || bad "run exits 0 on SIGTERM (got $rc)"
 contains "run stops" "$T/run.out" "stopping"
+contains "run reports counts" "$T/run.out" "channel orders: received 1, sent 1"
 expect "run with bad config" 1 "$BIN" run --config "$T/bad.yaml"
+expect "messages lists the stored message" 0 "$BIN" messages --config "$T/good/junction.yaml" --channel orders
+contains "messages shows the control id" "$T/out" "ADT0001"
+
+# test: dry run of a shipped channel on the samples
+expect "test ris-orders" 0 "$BIN" test ris-orders --config "$SRC/junction.yaml" --input "$SRC/samples/hl7/orm_o01_nw.hl7" "$SRC/samples/hl7/orm_o01_ca.hl7" "$SRC/samples/hl7/adt_a04.hl7"
+contains "test shows the route" "$T/out" "route: archive"
+contains "test routes cancels" "$T/out" "route: cancellations"
+contains "test shows filtered" "$T/out" "status: FILTERED"
+contains "test shows the output" "$T/out" "PID|1||MRN482913^^^CITYHOSP^MR~7701019876^^^NATIONAL^NI||DOE^JANE^MARIE^^MRS"
+printf 'function normalize_order(msg) error("broken on purpose") end\nfunction is_order(msg) return true end\n' > "$T/broken.lua"
+sed "s#transforms/ris_orders.lua#$T/broken.lua#" "$SRC/channels/ris-orders.yaml" > "$T/broken.yaml"
+expect "test fails on a script error" 1 "$BIN" test "$T/broken.yaml" --config "$SRC/junction.yaml" --input "$SRC/samples/hl7/orm_o01_nw.hl7"
+contains "script error has file:line" "$T/out" "broken.lua:1:"
 
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

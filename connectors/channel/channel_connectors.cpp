@@ -1,0 +1,80 @@
+// `channel` source and destination: an in-process hand-off from one channel to
+// another, durable like any other (the target stores the message before the
+// sending destination counts it as sent).
+#include <condition_variable>
+#include <mutex>
+
+#include "connectors/builtin.h"
+#include "engine/core/engine.h"
+
+namespace junction::connectors {
+
+namespace {
+
+using config::Setting;
+using T = config::Setting::Type;
+
+class ChannelSource : public core::Source {
+public:
+    void start(core::SourceContext&) override {}
+    void stop() override {}
+    std::string describe() const override { return "channel (in-process)"; }
+};
+
+class ChannelSourceFactory : public core::SourceFactory {
+public:
+    std::vector<Setting> settings() const override { return {}; }
+    std::unique_ptr<core::Source> create(const config::Node&, const core::BuildContext&) const override {
+        return std::make_unique<ChannelSource>();
+    }
+};
+
+class ChannelDestination : public core::Destination {
+public:
+    ChannelDestination(core::Engine* engine, std::string target, std::string from)
+        : engine_(engine), target_(std::move(target)), from_(std::move(from)) {}
+
+    core::SendResult send(const core::Outbound& m) override {
+        if (!engine_) return core::SendResult::fail("no engine to hand the message to");
+        std::mutex mu;
+        std::condition_variable cv;
+        bool ready = false;
+        core::SubmitResult result;
+        bool found = engine_->submitTo(target_, core::Inbound{m.content, "channel " + from_}, [&](core::SubmitResult r) {
+            std::lock_guard<std::mutex> lock(mu);
+            result = std::move(r);
+            ready = true;
+            cv.notify_one();
+        });
+        if (!found) return core::SendResult::retry("channel " + target_ + " is not running");
+        std::unique_lock<std::mutex> lock(mu);
+        cv.wait(lock, [&] { return ready; });
+        if (!result.accepted) return core::SendResult::retry("channel " + target_ + ": " + result.error, result.response);
+        if (!result.error.empty()) return core::SendResult::fail(result.error, result.response);
+        return core::SendResult::ok(result.response);
+    }
+    std::string describe() const override { return "channel " + target_; }
+
+private:
+    core::Engine* engine_;
+    std::string target_, from_;
+};
+
+class ChannelDestinationFactory : public core::DestinationFactory {
+public:
+    std::vector<Setting> settings() const override {
+        return {{T::String, "channel", true, "the channel that receives the message"}};
+    }
+    std::unique_ptr<core::Destination> create(const config::Node& conf, const core::BuildContext& ctx) const override {
+        return std::make_unique<ChannelDestination>(ctx.engine, conf.find("channel")->asString("channel"), ctx.channel);
+    }
+};
+
+}  // namespace
+
+std::unique_ptr<core::SourceFactory> channelSourceFactory() { return std::make_unique<ChannelSourceFactory>(); }
+std::unique_ptr<core::DestinationFactory> channelDestinationFactory() {
+    return std::make_unique<ChannelDestinationFactory>();
+}
+
+}  // namespace junction::connectors

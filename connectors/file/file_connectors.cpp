@@ -1,0 +1,296 @@
+// `file` source (poll a directory) and destination (write one file per message).
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <fnmatch.h>
+#include <fstream>
+#include <mutex>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "connectors/builtin.h"
+#include "engine/hl7/batch.h"
+#include "engine/hl7/message.h"
+
+namespace fs = std::filesystem;
+
+namespace junction::connectors {
+
+namespace {
+
+using config::Setting;
+using T = config::Setting::Type;
+
+std::string resolve(const std::string& base, const std::string& p) {
+    fs::path path(p);
+    return (path.is_absolute() ? path : fs::path(base) / path).lexically_normal().string();
+}
+
+// ---------------------------------------------------------------- source
+
+struct FileSourceConfig {
+    std::string directory;
+    std::string pattern = "*";
+    std::chrono::milliseconds pollInterval{1000};
+    std::chrono::milliseconds minAge{0};
+    std::string afterRead = "move";  // move | delete
+    std::string moveTo;              // default <directory>/processed
+    std::string errorDir;            // default <directory>/error
+    bool splitBatches = true;
+    std::string dataType = "hl7v2";
+};
+
+class FileSource : public core::Source {
+public:
+    explicit FileSource(FileSourceConfig c) : c_(std::move(c)) {}
+    ~FileSource() override { stop(); }
+
+    void start(core::SourceContext& ctx) override {
+        std::error_code ec;
+        fs::create_directories(c_.directory, ec);
+        if (!fs::is_directory(c_.directory))
+            throw std::runtime_error("cannot use directory " + c_.directory + ": " + ec.message());
+        if (c_.afterRead == "move") fs::create_directories(c_.moveTo, ec);
+        fs::create_directories(c_.errorDir, ec);
+        ctx_ = &ctx;
+        running_ = true;
+        thread_ = std::thread([this] { loop(); });
+    }
+
+    void stop() override {
+        {
+            std::lock_guard<std::mutex> lock(m_);
+            running_ = false;
+        }
+        cv_.notify_all();
+        if (thread_.joinable()) thread_.join();
+    }
+
+    std::string describe() const override { return "file " + c_.directory + "/" + c_.pattern; }
+
+private:
+    void loop() {
+        while (running_) {
+            pollOnce();
+            std::unique_lock<std::mutex> lock(m_);
+            cv_.wait_for(lock, c_.pollInterval, [&] { return !running_; });
+        }
+    }
+
+    void pollOnce() {
+        std::vector<fs::path> files;
+        std::error_code ec;
+        for (const auto& e : fs::directory_iterator(c_.directory, ec)) {
+            if (!e.is_regular_file(ec)) continue;
+            std::string name = e.path().filename().string();
+            if (name.empty() || name[0] == '.') continue;  // hidden and temporary files
+            if (fnmatch(c_.pattern.c_str(), name.c_str(), 0) != 0) continue;
+            if (c_.minAge.count() > 0) {
+                auto age = fs::file_time_type::clock::now() - fs::last_write_time(e.path(), ec);
+                if (age < c_.minAge) continue;
+            }
+            files.push_back(e.path());
+        }
+        std::sort(files.begin(), files.end());
+        for (const auto& f : files) {
+            if (!running_) return;
+            if (!ctx_->waitUntilAccepting()) return;
+            readFile(f);
+        }
+    }
+
+    void readFile(const fs::path& path) {
+        std::ifstream in(path, std::ios::binary);
+        if (!in) {
+            ctx_->log("warn", "cannot read " + path.string());
+            return;
+        }
+        std::stringstream buf;
+        buf << in.rdbuf();
+        std::string text = buf.str();
+        std::vector<std::string> messages;
+        if (c_.dataType == "hl7v2" && c_.splitBatches && hl7::isBatch(text)) {
+            for (auto m : hl7::splitMessages(text)) messages.emplace_back(m);
+        } else {
+            messages.push_back(std::move(text));
+        }
+        bool allStored = true;
+        for (auto& m : messages) {
+            core::SubmitResult r = ctx_->submitAndWait(core::Inbound{std::move(m), "file " + path.string()});
+            if (!r.accepted) {
+                allStored = false;
+                ctx_->log("error", path.string() + ": " + r.error);
+            }
+        }
+        std::error_code ec;
+        if (!allStored) {
+            fs::rename(path, fs::path(c_.errorDir) / path.filename(), ec);
+            return;
+        }
+        // Everything is durable in the store: now the file may go.
+        if (c_.afterRead == "delete") {
+            fs::remove(path, ec);
+        } else {
+            fs::path target = fs::path(c_.moveTo) / path.filename();
+            if (fs::exists(target)) target += "." + std::to_string(std::chrono::system_clock::now().time_since_epoch().count());
+            fs::rename(path, target, ec);
+        }
+        if (ec) ctx_->log("error", "cannot move/delete " + path.string() + ": " + ec.message());
+    }
+
+    FileSourceConfig c_;
+    core::SourceContext* ctx_ = nullptr;
+    std::atomic<bool> running_{false};
+    std::mutex m_;
+    std::condition_variable cv_;
+    std::thread thread_;
+};
+
+class FileSourceFactory : public core::SourceFactory {
+public:
+    std::vector<Setting> settings() const override {
+        return {
+            {T::String, "directory", true, "folder to poll"},
+            {T::String, "pattern", false, "glob of file names to read (default *)"},
+            {T::Duration, "poll_interval", false, "time between polls (default 1s)"},
+            {T::Duration, "min_age", false, "skip files modified more recently than this"},
+            {T::String, "after_read", false, "what happens to a file once stored", 0, 0, {"move", "delete"}},
+            {T::String, "move_to", false, "folder for read files (default DIRECTORY/processed)"},
+            {T::String, "error_dir", false, "folder for files that could not be stored (default DIRECTORY/error)"},
+            {T::Bool, "split_batches", false, "split HL7 batch files into messages (default true)"},
+        };
+    }
+    std::unique_ptr<core::Source> create(const config::Node& conf, const core::BuildContext& ctx) const override {
+        FileSourceConfig c;
+        c.directory = resolve(ctx.baseDir, conf.find("directory")->asString("directory"));
+        if (auto n = conf.find("pattern")) c.pattern = n->asString("pattern");
+        if (auto n = conf.find("poll_interval")) c.pollInterval = n->asDuration("poll_interval");
+        if (auto n = conf.find("min_age")) c.minAge = n->asDuration("min_age");
+        if (auto n = conf.find("after_read")) c.afterRead = n->asString("after_read");
+        c.moveTo = conf.find("move_to") ? resolve(ctx.baseDir, conf.find("move_to")->asString("move_to"))
+                                        : (fs::path(c.directory) / "processed").string();
+        c.errorDir = conf.find("error_dir") ? resolve(ctx.baseDir, conf.find("error_dir")->asString("error_dir"))
+                                            : (fs::path(c.directory) / "error").string();
+        if (auto n = conf.find("split_batches")) c.splitBatches = n->asBool("split_batches");
+        if (auto n = conf.find("data_type")) c.dataType = n->asString("data_type");
+        return std::make_unique<FileSource>(c);
+    }
+};
+
+// ---------------------------------------------------------------- destination
+
+std::string sanitize(std::string name) {
+    for (char& c : name)
+        if (c == '/' || c == '\\' || c == '\0' || c == '\r' || c == '\n') c = '_';
+    if (name.empty() || name == "." || name == "..") name = "_";
+    return name;
+}
+
+class FileDestination : public core::Destination {
+public:
+    FileDestination(std::string dir, std::string tmpl, bool append)
+        : dir_(std::move(dir)), template_(std::move(tmpl)), append_(append) {}
+
+    core::SendResult send(const core::Outbound& m) override {
+        std::error_code ec;
+        fs::create_directories(dir_, ec);
+        std::string name = sanitize(expand(m));
+        fs::path target = fs::path(dir_) / name;
+        if (append_) {
+            std::ofstream out(target, std::ios::binary | std::ios::app);
+            out << m.content;
+            out.flush();
+            if (!out) return core::SendResult::retry("cannot append to " + target.string());
+            return core::SendResult::ok(target.string());
+        }
+        // Write to a hidden temporary file, then rename: readers never see half a file.
+        fs::path tmp = fs::path(dir_) / ("." + name + ".tmp");
+        {
+            std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+            out << m.content;
+            out.flush();
+            if (!out) return core::SendResult::retry("cannot write " + tmp.string());
+        }
+        fs::rename(tmp, target, ec);
+        if (ec) return core::SendResult::retry("cannot rename to " + target.string() + ": " + ec.message());
+        return core::SendResult::ok(target.string());
+    }
+
+    std::string describe() const override { return "file " + dir_ + "/" + template_; }
+
+private:
+    std::string expand(const core::Outbound& m) const {
+        std::string out;
+        std::optional<hl7::Message> parsed;
+        bool triedParse = false;
+        std::size_t i = 0;
+        while (i < template_.size()) {
+            std::size_t open = template_.find("${", i);
+            if (open == std::string::npos) {
+                out += template_.substr(i);
+                break;
+            }
+            out += template_.substr(i, open - i);
+            std::size_t close = template_.find('}', open);
+            if (close == std::string::npos) {
+                out += template_.substr(open);
+                break;
+            }
+            std::string key = template_.substr(open + 2, close - open - 2);
+            i = close + 1;
+            if (key == "id") out += std::to_string(m.messageId);
+            else if (key == "channel") out += m.channel;
+            else if (key == "destination") out += m.destination;
+            else if (key == "attempt") out += std::to_string(m.attempt);
+            else if (key == "timestamp") {
+                auto now = std::chrono::system_clock::now();
+                out += std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count());
+            } else if (key == "uuid") {
+                static thread_local std::mt19937_64 rng(std::random_device{}());
+                char buf[40];
+                std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(rng()),
+                              static_cast<unsigned long long>(rng()));
+                out += buf;
+            } else if (hl7::Path::parse(key)) {
+                if (!triedParse) {
+                    triedParse = true;
+                    auto r = hl7::Message::parse(m.content);
+                    if (r) parsed.emplace(std::move(*r.message));
+                }
+                out += parsed ? parsed->get(key) : std::string();
+            } else if (m.lookup) {
+                out += m.lookup(key);
+            }
+        }
+        return out;
+    }
+
+    std::string dir_, template_;
+    bool append_;
+};
+
+class FileDestinationFactory : public core::DestinationFactory {
+public:
+    std::vector<Setting> settings() const override {
+        return {
+            {T::String, "directory", true, "folder to write to"},
+            {T::String, "filename", false, "name template: ${id} ${MSH-10} ${channel} ${timestamp} ${uuid} (default ${id}.hl7)"},
+            {T::Bool, "append", false, "append every message to one file"},
+        };
+    }
+    std::unique_ptr<core::Destination> create(const config::Node& conf, const core::BuildContext& ctx) const override {
+        std::string dir = resolve(ctx.baseDir, conf.find("directory")->asString("directory"));
+        std::string tmpl = conf.find("filename") ? conf.find("filename")->asString("filename") : "${id}.hl7";
+        bool append = conf.find("append") && conf.find("append")->asBool("append");
+        return std::make_unique<FileDestination>(dir, tmpl, append);
+    }
+};
+
+}  // namespace
+
+std::unique_ptr<core::SourceFactory> fileSourceFactory() { return std::make_unique<FileSourceFactory>(); }
+std::unique_ptr<core::DestinationFactory> fileDestinationFactory() { return std::make_unique<FileDestinationFactory>(); }
+
+}  // namespace junction::connectors

@@ -1,0 +1,51 @@
+// An MLLP client: one persistent connection, send a message, wait for its
+// framed response. No POCO types in this header.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace junction::mllp {
+
+struct ClientOptions {
+    std::string host = "127.0.0.1";
+    int port = 2575;
+    std::chrono::milliseconds connectTimeout{5000};
+    std::chrono::milliseconds responseTimeout{30000};
+    std::size_t maxResponseBytes = 16u << 20;
+    bool tls = false;
+    std::string caFile;       // TLS: CA certificates to verify the server (empty: no verification)
+};
+
+struct ClientResult {
+    enum class Status { Ok, ConnectFailed, Timeout, Closed, FramingError } status = Status::Ok;
+    std::string response;  // the payload of the response frame (Ok)
+    std::string error;
+    bool ok() const { return status == Status::Ok; }
+};
+
+class Client {
+public:
+    explicit Client(ClientOptions options);
+    ~Client();
+    Client(const Client&) = delete;
+    Client& operator=(const Client&) = delete;
+
+    // Sends one message and waits for one response frame. Connects first when
+    // not connected; after any failure the connection is dropped, so the next
+    // send reconnects.
+    ClientResult send(std::string_view payload);
+    void close();
+    bool connected() const;
+    const ClientOptions& options() const { return options_; }
+
+private:
+    ClientResult sendOnce(std::string_view payload);
+    struct Impl;
+    ClientOptions options_;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace junction::mllp

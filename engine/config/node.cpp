@@ -1,0 +1,193 @@
+#include "engine/config/node.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+
+namespace junction::config {
+
+namespace {
+
+Node convert(const YAML::Node& y, const std::string& file) {
+    Node n;
+    auto m = y.Mark();
+    n.mark = Mark{file, m.line + 1, m.column + 1};
+    switch (y.Type()) {
+        case YAML::NodeType::Scalar:
+            n.kind = Node::Kind::Scalar;
+            n.scalar = y.Scalar();
+            break;
+        case YAML::NodeType::Sequence:
+            n.kind = Node::Kind::List;
+            for (const auto& item : y) n.list.push_back(convert(item, file));
+            break;
+        case YAML::NodeType::Map:
+            n.kind = Node::Kind::Map;
+            for (const auto& kv : y) {
+                auto km = kv.first.Mark();
+                std::string key = kv.first.IsScalar() ? kv.first.Scalar() : std::string("?");
+                for (const auto& existing : n.map)
+                    if (existing.first == key)
+                        throw ConfigError(file, km.line + 1, km.column + 1, "duplicate key '" + key + "'");
+                Node value = convert(kv.second, file);
+                value.keyMark = Mark{file, km.line + 1, km.column + 1};
+                if (value.isNull()) value.mark = value.keyMark;
+                n.map.emplace_back(key, std::move(value));
+            }
+            break;
+        default:
+            n.kind = Node::Kind::Null;
+    }
+    return n;
+}
+
+}  // namespace
+
+const Node* Node::find(const std::string& key) const {
+    for (const auto& kv : map)
+        if (kv.first == key) return &kv.second;
+    return nullptr;
+}
+
+void Node::fail(const std::string& message, const std::string& hint) const {
+    throw ConfigError(mark.file, mark.line, mark.column, message, hint);
+}
+
+std::string Node::asString(const std::string& what) const {
+    if (kind != Kind::Scalar) fail(what + " must be a string");
+    return scalar;
+}
+
+long long Node::asInt(const std::string& what, long long min, long long max) const {
+    if (kind != Kind::Scalar) fail(what + " must be a number");
+    std::size_t used = 0;
+    long long v = 0;
+    try {
+        v = std::stoll(scalar, &used);
+    } catch (...) {
+        used = 0;
+    }
+    if (used == 0 || used != scalar.size()) fail(what + " must be a whole number, got '" + scalar + "'");
+    if ((min || max) && (v < min || v > max))
+        fail(what + " must be between " + std::to_string(min) + " and " + std::to_string(max));
+    return v;
+}
+
+bool Node::asBool(const std::string& what) const {
+    if (kind == Kind::Scalar) {
+        std::string s = scalar;
+        std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+        if (s == "true" || s == "yes" || s == "on") return true;
+        if (s == "false" || s == "no" || s == "off") return false;
+    }
+    fail(what + " must be true or false");
+}
+
+std::chrono::milliseconds Node::asDuration(const std::string& what) const {
+    if (kind != Kind::Scalar) fail(what + " must be a duration", "e.g. 250ms, 5s, 2m, 1h, 30d");
+    std::size_t used = 0;
+    double v = 0;
+    try {
+        v = std::stod(scalar, &used);
+    } catch (...) {
+        used = 0;
+    }
+    std::string unit = used ? scalar.substr(used) : "";
+    double ms;
+    if (used == 0 || v < 0) fail(what + " must be a duration, got '" + scalar + "'", "e.g. 250ms, 5s, 2m, 1h, 30d");
+    if (unit.empty() || unit == "s") ms = v * 1000;
+    else if (unit == "ms") ms = v;
+    else if (unit == "m") ms = v * 60000;
+    else if (unit == "h") ms = v * 3600000;
+    else if (unit == "d") ms = v * 86400000;
+    else fail(what + ": unknown duration unit '" + unit + "'", "use ms, s, m, h or d");
+    return std::chrono::milliseconds(static_cast<long long>(ms));
+}
+
+std::size_t Node::asBytes(const std::string& what) const {
+    if (kind != Kind::Scalar) fail(what + " must be a size", "e.g. 512KB, 64MB, 1GB");
+    std::size_t used = 0;
+    double v = 0;
+    try {
+        v = std::stod(scalar, &used);
+    } catch (...) {
+        used = 0;
+    }
+    std::string unit = used ? scalar.substr(used) : "";
+    std::transform(unit.begin(), unit.end(), unit.begin(), [](unsigned char c) { return std::toupper(c); });
+    if (used == 0 || v < 0) fail(what + " must be a size, got '" + scalar + "'", "e.g. 512KB, 64MB, 1GB");
+    double mult = 1;
+    if (unit.empty() || unit == "B") mult = 1;
+    else if (unit == "KB" || unit == "K" || unit == "KIB") mult = 1024;
+    else if (unit == "MB" || unit == "M" || unit == "MIB") mult = 1024.0 * 1024;
+    else if (unit == "GB" || unit == "G" || unit == "GIB") mult = 1024.0 * 1024 * 1024;
+    else fail(what + ": unknown size unit '" + unit + "'", "use B, KB, MB or GB");
+    return static_cast<std::size_t>(v * mult);
+}
+
+std::vector<std::string> Node::asStringList(const std::string& what) const {
+    if (kind == Kind::Scalar) return {scalar};
+    if (kind != Kind::List) fail(what + " must be a list of strings");
+    std::vector<std::string> out;
+    for (const auto& item : list) out.push_back(item.asString(what + " item"));
+    return out;
+}
+
+Node loadYamlString(const std::string& text, const std::string& file) {
+    try {
+        return convert(YAML::Load(text), file);
+    } catch (const YAML::ParserException& e) {
+        throw ConfigError(file, e.mark.line + 1, e.mark.column + 1, e.msg);
+    }
+}
+
+Node loadYamlFile(const std::string& file) {
+    try {
+        return convert(YAML::LoadFile(file), file);
+    } catch (const YAML::ParserException& e) {
+        throw ConfigError(file, e.mark.line + 1, e.mark.column + 1, e.msg);
+    } catch (const YAML::BadFile&) {
+        throw ConfigError(file, 0, 0, "cannot read the file");
+    }
+}
+
+void checkSettings(const Node& map, const std::vector<Setting>& settings, const std::string& where) {
+    if (!map.isMap()) map.fail(where + " must be a mapping");
+    for (const auto& [key, value] : map.map) {
+        auto it = std::find_if(settings.begin(), settings.end(), [&](const Setting& s) { return s.name == key; });
+        if (it == settings.end()) {
+            std::string names;
+            for (const auto& s : settings) names += (names.empty() ? "" : ", ") + s.name;
+            throw ConfigError(value.keyMark.file, value.keyMark.line, value.keyMark.column,
+                              "unknown key '" + key + "' in " + where, "allowed: " + names);
+        }
+        std::string what = where + "." + key;
+        switch (it->type) {
+            case Setting::Type::String: {
+                std::string v = value.asString(what);
+                if (!it->choices.empty() && std::find(it->choices.begin(), it->choices.end(), v) == it->choices.end()) {
+                    std::string list;
+                    for (const auto& c : it->choices) list += (list.empty() ? "" : ", ") + c;
+                    value.fail(what + " cannot be '" + v + "'", "one of: " + list);
+                }
+                break;
+            }
+            case Setting::Type::Int: value.asInt(what, it->min, it->max); break;
+            case Setting::Type::Bool: value.asBool(what); break;
+            case Setting::Type::Duration: value.asDuration(what); break;
+            case Setting::Type::Bytes: value.asBytes(what); break;
+            case Setting::Type::StringList: value.asStringList(what); break;
+            case Setting::Type::Map:
+                if (!value.isMap()) value.fail(what + " must be a mapping");
+                break;
+            case Setting::Type::Any: break;
+        }
+    }
+    for (const auto& s : settings) {
+        if (s.required && !map.find(s.name))
+            map.fail("missing key '" + s.name + "' in " + where, s.help.empty() ? std::string() : s.help);
+    }
+}
+
+}  // namespace junction::config

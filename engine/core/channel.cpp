@@ -1,0 +1,632 @@
+#include "engine/core/channel.h"
+
+#include <iostream>
+#include <random>
+
+#include "engine/hl7/ack.h"
+
+namespace junction::core {
+
+namespace {
+
+double random01() {
+    thread_local std::mt19937 rng(std::random_device{}());
+    return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+}
+
+std::chrono::microseconds since(std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t);
+}
+
+hl7::AckCode ackCode(const std::string& code) {
+    auto c = hl7::parseAckCode(code);
+    return c ? *c : hl7::AckCode::AE;
+}
+
+}  // namespace
+
+Channel::Channel(ChannelConfig config, Engine& engine)
+    : config_(std::move(config)),
+      engine_(engine),
+      store_(engine.store()),
+      channelMap_(std::make_shared<lua::SharedMap>()),
+      pipeline_(config_, channelMap_, engine.globalMap()) {}
+
+Channel::~Channel() { stop(); }
+
+void Channel::log(const std::string& level, const std::string& text) {
+    static std::mutex logMutex;
+    std::lock_guard<std::mutex> lock(logMutex);
+    std::cerr << "[" << config_.name << "] " << level << ": " << text << "\n";
+}
+
+void Channel::logScript(const std::vector<lua::LogLine>& logs) {
+    for (const auto& l : logs) {
+        const char* level = l.level == lua::LogLine::Error ? "error" : l.level == lua::LogLine::Warn ? "warn" : "info";
+        log(level, (l.where.empty() ? std::string() : l.where + ": ") + l.text);
+    }
+}
+
+// ---------------------------------------------------------------- lifecycle
+
+void Channel::start() {
+    if (state_ == ChannelState::Running || state_ == ChannelState::Paused) return;
+    stopping_ = false;
+    error_.clear();
+    BuildContext ctx{config_.name, config_.baseDir, &engine_};
+    auto& registry = ConnectorRegistry::instance();
+    try {
+        runtimes_.clear();
+        if (!config_.script.empty()) {
+            for (int i = 0; i < config_.workers; ++i) {
+                std::string err;
+                auto rt = lua::ScriptRuntime::load(config_.script, engine_.options().limits, &err);
+                if (!rt) throw std::runtime_error(err);
+                runtimes_.push_back(std::move(rt));
+            }
+        }
+        dests_.clear();
+        for (const auto& dc : config_.destinations) {
+            auto d = std::make_unique<DestRuntime>();
+            d->config = dc;
+            d->connector = registry.destination(dc.type)->create(dc.settings, ctx);
+            if (!dc.response.empty()) {
+                std::string err;
+                d->script = lua::ScriptRuntime::load(config_.script, engine_.options().limits, &err);
+                if (!d->script) throw std::runtime_error(err);
+            }
+            dests_.push_back(std::move(d));
+        }
+        source_ = registry.source(config_.sourceType)->create(config_.sourceSettings, ctx);
+    } catch (const std::exception& e) {
+        error_ = e.what();
+        state_ = ChannelState::Failed;
+        throw;
+    }
+    recover();
+    for (auto& d : dests_) {
+        DestRuntime* dp = d.get();
+        d->thread = std::thread([this, dp] { deliveryLoop(*dp); });
+    }
+    std::size_t nworkers = static_cast<std::size_t>(std::max(1, config_.workers));
+    for (std::size_t i = 0; i < nworkers; ++i) workers_.emplace_back([this, i] { workerLoop(i); });
+    state_ = ChannelState::Running;
+    try {
+        source_->start(*this);
+    } catch (const std::exception& e) {
+        error_ = std::string("source did not start: ") + e.what();
+        stop();
+        state_ = ChannelState::Failed;
+        throw std::runtime_error(error_);
+    }
+}
+
+void Channel::stop() {
+    if (state_ == ChannelState::Stopped && workers_.empty() && dests_.empty()) return;
+    if (source_) source_->stop();
+    // Let messages already submitted reach the workers, then drain them.
+    while (inFlight_.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    stopping_ = true;
+    notifyAccepting();
+    workCv_.notify_all();
+    for (auto& w : workers_)
+        if (w.joinable()) w.join();
+    workers_.clear();
+    for (auto& d : dests_) {
+        d->cv.notify_all();
+        if (d->thread.joinable()) d->thread.join();
+        if (d->connector) d->connector->stop();
+        // Deliveries still queued stay Queued in the store and resume on the next start.
+        for (auto& del : d->queue)
+            if (del.pending) answer(del.pending, "AE", "channel stopped before delivery");
+        d->queue.clear();
+        d->size = 0;
+    }
+    store_.flush();
+    source_.reset();
+    if (state_ != ChannelState::Failed) state_ = ChannelState::Stopped;
+}
+
+void Channel::pause() {
+    if (state_ == ChannelState::Running) state_ = ChannelState::Paused;
+}
+
+void Channel::resume() {
+    if (state_ == ChannelState::Paused) {
+        state_ = ChannelState::Running;
+        notifyAccepting();
+    }
+}
+
+void Channel::recover() {
+    store_.flush();
+    constexpr std::size_t kAll = 100000000;
+    for (auto& pm : store_.pendingMessages(config_.name, kAll)) {
+        WorkItem item;
+        item.id = pm.id;
+        item.raw = std::move(pm.raw);
+        item.received = SteadyClock::now();
+        work_.push_back(std::move(item));
+    }
+    workSize_ = work_.size();
+    for (auto& pd : store_.pendingDeliveries(config_.name, kAll)) {
+        for (auto& d : dests_) {
+            if (d->config.name != pd.destination) continue;
+            Delivery del;
+            del.id = pd.id;
+            del.encoded = std::move(pd.encoded);
+            del.attempts = pd.attempts;
+            auto wait = pd.nextAttempt - store::Clock::now();
+            del.notBefore = SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(
+                                                     wait.count() > 0 ? wait : store::Clock::duration::zero());
+            del.received = SteadyClock::now();
+            d->queue.push_back(std::move(del));
+            d->size = d->queue.size();
+        }
+    }
+}
+
+// ---------------------------------------------------------------- source side
+
+std::string Channel::ackFor(const hl7::Message* original, const std::string& code, const std::string& text) const {
+    if (lua::parseDataType(config_.dataType) != lua::DataType::Hl7v2) return {};
+    if (!original) return {};
+    return hl7::makeAck(*original, ackCode(code), text).serialize();
+}
+
+void Channel::submit(Inbound message, std::function<void(SubmitResult)> done) {
+    auto received = SteadyClock::now();
+    counters_.received.fetch_add(1, std::memory_order_relaxed);
+    std::string parseError;
+    auto payload = makePayload(config_.dataType, message.raw, &parseError, engine_.options().maxMessageBytes);
+
+    store::NewMessage nm;
+    nm.channel = config_.name;
+    nm.dataType = config_.dataType;
+    nm.source = std::move(message.origin);
+    nm.storage = config_.storage;
+    if (!payload) {
+        // Malformed input: kept as ERROR with its error, answered with a NAK.
+        nm.status = store::Status::Error;
+        nm.error = parseError;
+        hl7::AckError err;
+        err.code = 100;
+        err.text = parseError;
+        std::string nak = hl7::makeNak(message.raw, hl7::AckCode::AE, "message rejected: " + parseError, &err).serialize();
+        nm.raw = std::move(message.raw);
+        counters_.errored.fetch_add(1, std::memory_order_relaxed);
+        inFlight_.fetch_add(1);
+        store_.insert(std::move(nm), [this, done = std::move(done), nak = std::move(nak), parseError](
+                                         store::MessageId id, const std::string& error) {
+            SubmitResult r;
+            r.accepted = id > 0;
+            r.id = id;
+            r.error = id > 0 ? parseError : "not stored: " + error;
+            r.response = nak;
+            done(std::move(r));
+            inFlight_.fetch_sub(1);
+        });
+        return;
+    }
+    nm.meta = metadataOf(*payload);
+    nm.raw = std::move(message.raw);
+    bool deferred = config_.ack != AckMode::AfterCommit;
+    std::shared_ptr<PendingAck> pending;
+    std::string ack;
+    if (deferred) {
+        pending = std::make_shared<PendingAck>();
+        pending->done = std::move(done);
+        if (payload->hl7) pending->original = *payload->hl7;
+    } else if (payload->hl7) {
+        ack = hl7::makeAck(*payload->hl7, hl7::AckCode::AA).serialize();
+    }
+    // The raw text is needed again only when the message must be re-parsed (it is
+    // kept parsed in the work item).
+    auto item = std::make_shared<WorkItem>();
+    item->payload = std::move(payload);
+    item->received = received;
+    item->pending = pending;
+    inFlight_.fetch_add(1);
+    store_.insert(std::move(nm), [this, item, done = deferred ? std::function<void(SubmitResult)>() : std::move(done),
+                                  ack = std::move(ack)](store::MessageId id, const std::string& error) mutable {
+        if (id <= 0) {
+            counters_.errored.fetch_add(1, std::memory_order_relaxed);
+            SubmitResult r;
+            r.error = "not stored: " + error;
+            const hl7::Message* orig = item->payload && item->payload->hl7 ? &*item->payload->hl7 : nullptr;
+            r.response = ackFor(orig, "AE", r.error);
+            if (done) done(std::move(r));
+            if (item->pending) {
+                auto p = item->pending;
+                std::lock_guard<std::mutex> lock(p->mutex);
+                if (!p->answered) {
+                    p->answered = true;
+                    p->done(std::move(r));
+                }
+            }
+            inFlight_.fetch_sub(1);
+            return;
+        }
+        item->id = id;
+        if (item->pending) item->pending->id = id;
+        if (done) {
+            SubmitResult r;
+            r.accepted = true;
+            r.id = id;
+            r.response = std::move(ack);
+            done(std::move(r));
+        }
+        {
+            std::lock_guard<std::mutex> lock(workMutex_);
+            work_.push_back(std::move(*item));
+            workSize_.fetch_add(1, std::memory_order_relaxed);
+        }
+        workCv_.notify_one();
+        inFlight_.fetch_sub(1);
+    });
+}
+
+bool Channel::overLimit() const {
+    if (workSize_.load(std::memory_order_relaxed) >= config_.queueLimit) return true;
+    for (const auto& d : dests_) {
+        std::size_t limit = d->config.queueLimit ? d->config.queueLimit : config_.queueLimit;
+        if (d->size.load(std::memory_order_relaxed) >= limit) return true;
+    }
+    return false;
+}
+
+bool Channel::waitUntilAccepting() {
+    if (stopping_) return false;
+    if (state_ == ChannelState::Running && !overLimit()) {
+        backPressure_ = false;
+        return true;
+    }
+    std::unique_lock<std::mutex> lock(acceptMutex_);
+    while (!stopping_ && (state_ == ChannelState::Paused || overLimit())) {
+        backPressure_ = state_ != ChannelState::Paused;
+        acceptCv_.wait_for(lock, std::chrono::milliseconds(50));
+    }
+    backPressure_ = false;
+    return !stopping_;
+}
+
+void Channel::notifyAccepting() { acceptCv_.notify_all(); }
+
+void Channel::answer(const std::shared_ptr<PendingAck>& pending, const std::string& code, const std::string& text,
+                     const std::string& response) {
+    if (!pending) return;
+    std::function<void(SubmitResult)> done;
+    SubmitResult r;
+    {
+        std::lock_guard<std::mutex> lock(pending->mutex);
+        if (pending->answered) return;
+        pending->answered = true;
+        done = std::move(pending->done);
+        r.accepted = true;
+        r.id = pending->id;
+        if (!response.empty()) r.response = response;
+        else r.response = ackFor(pending->original ? &*pending->original : nullptr, code, text);
+        if (code != "AA" && code != "CA") r.error = text;
+    }
+    if (done) done(std::move(r));
+}
+
+// ---------------------------------------------------------------- workers
+
+void Channel::workerLoop(std::size_t index) {
+    lua::ScriptRuntime* rt = index < runtimes_.size() ? runtimes_[index].get() : nullptr;
+    std::deque<WorkItem> batch;
+    while (true) {
+        {
+            std::unique_lock<std::mutex> lock(workMutex_);
+            workCv_.wait(lock, [&] { return !work_.empty() || stopping_; });
+            if (work_.empty()) return;
+            if (config_.workers <= 1) {
+                batch.swap(work_);
+            } else {
+                batch.push_back(std::move(work_.front()));
+                work_.pop_front();
+            }
+        }
+        for (auto& item : batch) {
+            process(item, rt);
+            workSize_.fetch_sub(1, std::memory_order_relaxed);
+        }
+        batch.clear();
+        notifyAccepting();
+    }
+}
+
+void Channel::process(WorkItem& item, lua::ScriptRuntime* rt) {
+    if (!item.payload) {
+        std::string err;
+        item.payload = makePayload(config_.dataType, item.raw, &err, engine_.options().maxMessageBytes);
+        if (!item.payload) {
+            store::ProcessedMessage pm;
+            pm.id = item.id;
+            pm.channel = config_.name;
+            pm.status = store::Status::Error;
+            pm.error = err;
+            pm.storage = config_.storage;
+            store_.recordProcessed(std::move(pm));
+            counters_.errored.fetch_add(1, std::memory_order_relaxed);
+            return;
+        }
+    }
+    bool scripted = rt != nullptr;
+    std::shared_ptr<lua::SharedMap> responseMap = scripted ? std::make_shared<lua::SharedMap>() : nullptr;
+    ProcessOutcome out = pipeline_.process(*item.payload, rt, responseMap);
+    if (!out.logs.empty()) logScript(out.logs);
+    latency_.record(since(item.received));
+
+    store::ProcessedMessage pm;
+    pm.id = item.id;
+    pm.channel = config_.name;
+    pm.status = out.status;
+    pm.error = out.error;
+    pm.meta = out.meta;
+    pm.storage = config_.storage;
+    if (config_.storage == store::StorageMode::Development) pm.transformed = out.transformed;
+
+    if (out.status == store::Status::Error) {
+        counters_.errored.fetch_add(1, std::memory_order_relaxed);
+        log("error", "message " + std::to_string(item.id) + ": " + out.error);
+        store_.recordProcessed(std::move(pm));
+        answer(item.pending, "AE", out.error);
+        return;
+    }
+    if (out.status == store::Status::Filtered) {
+        counters_.filtered.fetch_add(1, std::memory_order_relaxed);
+        store_.recordProcessed(std::move(pm));
+        if (out.ack) answer(item.pending, "AA", "", *out.ack);
+        else answer(item.pending, "AA", "filtered: " + out.filterReason);
+        return;
+    }
+
+    std::vector<std::pair<DestRuntime*, std::string>> queued;
+    for (auto& d : out.destinations) {
+        store::ProcessedMessage::Delivery del;
+        del.destination = d.name;
+        switch (d.kind) {
+            case DestinationOutcome::Kind::NotRouted: continue;
+            case DestinationOutcome::Kind::Filtered:
+                del.status = store::Status::Filtered;
+                del.error = d.reason;
+                break;
+            case DestinationOutcome::Kind::Error:
+                del.status = store::Status::Error;
+                del.error = d.reason;
+                log("error", "message " + std::to_string(item.id) + " destination " + d.name + ": " + d.reason);
+                break;
+            case DestinationOutcome::Kind::Queued:
+                del.status = store::Status::Queued;
+                del.encoded = d.encoded;
+                break;
+        }
+        for (auto& dr : dests_) {
+            if (dr->config.name != d.name) continue;
+            if (del.status == store::Status::Queued) {
+                queued.emplace_back(dr.get(), std::move(d.encoded));
+                dr->counters.queued.fetch_add(1, std::memory_order_relaxed);
+            } else if (del.status == store::Status::Filtered) {
+                dr->counters.filtered.fetch_add(1, std::memory_order_relaxed);
+            } else {
+                dr->counters.errored.fetch_add(1, std::memory_order_relaxed);
+            }
+        }
+        pm.deliveries.push_back(std::move(del));
+    }
+    counters_.queued.fetch_add(queued.empty() ? 0 : 1, std::memory_order_relaxed);
+    store_.recordProcessed(std::move(pm));
+
+    // Postprocessor: runs once the message is queued to its destinations.
+    if (rt && !config_.postprocessor.empty()) {
+        auto post = pipeline_.postprocess(*item.payload, rt, responseMap);
+        if (!post.logs.empty()) logScript(post.logs);
+        if (!post.ok) log("error", "postprocessor, message " + std::to_string(item.id) + ": " + post.error);
+        if (post.ack) out.ack = post.ack;
+    }
+
+    auto pending = item.pending;
+    if (pending) {
+        if (out.ack && config_.ack == AckMode::Script) pending->ack = out.ack;
+        bool ackFromQueued = false;
+        for (auto& q : queued)
+            if (q.first->config.name == config_.ackFrom) ackFromQueued = true;
+        if (config_.ack == AckMode::Script) {
+            pending->remaining = static_cast<int>(queued.size());
+            if (queued.empty()) answer(pending, "AA", "", pending->ack.value_or(std::string()));
+        } else if (!ackFromQueued) {
+            answer(pending, "AA", "not routed to " + config_.ackFrom);
+        }
+    }
+    std::shared_ptr<lua::Payload> shared;
+    bool needsMessage = false;
+    for (auto& q : queued)
+        if (!q.first->config.response.empty()) needsMessage = true;
+    if (needsMessage) shared = std::make_shared<lua::Payload>(std::move(*item.payload));
+    for (auto& [dest, encoded] : queued) {
+        Delivery del;
+        del.id = item.id;
+        del.encoded = std::move(encoded);
+        del.notBefore = SteadyClock::now();
+        del.received = item.received;
+        del.pending = pending;
+        del.message = shared;
+        del.responseMap = responseMap;
+        enqueue(*dest, std::move(del));
+    }
+}
+
+// ---------------------------------------------------------------- deliveries
+
+void Channel::enqueue(DestRuntime& dest, Delivery delivery) {
+    {
+        std::lock_guard<std::mutex> lock(dest.mutex);
+        dest.queue.push_back(std::move(delivery));
+        dest.size.fetch_add(1, std::memory_order_relaxed);
+    }
+    dest.cv.notify_one();
+}
+
+void Channel::deliveryFinished(DestRuntime& dest, Delivery& del, bool ok, const std::string& response,
+                               const std::string& error) {
+    auto pending = del.pending;
+    std::optional<std::string> scriptAck;
+    if (!dest.config.response.empty() && del.message) {
+        auto r = pipeline_.response(dest.config, *del.message, response, ok ? "SENT" : "ERROR", dest.script.get(),
+                                    del.responseMap);
+        if (!r.logs.empty()) logScript(r.logs);
+        if (!r.ok) log("error", "response script of " + dest.config.name + ": " + r.error);
+        scriptAck = r.ack;
+    } else if (del.responseMap) {
+        del.responseMap->setString(dest.config.name, response);
+    }
+    if (!pending) return;
+    if (config_.ack == AckMode::AfterDestinations) {
+        if (dest.config.name != config_.ackFrom) return;
+        if (scriptAck) answer(pending, "AA", "", *scriptAck);
+        else if (ok) answer(pending, "AA", "", response);
+        else answer(pending, "AE", dest.config.name + ": " + error, response.empty() ? std::string() : response);
+        return;
+    }
+    if (config_.ack == AckMode::Script) {
+        bool last;
+        {
+            std::lock_guard<std::mutex> lock(pending->mutex);
+            if (scriptAck) pending->ack = scriptAck;
+            last = --pending->remaining <= 0;
+        }
+        if (last) {
+            std::string ack;
+            {
+                std::lock_guard<std::mutex> lock(pending->mutex);
+                ack = pending->ack.value_or(std::string());
+            }
+            answer(pending, ok ? "AA" : "AE", ok ? "" : error, ack);
+        }
+    }
+}
+
+void Channel::deliveryLoop(DestRuntime& dest) {
+    const auto& cfg = dest.config;
+    while (true) {
+        Delivery* head = nullptr;
+        {
+            std::unique_lock<std::mutex> lock(dest.mutex);
+            while (!stopping_) {
+                if (!dest.queue.empty()) {
+                    auto now = SteadyClock::now();
+                    if (dest.queue.front().notBefore <= now) break;
+                    dest.cv.wait_until(lock, dest.queue.front().notBefore);
+                } else {
+                    dest.cv.wait(lock);
+                }
+            }
+            if (stopping_) return;
+            head = &dest.queue.front();  // deque front stays valid while only this thread pops
+        }
+        Outbound ob;
+        ob.messageId = head->id;
+        ob.channel = config_.name;
+        ob.destination = cfg.name;
+        ob.content = head->encoded;
+        ob.attempt = head->attempts + 1;
+        SendResult res;
+        try {
+            res = dest.connector->send(ob);
+        } catch (const std::exception& e) {
+            res = SendResult::retry(std::string("connector error: ") + e.what());
+        }
+        head->attempts++;
+        bool retry = res.kind == SendResult::Kind::Retry || (res.kind == SendResult::Kind::Error && cfg.retryOnReject);
+        store::DeliveryUpdate up;
+        up.id = head->id;
+        up.channel = config_.name;
+        up.destination = cfg.name;
+        up.attempts = head->attempts;
+        up.response = res.response;
+        up.error = res.error;
+        up.storage = config_.storage;
+        if (res.kind == SendResult::Kind::Ok) {
+            up.status = store::Status::Sent;
+            dest.counters.sent.fetch_add(1, std::memory_order_relaxed);
+            dest.latency.record(since(head->received));
+            counters_.sent.fetch_add(1, std::memory_order_relaxed);
+        } else if (retry && head->attempts < cfg.retry.attempts) {
+            auto wait = cfg.retry.delay(head->attempts + 1, random01());
+            up.status = store::Status::Queued;
+            up.nextAttempt = store::Clock::now() + wait;
+            dest.counters.retried.fetch_add(1, std::memory_order_relaxed);
+            {
+                std::lock_guard<std::mutex> lock(dest.errorMutex);
+                dest.lastError = res.error;
+            }
+            store_.recordDelivery(std::move(up));
+            // Answer a waiting sender now rather than after every retry.
+            if (head->attempts == 1 && head->pending && config_.ack == AckMode::AfterDestinations &&
+                cfg.name == config_.ackFrom)
+                answer(head->pending, "AE", cfg.name + ": " + res.error + " (queued for retry)");
+            std::lock_guard<std::mutex> lock(dest.mutex);
+            head->notBefore = SteadyClock::now() + wait;
+            continue;
+        } else {
+            up.status = store::Status::Error;
+            dest.counters.errored.fetch_add(1, std::memory_order_relaxed);
+            counters_.errored.fetch_add(1, std::memory_order_relaxed);
+            {
+                std::lock_guard<std::mutex> lock(dest.errorMutex);
+                dest.lastError = res.error;
+            }
+            log("error", "message " + std::to_string(head->id) + " to " + cfg.name + " failed after " +
+                             std::to_string(head->attempts) + " attempt(s): " + res.error);
+        }
+        store_.recordDelivery(std::move(up));
+        Delivery done;
+        {
+            std::lock_guard<std::mutex> lock(dest.mutex);
+            done = std::move(dest.queue.front());
+            dest.queue.pop_front();
+            dest.size.fetch_sub(1, std::memory_order_relaxed);
+        }
+        notifyAccepting();
+        deliveryFinished(dest, done, res.kind == SendResult::Kind::Ok, res.response, res.error);
+    }
+}
+
+ChannelInfo Channel::info() const {
+    ChannelInfo i;
+    i.name = config_.name;
+    i.description = config_.description;
+    i.file = config_.file;
+    i.sourceType = config_.sourceType;
+    i.state = state_.load();
+    i.error = error_;
+    i.counters = snapshot(counters_);
+    i.latency = latency_.snapshot();
+    i.backPressure = backPressure_.load();
+    if (dests_.empty()) {  // not started: the configured destinations, without figures
+        for (const auto& dc : config_.destinations) {
+            DestinationInfo di;
+            di.name = dc.name;
+            di.type = dc.type;
+            i.destinations.push_back(std::move(di));
+        }
+    }
+    for (const auto& d : dests_) {
+        DestinationInfo di;
+        di.name = d->config.name;
+        di.type = d->config.type;
+        di.counters = snapshot(d->counters);
+        di.latency = d->latency.snapshot();
+        di.queued = d->size.load();
+        {
+            std::lock_guard<std::mutex> lock(d->errorMutex);
+            di.lastError = d->lastError;
+        }
+        i.destinations.push_back(std::move(di));
+    }
+    return i;
+}
+
+}  // namespace junction::core

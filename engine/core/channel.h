@@ -1,0 +1,134 @@
+// One running channel: its source, its workers (each with its own Lua state)
+// and one delivery thread per destination with an in-memory queue backed by
+// the store. Internal to engine/core.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/core/engine.h"
+#include "engine/core/pipeline.h"
+
+namespace junction::core {
+
+class Channel : public SourceContext {
+public:
+    Channel(ChannelConfig config, Engine& engine);
+    ~Channel() override;
+
+    // Recover unfinished messages, start workers, delivery threads and the
+    // source. Throws std::runtime_error (state Failed) when the source cannot start.
+    void start();
+    void stop();
+    void pause();
+    void resume();
+    ChannelState state() const { return state_.load(); }
+    ChannelInfo info() const;
+    const ChannelConfig& config() const { return config_; }
+
+    // SourceContext
+    void submit(Inbound message, std::function<void(SubmitResult)> done) override;
+    bool waitUntilAccepting() override;
+    const std::string& channelName() const override { return config_.name; }
+    void log(const std::string& level, const std::string& text) override;
+
+private:
+    using SteadyClock = std::chrono::steady_clock;
+
+    // Completion of a source's submit that waits for processing (ack modes
+    // after_destinations and script).
+    struct PendingAck {
+        std::function<void(SubmitResult)> done;
+        std::optional<hl7::Message> original;  // to build ACKs from
+        long long id = 0;
+        std::mutex mutex;
+        int remaining = 0;              // deliveries still to report (script mode)
+        std::optional<std::string> ack; // set by scripts
+        bool answered = false;
+    };
+
+    struct WorkItem {
+        store::MessageId id = 0;
+        std::optional<lua::Payload> payload;  // parsed at submit; empty after recovery
+        std::string raw;                      // used when payload is empty
+        SteadyClock::time_point received;
+        std::shared_ptr<PendingAck> pending;
+    };
+
+    struct Delivery {
+        store::MessageId id = 0;
+        std::string encoded;
+        int attempts = 0;
+        SteadyClock::time_point notBefore;
+        SteadyClock::time_point received;
+        std::shared_ptr<PendingAck> pending;
+        std::shared_ptr<lua::Payload> message;  // for the response script (may be null)
+        std::shared_ptr<lua::SharedMap> responseMap;
+    };
+
+    struct DestRuntime {
+        DestinationConfig config;
+        std::unique_ptr<Destination> connector;
+        std::unique_ptr<lua::ScriptRuntime> script;  // for the response script
+        std::deque<Delivery> queue;
+        std::atomic<std::size_t> size{0};
+        std::mutex mutex;
+        std::condition_variable cv;
+        std::thread thread;
+        Counters counters;
+        Histogram latency;
+        mutable std::mutex errorMutex;
+        std::string lastError;
+    };
+
+    void workerLoop(std::size_t index);
+    void process(WorkItem& item, lua::ScriptRuntime* runtime);
+    void deliveryLoop(DestRuntime& dest);
+    void enqueue(DestRuntime& dest, Delivery delivery);
+    void recover();
+    void answer(const std::shared_ptr<PendingAck>& pending, const std::string& code, const std::string& text,
+                const std::string& response = {});
+    void deliveryFinished(DestRuntime& dest, Delivery& delivery, bool ok, const std::string& response,
+                          const std::string& error);
+    void notifyAccepting();
+    bool overLimit() const;
+    std::string ackFor(const hl7::Message* original, const std::string& code, const std::string& text) const;
+    void logScript(const std::vector<lua::LogLine>& logs);
+
+    ChannelConfig config_;
+    Engine& engine_;
+    store::MessageStore& store_;
+    std::shared_ptr<lua::SharedMap> channelMap_;
+    Pipeline pipeline_;
+    std::unique_ptr<Source> source_;
+    std::vector<std::unique_ptr<DestRuntime>> dests_;
+    std::vector<std::thread> workers_;
+    std::vector<std::unique_ptr<lua::ScriptRuntime>> runtimes_;
+
+    std::mutex workMutex_;
+    std::condition_variable workCv_;
+    std::deque<WorkItem> work_;
+    std::atomic<std::size_t> workSize_{0};
+    std::atomic<std::size_t> inFlight_{0};  // submitted, not yet committed
+
+    std::mutex acceptMutex_;
+    std::condition_variable acceptCv_;
+
+    std::atomic<ChannelState> state_{ChannelState::Stopped};
+    std::atomic<bool> stopping_{false};
+    std::atomic<bool> backPressure_{false};
+    std::string error_;
+
+    Counters counters_;
+    Histogram latency_;
+};
+
+}  // namespace junction::core

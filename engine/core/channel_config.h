@@ -1,0 +1,69 @@
+// A channel file (YAML) parsed and checked: the pipeline's scripts, the source
+// and destinations with their connector settings.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "engine/config/node.h"
+#include "engine/store/message_store.h"
+
+namespace junction::core {
+
+enum class AckMode { AfterCommit, AfterDestinations, Script };
+
+struct RetryPolicy {
+    int attempts = 5;                                // total tries including the first
+    std::chrono::milliseconds backoff{1000};         // first wait
+    std::chrono::milliseconds maxBackoff{300000};    // cap
+    double jitter = 0.2;                             // ± fraction of each wait
+    // Delay before attempt number `attempt` (2 = first retry), with jitter from `random01`.
+    std::chrono::milliseconds delay(int attempt, double random01) const;
+};
+
+struct DestinationConfig {
+    std::string name;
+    std::string type;
+    bool enabled = true;
+    std::string filter, transform, response;  // Lua function names (optional)
+    RetryPolicy retry;
+    bool retryOnReject = false;  // AE/AR (Error) results retried instead of ending in ERROR
+    std::size_t queueLimit = 0;  // 0 = the channel's
+    config::Node settings;       // the whole destination map (type-specific keys included)
+    config::Mark mark;
+};
+
+struct ChannelConfig {
+    std::string name;
+    std::string description;
+    std::string file;      // the YAML file
+    std::string baseDir;   // relative paths resolve here
+    bool enabled = true;
+
+    std::string sourceType;
+    config::Node sourceSettings;  // the whole source map
+    std::string dataType = "hl7v2";
+    AckMode ack = AckMode::AfterCommit;
+    std::string ackFrom;  // after_destinations: the destination whose response is the ACK
+
+    std::string script;   // absolute path, empty when the channel has no script
+    std::string preprocessor, filter, transform, postprocessor;
+    int workers = 1;
+    store::StorageMode storage = store::StorageMode::Development;
+    std::chrono::milliseconds pruneAfter{0};  // 0 = keep forever
+    std::size_t queueLimit = 10000;           // per destination, before back-pressure
+    std::vector<DestinationConfig> destinations;
+};
+
+// Parses and checks one channel file: unknown keys, wrong types, unknown
+// connector types and their settings, duplicate destination names, missing
+// script files. Lua functions are checked by the engine (it loads the script).
+// Throws config::ConfigError with file:line.
+ChannelConfig parseChannelFile(const std::string& file, const std::string& baseDir);
+ChannelConfig parseChannel(const config::Node& root, const std::string& file, const std::string& baseDir);
+
+// The JSON Schema of channel files (docs/channel.schema.json is generated from it).
+std::string channelJsonSchema();
+
+}  // namespace junction::core

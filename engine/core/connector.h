@@ -1,0 +1,146 @@
+// Connectors: sources bring messages into a channel, destinations send them
+// out. Each type registers a factory under its name (registerBuiltinConnectors);
+// a factory declares its settings (checked once, with file:line) and builds
+// runtime objects. Destinations return Ok / Retry / Error; the engine owns
+// retries, backoff and queues, so no connector writes its own retry loop.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/config/node.h"
+
+namespace junction::core {
+
+class Engine;
+
+// ---------------------------------------------------------------- sources
+
+struct Inbound {
+    std::string raw;     // the received bytes (one message)
+    std::string origin;  // e.g. "mllp 127.0.0.1:53422", "file /in/a.hl7"
+};
+
+// What the engine answers a source about one submitted message.
+struct SubmitResult {
+    bool accepted = false;  // durably stored (true even for malformed input kept as ERROR)
+    long long id = 0;       // message id in the store (0 when not stored)
+    std::string response;   // bytes to send back (an ACK/NAK for HL7 sources; may be empty)
+    std::string error;      // why it was not accepted / what was wrong with it
+};
+
+// The engine's side of a source: where it hands its messages.
+class SourceContext {
+public:
+    virtual ~SourceContext() = default;
+    // Hand one message to the channel. `done` runs once, when the message is
+    // durable (ack: after_commit) or processed (ack: after_destinations/script),
+    // possibly on another thread. It must not block.
+    virtual void submit(Inbound message, std::function<void(SubmitResult)> done) = 0;
+    // Convenience: submit and wait for the result.
+    SubmitResult submitAndWait(Inbound message);
+    // Back-pressure: blocks while the channel's queues are over their limit or
+    // the channel is paused; returns false when the channel is stopping.
+    virtual bool waitUntilAccepting() = 0;
+    virtual const std::string& channelName() const = 0;
+    // Log a connector event (connection errors, framing errors ...).
+    virtual void log(const std::string& level, const std::string& text) = 0;
+};
+
+class Source {
+public:
+    virtual ~Source() = default;
+    // Start listening / polling; throws std::runtime_error when it cannot (port in use ...).
+    virtual void start(SourceContext& context) = 0;
+    // Stop accepting; returns when no thread of the source runs any more.
+    virtual void stop() = 0;
+    virtual std::string describe() const = 0;  // "mllp :6661"
+};
+
+// ---------------------------------------------------------------- destinations
+
+struct Outbound {
+    long long messageId = 0;
+    std::string channel;
+    std::string destination;
+    std::string content;  // the encoded message to send
+    int attempt = 1;      // 1 for the first try
+    // Values from the original message for templates (e.g. ${MSH-10}); filled lazily.
+    std::function<std::string(const std::string& key)> lookup;
+};
+
+struct SendResult {
+    enum class Kind { Ok, Retry, Error } kind = Kind::Ok;
+    std::string response;  // what the peer answered (an ACK ...)
+    std::string error;
+    static SendResult ok(std::string response = {}) { return {Kind::Ok, std::move(response), {}}; }
+    static SendResult retry(std::string error, std::string response = {}) {
+        return {Kind::Retry, std::move(response), std::move(error)};
+    }
+    static SendResult fail(std::string error, std::string response = {}) {
+        return {Kind::Error, std::move(response), std::move(error)};
+    }
+};
+
+class Destination {
+public:
+    virtual ~Destination() = default;
+    // Send one message; called from one delivery thread at a time.
+    virtual SendResult send(const Outbound& message) = 0;
+    // Release connections (called when the channel stops).
+    virtual void stop() {}
+    virtual std::string describe() const = 0;
+};
+
+// ---------------------------------------------------------------- registry
+
+struct BuildContext {
+    std::string channel;
+    std::string baseDir;  // relative paths resolve against this
+    Engine* engine = nullptr;
+};
+
+class SourceFactory {
+public:
+    virtual ~SourceFactory() = default;
+    virtual std::vector<config::Setting> settings() const = 0;  // besides `type`
+    // Extra checks beyond settings (e.g. port ranges, file paths); throw ConfigError.
+    virtual void validate(const config::Node& conf, const BuildContext& ctx) const {}
+    virtual std::unique_ptr<Source> create(const config::Node& conf, const BuildContext& ctx) const = 0;
+    virtual std::string defaultDataType() const { return "hl7v2"; }
+    // TCP port the source listens on (for clash detection), 0 for none.
+    virtual int listenPort(const config::Node& conf) const { return 0; }
+};
+
+class DestinationFactory {
+public:
+    virtual ~DestinationFactory() = default;
+    virtual std::vector<config::Setting> settings() const = 0;  // besides the common destination keys
+    virtual void validate(const config::Node& conf, const BuildContext& ctx) const {}
+    virtual std::unique_ptr<Destination> create(const config::Node& conf, const BuildContext& ctx) const = 0;
+};
+
+// Name → factory. Registering a name twice throws (like Envoy's registry).
+class ConnectorRegistry {
+public:
+    static ConnectorRegistry& instance();
+    void addSource(const std::string& type, std::unique_ptr<SourceFactory> factory);
+    void addDestination(const std::string& type, std::unique_ptr<DestinationFactory> factory);
+    const SourceFactory* source(const std::string& type) const;
+    const DestinationFactory* destination(const std::string& type) const;
+    std::vector<std::string> sourceTypes() const;
+    std::vector<std::string> destinationTypes() const;
+
+private:
+    std::map<std::string, std::unique_ptr<SourceFactory>> sources_;
+    std::map<std::string, std::unique_ptr<DestinationFactory>> destinations_;
+};
+
+// Registers every built-in connector type once (safe to call again).
+void registerBuiltinConnectors();
+
+}  // namespace junction::core

@@ -1,0 +1,204 @@
+#include "engine/core/engine.h"
+
+#include <iostream>
+#include <set>
+
+#include "engine/core/channel.h"
+
+namespace junction::core {
+
+const char* toString(ChannelState s) {
+    switch (s) {
+        case ChannelState::Stopped: return "stopped";
+        case ChannelState::Running: return "running";
+        case ChannelState::Paused: return "paused";
+        case ChannelState::Failed: return "failed";
+    }
+    return "?";
+}
+
+SubmitResult SourceContext::submitAndWait(Inbound message) {
+    std::mutex m;
+    std::condition_variable cv;
+    bool ready = false;
+    SubmitResult result;
+    submit(std::move(message), [&](SubmitResult r) {
+        std::lock_guard<std::mutex> lock(m);
+        result = std::move(r);
+        ready = true;
+        cv.notify_one();
+    });
+    std::unique_lock<std::mutex> lock(m);
+    cv.wait(lock, [&] { return ready; });
+    return result;
+}
+
+Engine::Engine(EngineOptions options)
+    : options_(std::move(options)), globalMap_(std::make_shared<lua::SharedMap>()) {
+    registerBuiltinConnectors();
+    if (options_.config.store.type != "sqlite")
+        throw std::runtime_error("store type '" + options_.config.store.type + "' is not available in this build");
+    store_ = store::openSqliteStore(options_.config.store.path, options_.store);
+}
+
+Engine::~Engine() { stop(); }
+
+store::MessageStore& Engine::store() { return *store_; }
+
+Channel* Engine::find(const std::string& name) const {
+    auto it = channels_.find(name);
+    return it == channels_.end() ? nullptr : it->second.get();
+}
+
+void Engine::check(const ChannelConfig& c) const {
+    if (c.script.empty()) return;
+    std::string err;
+    auto rt = lua::ScriptRuntime::load(c.script, options_.limits, &err);
+    if (!rt) throw config::ConfigError(c.file, 0, 0, "script " + err);
+    auto need = [&](const std::string& fn, const std::string& key, const config::Node* node) {
+        if (fn.empty() || rt->hasFunction(fn)) return;
+        config::Mark m = node ? node->mark : config::Mark{c.file, 0, 0};
+        throw config::ConfigError(m.file, m.line, m.column,
+                                  key + ": function '" + fn + "' is not defined in " + c.script,
+                                  "define 'function " + fn + "(msg) ... end' in the script");
+    };
+    for (auto [fn, key] : {std::pair{&c.preprocessor, "preprocessor"}, std::pair{&c.filter, "filter"},
+                           std::pair{&c.transform, "transform"}, std::pair{&c.postprocessor, "postprocessor"}})
+        need(*fn, key, nullptr);
+    for (const auto& d : c.destinations)
+        for (auto [fn, key] : {std::pair{&d.filter, "filter"}, std::pair{&d.transform, "transform"},
+                               std::pair{&d.response, "response"}})
+            need(*fn, "destination " + d.name + " " + key, d.settings.find(key));
+}
+
+void Engine::addChannel(ChannelConfig channel) {
+    check(channel);
+    std::lock_guard<std::recursive_mutex> lock(mutex_);
+    if (find(channel.name))
+        throw config::ConfigError(channel.file, 1, 1, "duplicate channel name '" + channel.name + "'",
+                                  "also in " + find(channel.name)->config().file);
+    auto* factory = ConnectorRegistry::instance().source(channel.sourceType);
+    int port = factory ? factory->listenPort(channel.sourceSettings) : 0;
+    if (port && port == options_.config.admin.port)
+        throw config::ConfigError(channel.file, channel.sourceSettings.mark.line, channel.sourceSettings.mark.column,
+                                  "port " + std::to_string(port) + " is the admin port");
+    for (const auto& [name, other] : channels_) {
+        auto* of = ConnectorRegistry::instance().source(other->config().sourceType);
+        if (port && of && of->listenPort(other->config().sourceSettings) == port)
+            throw config::ConfigError(channel.file, channel.sourceSettings.mark.line,
+                                      channel.sourceSettings.mark.column,
+                                      "port " + std::to_string(port) + " is already used by channel " + name,
+                                      other->config().file);
+    }
+    std::string name = channel.name;
+    channels_.emplace(name, std::make_unique<Channel>(std::move(channel), *this));
+}
+
+std::vector<LoadProblem> Engine::loadChannels() {
+    std::vector<LoadProblem> problems;
+    for (const auto& file : config::listChannelFiles(options_.config)) {
+        try {
+            addChannel(parseChannelFile(file, options_.config.baseDir));
+        } catch (const config::ConfigError& e) {
+            problems.push_back({file, e.what()});
+        } catch (const std::exception& e) {
+            problems.push_back({file, file + ": " + e.what()});
+        }
+    }
+    return problems;
+}
+
+void Engine::start() {
+    std::lock_guard<std::recursive_mutex> lock(mutex_);
+    started_ = true;
+    for (auto& [name, ch] : channels_) {
+        if (!ch->config().enabled) continue;
+        try {
+            ch->start();
+        } catch (const std::exception& e) {
+            std::cerr << "[" << name << "] failed to start: " << e.what() << "\n";
+        }
+    }
+}
+
+void Engine::stop() {
+    std::lock_guard<std::recursive_mutex> lock(mutex_);
+    for (auto& [name, ch] : channels_) ch->stop();
+    if (store_) store_->flush();
+    started_ = false;
+}
+
+bool Engine::startChannel(const std::string& name) {
+    std::lock_guard<std::recursive_mutex> lock(mutex_);
+    Channel* ch = find(name);
+    if (!ch) return false;
+    ch->start();
+    return true;
+}
+
+bool Engine::stopChannel(const std::string& name) {
+    std::lock_guard<std::recursive_mutex> lock(mutex_);
+    Channel* ch = find(name);
+    if (!ch) return false;
+    ch->stop();
+    return true;
+}
+
+bool Engine::pauseChannel(const std::string& name) {
+    std::lock_guard<std::recursive_mutex> lock(mutex_);
+    Channel* ch = find(name);
+    if (!ch) return false;
+    ch->pause();
+    return true;
+}
+
+bool Engine::resumeChannel(const std::string& name) {
+    std::lock_guard<std::recursive_mutex> lock(mutex_);
+    Channel* ch = find(name);
+    if (!ch) return false;
+    ch->resume();
+    return true;
+}
+
+void Engine::redeployChannel(const std::string& name) {
+    std::lock_guard<std::recursive_mutex> lock(mutex_);
+    Channel* ch = find(name);
+    if (!ch) throw std::runtime_error("no channel named " + name);
+    ChannelConfig fresh = parseChannelFile(ch->config().file, options_.config.baseDir);
+    if (fresh.name != name)
+        throw config::ConfigError(fresh.file, 1, 1, "the channel was renamed to '" + fresh.name + "'",
+                                  "a redeploy keeps the name; add it as a new channel instead");
+    check(fresh);
+    bool wasRunning = ch->state() == ChannelState::Running || ch->state() == ChannelState::Paused;
+    ch->stop();  // queued deliveries stay in the store
+    channels_.erase(name);
+    addChannel(std::move(fresh));
+    if (wasRunning || started_) find(name)->start();
+}
+
+std::vector<ChannelInfo> Engine::channels() const {
+    std::lock_guard<std::recursive_mutex> lock(mutex_);
+    std::vector<ChannelInfo> out;
+    for (const auto& [name, ch] : channels_) out.push_back(ch->info());
+    return out;
+}
+
+std::optional<ChannelInfo> Engine::channel(const std::string& name) const {
+    std::lock_guard<std::recursive_mutex> lock(mutex_);
+    Channel* ch = find(name);
+    if (!ch) return std::nullopt;
+    return ch->info();
+}
+
+bool Engine::submitTo(const std::string& name, Inbound message, std::function<void(SubmitResult)> done) {
+    Channel* ch;
+    {
+        std::lock_guard<std::recursive_mutex> lock(mutex_);
+        ch = find(name);
+        if (!ch || ch->state() != ChannelState::Running) return false;
+    }
+    ch->submit(std::move(message), std::move(done));
+    return true;
+}
+
+}  // namespace junction::core

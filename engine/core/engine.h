@@ -1,0 +1,107 @@
+// The engine: the store, the channels and their runtime control.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/config/engine_config.h"
+#include "engine/core/channel_config.h"
+#include "engine/core/connector.h"
+#include "engine/core/stats.h"
+#include "engine/lua/script.h"
+#include "engine/store/message_store.h"
+
+namespace junction::core {
+
+class Channel;
+
+enum class ChannelState { Stopped, Running, Paused, Failed };
+const char* toString(ChannelState s);
+
+struct DestinationInfo {
+    std::string name, type;
+    CountersSnapshot counters;
+    Histogram::Snapshot latency;  // received → sent
+    std::size_t queued = 0;       // deliveries waiting in memory
+    std::string lastError;
+};
+
+struct ChannelInfo {
+    std::string name, description, file, sourceType;
+    ChannelState state = ChannelState::Stopped;
+    std::string error;  // why it failed to start
+    CountersSnapshot counters;
+    Histogram::Snapshot latency;  // received → processed
+    bool backPressure = false;    // the source is held because a queue is full
+    std::vector<DestinationInfo> destinations;
+};
+
+struct LoadProblem {
+    std::string file;
+    std::string error;  // "file:line:col: message (hint)"
+};
+
+struct EngineOptions {
+    config::EngineConfig config;
+    store::StoreOptions store;
+    lua::Limits limits;
+    std::size_t maxMessageBytes = 64u << 20;
+};
+
+class Engine {
+public:
+    explicit Engine(EngineOptions options);
+    ~Engine();
+    Engine(const Engine&) = delete;
+    Engine& operator=(const Engine&) = delete;
+
+    // Reads and checks every channel file of the config's channel folder (YAML,
+    // connector settings, scripts and their functions, duplicate names, port
+    // clashes). Valid channels are added (not started); problems are returned.
+    std::vector<LoadProblem> loadChannels();
+    // Checks a channel completely (including its Lua functions) without adding it.
+    // Throws config::ConfigError.
+    void check(const ChannelConfig& channel) const;
+    // Adds a checked channel; throws config::ConfigError on problems.
+    void addChannel(ChannelConfig channel);
+
+    // Start every enabled channel (recovering unfinished messages first).
+    void start();
+    // Stop every channel (sources first, then drain the workers) and flush the store.
+    void stop();
+
+    bool startChannel(const std::string& name);
+    bool stopChannel(const std::string& name);
+    bool pauseChannel(const std::string& name);   // source held, queues keep draining
+    bool resumeChannel(const std::string& name);
+    // Re-read the channel's file and restart it with the new config; queued messages survive.
+    // Throws config::ConfigError when the new file is invalid (the old channel keeps running).
+    void redeployChannel(const std::string& name);
+
+    std::vector<ChannelInfo> channels() const;
+    std::optional<ChannelInfo> channel(const std::string& name) const;
+
+    // In-process hand-off to a channel (the `channel` destination type).
+    // Returns false when no running channel has that name.
+    bool submitTo(const std::string& channel, Inbound message, std::function<void(SubmitResult)> done);
+
+    store::MessageStore& store();
+    const EngineOptions& options() const { return options_; }
+    std::shared_ptr<lua::SharedMap> globalMap() const { return globalMap_; }
+
+private:
+    Channel* find(const std::string& name) const;
+    EngineOptions options_;
+    std::unique_ptr<store::MessageStore> store_;
+    std::shared_ptr<lua::SharedMap> globalMap_;
+    mutable std::recursive_mutex mutex_;
+    std::map<std::string, std::unique_ptr<Channel>> channels_;
+    bool started_ = false;
+};
+
+}  // namespace junction::core

@@ -1,0 +1,172 @@
+#include "engine/core/pipeline.h"
+
+#include <algorithm>
+
+namespace junction::core {
+
+std::optional<lua::Payload> makePayload(const std::string& dataType, std::string_view raw, std::string* error,
+                                        std::size_t maxBytes) {
+    lua::Payload p;
+    auto type = lua::parseDataType(dataType);
+    p.type = type ? *type : lua::DataType::Raw;
+    if (p.type == lua::DataType::Hl7v2) {
+        hl7::ParseOptions opts;
+        if (maxBytes) opts.maxBytes = maxBytes;
+        auto r = hl7::Message::parse(raw, opts);
+        if (!r) {
+            if (error) *error = "HL7 parse error " + r.error.describe();
+            return std::nullopt;
+        }
+        p.hl7.emplace(std::move(*r.message));
+    } else {
+        p.text.assign(raw.data(), raw.size());
+    }
+    return p;
+}
+
+store::Metadata metadataOf(const lua::Payload& payload) {
+    store::Metadata m;
+    if (!payload.hl7) return m;
+    const hl7::Message& msg = *payload.hl7;
+    m.messageType = msg.messageType();
+    m.controlId = msg.controlId();
+    m.patientId = msg.get("PID-3.1");
+    for (const char* path : {"OBR-18", "ORC-3.1", "IPC-1.1", "OBR-3.1"}) {
+        m.accession = msg.get(path);
+        if (!m.accession.empty()) break;
+    }
+    return m;
+}
+
+Pipeline::Pipeline(const ChannelConfig& config, std::shared_ptr<lua::SharedMap> channelMap,
+                   std::shared_ptr<lua::SharedMap> globalMap)
+    : config_(config), channelMap_(std::move(channelMap)), globalMap_(std::move(globalMap)) {}
+
+lua::Invocation Pipeline::invocation(lua::Payload& message, const std::string& destination,
+                                     const std::shared_ptr<lua::SharedMap>& responseMap) const {
+    lua::Invocation inv;
+    inv.channel = config_.name;
+    inv.destination = destination;
+    inv.message = &message;
+    inv.channelMap = channelMap_;
+    inv.globalMap = globalMap_;
+    inv.responseMap = responseMap;
+    return inv;
+}
+
+namespace {
+void take(std::vector<lua::LogLine>& into, lua::Invocation& inv) {
+    for (auto& l : inv.logs) into.push_back(std::move(l));
+    inv.logs.clear();
+}
+}  // namespace
+
+ProcessOutcome Pipeline::process(lua::Payload& message, lua::ScriptRuntime* rt,
+                                 const std::shared_ptr<lua::SharedMap>& responseMap) const {
+    ProcessOutcome out;
+    lua::Invocation inv = invocation(message, {}, responseMap);
+    auto run = [&](const std::string& fn) -> bool {  // false: stop (error or filtered)
+        if (fn.empty() || !rt) return true;
+        lua::CallResult r = rt->call(fn, inv);
+        take(out.logs, inv);
+        if (!r.ok) {
+            out.status = store::Status::Error;
+            out.error = r.error;
+            return false;
+        }
+        if (r.returnedFalse && fn == config_.filter) inv.filtered = true;
+        if (inv.filtered) {
+            out.status = store::Status::Filtered;
+            out.filterReason = inv.filterReason.empty() ? "filter " + fn + " returned false" : inv.filterReason;
+            return false;
+        }
+        return true;
+    };
+    bool go = run(config_.preprocessor) && run(config_.filter) && run(config_.transform);
+    out.ack = inv.ack;
+    out.routed = inv.routed;
+    out.routes = inv.routes;
+    out.transformed = message.serialize();
+    out.meta = metadataOf(message);
+    if (!go) return out;
+
+    for (const auto& r : inv.routes) {
+        bool known = std::any_of(config_.destinations.begin(), config_.destinations.end(),
+                                 [&](const DestinationConfig& d) { return d.name == r; });
+        if (!known) {
+            out.status = store::Status::Error;
+            out.error = "route(): no destination named '" + r + "' in channel " + config_.name;
+            return out;
+        }
+    }
+    for (const auto& d : config_.destinations) {
+        DestinationOutcome dout;
+        dout.name = d.name;
+        bool chosen = d.enabled && (!inv.routed || std::find(inv.routes.begin(), inv.routes.end(), d.name) != inv.routes.end());
+        if (!chosen) {
+            dout.kind = DestinationOutcome::Kind::NotRouted;
+            dout.reason = d.enabled ? "not routed" : "destination disabled";
+            out.destinations.push_back(std::move(dout));
+            continue;
+        }
+        if (d.filter.empty() && d.transform.empty()) {
+            dout.encoded = out.transformed;
+            out.destinations.push_back(std::move(dout));
+            continue;
+        }
+        lua::Payload copy = message;
+        lua::Invocation dinv = invocation(copy, d.name, responseMap);
+        bool ok = true;
+        for (const std::string* fn : {&d.filter, &d.transform}) {
+            if (fn->empty() || !ok) continue;
+            lua::CallResult r = rt->call(*fn, dinv);
+            take(out.logs, dinv);
+            if (!r.ok) {
+                dout.kind = DestinationOutcome::Kind::Error;
+                dout.reason = r.error;
+                ok = false;
+            } else if (dinv.filtered || (r.returnedFalse && fn == &d.filter)) {
+                dout.kind = DestinationOutcome::Kind::Filtered;
+                dout.reason = dinv.filterReason.empty() ? "filter " + *fn + " returned false" : dinv.filterReason;
+                ok = false;
+            }
+        }
+        if (dinv.ack) out.ack = dinv.ack;
+        if (ok) dout.encoded = copy.serialize();
+        out.destinations.push_back(std::move(dout));
+    }
+    return out;
+}
+
+Pipeline::ResponseOutcome Pipeline::response(const DestinationConfig& d, lua::Payload& message,
+                                             const std::string& response, const std::string& status,
+                                             lua::ScriptRuntime* rt,
+                                             const std::shared_ptr<lua::SharedMap>& responseMap) const {
+    ResponseOutcome out;
+    if (responseMap) responseMap->setString(d.name, response);
+    if (d.response.empty() || !rt) return out;
+    lua::Invocation inv = invocation(message, d.name, responseMap);
+    inv.response = response;
+    inv.responseStatus = status;
+    lua::CallResult r = rt->call(d.response, inv);
+    out.ok = r.ok;
+    out.error = r.error;
+    out.ack = inv.ack;
+    out.logs = std::move(inv.logs);
+    return out;
+}
+
+Pipeline::ResponseOutcome Pipeline::postprocess(lua::Payload& message, lua::ScriptRuntime* rt,
+                                                const std::shared_ptr<lua::SharedMap>& responseMap) const {
+    ResponseOutcome out;
+    if (config_.postprocessor.empty() || !rt) return out;
+    lua::Invocation inv = invocation(message, {}, responseMap);
+    lua::CallResult r = rt->call(config_.postprocessor, inv);
+    out.ok = r.ok;
+    out.error = r.error;
+    out.ack = inv.ack;
+    out.logs = std::move(inv.logs);
+    return out;
+}
+
+}  // namespace junction::core

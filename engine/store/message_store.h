@@ -1,0 +1,203 @@
+// The message store: every message Junction receives, what became of it per
+// destination, and the queue of deliveries still to make. SQL stays behind
+// this interface (SQLite embedded by default; PostgreSQL later).
+//
+// Writes are asynchronous and batched (group commit): a writer thread gathers
+// the writes of all channels into one transaction every few milliseconds or
+// N rows, commits, then calls each write's completion callback. A source that
+// must not acknowledge before its message is durable waits for its callback.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace junction::store {
+
+using Clock = std::chrono::system_clock;
+using MessageId = std::int64_t;
+
+// Message states (per message) and delivery states (per destination).
+enum class Status { Received, Filtered, Transformed, Queued, Sent, Error };
+const char* toString(Status s);
+std::optional<Status> parseStatus(std::string_view s);
+
+// How much content is kept (DESIGN.md): development = all (raw, transformed,
+// encoded, response); production = raw + errors, and the encoded content of a
+// delivery only until it is Sent; metadata = no content except what recovery
+// needs (raw until processed, encoded until sent); disabled = for now the same
+// as metadata (recovery still needs the rows; pruning removes them).
+enum class StorageMode { Development, Production, Metadata, Disabled };
+const char* toString(StorageMode m);
+std::optional<StorageMode> parseStorageMode(std::string_view s);
+
+// Search columns filled from the parsed message (empty when unknown).
+struct Metadata {
+    std::string messageType;  // "ORM^O01"
+    std::string controlId;    // MSH-10
+    std::string patientId;    // PID-3.1
+    std::string accession;    // OBR-18 / ORC-3 / IPC-1
+};
+
+struct NewMessage {
+    std::string channel;
+    std::string dataType = "hl7v2";
+    std::string source;       // where it came from, e.g. "mllp 127.0.0.1:53422"
+    std::string raw;
+    Metadata meta;
+    Status status = Status::Received;  // Error for input that could not be parsed
+    std::string error;                 // with Status::Error
+    StorageMode storage = StorageMode::Development;
+    std::optional<Clock::time_point> receivedAt;  // default: now (set for imports and tests)
+};
+
+// Outcome of processing (filter/transform/route) for one message.
+struct ProcessedMessage {
+    MessageId id = 0;
+    std::string channel;
+    Status status = Status::Transformed;  // Filtered, Transformed (then queued) or Error
+    std::string transformed;              // kept in development mode
+    std::string error;                    // script error "transforms/x.lua:12: ..."
+    Metadata meta;                        // may be refined by the transformer
+    StorageMode storage = StorageMode::Development;
+    struct Delivery {
+        std::string destination;
+        Status status = Status::Queued;  // Queued or Filtered or Error
+        std::string encoded;             // the content to send (always kept until sent)
+        std::string error;
+    };
+    std::vector<Delivery> deliveries;
+};
+
+// Outcome of one delivery attempt.
+struct DeliveryUpdate {
+    MessageId id = 0;
+    std::string channel;
+    std::string destination;
+    Status status = Status::Sent;  // Sent, Error, or Queued (retry later)
+    int attempts = 1;
+    Clock::time_point nextAttempt{};  // with Queued
+    std::string response;             // the peer's answer (kept in development mode)
+    std::string error;
+    StorageMode storage = StorageMode::Development;
+};
+
+// A message that was received but not processed yet (crash recovery).
+struct PendingMessage {
+    MessageId id = 0;
+    std::string channel;
+    std::string dataType;
+    std::string source;
+    std::string raw;
+    Clock::time_point receivedAt;
+};
+
+// A delivery still to make (crash recovery and retries).
+struct PendingDelivery {
+    MessageId id = 0;
+    std::string channel;
+    std::string destination;
+    std::string encoded;
+    int attempts = 0;
+    Clock::time_point nextAttempt;
+};
+
+struct MessageSummary {
+    MessageId id = 0;
+    std::string channel;
+    Clock::time_point receivedAt;
+    Status status = Status::Received;
+    std::string dataType;
+    std::string source;
+    Metadata meta;
+    std::string error;
+};
+
+struct DeliveryRecord {
+    std::string destination;
+    Status status = Status::Queued;
+    int attempts = 0;
+    std::optional<Clock::time_point> nextAttempt;
+    std::string encoded, response, error;
+    std::optional<Clock::time_point> updatedAt;
+};
+
+struct MessageDetail {
+    MessageSummary summary;
+    std::string raw;          // empty when not kept
+    std::string transformed;  // empty when not kept
+    std::vector<DeliveryRecord> deliveries;
+};
+
+struct SearchQuery {
+    std::string channel;                    // empty = all
+    std::optional<Status> status;
+    std::string messageType, controlId, patientId, accession;  // exact match when set
+    std::optional<Clock::time_point> from, to;  // received_at in [from, to)
+    MessageId beforeId = 0;  // paging: only ids lower than this (0 = newest)
+    int limit = 100;
+};
+
+struct StoreOptions {
+    // Upper bound on how long a write waits for company. The SQLite store commits
+    // as soon as its writer is free (batches grow with the load by themselves), so
+    // it never waits; kept for stores that linger.
+    std::chrono::milliseconds maxBatchDelay{2};
+    std::size_t maxBatchRows = 1000;             // or when this many writes wait
+    bool synchronousFull = true;                 // fsync every commit (durability); off only in tests
+    std::uint64_t maxDatabaseBytes = 0;          // quota (PRAGMA max_page_count); 0 = unlimited
+};
+
+struct StoreStats {
+    std::uint64_t commits = 0, writes = 0;  // writes committed in `commits` transactions
+};
+
+using Completion = std::function<void(bool ok, const std::string& error)>;
+using InsertCompletion = std::function<void(MessageId id, const std::string& error)>;
+
+class MessageStore {
+public:
+    virtual ~MessageStore() = default;
+
+    // Durable insert. `done` runs on the writer thread after the commit (id > 0),
+    // or with id 0 and an error when the write failed. Must not block.
+    virtual void insert(NewMessage message, InsertCompletion done) = 0;
+    // Record processing: message status, transformed content, one delivery row
+    // per destination (Queued ones join the delivery queue).
+    virtual void recordProcessed(ProcessedMessage processed, Completion done = {}) = 0;
+    // Record a delivery attempt.
+    virtual void recordDelivery(DeliveryUpdate update, Completion done = {}) = 0;
+    // Wait until everything submitted so far is committed.
+    virtual void flush() = 0;
+
+    // Crash recovery: messages of `channel` still Received, oldest first.
+    virtual std::vector<PendingMessage> pendingMessages(const std::string& channel, std::size_t limit) = 0;
+    // Deliveries of `channel` still Queued, oldest first.
+    virtual std::vector<PendingDelivery> pendingDeliveries(const std::string& channel, std::size_t limit) = 0;
+
+    virtual std::vector<MessageSummary> search(const SearchQuery& query) = 0;
+    virtual std::optional<MessageDetail> get(MessageId id) = 0;
+    // Counts per status for a channel (console, tests).
+    virtual std::vector<std::pair<Status, std::uint64_t>> countByStatus(const std::string& channel) = 0;
+
+    // Drop messages of `channel` (empty = all channels) received before `cutoff`
+    // that are processed and whose deliveries are all finished (Sent, Filtered,
+    // Error). Runs on the writer thread (writes wait meanwhile). Returns the
+    // number removed.
+    virtual std::uint64_t prune(const std::string& channel, Clock::time_point cutoff) = 0;
+
+    virtual StoreStats stats() const = 0;
+};
+
+// Opens (creating if needed) the SQLite store at `path` (WAL mode).
+// Throws std::runtime_error when the database cannot be opened.
+std::unique_ptr<MessageStore> openSqliteStore(const std::string& path, const StoreOptions& options = {});
+
+}  // namespace junction::store

@@ -1,0 +1,131 @@
+// Thin RAII helpers over the sqlite3 C API used by the SQLite message store.
+// Private to engine/store.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace junction::store::sqlite {
+
+struct Error : std::runtime_error {
+    int code;
+    Error(int c, const std::string& what) : std::runtime_error(what), code(c) {}
+};
+
+[[noreturn]] inline void fail(sqlite3* db, int rc, std::string_view context) {
+    std::string msg(context);
+    msg += ": ";
+    msg += db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    throw Error(rc, msg);
+}
+
+// An owned prepared statement.
+class Stmt {
+public:
+    Stmt() = default;
+    Stmt(sqlite3* db, std::string_view sql) : db_(db) {
+        int rc = sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &h_,
+                                    nullptr);
+        if (rc != SQLITE_OK) {
+            std::string ctx = "prepare ";
+            ctx += sql.substr(0, 80);
+            fail(db, rc, ctx);
+        }
+    }
+    Stmt(const Stmt&) = delete;
+    Stmt& operator=(const Stmt&) = delete;
+    Stmt(Stmt&& o) noexcept : db_(o.db_), h_(o.h_) { o.h_ = nullptr; }
+    Stmt& operator=(Stmt&& o) noexcept {
+        if (this != &o) {
+            reset();
+            db_ = o.db_;
+            h_ = o.h_;
+            o.h_ = nullptr;
+        }
+        return *this;
+    }
+    ~Stmt() { reset(); }
+    void reset() {
+        if (h_) sqlite3_finalize(h_);
+        h_ = nullptr;
+    }
+    explicit operator bool() const { return h_ != nullptr; }
+    sqlite3_stmt* get() const { return h_; }
+    sqlite3* db() const { return db_; }
+
+private:
+    sqlite3* db_ = nullptr;
+    sqlite3_stmt* h_ = nullptr;
+};
+
+// One use of a cached statement: bind, step, read columns; resets on scope exit.
+// Bound text/blob values are SQLITE_STATIC: they must outlive the use.
+class Use {
+public:
+    explicit Use(const Stmt& s) : db_(s.db()), s_(s.get()) {}
+    Use(const Use&) = delete;
+    Use& operator=(const Use&) = delete;
+    ~Use() { sqlite3_reset(s_); }
+
+    Use& text(int i, std::string_view v) {
+        check(sqlite3_bind_text(s_, i, v.empty() ? "" : v.data(), static_cast<int>(v.size()), SQLITE_STATIC));
+        return *this;
+    }
+    // NULL for an empty value.
+    Use& textOrNull(int i, std::string_view v) { return v.empty() ? null(i) : text(i, v); }
+    Use& blob(int i, std::string_view v) {
+        check(sqlite3_bind_blob(s_, i, v.empty() ? "" : v.data(), static_cast<int>(v.size()), SQLITE_STATIC));
+        return *this;
+    }
+    Use& int64(int i, std::int64_t v) {
+        check(sqlite3_bind_int64(s_, i, v));
+        return *this;
+    }
+    Use& null(int i) {
+        check(sqlite3_bind_null(s_, i));
+        return *this;
+    }
+    // true while a row is available.
+    bool step() {
+        int rc = sqlite3_step(s_);
+        if (rc == SQLITE_ROW) return true;
+        if (rc == SQLITE_DONE) return false;
+        fail(db_, rc, "step");
+    }
+    void run() {
+        while (step()) {
+        }
+    }
+    int changes() const { return sqlite3_changes(db_); }
+
+    std::int64_t int64(int col) const { return sqlite3_column_int64(s_, col); }
+    bool isNull(int col) const { return sqlite3_column_type(s_, col) == SQLITE_NULL; }
+    std::string str(int col) const {
+        const void* p = sqlite3_column_blob(s_, col);
+        int n = sqlite3_column_bytes(s_, col);
+        return p ? std::string(static_cast<const char*>(p), static_cast<std::size_t>(n)) : std::string();
+    }
+
+private:
+    void check(int rc) {
+        if (rc != SQLITE_OK) fail(db_, rc, "bind");
+    }
+    sqlite3* db_;
+    sqlite3_stmt* s_;
+};
+
+inline void exec(sqlite3* db, const char* sql) {
+    char* err = nullptr;
+    int rc = sqlite3_exec(db, sql, nullptr, nullptr, &err);
+    if (rc != SQLITE_OK) {
+        std::string msg = std::string(sql).substr(0, 80) + ": " + (err ? err : sqlite3_errstr(rc));
+        sqlite3_free(err);
+        throw Error(rc, msg);
+    }
+}
+
+}  // namespace junction::store::sqlite

@@ -1,0 +1,1233 @@
+// SQLite implementation of MessageStore.
+//
+// Layout (schema version 1, PRAGMA user_version):
+//   messages     one row per message (metadata + search columns), INTEGER PRIMARY KEY id
+//   deliveries   one row per (message, destination), WITHOUT ROWID, with the channel
+//                copied in so that the partial index deliveries_queued answers
+//                "Queued deliveries of a channel, oldest first" directly
+//   partitions   day (yyyymmdd, UTC) -> first message id of that day
+//   content_<yyyymmdd>  raw / transformed / encoded / response of the messages
+//                whose ids fall in that day's id range
+//   store_meta   key/value (last_id high-water mark, written by prune)
+//
+// Writes: one writer thread owns the write connection (group commit). Public write
+// calls enqueue and return; the writer takes everything queued, runs it in one
+// BEGIN IMMEDIATE ... COMMIT (at most maxBatchRows per transaction) and then runs
+// the callbacks in submission order. When a batch fails it is rolled back and
+// replayed one write per transaction so that only the bad writes fail.
+//
+// Ids are preassigned by the writer (next = max(id, last_id, ...) + 1), never
+// reused: prune records the high-water mark before deleting.
+//
+// Partitions: the writer assigns each new message to the current day partition
+// (days never go backwards in id order), so every day owns a contiguous id range.
+// Content of a message always lives in the partition of its id, whenever it is
+// written. prune runs on the writer thread: it deletes prunable metadata rows by
+// id range (per partition, in chunks), then DROPs the day's content table when no
+// message of any channel is left in its range (and it is not the newest
+// partition, which inserts still use) followed by PRAGMA incremental_vacuum;
+// otherwise (other channels still hold messages of that day) it deletes the
+// orphaned content rows instead - those pages go to the freelist and are reused,
+// but the file does not shrink until the whole day is pruned.
+//
+// Reads use a second connection guarded by a mutex, each call in one read
+// transaction (consistent snapshot; WAL lets it run beside the writer).
+#include "engine/store/message_store.h"
+#include "engine/store/sqlite/sqlite_db.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <future>
+#include <limits>
+#include <map>
+#include <pthread.h>
+#include <mutex>
+#include <thread>
+#include <variant>
+
+namespace junction::store {
+
+namespace {
+
+using sqlite::Stmt;
+using sqlite::Use;
+
+constexpr int kSchemaVersion = 1;
+constexpr std::int64_t kPruneChunk = 20000;  // ids per prune transaction
+
+enum ContentKind : int { kRaw = 0, kTransformed = 1, kEncoded = 2, kResponse = 3 };
+
+std::int64_t toMs(Clock::time_point tp) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(tp.time_since_epoch()).count();
+}
+Clock::time_point fromMs(std::int64_t ms) {
+    return Clock::time_point(std::chrono::duration_cast<Clock::duration>(std::chrono::milliseconds(ms)));
+}
+std::int64_t nowMs() { return toMs(Clock::now()); }
+
+// yyyymmdd (UTC) of a time in ms since the epoch.
+int dayOf(std::int64_t ms) {
+    using namespace std::chrono;
+    sys_days d = floor<days>(sys_time<milliseconds>(milliseconds(ms)));
+    year_month_day ymd{d};
+    return static_cast<int>(ymd.year()) * 10000 + static_cast<int>(static_cast<unsigned>(ymd.month())) * 100 +
+           static_cast<int>(static_cast<unsigned>(ymd.day()));
+}
+
+std::string contentTable(int day) { return "content_" + std::to_string(day); }
+
+bool keepsAll(StorageMode m) { return m == StorageMode::Development; }
+bool keepsRaw(StorageMode m) { return m == StorageMode::Development || m == StorageMode::Production; }
+
+// Encoded content of a delivery in state `s` is kept when...
+bool keepEncoded(StorageMode m, Status s) {
+    if (m == StorageMode::Development) return true;
+    if (m == StorageMode::Production) return s == Status::Queued || s == Status::Error;  // until Sent
+    return s == Status::Queued;                                                          // until sent
+}
+
+// Message status from its deliveries: any Error -> Error, else any Queued ->
+// Queued, else any Sent -> Sent, else (all Filtered) Filtered.
+Status aggregate(const std::vector<ProcessedMessage::Delivery>& ds) {
+    bool queued = false, sent = false;
+    for (auto& d : ds) {
+        if (d.status == Status::Error) return Status::Error;
+        if (d.status == Status::Queued) queued = true;
+        if (d.status == Status::Sent) sent = true;
+    }
+    return queued ? Status::Queued : sent ? Status::Sent : Status::Filtered;
+}
+
+// Status as stored in the database: fixed here (the SQL and the partial indexes
+// use these literals), independent of toString(Status), which is for display.
+const char* dbStatus(Status s) {
+    switch (s) {
+        case Status::Received: return "Received";
+        case Status::Filtered: return "Filtered";
+        case Status::Transformed: return "Transformed";
+        case Status::Queued: return "Queued";
+        case Status::Sent: return "Sent";
+        case Status::Error: return "Error";
+    }
+    return "Error";
+}
+
+Status statusOf(const std::string& s) {
+    for (Status st : {Status::Received, Status::Filtered, Status::Transformed, Status::Queued, Status::Sent,
+                      Status::Error})
+        if (s == dbStatus(st)) return st;
+    return Status::Error;
+}
+
+const char* kAggregateSql =
+    "UPDATE messages SET status = (SELECT CASE WHEN max(status = 'Error') THEN 'Error' "
+    "WHEN max(status = 'Queued') THEN 'Queued' WHEN max(status = 'Sent') THEN 'Sent' ELSE 'Filtered' END "
+    "FROM deliveries WHERE message_id = ?1), updated_at = ?2 WHERE id = ?1";
+
+const char* kSchemaV1[] = {
+    "CREATE TABLE messages ("
+    " id INTEGER PRIMARY KEY,"
+    " channel TEXT NOT NULL,"
+    " received_at INTEGER NOT NULL,"  // ms since the epoch
+    " status TEXT NOT NULL,"
+    " data_type TEXT NOT NULL DEFAULT '',"
+    " source TEXT NOT NULL DEFAULT '',"
+    " message_type TEXT,"  // NULL when unknown (keeps the partial indexes small)
+    " control_id TEXT,"
+    " patient_id TEXT,"
+    " accession TEXT,"
+    " error TEXT NOT NULL DEFAULT '',"
+    " updated_at INTEGER NOT NULL)",
+    "CREATE INDEX messages_channel ON messages(channel, id)",
+    // Status lookups: only the rare states get an index (a full (channel, status, id)
+    // index would be rewritten at every status change of every message).
+    "CREATE INDEX messages_received ON messages(channel, id) WHERE status = 'Received'",
+    "CREATE INDEX messages_error ON messages(channel, id) WHERE status = 'Error'",
+    "CREATE INDEX messages_control_id ON messages(control_id) WHERE control_id IS NOT NULL",
+    "CREATE INDEX messages_patient_id ON messages(patient_id) WHERE patient_id IS NOT NULL",
+    "CREATE INDEX messages_accession ON messages(accession) WHERE accession IS NOT NULL",
+    "CREATE INDEX messages_received_at ON messages(received_at)",
+    "CREATE TABLE deliveries ("
+    " message_id INTEGER NOT NULL,"
+    " destination TEXT NOT NULL,"
+    " channel TEXT NOT NULL,"
+    " status TEXT NOT NULL,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " next_attempt INTEGER,"  // ms since the epoch, NULL = now
+    " error TEXT NOT NULL DEFAULT '',"
+    " updated_at INTEGER NOT NULL,"
+    " PRIMARY KEY (message_id, destination)) WITHOUT ROWID",
+    "CREATE INDEX deliveries_queued ON deliveries(channel, message_id) WHERE status = 'Queued'",
+    "CREATE TABLE partitions (day INTEGER PRIMARY KEY, first_id INTEGER NOT NULL, dropped INTEGER NOT NULL DEFAULT 0)",
+    "CREATE TABLE store_meta (key TEXT PRIMARY KEY, value)",
+};
+
+struct Partition {
+    int day = 0;
+    MessageId firstId = 0;
+    bool dropped = false;
+};
+
+// Index of the partition holding `id` (-1 if none).
+int partitionIndex(const std::vector<Partition>& parts, MessageId id) {
+    if (parts.empty() || id < parts.front().firstId) return -1;
+    if (id >= parts.back().firstId) return static_cast<int>(parts.size()) - 1;
+    auto it = std::upper_bound(parts.begin(), parts.end(), id,
+                               [](MessageId v, const Partition& p) { return v < p.firstId; });
+    return static_cast<int>(it - parts.begin()) - 1;
+}
+
+sqlite3* openConnection(const std::string& path, const StoreOptions& options, bool writer) {
+    sqlite3* db = nullptr;
+    int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                             nullptr);
+    if (rc != SQLITE_OK) {
+        std::string msg = "cannot open message store " + path + ": " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        sqlite3_close_v2(db);
+        throw std::runtime_error(msg);
+    }
+    sqlite3_busy_timeout(db, 10000);
+    sqlite3_extended_result_codes(db, 1);
+    return db;
+}
+
+class SqliteStore final : public MessageStore {
+public:
+    SqliteStore(const std::string& path, const StoreOptions& options);
+    ~SqliteStore() override;
+
+    void insert(NewMessage message, InsertCompletion done) override;
+    void recordProcessed(ProcessedMessage processed, Completion done) override;
+    void recordDelivery(DeliveryUpdate update, Completion done) override;
+    void flush() override;
+
+    std::vector<PendingMessage> pendingMessages(const std::string& channel, std::size_t limit) override;
+    std::vector<PendingDelivery> pendingDeliveries(const std::string& channel, std::size_t limit) override;
+    std::vector<MessageSummary> search(const SearchQuery& query) override;
+    std::optional<MessageDetail> get(MessageId id) override;
+    std::vector<std::pair<Status, std::uint64_t>> countByStatus(const std::string& channel) override;
+    std::uint64_t prune(const std::string& channel, Clock::time_point cutoff) override;
+    StoreStats stats() const override;
+
+private:
+    // ------------------------------------------------------------ queued writes
+    struct InsertOp {
+        NewMessage m;
+        InsertCompletion done;
+        std::int64_t receivedMs = 0;
+        MessageId id = 0;
+        int day = 0;
+    };
+    struct ProcessedOp {
+        ProcessedMessage p;
+        Completion done;
+    };
+    struct DeliveryOp {
+        DeliveryUpdate u;
+        Completion done;
+    };
+    struct PruneOp {
+        std::string channel;
+        std::int64_t cutoffMs = 0;
+        std::promise<std::uint64_t>* result = nullptr;
+    };
+    struct Op {
+        template <class T>
+        explicit Op(T&& alt) : v(std::forward<T>(alt)) {}
+        std::variant<InsertOp, ProcessedOp, DeliveryOp, PruneOp> v;
+        bool failed = false;
+        std::string error;
+    };
+
+    void enqueue(Op&& op);
+    void writerLoop();
+    void runSegment(std::vector<Op>& ops, std::size_t begin, std::size_t end);
+    void assignIds(std::vector<Op>& ops, std::size_t begin, std::size_t end);
+    void apply(Op& op, std::int64_t now);
+    void applyInsert(InsertOp& op, std::int64_t now);
+    void applyProcessed(ProcessedOp& op, std::int64_t now);
+    void applyDelivery(DeliveryOp& op, std::int64_t now);
+    void callbacks(std::vector<Op>& ops, std::size_t begin, std::size_t end);
+    std::uint64_t runPrune(const std::string& channel, std::int64_t cutoffMs);
+    void rollback();
+
+    // ------------------------------------------------------------ partitions
+    struct WriterPart {
+        Stmt put, del;
+    };
+    void ensurePartition(int day, MessageId firstId);
+    WriterPart* writerPart(MessageId id);  // nullptr when the id has no (live) partition
+    void putContent(MessageId id, int kind, std::string_view dest, std::string_view data);
+    void delContent(MessageId id, int kind, std::string_view dest);
+
+    struct ReaderPart {
+        Stmt all, one;
+    };
+    ReaderPart* readerPart(MessageId id);
+    std::string readContent(MessageId id, int kind, const std::string& dest);
+
+    // ------------------------------------------------------------ state
+    StoreOptions options_;
+    std::string path_;
+    sqlite3* wdb_ = nullptr;  // writer thread only (and constructor/destructor)
+    sqlite3* rdb_ = nullptr;  // guarded by readMu_
+
+    mutable std::mutex partsMu_;  // guards parts_ (written by the writer only)
+    std::vector<Partition> parts_;
+
+    // writer-thread state
+    MessageId nextId_ = 1;
+    std::map<int, WriterPart> wparts_;
+    Stmt wBegin_, wCommit_, wInsertMsg_, wProcessed_, wProcessedStatus_, wMeta_, wDeliveryNew_, wDeliveryUpd_, wDeliveryIns_, wAggregate_,
+        wPartition_;
+    std::thread::id writerId_;
+
+    // queue
+    std::mutex mu_;
+    std::condition_variable cvWork_, cvDone_;
+    std::vector<Op> queue_;
+    std::uint64_t submitted_ = 0, completed_ = 0;
+    bool stop_ = false, writerIdle_ = false;
+    std::thread writer_;
+
+    std::atomic<std::uint64_t> commits_{0}, writes_{0};
+
+    // background checkpoints (see walHook)
+    static int walHook(void* self, sqlite3* db, const char* name, int pages);
+    void checkpointLoop();
+    sqlite3* cdb_ = nullptr;  // checkpointer thread only
+    std::mutex ckMu_;
+    std::condition_variable ckCv_;
+    bool ckRequested_ = false, ckStop_ = false;
+    int ckRequestedAt_ = 0;  // WAL pages when last requested (writer thread only)
+    std::thread checkpointer_;
+
+    // readers
+    std::mutex readMu_;
+    std::map<int, ReaderPart> rparts_;
+    Stmt rBegin_, rCommit_, rRollback_, rPendingMsgs_, rPendingDels_, rGetMsg_, rGetDels_, rCountAll_, rCount_;
+    std::map<std::string, Stmt> rSearch_;
+};
+
+// ================================================================== open
+
+SqliteStore::SqliteStore(const std::string& path, const StoreOptions& options) : options_(options), path_(path) {
+    if (options_.maxBatchRows == 0) options_.maxBatchRows = 1;
+    std::filesystem::path p(path);
+    if (p.has_parent_path()) {
+        std::error_code ec;
+        std::filesystem::create_directories(p.parent_path(), ec);
+        if (ec) throw std::runtime_error("cannot create directory " + p.parent_path().string() + ": " + ec.message());
+    }
+    try {
+        wdb_ = openConnection(path, options_, true);
+        // auto_vacuum must be chosen before the first table exists.
+        sqlite::exec(wdb_, "PRAGMA auto_vacuum = INCREMENTAL");
+        {
+            Stmt jm(wdb_, "PRAGMA journal_mode = WAL");
+            Use u(jm);
+            std::string mode = u.step() ? u.str(0) : "";
+            if (mode != "wal") throw std::runtime_error("cannot switch " + path + " to WAL mode (got '" + mode + "')");
+        }
+        sqlite::exec(wdb_, options_.synchronousFull ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
+        sqlite::exec(wdb_, "PRAGMA cache_size = -32768");
+        sqlite::exec(wdb_, "PRAGMA temp_store = MEMORY");
+        sqlite::exec(wdb_, "PRAGMA journal_size_limit = 67108864");
+        if (options_.maxDatabaseBytes > 0) {
+            std::uint64_t pages = std::max<std::uint64_t>(options_.maxDatabaseBytes / 4096, 16);
+            sqlite::exec(wdb_, ("PRAGMA max_page_count = " + std::to_string(pages)).c_str());
+        }
+
+        // Schema (versioned by PRAGMA user_version; migrations go here).
+        sqlite::exec(wdb_, "BEGIN IMMEDIATE");
+        try {
+            int version = 0;
+            {
+                Stmt v(wdb_, "PRAGMA user_version");
+                Use u(v);
+                if (u.step()) version = static_cast<int>(u.int64(0));
+            }
+            if (version > kSchemaVersion)
+                throw std::runtime_error("message store " + path + " has schema version " + std::to_string(version) +
+                                         ", newer than this build (" + std::to_string(kSchemaVersion) + ")");
+            if (version == 0) {
+                for (const char* sql : kSchemaV1) sqlite::exec(wdb_, sql);
+                version = 1;
+            }
+            // future: if (version == 1) { ...migrate...; version = 2; }
+            sqlite::exec(wdb_, ("PRAGMA user_version = " + std::to_string(version)).c_str());
+            sqlite::exec(wdb_, "COMMIT");
+        } catch (...) {
+            sqlite3_exec(wdb_, "ROLLBACK", nullptr, nullptr, nullptr);
+            throw;
+        }
+
+        // Partitions and the next id.
+        {
+            Stmt s(wdb_, "SELECT day, first_id, dropped FROM partitions ORDER BY first_id, day");
+            Use u(s);
+            while (u.step()) parts_.push_back({static_cast<int>(u.int64(0)), u.int64(1), u.int64(2) != 0});
+        }
+        MessageId last = 0;
+        {
+            Stmt s(wdb_,
+                   "SELECT max(coalesce((SELECT max(id) FROM messages), 0),"
+                   " coalesce((SELECT value FROM store_meta WHERE key = 'last_id'), 0),"
+                   " coalesce((SELECT max(first_id) - 1 FROM partitions), 0))");
+            Use u(s);
+            if (u.step()) last = u.int64(0);
+        }
+        nextId_ = last + 1;
+
+        wBegin_ = Stmt(wdb_, "BEGIN IMMEDIATE");
+        wCommit_ = Stmt(wdb_, "COMMIT");
+        wInsertMsg_ = Stmt(wdb_,
+                           "INSERT INTO messages (id, channel, received_at, status, data_type, source, message_type,"
+                           " control_id, patient_id, accession, error, updated_at)"
+                           " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
+        wProcessed_ = Stmt(wdb_,
+                           "UPDATE messages SET status = ?2, error = ?3, message_type = coalesce(?4, message_type),"
+                           " control_id = coalesce(?5, control_id), patient_id = coalesce(?6, patient_id),"
+                           " accession = coalesce(?7, accession), updated_at = ?8 WHERE id = ?1");
+        wProcessedStatus_ = Stmt(wdb_, "UPDATE messages SET status = ?2, error = ?3, updated_at = ?4 WHERE id = ?1");
+        wMeta_ = Stmt(wdb_, "SELECT message_type, control_id, patient_id, accession FROM messages WHERE id = ?1");
+        wDeliveryNew_ = Stmt(wdb_,
+                             "INSERT OR REPLACE INTO deliveries (message_id, destination, channel, status, attempts,"
+                             " next_attempt, error, updated_at)"
+                             " SELECT ?1, ?2, channel, ?3, 0, NULL, ?4, ?5 FROM messages WHERE id = ?1");
+        wDeliveryUpd_ = Stmt(wdb_,
+                             "UPDATE deliveries SET status = ?3, attempts = ?4, next_attempt = ?5, error = ?6,"
+                             " updated_at = ?7 WHERE message_id = ?1 AND destination = ?2");
+        wDeliveryIns_ = Stmt(wdb_,
+                             "INSERT INTO deliveries (message_id, destination, channel, status, attempts,"
+                             " next_attempt, error, updated_at)"
+                             " SELECT ?1, ?2, channel, ?3, ?4, ?5, ?6, ?7 FROM messages WHERE id = ?1");
+        wAggregate_ = Stmt(wdb_, kAggregateSql);
+        wPartition_ = Stmt(wdb_, "INSERT OR REPLACE INTO partitions (day, first_id, dropped) VALUES (?1, ?2, 0)");
+
+        // Reader connection.
+        rdb_ = openConnection(path, options_, false);
+        sqlite::exec(rdb_, "PRAGMA cache_size = -16384");
+        sqlite::exec(rdb_, "PRAGMA query_only = 1");
+        rBegin_ = Stmt(rdb_, "BEGIN");
+        rCommit_ = Stmt(rdb_, "COMMIT");
+        rRollback_ = Stmt(rdb_, "ROLLBACK");
+        rPendingMsgs_ = Stmt(rdb_,
+                             "SELECT id, channel, data_type, source, received_at FROM messages"
+                             " WHERE channel = ?1 AND status = 'Received' ORDER BY id LIMIT ?2");
+        rPendingDels_ = Stmt(rdb_,
+                             "SELECT message_id, channel, destination, attempts, next_attempt FROM deliveries"
+                             " WHERE channel = ?1 AND status = 'Queued' ORDER BY message_id LIMIT ?2");
+        rGetMsg_ = Stmt(rdb_,
+                        "SELECT id, channel, received_at, status, data_type, source, message_type, control_id,"
+                        " patient_id, accession, error FROM messages WHERE id = ?1");
+        rGetDels_ = Stmt(rdb_,
+                         "SELECT destination, status, attempts, next_attempt, error, updated_at FROM deliveries"
+                         " WHERE message_id = ?1 ORDER BY destination");
+        rCountAll_ = Stmt(rdb_, "SELECT status, count(*) FROM messages GROUP BY status");
+        rCount_ = Stmt(rdb_, "SELECT status, count(*) FROM messages WHERE channel = ?1 GROUP BY status");
+
+        // Checkpoints run on their own connection and thread so that copying the WAL
+        // into the database (and its fsync) does not stall the writer.
+        cdb_ = openConnection(path, options_, false);
+        sqlite::exec(cdb_, options_.synchronousFull ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
+        sqlite3_wal_hook(wdb_, &SqliteStore::walHook, this);  // replaces wal_autocheckpoint
+    } catch (const std::exception& e) {
+        // Stmt members are finalized by their destructors; close_v2 defers until then.
+        if (cdb_) sqlite3_close_v2(cdb_);
+        if (rdb_) sqlite3_close_v2(rdb_);
+        if (wdb_) sqlite3_close_v2(wdb_);
+        throw std::runtime_error(std::string("message store: ") + e.what());
+    }
+
+    queue_.reserve(1024);
+    checkpointer_ = std::thread([this] { checkpointLoop(); });
+    writer_ = std::thread([this] { writerLoop(); });
+    writerId_ = writer_.get_id();  // read by flush()/prune() callers, which come later
+}
+
+SqliteStore::~SqliteStore() {
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        stop_ = true;
+    }
+    cvWork_.notify_all();
+    if (writer_.joinable()) writer_.join();
+    {
+        std::lock_guard<std::mutex> lock(ckMu_);
+        ckStop_ = true;
+    }
+    ckCv_.notify_all();
+    if (checkpointer_.joinable()) checkpointer_.join();
+    sqlite3_close_v2(cdb_);
+    wparts_.clear();
+    rparts_.clear();
+    rSearch_.clear();
+    for (Stmt* s : {&wBegin_, &wCommit_, &wInsertMsg_, &wProcessed_, &wProcessedStatus_, &wMeta_, &wDeliveryNew_, &wDeliveryUpd_, &wDeliveryIns_,
+                    &wAggregate_, &wPartition_, &rBegin_, &rCommit_, &rRollback_, &rPendingMsgs_, &rPendingDels_,
+                    &rGetMsg_, &rGetDels_, &rCountAll_, &rCount_})
+        s->reset();
+    sqlite3_close_v2(rdb_);
+    sqlite3_close_v2(wdb_);
+}
+
+// ================================================================== queue
+
+void SqliteStore::enqueue(Op&& op) {
+    bool wake;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        queue_.push_back(std::move(op));
+        ++submitted_;
+        wake = writerIdle_;
+        if (wake) writerIdle_ = false;
+    }
+    if (wake) cvWork_.notify_one();
+}
+
+void SqliteStore::insert(NewMessage message, InsertCompletion done) {
+    std::int64_t received = message.receivedAt ? toMs(*message.receivedAt) : nowMs();
+    enqueue(Op(InsertOp{std::move(message), std::move(done), received, 0, 0}));
+}
+
+void SqliteStore::recordProcessed(ProcessedMessage processed, Completion done) {
+    enqueue(Op(ProcessedOp{std::move(processed), std::move(done)}));
+}
+
+void SqliteStore::recordDelivery(DeliveryUpdate update, Completion done) {
+    enqueue(Op(DeliveryOp{std::move(update), std::move(done)}));
+}
+
+void SqliteStore::flush() {
+    if (std::this_thread::get_id() == writerId_) return;  // from a callback: cannot wait for ourselves
+    std::unique_lock<std::mutex> lock(mu_);
+    std::uint64_t target = submitted_;
+    cvDone_.wait(lock, [&] { return completed_ >= target; });
+}
+
+StoreStats SqliteStore::stats() const {
+    StoreStats s;
+    s.commits = commits_.load(std::memory_order_relaxed);
+    s.writes = writes_.load(std::memory_order_relaxed);
+    return s;
+}
+
+// ================================================================== writer
+
+void SqliteStore::writerLoop() {
+    pthread_setname_np(pthread_self(), "junction-store");
+    std::vector<Op> batch;
+    batch.reserve(1024);
+    for (;;) {
+        {
+            std::unique_lock<std::mutex> lock(mu_);
+            while (queue_.empty() && !stop_) {
+                writerIdle_ = true;
+                cvWork_.wait(lock);
+            }
+            writerIdle_ = false;
+            if (queue_.empty()) break;  // stopping and drained
+            // No waiting for company: the writer commits whatever is queued as soon
+            // as it is free, so batches grow with the load by themselves (while one
+            // commit runs the next batch gathers). Lingering for maxBatchDelay was
+            // measured: no throughput gain, only added latency.
+            batch.swap(queue_);
+        }
+        std::size_t i = 0;
+        while (i < batch.size()) {
+            if (auto* pr = std::get_if<PruneOp>(&batch[i].v)) {
+                try {
+                    pr->result->set_value(runPrune(pr->channel, pr->cutoffMs));
+                } catch (...) {
+                    rollback();
+                    pr->result->set_exception(std::current_exception());
+                }
+                ++i;
+                continue;
+            }
+            std::size_t j = i;
+            while (j < batch.size() && j - i < options_.maxBatchRows && !std::holds_alternative<PruneOp>(batch[j].v))
+                ++j;
+            runSegment(batch, i, j);
+            callbacks(batch, i, j);
+            i = j;
+        }
+        std::size_t n = batch.size();
+        batch.clear();
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            completed_ += n;
+        }
+        cvDone_.notify_all();
+    }
+}
+
+void SqliteStore::rollback() {
+    if (!sqlite3_get_autocommit(wdb_)) sqlite3_exec(wdb_, "ROLLBACK", nullptr, nullptr, nullptr);
+}
+
+void SqliteStore::assignIds(std::vector<Op>& ops, std::size_t begin, std::size_t end) {
+    for (std::size_t k = begin; k < end; ++k) {
+        auto* ins = std::get_if<InsertOp>(&ops[k].v);
+        if (!ins || ins->id != 0 || ops[k].failed) continue;
+        int day = dayOf(ins->receivedMs);
+        if (parts_.empty() || day > parts_.back().day) {
+            try {
+                ensurePartition(day, nextId_);
+            } catch (const std::exception& e) {
+                ops[k].failed = true;
+                ops[k].error = e.what();
+                continue;
+            }
+        }
+        ins->id = nextId_++;
+        ins->day = parts_.back().day;
+    }
+}
+
+void SqliteStore::runSegment(std::vector<Op>& ops, std::size_t begin, std::size_t end) {
+    assignIds(ops, begin, end);
+    std::int64_t now = nowMs();
+    std::size_t live = 0;
+    for (std::size_t k = begin; k < end; ++k) live += !ops[k].failed;
+    if (live == 0) return;
+
+    try {
+        Use(wBegin_).run();
+        for (std::size_t k = begin; k < end; ++k)
+            if (!ops[k].failed) apply(ops[k], now);
+        Use(wCommit_).run();
+        commits_.fetch_add(1, std::memory_order_relaxed);
+        writes_.fetch_add(live, std::memory_order_relaxed);
+        return;
+    } catch (const std::exception& e) {
+        rollback();
+        if (live == 1) {
+            for (std::size_t k = begin; k < end; ++k)
+                if (!ops[k].failed) {
+                    ops[k].failed = true;
+                    ops[k].error = e.what();
+                }
+            return;
+        }
+    }
+    // The batch failed: replay one write per transaction so only the bad ones fail.
+    for (std::size_t k = begin; k < end; ++k) {
+        if (ops[k].failed) continue;
+        try {
+            Use(wBegin_).run();
+            apply(ops[k], now);
+            Use(wCommit_).run();
+            commits_.fetch_add(1, std::memory_order_relaxed);
+            writes_.fetch_add(1, std::memory_order_relaxed);
+        } catch (const std::exception& e) {
+            rollback();
+            ops[k].failed = true;
+            ops[k].error = e.what();
+        }
+    }
+}
+
+void SqliteStore::callbacks(std::vector<Op>& ops, std::size_t begin, std::size_t end) {
+    static const std::string kNoError;
+    for (std::size_t k = begin; k < end; ++k) {
+        Op& op = ops[k];
+        try {
+            if (auto* ins = std::get_if<InsertOp>(&op.v)) {
+                if (ins->done) ins->done(op.failed ? 0 : ins->id, op.failed ? op.error : kNoError);
+            } else if (auto* p = std::get_if<ProcessedOp>(&op.v)) {
+                if (p->done) p->done(!op.failed, op.failed ? op.error : kNoError);
+            } else if (auto* d = std::get_if<DeliveryOp>(&op.v)) {
+                if (d->done) d->done(!op.failed, op.failed ? op.error : kNoError);
+            }
+        } catch (...) {
+            // A throwing callback must not take the writer down.
+        }
+    }
+}
+
+void SqliteStore::apply(Op& op, std::int64_t now) {
+    if (auto* ins = std::get_if<InsertOp>(&op.v)) return applyInsert(*ins, now);
+    if (auto* p = std::get_if<ProcessedOp>(&op.v)) return applyProcessed(*p, now);
+    if (auto* d = std::get_if<DeliveryOp>(&op.v)) return applyDelivery(*d, now);
+}
+
+void SqliteStore::applyInsert(InsertOp& op, std::int64_t now) {
+    const NewMessage& m = op.m;
+    {
+        Use u(wInsertMsg_);
+        u.int64(1, op.id)
+            .text(2, m.channel)
+            .int64(3, op.receivedMs)
+            .text(4, dbStatus(m.status))
+            .text(5, m.dataType)
+            .text(6, m.source)
+            .textOrNull(7, m.meta.messageType)
+            .textOrNull(8, m.meta.controlId)
+            .textOrNull(9, m.meta.patientId)
+            .textOrNull(10, m.meta.accession)
+            .text(11, m.error)
+            .int64(12, now);
+        u.run();
+    }
+    // Raw is needed until processed in every mode; kept afterwards in development/production.
+    if (m.status == Status::Received || keepsRaw(m.storage)) putContent(op.id, kRaw, {}, m.raw);
+}
+
+void SqliteStore::applyProcessed(ProcessedOp& op, std::int64_t now) {
+    const ProcessedMessage& p = op.p;
+    Status status = p.status;
+    if (status == Status::Transformed && !p.deliveries.empty()) status = aggregate(p.deliveries);
+    // Rewriting the search columns costs an index update each: only when they change.
+    bool metaChanged = false;
+    {
+        Use u(wMeta_);
+        u.int64(1, p.id);
+        if (!u.step()) throw std::runtime_error("unknown message id " + std::to_string(p.id));
+        auto differs = [&](const std::string& v, int col) {
+            if (v.empty()) return false;
+            if (u.isNull(col)) return true;
+            auto* t = sqlite3_column_blob(wMeta_.get(), col);
+            auto n = static_cast<std::size_t>(sqlite3_column_bytes(wMeta_.get(), col));
+            return n != v.size() || std::memcmp(t, v.data(), n) != 0;
+        };
+        metaChanged = differs(p.meta.messageType, 0) || differs(p.meta.controlId, 1) ||
+                      differs(p.meta.patientId, 2) || differs(p.meta.accession, 3);
+    }
+    if (!metaChanged) {
+        Use u(wProcessedStatus_);
+        u.int64(1, p.id).text(2, dbStatus(status)).text(3, p.error).int64(4, now);
+        u.run();
+    } else {
+        Use u(wProcessed_);
+        u.int64(1, p.id)
+            .text(2, dbStatus(status))
+            .text(3, p.error)
+            .textOrNull(4, p.meta.messageType)
+            .textOrNull(5, p.meta.controlId)
+            .textOrNull(6, p.meta.patientId)
+            .textOrNull(7, p.meta.accession)
+            .int64(8, now);
+        u.run();
+        if (u.changes() == 0) throw std::runtime_error("unknown message id " + std::to_string(p.id));
+    }
+    if (keepsAll(p.storage) && !p.transformed.empty()) putContent(p.id, kTransformed, {}, p.transformed);
+    for (const auto& d : p.deliveries) {
+        {
+            Use u(wDeliveryNew_);
+            u.int64(1, p.id).text(2, d.destination).text(3, dbStatus(d.status)).text(4, d.error).int64(5, now);
+            u.run();
+        }
+        if (keepEncoded(p.storage, d.status) && !d.encoded.empty())
+            putContent(p.id, kEncoded, d.destination, d.encoded);
+    }
+    if (!keepsRaw(p.storage)) delContent(p.id, kRaw, {});
+}
+
+void SqliteStore::applyDelivery(DeliveryOp& op, std::int64_t now) {
+    const DeliveryUpdate& d = op.u;
+    const char* status = dbStatus(d.status);
+    bool hasNext = d.status == Status::Queued;
+    std::int64_t next = toMs(d.nextAttempt);
+    bool updated;
+    {
+        Use u(wDeliveryUpd_);
+        u.int64(1, d.id).text(2, d.destination).text(3, status).int64(4, d.attempts);
+        if (hasNext) u.int64(5, next);
+        else u.null(5);
+        u.text(6, d.error).int64(7, now);
+        u.run();
+        updated = u.changes() > 0;
+    }
+    if (!updated) {  // a destination not recorded by recordProcessed
+        Use u(wDeliveryIns_);
+        u.int64(1, d.id).text(2, d.destination).text(3, status).int64(4, d.attempts);
+        if (hasNext) u.int64(5, next);
+        else u.null(5);
+        u.text(6, d.error).int64(7, now);
+        u.run();
+        if (u.changes() == 0) throw std::runtime_error("unknown message id " + std::to_string(d.id));
+    }
+    if (keepsAll(d.storage) && !d.response.empty()) putContent(d.id, kResponse, d.destination, d.response);
+    if (!keepEncoded(d.storage, d.status)) delContent(d.id, kEncoded, d.destination);
+    Use u(wAggregate_);
+    u.int64(1, d.id).int64(2, now);
+    u.run();
+}
+
+// ================================================================== checkpoints
+
+namespace {
+constexpr int kCheckpointPages = 4096;       // ask the checkpointer every 16 MB of WAL
+constexpr int kSyncCheckpointPages = 32768;  // the writer checkpoints itself past 128 MB
+}  // namespace
+
+// Called on the writer thread after each commit with the WAL size in pages.
+// The background checkpointer copies frames while the writer goes on, but it can
+// rarely finish the whole WAL under continuous writes, and the WAL only restarts
+// from its beginning after a complete checkpoint: past kSyncCheckpointPages the
+// writer completes one itself (cheap then: most frames are already copied).
+int SqliteStore::walHook(void* self, sqlite3* db, const char*, int pages) {
+    auto* st = static_cast<SqliteStore*>(self);
+    if (pages >= kSyncCheckpointPages) {
+        sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+        st->ckRequestedAt_ = 0;
+        return SQLITE_OK;
+    }
+    if (pages < st->ckRequestedAt_) st->ckRequestedAt_ = 0;  // the WAL restarted
+    if (pages - st->ckRequestedAt_ >= kCheckpointPages) {
+        st->ckRequestedAt_ = pages;
+        {
+            std::lock_guard<std::mutex> lock(st->ckMu_);
+            st->ckRequested_ = true;
+        }
+        st->ckCv_.notify_one();
+    }
+    return SQLITE_OK;
+}
+
+void SqliteStore::checkpointLoop() {
+    pthread_setname_np(pthread_self(), "store-checkpoint");
+    std::unique_lock<std::mutex> lock(ckMu_);
+    for (;;) {
+        ckCv_.wait(lock, [&] { return ckRequested_ || ckStop_; });
+        if (ckStop_) return;
+        ckRequested_ = false;
+        lock.unlock();
+        sqlite3_wal_checkpoint_v2(cdb_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+        lock.lock();
+    }
+}
+
+// ================================================================== partitions
+
+void SqliteStore::ensurePartition(int day, MessageId firstId) {
+    // Own transaction, before the batch: the batch's rollback cannot undo it.
+    // Keyed (kind, message_id, ...): every kind is appended at the end of its own
+    // key range (raw at insert, encoded at processing, ...), so pages fill up
+    // sequentially instead of splitting in the middle. WITHOUT ROWID: one b-tree
+    // per content row instead of table + index.
+    std::string sql = "CREATE TABLE IF NOT EXISTS " + contentTable(day) +
+                      " (message_id INTEGER NOT NULL, kind INTEGER NOT NULL, destination TEXT NOT NULL,"
+                      " data BLOB NOT NULL, PRIMARY KEY (kind, message_id, destination)) WITHOUT ROWID";
+    try {
+        Use(wBegin_).run();
+        sqlite::exec(wdb_, sql.c_str());
+        {
+            Use u(wPartition_);
+            u.int64(1, day).int64(2, firstId);
+            u.run();
+        }
+        Use(wCommit_).run();
+    } catch (...) {
+        rollback();
+        throw;
+    }
+    std::lock_guard<std::mutex> lock(partsMu_);
+    parts_.push_back({day, firstId, false});
+}
+
+SqliteStore::WriterPart* SqliteStore::writerPart(MessageId id) {
+    int idx = partitionIndex(parts_, id);
+    if (idx < 0 || parts_[idx].dropped) return nullptr;
+    int day = parts_[idx].day;
+    auto it = wparts_.find(day);
+    if (it != wparts_.end()) return &it->second;
+    WriterPart wp;
+    std::string t = contentTable(day);
+    wp.put = Stmt(wdb_, "INSERT OR REPLACE INTO " + t + " (message_id, kind, destination, data) VALUES (?1, ?2, ?3, ?4)");
+    wp.del = Stmt(wdb_, "DELETE FROM " + t + " WHERE message_id = ?1 AND kind = ?2 AND destination = ?3");
+    return &wparts_.emplace(day, std::move(wp)).first->second;
+}
+
+void SqliteStore::putContent(MessageId id, int kind, std::string_view dest, std::string_view data) {
+    WriterPart* wp = writerPart(id);
+    if (!wp) throw std::runtime_error("no content partition for message " + std::to_string(id));
+    Use u(wp->put);
+    u.int64(1, id).int64(2, kind).text(3, dest).blob(4, data);
+    u.run();
+}
+
+void SqliteStore::delContent(MessageId id, int kind, std::string_view dest) {
+    WriterPart* wp = writerPart(id);
+    if (!wp) return;
+    Use u(wp->del);
+    u.int64(1, id).int64(2, kind).text(3, dest);
+    u.run();
+}
+
+// ================================================================== prune
+
+std::uint64_t SqliteStore::prune(const std::string& channel, Clock::time_point cutoff) {
+    std::int64_t cutoffMs = toMs(cutoff);
+    if (std::this_thread::get_id() == writerId_) return runPrune(channel, cutoffMs);
+    std::promise<std::uint64_t> result;
+    auto future = result.get_future();
+    enqueue(Op(PruneOp{channel, cutoffMs, &result}));
+    return future.get();
+}
+
+std::uint64_t SqliteStore::runPrune(const std::string& channel, std::int64_t cutoffMs) {
+    if (parts_.empty()) return 0;
+    // Ids are never reused: remember the high-water mark before deleting the newest rows.
+    Use(wBegin_).run();
+    try {
+        Stmt hw(wdb_, "INSERT OR REPLACE INTO store_meta (key, value) VALUES ('last_id', ?1)");
+        Use u(hw);
+        u.int64(1, nextId_ - 1);
+        u.run();
+        Use(wCommit_).run();
+    } catch (...) {
+        rollback();
+        throw;
+    }
+
+    Stmt delMsgs(wdb_,
+                 "DELETE FROM messages WHERE id BETWEEN ?1 AND ?2 AND (?3 = '' OR channel = ?3)"
+                 " AND received_at < ?4 AND status NOT IN ('Received', 'Queued')"
+                 " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = messages.id"
+                 " AND d.status = 'Queued')");
+    Stmt delDels(wdb_,
+                 "DELETE FROM deliveries WHERE message_id BETWEEN ?1 AND ?2"
+                 " AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = deliveries.message_id)");
+    Stmt remaining(wdb_, "SELECT EXISTS (SELECT 1 FROM messages WHERE id BETWEEN ?1 AND ?2)");
+    Stmt markDropped(wdb_, "UPDATE partitions SET dropped = 1 WHERE day = ?1");
+
+    int cutoffDay = dayOf(cutoffMs);
+    std::uint64_t total = 0;
+    bool droppedAny = false;
+    for (std::size_t k = 0; k < parts_.size(); ++k) {
+        Partition part = parts_[k];
+        if (part.dropped || part.day > cutoffDay) continue;
+        MessageId lo = part.firstId;
+        MessageId hi = k + 1 < parts_.size() ? parts_[k + 1].firstId - 1 : nextId_ - 1;
+        std::uint64_t removed = 0;
+        for (MessageId a = lo; a <= hi; a += kPruneChunk) {
+            MessageId b = std::min(hi, a + kPruneChunk - 1);
+            Use(wBegin_).run();
+            try {
+                {
+                    Use u(delMsgs);
+                    u.int64(1, a).int64(2, b).text(3, channel).int64(4, cutoffMs);
+                    u.run();
+                    removed += static_cast<std::uint64_t>(u.changes());
+                }
+                {
+                    Use u(delDels);
+                    u.int64(1, a).int64(2, b);
+                    u.run();
+                }
+                Use(wCommit_).run();
+            } catch (...) {
+                rollback();
+                throw;
+            }
+        }
+        total += removed;
+        if (removed == 0) continue;
+        bool left;
+        {
+            Use u(remaining);
+            u.int64(1, lo).int64(2, hi);
+            left = u.step() && u.int64(0) != 0;
+        }
+        bool newest = k + 1 == parts_.size();
+        if (!left && !newest) {
+            // The whole day is gone: drop its table (pages go to the freelist,
+            // incremental_vacuum below gives them back to the file system).
+            wparts_.erase(part.day);  // finalize statements on the table first
+            Use(wBegin_).run();
+            try {
+                sqlite::exec(wdb_, ("DROP TABLE IF EXISTS " + contentTable(part.day)).c_str());
+                Use u(markDropped);
+                u.int64(1, part.day);
+                u.run();
+                Use(wCommit_).run();
+            } catch (...) {
+                rollback();
+                throw;
+            }
+            {
+                std::lock_guard<std::mutex> lock(partsMu_);
+                parts_[k].dropped = true;
+            }
+            droppedAny = true;
+        } else {
+            // Other channels (or the newest partition) still use the day: delete the
+            // content rows of the removed messages.
+            Stmt delContentRows(wdb_, "DELETE FROM " + contentTable(part.day) +
+                                          " WHERE kind IN (0, 1, 2, 3) AND message_id BETWEEN ?1 AND ?2 AND NOT EXISTS"
+                                          " (SELECT 1 FROM messages m WHERE m.id = message_id)");
+            for (MessageId a = lo; a <= hi; a += kPruneChunk) {
+                MessageId b = std::min(hi, a + kPruneChunk - 1);
+                Use(wBegin_).run();
+                try {
+                    Use u(delContentRows);
+                    u.int64(1, a).int64(2, b);
+                    u.run();
+                    Use(wCommit_).run();
+                } catch (...) {
+                    rollback();
+                    throw;
+                }
+            }
+        }
+    }
+    if (droppedAny) {
+        sqlite::exec(wdb_, "PRAGMA incremental_vacuum");
+        sqlite3_wal_checkpoint_v2(wdb_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    }
+    return total;
+}
+
+// ================================================================== readers
+
+namespace {
+
+// One read transaction on the reader connection (caller holds readMu_).
+class ReadTxn {
+public:
+    ReadTxn(const Stmt& begin, const Stmt& commit, const Stmt& rollback) : commit_(commit), rollback_(rollback) {
+        Use(begin).run();
+    }
+    ~ReadTxn() {
+        if (!done_) {
+            try {
+                Use(rollback_).run();
+            } catch (...) {
+            }
+        }
+    }
+    void commit() {
+        Use(commit_).run();
+        done_ = true;
+    }
+
+private:
+    const Stmt& commit_;
+    const Stmt& rollback_;
+    bool done_ = false;
+};
+
+std::string orEmpty(const Use& u, int col) { return u.isNull(col) ? std::string() : u.str(col); }
+
+}  // namespace
+
+SqliteStore::ReaderPart* SqliteStore::readerPart(MessageId id) {
+    int day;
+    {
+        std::lock_guard<std::mutex> lock(partsMu_);
+        int idx = partitionIndex(parts_, id);
+        if (idx < 0 || parts_[idx].dropped) return nullptr;
+        day = parts_[idx].day;
+    }
+    auto it = rparts_.find(day);
+    if (it != rparts_.end()) return &it->second;
+    ReaderPart rp;
+    std::string t = contentTable(day);
+    try {
+        rp.all = Stmt(rdb_, "SELECT kind, destination, data FROM " + t + " WHERE kind IN (0, 1, 2, 3) AND message_id = ?1");
+        rp.one = Stmt(rdb_, "SELECT data FROM " + t + " WHERE message_id = ?1 AND kind = ?2 AND destination = ?3");
+    } catch (const sqlite::Error&) {
+        return nullptr;  // dropped meanwhile
+    }
+    return &rparts_.emplace(day, std::move(rp)).first->second;
+}
+
+std::string SqliteStore::readContent(MessageId id, int kind, const std::string& dest) {
+    ReaderPart* rp = readerPart(id);
+    if (!rp) return {};
+    try {
+        Use u(rp->one);
+        u.int64(1, id).int64(2, kind).text(3, dest);
+        return u.step() ? u.str(0) : std::string();
+    } catch (const sqlite::Error&) {
+        return {};  // the partition was dropped by prune (its messages are gone)
+    }
+}
+
+std::vector<PendingMessage> SqliteStore::pendingMessages(const std::string& channel, std::size_t limit) {
+    std::vector<PendingMessage> out;
+    std::lock_guard<std::mutex> lock(readMu_);
+    ReadTxn txn(rBegin_, rCommit_, rRollback_);
+    {
+        Use u(rPendingMsgs_);
+        u.text(1, channel).int64(2, static_cast<std::int64_t>(
+                                        std::min<std::size_t>(limit, std::numeric_limits<std::int64_t>::max())));
+        while (u.step()) {
+            PendingMessage pm;
+            pm.id = u.int64(0);
+            pm.channel = u.str(1);
+            pm.dataType = u.str(2);
+            pm.source = u.str(3);
+            pm.receivedAt = fromMs(u.int64(4));
+            out.push_back(std::move(pm));
+        }
+    }
+    static const std::string kNoDest;
+    for (auto& pm : out) pm.raw = readContent(pm.id, kRaw, kNoDest);
+    txn.commit();
+    return out;
+}
+
+std::vector<PendingDelivery> SqliteStore::pendingDeliveries(const std::string& channel, std::size_t limit) {
+    std::vector<PendingDelivery> out;
+    std::lock_guard<std::mutex> lock(readMu_);
+    ReadTxn txn(rBegin_, rCommit_, rRollback_);
+    {
+        Use u(rPendingDels_);
+        u.text(1, channel).int64(2, static_cast<std::int64_t>(
+                                        std::min<std::size_t>(limit, std::numeric_limits<std::int64_t>::max())));
+        while (u.step()) {
+            PendingDelivery pd;
+            pd.id = u.int64(0);
+            pd.channel = u.str(1);
+            pd.destination = u.str(2);
+            pd.attempts = static_cast<int>(u.int64(3));
+            pd.nextAttempt = u.isNull(4) ? Clock::time_point{} : fromMs(u.int64(4));
+            out.push_back(std::move(pd));
+        }
+    }
+    for (auto& pd : out) pd.encoded = readContent(pd.id, kEncoded, pd.destination);
+    txn.commit();
+    return out;
+}
+
+namespace {
+
+MessageSummary summaryFrom(const Use& u) {
+    MessageSummary s;
+    s.id = u.int64(0);
+    s.channel = u.str(1);
+    s.receivedAt = fromMs(u.int64(2));
+    s.status = statusOf(u.str(3));
+    s.dataType = u.str(4);
+    s.source = u.str(5);
+    s.meta.messageType = orEmpty(u, 6);
+    s.meta.controlId = orEmpty(u, 7);
+    s.meta.patientId = orEmpty(u, 8);
+    s.meta.accession = orEmpty(u, 9);
+    s.error = u.str(10);
+    return s;
+}
+
+}  // namespace
+
+std::vector<MessageSummary> SqliteStore::search(const SearchQuery& q) {
+    std::string sql =
+        "SELECT id, channel, received_at, status, data_type, source, message_type, control_id, patient_id,"
+        " accession, error FROM messages WHERE 1";
+    int n = 0;
+    auto add = [&](bool on, const char* cond) {
+        if (!on) return 0;
+        sql += " AND ";
+        sql += cond;
+        sql += " ?" + std::to_string(++n);
+        return n;
+    };
+    int pChannel = add(!q.channel.empty(), "channel =");
+    if (q.status) {  // a literal, so that the partial status indexes apply
+        sql += " AND status = '";
+        sql += dbStatus(*q.status);
+        sql += "'";
+    }
+    int pType = add(!q.messageType.empty(), "message_type =");
+    int pControl = add(!q.controlId.empty(), "control_id =");
+    int pPatient = add(!q.patientId.empty(), "patient_id =");
+    int pAccession = add(!q.accession.empty(), "accession =");
+    int pFrom = add(q.from.has_value(), "received_at >=");
+    int pTo = add(q.to.has_value(), "received_at <");
+    int pBefore = add(q.beforeId > 0, "id <");
+    sql += " ORDER BY id DESC LIMIT ?" + std::to_string(++n);
+    int pLimit = n;
+
+    std::vector<MessageSummary> out;
+    std::lock_guard<std::mutex> lock(readMu_);
+    auto it = rSearch_.find(sql);
+    if (it == rSearch_.end()) it = rSearch_.emplace(sql, Stmt(rdb_, sql)).first;
+    Use u(it->second);
+    if (pChannel) u.text(pChannel, q.channel);
+    if (pType) u.text(pType, q.messageType);
+    if (pControl) u.text(pControl, q.controlId);
+    if (pPatient) u.text(pPatient, q.patientId);
+    if (pAccession) u.text(pAccession, q.accession);
+    if (pFrom) u.int64(pFrom, toMs(*q.from));
+    if (pTo) u.int64(pTo, toMs(*q.to));
+    if (pBefore) u.int64(pBefore, q.beforeId);
+    u.int64(pLimit, q.limit > 0 ? q.limit : 100);
+    while (u.step()) out.push_back(summaryFrom(u));
+    return out;
+}
+
+std::optional<MessageDetail> SqliteStore::get(MessageId id) {
+    std::lock_guard<std::mutex> lock(readMu_);
+    ReadTxn txn(rBegin_, rCommit_, rRollback_);
+    MessageDetail d;
+    {
+        Use u(rGetMsg_);
+        u.int64(1, id);
+        if (!u.step()) {
+            return std::nullopt;
+        }
+        d.summary = summaryFrom(u);
+    }
+    {
+        Use u(rGetDels_);
+        u.int64(1, id);
+        while (u.step()) {
+            DeliveryRecord r;
+            r.destination = u.str(0);
+            r.status = statusOf(u.str(1));
+            r.attempts = static_cast<int>(u.int64(2));
+            if (!u.isNull(3)) r.nextAttempt = fromMs(u.int64(3));
+            r.error = u.str(4);
+            r.updatedAt = fromMs(u.int64(5));
+            d.deliveries.push_back(std::move(r));
+        }
+    }
+    if (ReaderPart* rp = readerPart(id)) {
+        try {
+            Use u(rp->all);
+            u.int64(1, id);
+            while (u.step()) {
+                int kind = static_cast<int>(u.int64(0));
+                std::string dest = u.str(1);
+                if (kind == kRaw) d.raw = u.str(2);
+                else if (kind == kTransformed) d.transformed = u.str(2);
+                else
+                    for (auto& r : d.deliveries)
+                        if (r.destination == dest) (kind == kEncoded ? r.encoded : r.response) = u.str(2);
+            }
+        } catch (const sqlite::Error&) {
+            // partition dropped meanwhile: no content
+        }
+    }
+    txn.commit();
+    return d;
+}
+
+std::vector<std::pair<Status, std::uint64_t>> SqliteStore::countByStatus(const std::string& channel) {
+    std::vector<std::pair<Status, std::uint64_t>> out;
+    std::lock_guard<std::mutex> lock(readMu_);
+    Use u(channel.empty() ? rCountAll_ : rCount_);
+    if (!channel.empty()) u.text(1, channel);
+    while (u.step()) out.emplace_back(statusOf(u.str(0)), static_cast<std::uint64_t>(u.int64(1)));
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+}  // namespace
+
+std::unique_ptr<MessageStore> openSqliteStore(const std::string& path, const StoreOptions& options) {
+    // Memory statistics cost a global mutex round trip per SQLite allocation. Only
+    // possible before SQLite initializes (SQLITE_MISUSE afterwards: then ignored).
+    static std::once_flag configured;
+    std::call_once(configured, [] { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
+    return std::make_unique<SqliteStore>(path, options);
+}
+
+}  // namespace junction::store

@@ -1,0 +1,420 @@
+#include <catch2/catch.hpp>
+
+#include "connectors/mllp/client.h"
+#include "engine/config/node.h"
+#include "engine/core/engine.h"
+#include "engine/hl7/message.h"
+#include "tests/core/test_support.h"
+
+using namespace junction;
+using namespace junction::testing;
+
+namespace {
+
+const std::string kSamples = std::string(JUNCTION_SOURCE_DIR) + "/samples/hl7/";
+
+core::EngineOptions options(const TempDir& dir) {
+    core::EngineOptions o;
+    o.config.baseDir = dir.str();
+    o.config.store.path = dir.str() + "/var/junction.db";
+    o.config.channelsDir = dir.str() + "/channels";
+    o.config.admin.port = 0;
+    o.store.synchronousFull = false;
+    return o;
+}
+
+core::ChannelConfig channel(const TempDir& dir, const std::string& yaml) {
+    return core::parseChannel(config::loadYamlString(yaml, "test.yaml"), dir.str() + "/test.yaml", dir.str());
+}
+
+mllp::ClientResult send(int port, const std::string& msg) {
+    mllp::ClientOptions o;
+    o.port = port;
+    o.responseTimeout = std::chrono::seconds(10);
+    mllp::Client c(o);
+    return c.send(msg);
+}
+
+std::string withControlId(std::string msg, const std::string& id) {
+    hl7::Message m = hl7::Message::parseOrThrow(msg);
+    m.set("MSH-10", id);
+    return m.serialize();
+}
+
+std::size_t countStatus(core::Engine& e, const std::string& ch, store::Status s) {
+    for (auto& [status, n] : e.store().countByStatus(ch))
+        if (status == s) return n;
+    return 0;
+}
+
+}  // namespace
+
+TEST_CASE("MLLP in, Lua transform, MLLP out; ACK after commit", "[core][channel]") {
+    TempDir dir;
+    MllpPeer peer;
+    int port = freePort();
+    dir.write("t.lua", R"(
+function only_orders(msg) return msg:get("MSH-9.1") == "ORM" end
+function tag(msg)
+  msg:set("MSH-5", "EMR")
+  msg:set("ZJN-1", "routed by junction")
+end
+)");
+    core::Engine engine(options(dir));
+    engine.addChannel(channel(dir, R"(
+channel: orders
+source: { type: mllp, port: )" + std::to_string(port) + R"( }
+script: t.lua
+filter: only_orders
+transform: tag
+destinations:
+  - { name: emr, type: mllp, host: 127.0.0.1, port: )" + std::to_string(peer.port()) + R"( }
+)"));
+    engine.start();
+    auto r = send(port, readFile(kSamples + "orm_o01_nw.hl7"));
+    REQUIRE(r.ok());
+    auto ack = hl7::Message::parseOrThrow(r.response);
+    CHECK(ack.get("MSA-1") == "AA");
+    CHECK(ack.get("MSA-2") == "ORM0001");
+    REQUIRE(eventually([&] { return peer.count() == 1; }));
+    auto out = hl7::Message::parseOrThrow(peer.received()[0]);
+    CHECK(out.get("MSH-5") == "EMR");
+    CHECK(out.get("ZJN-1") == "routed by junction");
+    CHECK(out.get("PID-5.1") == "DOE");
+
+    // An ADT is filtered: still ACKed, stored as FILTERED, not forwarded.
+    auto r2 = send(port, readFile(kSamples + "adt_a04.hl7"));
+    REQUIRE(r2.ok());
+    CHECK(hl7::Message::parseOrThrow(r2.response).get("MSA-1") == "AA");
+    REQUIRE(eventually([&] { return engine.channel("orders")->counters.filtered == 1; }));
+    CHECK(peer.count() == 1);
+    REQUIRE(eventually([&] { return engine.channel("orders")->counters.sent == 1; }));
+    engine.store().flush();
+    REQUIRE(eventually([&] {
+        engine.store().flush();
+        return countStatus(engine, "orders", store::Status::Sent) == 1;
+    }));
+    CHECK(countStatus(engine, "orders", store::Status::Filtered) == 1);
+    auto info = *engine.channel("orders");
+    CHECK(info.counters.received == 2);
+    CHECK(info.destinations.at(0).counters.sent == 1);
+    CHECK(info.destinations.at(0).latency.count == 1);
+
+    // The stored message has its metadata and contents.
+    store::SearchQuery q;
+    q.channel = "orders";
+    q.controlId = "ORM0001";
+    auto found = engine.store().search(q);
+    REQUIRE(found.size() == 1);
+    CHECK(found[0].meta.messageType == "ORM^O01");
+    CHECK(found[0].meta.accession == "ACC20261123001");
+    CHECK(found[0].meta.patientId == "MRN482913");
+    auto detail = engine.store().get(found[0].id);
+    REQUIRE(detail);
+    CHECK(detail->raw == readFile(kSamples + "orm_o01_nw.hl7"));
+    REQUIRE(detail->deliveries.size() == 1);
+    CHECK(detail->deliveries[0].status == store::Status::Sent);
+    CHECK(detail->deliveries[0].response.find("MSA|AA|ORM0001") != std::string::npos);
+    engine.stop();
+}
+
+TEST_CASE("malformed HL7 gets a NAK with ERR and is kept as ERROR", "[core][channel]") {
+    TempDir dir;
+    int port = freePort();
+    core::Engine engine(options(dir));
+    engine.addChannel(channel(dir, R"(
+channel: in
+source: { type: mllp, port: )" + std::to_string(port) + R"( }
+destinations:
+  - { name: out, type: file, directory: out }
+)"));
+    engine.start();
+    std::string bad = "MSH|^~\\&|LAB|HOSP|EMR|HOSP|20260101||ORU^R01|BAD1|P|2.4\rP!D|1\r";
+    auto r = send(port, bad);
+    REQUIRE(r.ok());
+    auto nak = hl7::Message::parseOrThrow(r.response);
+    CHECK(nak.get("MSA-1") == "AE");
+    CHECK(nak.get("MSA-2") == "BAD1");
+    CHECK(nak.findSegment("ERR"));
+    CHECK(nak.get("MSA-3").find("invalid segment id") != std::string::npos);
+    // the engine keeps serving
+    auto ok = send(port, readFile(kSamples + "adt_a08.hl7"));
+    REQUIRE(ok.ok());
+    CHECK(hl7::Message::parseOrThrow(ok.response).get("MSA-1") == "AA");
+    REQUIRE(eventually([&] { return std::filesystem::exists(dir.path / "out"); }));
+    engine.store().flush();
+    store::SearchQuery q;
+    q.channel = "in";
+    q.status = store::Status::Error;
+    auto errors = engine.store().search(q);
+    REQUIRE(errors.size() == 1);
+    CHECK(errors[0].error.find("invalid segment id") != std::string::npos);
+    CHECK(engine.store().get(errors[0].id)->raw == bad);
+}
+
+TEST_CASE("Lua errors and infinite loops error that message only", "[core][channel]") {
+    TempDir dir;
+    int port = freePort();
+    MllpPeer peer;
+    dir.write("t.lua", R"(
+function transform(msg)
+  local id = msg:get("MSH-10")
+  if id == "LOOP" then while true do end end
+  if id == "BOOM" then error("no accession for " .. id) end
+end
+)");
+    auto opts = options(dir);
+    opts.limits.instructions = 2000000;
+    core::Engine engine(opts);
+    engine.addChannel(channel(dir, R"(
+channel: guarded
+source: { type: mllp, port: )" + std::to_string(port) + R"(, ack: after_destinations }
+script: t.lua
+transform: transform
+destinations:
+  - { name: peer, type: mllp, host: 127.0.0.1, port: )" + std::to_string(peer.port()) + R"( }
+)"));
+    engine.start();
+    std::string orm = readFile(kSamples + "orm_o01_nw.hl7");
+    auto boom = send(port, withControlId(orm, "BOOM"));
+    REQUIRE(boom.ok());
+    auto nak = hl7::Message::parseOrThrow(boom.response);
+    CHECK(nak.get("MSA-1") == "AE");
+    CHECK(nak.get("MSA-3").find("t.lua:5:") != std::string::npos);
+    auto loop = send(port, withControlId(orm, "LOOP"));
+    REQUIRE(loop.ok());
+    CHECK(hl7::Message::parseOrThrow(loop.response).get("MSA-1") == "AE");
+    CHECK(hl7::Message::parseOrThrow(loop.response).get("MSA-3").find("instruction") != std::string::npos);
+    // after_destinations: the peer's own ACK comes back
+    auto good = send(port, withControlId(orm, "GOOD"));
+    REQUIRE(good.ok());
+    auto relayed = hl7::Message::parseOrThrow(good.response);
+    CHECK(relayed.get("MSH-3") == "PEER");
+    CHECK(relayed.get("MSA-2") == "GOOD");
+    CHECK(peer.count() == 1);
+    engine.store().flush();
+    CHECK(countStatus(engine, "guarded", store::Status::Error) == 2);
+}
+
+TEST_CASE("routing, destination filters and transforms, file destination templates", "[core][channel]") {
+    TempDir dir;
+    int port = freePort();
+    dir.write("t.lua", R"(
+function pick(msg)
+  if msg:get("ORC-1") == "CA" then route("cancels") else route("orders", "audit") end
+end
+function audit_only_ct(msg) return msg:get("OBR-24") == "CT" end
+function audit_shape(msg) return "AUDIT " .. msg:get("MSH-10") .. " " .. msg:get("OBR-18") end
+)");
+    core::Engine engine(options(dir));
+    engine.addChannel(channel(dir, R"(
+channel: router
+source: { type: mllp, port: )" + std::to_string(port) + R"( }
+script: t.lua
+transform: pick
+destinations:
+  - { name: orders, type: file, directory: out/orders, filename: "${MSH-10}.hl7" }
+  - { name: cancels, type: file, directory: out/cancels, filename: "${OBR-18}-${MSH-10}.hl7" }
+  - { name: audit, type: file, directory: out/audit, filename: "${id}.txt", filter: audit_only_ct, transform: audit_shape }
+)"));
+    engine.start();
+    for (const char* f : {"orm_o01_nw.hl7", "orm_o01_ca.hl7", "omi_o23.hl7"}) REQUIRE(send(port, readFile(kSamples + f)).ok());
+    REQUIRE(eventually([&] {
+        auto i = engine.channel("router");
+        return i->destinations[0].counters.sent == 2 && i->destinations[1].counters.sent == 1 &&
+               i->destinations[2].counters.sent + i->destinations[2].counters.filtered == 2;
+    }));
+    CHECK(readFile((dir.path / "out/orders/ORM0001.hl7").string()) == readFile(kSamples + "orm_o01_nw.hl7"));
+    CHECK(std::filesystem::exists(dir.path / "out/orders/OMI0001.hl7"));
+    CHECK(std::filesystem::exists(dir.path / "out/cancels/ACC20261123001-ORM0002.hl7"));
+    auto audit = std::vector<std::filesystem::path>();
+    for (auto& e : std::filesystem::directory_iterator(dir.path / "out/audit")) audit.push_back(e.path());
+    REQUIRE(audit.size() == 1);  // the MR order was filtered for audit
+    CHECK(readFile(audit[0].string()) == "AUDIT ORM0001 ACC20261123001");
+    CHECK(engine.channel("router")->destinations[2].counters.filtered == 1);
+}
+
+TEST_CASE("retries with backoff, then ERROR; a queued message survives a restart", "[core][channel]") {
+    TempDir dir;
+    int port = freePort();
+    int downPort = freePort();  // nothing listens here (yet)
+    auto yaml = R"(
+channel: relay
+source: { type: mllp, port: )" + std::to_string(port) + R"( }
+destinations:
+  - name: down
+    type: mllp
+    host: 127.0.0.1
+    port: )" + std::to_string(downPort) + R"(
+    connect_timeout: 200ms
+    retry: { attempts: 3, backoff: 20ms, max_backoff: 50ms }
+)";
+    {
+        core::Engine engine(options(dir));
+        engine.addChannel(channel(dir, yaml));
+        engine.start();
+        REQUIRE(send(port, withControlId(readFile(kSamples + "orm_o01_nw.hl7"), "R1")).ok());
+        REQUIRE(eventually([&] { return engine.channel("relay")->destinations[0].counters.errored == 1; }));
+        CHECK(engine.channel("relay")->destinations[0].counters.retried == 2);
+        CHECK(engine.channel("relay")->destinations[0].lastError.find("refused") != std::string::npos);
+        engine.store().flush();
+        CHECK(countStatus(engine, "relay", store::Status::Error) == 1);
+    }
+    // With unlimited-looking retries, a message stays queued across a restart and is
+    // delivered once the peer comes up.
+    std::string patient = yaml;
+    patient.replace(patient.find("attempts: 3"), 11, "attempts: 1000");
+    {
+        core::Engine engine(options(dir));
+        engine.addChannel(channel(dir, patient));
+        engine.start();
+        REQUIRE(send(port, withControlId(readFile(kSamples + "orm_o01_nw.hl7"), "R2")).ok());
+        REQUIRE(eventually([&] { return engine.channel("relay")->destinations[0].counters.retried >= 2; }));
+        engine.stop();
+    }
+    MllpPeer peer(downPort);
+    core::Engine engine(options(dir));
+    engine.addChannel(channel(dir, patient));
+    engine.start();
+    REQUIRE(eventually([&] { return peer.count() == 1; }));
+    CHECK(MllpPeer::controlId(peer.received()[0]) == "R2");
+}
+
+TEST_CASE("a peer that accepts and never answers times out and is retried", "[core][channel]") {
+    TempDir dir;
+    int port = freePort();
+    MllpPeer peer;
+    peer.silent = true;
+    core::Engine engine(options(dir));
+    engine.addChannel(channel(dir, R"(
+channel: slow
+source: { type: mllp, port: )" + std::to_string(port) + R"( }
+destinations:
+  - { name: mute, type: mllp, host: 127.0.0.1, port: )" + std::to_string(peer.port()) +
+                                      R"(, response_timeout: 200ms, retry: { attempts: 2, backoff: 10ms } }
+)"));
+    engine.start();
+    auto r = send(port, readFile(kSamples + "orm_o01_nw.hl7"));
+    REQUIRE(r.ok());  // the sender is answered once the message is stored
+    CHECK(hl7::Message::parseOrThrow(r.response).get("MSA-1") == "AA");
+    REQUIRE(eventually([&] { return engine.channel("slow")->destinations[0].counters.errored == 1; }));
+    CHECK(peer.count() == 2);
+    CHECK(engine.channel("slow")->destinations[0].lastError.find("no response") != std::string::npos);
+}
+
+TEST_CASE("pause holds the source; redeploy keeps queued messages", "[core][channel]") {
+    TempDir dir;
+    int port = freePort();
+    dir.write("channels/c.yaml", R"(
+channel: c
+source: { type: mllp, port: )" + std::to_string(port) + R"( }
+destinations:
+  - { name: out, type: file, directory: out }
+)");
+    auto opts = options(dir);
+    core::Engine engine(opts);
+    REQUIRE(engine.loadChannels().empty());
+    engine.start();
+    REQUIRE(send(port, readFile(kSamples + "adt_a04.hl7")).ok());
+    REQUIRE(engine.pauseChannel("c"));
+    CHECK(engine.channel("c")->state == core::ChannelState::Paused);
+    std::atomic<bool> answered{false};
+    std::thread t([&] {
+        send(port, readFile(kSamples + "adt_a08.hl7"));
+        answered = true;
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    CHECK_FALSE(answered.load());
+    REQUIRE(engine.resumeChannel("c"));
+    t.join();
+    CHECK(answered.load());
+    dir.write("channels/c.yaml", R"(
+channel: c
+description: redeployed
+source: { type: mllp, port: )" + std::to_string(port) + R"( }
+destinations:
+  - { name: out, type: file, directory: out2 }
+)");
+    engine.redeployChannel("c");
+    CHECK(engine.channel("c")->description == "redeployed");
+    REQUIRE(send(port, readFile(kSamples + "orm_o01_nw.hl7")).ok());
+    REQUIRE(eventually([&] { return std::filesystem::exists(dir.path / "out2"); }));
+}
+
+TEST_CASE("file source reads, splits batches and moves files after storing", "[core][channel]") {
+    TempDir dir;
+    dir.write("in/batch.hl7", readFile(kSamples + "batch.hl7"));
+    dir.write("in/skip.txt", "not matched");
+    core::Engine engine(options(dir));
+    engine.addChannel(channel(dir, R"(
+channel: files
+source: { type: file, directory: in, pattern: "*.hl7", poll_interval: 50ms }
+destinations:
+  - { name: out, type: file, directory: out, filename: "${MSH-10}.hl7" }
+)"));
+    engine.start();
+    REQUIRE(eventually([&] { return engine.channel("files")->destinations[0].counters.sent == 3; }));
+    for (const char* id : {"BAT0001", "BAT0002", "BAT0003"})
+        CHECK(std::filesystem::exists(dir.path / "out" / (std::string(id) + ".hl7")));
+    CHECK(std::filesystem::exists(dir.path / "in/processed/batch.hl7"));
+    CHECK_FALSE(std::filesystem::exists(dir.path / "in/batch.hl7"));
+    CHECK(std::filesystem::exists(dir.path / "in/skip.txt"));
+}
+
+TEST_CASE("channel destination hands off to another channel durably", "[core][channel]") {
+    TempDir dir;
+    int port = freePort();
+    core::Engine engine(options(dir));
+    engine.addChannel(channel(dir, R"(
+channel: front
+source: { type: mllp, port: )" + std::to_string(port) + R"( }
+destinations:
+  - { name: next, type: channel, channel: back }
+)"));
+    engine.addChannel(channel(dir, R"(
+channel: back
+source: { type: channel }
+destinations:
+  - { name: out, type: file, directory: out, filename: "${MSH-10}.hl7" }
+)"));
+    engine.start();
+    REQUIRE(send(port, readFile(kSamples + "orm_o01_nw.hl7")).ok());
+    REQUIRE(eventually([&] { return std::filesystem::exists(dir.path / "out/ORM0001.hl7"); }));
+    CHECK(engine.channel("back")->counters.received == 1);
+    CHECK(engine.channel("front")->destinations[0].counters.sent == 1);
+}
+
+TEST_CASE("back-pressure: a full queue holds the source", "[core][channel]") {
+    TempDir dir;
+    int port = freePort();
+    MllpPeer peer;
+    peer.silent = true;
+    core::Engine engine(options(dir));
+    engine.addChannel(channel(dir, R"(
+channel: bp
+queue_limit: 3
+source: { type: mllp, port: )" + std::to_string(port) + R"( }
+destinations:
+  - { name: stuck, type: mllp, host: 127.0.0.1, port: )" + std::to_string(peer.port()) +
+                                      R"(, response_timeout: 30s }
+)"));
+    engine.start();
+    std::atomic<int> acked{0};
+    std::thread sender([&] {
+        mllp::ClientOptions o;
+        o.port = port;
+        o.responseTimeout = std::chrono::seconds(20);
+        mllp::Client c(o);
+        for (int i = 0; i < 8; ++i) {
+            if (!c.send(withControlId(readFile(kSamples + "adt_a04.hl7"), "BP" + std::to_string(i))).ok()) break;
+            ++acked;
+        }
+    });
+    REQUIRE(eventually([&] { return engine.channel("bp")->backPressure; }, std::chrono::seconds(5)));
+    int held = acked.load();
+    CHECK(held <= 5);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    CHECK(acked.load() == held);
+    engine.stopChannel("bp");  // releases the sender: its connection is closed
+    sender.join();
+}

@@ -1,0 +1,156 @@
+// Helpers for engine tests: temporary directories, free ports, an in-test
+// MLLP peer that records what it receives.
+#pragma once
+
+#include <Poco/Net/ServerSocket.h>
+#include <Poco/Net/StreamSocket.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "connectors/mllp/framing.h"
+
+namespace junction::testing {
+
+struct TempDir {
+    std::filesystem::path path;
+    TempDir() {
+        static std::atomic<int> n{0};
+        path = std::filesystem::temp_directory_path() /
+               ("junction-test-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
+        std::filesystem::remove_all(path);
+        std::filesystem::create_directories(path);
+    }
+    ~TempDir() { std::filesystem::remove_all(path); }
+    std::string str() const { return path.string(); }
+    std::string write(const std::string& name, const std::string& text) const {
+        auto p = path / name;
+        std::filesystem::create_directories(p.parent_path());
+        std::ofstream(p, std::ios::binary) << text;
+        return p.string();
+    }
+};
+
+inline std::string readFile(const std::string& p) {
+    std::ifstream f(p, std::ios::binary);
+    std::stringstream s;
+    s << f.rdbuf();
+    return s.str();
+}
+
+inline int freePort() {
+    Poco::Net::ServerSocket s(Poco::Net::SocketAddress("127.0.0.1", 0));
+    return s.address().port();
+}
+
+// Waits until `cond` holds or `timeout` passes; returns cond().
+inline bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    auto until = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < until) {
+        if (cond()) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return cond();
+}
+
+// An MLLP peer on loopback: records every message and answers with `reply`
+// (by default an AA echoing MSH-10). Set `silent` to accept and never answer.
+class MllpPeer {
+public:
+    std::function<std::string(const std::string&)> reply;
+    std::atomic<bool> silent{false};
+
+    explicit MllpPeer(int port = 0) : socket_(Poco::Net::SocketAddress("127.0.0.1", static_cast<Poco::UInt16>(port))) {
+        thread_ = std::thread([this] { acceptLoop(); });
+    }
+    ~MllpPeer() {
+        stop_ = true;
+        socket_.close();
+        if (thread_.joinable()) thread_.join();
+        for (auto& t : conns_)
+            if (t.joinable()) t.join();
+    }
+    int port() const { return socket_.address().port(); }
+    std::vector<std::string> received() {
+        std::lock_guard<std::mutex> lock(m_);
+        return received_;
+    }
+    std::size_t count() {
+        std::lock_guard<std::mutex> lock(m_);
+        return received_.size();
+    }
+    static std::string controlId(const std::string& msg) {
+        char fs = msg.size() > 3 ? msg[3] : '|';
+        int n = 0;
+        std::size_t start = 0;
+        for (std::size_t i = 0; i < msg.size() && msg[i] != '\r'; ++i)
+            if (msg[i] == fs) {
+                if (++n == 9) start = i + 1;
+                else if (n == 10) return msg.substr(start, i - start);
+            }
+        return {};
+    }
+
+private:
+    void acceptLoop() {
+        socket_.setReceiveTimeout(Poco::Timespan(0, 100000));
+        while (!stop_) {
+            try {
+                Poco::Net::StreamSocket s = socket_.acceptConnection();
+                conns_.emplace_back([this, s]() mutable { serve(s); });
+            } catch (...) {
+            }
+        }
+    }
+    void serve(Poco::Net::StreamSocket s) {
+        mllp::FrameDecoder dec(64u << 20);
+        char buf[65536];
+        s.setReceiveTimeout(Poco::Timespan(0, 100000));
+        while (!stop_) {
+            int n;
+            try {
+                n = s.receiveBytes(buf, sizeof buf);
+            } catch (const Poco::TimeoutException&) {
+                continue;
+            } catch (...) {
+                return;
+            }
+            if (n <= 0) return;
+            dec.feed(buf, static_cast<std::size_t>(n));
+            mllp::FrameDecoder::Event ev;
+            while (dec.next(ev)) {
+                if (ev.isError) return;
+                {
+                    std::lock_guard<std::mutex> lock(m_);
+                    received_.push_back(ev.payload);
+                }
+                if (silent) continue;
+                std::string ack = reply ? reply(ev.payload)
+                                        : "MSH|^~\\&|PEER|PEER|||20260101000000||ACK|A" + controlId(ev.payload) +
+                                              "|P|2.5.1\rMSA|AA|" + controlId(ev.payload) + "\r";
+                std::string framed = mllp::frame(ack);
+                try {
+                    s.sendBytes(framed.data(), static_cast<int>(framed.size()));
+                } catch (...) {
+                    return;
+                }
+            }
+        }
+    }
+    Poco::Net::ServerSocket socket_;
+    std::thread thread_;
+    std::vector<std::thread> conns_;
+    std::atomic<bool> stop_{false};
+    std::mutex m_;
+    std::vector<std::string> received_;
+};
+
+}  // namespace junction::testing

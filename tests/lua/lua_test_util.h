@@ -1,0 +1,87 @@
+// Helpers for the Lua runtime tests.
+#pragma once
+
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+
+#include "engine/lua/script.h"
+
+namespace junction::lua::test {
+
+// The standard sample (samples/hl7/orm_o01_nw.hl7), or an inline copy of it.
+inline const std::string& sampleOrm() {
+    static const std::string text = [] {
+        std::ifstream f(std::string(JUNCTION_SOURCE_DIR) + "/samples/hl7/orm_o01_nw.hl7", std::ios::binary);
+        if (f) {
+            std::stringstream ss;
+            ss << f.rdbuf();
+            if (!ss.str().empty()) return ss.str();
+        }
+        return std::string(
+            "MSH|^~\\&|RIS|CITYHOSP|JUNCTION|RADIOLOGY|20261123081500||ORM^O01|ORM0001|P|2.3.1||||||8859/1\r"
+            "PID|1||MRN482913^^^CITYHOSP^MR~7701019876^^^NATIONAL^NI||DOE^JANE^MARIE^^MRS||19770101|F|||12 HARBOUR "
+            "ROAD^^SPRINGFIELD^^12345^USA||(555)555-0142|||M||ACCT55012\r"
+            "PV1|1|O|RAD^XR1^01^CITYHOSP||||1234^WELBY^MARCUS^J^^DR|||||||||||V20261123001\r"
+            "ORC|NW|ORD778812|ACC20261123001||SC||^^^20261123093000^^R||20261123081400|CLERK^ANNA|||RAD^^^CITYHOSP\r"
+            "OBR|1|ORD778812|ACC20261123001|CTCHEST^CT Chest without contrast^L|||20261123081400|||||||||1234^WELBY^"
+            "MARCUS^J^^DR||ACC20261123001|RP77881201|SPS7788120101||||CT|||^^^20261123093000^^R||||Cough for 3 "
+            "weeks, rule out pneumonia\r"
+            "ZDS|1.2.826.0.1.3680043.10.1001.20261123.1^JUNCTION^Application^DICOM\r");
+    }();
+    return text;
+}
+
+inline Payload hl7Payload(const std::string& text = sampleOrm()) {
+    Payload p;
+    p.type = DataType::Hl7v2;
+    p.hl7.emplace(hl7::Message::parseOrThrow(text));
+    return p;
+}
+
+inline Payload textPayload(DataType type, std::string text) {
+    Payload p;
+    p.type = type;
+    p.text = std::move(text);
+    return p;
+}
+
+// A runtime plus the maps and the payload of one channel.
+struct Harness {
+    std::shared_ptr<SharedMap> channelMap = std::make_shared<SharedMap>();
+    std::shared_ptr<SharedMap> globalMap = std::make_shared<SharedMap>();
+    std::shared_ptr<SharedMap> responseMap = std::make_shared<SharedMap>();
+    Payload payload = hl7Payload();
+    Invocation inv;
+    std::unique_ptr<ScriptRuntime> rt;
+    std::string loadError;
+
+    explicit Harness(const std::string& source, Limits limits = {},
+                     const std::string& chunk = "transforms/test.lua") {
+        rt = ScriptRuntime::loadString(source, chunk, limits, &loadError);
+        INFO(loadError);
+        REQUIRE(rt);
+    }
+
+    CallResult call(std::string_view fn) {
+        inv = Invocation{};
+        inv.channel = "test";
+        inv.message = &payload;
+        inv.channelMap = channelMap;
+        inv.globalMap = globalMap;
+        inv.responseMap = responseMap;
+        return rt->call(fn, inv);
+    }
+
+    // Calls and requires success.
+    void ok(std::string_view fn) {
+        CallResult r = call(fn);
+        INFO(r.error);
+        REQUIRE(r.ok);
+    }
+};
+
+}  // namespace junction::lua::test

@@ -1,0 +1,3 @@
+local M = {}
+error("module failed at load")
+return M

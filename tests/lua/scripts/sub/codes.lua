@@ -1,0 +1,1 @@
+return { CT = "Computed Tomography", MR = "Magnetic Resonance" }

@@ -1,0 +1,5 @@
+function transform(msg)
+    local x = 1
+    if x then
+        return x +
+end

@@ -1,0 +1,853 @@
+#include <catch2/catch.hpp>
+#include <sqlite3.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <future>
+#include <mutex>
+#include <semaphore>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/store/message_store.h"
+
+using namespace junction::store;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct TempDir {
+    std::string path;
+    TempDir() {
+        char tmpl[] = "/tmp/junction-store-test-XXXXXX";
+        char* p = mkdtemp(tmpl);
+        REQUIRE(p != nullptr);
+        path = p;
+    }
+    ~TempDir() {
+        std::error_code ec;
+        std::filesystem::remove_all(path, ec);
+    }
+    std::string db() const { return path + "/sub/dir/store.db"; }  // parent dirs created by the store
+};
+
+StoreOptions fastOptions() {
+    StoreOptions o;
+    o.synchronousFull = false;
+    return o;
+}
+
+NewMessage makeMessage(const std::string& channel, const std::string& raw, StorageMode mode = StorageMode::Development) {
+    NewMessage m;
+    m.channel = channel;
+    m.source = "test";
+    m.raw = raw;
+    m.storage = mode;
+    return m;
+}
+
+MessageId insertSync(MessageStore& s, NewMessage m) {
+    std::promise<std::pair<MessageId, std::string>> p;
+    auto f = p.get_future();
+    s.insert(std::move(m), [&](MessageId id, const std::string& err) { p.set_value({id, err}); });
+    auto r = f.get();
+    INFO(r.second);
+    REQUIRE(r.first > 0);
+    return r.first;
+}
+
+std::pair<bool, std::string> processedSync(MessageStore& s, ProcessedMessage pm) {
+    std::promise<std::pair<bool, std::string>> p;
+    auto f = p.get_future();
+    s.recordProcessed(std::move(pm), [&](bool ok, const std::string& err) { p.set_value({ok, err}); });
+    return f.get();
+}
+
+std::pair<bool, std::string> deliverySync(MessageStore& s, DeliveryUpdate up) {
+    std::promise<std::pair<bool, std::string>> p;
+    auto f = p.get_future();
+    s.recordDelivery(std::move(up), [&](bool ok, const std::string& err) { p.set_value({ok, err}); });
+    return f.get();
+}
+
+ProcessedMessage::Delivery queued(const std::string& dest, const std::string& encoded) {
+    ProcessedMessage::Delivery d;
+    d.destination = dest;
+    d.status = Status::Queued;
+    d.encoded = encoded;
+    return d;
+}
+
+ProcessedMessage processed(MessageId id, const std::string& channel, std::vector<ProcessedMessage::Delivery> ds,
+                           StorageMode mode = StorageMode::Development) {
+    ProcessedMessage pm;
+    pm.id = id;
+    pm.channel = channel;
+    pm.status = Status::Transformed;
+    pm.transformed = "transformed-" + std::to_string(id);
+    pm.storage = mode;
+    pm.deliveries = std::move(ds);
+    return pm;
+}
+
+DeliveryUpdate update(MessageId id, const std::string& channel, const std::string& dest, Status st,
+                      StorageMode mode = StorageMode::Development) {
+    DeliveryUpdate u;
+    u.id = id;
+    u.channel = channel;
+    u.destination = dest;
+    u.status = st;
+    u.response = "response-" + dest;
+    u.storage = mode;
+    if (st == Status::Error) u.error = "peer said no";
+    return u;
+}
+
+Status statusOf(MessageStore& s, MessageId id) {
+    auto d = s.get(id);
+    REQUIRE(d);
+    return d->summary.status;
+}
+
+std::int64_t ms(Clock::time_point tp) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(tp.time_since_epoch()).count();
+}
+
+std::string dayName(Clock::time_point tp) {
+    using namespace std::chrono;
+    year_month_day ymd{floor<days>(tp)};
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "content_%04d%02u%02u", static_cast<int>(ymd.year()),
+                  static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()));
+    return buf;
+}
+
+// Direct look at the database file (a separate connection).
+struct RawDb {
+    sqlite3* db = nullptr;
+    explicit RawDb(const std::string& path) {
+        REQUIRE(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+    }
+    ~RawDb() { sqlite3_close(db); }
+    std::int64_t scalar(const std::string& sql) {
+        sqlite3_stmt* st = nullptr;
+        REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK);
+        std::int64_t v = -1;
+        if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        return v;
+    }
+    bool hasTable(const std::string& name) {
+        return scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '" + name + "'") == 1;
+    }
+};
+
+std::uint64_t countOf(MessageStore& s, const std::string& channel, Status st) {
+    for (auto& [status, n] : s.countByStatus(channel))
+        if (status == st) return n;
+    return 0;
+}
+
+}  // namespace
+
+TEST_CASE("status and storage mode strings round-trip", "[store]") {
+    for (Status s : {Status::Received, Status::Filtered, Status::Transformed, Status::Queued, Status::Sent,
+                     Status::Error})
+        CHECK(parseStatus(toString(s)) == s);
+    CHECK(parseStatus("sent") == Status::Sent);
+    CHECK_FALSE(parseStatus("bogus"));
+    CHECK(parseStorageMode("production") == StorageMode::Production);
+    CHECK(parseStorageMode("Metadata") == StorageMode::Metadata);
+    CHECK(parseStorageMode("disabled") == StorageMode::Disabled);
+    CHECK(parseStorageMode("development") == StorageMode::Development);
+    CHECK_FALSE(parseStorageMode("all"));
+}
+
+TEST_CASE("insert calls back with increasing ids", "[store]") {
+    TempDir dir;
+    auto store = openSqliteStore(dir.db(), fastOptions());
+    std::mutex mu;
+    std::vector<MessageId> ids;
+    std::vector<std::string> errors;
+    for (int i = 0; i < 200; ++i) {
+        auto m = makeMessage("ch", "MSH|" + std::to_string(i));
+        m.meta.controlId = "C" + std::to_string(i);
+        store->insert(std::move(m), [&](MessageId id, const std::string& err) {
+            std::lock_guard<std::mutex> lock(mu);
+            ids.push_back(id);
+            if (!err.empty()) errors.push_back(err);
+        });
+    }
+    store->flush();
+    std::lock_guard<std::mutex> lock(mu);
+    REQUIRE(ids.size() == 200);
+    CHECK(errors.empty());
+    CHECK(ids.front() > 0);
+    for (std::size_t i = 1; i < ids.size(); ++i) CHECK(ids[i] > ids[i - 1]);
+    auto d = store->get(ids[7]);
+    REQUIRE(d);
+    CHECK(d->raw == "MSH|7");
+    CHECK(d->summary.status == Status::Received);
+    CHECK(d->summary.channel == "ch");
+    CHECK(d->summary.meta.controlId == "C7");
+    CHECK(d->summary.source == "test");
+    CHECK(d->summary.dataType == "hl7v2");
+    CHECK_FALSE(store->get(ids.back() + 1000));
+    CHECK(store->stats().writes == 200);
+}
+
+TEST_CASE("recordProcessed queues deliveries", "[store]") {
+    TempDir dir;
+    auto store = openSqliteStore(dir.db(), fastOptions());
+    MessageId id = insertSync(*store, makeMessage("ch", "raw"));
+    CHECK(store->pendingMessages("ch", 10).size() == 1);
+
+    auto r = processedSync(*store, processed(id, "ch", {queued("A", "enc-A"), queued("B", "enc-B")}));
+    CHECK(r.first);
+    CHECK(r.second.empty());
+    CHECK(store->pendingMessages("ch", 10).empty());
+    auto pd = store->pendingDeliveries("ch", 10);
+    REQUIRE(pd.size() == 2);
+    CHECK(pd[0].id == id);
+    CHECK(pd[0].channel == "ch");
+    CHECK(pd[0].destination == "A");
+    CHECK(pd[0].encoded == "enc-A");
+    CHECK(pd[0].attempts == 0);
+    CHECK(pd[1].destination == "B");
+    CHECK(pd[1].encoded == "enc-B");
+    CHECK(store->pendingDeliveries("other", 10).empty());
+    CHECK(store->pendingDeliveries("ch", 1).size() == 1);
+    CHECK(statusOf(*store, id) == Status::Queued);
+}
+
+TEST_CASE("delivery updates drive the message status", "[store]") {
+    TempDir dir;
+    auto store = openSqliteStore(dir.db(), fastOptions());
+
+    SECTION("Sent + retry then Sent") {
+        MessageId id = insertSync(*store, makeMessage("ch", "raw"));
+        processedSync(*store, processed(id, "ch", {queued("A", "enc-A"), queued("B", "enc-B")}));
+        CHECK(deliverySync(*store, update(id, "ch", "A", Status::Sent)).first);
+        CHECK(statusOf(*store, id) == Status::Queued);
+
+        auto retry = update(id, "ch", "B", Status::Queued);
+        retry.attempts = 2;
+        retry.error = "connection refused";
+        auto next = Clock::now() + 90s;
+        retry.nextAttempt = next;
+        CHECK(deliverySync(*store, retry).first);
+        CHECK(statusOf(*store, id) == Status::Queued);
+        auto pd = store->pendingDeliveries("ch", 10);
+        REQUIRE(pd.size() == 1);
+        CHECK(pd[0].destination == "B");
+        CHECK(pd[0].attempts == 2);
+        CHECK(ms(pd[0].nextAttempt) == ms(next));
+        CHECK(pd[0].encoded == "enc-B");
+
+        CHECK(deliverySync(*store, update(id, "ch", "B", Status::Sent)).first);
+        CHECK(statusOf(*store, id) == Status::Sent);
+        CHECK(store->pendingDeliveries("ch", 10).empty());
+        auto d = store->get(id);
+        REQUIRE(d->deliveries.size() == 2);
+        CHECK(d->deliveries[0].status == Status::Sent);
+        CHECK(d->deliveries[1].status == Status::Sent);
+        CHECK(d->deliveries[1].attempts == 1);
+        CHECK_FALSE(d->deliveries[1].nextAttempt);
+        CHECK(d->deliveries[1].updatedAt);
+    }
+    SECTION("an Error delivery makes the message Error") {
+        MessageId id = insertSync(*store, makeMessage("ch", "raw"));
+        processedSync(*store, processed(id, "ch", {queued("A", "enc-A"), queued("B", "enc-B")}));
+        deliverySync(*store, update(id, "ch", "A", Status::Sent));
+        deliverySync(*store, update(id, "ch", "B", Status::Error));
+        CHECK(statusOf(*store, id) == Status::Error);
+        auto d = store->get(id);
+        CHECK(d->deliveries[1].error == "peer said no");
+        CHECK(store->pendingDeliveries("ch", 10).empty());
+    }
+    SECTION("Error while another delivery waits") {
+        MessageId id = insertSync(*store, makeMessage("ch", "raw"));
+        processedSync(*store, processed(id, "ch", {queued("A", "enc-A"), queued("B", "enc-B")}));
+        deliverySync(*store, update(id, "ch", "A", Status::Error));
+        CHECK(statusOf(*store, id) == Status::Error);
+        CHECK(store->pendingDeliveries("ch", 10).size() == 1);  // B still to send
+    }
+    SECTION("processing outcomes without deliveries") {
+        MessageId f = insertSync(*store, makeMessage("ch", "raw"));
+        auto pm = processed(f, "ch", {});
+        pm.status = Status::Filtered;
+        processedSync(*store, pm);
+        CHECK(statusOf(*store, f) == Status::Filtered);
+
+        MessageId e = insertSync(*store, makeMessage("ch", "raw"));
+        pm = processed(e, "ch", {});
+        pm.status = Status::Error;
+        pm.error = "transforms/x.lua:12: boom";
+        processedSync(*store, pm);
+        CHECK(statusOf(*store, e) == Status::Error);
+        CHECK(store->get(e)->summary.error == "transforms/x.lua:12: boom");
+
+        MessageId t = insertSync(*store, makeMessage("ch", "raw"));
+        processedSync(*store, processed(t, "ch", {}));
+        CHECK(statusOf(*store, t) == Status::Transformed);
+
+        MessageId allFiltered = insertSync(*store, makeMessage("ch", "raw"));
+        ProcessedMessage::Delivery fd;
+        fd.destination = "A";
+        fd.status = Status::Filtered;
+        processedSync(*store, processed(allFiltered, "ch", {fd}));
+        CHECK(statusOf(*store, allFiltered) == Status::Filtered);
+
+        MessageId err = insertSync(*store, makeMessage("ch", "raw"));
+        ProcessedMessage::Delivery ed;
+        ed.destination = "A";
+        ed.status = Status::Error;
+        ed.error = "encode failed";
+        processedSync(*store, processed(err, "ch", {ed, queued("B", "x")}));
+        CHECK(statusOf(*store, err) == Status::Error);
+    }
+    SECTION("unparsable input stored as Error") {
+        auto m = makeMessage("ch", "garbage");
+        m.status = Status::Error;
+        m.error = "not HL7";
+        MessageId id = insertSync(*store, m);
+        CHECK(statusOf(*store, id) == Status::Error);
+        CHECK(store->pendingMessages("ch", 10).empty());
+        CHECK(store->get(id)->raw == "garbage");
+    }
+}
+
+TEST_CASE("content kept per storage mode", "[store]") {
+    TempDir dir;
+    auto store = openSqliteStore(dir.db(), fastOptions());
+
+    auto run = [&](StorageMode mode) {
+        MessageId id = insertSync(*store, makeMessage("ch", "raw-msg", mode));
+        auto pm = processed(id, "ch", {queued("A", "enc-A"), queued("B", "enc-B")}, mode);
+        processedSync(*store, pm);
+        return id;
+    };
+
+    SECTION("development keeps everything") {
+        MessageId id = run(StorageMode::Development);
+        deliverySync(*store, update(id, "ch", "A", Status::Sent));
+        auto d = store->get(id);
+        REQUIRE(d);
+        CHECK(d->raw == "raw-msg");
+        CHECK(d->transformed == "transformed-" + std::to_string(id));
+        REQUIRE(d->deliveries.size() == 2);
+        CHECK(d->deliveries[0].encoded == "enc-A");
+        CHECK(d->deliveries[0].response == "response-A");
+        CHECK(d->deliveries[1].encoded == "enc-B");
+    }
+    SECTION("production keeps raw and errors, encoded only until sent") {
+        MessageId id = run(StorageMode::Production);
+        auto d = store->get(id);
+        CHECK(d->raw == "raw-msg");
+        CHECK(d->transformed.empty());
+        CHECK(d->deliveries[0].encoded == "enc-A");
+        deliverySync(*store, update(id, "ch", "A", Status::Sent, StorageMode::Production));
+        deliverySync(*store, update(id, "ch", "B", Status::Error, StorageMode::Production));
+        d = store->get(id);
+        CHECK(d->raw == "raw-msg");
+        CHECK(d->deliveries[0].encoded.empty());
+        CHECK(d->deliveries[0].response.empty());
+        CHECK(d->deliveries[1].error == "peer said no");
+        CHECK(d->deliveries[1].encoded == "enc-B");  // not sent: kept for a resend
+    }
+    SECTION("metadata keeps raw until processed and encoded until sent") {
+        MessageId id = insertSync(*store, makeMessage("ch", "raw-msg", StorageMode::Metadata));
+        CHECK(store->get(id)->raw == "raw-msg");
+        CHECK(store->pendingMessages("ch", 10).at(0).raw == "raw-msg");
+        processedSync(*store, processed(id, "ch", {queued("A", "enc-A")}, StorageMode::Metadata));
+        auto d = store->get(id);
+        CHECK(d->raw.empty());
+        CHECK(d->transformed.empty());
+        CHECK(d->deliveries[0].encoded == "enc-A");
+        CHECK(store->pendingDeliveries("ch", 10).at(0).encoded == "enc-A");
+        deliverySync(*store, update(id, "ch", "A", Status::Sent, StorageMode::Metadata));
+        d = store->get(id);
+        CHECK(d->deliveries[0].encoded.empty());
+        CHECK(d->deliveries[0].response.empty());
+        CHECK(d->summary.status == Status::Sent);
+    }
+    SECTION("disabled behaves like metadata") {
+        MessageId id = insertSync(*store, makeMessage("ch", "raw-msg", StorageMode::Disabled));
+        CHECK(store->pendingMessages("ch", 10).at(0).raw == "raw-msg");
+        processedSync(*store, processed(id, "ch", {queued("A", "enc-A")}, StorageMode::Disabled));
+        CHECK(store->get(id)->raw.empty());
+        CHECK(store->pendingDeliveries("ch", 10).at(0).encoded == "enc-A");
+    }
+}
+
+TEST_CASE("search and countByStatus", "[store]") {
+    TempDir dir;
+    auto store = openSqliteStore(dir.db(), fastOptions());
+    auto base = Clock::now() - 10h;
+    std::vector<MessageId> ids;
+    for (int i = 0; i < 30; ++i) {
+        auto m = makeMessage(i % 3 == 0 ? "lab" : "adt", "raw" + std::to_string(i));
+        m.meta.messageType = i % 2 ? "ORM^O01" : "ADT^A01";
+        m.meta.controlId = "CTL" + std::to_string(i);
+        m.meta.patientId = "P" + std::to_string(i % 5);
+        if (i % 4 == 0) m.meta.accession = "ACC" + std::to_string(i);
+        m.receivedAt = base + std::chrono::minutes(i);
+        ids.push_back(insertSync(*store, m));
+    }
+    // lab messages: i = 0,3,...,27 (10 of them); process the first four
+    for (int i : {0, 3, 6, 9}) processedSync(*store, processed(ids[i], "lab", {queued("out", "e")}));
+    deliverySync(*store, update(ids[0], "lab", "out", Status::Sent));
+
+    SearchQuery q;
+    q.channel = "lab";
+    auto r = store->search(q);
+    REQUIRE(r.size() == 10);
+    CHECK(r.front().id == ids[27]);  // newest first
+    CHECK(r.back().id == ids[0]);
+    CHECK(r[0].meta.messageType == "ORM^O01");
+
+    q.limit = 4;
+    r = store->search(q);
+    REQUIRE(r.size() == 4);
+    q.beforeId = r.back().id;  // next page
+    auto page2 = store->search(q);
+    REQUIRE(page2.size() == 4);
+    CHECK(page2.front().id < r.back().id);
+    CHECK(page2.front().id == ids[15]);
+
+    SearchQuery s;
+    s.channel = "lab";
+    s.status = Status::Queued;
+    r = store->search(s);
+    REQUIRE(r.size() == 3);
+    s.status = Status::Sent;
+    REQUIRE(store->search(s).size() == 1);
+    CHECK(store->search(s)[0].id == ids[0]);
+
+    SearchQuery c;
+    c.controlId = "CTL7";
+    r = store->search(c);
+    REQUIRE(r.size() == 1);
+    CHECK(r[0].id == ids[7]);
+    CHECK(r[0].channel == "adt");
+
+    SearchQuery p;
+    p.patientId = "P2";  // i = 2,7,12,17,22,27
+    CHECK(store->search(p).size() == 6);
+    p.channel = "lab";  // 12, 27
+    CHECK(store->search(p).size() == 2);
+
+    SearchQuery a;
+    a.accession = "ACC8";
+    REQUIRE(store->search(a).size() == 1);
+    CHECK(store->search(a)[0].meta.accession == "ACC8");
+    a.accession = "ACC9";
+    CHECK(store->search(a).empty());
+
+    SearchQuery t;
+    t.from = base + 10min;
+    t.to = base + 20min;  // [from, to): i = 10..19
+    r = store->search(t);
+    REQUIRE(r.size() == 10);
+    CHECK(r.front().id == ids[19]);
+    CHECK(r.back().id == ids[10]);
+    CHECK(ms(r.back().receivedAt) == ms(base + 10min));
+
+    SearchQuery mt;
+    mt.messageType = "ORM^O01";
+    mt.channel = "adt";
+    CHECK(store->search(mt).size() == 10);  // odd i not divisible by 3: 1,5,7,11,13,17,19,23,25,29
+
+    CHECK(countOf(*store, "lab", Status::Received) == 6);
+    CHECK(countOf(*store, "lab", Status::Queued) == 3);
+    CHECK(countOf(*store, "lab", Status::Sent) == 1);
+    CHECK(countOf(*store, "adt", Status::Received) == 20);
+    CHECK(countOf(*store, "", Status::Received) == 26);
+    CHECK(store->countByStatus("nope").empty());
+}
+
+TEST_CASE("reopening recovers unfinished work", "[store]") {
+    TempDir dir;
+    MessageId received, queuedId, done;
+    {
+        auto store = openSqliteStore(dir.db(), fastOptions());
+        received = insertSync(*store, makeMessage("ch", "unprocessed"));
+        queuedId = insertSync(*store, makeMessage("ch", "processed"));
+        done = insertSync(*store, makeMessage("ch", "done"));
+        store->recordProcessed(processed(queuedId, "ch", {queued("A", "enc-A"), queued("B", "enc-B")}));
+        store->recordProcessed(processed(done, "ch", {queued("A", "enc-done")}));
+        auto u = update(queuedId, "ch", "B", Status::Queued);
+        u.attempts = 3;
+        u.nextAttempt = Clock::now() + 1h;
+        store->recordDelivery(u);
+        store->recordDelivery(update(done, "ch", "A", Status::Sent));
+        // no flush: the destructor drains the queue
+    }
+    auto store = openSqliteStore(dir.db(), fastOptions());
+    auto pm = store->pendingMessages("ch", 100);
+    REQUIRE(pm.size() == 1);
+    CHECK(pm[0].id == received);
+    CHECK(pm[0].raw == "unprocessed");
+    CHECK(pm[0].source == "test");
+    CHECK(pm[0].dataType == "hl7v2");
+    auto pd = store->pendingDeliveries("ch", 100);
+    REQUIRE(pd.size() == 2);
+    CHECK(pd[0].id == queuedId);
+    CHECK(pd[0].destination == "A");
+    CHECK(pd[0].encoded == "enc-A");
+    CHECK(pd[1].destination == "B");
+    CHECK(pd[1].attempts == 3);
+    CHECK(pd[1].nextAttempt > Clock::now() + 50min);
+    CHECK(statusOf(*store, done) == Status::Sent);
+    // ids continue after the old ones
+    CHECK(insertSync(*store, makeMessage("ch", "new")) > done);
+}
+
+TEST_CASE("acknowledged inserts survive a crash", "[store]") {
+    TempDir dir;
+    const int N = 3000, K = 700;
+    int fds[2];
+    REQUIRE(pipe(fds) == 0);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        auto store = openSqliteStore(dir.db(), fastOptions());
+        std::atomic<int> acked{0};
+        for (int i = 0; i < N; ++i) {
+            store->insert(makeMessage("ch", std::string(500, 'x') + std::to_string(i)),
+                          [&, fd = fds[1]](MessageId id, const std::string& err) {
+                              if (id <= 0) _exit(3);
+                              if (write(fd, &id, sizeof id) != sizeof id) _exit(4);
+                              if (++acked == K) _exit(0);  // crash: no destructor, no flush
+                          });
+        }
+        store->flush();
+        _exit(5);  // K < N: never reached
+    }
+    close(fds[1]);
+    std::vector<MessageId> acked;
+    MessageId id;
+    while (read(fds[0], &id, sizeof id) == sizeof id) acked.push_back(id);
+    close(fds[0]);
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+    REQUIRE(acked.size() == static_cast<std::size_t>(K));
+
+    auto store = openSqliteStore(dir.db(), fastOptions());
+    std::size_t missing = 0;
+    for (MessageId a : acked) {
+        auto d = store->get(a);
+        if (!d || d->raw.size() < 500) ++missing;
+    }
+    CHECK(missing == 0);
+    CHECK(store->pendingMessages("ch", N).size() >= static_cast<std::size_t>(K));
+    MessageId next = insertSync(*store, makeMessage("ch", "after crash"));
+    for (MessageId a : acked) CHECK(next > a);
+}
+
+TEST_CASE("group commit batches concurrent writes", "[store]") {
+    TempDir dir;
+    StoreOptions o;  // synchronous FULL: commits cost, as in production
+    auto store = openSqliteStore(dir.db(), o);
+    constexpr int kThreads = 4, kPer = 2500, kTotal = kThreads * kPer;
+    std::vector<std::atomic<int>> calls(kTotal);
+    std::atomic<int> failures{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t)
+        threads.emplace_back([&, t] {
+            for (int i = 0; i < kPer; ++i) {
+                int n = t * kPer + i;
+                store->insert(makeMessage("ch" + std::to_string(t), std::string(200, 'r')),
+                              [&, n](MessageId id, const std::string&) {
+                                  calls[n].fetch_add(1);
+                                  if (id <= 0) failures.fetch_add(1);
+                              });
+            }
+        });
+    for (auto& th : threads) th.join();
+    store->flush();
+    int once = 0;
+    for (auto& c : calls) once += c.load() == 1;
+    CHECK(once == kTotal);
+    CHECK(failures == 0);
+    auto st = store->stats();
+    CHECK(st.writes == static_cast<std::uint64_t>(kTotal));
+    INFO("commits: " << st.commits);
+    CHECK(st.commits < st.writes / 5);
+    CHECK(countOf(*store, "ch2", Status::Received) == static_cast<std::uint64_t>(kPer));
+}
+
+TEST_CASE("flush waits for writes submitted from callbacks' predecessors", "[store]") {
+    TempDir dir;
+    auto store = openSqliteStore(dir.db(), fastOptions());
+    std::atomic<int> done{0};
+    for (int i = 0; i < 100; ++i)
+        store->insert(makeMessage("ch", "x"), [&](MessageId, const std::string&) { done++; });
+    store->flush();
+    CHECK(done == 100);
+    // a throwing callback does not kill the writer
+    store->insert(makeMessage("ch", "x"), [](MessageId, const std::string&) { throw std::runtime_error("oops"); });
+    store->flush();
+    CHECK(insertSync(*store, makeMessage("ch", "still alive")) > 0);
+}
+
+TEST_CASE("prune drops finished messages and whole day partitions", "[store]") {
+    TempDir dir;
+    auto store = openSqliteStore(dir.db(), fastOptions());
+    auto now = Clock::now();
+    auto day3 = now - 72h, day2 = now - 48h;
+    const std::string big(20000, 'b');
+
+    auto finishedMsg = [&](const std::string& ch, Clock::time_point at) {
+        auto m = makeMessage(ch, big);
+        m.receivedAt = at;
+        MessageId id = insertSync(*store, m);
+        store->recordProcessed(processed(id, ch, {queued("A", big)}));
+        store->recordDelivery(update(id, ch, "A", Status::Sent));
+        return id;
+    };
+    std::vector<MessageId> old3, old2;
+    for (int i = 0; i < 200; ++i) old3.push_back(finishedMsg("A", day3 + std::chrono::seconds(i)));
+    for (int i = 0; i < 100; ++i) old2.push_back(finishedMsg("A", day2 + std::chrono::seconds(i)));
+    // one old message still waiting for its delivery, one never processed, one of another channel
+    auto m = makeMessage("A", big);
+    m.receivedAt = day2 + 200s;
+    MessageId waiting = insertSync(*store, m);
+    processedSync(*store, processed(waiting, "A", {queued("A", "enc-waiting")}));
+    m.receivedAt = day2 + 201s;
+    MessageId unprocessed = insertSync(*store, m);
+    MessageId otherChannel = finishedMsg("B", day2 + 202s);
+    std::vector<MessageId> fresh;
+    for (int i = 0; i < 10; ++i) fresh.push_back(finishedMsg("A", now));
+    store->flush();
+
+    RawDb raw(dir.db());
+    REQUIRE(raw.hasTable(dayName(day3)));
+    REQUIRE(raw.hasTable(dayName(day2)));
+    REQUIRE(raw.hasTable(dayName(now)));
+    auto pagesBefore = raw.scalar("PRAGMA page_count");
+
+    auto removed = store->prune("A", now - 24h);
+    CHECK(removed == 300);
+    CHECK_FALSE(raw.hasTable(dayName(day3)));  // whole day gone: table dropped
+    CHECK(raw.hasTable(dayName(day2)));        // still used by waiting/unprocessed/channel B
+    CHECK(raw.hasTable(dayName(now)));
+    auto pagesAfter = raw.scalar("PRAGMA page_count");
+    INFO("pages before " << pagesBefore << " after " << pagesAfter);
+    CHECK(pagesAfter < pagesBefore - 1500);  // ~8 MB of day-3 content returned to the file system
+    CHECK(raw.scalar("PRAGMA freelist_count") < 100);
+
+    CHECK_FALSE(store->get(old3[5]));
+    CHECK_FALSE(store->get(old2[5]));
+    CHECK(store->get(fresh[0]));
+    REQUIRE(store->get(waiting));
+    CHECK(store->get(waiting)->deliveries.at(0).encoded == "enc-waiting");
+    CHECK(store->pendingDeliveries("A", 10).size() == 1);
+    CHECK(store->pendingMessages("A", 10).size() == 1);
+    CHECK(store->get(otherChannel)->raw == big);
+    // day-2 content of the pruned A messages deleted row by row
+    CHECK(raw.scalar("SELECT count(*) FROM " + dayName(day2) + " WHERE message_id = " + std::to_string(old2[0])) ==
+          0);
+
+    // finish the rest; prune every channel
+    deliverySync(*store, update(waiting, "A", "A", Status::Sent));
+    auto pe = processed(unprocessed, "A", {});
+    pe.status = Status::Filtered;
+    processedSync(*store, pe);
+    CHECK(store->prune("", now - 24h) == 3);
+    CHECK_FALSE(raw.hasTable(dayName(day2)));
+    CHECK(raw.hasTable(dayName(now)));  // newest partition stays (inserts use it)
+
+    // even when the newest messages are pruned, ids are never reused
+    MessageId maxId = fresh.back();
+    CHECK(store->prune("", now + 24h) == 10);
+    store.reset();
+    store = openSqliteStore(dir.db(), fastOptions());
+    CHECK(insertSync(*store, makeMessage("A", "again")) > maxId);
+}
+
+TEST_CASE("failed writes report errors through their callbacks", "[store]") {
+    TempDir dir;
+
+    SECTION("bad writes in a batch fail alone") {
+        auto store = openSqliteStore(dir.db(), fastOptions());
+        MessageId good = insertSync(*store, makeMessage("ch", "raw"));
+        std::mutex mu;
+        std::vector<std::pair<int, std::string>> results;  // tag, error
+        auto cb = [&](int tag) {
+            return [&, tag](bool ok, const std::string& err) {
+                std::lock_guard<std::mutex> lock(mu);
+                results.emplace_back(tag, ok ? "" : err);
+            };
+        };
+        std::vector<MessageId> inserted;
+        for (int i = 0; i < 5; ++i)
+            store->insert(makeMessage("ch", "more"), [&](MessageId id, const std::string&) {
+                std::lock_guard<std::mutex> lock(mu);
+                inserted.push_back(id);
+            });
+        store->recordProcessed(processed(good, "ch", {queued("A", "enc")}), cb(1));
+        store->recordProcessed(processed(999999, "ch", {queued("A", "enc")}), cb(2));  // no such message
+        store->recordDelivery(update(good, "ch", "A", Status::Sent), cb(3));
+        store->recordDelivery(update(888888, "ch", "A", Status::Sent), cb(4));  // no such message
+        store->flush();
+        std::lock_guard<std::mutex> lock(mu);
+        REQUIRE(results.size() == 4);
+        CHECK(results[0] == std::make_pair(1, std::string()));
+        CHECK(results[1].first == 2);
+        CHECK(results[1].second.find("999999") != std::string::npos);
+        CHECK(results[2] == std::make_pair(3, std::string()));
+        CHECK(results[3].first == 4);
+        CHECK_FALSE(results[3].second.empty());
+        REQUIRE(inserted.size() == 5);
+        for (auto id : inserted) CHECK(id > 0);
+        CHECK(statusOf(*store, good) == Status::Sent);
+        CHECK_FALSE(store->get(999999));
+    }
+    SECTION("disk full (database quota)") {
+        StoreOptions o = fastOptions();
+        o.maxDatabaseBytes = 2 * 1024 * 1024;
+        auto store = openSqliteStore(dir.db(), o);
+        std::mutex mu;
+        std::vector<MessageId> ok;
+        std::vector<std::string> errors;
+        for (int i = 0; i < 100; ++i)
+            store->insert(makeMessage("ch", std::string(64 * 1024, 'z')), [&](MessageId id, const std::string& err) {
+                std::lock_guard<std::mutex> lock(mu);
+                if (id > 0) ok.push_back(id);
+                else errors.push_back(err);
+            });
+        store->flush();
+        std::lock_guard<std::mutex> lock(mu);
+        CHECK(ok.size() + errors.size() == 100);
+        CHECK(ok.size() > 5);
+        REQUIRE_FALSE(errors.empty());
+        CHECK(errors[0].find("full") != std::string::npos);
+        for (auto id : ok) {
+            auto d = store->get(id);
+            REQUIRE(d);
+            CHECK(d->raw.size() == 64 * 1024);
+        }
+        // small writes still work
+        CHECK(processedSync(*store, processed(ok[0], "ch", {})).first);
+    }
+    SECTION("unopenable path throws") {
+        std::string file = dir.path + "/plainfile";
+        FILE* f = std::fopen(file.c_str(), "w");
+        REQUIRE(f);
+        std::fclose(f);
+        CHECK_THROWS_AS(openSqliteStore(file + "/store.db", fastOptions()), std::runtime_error);
+    }
+}
+
+TEST_CASE("store throughput probe", "[.bench]") {
+    // receive -> store -> process -> deliver, as the engine drives it: a source
+    // inserts while at most `window` messages are in flight; each insert's
+    // callback records processing (1 delivery), whose callback records the
+    // delivery as Sent.
+    const int N = 100000;
+    const std::ptrdiff_t window = 4096;
+    for (bool full : {true, false})
+        for (StorageMode mode : {StorageMode::Production, StorageMode::Development}) {
+            TempDir dir;
+            StoreOptions o;
+            o.synchronousFull = full;
+            auto store = openSqliteStore(dir.db(), o);
+            const std::string raw(500, 'r');
+            std::counting_semaphore<> inFlight(window);
+            std::atomic<int> delivered{0};
+            MessageStore* s = store.get();
+            rusage ru0{}, ru1{};
+            getrusage(RUSAGE_SELF, &ru0);
+            auto t0 = std::chrono::steady_clock::now();
+            for (int i = 0; i < N; ++i) {
+                inFlight.acquire();
+                auto m = makeMessage("bench", raw, mode);
+                m.meta.controlId = std::to_string(i);
+                m.meta.messageType = "ORU^R01";
+                m.meta.patientId = "P" + std::to_string(i % 1000);
+                s->insert(std::move(m), [s, &delivered, &inFlight, mode](MessageId id, const std::string&) {
+                    ProcessedMessage pm;
+                    pm.id = id;
+                    pm.channel = "bench";
+                    pm.storage = mode;
+                    pm.transformed = std::string(500, 't');
+                    ProcessedMessage::Delivery d;
+                    d.destination = "out";
+                    d.encoded = std::string(500, 'e');
+                    pm.deliveries.push_back(std::move(d));
+                    s->recordProcessed(std::move(pm), [s, id, &delivered, &inFlight, mode](bool, const std::string&) {
+                        DeliveryUpdate up;
+                        up.id = id;
+                        up.channel = "bench";
+                        up.destination = "out";
+                        up.status = Status::Sent;
+                        up.response = "MSA|AA";
+                        up.storage = mode;
+                        s->recordDelivery(std::move(up), [&delivered, &inFlight](bool, const std::string&) {
+                            delivered++;
+                            inFlight.release();
+                        });
+                    });
+                });
+            }
+            while (delivered.load() < N) std::this_thread::sleep_for(1ms);
+            double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            getrusage(RUSAGE_SELF, &ru1);
+            auto cpu = [](const timeval& a, const timeval& b) {
+                return (b.tv_sec - a.tv_sec) + (b.tv_usec - a.tv_usec) / 1e6;
+            };
+            double cpuSecs = cpu(ru0.ru_utime, ru1.ru_utime) + cpu(ru0.ru_stime, ru1.ru_stime);
+            auto st = store->stats();
+            std::printf("store bench: %-11s synchronous=%-6s %d messages in %.2f s = %.0f msg/s, %.1f us CPU/msg"
+                        " (%llu writes in %llu commits)\n",
+                        toString(mode), full ? "FULL" : "NORMAL", N, secs, N / secs, cpuSecs * 1e6 / N,
+                        static_cast<unsigned long long>(st.writes), static_cast<unsigned long long>(st.commits));
+            CHECK(countOf(*store, "bench", Status::Sent) == static_cast<std::uint64_t>(N));
+        }
+}
+
+TEST_CASE("store latency probe", "[.bench]") {
+    // Paced load (no saturation): how long an insert waits for its durable
+    // callback, and how many writes share a commit, at a few arrival rates.
+    for (int rate : {1000, 10000, 25000}) {
+        TempDir dir;
+        StoreOptions o;  // synchronous FULL
+        auto store = openSqliteStore(dir.db(), o);
+        const int n = rate * 2;  // two seconds
+        std::vector<double> lat(n);
+        std::atomic<int> done{0};
+        const std::string raw(500, 'r');
+        auto start = std::chrono::steady_clock::now();
+        for (int i = 0; i < n; ++i) {
+            auto due = start + std::chrono::nanoseconds(static_cast<std::int64_t>(1e9 * i / rate));
+            while (std::chrono::steady_clock::now() < due) std::this_thread::yield();
+            auto t = std::chrono::steady_clock::now();
+            store->insert(makeMessage("lat", raw, StorageMode::Production),
+                          [&lat, &done, i, t](MessageId, const std::string&) {
+                              lat[i] = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t)
+                                           .count();
+                              done++;
+                          });
+        }
+        store->flush();
+        REQUIRE(done == n);
+        std::sort(lat.begin(), lat.end());
+        double sum = 0;
+        for (double v : lat) sum += v;
+        auto st = store->stats();
+        std::printf("store latency: %5d inserts/s: mean %.0f us, p50 %.0f us, p99 %.0f us, %.1f writes/commit\n", rate,
+                    sum / n, lat[n / 2], lat[n * 99 / 100], double(st.writes) / double(st.commits));
+    }
+}

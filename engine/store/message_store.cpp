@@ -18,12 +18,12 @@ bool equalsIgnoreCase(std::string_view a, std::string_view b) {
 
 const char* toString(Status s) {
     switch (s) {
-        case Status::Received: return "Received";
-        case Status::Filtered: return "Filtered";
-        case Status::Transformed: return "Transformed";
-        case Status::Queued: return "Queued";
-        case Status::Sent: return "Sent";
-        case Status::Error: return "Error";
+        case Status::Received: return "RECEIVED";
+        case Status::Filtered: return "FILTERED";
+        case Status::Transformed: return "TRANSFORMED";
+        case Status::Queued: return "QUEUED";
+        case Status::Sent: return "SENT";
+        case Status::Error: return "ERROR";
     }
     return "Unknown";
 }

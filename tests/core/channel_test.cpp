@@ -396,7 +396,7 @@ queue_limit: 3
 source: { type: mllp, port: )" + std::to_string(port) + R"( }
 destinations:
   - { name: stuck, type: mllp, host: 127.0.0.1, port: )" + std::to_string(peer.port()) +
-                                      R"(, response_timeout: 30s }
+                                      R"(, response_timeout: 3s }
 )"));
     engine.start();
     std::atomic<int> acked{0};

@@ -32,6 +32,12 @@
 //
 // Reads use a second connection guarded by a mutex, each call in one read
 // transaction (consistent snapshot; WAL lets it run beside the writer).
+// Checkpoints (WAL -> database file) run on a third connection and thread,
+// requested by the writer's WAL hook every 16 MB of WAL.
+//
+// Statuses are stored as text ('Received', 'Queued', ...; see dbStatus). Only the
+// rare states are indexed (partial indexes for Received = recovery and Error =
+// console); searches for other statuses walk messages_channel newest first.
 #include "engine/store/message_store.h"
 #include "engine/store/sqlite/sqlite_db.h"
 

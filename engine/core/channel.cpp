@@ -56,13 +56,19 @@ void Channel::start() {
     BuildContext ctx{config_.name, config_.baseDir, &engine_};
     auto& registry = ConnectorRegistry::instance();
     try {
+        // One slot per worker: a message is processed by whoever holds a slot (the
+        // source's thread, or the recovery worker); with one slot, channel order is kept.
         runtimes_.clear();
-        if (!config_.script.empty()) {
-            for (int i = 0; i < config_.workers; ++i) {
+        idle_.clear();
+        for (int i = 0; i < std::max(1, config_.workers); ++i) {
+            if (!config_.script.empty()) {
                 std::string err;
                 auto rt = lua::ScriptRuntime::load(config_.script, engine_.options().limits, &err);
                 if (!rt) throw std::runtime_error(err);
                 runtimes_.push_back(std::move(rt));
+                idle_.push_back(runtimes_.back().get());
+            } else {
+                idle_.push_back(nullptr);
             }
         }
         dests_.clear();
@@ -88,8 +94,7 @@ void Channel::start() {
         DestRuntime* dp = d.get();
         d->thread = std::thread([this, dp] { deliveryLoop(*dp); });
     }
-    std::size_t nworkers = static_cast<std::size_t>(std::max(1, config_.workers));
-    for (std::size_t i = 0; i < nworkers; ++i) workers_.emplace_back([this, i] { workerLoop(i); });
+    workers_.emplace_back([this] { workerLoop(0); });
     state_ = ChannelState::Running;
     try {
         source_->start(*this);
@@ -192,7 +197,9 @@ void Channel::submit(Inbound message, std::function<void(SubmitResult)> done) {
         hl7::AckError err;
         err.code = 100;
         err.text = parseError;
-        std::string nak = hl7::makeNak(message.raw, hl7::AckCode::AE, "message rejected: " + parseError, &err).serialize();
+        hl7::Message nakMessage = hl7::makeNak(message.raw, hl7::AckCode::AE, "message rejected: " + parseError, &err);
+        nm.meta.controlId = nakMessage.get("MSA-2");  // salvaged from the broken header, for searches
+        std::string nak = nakMessage.serialize();
         nm.raw = std::move(message.raw);
         counters_.errored.fetch_add(1, std::memory_order_relaxed);
         inFlight_.fetch_add(1);
@@ -220,35 +227,29 @@ void Channel::submit(Inbound message, std::function<void(SubmitResult)> done) {
     } else if (payload->hl7) {
         ack = hl7::makeAck(*payload->hl7, hl7::AckCode::AA).serialize();
     }
-    // The raw text is needed again only when the message must be re-parsed (it is
-    // kept parsed in the work item).
-    auto item = std::make_shared<WorkItem>();
-    item->payload = std::move(payload);
-    item->received = received;
-    item->pending = pending;
+    auto decision = std::make_shared<Decision>();
+    // Process on the source's own thread, then store the message together with
+    // its outcome and deliveries in one write. Holding the slot across the
+    // insert keeps the store (and so the delivery) order equal to the
+    // processing order.
+    Lease lease(*this);
+    *decision = decide(*payload, lease.runtime(), received);
+    decision->pm.meta = nm.meta;
+    nm.processed = std::move(decision->pm);
     inFlight_.fetch_add(1);
-    store_.insert(std::move(nm), [this, item, done = deferred ? std::function<void(SubmitResult)>() : std::move(done),
+    store_.insert(std::move(nm), [this, decision, pending, done = deferred ? std::function<void(SubmitResult)>() : std::move(done),
                                   ack = std::move(ack)](store::MessageId id, const std::string& error) mutable {
         if (id <= 0) {
             counters_.errored.fetch_add(1, std::memory_order_relaxed);
             SubmitResult r;
             r.error = "not stored: " + error;
-            const hl7::Message* orig = item->payload && item->payload->hl7 ? &*item->payload->hl7 : nullptr;
-            r.response = ackFor(orig, "AE", r.error);
+            const hl7::Message* orig = pending && pending->original ? &*pending->original : nullptr;
+            r.response = orig ? ackFor(orig, "AE", r.error) : std::string();
             if (done) done(std::move(r));
-            if (item->pending) {
-                auto p = item->pending;
-                std::lock_guard<std::mutex> lock(p->mutex);
-                if (!p->answered) {
-                    p->answered = true;
-                    p->done(std::move(r));
-                }
-            }
+            else answer(pending, "AE", "not stored: " + error);
             inFlight_.fetch_sub(1);
             return;
         }
-        item->id = id;
-        if (item->pending) item->pending->id = id;
         if (done) {
             SubmitResult r;
             r.accepted = true;
@@ -256,12 +257,8 @@ void Channel::submit(Inbound message, std::function<void(SubmitResult)> done) {
             r.response = std::move(ack);
             done(std::move(r));
         }
-        {
-            std::lock_guard<std::mutex> lock(workMutex_);
-            work_.push_back(std::move(*item));
-            workSize_.fetch_add(1, std::memory_order_relaxed);
-        }
-        workCv_.notify_one();
+        if (pending) pending->id = id;
+        dispatch(*decision, id, pending);
         inFlight_.fetch_sub(1);
     });
 }
@@ -313,23 +310,17 @@ void Channel::answer(const std::shared_ptr<PendingAck>& pending, const std::stri
 
 // ---------------------------------------------------------------- workers
 
-void Channel::workerLoop(std::size_t index) {
-    lua::ScriptRuntime* rt = index < runtimes_.size() ? runtimes_[index].get() : nullptr;
+void Channel::workerLoop(std::size_t) {
     std::deque<WorkItem> batch;
     while (true) {
         {
             std::unique_lock<std::mutex> lock(workMutex_);
             workCv_.wait(lock, [&] { return !work_.empty() || stopping_; });
             if (work_.empty()) return;
-            if (config_.workers <= 1) {
-                batch.swap(work_);
-            } else {
-                batch.push_back(std::move(work_.front()));
-                work_.pop_front();
-            }
+            batch.swap(work_);
         }
         for (auto& item : batch) {
-            process(item, rt);
+            process(item);
             workSize_.fetch_sub(1, std::memory_order_relaxed);
         }
         batch.clear();
@@ -337,7 +328,137 @@ void Channel::workerLoop(std::size_t index) {
     }
 }
 
-void Channel::process(WorkItem& item, lua::ScriptRuntime* rt) {
+Channel::Lease::Lease(Channel& c) : channel_(c) {
+    std::unique_lock<std::mutex> lock(c.poolMutex_);
+    c.poolCv_.wait(lock, [&] { return !c.idle_.empty(); });
+    runtime_ = c.idle_.back();
+    c.idle_.pop_back();
+}
+
+Channel::Lease::~Lease() {
+    {
+        std::lock_guard<std::mutex> lock(channel_.poolMutex_);
+        channel_.idle_.push_back(runtime_);
+    }
+    channel_.poolCv_.notify_one();
+}
+
+Channel::Decision Channel::decide(lua::Payload& payload, lua::ScriptRuntime* rt, SteadyClock::time_point received) {
+    Decision d;
+    d.received = received;
+    if (rt) d.responseMap = std::make_shared<lua::SharedMap>();
+    ProcessOutcome out = pipeline_.process(payload, rt, d.responseMap);
+    if (!out.logs.empty()) logScript(out.logs);
+    latency_.record(since(received));
+
+    store::ProcessedMessage& pm = d.pm;
+    pm.channel = config_.name;
+    pm.status = out.status;
+    pm.error = out.error;
+    pm.storage = config_.storage;
+    if (config_.storage == store::StorageMode::Development) pm.transformed = out.transformed;
+    d.status = out.status;
+    d.error = out.error;
+    d.filterReason = out.filterReason;
+    d.ack = out.ack;
+
+    if (out.status == store::Status::Error) {
+        counters_.errored.fetch_add(1, std::memory_order_relaxed);
+        log("error", "message " + out.meta.controlId + ": " + out.error);
+        return d;
+    }
+    if (out.status == store::Status::Filtered) {
+        counters_.filtered.fetch_add(1, std::memory_order_relaxed);
+        return d;
+    }
+    for (auto& o : out.destinations) {
+        store::ProcessedMessage::Delivery del;
+        del.destination = o.name;
+        switch (o.kind) {
+            case DestinationOutcome::Kind::NotRouted: continue;
+            case DestinationOutcome::Kind::Filtered:
+                del.status = store::Status::Filtered;
+                del.error = o.reason;
+                break;
+            case DestinationOutcome::Kind::Error:
+                del.status = store::Status::Error;
+                del.error = o.reason;
+                log("error", "message " + out.meta.controlId + " destination " + o.name + ": " + o.reason);
+                break;
+            case DestinationOutcome::Kind::Queued:
+                del.status = store::Status::Queued;
+                del.encoded = o.encoded;
+                break;
+        }
+        for (auto& dr : dests_) {
+            if (dr->config.name != o.name) continue;
+            if (del.status == store::Status::Queued) {
+                d.queued.emplace_back(dr.get(), std::move(o.encoded));
+                dr->counters.queued.fetch_add(1, std::memory_order_relaxed);
+            } else if (del.status == store::Status::Filtered) {
+                dr->counters.filtered.fetch_add(1, std::memory_order_relaxed);
+            } else {
+                dr->counters.errored.fetch_add(1, std::memory_order_relaxed);
+            }
+        }
+        pm.deliveries.push_back(std::move(del));
+    }
+    if (!d.queued.empty()) counters_.queued.fetch_add(1, std::memory_order_relaxed);
+
+    // Postprocessor: runs once the message is routed to its destinations.
+    if (rt && !config_.postprocessor.empty()) {
+        auto post = pipeline_.postprocess(payload, rt, d.responseMap);
+        if (!post.logs.empty()) logScript(post.logs);
+        if (!post.ok) log("error", "postprocessor, message " + out.meta.controlId + ": " + post.error);
+        if (post.ack) d.ack = post.ack;
+    }
+    bool needsMessage = false;
+    for (auto& q : d.queued)
+        if (!q.first->config.response.empty()) needsMessage = true;
+    if (needsMessage) d.message = std::make_shared<lua::Payload>(payload);
+    return d;
+}
+
+void Channel::dispatch(Decision& d, store::MessageId id, const std::shared_ptr<PendingAck>& pending) {
+    if (d.status == store::Status::Error) {
+        answer(pending, "AE", d.error);
+        return;
+    }
+    if (d.status == store::Status::Filtered) {
+        if (d.ack) answer(pending, "AA", "", *d.ack);
+        else answer(pending, "AA", "filtered: " + d.filterReason);
+        return;
+    }
+    if (pending) {
+        if (d.ack && config_.ack == AckMode::Script) pending->ack = d.ack;
+        bool ackFromQueued = false;
+        for (auto& q : d.queued)
+            if (q.first->config.name == config_.ackFrom) ackFromQueued = true;
+        if (config_.ack == AckMode::Script) {
+            {
+                std::lock_guard<std::mutex> lock(pending->mutex);
+                pending->remaining = static_cast<int>(d.queued.size());
+            }
+            if (d.queued.empty()) answer(pending, "AA", "", pending->ack.value_or(std::string()));
+        } else if (!ackFromQueued) {
+            answer(pending, "AA", "not routed to " + config_.ackFrom);
+        }
+    }
+    for (auto& [dest, encoded] : d.queued) {
+        Delivery del;
+        del.id = id;
+        del.encoded = std::move(encoded);
+        del.notBefore = SteadyClock::now();
+        del.received = d.received;
+        del.pending = pending;
+        del.message = d.message;
+        del.responseMap = d.responseMap;
+        enqueue(*dest, std::move(del));
+    }
+}
+
+// Messages found RECEIVED at start (stored, not processed before a crash).
+void Channel::process(WorkItem& item) {
     if (!item.payload) {
         std::string err;
         item.payload = makePayload(config_.dataType, item.raw, &err, engine_.options().maxMessageBytes);
@@ -353,109 +474,12 @@ void Channel::process(WorkItem& item, lua::ScriptRuntime* rt) {
             return;
         }
     }
-    bool scripted = rt != nullptr;
-    std::shared_ptr<lua::SharedMap> responseMap = scripted ? std::make_shared<lua::SharedMap>() : nullptr;
-    ProcessOutcome out = pipeline_.process(*item.payload, rt, responseMap);
-    if (!out.logs.empty()) logScript(out.logs);
-    latency_.record(since(item.received));
-
-    store::ProcessedMessage pm;
+    Lease lease(*this);
+    Decision d = decide(*item.payload, lease.runtime(), item.received);
+    store::ProcessedMessage pm = d.pm;
     pm.id = item.id;
-    pm.channel = config_.name;
-    pm.status = out.status;
-    pm.error = out.error;
-    pm.meta = out.meta;
-    pm.storage = config_.storage;
-    if (config_.storage == store::StorageMode::Development) pm.transformed = out.transformed;
-
-    if (out.status == store::Status::Error) {
-        counters_.errored.fetch_add(1, std::memory_order_relaxed);
-        log("error", "message " + std::to_string(item.id) + ": " + out.error);
-        store_.recordProcessed(std::move(pm));
-        answer(item.pending, "AE", out.error);
-        return;
-    }
-    if (out.status == store::Status::Filtered) {
-        counters_.filtered.fetch_add(1, std::memory_order_relaxed);
-        store_.recordProcessed(std::move(pm));
-        if (out.ack) answer(item.pending, "AA", "", *out.ack);
-        else answer(item.pending, "AA", "filtered: " + out.filterReason);
-        return;
-    }
-
-    std::vector<std::pair<DestRuntime*, std::string>> queued;
-    for (auto& d : out.destinations) {
-        store::ProcessedMessage::Delivery del;
-        del.destination = d.name;
-        switch (d.kind) {
-            case DestinationOutcome::Kind::NotRouted: continue;
-            case DestinationOutcome::Kind::Filtered:
-                del.status = store::Status::Filtered;
-                del.error = d.reason;
-                break;
-            case DestinationOutcome::Kind::Error:
-                del.status = store::Status::Error;
-                del.error = d.reason;
-                log("error", "message " + std::to_string(item.id) + " destination " + d.name + ": " + d.reason);
-                break;
-            case DestinationOutcome::Kind::Queued:
-                del.status = store::Status::Queued;
-                del.encoded = d.encoded;
-                break;
-        }
-        for (auto& dr : dests_) {
-            if (dr->config.name != d.name) continue;
-            if (del.status == store::Status::Queued) {
-                queued.emplace_back(dr.get(), std::move(d.encoded));
-                dr->counters.queued.fetch_add(1, std::memory_order_relaxed);
-            } else if (del.status == store::Status::Filtered) {
-                dr->counters.filtered.fetch_add(1, std::memory_order_relaxed);
-            } else {
-                dr->counters.errored.fetch_add(1, std::memory_order_relaxed);
-            }
-        }
-        pm.deliveries.push_back(std::move(del));
-    }
-    counters_.queued.fetch_add(queued.empty() ? 0 : 1, std::memory_order_relaxed);
     store_.recordProcessed(std::move(pm));
-
-    // Postprocessor: runs once the message is queued to its destinations.
-    if (rt && !config_.postprocessor.empty()) {
-        auto post = pipeline_.postprocess(*item.payload, rt, responseMap);
-        if (!post.logs.empty()) logScript(post.logs);
-        if (!post.ok) log("error", "postprocessor, message " + std::to_string(item.id) + ": " + post.error);
-        if (post.ack) out.ack = post.ack;
-    }
-
-    auto pending = item.pending;
-    if (pending) {
-        if (out.ack && config_.ack == AckMode::Script) pending->ack = out.ack;
-        bool ackFromQueued = false;
-        for (auto& q : queued)
-            if (q.first->config.name == config_.ackFrom) ackFromQueued = true;
-        if (config_.ack == AckMode::Script) {
-            pending->remaining = static_cast<int>(queued.size());
-            if (queued.empty()) answer(pending, "AA", "", pending->ack.value_or(std::string()));
-        } else if (!ackFromQueued) {
-            answer(pending, "AA", "not routed to " + config_.ackFrom);
-        }
-    }
-    std::shared_ptr<lua::Payload> shared;
-    bool needsMessage = false;
-    for (auto& q : queued)
-        if (!q.first->config.response.empty()) needsMessage = true;
-    if (needsMessage) shared = std::make_shared<lua::Payload>(std::move(*item.payload));
-    for (auto& [dest, encoded] : queued) {
-        Delivery del;
-        del.id = item.id;
-        del.encoded = std::move(encoded);
-        del.notBefore = SteadyClock::now();
-        del.received = item.received;
-        del.pending = pending;
-        del.message = shared;
-        del.responseMap = responseMap;
-        enqueue(*dest, std::move(del));
-    }
+    dispatch(d, item.id, item.pending);
 }
 
 // ---------------------------------------------------------------- deliveries

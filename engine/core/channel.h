@@ -89,8 +89,33 @@ private:
         std::string lastError;
     };
 
+    // What processing decided for one message, before or after it is stored.
+    struct Decision {
+        store::ProcessedMessage pm;  // id filled in by whoever stores it
+        store::Status status = store::Status::Transformed;
+        std::string error, filterReason;
+        std::optional<std::string> ack;
+        std::vector<std::pair<DestRuntime*, std::string>> queued;  // destination, encoded
+        std::shared_ptr<lua::Payload> message;                     // for response scripts
+        std::shared_ptr<lua::SharedMap> responseMap;
+        SteadyClock::time_point received;
+    };
+    // Holds one processing slot (and its Lua runtime, null without a script).
+    class Lease {
+    public:
+        explicit Lease(Channel& c);
+        ~Lease();
+        lua::ScriptRuntime* runtime() const { return runtime_; }
+
+    private:
+        Channel& channel_;
+        lua::ScriptRuntime* runtime_ = nullptr;
+    };
+
     void workerLoop(std::size_t index);
-    void process(WorkItem& item, lua::ScriptRuntime* runtime);
+    void process(WorkItem& item);
+    Decision decide(lua::Payload& payload, lua::ScriptRuntime* runtime, SteadyClock::time_point received);
+    void dispatch(Decision& decision, store::MessageId id, const std::shared_ptr<PendingAck>& pending);
     void deliveryLoop(DestRuntime& dest);
     void enqueue(DestRuntime& dest, Delivery delivery);
     void recover();
@@ -112,6 +137,9 @@ private:
     std::vector<std::unique_ptr<DestRuntime>> dests_;
     std::vector<std::thread> workers_;
     std::vector<std::unique_ptr<lua::ScriptRuntime>> runtimes_;
+    std::mutex poolMutex_;
+    std::condition_variable poolCv_;
+    std::vector<lua::ScriptRuntime*> idle_;  // free processing slots
 
     std::mutex workMutex_;
     std::condition_variable workCv_;

@@ -108,8 +108,38 @@ std::vector<LoadProblem> Engine::loadChannels() {
     return problems;
 }
 
+std::uint64_t Engine::pruneNow() {
+    std::vector<std::pair<std::string, std::chrono::milliseconds>> ages;
+    {
+        std::lock_guard<std::recursive_mutex> lock(mutex_);
+        for (const auto& [name, ch] : channels_)
+            if (ch->config().pruneAfter.count() > 0) ages.emplace_back(name, ch->config().pruneAfter);
+    }
+    std::uint64_t removed = 0;
+    for (const auto& [name, age] : ages) {
+        try {
+            removed += store_->prune(name, store::Clock::now() - age);
+        } catch (const std::exception& e) {
+            std::cerr << "[" << name << "] pruning failed: " << e.what() << "\n";
+        }
+    }
+    return removed;
+}
+
 void Engine::start() {
     std::lock_guard<std::recursive_mutex> lock(mutex_);
+    if (!pruner_.joinable()) {
+        prunerStop_ = false;
+        pruner_ = std::thread([this] {
+            std::unique_lock<std::mutex> lock(prunerMutex_);
+            while (!prunerStop_) {
+                lock.unlock();
+                pruneNow();
+                lock.lock();
+                prunerCv_.wait_for(lock, std::chrono::hours(1), [&] { return prunerStop_; });
+            }
+        });
+    }
     started_ = true;
     for (auto& [name, ch] : channels_) {
         if (!ch->config().enabled) continue;
@@ -122,6 +152,12 @@ void Engine::start() {
 }
 
 void Engine::stop() {
+    {
+        std::lock_guard<std::mutex> lock(prunerMutex_);
+        prunerStop_ = true;
+    }
+    prunerCv_.notify_all();
+    if (pruner_.joinable()) pruner_.join();
     std::lock_guard<std::recursive_mutex> lock(mutex_);
     for (auto& [name, ch] : channels_) ch->stop();
     if (store_) store_->flush();

@@ -5,7 +5,9 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <condition_variable>
 #include <optional>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -90,6 +92,10 @@ public:
     // Returns false when no running channel has that name.
     bool submitTo(const std::string& channel, Inbound message, std::function<void(SubmitResult)> done);
 
+    // Drop finished messages older than each channel's `prune` age; returns how
+    // many were removed. Runs at start and hourly while the engine runs.
+    std::uint64_t pruneNow();
+
     store::MessageStore& store();
     const EngineOptions& options() const { return options_; }
     std::shared_ptr<lua::SharedMap> globalMap() const { return globalMap_; }
@@ -102,6 +108,10 @@ private:
     mutable std::recursive_mutex mutex_;
     std::map<std::string, std::unique_ptr<Channel>> channels_;
     bool started_ = false;
+    std::thread pruner_;
+    std::mutex prunerMutex_;
+    std::condition_variable prunerCv_;
+    bool prunerStop_ = false;
 };
 
 }  // namespace junction::core

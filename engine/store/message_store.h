@@ -46,18 +46,6 @@ struct Metadata {
     std::string accession;    // OBR-18 / ORC-3 / IPC-1
 };
 
-struct NewMessage {
-    std::string channel;
-    std::string dataType = "hl7v2";
-    std::string source;       // where it came from, e.g. "mllp 127.0.0.1:53422"
-    std::string raw;
-    Metadata meta;
-    Status status = Status::Received;  // Error for input that could not be parsed
-    std::string error;                 // with Status::Error
-    StorageMode storage = StorageMode::Development;
-    std::optional<Clock::time_point> receivedAt;  // default: now (set for imports and tests)
-};
-
 // Outcome of processing (filter/transform/route) for one message.
 struct ProcessedMessage {
     MessageId id = 0;
@@ -74,6 +62,21 @@ struct ProcessedMessage {
         std::string error;
     };
     std::vector<Delivery> deliveries;
+};
+
+struct NewMessage {
+    std::string channel;
+    std::string dataType = "hl7v2";
+    std::string source;       // where it came from, e.g. "mllp 127.0.0.1:53422"
+    std::string raw;
+    Metadata meta;
+    Status status = Status::Received;  // Error for input that could not be parsed
+    std::string error;                 // with Status::Error
+    StorageMode storage = StorageMode::Development;
+    std::optional<Clock::time_point> receivedAt;  // default: now (set for imports and tests)
+    // Already processed (filter/transform/route ran before the insert): the
+    // message and its deliveries are written in one go, in the same transaction.
+    std::optional<ProcessedMessage> processed;
 };
 
 // Outcome of one delivery attempt.

@@ -418,3 +418,24 @@ destinations:
     engine.stopChannel("bp");  // releases the sender: its connection is closed
     sender.join();
 }
+
+TEST_CASE("pruning drops finished messages older than the channel's age", "[core][channel]") {
+    TempDir dir;
+    int port = freePort();
+    core::Engine engine(options(dir));
+    engine.addChannel(channel(dir, R"(
+channel: short
+prune: 50ms
+source: { type: mllp, port: )" + std::to_string(port) + R"( }
+destinations:
+  - { name: out, type: file, directory: out }
+)"));
+    engine.start();
+    REQUIRE(send(port, readFile(kSamples + "adt_a04.hl7")).ok());
+    REQUIRE(eventually([&] { return engine.channel("short")->destinations[0].counters.sent == 1; }));
+    engine.store().flush();
+    CHECK(countStatus(engine, "short", store::Status::Sent) == 1);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    CHECK(engine.pruneNow() == 1);
+    CHECK(countStatus(engine, "short", store::Status::Sent) == 0);
+}

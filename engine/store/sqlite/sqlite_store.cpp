@@ -256,6 +256,7 @@ private:
     void apply(Op& op, std::int64_t now);
     void applyInsert(InsertOp& op, std::int64_t now);
     void applyProcessed(ProcessedOp& op, std::int64_t now);
+    void writeOutcome(MessageId id, const ProcessedMessage& p, std::int64_t now);
     void applyDelivery(DeliveryOp& op, std::int64_t now);
     void callbacks(std::vector<Op>& ops, std::size_t begin, std::size_t end);
     std::uint64_t runPrune(const std::string& channel, std::int64_t cutoffMs);
@@ -664,24 +665,47 @@ void SqliteStore::apply(Op& op, std::int64_t now) {
 
 void SqliteStore::applyInsert(InsertOp& op, std::int64_t now) {
     const NewMessage& m = op.m;
+    const ProcessedMessage* p = m.processed ? &*m.processed : nullptr;
+    Status status = m.status;
+    const Metadata* meta = &m.meta;
+    const std::string* error = &m.error;
+    if (p) {
+        status = p->status;
+        if (status == Status::Transformed && !p->deliveries.empty()) status = aggregate(p->deliveries);
+        if (!p->meta.messageType.empty() || !p->meta.controlId.empty()) meta = &p->meta;
+        error = &p->error;
+    }
     {
         Use u(wInsertMsg_);
         u.int64(1, op.id)
             .text(2, m.channel)
             .int64(3, op.receivedMs)
-            .text(4, dbStatus(m.status))
+            .text(4, dbStatus(status))
             .text(5, m.dataType)
             .text(6, m.source)
-            .textOrNull(7, m.meta.messageType)
-            .textOrNull(8, m.meta.controlId)
-            .textOrNull(9, m.meta.patientId)
-            .textOrNull(10, m.meta.accession)
-            .text(11, m.error)
+            .textOrNull(7, meta->messageType)
+            .textOrNull(8, meta->controlId)
+            .textOrNull(9, meta->patientId)
+            .textOrNull(10, meta->accession)
+            .text(11, *error)
             .int64(12, now);
         u.run();
     }
     // Raw is needed until processed in every mode; kept afterwards in development/production.
-    if (m.status == Status::Received || keepsRaw(m.storage)) putContent(op.id, kRaw, {}, m.raw);
+    if ((status == Status::Received && !p) || keepsRaw(m.storage)) putContent(op.id, kRaw, {}, m.raw);
+    if (p) writeOutcome(op.id, *p, now);
+}
+
+void SqliteStore::writeOutcome(MessageId id, const ProcessedMessage& p, std::int64_t now) {
+    if (keepsAll(p.storage) && !p.transformed.empty()) putContent(id, kTransformed, {}, p.transformed);
+    for (const auto& d : p.deliveries) {
+        {
+            Use u(wDeliveryNew_);
+            u.int64(1, id).text(2, d.destination).text(3, dbStatus(d.status)).text(4, d.error).int64(5, now);
+            u.run();
+        }
+        if (keepEncoded(p.storage, d.status) && !d.encoded.empty()) putContent(id, kEncoded, d.destination, d.encoded);
+    }
 }
 
 void SqliteStore::applyProcessed(ProcessedOp& op, std::int64_t now) {
@@ -721,16 +745,7 @@ void SqliteStore::applyProcessed(ProcessedOp& op, std::int64_t now) {
         u.run();
         if (u.changes() == 0) throw std::runtime_error("unknown message id " + std::to_string(p.id));
     }
-    if (keepsAll(p.storage) && !p.transformed.empty()) putContent(p.id, kTransformed, {}, p.transformed);
-    for (const auto& d : p.deliveries) {
-        {
-            Use u(wDeliveryNew_);
-            u.int64(1, p.id).text(2, d.destination).text(3, dbStatus(d.status)).text(4, d.error).int64(5, now);
-            u.run();
-        }
-        if (keepEncoded(p.storage, d.status) && !d.encoded.empty())
-            putContent(p.id, kEncoded, d.destination, d.encoded);
-    }
+    writeOutcome(p.id, p, now);
     if (!keepsRaw(p.storage)) delContent(p.id, kRaw, {});
 }
 

@@ -1,3 +1,4 @@
+#include "engine/hl7/split.h"
 #include "engine/hl7/message.h"
 
 #include <atomic>
@@ -48,22 +49,6 @@ int hexValue(char c) {
     if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
     return -1;
-}
-
-// n-th (1-based) piece of `s` split by `sep`; empty view when absent.
-std::string_view piece(std::string_view s, char sep, int n, bool* found = nullptr) {
-    std::size_t start = 0;
-    for (int i = 1; i < n; ++i) {
-        std::size_t p = sep ? s.find(sep, start) : std::string_view::npos;
-        if (p == std::string_view::npos) {
-            if (found) *found = false;
-            return {};
-        }
-        start = p + 1;
-    }
-    std::size_t end = sep ? s.find(sep, start) : std::string_view::npos;
-    if (found) *found = true;
-    return s.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
 }
 
 std::vector<std::string> splitAll(std::string_view s, char sep) {

@@ -6,6 +6,8 @@
 // parsed by Message::parse (so the result is validated like any other input).
 #include "engine/hl7/xml.h"
 
+#include "engine/hl7/xerces_support.h"
+
 #include <xercesc/dom/DOM.hpp>
 #include <xercesc/framework/MemBufInputSource.hpp>
 #include <xercesc/parsers/XercesDOMParser.hpp>
@@ -33,6 +35,8 @@ namespace junction::hl7 {
 namespace {
 
 namespace xc = XERCES_CPP_NAMESPACE;
+using xerces::appendUtf8;
+using xerces::toUtf8;
 static_assert(sizeof(XMLCh) == sizeof(char16_t), "Xerces XMLCh is expected to be UTF-16");
 
 // ============================================================== data types
@@ -193,24 +197,6 @@ std::vector<std::string_view> split(std::string_view s, char sep) {
 }
 
 const char kHex[] = "0123456789ABCDEF";
-
-void appendUtf8(std::string& out, char32_t cp) {
-    if (cp < 0x80) {
-        out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-        out += static_cast<char>(0xC0 | (cp >> 6));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-        out += static_cast<char>(0xE0 | (cp >> 12));
-        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-        out += static_cast<char>(0xF0 | (cp >> 18));
-        out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-}
 
 bool xmlChar(char32_t cp) {  // XML 1.0 Char production
     return cp == 0x9 || cp == 0xA || cp == 0xD || (cp >= 0x20 && cp <= 0xD7FF) ||
@@ -553,25 +539,6 @@ struct DecodeError {
     std::string message;
 };
 
-std::string toUtf8(const XMLCh* s, std::size_t n) {
-    std::string out;
-    out.reserve(n);
-    for (std::size_t i = 0; i < n; ++i) {
-        char32_t c = s[i];
-        if (c >= 0xD800 && c <= 0xDBFF && i + 1 < n && s[i + 1] >= 0xDC00 && s[i + 1] <= 0xDFFF) {
-            c = 0x10000 + ((c - 0xD800) << 10) + (s[i + 1] - 0xDC00);
-            ++i;
-        }
-        appendUtf8(out, c);
-    }
-    return out;
-}
-
-std::string toUtf8(const XMLCh* s) {
-    if (!s) return {};
-    return toUtf8(s, xc::XMLString::stringLen(s));
-}
-
 std::string localName(const xc::DOMNode* n) {
     const XMLCh* ln = n->getLocalName();
     return toUtf8(ln ? ln : n->getNodeName());
@@ -879,55 +846,6 @@ private:
     }
 };
 
-// ============================================================== Xerces setup
-
-// Initialized once per process and never terminated (other threads may still
-// use Xerces at exit).
-bool initXerces(std::string& error) {
-    static std::once_flag once;
-    static std::string initError;
-    std::call_once(once, [] {
-        try {
-            xc::XMLPlatformUtils::Initialize();
-        } catch (const xc::XMLException& e) {
-            initError = "cannot initialize Xerces-C: " + toUtf8(e.getMessage());
-        } catch (...) {
-            initError = "cannot initialize Xerces-C";
-        }
-    });
-    error = initError;
-    return initError.empty();
-}
-
-class ErrorCollector : public xc::ErrorHandler {
-public:
-    bool failed = false;
-    std::string message;
-    XMLFileLoc line = 0, column = 0;
-
-    void warning(const xc::SAXParseException&) override {}
-    void error(const xc::SAXParseException& e) override { record(e); }
-    void fatalError(const xc::SAXParseException& e) override { record(e); }
-    void resetErrors() override {}
-
-private:
-    void record(const xc::SAXParseException& e) {
-        if (failed) return;
-        failed = true;
-        message = toUtf8(e.getMessage());
-        line = e.getLineNumber();
-        column = e.getColumnNumber();
-    }
-};
-
-// Refuses every external entity / DTD (defence in depth: the parser is also
-// told not to load them).
-class NoExternalEntities : public xc::XMLEntityResolver {
-public:
-    xc::InputSource* resolveEntity(xc::XMLResourceIdentifier*) override {
-        throw xc::SAXException("external entities are not allowed");
-    }
-};
 
 // Byte offset of a 1-based line/column (column counted in characters).
 std::size_t byteOffset(std::string_view text, XMLFileLoc line, XMLFileLoc column) {
@@ -960,32 +878,16 @@ ParseResult fromXml(std::string_view xml) {
         return std::move(result);
     };
     std::string err;
-    if (!initXerces(err)) return fail(err);
+    if (!xerces::init(err)) return fail(err);
     if (xml.size() > kMaxXmlBytes)
         return fail("document of " + std::to_string(xml.size()) + " bytes exceeds the limit", kMaxXmlBytes);
     if (xml.find_first_not_of(" \t\r\n") == std::string_view::npos) return fail("empty document");
 
     std::string text;
     try {
-        // Declared before the parser, which refers to them until it is destroyed.
-        ErrorCollector errors;
-        NoExternalEntities resolver;
-        xc::SecurityManager security;
-        xc::XercesDOMParser parser;
-        security.setEntityExpansionLimit(100);
-        parser.setValidationScheme(xc::XercesDOMParser::Val_Never);
-        parser.setDoNamespaces(true);
-        parser.setDoSchema(false);
-        parser.setHandleMultipleImports(false);
-        parser.setLoadExternalDTD(false);
-        parser.setLoadSchema(false);
-        parser.setSkipDTDValidation(true);
-        parser.setCreateEntityReferenceNodes(false);
-        parser.setDisableDefaultEntityResolution(true);
-        parser.setSecurityManager(&security);
-        parser.setXMLEntityResolver(&resolver);
-        parser.setErrorHandler(&errors);
-        parser.setCreateCommentNodes(false);
+        xerces::SecureParser secure(true);
+        auto& parser = secure.parser;
+        auto& errors = secure.errors;
 
         xc::MemBufInputSource source(reinterpret_cast<const XMLByte*>(xml.data()), xml.size(), "hl7-v2xml",
                                      false);

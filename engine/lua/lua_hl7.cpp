@@ -9,11 +9,14 @@
 #include <cstring>
 #include <new>
 
+#include "engine/hl7/split.h"
 #include "engine/hl7/ack.h"
 #include "engine/lua/lua_internal.h"
 
 namespace junction::lua::detail {
 namespace {
+
+using hl7::piece;
 
 constexpr std::uint32_t kMsgTag = 0x4d534731;   // "MSG1"
 constexpr std::uint32_t kNodeTag = 0x4e4f4431;  // "NOD1"
@@ -108,21 +111,6 @@ std::size_t resolve(lua_State* L, NodeObj& n) {
 }
 
 // ------------------------------------------------------------ locating text
-
-std::string_view piece(std::string_view s, char sep, int n, bool* found = nullptr) {
-    std::size_t start = 0;
-    for (int i = 1; i < n; ++i) {
-        std::size_t p = sep ? s.find(sep, start) : std::string_view::npos;
-        if (p == std::string_view::npos) {
-            if (found) *found = false;
-            return {};
-        }
-        start = p + 1;
-    }
-    std::size_t end = sep ? s.find(sep, start) : std::string_view::npos;
-    if (found) *found = true;
-    return s.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
-}
 
 int countPieces(std::string_view s, char sep) {
     if (s.empty()) return 0;

@@ -6,6 +6,7 @@
 // them. Namespaces are not interpreted: prefixed names ("hl7:PID") and xmlns
 // declarations are kept as written, so they survive a round trip. DOCTYPEs,
 // DTDs and external entities are refused.
+#include "engine/hl7/xerces_support.h"
 #include <algorithm>
 #include <mutex>
 
@@ -28,54 +29,7 @@ namespace xc = XERCES_CPP_NAMESPACE;
 namespace junction::lua::detail {
 namespace {
 
-std::string toUtf8(const XMLCh* s) {
-    if (!s || !*s) return {};
-    xc::TranscodeToStr t(s, "UTF-8");
-    return std::string(reinterpret_cast<const char*>(t.str()), t.length());
-}
-
-bool initXerces(std::string& error) {
-    static std::once_flag once;
-    static std::string initError;
-    std::call_once(once, [] {
-        try {
-            xc::XMLPlatformUtils::Initialize();
-        } catch (const xc::XMLException& e) {
-            initError = "cannot initialize Xerces-C: " + toUtf8(e.getMessage());
-        } catch (...) {
-            initError = "cannot initialize Xerces-C";
-        }
-    });
-    error = initError;
-    return initError.empty();
-}
-
-class ErrorCollector : public xc::ErrorHandler {
-public:
-    bool failed = false;
-    std::string message;
-    XMLFileLoc line = 0, column = 0;
-    void warning(const xc::SAXParseException&) override {}
-    void error(const xc::SAXParseException& e) override { record(e); }
-    void fatalError(const xc::SAXParseException& e) override { record(e); }
-    void resetErrors() override {}
-
-private:
-    void record(const xc::SAXParseException& e) {
-        if (failed) return;
-        failed = true;
-        message = toUtf8(e.getMessage());
-        line = e.getLineNumber();
-        column = e.getColumnNumber();
-    }
-};
-
-class NoExternalEntities : public xc::XMLEntityResolver {
-public:
-    xc::InputSource* resolveEntity(xc::XMLResourceIdentifier*) override {
-        throw xc::SAXException("external entities are not allowed");
-    }
-};
+using xerces::toUtf8;
 
 // A parsed element, converted out of Xerces before touching Lua.
 struct Element {
@@ -115,25 +69,11 @@ void convert(const xc::DOMElement* e, Element& out, int depth) {
 
 void parseDocument(std::string_view text, Element& root) {
     std::string err;
-    if (!initXerces(err)) throw LuaError(err);
+    if (!xerces::init(err)) throw LuaError(err);
     if (allSpace(text)) throw LuaError("empty document");
-    ErrorCollector errors;
-    NoExternalEntities resolver;
-    xc::SecurityManager security;
-    xc::XercesDOMParser parser;
-    security.setEntityExpansionLimit(100);
-    parser.setValidationScheme(xc::XercesDOMParser::Val_Never);
-    parser.setDoNamespaces(false);
-    parser.setDoSchema(false);
-    parser.setLoadExternalDTD(false);
-    parser.setLoadSchema(false);
-    parser.setSkipDTDValidation(true);
-    parser.setCreateEntityReferenceNodes(false);
-    parser.setDisableDefaultEntityResolution(true);
-    parser.setSecurityManager(&security);
-    parser.setXMLEntityResolver(&resolver);
-    parser.setErrorHandler(&errors);
-    parser.setCreateCommentNodes(false);
+    xerces::SecureParser secure(false);
+    auto& parser = secure.parser;
+    auto& errors = secure.errors;
     xc::MemBufInputSource source(reinterpret_cast<const XMLByte*>(text.data()), text.size(), "lua-xml", false);
     std::string fatal;
     try {

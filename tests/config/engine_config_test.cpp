@@ -64,9 +64,9 @@ TEST_CASE("engine config: errors carry file:line and a hint", "[config]") {
         }
     };
     expectError("store: { type: sqlite }\nchanels: x\n", 2, "unknown key 'chanels'");
-    expectError("admin:\n  port: eighty\n", 2, "admin.port must be a number");
+    expectError("admin:\n  port: eighty\n", 2, "admin.port must be a whole number");
     expectError("admin:\n  port: 70000\n", 2, "between 0 and 65535");
-    expectError("store:\n  type: oracle\n", 2, "sqlite or postgres");
+    expectError("store:\n  type: oracle\n", 2, "one of: sqlite, postgres");
     expectError("store:\n  type: postgres\n", 2, "store.url is required");
     expectError("store: [1, 2]\n", 1, "must be a mapping");
     expectError("admin: { port: 1\n", 2, "");  // YAML syntax error

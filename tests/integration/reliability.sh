@@ -81,7 +81,7 @@ while kill -0 "$L_PID" 2>/dev/null && [ "$kills" -lt "$KILLS" ]; do
   kill -0 "$L_PID" 2>/dev/null || break
   kill -9 "$E_PID" 2>/dev/null; wait "$E_PID" 2>/dev/null
   kills=$((kills+1))
-  echo "kill $kills at $(wc -l <"$T/acked.txt" 2>/dev/null || echo 0) acked"
+  echo "kill $kills"
   start_engine
   wait_port "$A" || fail "engine did not restart after kill $kills: $(tail -5 "$T/e.log")"
 done
@@ -91,23 +91,20 @@ tail -3 "$T/load.out"
 acked=$(sort -u "$T/acked.txt" | wc -l)
 [ "$acked" -gt 0 ] || fail "no message was acknowledged"
 
-# Let the engine drain its queue, then stop both engines gracefully.
-drained=""
-for i in $(seq 600); do
-  counts=$("$BIN" messages --config "$T/e/junction.yaml" --channel relay --counts 2>/dev/null)
-  if ! echo "$counts" | grep -Eq '^(RECEIVED|QUEUED|TRANSFORMED) [1-9]'; then drained=1; break; fi
-  sleep 0.2
-done
-[ -n "$drained" ] || fail "messages stuck in the engine: $counts"
+# Let each engine drain its queue, then stop it gracefully.
+# drain CONFIG CHANNEL: waits until nothing of CHANNEL is RECEIVED, TRANSFORMED or QUEUED.
+drain() {
+  local counts
+  for i in $(seq 600); do
+    counts=$("$BIN" messages --config "$1" --channel "$2" --counts 2>/dev/null)
+    if ! echo "$counts" | grep -Eq '^(RECEIVED|QUEUED|TRANSFORMED) [1-9]'; then echo "$counts"; return 0; fi
+    sleep 0.2
+  done
+  fail "messages stuck in channel $2: $counts"
+}
+drain "$T/e/junction.yaml" relay
 kill -TERM "$E_PID"; wait "$E_PID"; E_PID=""
-echo "$counts"
-drained=""
-for i in $(seq 600); do
-  rcounts=$("$BIN" messages --config "$T/r/junction.yaml" --channel sink --counts 2>/dev/null)
-  if ! echo "$rcounts" | grep -Eq '^(RECEIVED|QUEUED|TRANSFORMED) [1-9]'; then drained=1; break; fi
-  sleep 0.2
-done
-[ -n "$drained" ] || fail "messages stuck in the receiver: $rcounts"
+drain "$T/r/junction.yaml" sink >/dev/null
 kill -TERM "$R_PID"; wait "$R_PID"; R_PID=""
 
 /usr/bin/python3 - "$T/acked.txt" "$T/r/out/received.hl7" "$COUNT" <<'EOF' || fail "delivery check"

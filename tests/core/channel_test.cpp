@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <tuple>
+
 #include "connectors/mllp/client.h"
 #include "engine/config/node.h"
 #include "engine/core/engine.h"
@@ -438,4 +440,106 @@ destinations:
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     CHECK(engine.pruneNow() == 1);
     CHECK(countStatus(engine, "short", store::Status::Sent) == 0);
+}
+
+TEST_CASE("json, xml and raw data types through Lua", "[core][channel]") {
+    TempDir dir;
+    dir.write("t.lua", R"(
+function enrich(msg) msg.seen = true; msg.count = (msg.count or 0) + 1 end
+function rename(doc) doc.attrs = doc.attrs or {}; doc.attrs.checked = "yes" end
+function upper(text) return string.upper(text) end
+)");
+    dir.write("in-json/a.json", R"({"patient":"DOE","count":41})");
+    dir.write("in-xml/a.xml", R"(<order id="7"><patient>DOE</patient></order>)");
+    dir.write("in-raw/a.txt", "plain text");
+    core::Engine engine(options(dir));
+    for (auto [name, type, fn, ext] : {std::tuple{"json", "json", "enrich", "json"}, std::tuple{"xml", "xml", "rename", "xml"},
+                                       std::tuple{"raw", "raw", "upper", "txt"}}) {
+        engine.addChannel(channel(dir, std::string("channel: ") + name + "\nsource: { type: file, directory: in-" + name +
+                                           ", poll_interval: 50ms, data_type: " + type + " }\nscript: t.lua\ntransform: " +
+                                           fn + "\ndestinations:\n  - { name: out, type: file, directory: out-" + name +
+                                           ", filename: \"${id}." + ext + "\" }\n"));
+    }
+    engine.start();
+    auto firstFile = [&](const std::string& d) {
+        std::string found;
+        if (std::filesystem::exists(dir.path / d))
+            for (auto& e : std::filesystem::directory_iterator(dir.path / d)) found = readFile(e.path().string());
+        return found;
+    };
+    REQUIRE(eventually([&] { return !firstFile("out-json").empty() && !firstFile("out-xml").empty() && !firstFile("out-raw").empty(); }));
+    std::string json = firstFile("out-json");
+    CHECK(json.find("\"count\":42") != std::string::npos);
+    CHECK(json.find("\"seen\":true") != std::string::npos);
+    CHECK(json.find("\"patient\":\"DOE\"") != std::string::npos);
+    std::string xml = firstFile("out-xml");
+    CHECK(xml.find("checked=\"yes\"") != std::string::npos);
+    CHECK(xml.find("<patient>DOE</patient>") != std::string::npos);
+    CHECK(firstFile("out-raw") == "PLAIN TEXT");
+}
+
+TEST_CASE("several workers process in parallel and lose nothing", "[core][channel]") {
+    TempDir dir;
+    int port = freePort();
+    dir.write("t.lua", "function tag(msg) msg:set('ZJN-1', 'w') end\n");
+    core::Engine engine(options(dir));
+    engine.addChannel(channel(dir, R"(
+channel: par
+workers: 3
+source: { type: mllp, port: )" + std::to_string(port) + R"( }
+script: t.lua
+transform: tag
+destinations:
+  - { name: out, type: file, directory: out, filename: "${MSH-10}.hl7" }
+)"));
+    engine.start();
+    std::vector<std::thread> senders;
+    for (int t = 0; t < 4; ++t)
+        senders.emplace_back([&, t] {
+            mllp::ClientOptions o;
+            o.port = port;
+            mllp::Client c(o);
+            for (int i = 0; i < 25; ++i)
+                c.send(withControlId(readFile(kSamples + "adt_a04.hl7"), "P" + std::to_string(t) + "-" + std::to_string(i)));
+        });
+    for (auto& s : senders) s.join();
+    REQUIRE(eventually([&] { return engine.channel("par")->destinations[0].counters.sent == 100; }));
+    std::size_t files = 0;
+    for (auto& e : std::filesystem::directory_iterator(dir.path / "out")) {
+        ++files;
+        CHECK(readFile(e.path().string()).find("ZJN|w") != std::string::npos);
+    }
+    CHECK(files == 100);
+}
+
+TEST_CASE("MLLP over TLS", "[core][channel]") {
+    TempDir dir;
+    std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost -keyout " + dir.str() +
+                      "/key.pem -out " + dir.str() + "/cert.pem >/dev/null 2>&1";
+    REQUIRE(std::system(cmd.c_str()) == 0);
+    int port = freePort();
+    core::Engine engine(options(dir));
+    engine.addChannel(channel(dir, R"(
+channel: secure
+source: { type: mllp, port: )" + std::to_string(port) + R"(, tls: { cert: cert.pem, key: key.pem } }
+destinations:
+  - { name: out, type: file, directory: out }
+)"));
+    engine.start();
+    mllp::ClientOptions o;
+    o.port = port;
+    o.tls = true;
+    o.caFile = dir.str() + "/cert.pem";
+    mllp::Client tls(o);
+    auto r = tls.send(readFile(kSamples + "orm_o01_nw.hl7"));
+    INFO(r.error);
+    REQUIRE(r.ok());
+    CHECK(hl7::Message::parseOrThrow(r.response).get("MSA-1") == "AA");
+    // A plain-text client gets no ACK from a TLS listener.
+    mllp::ClientOptions plainOpts;
+    plainOpts.port = port;
+    plainOpts.responseTimeout = std::chrono::milliseconds(500);
+    mllp::Client plain(plainOpts);
+    CHECK_FALSE(plain.send(readFile(kSamples + "orm_o01_nw.hl7")).ok());
+    CHECK(engine.channel("secure")->counters.received == 1);
 }

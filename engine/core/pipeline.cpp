@@ -138,17 +138,11 @@ ProcessOutcome Pipeline::process(lua::Payload& message, lua::ScriptRuntime* rt,
     return out;
 }
 
-Pipeline::ResponseOutcome Pipeline::response(const DestinationConfig& d, lua::Payload& message,
-                                             const std::string& response, const std::string& status,
-                                             lua::ScriptRuntime* rt,
-                                             const std::shared_ptr<lua::SharedMap>& responseMap) const {
+Pipeline::ResponseOutcome Pipeline::runScript(const std::string& function, lua::Invocation& inv,
+                                              lua::ScriptRuntime* rt) const {
     ResponseOutcome out;
-    if (responseMap) responseMap->setString(d.name, response);
-    if (d.response.empty() || !rt) return out;
-    lua::Invocation inv = invocation(message, d.name, responseMap);
-    inv.response = response;
-    inv.responseStatus = status;
-    lua::CallResult r = rt->call(d.response, inv);
+    if (function.empty() || !rt) return out;
+    lua::CallResult r = rt->call(function, inv);
     out.ok = r.ok;
     out.error = r.error;
     out.ack = inv.ack;
@@ -156,17 +150,21 @@ Pipeline::ResponseOutcome Pipeline::response(const DestinationConfig& d, lua::Pa
     return out;
 }
 
+Pipeline::ResponseOutcome Pipeline::response(const DestinationConfig& d, lua::Payload& message,
+                                             const std::string& response, const std::string& status,
+                                             lua::ScriptRuntime* rt,
+                                             const std::shared_ptr<lua::SharedMap>& responseMap) const {
+    if (responseMap) responseMap->setString(d.name, response);
+    lua::Invocation inv = invocation(message, d.name, responseMap);
+    inv.response = response;
+    inv.responseStatus = status;
+    return runScript(d.response, inv, rt);
+}
+
 Pipeline::ResponseOutcome Pipeline::postprocess(lua::Payload& message, lua::ScriptRuntime* rt,
                                                 const std::shared_ptr<lua::SharedMap>& responseMap) const {
-    ResponseOutcome out;
-    if (config_.postprocessor.empty() || !rt) return out;
     lua::Invocation inv = invocation(message, {}, responseMap);
-    lua::CallResult r = rt->call(config_.postprocessor, inv);
-    out.ok = r.ok;
-    out.error = r.error;
-    out.ack = inv.ack;
-    out.logs = std::move(inv.logs);
-    return out;
+    return runScript(config_.postprocessor, inv, rt);
 }
 
 }  // namespace junction::core

@@ -70,6 +70,7 @@ public:
     const ChannelConfig& config() const { return config_; }
 
 private:
+    ResponseOutcome runScript(const std::string& function, lua::Invocation& inv, lua::ScriptRuntime* rt) const;
     lua::Invocation invocation(lua::Payload& message, const std::string& destination,
                                const std::shared_ptr<lua::SharedMap>& responseMap) const;
     const ChannelConfig& config_;

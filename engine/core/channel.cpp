@@ -52,6 +52,7 @@ void Channel::logScript(const std::vector<lua::LogLine>& logs) {
 void Channel::start() {
     if (state_ == ChannelState::Running || state_ == ChannelState::Paused) return;
     stopping_ = false;
+    sourceStopping_ = false;
     error_.clear();
     BuildContext ctx{config_.name, config_.baseDir, &engine_};
     auto& registry = ConnectorRegistry::instance();
@@ -108,6 +109,9 @@ void Channel::start() {
 
 void Channel::stop() {
     if (state_ == ChannelState::Stopped && workers_.empty() && dests_.empty()) return;
+    // A source held by back-pressure or pause must be let go before it can stop.
+    sourceStopping_ = true;
+    notifyAccepting();
     if (source_) source_->stop();
     // Let messages already submitted reach the workers, then drain them.
     while (inFlight_.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -273,18 +277,18 @@ bool Channel::overLimit() const {
 }
 
 bool Channel::waitUntilAccepting() {
-    if (stopping_) return false;
+    if (stopping_ || sourceStopping_) return false;
     if (state_ == ChannelState::Running && !overLimit()) {
         backPressure_ = false;
         return true;
     }
     std::unique_lock<std::mutex> lock(acceptMutex_);
-    while (!stopping_ && (state_ == ChannelState::Paused || overLimit())) {
+    while (!stopping_ && !sourceStopping_ && (state_ == ChannelState::Paused || overLimit())) {
         backPressure_ = state_ != ChannelState::Paused;
         acceptCv_.wait_for(lock, std::chrono::milliseconds(50));
     }
     backPressure_ = false;
-    return !stopping_;
+    return !stopping_ && !sourceStopping_;
 }
 
 void Channel::notifyAccepting() { acceptCv_.notify_all(); }

@@ -152,6 +152,7 @@ private:
 
     std::atomic<ChannelState> state_{ChannelState::Stopped};
     std::atomic<bool> stopping_{false};
+    std::atomic<bool> sourceStopping_{false};  // the source is being stopped: stop accepting
     std::atomic<bool> backPressure_{false};
     std::string error_;
 

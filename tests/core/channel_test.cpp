@@ -543,3 +543,25 @@ destinations:
     CHECK_FALSE(plain.send(readFile(kSamples + "orm_o01_nw.hl7")).ok());
     CHECK(engine.channel("secure")->counters.received == 1);
 }
+
+TEST_CASE("a paused file channel stops promptly", "[core][channel]") {
+    TempDir dir;
+    dir.write("in/a.hl7", readFile(kSamples + "adt_a04.hl7"));
+    core::Engine engine(options(dir));
+    engine.addChannel(channel(dir, R"(
+channel: held
+source: { type: file, directory: in, poll_interval: 20ms }
+destinations:
+  - { name: out, type: file, directory: out }
+)"));
+    engine.start();
+    REQUIRE(eventually([&] { return engine.channel("held")->counters.received == 1; }));
+    engine.pauseChannel("held");
+    dir.write("in/b.hl7", readFile(kSamples + "adt_a08.hl7"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the poller is now held
+    auto t0 = std::chrono::steady_clock::now();
+    engine.stopChannel("held");
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(2));
+    CHECK(engine.channel("held")->state == core::ChannelState::Stopped);
+    CHECK(std::filesystem::exists(dir.path / "in/b.hl7"));  // not read, not lost
+}

@@ -565,3 +565,24 @@ destinations:
     CHECK(engine.channel("held")->state == core::ChannelState::Stopped);
     CHECK(std::filesystem::exists(dir.path / "in/b.hl7"));  // not read, not lost
 }
+
+TEST_CASE("loading reports duplicate names and port clashes with the file, the rest run", "[core][channel]") {
+    TempDir dir;
+    int port = freePort();
+    std::string mllp = "source: { type: mllp, port: " + std::to_string(port) + " }\ndestinations: []\n";
+    dir.write("channels/a.yaml", "channel: first\n" + mllp);
+    dir.write("channels/b.yaml", "channel: first\nsource: { type: file, directory: x }\ndestinations: []\n");
+    dir.write("channels/c.yaml", "channel: clash\n" + mllp);
+    dir.write("channels/d.yaml", "channel: dupdest\nsource: { type: file, directory: y }\ndestinations:\n"
+                                 "  - { name: o, type: file, directory: o }\n  - { name: o, type: file, directory: p }\n");
+    dir.write("channels/e.yaml", "channel: fine\nsource: { type: file, directory: z }\ndestinations: []\n");
+    core::Engine engine(options(dir));
+    auto problems = engine.loadChannels();
+    REQUIRE(problems.size() == 3);
+    CHECK(problems[0].error.find("b.yaml:1:1: duplicate channel name 'first'") != std::string::npos);
+    CHECK(problems[1].error.find("c.yaml:") != std::string::npos);
+    CHECK(problems[1].error.find("already used by channel first") != std::string::npos);
+    CHECK(problems[2].error.find("d.yaml:5:") != std::string::npos);
+    CHECK(problems[2].error.find("duplicate destination name 'o'") != std::string::npos);
+    CHECK(engine.channels().size() == 2);
+}

@@ -91,7 +91,7 @@ void Engine::addChannel(ChannelConfig channel) {
                                       other->config().file);
     }
     std::string name = channel.name;
-    channels_.emplace(name, std::make_unique<Channel>(std::move(channel), *this));
+    channels_.emplace(name, std::make_shared<Channel>(std::move(channel), *this));
 }
 
 std::vector<LoadProblem> Engine::loadChannels() {
@@ -227,11 +227,12 @@ std::optional<ChannelInfo> Engine::channel(const std::string& name) const {
 }
 
 bool Engine::submitTo(const std::string& name, Inbound message, std::function<void(SubmitResult)> done) {
-    Channel* ch;
+    std::shared_ptr<Channel> ch;
     {
         std::lock_guard<std::recursive_mutex> lock(mutex_);
-        ch = find(name);
-        if (!ch || ch->state() != ChannelState::Running) return false;
+        auto it = channels_.find(name);
+        if (it == channels_.end() || it->second->state() != ChannelState::Running) return false;
+        ch = it->second;  // stays alive even if the channel is redeployed meanwhile
     }
     ch->submit(std::move(message), std::move(done));
     return true;

@@ -106,7 +106,7 @@ private:
     std::unique_ptr<store::MessageStore> store_;
     std::shared_ptr<lua::SharedMap> globalMap_;
     mutable std::recursive_mutex mutex_;
-    std::map<std::string, std::unique_ptr<Channel>> channels_;
+    std::map<std::string, std::shared_ptr<Channel>> channels_;  // shared: a hand-off in progress keeps its target alive
     bool started_ = false;
     std::thread pruner_;
     std::mutex prunerMutex_;

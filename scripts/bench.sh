@@ -25,10 +25,10 @@ wait_port() { for i in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$1) 2>/dev/null 
 load() { "$LOAD" 127.0.0.1 "$1" --count "$COUNT" --conns 4 --msg "$MSG" --prefix "B$1-" | tail -1; }
 rate() { sed -E 's/.*rate=([0-9]+).*/\1/' <<<"$1"; }
 
-# A Junction instance in its own folder: junction_instance DIR CHANNEL_YAML
+# A Junction instance in its own folder: junction_instance DIR [SYNC] < CHANNEL_YAML
 junction_instance() {
   mkdir -p "$1/channels"
-  printf 'store: { path: var/bench.db }\nadmin: { port: 0 }\n' > "$1/junction.yaml"
+  printf 'store: { path: var/bench.db, sync: %s }\nadmin: { port: 0 }\n' "${2:-full}" > "$1/junction.yaml"
   cat > "$1/channels/bench.yaml"
   (cd "$1" && exec "$JUNCTION" run >"$1/run.log" 2>&1) & PIDS+=($!)
 }
@@ -44,12 +44,20 @@ function map(msg)
 end
 EOF
 
-P_FLOOR=17701; P_PY=17702; P_A=17703; P_E=17704; P_R=17705
+P_FLOOR=17701; P_PY=17702; P_A=17703; P_E=17704; P_R=17705; P_N=17706
 "$ECHO" $P_FLOOR & PIDS+=($!)
 /usr/bin/python3 "$SRC/tests/bench/ack_server.py" $P_PY & PIDS+=($!)
 junction_instance "$T/a" <<EOF
 channel: bench-a
 source: { type: mllp, port: $P_A, host: 127.0.0.1 }
+script: $T/transform.lua
+transform: map
+storage: production
+destinations: []
+EOF
+junction_instance "$T/n" normal <<EOF
+channel: bench-a-normal
+source: { type: mllp, port: $P_N, host: 127.0.0.1 }
 script: $T/transform.lua
 transform: map
 storage: production
@@ -70,15 +78,17 @@ storage: production
 destinations:
   - { name: sink, type: mllp, host: 127.0.0.1, port: $P_R }
 EOF
-for p in $P_FLOOR $P_PY $P_A $P_E $P_R; do wait_port $p; done
+for p in $P_FLOOR $P_PY $P_A $P_E $P_R $P_N; do wait_port $p; done
 
 echo
 echo "== MLLP, mllpload: $COUNT x ORM^O01, 4 connections"
 floor=$(load $P_FLOOR); echo "mllpecho floor:                       $floor"
 py=$(load $P_PY);       echo "python-hl7 asyncio ACK server:        $py"
 a=$(load $P_A);         echo "(a) Junction store + Lua + ACK:       $a"
+n=$(load $P_N);         echo "(a) same, store sync: normal:         $n"
 b=$(load $P_E);         echo "(b) Junction -> Lua -> Junction:      $b"
 echo "RESULT mllp_a_msg_s=$(rate "$a") floor_msg_s=$(rate "$floor") python_msg_s=$(rate "$py") ratio_a_floor=$(awk -v a="$(rate "$a")" -v f="$(rate "$floor")" 'BEGIN{printf "%.2f", a/f}') ratio_a_python=$(awk -v a="$(rate "$a")" -v f="$(rate "$py")" 'BEGIN{printf "%.2f", a/f}')"
+echo "RESULT mllp_a_normal_msg_s=$(rate "$n") ratio_a_normal_floor=$(awk -v a="$(rate "$n")" -v f="$(rate "$floor")" 'BEGIN{printf "%.2f", a/f}')"
 echo "RESULT mllp_b_msg_s=$(rate "$b") ratio_b_floor=$(awk -v a="$(rate "$b")" -v f="$(rate "$floor")" 'BEGIN{printf "%.2f", a/f}')"
 
 echo

@@ -7,12 +7,20 @@
 #include <Poco/Net/StreamSocket.h>
 #include <Poco/Timespan.h>
 
+#include <sys/socket.h>
+
+#include <atomic>
+#include <mutex>
+
 #include "connectors/mllp/framing.h"
 
 namespace junction::mllp {
 
 struct Client::Impl {
     std::unique_ptr<Poco::Net::StreamSocket> socket;
+    std::mutex fdMutex;  // guards fd against abort() racing close()
+    int fd = -1;         // the connected socket, for abort()
+    std::atomic<bool> aborted{false};
 };
 
 Client::Client(ClientOptions options) : options_(std::move(options)), impl_(std::make_unique<Impl>()) {}
@@ -20,7 +28,17 @@ Client::~Client() { close(); }
 
 bool Client::connected() const { return impl_->socket != nullptr; }
 
+void Client::abort() {
+    impl_->aborted = true;
+    std::lock_guard<std::mutex> lock(impl_->fdMutex);
+    if (impl_->fd >= 0) ::shutdown(impl_->fd, SHUT_RDWR);  // wakes a send() blocked in receive
+}
+
 void Client::close() {
+    {
+        std::lock_guard<std::mutex> lock(impl_->fdMutex);
+        impl_->fd = -1;
+    }
     if (!impl_->socket) return;
     try {
         impl_->socket->close();
@@ -46,6 +64,7 @@ ClientResult Client::send(std::string_view payload) {
 
 ClientResult Client::sendOnce(std::string_view payload) {
     ClientResult result;
+    if (impl_->aborted) return {ClientResult::Status::Closed, {}, "client stopped"};
     std::string where = options_.host + ":" + std::to_string(options_.port);
     if (!impl_->socket) {
         try {
@@ -63,6 +82,8 @@ ClientResult Client::sendOnce(std::string_view payload) {
                 impl_->socket = std::move(s);
             }
             impl_->socket->setNoDelay(true);
+            std::lock_guard<std::mutex> lock(impl_->fdMutex);
+            impl_->fd = impl_->socket->impl()->sockfd();
         } catch (const Poco::TimeoutException&) {
             impl_->socket.reset();
             return {ClientResult::Status::ConnectFailed, {}, where + ": connection timed out"};

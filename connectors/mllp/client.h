@@ -38,6 +38,9 @@ public:
     // send reconnects.
     ClientResult send(std::string_view payload);
     void close();
+    // From another thread: make a send() in progress return at once (Closed)
+    // and every later send fail. For shutting down.
+    void abort();
     bool connected() const;
     const ClientOptions& options() const { return options_; }
 

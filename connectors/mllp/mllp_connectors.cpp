@@ -259,6 +259,7 @@ public:
     }
 
     void stop() override { client_.close(); }
+    void abort() override { client_.abort(); }
     std::string describe() const override {
         return "mllp " + client_.options().host + ":" + std::to_string(client_.options().port);
     }

@@ -123,6 +123,9 @@ void Channel::stop() {
     workers_.clear();
     for (auto& d : dests_) {
         d->cv.notify_all();
+        if (d->connector) d->connector->abort();  // a send waiting on a silent peer returns now
+    }
+    for (auto& d : dests_) {
         if (d->thread.joinable()) d->thread.join();
         if (d->connector) d->connector->stop();
         // Deliveries still queued stay Queued in the store and resume on the next start.

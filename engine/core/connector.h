@@ -91,8 +91,11 @@ public:
     virtual ~Destination() = default;
     // Send one message; called from one delivery thread at a time.
     virtual SendResult send(const Outbound& message) = 0;
-    // Release connections (called when the channel stops).
+    // Release connections (called when the channel stops, after the last send).
     virtual void stop() {}
+    // Called from another thread while send() may be running: make it return
+    // soon (the engine keeps the message queued). Default: nothing to interrupt.
+    virtual void abort() {}
     virtual std::string describe() const = 0;
 };
 

@@ -398,7 +398,7 @@ queue_limit: 3
 source: { type: mllp, port: )" + std::to_string(port) + R"( }
 destinations:
   - { name: stuck, type: mllp, host: 127.0.0.1, port: )" + std::to_string(peer.port()) +
-                                      R"(, response_timeout: 3s }
+                                      R"(, response_timeout: 30s }
 )"));
     engine.start();
     std::atomic<int> acked{0};
@@ -417,8 +417,14 @@ destinations:
     CHECK(held <= 5);
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     CHECK(acked.load() == held);
-    engine.stopChannel("bp");  // releases the sender: its connection is closed
+    // Stopping does not wait out the 30 s response timeout of the send in flight,
+    // and releases the held sender (its connection is closed).
+    auto t0 = std::chrono::steady_clock::now();
+    engine.stopChannel("bp");
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));
     sender.join();
+    engine.store().flush();
+    CHECK(countStatus(engine, "bp", store::Status::Queued) >= 1);  // still queued, not lost
 }
 
 TEST_CASE("pruning drops finished messages older than the channel's age", "[core][channel]") {

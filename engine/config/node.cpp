@@ -84,18 +84,27 @@ bool Node::asBool(const std::string& what) const {
     fail(what + " must be true or false");
 }
 
-std::chrono::milliseconds Node::asDuration(const std::string& what) const {
-    if (kind != Kind::Scalar) fail(what + " must be a duration", "e.g. 250ms, 5s, 2m, 1h, 30d");
+namespace {
+// "250ms" → 250 and "ms"; false unless it starts with a non-negative number.
+bool numberWithUnit(const std::string& text, double& value, std::string& unit) {
     std::size_t used = 0;
-    double v = 0;
     try {
-        v = std::stod(scalar, &used);
+        value = std::stod(text, &used);
     } catch (...) {
-        used = 0;
+        return false;
     }
-    std::string unit = used ? scalar.substr(used) : "";
+    unit = text.substr(used);
+    return used > 0 && value >= 0;
+}
+}  // namespace
+
+std::chrono::milliseconds Node::asDuration(const std::string& what) const {
+    const char* example = "e.g. 250ms, 5s, 2m, 1h, 30d";
+    if (kind != Kind::Scalar) fail(what + " must be a duration", example);
+    double v = 0;
+    std::string unit;
+    if (!numberWithUnit(scalar, v, unit)) fail(what + " must be a duration, got '" + scalar + "'", example);
     double ms;
-    if (used == 0 || v < 0) fail(what + " must be a duration, got '" + scalar + "'", "e.g. 250ms, 5s, 2m, 1h, 30d");
     if (unit.empty() || unit == "s") ms = v * 1000;
     else if (unit == "ms") ms = v;
     else if (unit == "m") ms = v * 60000;
@@ -106,17 +115,12 @@ std::chrono::milliseconds Node::asDuration(const std::string& what) const {
 }
 
 std::size_t Node::asBytes(const std::string& what) const {
-    if (kind != Kind::Scalar) fail(what + " must be a size", "e.g. 512KB, 64MB, 1GB");
-    std::size_t used = 0;
+    const char* example = "e.g. 512KB, 64MB, 1GB";
+    if (kind != Kind::Scalar) fail(what + " must be a size", example);
     double v = 0;
-    try {
-        v = std::stod(scalar, &used);
-    } catch (...) {
-        used = 0;
-    }
-    std::string unit = used ? scalar.substr(used) : "";
+    std::string unit;
+    if (!numberWithUnit(scalar, v, unit)) fail(what + " must be a size, got '" + scalar + "'", example);
     std::transform(unit.begin(), unit.end(), unit.begin(), [](unsigned char c) { return std::toupper(c); });
-    if (used == 0 || v < 0) fail(what + " must be a size, got '" + scalar + "'", "e.g. 512KB, 64MB, 1GB");
     double mult = 1;
     if (unit.empty() || unit == "B") mult = 1;
     else if (unit == "KB" || unit == "K" || unit == "KIB") mult = 1024;

@@ -156,6 +156,12 @@ struct StoreOptions {
     std::size_t maxBatchRows = 1000;             // or when this many writes wait
     bool synchronousFull = true;                 // fsync every commit (durability); off only in tests
     std::uint64_t maxDatabaseBytes = 0;          // quota (PRAGMA max_page_count); 0 = unlimited
+    // Intake journal: an insert is durable (and acknowledged) once appended to an
+    // append-only journal beside the database; SQLite gets it moments later in
+    // a large transaction. Off = every insert waits for its SQLite commit. A
+    // quota (maxDatabaseBytes) turns it off: "full" must be known at insert time.
+    bool journal = true;
+    std::uint64_t journalSegmentBytes = 32u << 20;  // one journal file; zero-filled ahead when syncing
 };
 
 struct StoreStats {
@@ -169,8 +175,11 @@ class MessageStore {
 public:
     virtual ~MessageStore() = default;
 
-    // Durable insert. `done` runs on the writer thread after the commit (id > 0),
-    // or with id 0 and an error when the write failed. Must not block.
+    // Durable insert. `done` runs once the message is durable (id > 0), or with
+    // id 0 and an error when the write failed: on the writer thread after the
+    // commit, or - with the intake journal - on the calling thread before
+    // insert returns. Must not block. Searches see the message once it is
+    // committed to the database (flush() waits for that).
     virtual void insert(NewMessage message, InsertCompletion done) = 0;
     // Record processing: message status, transformed content, one delivery row
     // per destination (Queued ones join the delivery queue).

@@ -39,6 +39,7 @@
 // rare states are indexed (partial indexes for Received = recovery and Error =
 // console); searches for other statuses walk messages_channel newest first.
 #include "engine/store/message_store.h"
+#include "engine/store/sqlite/intake_journal.h"
 #include "engine/store/sqlite/sqlite_db.h"
 
 #include <algorithm>
@@ -226,7 +227,8 @@ private:
         InsertCompletion done;
         std::int64_t receivedMs = 0;
         MessageId id = 0;
-        int day = 0;
+        int day = 0;         // partition, once placed by the writer
+        bool journaled = false;  // durable in the intake journal, acknowledged already
     };
     struct ProcessedOp {
         ProcessedMessage p;
@@ -250,6 +252,13 @@ private:
     };
 
     void enqueue(Op&& op);
+    // Reads see every write submitted before them: with the journal, an
+    // acknowledged insert may not be in SQLite yet, so wait for the writer.
+    void catchUp() {
+        if (journal_) flush();
+    }
+    void insertJournaled(NewMessage message, InsertCompletion done);
+    void recoverJournal();
     void writerLoop();
     void runSegment(std::vector<Op>& ops, std::size_t begin, std::size_t end);
     void assignIds(std::vector<Op>& ops, std::size_t begin, std::size_t end);
@@ -286,9 +295,17 @@ private:
     mutable std::mutex partsMu_;  // guards parts_ (written by the writer only)
     std::vector<Partition> parts_;
 
-    // writer-thread state
-    MessageId nextId_ = 1;
+    // writer-thread state (nextId_ is taken by inserting threads in journal mode)
+    std::atomic<MessageId> nextId_{1};
+    // intake journal (see intake_journal.h); null when off
+    std::unique_ptr<IntakeJournal> journal_;
+    std::mutex journalMu_;               // id order = journal order = apply order
+    MessageId journalApplied_ = 0;       // writer: every journaled id <= this is in SQLite
+    MessageId journalReleased_ = 0;      // writer: journal segments released up to this id
+    bool journalBlocked_ = false;        // writer: a journaled insert could not be applied
+    std::size_t flushWaiters_ = 0;       // under mu_
     std::map<int, WriterPart> wparts_;
+    Stmt wJournalMark_;
     Stmt wBegin_, wCommit_, wInsertMsg_, wProcessed_, wProcessedStatus_, wMeta_, wDeliveryNew_, wDeliveryUpd_, wDeliveryIns_, wAggregate_,
         wPartition_;
     std::thread::id writerId_;
@@ -415,6 +432,7 @@ SqliteStore::SqliteStore(const std::string& path, const StoreOptions& options) :
                              " SELECT ?1, ?2, channel, ?3, ?4, ?5, ?6, ?7 FROM messages WHERE id = ?1");
         wAggregate_ = Stmt(wdb_, kAggregateSql);
         wPartition_ = Stmt(wdb_, "INSERT OR REPLACE INTO partitions (day, first_id, dropped) VALUES (?1, ?2, 0)");
+        wJournalMark_ = Stmt(wdb_, "INSERT OR REPLACE INTO store_meta (key, value) VALUES ('journal_applied', ?1)");
 
         // Reader connection.
         rdb_ = openConnection(path, options_, false);
@@ -452,9 +470,29 @@ SqliteStore::SqliteStore(const std::string& path, const StoreOptions& options) :
     }
 
     queue_.reserve(1024);
+    // A quota needs the exact answer at insert time (SQLite says "full"), so a
+    // store with a quota commits every insert itself instead of journaling it.
+    if (options_.journal && options_.maxDatabaseBytes == 0) {
+        try {
+            journal_ = std::make_unique<IntakeJournal>(path, options_.synchronousFull, options_.journalSegmentBytes);
+            recoverJournal();
+        } catch (const std::exception& e) {
+            wparts_.clear();
+            for (Stmt* st : {&wJournalMark_, &wBegin_, &wCommit_, &wInsertMsg_, &wProcessed_, &wProcessedStatus_, &wMeta_,
+                             &wDeliveryNew_, &wDeliveryUpd_, &wDeliveryIns_, &wAggregate_, &wPartition_, &rBegin_,
+                             &rCommit_, &rRollback_, &rPendingMsgs_, &rPendingDels_, &rGetMsg_, &rGetDels_,
+                             &rCountAll_, &rCount_})
+                st->reset();
+            sqlite3_close_v2(cdb_);
+            sqlite3_close_v2(rdb_);
+            sqlite3_close_v2(wdb_);
+            throw std::runtime_error(std::string("message store: ") + e.what());
+        }
+    }
     checkpointer_ = std::thread([this] { checkpointLoop(); });
     writer_ = std::thread([this] { writerLoop(); });
     writerId_ = writer_.get_id();  // read by flush()/prune() callers, which come later
+    if (journal_) flush();  // journaled messages of the last run are in SQLite before anyone reads
 }
 
 SqliteStore::~SqliteStore() {
@@ -464,6 +502,9 @@ SqliteStore::~SqliteStore() {
     }
     cvWork_.notify_all();
     if (writer_.joinable()) writer_.join();
+    // Everything journaled is in SQLite now (the writer drained its queue)
+    // unless an insert could not be applied: then the journal stays for the next open.
+    if (journal_ && !journalBlocked_) journal_->removeAll();
     {
         std::lock_guard<std::mutex> lock(ckMu_);
         ckStop_ = true;
@@ -474,7 +515,7 @@ SqliteStore::~SqliteStore() {
     wparts_.clear();
     rparts_.clear();
     rSearch_.clear();
-    for (Stmt* s : {&wBegin_, &wCommit_, &wInsertMsg_, &wProcessed_, &wProcessedStatus_, &wMeta_, &wDeliveryNew_, &wDeliveryUpd_, &wDeliveryIns_,
+    for (Stmt* s : {&wJournalMark_, &wBegin_, &wCommit_, &wInsertMsg_, &wProcessed_, &wProcessedStatus_, &wMeta_, &wDeliveryNew_, &wDeliveryUpd_, &wDeliveryIns_,
                     &wAggregate_, &wPartition_, &rBegin_, &rCommit_, &rRollback_, &rPendingMsgs_, &rPendingDels_,
                     &rGetMsg_, &rGetDels_, &rCountAll_, &rCount_})
         s->reset();
@@ -497,8 +538,98 @@ void SqliteStore::enqueue(Op&& op) {
 }
 
 void SqliteStore::insert(NewMessage message, InsertCompletion done) {
+    if (journal_) return insertJournaled(std::move(message), std::move(done));
     std::int64_t received = message.receivedAt ? toMs(*message.receivedAt) : nowMs();
     enqueue(Op(InsertOp{std::move(message), std::move(done), received, 0, 0}));
+}
+
+namespace {
+// Journaled inserts the writer has not applied yet, past which new inserts wait
+// (memory bound when SQLite falls behind).
+constexpr std::size_t kMaxUnapplied = 100000;
+}  // namespace
+
+// Journal mode: the message is durable once its record is in the journal (and,
+// with synchronous FULL, fdatasync'ed together with the records of the other
+// threads appending at the time); the writer applies it to SQLite later, in
+// order, in large transactions. `done` runs on the calling thread.
+namespace {
+// A throwing callback must not break the caller's insert (as on the writer thread).
+void complete(const InsertCompletion& done, MessageId id, const std::string& error) {
+    if (!done) return;
+    try {
+        done(id, error);
+    } catch (...) {
+    }
+}
+}  // namespace
+
+void SqliteStore::insertJournaled(NewMessage message, InsertCompletion done) {
+    std::int64_t received = message.receivedAt ? toMs(*message.receivedAt) : nowMs();
+    std::string record = encodeRecord(0, received, message);
+    {
+        std::unique_lock<std::mutex> lock(mu_);
+        if (queue_.size() >= kMaxUnapplied) {
+            ++flushWaiters_;  // no lingering while someone waits
+            cvWork_.notify_one();
+            cvDone_.wait(lock, [&] { return queue_.size() < kMaxUnapplied || stop_; });
+            --flushWaiters_;
+        }
+    }
+    MessageId id;
+    std::uint64_t seq;
+    {
+        std::lock_guard<std::mutex> jl(journalMu_);
+        id = nextId_.fetch_add(1);
+        setRecordId(record, id);
+        try {
+            seq = journal_->append(id, record);
+        } catch (const std::exception& e) {
+            complete(done, 0, e.what());
+            return;
+        }
+        enqueue(Op(InsertOp{std::move(message), nullptr, received, id, 0, true}));
+    }
+    try {
+        journal_->waitDurable(seq);
+    } catch (const std::exception& e) {
+        // Not acknowledged; the record may still be applied (a resend is a duplicate, not a loss).
+        complete(done, 0, e.what());
+        return;
+    }
+    complete(done, id, std::string());
+}
+
+// At open: journaled messages not yet in SQLite are queued for the writer
+// first, before any new write.
+void SqliteStore::recoverJournal() {
+    std::vector<std::string> warnings;
+    auto records = journal_->recover(&warnings);
+    for (const auto& w : warnings) std::fprintf(stderr, "junction: %s\n", w.c_str());
+    MessageId applied = 0;
+    {
+        Stmt s(wdb_, "SELECT value FROM store_meta WHERE key = 'journal_applied'");
+        Use u(s);
+        if (u.step()) applied = u.int64(0);
+    }
+    Stmt exists(wdb_, "SELECT 1 FROM messages WHERE id = ?1");
+    MessageId maxId = 0;
+    std::size_t replayed = 0;
+    for (auto& rec : records) {
+        maxId = std::max(maxId, rec.id);
+        if (rec.id <= applied) continue;
+        {
+            Use u(exists);
+            u.int64(1, rec.id);
+            if (u.step()) continue;  // applied after a blocked one (see journalBlocked_)
+        }
+        queue_.push_back(Op(InsertOp{std::move(rec.message), nullptr, rec.receivedMs, rec.id, 0, true}));
+        ++submitted_;
+        ++replayed;
+    }
+    if (maxId >= nextId_.load()) nextId_ = maxId + 1;
+    journalApplied_ = std::max(applied, MessageId(0));
+    if (replayed == 0) journal_->release(maxId);  // nothing left to apply from the old segments
 }
 
 void SqliteStore::recordProcessed(ProcessedMessage processed, Completion done) {
@@ -513,7 +644,10 @@ void SqliteStore::flush() {
     if (std::this_thread::get_id() == writerId_) return;  // from a callback: cannot wait for ourselves
     std::unique_lock<std::mutex> lock(mu_);
     std::uint64_t target = submitted_;
+    ++flushWaiters_;
+    cvWork_.notify_one();  // cut a lingering batch short
     cvDone_.wait(lock, [&] { return completed_ >= target; });
+    --flushWaiters_;
 }
 
 StoreStats SqliteStore::stats() const {
@@ -538,6 +672,13 @@ void SqliteStore::writerLoop() {
             }
             writerIdle_ = false;
             if (queue_.empty()) break;  // stopping and drained
+            // Journaled inserts are acknowledged already: nobody waits for their
+            // commit, so the writer lets the batch grow for up to maxBatchDelay
+            // (fewer, larger transactions) unless someone flushes.
+            if (journal_ && !stop_ && flushWaiters_ == 0 && queue_.size() < options_.maxBatchRows)
+                cvWork_.wait_for(lock, options_.maxBatchDelay, [&] {
+                    return stop_ || flushWaiters_ > 0 || queue_.size() >= options_.maxBatchRows;
+                });
             // No waiting for company: the writer commits whatever is queued as soon
             // as it is free, so batches grow with the load by themselves (while one
             // commit runs the next batch gathers). Lingering for maxBatchDelay was
@@ -565,6 +706,10 @@ void SqliteStore::writerLoop() {
         }
         std::size_t n = batch.size();
         batch.clear();
+        if (journal_ && !journalBlocked_ && journalApplied_ > journalReleased_) {
+            journal_->release(journalApplied_);
+            journalReleased_ = journalApplied_;
+        }
         {
             std::lock_guard<std::mutex> lock(mu_);
             completed_ += n;
@@ -578,20 +723,24 @@ void SqliteStore::rollback() {
 }
 
 void SqliteStore::assignIds(std::vector<Op>& ops, std::size_t begin, std::size_t end) {
+    // Journaled inserts come with their id (taken in journal order); the others
+    // get theirs here. Either way ids reach this point in increasing order, so
+    // each day's partition owns a contiguous id range.
     for (std::size_t k = begin; k < end; ++k) {
         auto* ins = std::get_if<InsertOp>(&ops[k].v);
-        if (!ins || ins->id != 0 || ops[k].failed) continue;
+        if (!ins || ins->day != 0 || ops[k].failed) continue;
         int day = dayOf(ins->receivedMs);
+        MessageId id = ins->id != 0 ? ins->id : nextId_.load();
         if (parts_.empty() || day > parts_.back().day) {
             try {
-                ensurePartition(day, nextId_);
+                ensurePartition(day, id);
             } catch (const std::exception& e) {
                 ops[k].failed = true;
                 ops[k].error = e.what();
                 continue;
             }
         }
-        ins->id = nextId_++;
+        if (ins->id == 0) ins->id = nextId_++;
         ins->day = parts_.back().day;
     }
 }
@@ -599,42 +748,85 @@ void SqliteStore::assignIds(std::vector<Op>& ops, std::size_t begin, std::size_t
 void SqliteStore::runSegment(std::vector<Op>& ops, std::size_t begin, std::size_t end) {
     assignIds(ops, begin, end);
     std::int64_t now = nowMs();
+    auto journaled = [&](std::size_t k) {
+        auto* ins = std::get_if<InsertOp>(&ops[k].v);
+        return ins && ins->journaled;
+    };
+    auto noteApplied = [&](std::size_t k) {
+        auto* ins = std::get_if<InsertOp>(&ops[k].v);
+        if (ins && ins->journaled && !journalBlocked_) journalApplied_ = std::max(journalApplied_, ins->id);
+    };
     std::size_t live = 0;
-    for (std::size_t k = begin; k < end; ++k) live += !ops[k].failed;
-    if (live == 0) return;
-
-    try {
-        Use(wBegin_).run();
-        for (std::size_t k = begin; k < end; ++k)
-            if (!ops[k].failed) apply(ops[k], now);
-        Use(wCommit_).run();
-        commits_.fetch_add(1, std::memory_order_relaxed);
-        writes_.fetch_add(live, std::memory_order_relaxed);
-        return;
-    } catch (const std::exception& e) {
-        rollback();
-        if (live == 1) {
-            for (std::size_t k = begin; k < end; ++k)
-                if (!ops[k].failed) {
-                    ops[k].failed = true;
-                    ops[k].error = e.what();
-                }
-            return;
-        }
-    }
-    // The batch failed: replay one write per transaction so only the bad ones fail.
+    bool anyJournaled = false, journaledFailed = false;
     for (std::size_t k = begin; k < end; ++k) {
-        if (ops[k].failed) continue;
+        live += !ops[k].failed;
+        anyJournaled = anyJournaled || journaled(k);
+        journaledFailed = journaledFailed || (ops[k].failed && journaled(k));
+    }
+    if (live > 0 && !journaledFailed) {
         try {
             Use(wBegin_).run();
-            apply(ops[k], now);
+            for (std::size_t k = begin; k < end; ++k)
+                if (!ops[k].failed) apply(ops[k], now);
             Use(wCommit_).run();
             commits_.fetch_add(1, std::memory_order_relaxed);
-            writes_.fetch_add(1, std::memory_order_relaxed);
+            writes_.fetch_add(live, std::memory_order_relaxed);
+            for (std::size_t k = begin; k < end; ++k) noteApplied(k);
+            return;
         } catch (const std::exception& e) {
             rollback();
-            ops[k].failed = true;
-            ops[k].error = e.what();
+            if (live == 1 && !anyJournaled) {
+                for (std::size_t k = begin; k < end; ++k)
+                    if (!ops[k].failed) {
+                        ops[k].failed = true;
+                        ops[k].error = e.what();
+                    }
+                return;
+            }
+        }
+    }
+    // The batch failed: replay one write per transaction so only the bad ones
+    // fail. A journaled insert was acknowledged already and must not be lost:
+    // it is retried (every second, the writes behind it waiting) until it is
+    // written, or until the store closes, when it stays in the journal.
+    for (std::size_t k = begin; k < end; ++k) {
+        bool j = journaled(k);
+        if (ops[k].failed && !j) continue;
+        for (int attempt = 0;; ++attempt) {
+            try {
+                if (ops[k].failed) {
+                    ops[k].failed = false;
+                    assignIds(ops, k, k + 1);
+                    if (ops[k].failed) throw std::runtime_error(ops[k].error);
+                }
+                Use(wBegin_).run();
+                apply(ops[k], now);
+                Use(wCommit_).run();
+                commits_.fetch_add(1, std::memory_order_relaxed);
+                writes_.fetch_add(1, std::memory_order_relaxed);
+                noteApplied(k);
+                break;
+            } catch (const std::exception& e) {
+                rollback();
+                ops[k].failed = true;
+                ops[k].error = e.what();
+                if (!j) break;
+                if (attempt == 0)
+                    std::fprintf(stderr,
+                                 "junction: message %lld is in the intake journal but cannot be written to the"
+                                 " store (%s); retrying every second\n",
+                                 static_cast<long long>(std::get<InsertOp>(ops[k].v).id), e.what());
+                bool stopping;
+                {
+                    std::lock_guard<std::mutex> lock(mu_);
+                    stopping = stop_;
+                }
+                if (stopping) {
+                    journalBlocked_ = true;  // keep the journal; the next open applies it
+                    break;
+                }
+                std::this_thread::sleep_for(std::chrono::seconds(1));
+            }
         }
     }
 }
@@ -694,6 +886,11 @@ void SqliteStore::applyInsert(InsertOp& op, std::int64_t now) {
     // Raw is needed until processed in every mode; kept afterwards in development/production.
     if ((status == Status::Received && !p) || keepsRaw(m.storage)) putContent(op.id, kRaw, {}, m.raw);
     if (p) writeOutcome(op.id, *p, now);
+    if (op.journaled && !journalBlocked_) {
+        Use u(wJournalMark_);
+        u.int64(1, op.id);
+        u.run();
+    }
 }
 
 void SqliteStore::writeOutcome(MessageId id, const ProcessedMessage& p, std::int64_t now) {
@@ -1072,6 +1269,7 @@ std::string SqliteStore::readContent(MessageId id, int kind, const std::string& 
 }
 
 std::vector<PendingMessage> SqliteStore::pendingMessages(const std::string& channel, std::size_t limit) {
+    catchUp();
     std::vector<PendingMessage> out;
     std::lock_guard<std::mutex> lock(readMu_);
     ReadTxn txn(rBegin_, rCommit_, rRollback_);
@@ -1096,6 +1294,7 @@ std::vector<PendingMessage> SqliteStore::pendingMessages(const std::string& chan
 }
 
 std::vector<PendingDelivery> SqliteStore::pendingDeliveries(const std::string& channel, std::size_t limit) {
+    catchUp();
     std::vector<PendingDelivery> out;
     std::lock_guard<std::mutex> lock(readMu_);
     ReadTxn txn(rBegin_, rCommit_, rRollback_);
@@ -1139,6 +1338,7 @@ MessageSummary summaryFrom(const Use& u) {
 }  // namespace
 
 std::vector<MessageSummary> SqliteStore::search(const SearchQuery& q) {
+    catchUp();
     std::string sql =
         "SELECT id, channel, received_at, status, data_type, source, message_type, control_id, patient_id,"
         " accession, error FROM messages WHERE 1";
@@ -1185,6 +1385,7 @@ std::vector<MessageSummary> SqliteStore::search(const SearchQuery& q) {
 }
 
 std::optional<MessageDetail> SqliteStore::get(MessageId id) {
+    catchUp();
     std::lock_guard<std::mutex> lock(readMu_);
     ReadTxn txn(rBegin_, rCommit_, rRollback_);
     MessageDetail d;
@@ -1232,6 +1433,7 @@ std::optional<MessageDetail> SqliteStore::get(MessageId id) {
 }
 
 std::vector<std::pair<Status, std::uint64_t>> SqliteStore::countByStatus(const std::string& channel) {
+    catchUp();
     std::vector<std::pair<Status, std::uint64_t>> out;
     std::lock_guard<std::mutex> lock(readMu_);
     Use u(channel.empty() ? rCountAll_ : rCount_);

@@ -1,0 +1,462 @@
+#include "engine/store/sqlite/intake_journal.h"
+
+#include <fcntl.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+
+namespace junction::store {
+
+namespace {
+
+// ---------------------------------------------------------------- CRC-32 (IEEE)
+
+std::array<std::uint32_t, 256> makeCrcTable() {
+    std::array<std::uint32_t, 256> t{};
+    for (std::uint32_t i = 0; i < 256; ++i) {
+        std::uint32_t c = i;
+        for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        t[i] = c;
+    }
+    return t;
+}
+
+std::uint32_t crc32(std::string_view data) {
+    static const auto table = makeCrcTable();
+    std::uint32_t c = 0xFFFFFFFFu;
+    for (unsigned char b : data) c = table[(c ^ b) & 0xFF] ^ (c >> 8);
+    return c ^ 0xFFFFFFFFu;
+}
+
+// ---------------------------------------------------------------- codec
+
+constexpr std::uint8_t kFormat = 1;
+
+void putU32(std::string& out, std::uint32_t v) {
+    for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+}
+void putU64(std::string& out, std::uint64_t v) {
+    for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+}
+void putStr(std::string& out, std::string_view s) {
+    putU32(out, static_cast<std::uint32_t>(s.size()));
+    out.append(s);
+}
+void putMeta(std::string& out, const Metadata& m) {
+    putStr(out, m.messageType);
+    putStr(out, m.controlId);
+    putStr(out, m.patientId);
+    putStr(out, m.accession);
+}
+
+class Reader {
+public:
+    explicit Reader(std::string_view d) : d_(d) {}
+    std::uint8_t u8() {
+        need(1);
+        return static_cast<std::uint8_t>(d_[p_++]);
+    }
+    std::uint32_t u32() {
+        need(4);
+        std::uint32_t v = 0;
+        for (int i = 0; i < 4; ++i) v |= std::uint32_t(static_cast<unsigned char>(d_[p_ + i])) << (8 * i);
+        p_ += 4;
+        return v;
+    }
+    std::uint64_t u64() {
+        need(8);
+        std::uint64_t v = 0;
+        for (int i = 0; i < 8; ++i) v |= std::uint64_t(static_cast<unsigned char>(d_[p_ + i])) << (8 * i);
+        p_ += 8;
+        return v;
+    }
+    std::string str() {
+        std::uint32_t n = u32();
+        need(n);
+        std::string s(d_.substr(p_, n));
+        p_ += n;
+        return s;
+    }
+    Metadata meta() {
+        Metadata m;
+        m.messageType = str();
+        m.controlId = str();
+        m.patientId = str();
+        m.accession = str();
+        return m;
+    }
+    Status status() {
+        std::uint8_t v = u8();
+        if (v > static_cast<std::uint8_t>(Status::Error)) throw std::runtime_error("journal record: bad status");
+        return static_cast<Status>(v);
+    }
+    StorageMode storage() {
+        std::uint8_t v = u8();
+        if (v > static_cast<std::uint8_t>(StorageMode::Disabled)) throw std::runtime_error("journal record: bad storage mode");
+        return static_cast<StorageMode>(v);
+    }
+    bool done() const { return p_ == d_.size(); }
+
+private:
+    void need(std::size_t n) const {
+        if (d_.size() - p_ < n) throw std::runtime_error("journal record: truncated");
+    }
+    std::string_view d_;
+    std::size_t p_ = 0;
+};
+
+std::string segmentName(const std::string& base, std::uint64_t n) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "-jnl.%06llu", static_cast<unsigned long long>(n));
+    return base + buf;
+}
+
+std::string sysError(const std::string& what) { return what + ": " + std::strerror(errno); }
+
+// Creates `path` as `bytes` zeros, synced. Throws on failure.
+void createZeroed(const std::string& path, std::uint64_t bytes) {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) throw std::runtime_error(sysError("intake journal: cannot create " + path));
+    static const std::string zeros(1 << 20, '\0');
+    std::uint64_t left = bytes;
+    while (left > 0) {
+        std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(left, zeros.size()));
+        ssize_t w = ::write(fd, zeros.data(), n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            std::string err = sysError("intake journal: cannot fill " + path);
+            ::close(fd);
+            ::unlink(path.c_str());
+            throw std::runtime_error(err);
+        }
+        left -= static_cast<std::uint64_t>(w);
+    }
+    ::fdatasync(fd);
+    ::close(fd);
+}
+
+void syncDirectoryOf(const std::string& path) {
+    namespace fs = std::filesystem;
+    fs::path dir = fs::path(path).has_parent_path() ? fs::path(path).parent_path() : fs::path(".");
+    int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        ::fsync(dfd);
+        ::close(dfd);
+    }
+}
+
+}  // namespace
+
+std::string encodeRecord(MessageId id, std::int64_t receivedMs, const NewMessage& m) {
+    std::string out;
+    std::size_t size = 64 + m.channel.size() + m.dataType.size() + m.source.size() + m.raw.size() + m.error.size();
+    if (m.processed)
+        for (const auto& d : m.processed->deliveries) size += 16 + d.destination.size() + d.encoded.size() + d.error.size();
+    if (m.processed) size += m.processed->transformed.size() + m.processed->error.size() + 64;
+    out.reserve(size);
+    out.push_back(static_cast<char>(kFormat));
+    putU64(out, static_cast<std::uint64_t>(id));
+    putU64(out, static_cast<std::uint64_t>(receivedMs));
+    putStr(out, m.channel);
+    putStr(out, m.dataType);
+    putStr(out, m.source);
+    putStr(out, m.raw);
+    putMeta(out, m.meta);
+    out.push_back(static_cast<char>(m.status));
+    putStr(out, m.error);
+    out.push_back(static_cast<char>(m.storage));
+    out.push_back(m.processed ? 1 : 0);
+    if (m.processed) {
+        const ProcessedMessage& p = *m.processed;
+        out.push_back(static_cast<char>(p.status));
+        putStr(out, p.transformed);
+        putStr(out, p.error);
+        putMeta(out, p.meta);
+        out.push_back(static_cast<char>(p.storage));
+        putU32(out, static_cast<std::uint32_t>(p.deliveries.size()));
+        for (const auto& d : p.deliveries) {
+            putStr(out, d.destination);
+            out.push_back(static_cast<char>(d.status));
+            putStr(out, d.encoded);
+            putStr(out, d.error);
+        }
+    }
+    return out;
+}
+
+void setRecordId(std::string& record, MessageId id) {
+    if (record.size() < 9) throw std::invalid_argument("journal record too short");
+    auto v = static_cast<std::uint64_t>(id);
+    for (int i = 0; i < 8; ++i) record[1 + i] = static_cast<char>((v >> (8 * i)) & 0xFF);
+}
+
+JournalRecord decodeRecord(std::string_view payload) {
+    Reader r(payload);
+    if (r.u8() != kFormat) throw std::runtime_error("journal record: unknown format");
+    JournalRecord rec;
+    rec.id = static_cast<MessageId>(r.u64());
+    rec.receivedMs = static_cast<std::int64_t>(r.u64());
+    NewMessage& m = rec.message;
+    m.channel = r.str();
+    m.dataType = r.str();
+    m.source = r.str();
+    m.raw = r.str();
+    m.meta = r.meta();
+    m.status = r.status();
+    m.error = r.str();
+    m.storage = r.storage();
+    if (r.u8()) {
+        ProcessedMessage p;
+        p.id = rec.id;
+        p.channel = m.channel;
+        p.status = r.status();
+        p.transformed = r.str();
+        p.error = r.str();
+        p.meta = r.meta();
+        p.storage = r.storage();
+        std::uint32_t n = r.u32();
+        for (std::uint32_t i = 0; i < n; ++i) {
+            ProcessedMessage::Delivery d;
+            d.destination = r.str();
+            d.status = r.status();
+            d.encoded = r.str();
+            d.error = r.str();
+            p.deliveries.push_back(std::move(d));
+        }
+        m.processed = std::move(p);
+    }
+    if (!r.done()) throw std::runtime_error("journal record: trailing bytes");
+    m.receivedAt = Clock::time_point(std::chrono::duration_cast<Clock::duration>(std::chrono::milliseconds(rec.receivedMs)));
+    return rec;
+}
+
+// ---------------------------------------------------------------- journal
+
+IntakeJournal::IntakeJournal(const std::string& dbPath, bool syncEveryAppend, std::uint64_t segmentBytes)
+    : base_(dbPath), sync_(syncEveryAppend), segmentBytes_(std::max<std::uint64_t>(segmentBytes, 4096)) {
+    namespace fs = std::filesystem;
+    fs::path p(dbPath);
+    fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
+    std::string prefix = p.filename().string() + "-jnl.";
+    std::vector<std::uint64_t> numbers;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir, ec)) {
+        std::string name = e.path().filename().string();
+        if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
+        std::string digits = name.substr(prefix.size());
+        if (!std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) continue;
+        numbers.push_back(std::stoull(digits));
+    }
+    std::sort(numbers.begin(), numbers.end());
+    for (auto n : numbers) segments_.push_back({n, segmentName(base_, n), 0});
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        openSegment(numbers.empty() ? 1 : numbers.back() + 1);
+    }
+    if (sync_) preparer_ = std::thread([this] { prepareLoop(); });
+}
+
+IntakeJournal::~IntakeJournal() {
+    {
+        std::lock_guard<std::mutex> lock(prepMu_);
+        prepStop_ = true;
+    }
+    prepCv_.notify_all();
+    if (preparer_.joinable()) preparer_.join();
+    std::error_code ec;
+    std::filesystem::remove(spareName(), ec);
+}
+
+IntakeJournal::File::~File() {
+    if (fd >= 0) ::close(fd);
+}
+
+std::string IntakeJournal::spareName() const { return base_ + "-jnl.spare"; }
+
+void IntakeJournal::prepareLoop() {
+    std::unique_lock<std::mutex> lock(prepMu_);
+    for (;;) {
+        prepCv_.wait(lock, [&] { return prepStop_ || !spareReady_; });
+        if (prepStop_) return;
+        lock.unlock();
+        bool ok = true;
+        try {
+            createZeroed(spareName() + ".tmp", segmentBytes_);
+            ok = ::rename((spareName() + ".tmp").c_str(), spareName().c_str()) == 0;
+        } catch (const std::exception&) {
+            ok = false;  // the next rotation fills its segment itself (and reports a failure)
+        }
+        lock.lock();
+        if (ok) spareReady_ = true;
+        else prepCv_.wait_for(lock, std::chrono::seconds(5), [&] { return prepStop_; });
+    }
+}
+
+void IntakeJournal::openSegment(std::uint64_t number) {
+    std::string path = segmentName(base_, number);
+    if (sync_) {
+        bool spare = false;
+        {
+            std::lock_guard<std::mutex> lock(prepMu_);
+            if (spareReady_ && ::rename(spareName().c_str(), path.c_str()) == 0) {
+                spare = true;
+                spareReady_ = false;
+            }
+        }
+        prepCv_.notify_all();
+        if (!spare) createZeroed(path, segmentBytes_);
+    }
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | (sync_ ? 0 : O_TRUNC) | O_CLOEXEC, 0644);
+    if (fd < 0) throw std::runtime_error(sysError("intake journal: cannot create " + path));
+    if (file_ && sync_) ::fdatasync(file_->fd);  // the old segment's records are durable before we move on
+    file_ = std::make_shared<File>(fd);
+    size_ = 0;
+    segments_.push_back({number, path, 0});
+    if (sync_) syncDirectoryOf(path);  // the new name must survive a power cut too
+}
+
+std::vector<JournalRecord> IntakeJournal::recover(std::vector<std::string>* warnings) {
+    std::vector<JournalRecord> out;
+    std::lock_guard<std::mutex> lock(mu_);
+    for (std::size_t k = 0; k + 1 < segments_.size(); ++k) {
+        Segment& seg = segments_[k];
+        std::ifstream in(seg.path, std::ios::binary);
+        std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        std::size_t p = 0;
+        while (p < data.size()) {
+            auto bad = [&](const std::string& why) {
+                if (warnings)
+                    warnings->push_back("intake journal " + seg.path + ": " + why + " at byte " + std::to_string(p) +
+                                        "; the rest of the segment (" + std::to_string(data.size() - p) +
+                                        " bytes) was never acknowledged and is ignored");
+            };
+            if (data.size() - p < 8) {
+                bad("truncated record header");
+                break;
+            }
+            std::uint32_t len = 0, crc = 0;
+            for (int i = 0; i < 4; ++i) len |= std::uint32_t(static_cast<unsigned char>(data[p + i])) << (8 * i);
+            for (int i = 0; i < 4; ++i) crc |= std::uint32_t(static_cast<unsigned char>(data[p + 4 + i])) << (8 * i);
+            if (len == 0) break;  // the zero-filled rest of the segment
+            if (data.size() - p - 8 < len) {
+                bad("truncated record");
+                break;
+            }
+            std::string_view payload(data.data() + p + 8, len);
+            if (crc32(payload) != crc) {
+                bad("checksum mismatch");
+                break;
+            }
+            try {
+                out.push_back(decodeRecord(payload));
+            } catch (const std::exception& e) {
+                bad(e.what());
+                break;
+            }
+            seg.lastId = std::max(seg.lastId, out.back().id);
+            p += 8 + len;
+        }
+    }
+    return out;
+}
+
+std::uint64_t IntakeJournal::append(MessageId id, std::string_view record) {
+    char header[8];
+    auto len = static_cast<std::uint32_t>(record.size());
+    std::uint32_t crc = crc32(record);
+    for (int i = 0; i < 4; ++i) header[i] = static_cast<char>((len >> (8 * i)) & 0xFF);
+    for (int i = 0; i < 4; ++i) header[4 + i] = static_cast<char>((crc >> (8 * i)) & 0xFF);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (size_ > 0 && size_ + 8 + record.size() > segmentBytes_) openSegment(segments_.back().number + 1);
+    iovec iov[2] = {{header, 8}, {const_cast<char*>(record.data()), record.size()}};
+    std::size_t total = 8 + record.size(), done = 0;
+    while (done < total) {
+        ssize_t n = ::pwritev(file_->fd, iov, 2, static_cast<off_t>(size_ + done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            std::string err = sysError("intake journal: write failed");
+            // A partial record is left behind only up to its header's promise:
+            // zero its length so the segment reads as ending here; the next
+            // append overwrites it.
+            static const char zero[8] = {};
+            if (::pwrite(file_->fd, zero, sizeof zero, static_cast<off_t>(size_)) != sizeof zero) {
+            }
+            throw std::runtime_error(err);
+        }
+        done += static_cast<std::size_t>(n);
+        // Advance the iovecs past what was written (short writes are rare).
+        std::size_t skip = static_cast<std::size_t>(n);
+        for (auto& v : iov) {
+            std::size_t s = std::min(skip, v.iov_len);
+            v.iov_base = static_cast<char*>(v.iov_base) + s;
+            v.iov_len -= s;
+            skip -= s;
+        }
+    }
+    size_ += total;
+    segments_.back().lastId = std::max(segments_.back().lastId, id);
+    return ++written_;
+}
+
+void IntakeJournal::waitDurable(std::uint64_t seq) {
+    if (!sync_) return;
+    std::unique_lock<std::mutex> lk(syncMu_);
+    while (synced_ < seq) {
+        if (syncing_) {
+            syncCv_.wait(lk);
+            continue;
+        }
+        syncing_ = true;
+        lk.unlock();
+        std::uint64_t target;
+        std::shared_ptr<File> file;
+        {
+            // Every record counted in `target` is in this file or in an older
+            // segment, which was synced when the journal moved past it. Appends
+            // go on while this sync runs (they join the next one).
+            std::lock_guard<std::mutex> lock(mu_);
+            target = written_;
+            file = file_;
+        }
+        int rc = ::fdatasync(file->fd);
+        std::string err = rc != 0 ? sysError("intake journal: fdatasync failed") : std::string();
+        lk.lock();
+        syncing_ = false;
+        if (rc == 0) synced_ = std::max(synced_, target);
+        syncCv_.notify_all();
+        if (rc != 0) throw std::runtime_error(err);
+    }
+}
+
+void IntakeJournal::release(MessageId appliedId) {
+    std::lock_guard<std::mutex> lock(mu_);
+    while (segments_.size() > 1 && segments_.front().lastId <= appliedId) {
+        std::error_code ec;
+        std::filesystem::remove(segments_.front().path, ec);
+        segments_.pop_front();
+    }
+}
+
+std::size_t IntakeJournal::segments() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return segments_.size();
+}
+
+void IntakeJournal::removeAll() {
+    std::lock_guard<std::mutex> lock(mu_);
+    file_.reset();
+    for (const auto& s : segments_) {
+        std::error_code ec;
+        std::filesystem::remove(s.path, ec);
+    }
+    segments_.clear();
+}
+
+}  // namespace junction::store

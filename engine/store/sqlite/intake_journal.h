@@ -1,0 +1,111 @@
+// The intake journal: an append-only log in front of the SQLite store.
+//
+// A new message is durable once its record is in the journal (one sequential
+// write, plus a shared fdatasync when the store syncs), so a source can
+// acknowledge it without waiting for a SQLite commit. The store's writer thread
+// applies journaled messages to SQLite later in large transactions, and drops a
+// journal segment once every record in it is applied. At open, records not yet
+// applied are read back and applied first (crash recovery).
+//
+// Files: <db>-jnl.<n> (n = 1, 2, ...), a new segment every `segmentBytes`.
+// When the journal syncs, segments are zero-filled ahead of use (a background
+// thread keeps a spare, <db>-jnl.spare, ready): an fdatasync after an append
+// that grows a file also flushes its size and extents, and costs three times
+// as much on ext4 as one after an overwrite. A zero length ends a segment.
+// Record: u32 payload length, u32 CRC-32 of the payload, payload (see
+// encodeRecord). A torn or corrupt tail (a crash in the middle of a write) ends
+// the readable part of a segment; such a record was never acknowledged.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/store/message_store.h"
+
+namespace junction::store {
+
+struct JournalRecord {
+    MessageId id = 0;
+    std::int64_t receivedMs = 0;
+    NewMessage message;
+};
+
+// Record payload codec (exposed for tests).
+std::string encodeRecord(MessageId id, std::int64_t receivedMs, const NewMessage& m);
+// Sets the id of an encoded record (encode first, take the id under the ordering lock).
+void setRecordId(std::string& record, MessageId id);
+// Throws std::runtime_error on a malformed payload.
+JournalRecord decodeRecord(std::string_view payload);
+
+class IntakeJournal {
+public:
+    // Opens the journal of database `dbPath`; existing segments are kept for
+    // recover(). Throws std::runtime_error when a segment cannot be created.
+    IntakeJournal(const std::string& dbPath, bool syncEveryAppend, std::uint64_t segmentBytes = 64u << 20);
+    ~IntakeJournal();
+    IntakeJournal(const IntakeJournal&) = delete;
+    IntakeJournal& operator=(const IntakeJournal&) = delete;
+
+    // Every readable record of the existing segments, oldest first. `warnings`
+    // receives a line per corrupt tail. Call once, before the first append.
+    std::vector<JournalRecord> recover(std::vector<std::string>* warnings = nullptr);
+
+    // Appends one record (the caller holds its own ordering lock: records are
+    // written in call order). Returns a sequence number for waitDurable().
+    // Throws std::runtime_error on an I/O error (nothing is written then).
+    std::uint64_t append(MessageId id, std::string_view record);
+    // When the journal syncs: returns once the record of `seq` is on disk
+    // (fdatasync shared by every thread waiting at the time). Else returns at once.
+    // Throws std::runtime_error when the sync fails.
+    void waitDurable(std::uint64_t seq);
+    // Every record with an id <= `appliedId` is in SQLite: delete the segments
+    // that hold only such records (never the one being written).
+    void release(MessageId appliedId);
+    // Number of segment files (tests).
+    std::size_t segments() const;
+    // Delete every segment (after a clean shutdown applied everything).
+    void removeAll();
+
+private:
+    struct Segment {
+        std::uint64_t number = 0;
+        std::string path;
+        MessageId lastId = 0;  // highest id written to it (0 = none)
+    };
+    struct File {
+        int fd = -1;
+        explicit File(int f) : fd(f) {}
+        ~File();
+    };
+    void openSegment(std::uint64_t number);  // under mu_
+    void prepareLoop();
+    std::string spareName() const;
+
+    std::string base_;
+    bool sync_;
+    std::uint64_t segmentBytes_;
+    mutable std::mutex mu_;
+    std::deque<Segment> segments_;  // the last one is written
+    std::shared_ptr<File> file_;  // shared: a sync in progress keeps a rotated-away file open
+    std::uint64_t size_ = 0;        // bytes in the current segment
+    std::uint64_t written_ = 0;     // records appended (sequence)
+    // group fdatasync
+    std::mutex syncMu_;
+    std::condition_variable syncCv_;
+    std::uint64_t synced_ = 0;
+    bool syncing_ = false;
+    // zero-filled spare segment (sync mode)
+    std::mutex prepMu_;
+    std::condition_variable prepCv_;
+    bool spareReady_ = false, prepStop_ = false;
+    std::thread preparer_;
+};
+
+}  // namespace junction::store

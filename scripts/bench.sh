@@ -44,7 +44,7 @@ function map(msg)
 end
 EOF
 
-P_FLOOR=17701; P_PY=17702; P_A=17703; P_E=17704; P_R=17705; P_N=17706
+P_FLOOR=17701; P_PY=17702; P_A=17703; P_E=17704; P_R=17705; P_N=17706; P_EN=17707; P_RN=17708; P_E4=17709; P_EN4=17710
 "$ECHO" $P_FLOOR & PIDS+=($!)
 /usr/bin/python3 "$SRC/tests/bench/ack_server.py" $P_PY & PIDS+=($!)
 junction_instance "$T/a" <<EOF
@@ -78,7 +78,40 @@ storage: production
 destinations:
   - { name: sink, type: mllp, host: 127.0.0.1, port: $P_R }
 EOF
-for p in $P_FLOOR $P_PY $P_A $P_E $P_R $P_N; do wait_port $p; done
+junction_instance "$T/rn" normal <<EOF
+channel: bench-sink-normal
+source: { type: mllp, port: $P_RN, host: 127.0.0.1 }
+storage: production
+destinations: []
+EOF
+junction_instance "$T/en" normal <<EOF
+channel: bench-forward-normal
+source: { type: mllp, port: $P_EN, host: 127.0.0.1 }
+script: $T/transform.lua
+transform: map
+storage: production
+destinations:
+  - { name: sink, type: mllp, host: 127.0.0.1, port: $P_RN }
+EOF
+junction_instance "$T/e4" <<EOF
+channel: bench-forward-4
+source: { type: mllp, port: $P_E4, host: 127.0.0.1 }
+script: $T/transform.lua
+transform: map
+storage: production
+destinations:
+  - { name: sink, type: mllp, host: 127.0.0.1, port: $P_R, threads: 4 }
+EOF
+junction_instance "$T/en4" normal <<EOF
+channel: bench-forward-normal-4
+source: { type: mllp, port: $P_EN4, host: 127.0.0.1 }
+script: $T/transform.lua
+transform: map
+storage: production
+destinations:
+  - { name: sink, type: mllp, host: 127.0.0.1, port: $P_RN, threads: 4 }
+EOF
+for p in $P_FLOOR $P_PY $P_A $P_E $P_R $P_N $P_EN $P_RN $P_E4 $P_EN4; do wait_port $p; done
 
 echo
 echo "== MLLP, mllpload: $COUNT x ORM^O01, 4 connections"
@@ -87,14 +120,21 @@ py=$(load $P_PY);       echo "python-hl7 asyncio ACK server:        $py"
 a=$(load $P_A);         echo "(a) Junction store + Lua + ACK:       $a"
 n=$(load $P_N);         echo "(a) same, store sync: normal:         $n"
 b=$(load $P_E);         echo "(b) Junction -> Lua -> Junction:      $b"
+bn=$(load $P_EN);       echo "(b) same, both stores sync: normal:   $bn"
+b4=$(load $P_E4);       echo "(b) destination threads: 4:           $b4"
+bn4=$(load $P_EN4);     echo "(b) threads: 4, sync: normal:         $bn4"
 echo "RESULT mllp_a_msg_s=$(rate "$a") floor_msg_s=$(rate "$floor") python_msg_s=$(rate "$py") ratio_a_floor=$(awk -v a="$(rate "$a")" -v f="$(rate "$floor")" 'BEGIN{printf "%.2f", a/f}') ratio_a_python=$(awk -v a="$(rate "$a")" -v f="$(rate "$py")" 'BEGIN{printf "%.2f", a/f}')"
 echo "RESULT mllp_a_normal_msg_s=$(rate "$n") ratio_a_normal_floor=$(awk -v a="$(rate "$n")" -v f="$(rate "$floor")" 'BEGIN{printf "%.2f", a/f}')"
 echo "RESULT mllp_b_msg_s=$(rate "$b") ratio_b_floor=$(awk -v a="$(rate "$b")" -v f="$(rate "$floor")" 'BEGIN{printf "%.2f", a/f}')"
+echo "RESULT mllp_b_normal_msg_s=$(rate "$bn") ratio_b_normal_floor=$(awk -v a="$(rate "$bn")" -v f="$(rate "$floor")" 'BEGIN{printf "%.2f", a/f}')"
+echo "RESULT mllp_b_threads4_msg_s=$(rate "$b4") mllp_b_threads4_normal_msg_s=$(rate "$bn4") ratio_b_threads4_normal_floor=$(awk -v a="$(rate "$bn4")" -v f="$(rate "$floor")" 'BEGIN{printf "%.2f", a/f}')"
 
 echo
 echo "== latency at 1,000 msg/s, one connection, 5 s"
 echo "(a) Junction:   $("$BUILD/tests/bench_mllp_latency" 127.0.0.1 $P_A "$MSG" --rate 1000 --seconds 5)"
 echo "(b) forward:    $("$BUILD/tests/bench_mllp_latency" 127.0.0.1 $P_E "$MSG" --rate 1000 --seconds 5)"
+echo "(a) normal:     $("$BUILD/tests/bench_mllp_latency" 127.0.0.1 $P_N "$MSG" --rate 1000 --seconds 5)"
+echo "(b) normal:     $("$BUILD/tests/bench_mllp_latency" 127.0.0.1 $P_EN "$MSG" --rate 1000 --seconds 5)"
 echo "mllpecho floor: $("$BUILD/tests/bench_mllp_latency" 127.0.0.1 $P_FLOOR "$MSG" --rate 1000 --seconds 5)"
 
 if [ -z "${BENCH_SKIP_RELIABILITY:-}" ]; then

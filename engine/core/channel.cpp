@@ -76,11 +76,16 @@ void Channel::start() {
         for (const auto& dc : config_.destinations) {
             auto d = std::make_unique<DestRuntime>();
             d->config = dc;
-            d->connector = registry.destination(dc.type)->create(dc.settings, ctx);
-            if (!dc.response.empty()) {
-                std::string err;
-                d->script = lua::ScriptRuntime::load(config_.script, engine_.options().limits, &err);
-                if (!d->script) throw std::runtime_error(err);
+            if (!dc.orderBy.empty()) d->orderBy = hl7::Path::parse(dc.orderBy);
+            for (int k = 0; k < std::max(1, dc.threads); ++k) {
+                auto lane = std::make_unique<Lane>();
+                lane->connector = registry.destination(dc.type)->create(dc.settings, ctx);
+                if (!dc.response.empty()) {
+                    std::string err;
+                    lane->script = lua::ScriptRuntime::load(config_.script, engine_.options().limits, &err);
+                    if (!lane->script) throw std::runtime_error(err);
+                }
+                d->lanes.push_back(std::move(lane));
             }
             dests_.push_back(std::move(d));
         }
@@ -91,10 +96,12 @@ void Channel::start() {
         throw;
     }
     recover();
-    for (auto& d : dests_) {
-        DestRuntime* dp = d.get();
-        d->thread = std::thread([this, dp] { deliveryLoop(*dp); });
-    }
+    for (auto& d : dests_)
+        for (auto& lane : d->lanes) {
+            DestRuntime* dp = d.get();
+            Lane* lp = lane.get();
+            lane->thread = std::thread([this, dp, lp] { deliveryLoop(*dp, *lp); });
+        }
     workers_.emplace_back([this] { workerLoop(0); });
     state_ = ChannelState::Running;
     try {
@@ -121,17 +128,23 @@ void Channel::stop() {
     for (auto& w : workers_)
         if (w.joinable()) w.join();
     workers_.clear();
+    for (auto& d : dests_)
+        for (auto& lane : d->lanes) {
+            {
+                std::lock_guard<std::mutex> lock(lane->mutex);  // no lost wake-up
+            }
+            lane->cv.notify_all();
+            if (lane->connector) lane->connector->abort();  // a send waiting on a silent peer returns now
+        }
     for (auto& d : dests_) {
-        d->cv.notify_all();
-        if (d->connector) d->connector->abort();  // a send waiting on a silent peer returns now
-    }
-    for (auto& d : dests_) {
-        if (d->thread.joinable()) d->thread.join();
-        if (d->connector) d->connector->stop();
-        // Deliveries still queued stay Queued in the store and resume on the next start.
-        for (auto& del : d->queue)
-            if (del.pending) answer(del.pending, "AE", "channel stopped before delivery");
-        d->queue.clear();
+        for (auto& lane : d->lanes) {
+            if (lane->thread.joinable()) lane->thread.join();
+            if (lane->connector) lane->connector->stop();
+            // Deliveries still queued stay Queued in the store and resume on the next start.
+            for (auto& del : lane->queue)
+                if (del.pending) answer(del.pending, "AE", "channel stopped before delivery");
+            lane->queue.clear();
+        }
         d->size = 0;
     }
     store_.flush();
@@ -164,6 +177,11 @@ void Channel::recover() {
     for (auto& pd : store_.pendingDeliveries(config_.name, kAll)) {
         for (auto& d : dests_) {
             if (d->config.name != pd.destination) continue;
+            std::size_t key = 0;
+            if (d->orderBy && d->lanes.size() > 1) {
+                auto parsed = hl7::Message::parse(pd.encoded);
+                if (parsed.message) key = orderKey(*d, &*parsed.message);
+            }
             Delivery del;
             del.id = pd.id;
             del.encoded = std::move(pd.encoded);
@@ -172,8 +190,9 @@ void Channel::recover() {
             del.notBefore = SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(
                                                      wait.count() > 0 ? wait : store::Clock::duration::zero());
             del.received = SteadyClock::now();
-            d->queue.push_back(std::move(del));
-            d->size = d->queue.size();
+            Lane& lane = *d->lanes[(key ? key : static_cast<std::size_t>(del.id)) % d->lanes.size()];
+            lane.queue.push_back(std::move(del));
+            d->size.fetch_add(1, std::memory_order_relaxed);
         }
     }
 }
@@ -400,7 +419,8 @@ Channel::Decision Channel::decide(lua::Payload& payload, lua::ScriptRuntime* rt,
         for (auto& dr : dests_) {
             if (dr->config.name != o.name) continue;
             if (del.status == store::Status::Queued) {
-                d.queued.emplace_back(dr.get(), std::move(o.encoded));
+                std::size_t key = payload.hl7 ? orderKey(*dr, &*payload.hl7) : 0;
+                d.queued.push_back({dr.get(), std::move(o.encoded), key});
                 dr->counters.queued.fetch_add(1, std::memory_order_relaxed);
             } else if (del.status == store::Status::Filtered) {
                 dr->counters.filtered.fetch_add(1, std::memory_order_relaxed);
@@ -421,7 +441,7 @@ Channel::Decision Channel::decide(lua::Payload& payload, lua::ScriptRuntime* rt,
     }
     bool needsMessage = false;
     for (auto& q : d.queued)
-        if (!q.first->config.response.empty()) needsMessage = true;
+        if (!q.dest->config.response.empty()) needsMessage = true;
     if (needsMessage) d.message = std::make_shared<lua::Payload>(payload);
     return d;
 }
@@ -440,7 +460,7 @@ void Channel::dispatch(Decision& d, store::MessageId id, const std::shared_ptr<P
         if (d.ack && config_.ack == AckMode::Script) pending->ack = d.ack;
         bool ackFromQueued = false;
         for (auto& q : d.queued)
-            if (q.first->config.name == config_.ackFrom) ackFromQueued = true;
+            if (q.dest->config.name == config_.ackFrom) ackFromQueued = true;
         if (config_.ack == AckMode::Script) {
             {
                 std::lock_guard<std::mutex> lock(pending->mutex);
@@ -451,16 +471,16 @@ void Channel::dispatch(Decision& d, store::MessageId id, const std::shared_ptr<P
             answer(pending, "AA", "not routed to " + config_.ackFrom);
         }
     }
-    for (auto& [dest, encoded] : d.queued) {
+    for (auto& q : d.queued) {
         Delivery del;
         del.id = id;
-        del.encoded = std::move(encoded);
+        del.encoded = std::move(q.encoded);
         del.notBefore = SteadyClock::now();
         del.received = d.received;
         del.pending = pending;
         del.message = d.message;
         del.responseMap = d.responseMap;
-        enqueue(*dest, std::move(del));
+        enqueue(*q.dest, std::move(del), q.key);
     }
 }
 
@@ -491,21 +511,27 @@ void Channel::process(WorkItem& item) {
 
 // ---------------------------------------------------------------- deliveries
 
-void Channel::enqueue(DestRuntime& dest, Delivery delivery) {
-    {
-        std::lock_guard<std::mutex> lock(dest.mutex);
-        dest.queue.push_back(std::move(delivery));
-        dest.size.fetch_add(1, std::memory_order_relaxed);
-    }
-    dest.cv.notify_one();
+std::size_t Channel::orderKey(const DestRuntime& dest, const hl7::Message* message) {
+    if (!dest.orderBy || !message || dest.lanes.size() < 2) return 0;
+    return std::hash<std::string>{}(message->get(*dest.orderBy)) | 1;  // never 0
 }
 
-void Channel::deliveryFinished(DestRuntime& dest, Delivery& del, bool ok, const std::string& response,
+void Channel::enqueue(DestRuntime& dest, Delivery delivery, std::size_t key) {
+    Lane& lane = *dest.lanes[(key ? key : static_cast<std::size_t>(delivery.id)) % dest.lanes.size()];
+    {
+        std::lock_guard<std::mutex> lock(lane.mutex);
+        lane.queue.push_back(std::move(delivery));
+        dest.size.fetch_add(1, std::memory_order_relaxed);
+    }
+    lane.cv.notify_one();
+}
+
+void Channel::deliveryFinished(DestRuntime& dest, Lane& lane, Delivery& del, bool ok, const std::string& response,
                                const std::string& error) {
     auto pending = del.pending;
     std::optional<std::string> scriptAck;
     if (!dest.config.response.empty() && del.message) {
-        auto r = pipeline_.response(dest.config, *del.message, response, ok ? "SENT" : "ERROR", dest.script.get(),
+        auto r = pipeline_.response(dest.config, *del.message, response, ok ? "SENT" : "ERROR", lane.script.get(),
                                     del.responseMap);
         if (!r.logs.empty()) logScript(r.logs);
         if (!r.ok) log("error", "response script of " + dest.config.name + ": " + r.error);
@@ -539,23 +565,23 @@ void Channel::deliveryFinished(DestRuntime& dest, Delivery& del, bool ok, const 
     }
 }
 
-void Channel::deliveryLoop(DestRuntime& dest) {
+void Channel::deliveryLoop(DestRuntime& dest, Lane& lane) {
     const auto& cfg = dest.config;
     while (true) {
         Delivery* head = nullptr;
         {
-            std::unique_lock<std::mutex> lock(dest.mutex);
+            std::unique_lock<std::mutex> lock(lane.mutex);
             while (!stopping_) {
-                if (!dest.queue.empty()) {
+                if (!lane.queue.empty()) {
                     auto now = SteadyClock::now();
-                    if (dest.queue.front().notBefore <= now) break;
-                    dest.cv.wait_until(lock, dest.queue.front().notBefore);
+                    if (lane.queue.front().notBefore <= now) break;
+                    lane.cv.wait_until(lock, lane.queue.front().notBefore);
                 } else {
-                    dest.cv.wait(lock);
+                    lane.cv.wait(lock);
                 }
             }
             if (stopping_) return;
-            head = &dest.queue.front();  // deque front stays valid while only this thread pops
+            head = &lane.queue.front();  // deque front stays valid while only this thread pops
         }
         Outbound ob;
         ob.messageId = head->id;
@@ -565,7 +591,7 @@ void Channel::deliveryLoop(DestRuntime& dest) {
         ob.attempt = head->attempts + 1;
         SendResult res;
         try {
-            res = dest.connector->send(ob);
+            res = lane.connector->send(ob);
         } catch (const std::exception& e) {
             res = SendResult::retry(std::string("connector error: ") + e.what());
         }
@@ -598,7 +624,7 @@ void Channel::deliveryLoop(DestRuntime& dest) {
             if (head->attempts == 1 && head->pending && config_.ack == AckMode::AfterDestinations &&
                 cfg.name == config_.ackFrom)
                 answer(head->pending, "AE", cfg.name + ": " + res.error + " (queued for retry)");
-            std::lock_guard<std::mutex> lock(dest.mutex);
+            std::lock_guard<std::mutex> lock(lane.mutex);
             head->notBefore = SteadyClock::now() + wait;
             continue;
         } else {
@@ -615,13 +641,13 @@ void Channel::deliveryLoop(DestRuntime& dest) {
         store_.recordDelivery(std::move(up));
         Delivery done;
         {
-            std::lock_guard<std::mutex> lock(dest.mutex);
-            done = std::move(dest.queue.front());
-            dest.queue.pop_front();
+            std::lock_guard<std::mutex> lock(lane.mutex);
+            done = std::move(lane.queue.front());
+            lane.queue.pop_front();
             dest.size.fetch_sub(1, std::memory_order_relaxed);
         }
         notifyAccepting();
-        deliveryFinished(dest, done, res.kind == SendResult::Kind::Ok, res.response, res.error);
+        deliveryFinished(dest, lane, done, res.kind == SendResult::Kind::Ok, res.response, res.error);
     }
 }
 

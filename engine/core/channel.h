@@ -74,15 +74,22 @@ private:
         std::shared_ptr<lua::SharedMap> responseMap;
     };
 
-    struct DestRuntime {
-        DestinationConfig config;
+    // One delivery thread with its own connection and queue; a destination has
+    // `threads` of them (order is kept within a lane).
+    struct Lane {
         std::unique_ptr<Destination> connector;
         std::unique_ptr<lua::ScriptRuntime> script;  // for the response script
         std::deque<Delivery> queue;
-        std::atomic<std::size_t> size{0};
         std::mutex mutex;
         std::condition_variable cv;
         std::thread thread;
+    };
+
+    struct DestRuntime {
+        DestinationConfig config;
+        std::optional<hl7::Path> orderBy;
+        std::vector<std::unique_ptr<Lane>> lanes;
+        std::atomic<std::size_t> size{0};  // queued over all lanes
         Counters counters;
         Histogram latency;
         mutable std::mutex errorMutex;
@@ -90,12 +97,17 @@ private:
     };
 
     // What processing decided for one message, before or after it is stored.
+    struct Queued {
+        DestRuntime* dest = nullptr;
+        std::string encoded;
+        std::size_t key = 0;  // hash of the order_by value (0: spread by message id)
+    };
     struct Decision {
         store::ProcessedMessage pm;  // id filled in by whoever stores it
         store::Status status = store::Status::Transformed;
         std::string error, filterReason;
         std::optional<std::string> ack;
-        std::vector<std::pair<DestRuntime*, std::string>> queued;  // destination, encoded
+        std::vector<Queued> queued;
         std::shared_ptr<lua::Payload> message;                     // for response scripts
         std::shared_ptr<lua::SharedMap> responseMap;
         SteadyClock::time_point received;
@@ -116,12 +128,14 @@ private:
     void process(WorkItem& item);
     Decision decide(lua::Payload& payload, lua::ScriptRuntime* runtime, SteadyClock::time_point received);
     void dispatch(Decision& decision, store::MessageId id, const std::shared_ptr<PendingAck>& pending);
-    void deliveryLoop(DestRuntime& dest);
-    void enqueue(DestRuntime& dest, Delivery delivery);
+    void deliveryLoop(DestRuntime& dest, Lane& lane);
+    void enqueue(DestRuntime& dest, Delivery delivery, std::size_t key);
+    // Hash of the destination's order_by value in `message` (0 when not set).
+    static std::size_t orderKey(const DestRuntime& dest, const hl7::Message* message);
     void recover();
     void answer(const std::shared_ptr<PendingAck>& pending, const std::string& code, const std::string& text,
                 const std::string& response = {});
-    void deliveryFinished(DestRuntime& dest, Delivery& delivery, bool ok, const std::string& response,
+    void deliveryFinished(DestRuntime& dest, Lane& lane, Delivery& delivery, bool ok, const std::string& response,
                           const std::string& error);
     void notifyAccepting();
     bool overLimit() const;

@@ -1,5 +1,7 @@
 #include "engine/core/channel_config.h"
 
+#include "engine/hl7/message.h"
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -66,6 +68,8 @@ const std::vector<Setting>& destinationCommon() {
         {T::String, "response", false, "Lua function run on the destination's response"},
         {T::Map, "retry", false, "{ attempts, backoff, max_backoff, jitter, on_reject }"},
         {T::Int, "queue_limit", false, "queued deliveries before back-pressure", 1, 100000000},
+        {T::Int, "threads", false, "deliveries at a time, one connection each (order kept per order_by)", 1, 64},
+        {T::String, "order_by", false, "with threads: HL7 path whose value keeps its messages in order, e.g. PID-3.1"},
     };
     return s;
 }
@@ -200,6 +204,13 @@ ChannelConfig parseChannel(const Node& root, const std::string& file, const std:
             if (dc.retry.maxBackoff < dc.retry.backoff) dc.retry.maxBackoff = dc.retry.backoff;
         }
         if (auto n = d.find("queue_limit")) dc.queueLimit = static_cast<std::size_t>(n->asInt("queue_limit", 1, 100000000));
+        if (auto n = d.find("threads")) dc.threads = static_cast<int>(n->asInt("threads", 1, 64));
+        if (auto n = d.find("order_by")) {
+            dc.orderBy = n->asString("order_by");
+            std::string why;
+            if (!hl7::Path::parse(dc.orderBy, &why))
+                n->fail("order_by '" + dc.orderBy + "' is not an HL7 path: " + why, "e.g. order_by: PID-3.1");
+        }
         df->validate(d, bctx);
         dc.settings = d;
         dc.mark = d.mark;

@@ -30,6 +30,12 @@ struct DestinationConfig {
     RetryPolicy retry;
     bool retryOnReject = false;  // AE/AR (Error) results retried instead of ending in ERROR
     std::size_t queueLimit = 0;  // 0 = the channel's
+    // Deliveries sent at a time, each lane with its own connection and thread.
+    // With more than one, order is kept only among messages with the same
+    // `orderBy` value (an HL7 path such as PID-3.1, read from the message as it
+    // left the channel's transformer); without it, messages spread by id.
+    int threads = 1;
+    std::string orderBy;
     config::Node settings;       // the whole destination map (type-specific keys included)
     config::Mark mark;
 };

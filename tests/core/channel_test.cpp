@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <map>
 #include <tuple>
 
 #include "connectors/mllp/client.h"
@@ -591,4 +592,58 @@ TEST_CASE("loading reports duplicate names and port clashes with the file, the r
     CHECK(problems[2].error.find("d.yaml:5:") != std::string::npos);
     CHECK(problems[2].error.find("duplicate destination name 'o'") != std::string::npos);
     CHECK(engine.channels().size() == 2);
+}
+
+TEST_CASE("destination threads send over several connections and keep order per order_by key", "[core][channel]") {
+    TempDir dir;
+    MllpPeer peer;
+    int port = freePort();
+    core::Engine engine(options(dir));
+    engine.addChannel(channel(dir, R"(
+channel: fanout
+source: { type: mllp, port: )" + std::to_string(port) + R"( }
+destinations:
+  - { name: emr, type: mllp, host: 127.0.0.1, port: )" + std::to_string(peer.port()) + R"(, threads: 4, order_by: PID-3.1 }
+)"));
+    engine.start();
+    const int kMessages = 240, kPatients = 8;
+    std::string base = readFile(kSamples + "orm_o01_nw.hl7");
+    mllp::ClientOptions o;
+    o.port = port;
+    o.responseTimeout = std::chrono::seconds(10);
+    mllp::Client client(o);
+    for (int i = 0; i < kMessages; ++i) {
+        hl7::Message m = hl7::Message::parseOrThrow(base);
+        m.set("MSH-10", "C" + std::to_string(i));
+        m.set("PID-3.1", "P" + std::to_string(i % kPatients));
+        auto r = client.send(m.serialize());
+        REQUIRE(r.ok());
+    }
+    REQUIRE(eventually([&] { return peer.count() == static_cast<std::size_t>(kMessages); }));
+    CHECK(peer.connections() >= 2);
+    CHECK(peer.connections() <= 4);
+    std::map<std::string, int> last;
+    for (const auto& raw : peer.received()) {
+        hl7::Message m = hl7::Message::parseOrThrow(raw);
+        std::string patient = m.get("PID-3.1");
+        int n = std::stoi(m.get("MSH-10").substr(1));
+        CHECK(n % kPatients == std::stoi(patient.substr(1)));
+        auto it = last.find(patient);
+        if (it != last.end()) CHECK(n > it->second);  // each patient's messages arrive in order
+        last[patient] = n;
+    }
+    CHECK(last.size() == static_cast<std::size_t>(kPatients));
+    engine.stop();
+    CHECK(countStatus(engine, "fanout", store::Status::Sent) == static_cast<std::size_t>(kMessages));
+}
+
+TEST_CASE("order_by must be an HL7 path", "[core][channel]") {
+    TempDir dir;
+    CHECK_THROWS_WITH(channel(dir, R"(
+channel: bad
+source: { type: mllp, port: 7000 }
+destinations:
+  - { name: emr, type: mllp, host: 127.0.0.1, port: 7001, threads: 2, order_by: "not a path" }
+)"),
+                      Catch::Contains("order_by") && Catch::Contains("test.yaml:5"));
 }

@@ -87,6 +87,7 @@ public:
         std::lock_guard<std::mutex> lock(m_);
         return received_.size();
     }
+    std::size_t connections() const { return connections_.load(); }
     static std::string controlId(const std::string& msg) {
         char fs = msg.size() > 3 ? msg[3] : '|';
         int n = 0;
@@ -105,6 +106,7 @@ private:
         while (!stop_) {
             try {
                 Poco::Net::StreamSocket s = socket_.acceptConnection();
+                connections_++;
                 conns_.emplace_back([this, s]() mutable { serve(s); });
             } catch (...) {
             }
@@ -149,6 +151,7 @@ private:
     std::thread thread_;
     std::vector<std::thread> conns_;
     std::atomic<bool> stop_{false};
+    std::atomic<std::size_t> connections_{0};
     std::mutex m_;
     std::vector<std::string> received_;
 };

@@ -444,6 +444,11 @@ void IntakeJournal::release(MessageId appliedId) {
     }
 }
 
+bool IntakeJournal::releasable(MessageId appliedId) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return segments_.size() > 1 && segments_.front().lastId <= appliedId;
+}
+
 std::size_t IntakeJournal::segments() const {
     std::lock_guard<std::mutex> lock(mu_);
     return segments_.size();

@@ -68,6 +68,8 @@ public:
     // Every record with an id <= `appliedId` is in SQLite: delete the segments
     // that hold only such records (never the one being written).
     void release(MessageId appliedId);
+    // Would release(appliedId) drop a segment?
+    bool releasable(MessageId appliedId) const;
     // Number of segment files (tests).
     std::size_t segments() const;
     // Delete every segment (after a clean shutdown applied everything).

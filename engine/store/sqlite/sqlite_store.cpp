@@ -47,6 +47,9 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <future>
 #include <limits>
@@ -270,6 +273,7 @@ private:
     void callbacks(std::vector<Op>& ops, std::size_t begin, std::size_t end);
     std::uint64_t runPrune(const std::string& channel, std::int64_t cutoffMs);
     void rollback();
+    void syncWal();
 
     // ------------------------------------------------------------ partitions
     struct WriterPart {
@@ -357,7 +361,12 @@ SqliteStore::SqliteStore(const std::string& path, const StoreOptions& options) :
             std::string mode = u.step() ? u.str(0) : "";
             if (mode != "wal") throw std::runtime_error("cannot switch " + path + " to WAL mode (got '" + mode + "')");
         }
-        sqlite::exec(wdb_, options_.synchronousFull ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
+        // With the journal, SQLite commits need no flush of their own: the journal
+        // holds the messages until the WAL is flushed (syncWal) before a journal
+        // segment is dropped; checkpoints still flush (their own connection).
+        bool journaling = options_.journal && options_.maxDatabaseBytes == 0;
+        sqlite::exec(wdb_, options_.synchronousFull && !journaling ? "PRAGMA synchronous = FULL"
+                                                                  : "PRAGMA synchronous = NORMAL");
         sqlite::exec(wdb_, "PRAGMA cache_size = -32768");
         sqlite::exec(wdb_, "PRAGMA temp_store = MEMORY");
         sqlite::exec(wdb_, "PRAGMA journal_size_limit = 67108864");
@@ -504,7 +513,10 @@ SqliteStore::~SqliteStore() {
     if (writer_.joinable()) writer_.join();
     // Everything journaled is in SQLite now (the writer drained its queue)
     // unless an insert could not be applied: then the journal stays for the next open.
-    if (journal_ && !journalBlocked_) journal_->removeAll();
+    if (journal_ && !journalBlocked_) {
+        if (options_.synchronousFull) syncWal();
+        journal_->removeAll();
+    }
     {
         std::lock_guard<std::mutex> lock(ckMu_);
         ckStop_ = true;
@@ -629,7 +641,10 @@ void SqliteStore::recoverJournal() {
     }
     if (maxId >= nextId_.load()) nextId_ = maxId + 1;
     journalApplied_ = std::max(applied, MessageId(0));
-    if (replayed == 0) journal_->release(maxId);  // nothing left to apply from the old segments
+    if (replayed == 0 && journal_->releasable(maxId)) {  // nothing left to apply from the old segments
+        if (options_.synchronousFull) syncWal();
+        journal_->release(maxId);
+    }
 }
 
 void SqliteStore::recordProcessed(ProcessedMessage processed, Completion done) {
@@ -706,7 +721,9 @@ void SqliteStore::writerLoop() {
         }
         std::size_t n = batch.size();
         batch.clear();
-        if (journal_ && !journalBlocked_ && journalApplied_ > journalReleased_) {
+        if (journal_ && !journalBlocked_ && journalApplied_ > journalReleased_ && journal_->releasable(journalApplied_)) {
+            // What the segments to be dropped hold must be on disk in SQLite first.
+            if (options_.synchronousFull) syncWal();
             journal_->release(journalApplied_);
             journalReleased_ = journalApplied_;
         }
@@ -716,6 +733,16 @@ void SqliteStore::writerLoop() {
         }
         cvDone_.notify_all();
     }
+}
+
+// Flushes the WAL file: every commit so far is then on disk (what checkpoints
+// moved out of the WAL before its last restart is in the database file, which
+// checkpoints flush).
+void SqliteStore::syncWal() {
+    int fd = ::open((path_ + "-wal").c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;  // no WAL file: everything is in the database (flushed by its checkpoint)
+    ::fdatasync(fd);
+    ::close(fd);
 }
 
 void SqliteStore::rollback() {

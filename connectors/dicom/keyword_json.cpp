@@ -259,6 +259,7 @@ Element readElement(const std::string& path, const TagInfo& info, const Var& v) 
     if (el.vr == "SQ") {
         if (v.isEmpty() || (v.isString() && v.convert<std::string>().empty())) return el;
         if (auto o = asObject(v)) {
+            if (o->size() == 0) return el;  // {} (an empty Lua table): no items
             el.items.emplace_back();
             readDataset(o, el.items.back(), path + ".", nullptr);
             return el;

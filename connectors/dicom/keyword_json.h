@@ -20,7 +20,8 @@ namespace junction::dicom {
 //   PN               → {"vr":"PN","Value":[{"Alphabetic":"DOE^JOHN"}]}; an object
 //                      with Alphabetic/Ideographic/Phonetic is taken as is
 //   IS DS SS US SL UL SV UV FL FD → JSON numbers (strings holding numbers are converted)
-//   SQ               → an array of keyword tables (a single table is one item)
+//   SQ               → an array of keyword tables (a single non-empty table is one
+//                      item; {} and [] are an empty sequence)
 //   binary VRs       → {"InlineBinary": the string (base64)}
 //   an array         → several values
 // Keys listed in `skip` are ignored (e.g. "action", "status", "id").

@@ -94,7 +94,10 @@ public:
 // throws WorklistBusyError.
 std::unique_ptr<WorklistStore> openSqliteWorklist(const std::string& path);
 // Same; `synchronousFull` false trades power-loss durability of the last
-// changes for speed (like the message store's `sync: normal`).
-std::unique_ptr<WorklistStore> openSqliteWorklist(const std::string& path, bool synchronousFull);
+// changes for speed (like the message store's `sync: normal`);
+// `busyTimeoutMs` is how long a call waits for a lock held by another
+// connection before it throws WorklistBusyError.
+std::unique_ptr<WorklistStore> openSqliteWorklist(const std::string& path, bool synchronousFull,
+                                                  int busyTimeoutMs = 10000);
 
 }  // namespace junction::store

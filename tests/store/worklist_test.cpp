@@ -2,6 +2,7 @@
 // filter value (universal, single value, wildcard, range, UID list), finished
 // items, limits, persistence, and a shared file with the message store.
 #include <catch2/catch.hpp>
+#include <sqlite3.h>
 
 #include <chrono>
 #include <filesystem>
@@ -356,4 +357,25 @@ TEST_CASE("worklist queries stay fast with 100,000 items", "[store][worklist]") 
     wl->setStatus("ACC5", WorklistStatus::Completed);
     WorklistFilter all;
     CHECK(timed(all, 100000) < 3000);
+}
+
+TEST_CASE("worklist writes wait for a lock, then report busy; reads go on", "[store][worklist]") {
+    WlDir dir;
+    auto wl = openSqliteWorklist(dir.db(), false, 200);
+    wl->upsert(item("A1", "RP1", "P1", "DOE^JANE", "CT", "20261123", "093000"));
+    sqlite3* other = nullptr;
+    REQUIRE(sqlite3_open(dir.db().c_str(), &other) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(other, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr) == SQLITE_OK);
+    auto t0 = std::chrono::steady_clock::now();
+    CHECK_THROWS_AS(wl->upsert(item("A2", "RP1", "P2", "X^Y", "CT", "20261123", "100000")), WorklistBusyError);
+    CHECK(std::chrono::steady_clock::now() - t0 >= std::chrono::milliseconds(150));
+    CHECK_THROWS_AS(wl->setStatus("A1", WorklistStatus::Cancelled), WorklistBusyError);
+    CHECK(wl->find({}).size() == 1);  // WAL: readers are not blocked
+    REQUIRE(sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(other);
+    // Nothing half-done: the failed calls left no trace, and the store works again.
+    CHECK(wl->count() == 1);
+    CHECK(wl->upsert(item("A2", "RP1", "P2", "X^Y", "CT", "20261123", "100000")) > 0);
+    CHECK(wl->setStatus("A1", WorklistStatus::Cancelled) == 1);
+    CHECK(wl->count() == 2);
 }

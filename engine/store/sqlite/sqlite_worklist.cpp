@@ -25,8 +25,6 @@ namespace {
 using sqlite::Stmt;
 using sqlite::Use;
 
-constexpr int kBusyTimeoutMs = 10000;
-
 const char* const kSchema[] = {
     "CREATE TABLE IF NOT EXISTS worklist ("
     " id INTEGER PRIMARY KEY,"
@@ -72,7 +70,7 @@ auto guarded(const char* what, F&& f) -> decltype(f()) {
     }
 }
 
-sqlite3* openConnection(const std::string& path) {
+sqlite3* openConnection(const std::string& path, int busyTimeoutMs) {
     sqlite3* db = nullptr;
     int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                              nullptr);
@@ -81,7 +79,7 @@ sqlite3* openConnection(const std::string& path) {
         sqlite3_close_v2(db);
         throw std::runtime_error(msg);
     }
-    sqlite3_busy_timeout(db, kBusyTimeoutMs);
+    sqlite3_busy_timeout(db, busyTimeoutMs);
     sqlite3_extended_result_codes(db, 1);
     return db;
 }
@@ -179,7 +177,8 @@ void addMatch(Query& q, const char* col, const std::string& value, Match kind) {
 
 class SqliteWorklist final : public WorklistStore {
 public:
-    SqliteWorklist(const std::string& path, bool synchronousFull) : path_(path) {
+    SqliteWorklist(const std::string& path, bool synchronousFull, int busyTimeoutMs)
+        : path_(path), busyTimeoutMs_(busyTimeoutMs) {
         std::filesystem::path p(path);
         if (p.has_parent_path()) {
             std::error_code ec;
@@ -198,7 +197,7 @@ public:
 
     void openAll(const std::string& path, bool synchronousFull) {
         guarded("open", [&] {
-            wdb_ = openConnection(path);
+            wdb_ = openConnection(path, busyTimeoutMs_);
             // Matches the message store's choice when the worklist creates the file.
             sqlite::exec(wdb_, "PRAGMA auto_vacuum = INCREMENTAL");
             {
@@ -232,7 +231,7 @@ public:
                               "UPDATE worklist SET status=?, updated_at=? WHERE (accession_number = ? OR "
                               "study_instance_uid = ?) AND status <> ?");
 
-            rdb_ = openConnection(path);
+            rdb_ = openConnection(path, busyTimeoutMs_);
             sqlite::exec(rdb_, "PRAGMA query_only = 1");
             get_ = Stmt(rdb_, std::string("SELECT ") + kColumns + " FROM worklist WHERE id = ?");
             count_ = Stmt(rdb_, "SELECT count(*) FROM worklist");
@@ -380,6 +379,7 @@ private:
     }
 
     std::string path_;
+    int busyTimeoutMs_;
     sqlite3* wdb_ = nullptr;
     sqlite3* rdb_ = nullptr;
     std::mutex wmu_, rmu_;
@@ -392,8 +392,8 @@ private:
 
 std::unique_ptr<WorklistStore> openSqliteWorklist(const std::string& path) { return openSqliteWorklist(path, true); }
 
-std::unique_ptr<WorklistStore> openSqliteWorklist(const std::string& path, bool synchronousFull) {
-    return std::make_unique<SqliteWorklist>(path, synchronousFull);
+std::unique_ptr<WorklistStore> openSqliteWorklist(const std::string& path, bool synchronousFull, int busyTimeoutMs) {
+    return std::make_unique<SqliteWorklist>(path, synchronousFull, busyTimeoutMs);
 }
 
 }  // namespace junction::store

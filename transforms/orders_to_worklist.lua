@@ -19,21 +19,70 @@
 -- ORC-1 decides what happens: NW creates, XO updates, CA / DC / OC cancel;
 -- SC follows the order status ORC-5 (IP in progress, CM completed, CA cancelled,
 -- anything else updates). Other order controls leave the worklist alone.
+-- Several orders in one message (ORC/OBR groups, several IPC per OBR) give an
+-- array of items, which the worklist destination applies in order.
+
+-- An order message may carry several orders (ORC/OBR groups, in OMI^O23 each
+-- with TQ1 and IPC segments): each group becomes one item. `get(path)` reads
+-- a path of the group's own ORC, TQ1, OBR, IPC (and ZDS when there is one per
+-- order); other segments (MSH, PID, PV1) are shared.
+local function groups(msg)
+  local out, counts, current = {}, {}, {}
+  for _, seg in ipairs(msg:segments()) do
+    local name = seg:name()
+    counts[name] = (counts[name] or 0) + 1
+    if name == "ORC" then
+      current = { ORC = counts.ORC, TQ1 = false, IPC = false }
+    elseif name == "TQ1" then
+      current.TQ1 = current.TQ1 or counts.TQ1
+    elseif name == "OBR" then
+      current.OBR = counts.OBR
+      current.IPC = false
+      out[#out + 1] = current
+      current = { ORC = current.ORC, TQ1 = current.TQ1, IPC = false }
+    elseif name == "IPC" and #out > 0 then
+      local last = out[#out]
+      if last.IPC then  -- a further scheduled step of the same order: its own item
+        local step = {}
+        for k, v in pairs(last) do step[k] = v end
+        step.IPC = counts.IPC
+        out[#out + 1] = step
+      else
+        last.IPC = counts.IPC
+      end
+    end
+  end
+  local perOrder = (counts.ZDS or 0) == #out and #out > 1
+  for i, g in ipairs(out) do
+    if perOrder then g.ZDS = i end
+  end
+  return out
+end
+
+local function getter(msg, group)
+  return function(path)
+    local seg, rest = path:match("^(%w%w%w)(%-.*)$")
+    local index = group[seg]
+    if index == false then return "" end
+    if index then return msg:get(seg .. "[" .. index .. "]" .. rest) end
+    return msg:get(path)
+  end
+end
 
 -- XPN / XCN to a DICOM person name (components after the id for XCN).
-local function person_name(msg, path, first)
-  local family = msg:get(path .. "." .. first)
-  local given = msg:get(path .. "." .. (first + 1))
-  local middle = msg:get(path .. "." .. (first + 2))
-  local suffix = msg:get(path .. "." .. (first + 3))
-  local prefix = msg:get(path .. "." .. (first + 4))
+local function person_name(get, path, first)
+  local family = get(path .. "." .. first)
+  local given = get(path .. "." .. (first + 1))
+  local middle = get(path .. "." .. (first + 2))
+  local suffix = get(path .. "." .. (first + 3))
+  local prefix = get(path .. "." .. (first + 4))
   local pn = table.concat({family, given, middle, prefix, suffix}, "^")
   return (pn:gsub("%^+$", ""))
 end
 
-local function first_nonempty(msg, ...)
+local function first_nonempty(get, ...)
   for _, path in ipairs({...}) do
-    local v = msg:get(path)
+    local v = get(path)
     if v ~= "" then return v end
   end
   return ""
@@ -47,77 +96,94 @@ end
 
 local CHARSETS = { ["8859/1"] = "ISO_IR 100", ["UNICODE UTF-8"] = "ISO_IR 192", ["ASCII"] = "" }
 
-local function keys(msg)
-  return first_nonempty(msg, "OBR-18", "IPC-1.1"), first_nonempty(msg, "ZDS-1.1", "IPC-3.1")
+local function keys(get)
+  return first_nonempty(get, "OBR-18", "IPC-1.1"), first_nonempty(get, "ZDS-1.1", "IPC-3.1")
 end
 
-local function item(msg)
-  local accession, uid = keys(msg)
+local function item(get)
+  local accession, uid = keys(get)
   -- TQ1-7 (v2.5) or the start of OBR-27 timing/quantity (v2.3): YYYYMMDD[HHMM[SS]]
-  local start = first_nonempty(msg, "TQ1-7.1", "TQ1-7", "OBR-27.4.1", "OBR-27.4")
+  local start = first_nonempty(get, "TQ1-7.1", "OBR-27.4.1")
   local date, time = start:sub(1, 8), start:sub(9, 14)
-  local referring = person_name(msg, "OBR-16", 2)
-  if referring == "" then referring = person_name(msg, "PV1-8", 2) end
-  local code = msg:get("OBR-4.1")
-  local description = msg:get("OBR-4.2")
+  local referring = person_name(get, "OBR-16", 2)
+  if referring == "" then referring = person_name(get, "PV1-8", 2) end
+  local code = get("OBR-4.1")
+  local description = get("OBR-4.2")
+  local reason = get("OBR-31.2")
+  if reason == "" then reason = get("OBR-31.1") end
   local it = {
-    SpecificCharacterSet = CHARSETS[msg:get("MSH-18")] or "",
-    PatientID = msg:get("PID-3.1"),
-    IssuerOfPatientID = msg:get("PID-3.4.1"),
-    PatientName = person_name(msg, "PID-5", 1),
-    PatientBirthDate = msg:get("PID-7.1"):sub(1, 8),
-    PatientSex = sex(msg:get("PID-8")),
+    SpecificCharacterSet = CHARSETS[get("MSH-18")] or "",
+    PatientID = get("PID-3.1"),
+    IssuerOfPatientID = get("PID-3.4.1"),
+    PatientName = person_name(get, "PID-5", 1),
+    PatientBirthDate = get("PID-7.1"):sub(1, 8),
+    PatientSex = sex(get("PID-8")),
     AccessionNumber = accession,
-    RequestedProcedureID = first_nonempty(msg, "OBR-19", "IPC-2.1"),
+    RequestedProcedureID = first_nonempty(get, "OBR-19", "IPC-2.1"),
     RequestedProcedureDescription = description,
     StudyInstanceUID = uid ~= "" and uid or dicom.uid(),
     ReferringPhysicianName = referring,
-    PlacerOrderNumberImagingServiceRequest = msg:get("ORC-2.1"),
-    FillerOrderNumberImagingServiceRequest = msg:get("ORC-3.1"),
-    ReasonForTheRequestedProcedure = msg:get("OBR-31.2") ~= "" and msg:get("OBR-31.2") or msg:get("OBR-31.1"),
+    PlacerOrderNumberImagingServiceRequest = get("ORC-2.1"),
+    FillerOrderNumberImagingServiceRequest = get("ORC-3.1"),
+    ReasonForTheRequestedProcedure = reason,
     ScheduledProcedureStepSequence = {{
-      Modality = first_nonempty(msg, "IPC-5.1", "OBR-24"),
-      ScheduledStationAETitle = msg:get("IPC-9.1"),
+      Modality = first_nonempty(get, "IPC-5.1", "OBR-24"),
+      ScheduledStationAETitle = get("IPC-9.1"),
       ScheduledProcedureStepStartDate = date,
       ScheduledProcedureStepStartTime = time,
-      ScheduledProcedureStepID = first_nonempty(msg, "OBR-20", "IPC-4.1"),
+      ScheduledProcedureStepID = first_nonempty(get, "OBR-20", "IPC-4.1"),
       ScheduledProcedureStepDescription = description,
     }},
   }
   if code ~= "" then
     it.RequestedProcedureCodeSequence = {{
-      CodeValue = code, CodingSchemeDesignator = msg:get("OBR-4.3"), CodeMeaning = description,
+      CodeValue = code, CodingSchemeDesignator = get("OBR-4.3"), CodeMeaning = description,
     }}
   end
   return it
 end
 
--- A status change of the items of this order (by accession, else study UID).
-local function change(msg, action)
-  local accession, uid = keys(msg)
+-- A status change of the items of an order (by accession, else study UID).
+local function change(get, action)
+  local accession, uid = keys(get)
   if accession == "" and uid == "" then
-    error("ORC-1 " .. msg:get("ORC-1") .. ": the order has neither accession number (OBR-18/IPC-1) nor study UID")
+    error("ORC-1 " .. get("ORC-1") .. ": the order has neither accession number (OBR-18/IPC-1) nor study UID")
   end
   return { action = action, AccessionNumber = accession, StudyInstanceUID = uid }
 end
 
 local SC_ACTIONS = { IP = "in_progress", CM = "complete", CA = "cancel", DC = "discontinue" }
 
+-- What one order asks of the worklist, or nil.
+local function for_order(get)
+  local control = get("ORC-1")
+  if control == "NW" or control == "XO" then
+    return item(get)
+  elseif control == "CA" or control == "DC" or control == "OC" then
+    return change(get, "cancel")
+  elseif control == "SC" then
+    local action = SC_ACTIONS[get("ORC-5")]
+    if action then return change(get, action) end
+    return item(get)
+  end
+end
+
+-- The channel's transformer: one keyword table, or an array of them when the
+-- message carries several orders.
 function to_worklist(msg)
   local kind = msg:get("MSH-9.1")
   if kind ~= "ORM" and kind ~= "OMI" then
     filter(kind .. "^" .. msg:get("MSH-9.2") .. " is not an order")
     return
   end
-  local control = msg:get("ORC-1")
-  if control == "NW" or control == "XO" then
-    return item(msg)
-  elseif control == "CA" or control == "DC" or control == "OC" then
-    return change(msg, "cancel")
-  elseif control == "SC" then
-    local action = SC_ACTIONS[msg:get("ORC-5")]
-    if action then return change(msg, action) end
-    return item(msg)
+  local out = {}
+  for _, group in ipairs(groups(msg)) do
+    out[#out + 1] = for_order(getter(msg, group))
   end
-  filter("order control '" .. control .. "' does not change the worklist")
+  if #out == 0 then
+    filter("order control '" .. msg:get("ORC-1") .. "' does not change the worklist")
+    return
+  end
+  if #out == 1 then return out[1] end
+  return out
 end

@@ -6,12 +6,18 @@
 //       → upsert (the default action)
 //   {"action":"cancel", "AccessionNumber":"A1"}
 //       → status change of every item with that AccessionNumber (or StudyInstanceUID)
+//   [ {...}, {...} ]
+//       → each in order (a message with several orders)
 //
 // Bad content is an Error (retrying cannot fix it); a busy database is a Retry.
 #include <Poco/Dynamic/Var.h>
 #include <Poco/Exception.h>
+#include <Poco/JSON/Array.h>
 #include <Poco/JSON/Object.h>
 #include <Poco/JSON/Parser.h>
+
+#include <optional>
+#include <sstream>
 
 #include "connectors/builtin.h"
 #include "connectors/dicom/keyword_json.h"
@@ -51,71 +57,114 @@ std::optional<store::WorklistStatus> statusOfAction(const std::string& action) {
     return std::nullopt;
 }
 
+// One thing to do to the worklist, checked before anything is written.
+struct Operation {
+    std::string action;  // "upsert" or a status action
+    store::WorklistItem item;
+    std::string key;     // status actions: AccessionNumber or StudyInstanceUID
+    store::WorklistStatus status = store::WorklistStatus::Scheduled;
+};
+
+// Reads one keyword table; throws std::invalid_argument on bad content.
+Operation operationOf(const Poco::JSON::Object::Ptr& obj, const std::string& json, const std::string& where) {
+    Operation op;
+    op.action = "upsert";
+    if (obj->has("action")) {
+        Poco::Dynamic::Var a = obj->get("action");
+        if (!a.isString()) throw std::invalid_argument(where + "\"action\" must be a string");
+        op.action = a.convert<std::string>();
+    }
+    if (op.action == "upsert") {
+        try {
+            op.item = dicom::worklistItemFromKeywords(json, {"action", "status"});
+        } catch (const std::invalid_argument& e) {
+            throw std::invalid_argument(where + e.what());
+        }
+        if (op.item.accessionNumber.empty() && op.item.studyInstanceUid.empty())
+            throw std::invalid_argument(where + "a worklist item needs an AccessionNumber or a StudyInstanceUID");
+        if (obj->has("status")) {
+            std::string st = obj->get("status").convert<std::string>();
+            auto parsed = store::parseWorklistStatus(st);
+            if (!parsed) throw std::invalid_argument(where + "unknown status '" + st + "'");
+            op.item.status = *parsed;
+        }
+        return op;
+    }
+    auto status = statusOfAction(op.action);
+    if (!status)
+        throw std::invalid_argument(where + "unknown action '" + op.action +
+                                    "' (upsert, cancel, complete, discontinue, in_progress, schedule)");
+    op.status = *status;
+    for (const char* k : {"AccessionNumber", "StudyInstanceUID"}) {
+        if (!obj->has(k)) continue;
+        Poco::Dynamic::Var v = obj->get(k);
+        if (!v.isString() && !v.isNumeric()) continue;
+        op.key = v.convert<std::string>();
+        if (!op.key.empty()) break;
+    }
+    if (op.key.empty())
+        throw std::invalid_argument(where + "action '" + op.action + "' needs an AccessionNumber or a StudyInstanceUID");
+    return op;
+}
+
 class WorklistDestination : public core::Destination {
 public:
     explicit WorklistDestination(core::Engine* engine) : engine_(engine) {}
 
     core::SendResult send(const core::Outbound& m) override {
         if (!engine_) return core::SendResult::fail("worklist: no engine (and so no worklist) to write to");
-        Poco::JSON::Object::Ptr obj;
+        // Everything is read and checked first: bad content writes nothing.
+        std::vector<Operation> ops;
         try {
             Poco::JSON::Parser parser;
             Poco::Dynamic::Var v = parser.parse(m.content);
-            if (v.type() == typeid(Poco::JSON::Object::Ptr)) obj = v.extract<Poco::JSON::Object::Ptr>();
+            if (v.type() == typeid(Poco::JSON::Object::Ptr)) {
+                ops.push_back(operationOf(v.extract<Poco::JSON::Object::Ptr>(), m.content, ""));
+            } else if (v.type() == typeid(Poco::JSON::Array::Ptr)) {
+                auto arr = v.extract<Poco::JSON::Array::Ptr>();
+                for (unsigned i = 0; i < arr->size(); ++i) {
+                    std::string where = "item " + std::to_string(i + 1) + ": ";
+                    auto obj = arr->getObject(i);
+                    if (!obj) throw std::invalid_argument(where + "not a JSON object");
+                    std::ostringstream one;
+                    obj->stringify(one);
+                    ops.push_back(operationOf(obj, one.str(), where));
+                }
+                if (ops.empty()) throw std::invalid_argument("the content is an empty array");
+            } else {
+                throw std::invalid_argument("the content is not a JSON object");
+            }
         } catch (const Poco::Exception& e) {
             return core::SendResult::fail("worklist: the content is not JSON (" + e.displayText() +
                                           "); a transformer should return the item as a table of DICOM keywords");
-        }
-        if (!obj)
-            return core::SendResult::fail("worklist: the content is not a JSON object; a transformer should return "
-                                          "the item as a table of DICOM keywords");
-        std::string action = "upsert";
-        if (obj->has("action")) {
-            Poco::Dynamic::Var a = obj->get("action");
-            if (!a.isString()) return core::SendResult::fail("worklist: \"action\" must be a string");
-            action = a.convert<std::string>();
+        } catch (const std::invalid_argument& e) {
+            return core::SendResult::fail(std::string("worklist: ") + e.what());
         }
         store::WorklistStore& wl = engine_->worklist();
+        // Applied in order; a retry after a busy database repeats them, which is
+        // harmless (upserts find their item, status changes are idempotent).
+        std::string response;
         try {
-            if (action == "upsert") {
-                auto item = dicom::worklistItemFromKeywords(m.content, {"action", "status"});
-                if (obj->has("status")) {
-                    auto st = store::parseWorklistStatus(obj->get("status").convert<std::string>());
-                    if (!st) return core::SendResult::fail("worklist: unknown status '" +
-                                                           obj->get("status").convert<std::string>() + "'");
-                    item.status = *st;
+            for (const auto& op : ops) {
+                if (!response.empty()) response += ",";
+                if (op.action == "upsert") {
+                    std::int64_t id = wl.upsert(op.item);
+                    response += "{\"action\":\"upsert\",\"id\":" + std::to_string(id) +
+                                ",\"AccessionNumber\":" + jsonString(op.item.accessionNumber) + "}";
+                } else {
+                    std::size_t n = wl.setStatus(op.key, op.status);
+                    response += "{\"action\":" + jsonString(op.action) + ",\"key\":" + jsonString(op.key) +
+                                ",\"changed\":" + std::to_string(n) + "}";
                 }
-                std::int64_t id = wl.upsert(item);
-                return core::SendResult::ok("{\"action\":\"upsert\",\"id\":" + std::to_string(id) +
-                                            ",\"AccessionNumber\":" + jsonString(item.accessionNumber) + "}");
             }
-            auto status = statusOfAction(action);
-            if (!status)
-                return core::SendResult::fail("worklist: unknown action '" + action +
-                                              "' (upsert, cancel, complete, discontinue, in_progress, schedule)");
-            std::string key;
-            for (const char* k : {"AccessionNumber", "StudyInstanceUID"}) {
-                if (!obj->has(k)) continue;
-                Poco::Dynamic::Var v = obj->get(k);
-                if (!v.isString() && !v.isNumeric()) continue;
-                key = v.convert<std::string>();
-                if (!key.empty()) break;
-            }
-            if (key.empty())
-                return core::SendResult::fail("worklist: action '" + action +
-                                              "' needs an AccessionNumber or a StudyInstanceUID");
-            std::size_t n = wl.setStatus(key, *status);
-            return core::SendResult::ok("{\"action\":" + jsonString(action) + ",\"key\":" + jsonString(key) +
-                                        ",\"changed\":" + std::to_string(n) + "}");
         } catch (const store::WorklistBusyError& e) {
             return core::SendResult::retry(e.what());
         } catch (const std::invalid_argument& e) {
             return core::SendResult::fail(std::string("worklist: ") + e.what());
-        } catch (const Poco::Exception& e) {
-            return core::SendResult::fail("worklist: " + e.displayText());
         } catch (const std::exception& e) {
             return core::SendResult::retry(std::string("worklist: ") + e.what());
         }
+        return core::SendResult::ok(ops.size() == 1 ? response : "[" + response + "]");
     }
 
     std::string describe() const override { return "worklist"; }

@@ -6,6 +6,8 @@
 
 #include <unistd.h>
 
+#include <future>
+
 #include "connectors/mllp/client.h"
 #include "engine/config/node.h"
 #include "engine/core/engine.h"
@@ -146,6 +148,9 @@ function to_item(msg)
   if kind == "NOKEY" then return {PatientID = "P1"} end
   if kind == "BADACTION" then return {action = "explode", AccessionNumber = "X1"} end
   if kind == "NOTJSON" then return "just text" end
+  if kind == "HALFBAD" then
+    return {{AccessionNumber = "OK1"}, {AccessionNumber = "BAD2", Modalty = "CT"}}
+  end
   -- the script itself schedules an item, then asks the destination to start it
   local id = worklist.upsert{AccessionNumber = "LUA1", PatientID = msg:get("PID-3.1"),
                              ScheduledProcedureStepSequence = {{Modality = "US"}}}
@@ -172,13 +177,13 @@ destinations:
     mllp::ClientOptions o;
     o.port = port;
     o.responseTimeout = std::chrono::seconds(10);
-    for (const char* id : {"BADKEY", "NOKEY", "BADACTION", "NOTJSON", "GOOD"}) {
+    for (const char* id : {"BADKEY", "NOKEY", "BADACTION", "NOTJSON", "HALFBAD", "GOOD"}) {
         mllp::Client c(o);
         auto r = c.send(withId(id));
         REQUIRE(r.ok());
     }
     REQUIRE(eventually([&] {
-        return countStatus(engine, "wl", store::Status::Error) == 4 && countStatus(engine, "wl", store::Status::Sent) == 1;
+        return countStatus(engine, "wl", store::Status::Error) == 5 && countStatus(engine, "wl", store::Status::Sent) == 1;
     }));
     engine.store().flush();
     store::SearchQuery q;
@@ -186,7 +191,7 @@ destinations:
     q.status = store::Status::Error;
     std::string errors;
     auto failed = engine.store().search(q);
-    CHECK(failed.size() == 4);
+    CHECK(failed.size() == 5);
     for (const auto& m : failed) {
         auto detail = engine.store().get(m.id);
         REQUIRE(detail);
@@ -200,6 +205,7 @@ destinations:
     CHECK(has(errors, "needs an AccessionNumber or a StudyInstanceUID"));
     CHECK(has(errors, "unknown action 'explode'"));
     CHECK(has(errors, "the content is not JSON"));
+    CHECK(has(errors, "item 2: Modalty: unknown DICOM keyword 'Modalty'"));  // and item 1 was not written
     CHECK(engine.worklist().count() == 1);
     store::WorklistFilter f;
     f.accessionNumber = "LUA1";
@@ -208,4 +214,43 @@ destinations:
     CHECK(items[0].status == store::WorklistStatus::InProgress);
     CHECK(items[0].patientId == "MRN482913");
     CHECK(items[0].modality == "US");
+}
+
+TEST_CASE("ris-worklist: a message with two orders gives two items", "[core][worklist]") {
+    TempDir dir;
+    core::Engine engine(wlOptions(dir));
+    auto ch = core::parseChannelFile(kSource + "/channels/ris-worklist.yaml", kSource);
+    // Submitted in-process (no listener needed): the shipped file, its port left unused.
+    ch.sourceType = "channel";
+    ch.sourceSettings = config::loadYamlString("type: channel", "inline.yaml");
+    engine.addChannel(std::move(ch));
+    engine.start();
+    hl7::Message m = hl7::Message::parseOrThrow(readFile(kSource + "/samples/hl7/orm_o01_nw.hl7"));
+    std::string text = m.serialize();
+    // A second order (ORC/OBR) for the same patient, its own accession and study.
+    text += "ORC|NW|ORD778813|ACC20261123003||SC||^^^20261123110000^^R\r"
+            "OBR|1|ORD778813|ACC20261123003|CTABD^CT Abdomen^L|||20261123081400|||||||||1234^WELBY^MARCUS^J^^DR||"
+            "ACC20261123003|RP77881301|SPS7788130101||||CT|||^^^20261123110000^^R\r"
+            "ZDS|1.2.826.0.1.3680043.10.1001.20261123.3^JUNCTION^Application^DICOM\r";
+    // Two ZDS now: one per order.
+    std::promise<core::SubmitResult> done;
+    REQUIRE(engine.submitTo("ris-worklist", core::Inbound{text, "test"}, [&](core::SubmitResult r) { done.set_value(r); }));
+    REQUIRE(done.get_future().get().accepted);
+    store::WorklistStore& wl = engine.worklist();
+    REQUIRE(eventually([&] { return wl.count() == 2; }));
+    store::WorklistFilter f;
+    f.accessionNumber = "ACC20261123003";
+    auto second = wl.find(f);
+    REQUIRE(second.size() == 1);
+    CHECK(second[0].requestedProcedureId == "RP77881301");
+    CHECK(second[0].studyInstanceUid == "1.2.826.0.1.3680043.10.1001.20261123.3");
+    CHECK(second[0].spsStartTime == "110000");
+    CHECK(second[0].patientId == "MRN482913");
+    CHECK(has(second[0].dataset, "CT Abdomen"));
+    f.accessionNumber = "ACC20261123001";
+    auto first = wl.find(f);
+    REQUIRE(first.size() == 1);
+    CHECK(first[0].studyInstanceUid == "1.2.826.0.1.3680043.10.1001.20261123.1");
+    CHECK(first[0].spsStartTime == "093000");
+    CHECK(has(first[0].dataset, "CT Chest without contrast"));
 }

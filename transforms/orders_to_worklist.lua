@@ -157,8 +157,12 @@ local SC_ACTIONS = { IP = "in_progress", CM = "complete", CA = "cancel", DC = "d
 -- What one order asks of the worklist, or nil.
 local function for_order(get)
   local control = get("ORC-1")
-  if control == "NW" or control == "XO" then
-    return item(get)
+  if control == "NW" then
+    local it = item(get)
+    it.status = "SCHEDULED"  -- a new order (again): scheduled, even if it was cancelled
+    return it
+  elseif control == "XO" then
+    return item(get)         -- an update: a step in progress stays in progress
   elseif control == "CA" or control == "DC" or control == "OC" then
     return change(get, "cancel")
   elseif control == "SC" then

@@ -87,6 +87,8 @@ Operation operationOf(const Poco::JSON::Object::Ptr& obj, const std::string& jso
             auto parsed = store::parseWorklistStatus(st);
             if (!parsed) throw std::invalid_argument(where + "unknown status '" + st + "'");
             op.item.status = *parsed;
+        } else {
+            op.item.keepStatus = true;  // an update does not undo a step in progress
         }
         return op;
     }

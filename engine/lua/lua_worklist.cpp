@@ -40,8 +40,10 @@ int upsertL(lua_State* L) {
     lua_settop(L, 1);
     return protect(L, [&] {
         store::WorklistStatus status = store::WorklistStatus::Scheduled;
+        bool keepStatus = true;  // without `status`, an existing item keeps its own
         lua_getfield(L, 1, "status");
         if (!lua_isnil(L, -1)) {
+            keepStatus = false;
             std::string s = stringField(L, "worklist.upsert", "status");
             auto st = store::parseWorklistStatus(s);
             if (!st)
@@ -58,6 +60,7 @@ int upsertL(lua_State* L) {
             throw LuaError(std::string("worklist.upsert: ") + e.what());
         }
         item.status = status;
+        item.keepStatus = keepStatus;
         std::int64_t id;
         try {
             id = wl.upsert(item);

@@ -34,6 +34,9 @@ struct WorklistItem {
     std::string requestedProcedureId;   // (0040,1001)
     std::string studyInstanceUid;       // (0020,000D)
     WorklistStatus status = WorklistStatus::Scheduled;
+    // upsert: an existing item keeps its status (only a new one gets `status`),
+    // so that an order update does not undo a step already in progress.
+    bool keepStatus = false;
     // The whole item as DICOM JSON: {"00100020":{"vr":"LO","Value":["123"]}, ...}
     // including ScheduledProcedureStepSequence (0040,0100).
     std::string dataset;
@@ -65,7 +68,8 @@ public:
     // Insert or update. An existing item is the one with the same
     // AccessionNumber and RequestedProcedureID (or, without an accession
     // number, the same StudyInstanceUID). The stored status becomes
-    // item.status. Returns the item's id. Throws
+    // item.status (unless item.keepStatus and the item exists). Returns the
+    // item's id. Throws
     // std::invalid_argument when the item has neither accession number nor
     // study instance UID, std::runtime_error on store failure.
     virtual std::int64_t upsert(const WorklistItem& item) = 0;

@@ -98,13 +98,15 @@ TEST_CASE("ris-worklist: NW creates, XO updates, CA cancels, OMI^O23 creates", "
                           R"("00400003":{"vr":"TM","Value":["093000"]},)"));
     CHECK(has(ct.dataset, R"("00400009":{"vr":"SH","Value":["SPS7788120101"]})"));
 
-    // XO: the same item (accession + requested procedure) changes.
+    // XO: the same item (accession + requested procedure) changes; a step
+    // already in progress stays in progress.
+    REQUIRE(wl.setStatus("ACC20261123001", store::WorklistStatus::InProgress) == 1);
     CHECK(sendOrder(port, "orm_o01_xo.hl7") == "AA");
     REQUIRE(eventually([&] { return has(wl.get(ct.id)->dataset, "CTCHESTC"); }));
     CHECK(wl.count() == 1);
     auto updated = wl.get(ct.id);
     CHECK(has(updated->dataset, R"("00321060":{"vr":"LO","Value":["CT Chest with contrast"]})"));
-    CHECK(updated->status == store::WorklistStatus::Scheduled);
+    CHECK(updated->status == store::WorklistStatus::InProgress);
 
     // OMI^O23: a second item, keys from IPC and TQ1.
     CHECK(sendOrder(port, "omi_o23.hl7") == "AA");
@@ -128,7 +130,14 @@ TEST_CASE("ris-worklist: NW creates, XO updates, CA cancels, OMI^O23 creates", "
     REQUIRE(open.size() == 1);
     CHECK(open[0].accessionNumber == "ACC20261123002");
 
-    REQUIRE(eventually([&] { return countStatus(engine, "ris-worklist", store::Status::Sent) == 4; }));
+    // NW again: the cancelled order is scheduled again (same item).
+    CHECK(sendOrder(port, "orm_o01_nw.hl7") == "AA");
+    REQUIRE(eventually([&] { return wl.get(ct.id)->status == store::WorklistStatus::Scheduled; }));
+    CHECK(wl.count() == 2);
+    CHECK(has(wl.get(ct.id)->dataset, "CT Chest without contrast"));
+    REQUIRE(wl.setStatus("ACC20261123001", store::WorklistStatus::Cancelled) == 1);
+
+    REQUIRE(eventually([&] { return countStatus(engine, "ris-worklist", store::Status::Sent) == 5; }));
     CHECK(countStatus(engine, "ris-worklist", store::Status::Error) == 0);
     engine.stop();
 

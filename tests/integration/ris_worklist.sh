@@ -32,6 +32,7 @@ PY
 run orm_o01_nw
 check orm_o01_nw '
 assert "action" not in d, d
+assert d["status"] == "SCHEDULED"
 assert d["PatientID"] == "MRN482913" and d["IssuerOfPatientID"] == "CITYHOSP"
 assert d["PatientName"] == "DOE^JANE^MARIE^MRS", d["PatientName"]
 assert d["PatientBirthDate"] == "19770101" and d["PatientSex"] == "F"
@@ -51,7 +52,7 @@ assert s["ScheduledProcedureStepStartDate"] == "20261123" and s["ScheduledProced
 
 run orm_o01_xo
 check orm_o01_xo '
-assert "action" not in d
+assert "action" not in d and "status" not in d
 assert d["AccessionNumber"] == "ACC20261123001" and d["RequestedProcedureID"] == "RP77881201"
 assert d["RequestedProcedureCodeSequence"][0]["CodeValue"] == "CTCHESTC"
 assert d["RequestedProcedureDescription"] == "CT Chest with contrast"

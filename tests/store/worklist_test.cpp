@@ -128,11 +128,27 @@ TEST_CASE("worklist upsert: identity by accession + requested procedure, else st
     CHECK(wl->upsert(noAcc) == id3);
     CHECK(wl->get(id3)->status == WorklistStatus::Scheduled);
 
+    // keepStatus: an existing item keeps its status; a new one gets `status`.
+    REQUIRE(wl->setStatus("1.2.840.99.1", WorklistStatus::InProgress) == 1);
+    auto keep = noAcc;
+    keep.patientName = "NOBODY^Z";
+    keep.keepStatus = true;
+    keep.status = WorklistStatus::Scheduled;
+    CHECK(wl->upsert(keep) == id3);
+    CHECK(wl->get(id3)->status == WorklistStatus::InProgress);
+    CHECK(wl->get(id3)->patientName == "NOBODY^Z");
+    auto fresh = item("ACC-NEW", "RP1", "P8", "NEW^ONE", "CT", "", "");
+    fresh.keepStatus = true;
+    fresh.status = WorklistStatus::Scheduled;
+    std::int64_t id4 = wl->upsert(fresh);
+    CHECK(wl->get(id4)->status == WorklistStatus::Scheduled);
+    CHECK(wl->count() == 4);
+
     // Neither key: rejected.
     auto none = item("", "", "P0", "X", "CT", "", "");
     none.studyInstanceUid.clear();
     CHECK_THROWS_AS(wl->upsert(none), std::invalid_argument);
-    CHECK(wl->count() == 3);
+    CHECK(wl->count() == 4);
     CHECK_FALSE(wl->get(9999));
 }
 

@@ -227,6 +227,10 @@ public:
                            "UPDATE worklist SET patient_id=?, patient_name=?, accession_number=?, modality=?, "
                            "station_ae=?, sps_start_date=?, sps_start_time=?, requested_procedure_id=?, "
                            "study_instance_uid=?, status=?, dataset=?, updated_at=? WHERE id=?");
+            updateKeep_ = Stmt(wdb_,
+                               "UPDATE worklist SET patient_id=?, patient_name=?, accession_number=?, modality=?, "
+                               "station_ae=?, sps_start_date=?, sps_start_time=?, requested_procedure_id=?, "
+                               "study_instance_uid=?, dataset=?, updated_at=? WHERE id=?");
             setStatus_ = Stmt(wdb_,
                               "UPDATE worklist SET status=?, updated_at=? WHERE (accession_number = ? OR "
                               "study_instance_uid = ?) AND status <> ?");
@@ -247,6 +251,7 @@ public:
         byUid_.reset();
         insert_.reset();
         update_.reset();
+        updateKeep_.reset();
         setStatus_.reset();
         if (rdb_) sqlite3_close_v2(rdb_);
         if (wdb_) sqlite3_close_v2(wdb_);
@@ -350,12 +355,17 @@ private:
             u.text(1, item.studyInstanceUid);
             if (u.step()) id = u.int64(0);
         }
-        Use u(id ? update_ : insert_);
+        bool keep = id && item.keepStatus;
+        Use u(keep ? updateKeep_ : id ? update_ : insert_);
         u.text(1, item.patientId).text(2, item.patientName).text(3, item.accessionNumber);
         u.text(4, item.modality).text(5, item.stationAeTitle).text(6, item.spsStartDate);
         u.text(7, item.spsStartTime).text(8, item.requestedProcedureId).text(9, item.studyInstanceUid);
-        u.text(10, toString(item.status)).text(11, item.dataset).int64(12, now);
-        if (id) u.int64(13, id);
+        if (keep) {
+            u.text(10, item.dataset).int64(11, now).int64(12, id);
+        } else {
+            u.text(10, toString(item.status)).text(11, item.dataset).int64(12, now);
+            if (id) u.int64(13, id);
+        }
         u.run();
         return id ? id : sqlite3_last_insert_rowid(wdb_);
     }
@@ -383,7 +393,7 @@ private:
     sqlite3* wdb_ = nullptr;
     sqlite3* rdb_ = nullptr;
     std::mutex wmu_, rmu_;
-    Stmt byKey_, byUid_, insert_, update_, setStatus_;
+    Stmt byKey_, byUid_, insert_, update_, updateKeep_, setStatus_;
     Stmt get_, count_;
     std::map<std::string, Stmt> readCache_;
 };

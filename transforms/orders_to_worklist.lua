@@ -8,7 +8,8 @@
 --   OBR-19 or IPC-2         RequestedProcedureID
 --   OBR-4                   RequestedProcedureDescription (OBR-4.2) and
 --                           RequestedProcedureCodeSequence (OBR-4.1, OBR-4.3, OBR-4.2)
---   ZDS-1 or IPC-3          StudyInstanceUID (a new UID when the order has none)
+--   ZDS-1 or IPC-3          StudyInstanceUID (a new UID when a new order has none;
+--                           an update without one keeps the item's)
 --   OBR-16 or PV1-8 (XCN)   ReferringPhysicianName
 --   OBR-20 or IPC-4         ScheduledProcedureStepID
 --   IPC-5 or OBR-24         Modality
@@ -100,7 +101,9 @@ local function keys(get)
   return first_nonempty(get, "OBR-18", "IPC-1.1"), first_nonempty(get, "ZDS-1.1", "IPC-3.1")
 end
 
-local function item(get)
+-- `new_order`: a study UID is made up when the order has none; an update
+-- without one leaves it out and the worklist destination keeps the item's UID.
+local function item(get, new_order)
   local accession, uid = keys(get)
   -- TQ1-7 (v2.5) or the start of OBR-27 timing/quantity (v2.3): YYYYMMDD[HHMM[SS]]
   local start = first_nonempty(get, "TQ1-7.1", "OBR-27.4.1")
@@ -121,7 +124,7 @@ local function item(get)
     AccessionNumber = accession,
     RequestedProcedureID = first_nonempty(get, "OBR-19", "IPC-2.1"),
     RequestedProcedureDescription = description,
-    StudyInstanceUID = uid ~= "" and uid or dicom.uid(),
+    StudyInstanceUID = uid ~= "" and uid or (new_order and dicom.uid() or nil),
     ReferringPhysicianName = referring,
     PlacerOrderNumberImagingServiceRequest = get("ORC-2.1"),
     FillerOrderNumberImagingServiceRequest = get("ORC-3.1"),
@@ -158,7 +161,7 @@ local SC_ACTIONS = { IP = "in_progress", CM = "complete", CA = "cancel", DC = "d
 local function for_order(get)
   local control = get("ORC-1")
   if control == "NW" then
-    local it = item(get)
+    local it = item(get, true)
     it.status = "SCHEDULED"  -- a new order (again): scheduled, even if it was cancelled
     return it
   elseif control == "XO" then

@@ -61,6 +61,7 @@ std::optional<store::WorklistStatus> statusOfAction(const std::string& action) {
 struct Operation {
     std::string action;  // "upsert" or a status action
     store::WorklistItem item;
+    Poco::JSON::Object::Ptr content;  // upsert without StudyInstanceUID: completed before writing
     std::string key;     // status actions: AccessionNumber or StudyInstanceUID
     store::WorklistStatus status = store::WorklistStatus::Scheduled;
 };
@@ -82,6 +83,7 @@ Operation operationOf(const Poco::JSON::Object::Ptr& obj, const std::string& jso
         }
         if (op.item.accessionNumber.empty() && op.item.studyInstanceUid.empty())
             throw std::invalid_argument(where + "a worklist item needs an AccessionNumber or a StudyInstanceUID");
+        if (op.item.studyInstanceUid.empty()) op.content = obj;
         if (obj->has("status")) {
             std::string st = obj->get("status").convert<std::string>();
             auto parsed = store::parseWorklistStatus(st);
@@ -107,6 +109,31 @@ Operation operationOf(const Poco::JSON::Object::Ptr& obj, const std::string& jso
     if (op.key.empty())
         throw std::invalid_argument(where + "action '" + op.action + "' needs an AccessionNumber or a StudyInstanceUID");
     return op;
+}
+
+// An item without StudyInstanceUID keeps the one of the item it updates (the
+// same AccessionNumber and RequestedProcedureID), or gets a new one: an order
+// update that does not repeat the UID must not change the study.
+store::WorklistItem withStudyUid(store::WorklistStore& wl, const Operation& op) {
+    std::string uid;
+    store::WorklistFilter f;
+    f.accessionNumber = op.item.accessionNumber;
+    f.includeFinished = true;
+    for (const auto& existing : wl.find(f))
+        if (existing.accessionNumber == op.item.accessionNumber &&
+            existing.requestedProcedureId == op.item.requestedProcedureId && !existing.studyInstanceUid.empty()) {
+            uid = existing.studyInstanceUid;
+            break;
+        }
+    if (uid.empty()) uid = dicom::newUid();
+    Poco::JSON::Object copy(*op.content);
+    copy.set("StudyInstanceUID", uid);
+    std::ostringstream json;
+    copy.stringify(json);
+    store::WorklistItem item = dicom::worklistItemFromKeywords(json.str(), {"action", "status"});
+    item.status = op.item.status;
+    item.keepStatus = op.item.keepStatus;
+    return item;
 }
 
 class WorklistDestination : public core::Destination {
@@ -150,7 +177,7 @@ public:
             for (const auto& op : ops) {
                 if (!response.empty()) response += ",";
                 if (op.action == "upsert") {
-                    std::int64_t id = wl.upsert(op.item);
+                    std::int64_t id = wl.upsert(op.content ? withStudyUid(wl, op) : op.item);
                     response += "{\"action\":\"upsert\",\"id\":" + std::to_string(id) +
                                 ",\"AccessionNumber\":" + jsonString(op.item.accessionNumber) + "}";
                 } else {

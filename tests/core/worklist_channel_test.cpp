@@ -263,3 +263,45 @@ TEST_CASE("ris-worklist: a message with two orders gives two items", "[core][wor
     CHECK(first[0].spsStartTime == "093000");
     CHECK(has(first[0].dataset, "CT Chest without contrast"));
 }
+
+TEST_CASE("ris-worklist: an order without study UID gets one, and its update keeps it", "[core][worklist]") {
+    TempDir dir;
+    core::Engine engine(wlOptions(dir));
+    auto ch = core::parseChannelFile(kSource + "/channels/ris-worklist.yaml", kSource);
+    ch.sourceType = "channel";
+    ch.sourceSettings = config::loadYamlString("type: channel", "inline.yaml");
+    engine.addChannel(std::move(ch));
+    engine.start();
+    auto submit = [&](const std::string& sample) {
+        // the sample without its ZDS segment (the study UID)
+        std::string all = hl7::Message::parseOrThrow(readFile(kSource + "/samples/hl7/" + sample)).serialize();
+        std::string text;
+        std::size_t start = 0;
+        while (start < all.size()) {
+            std::size_t end = all.find('\r', start);
+            if (end == std::string::npos) end = all.size();
+            std::string segment = all.substr(start, end - start);
+            if (!segment.empty() && segment.rfind("ZDS", 0) != 0) text += segment + "\r";
+            start = end + 1;
+        }
+        REQUIRE(text.find("ZDS") == std::string::npos);
+        std::promise<core::SubmitResult> done;
+        REQUIRE(engine.submitTo("ris-worklist", core::Inbound{text, "test"},
+                                [&](core::SubmitResult r) { done.set_value(r); }));
+        REQUIRE(done.get_future().get().accepted);
+    };
+    store::WorklistStore& wl = engine.worklist();
+    submit("orm_o01_nw.hl7");
+    REQUIRE(eventually([&] { return wl.count() == 1; }));
+    auto created = wl.find({});
+    REQUIRE(created.size() == 1);
+    std::string uid = created[0].studyInstanceUid;
+    CHECK(uid.rfind("2.25.", 0) == 0);
+    CHECK(has(created[0].dataset, R"("0020000D":{"vr":"UI","Value":[")" + uid + "\"]}"));
+    submit("orm_o01_xo.hl7");
+    REQUIRE(eventually([&] { return has(wl.get(created[0].id)->dataset, "CTCHESTC"); }));
+    auto updated = wl.get(created[0].id);
+    CHECK(updated->studyInstanceUid == uid);
+    CHECK(has(updated->dataset, R"("0020000D":{"vr":"UI","Value":[")" + uid + "\"]}"));
+    CHECK(wl.count() == 1);
+}

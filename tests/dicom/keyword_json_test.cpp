@@ -46,6 +46,11 @@ TEST_CASE("numbers, multiple values, empty values, PN groups, binary", "[dicom][
           R"({"00080050":{"vr":"SH","Value":["A1"]}})");
     CHECK(dicom::tagOfKeyword("PatientName") == "(0010,0010)");
     CHECK(dicom::tagOfKeyword("NoSuchKeyword").empty());
+    std::string uid = dicom::newUid();
+    CHECK(uid.rfind("2.25.", 0) == 0);
+    CHECK(uid.size() <= 64);
+    CHECK(uid.find_first_not_of("0123456789.") == std::string::npos);
+    CHECK(dicom::newUid() != uid);
 }
 
 TEST_CASE("bad keyword tables get clear errors", "[dicom][json]") {

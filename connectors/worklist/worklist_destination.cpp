@@ -85,6 +85,7 @@ Operation operationOf(const Poco::JSON::Object::Ptr& obj, const std::string& jso
             throw std::invalid_argument(where + "a worklist item needs an AccessionNumber or a StudyInstanceUID");
         if (op.item.studyInstanceUid.empty()) op.content = obj;
         if (obj->has("status")) {
+            if (!obj->get("status").isString()) throw std::invalid_argument(where + "\"status\" must be a string");
             std::string st = obj->get("status").convert<std::string>();
             auto parsed = store::parseWorklistStatus(st);
             if (!parsed) throw std::invalid_argument(where + "unknown status '" + st + "'");

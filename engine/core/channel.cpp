@@ -30,7 +30,7 @@ Channel::Channel(ChannelConfig config, Engine& engine)
       engine_(engine),
       store_(engine.store()),
       channelMap_(std::make_shared<lua::SharedMap>()),
-      pipeline_(config_, channelMap_, engine.globalMap()) {}
+      pipeline_(config_, channelMap_, engine.globalMap(), &engine.worklist()) {}
 
 Channel::~Channel() { stop(); }
 

@@ -39,11 +39,14 @@ Engine::Engine(EngineOptions options)
     if (options_.config.store.type != "sqlite")
         throw std::runtime_error("store type '" + options_.config.store.type + "' is not available in this build");
     store_ = store::openSqliteStore(options_.config.store.path, options_.store);
+    worklist_ = store::openSqliteWorklist(options_.config.store.path, options_.store.synchronousFull);
 }
 
 Engine::~Engine() { stop(); }
 
 store::MessageStore& Engine::store() { return *store_; }
+
+store::WorklistStore& Engine::worklist() { return *worklist_; }
 
 Channel* Engine::find(const std::string& name) const {
     auto it = channels_.find(name);

@@ -17,6 +17,7 @@
 #include "engine/core/stats.h"
 #include "engine/lua/script.h"
 #include "engine/store/message_store.h"
+#include "engine/store/worklist_store.h"
 
 namespace junction::core {
 
@@ -97,6 +98,8 @@ public:
     std::uint64_t pruneNow();
 
     store::MessageStore& store();
+    // The modality worklist, in the same database file as the message store.
+    store::WorklistStore& worklist();
     const EngineOptions& options() const { return options_; }
     std::shared_ptr<lua::SharedMap> globalMap() const { return globalMap_; }
 
@@ -104,6 +107,7 @@ private:
     Channel* find(const std::string& name) const;
     EngineOptions options_;
     std::unique_ptr<store::MessageStore> store_;
+    std::unique_ptr<store::WorklistStore> worklist_;
     std::shared_ptr<lua::SharedMap> globalMap_;
     mutable std::recursive_mutex mutex_;
     std::map<std::string, std::shared_ptr<Channel>> channels_;  // shared: a hand-off in progress keeps its target alive

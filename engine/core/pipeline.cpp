@@ -39,8 +39,8 @@ store::Metadata metadataOf(const lua::Payload& payload) {
 }
 
 Pipeline::Pipeline(const ChannelConfig& config, std::shared_ptr<lua::SharedMap> channelMap,
-                   std::shared_ptr<lua::SharedMap> globalMap)
-    : config_(config), channelMap_(std::move(channelMap)), globalMap_(std::move(globalMap)) {}
+                   std::shared_ptr<lua::SharedMap> globalMap, store::WorklistStore* worklist)
+    : config_(config), channelMap_(std::move(channelMap)), globalMap_(std::move(globalMap)), worklist_(worklist) {}
 
 lua::Invocation Pipeline::invocation(lua::Payload& message, const std::string& destination,
                                      const std::shared_ptr<lua::SharedMap>& responseMap) const {
@@ -51,6 +51,7 @@ lua::Invocation Pipeline::invocation(lua::Payload& message, const std::string& d
     inv.channelMap = channelMap_;
     inv.globalMap = globalMap_;
     inv.responseMap = responseMap;
+    inv.worklist = worklist_;
     return inv;
 }
 

@@ -11,6 +11,7 @@
 #include "engine/core/channel_config.h"
 #include "engine/lua/script.h"
 #include "engine/store/message_store.h"
+#include "engine/store/worklist_store.h"
 
 namespace junction::core {
 
@@ -43,8 +44,10 @@ store::Metadata metadataOf(const lua::Payload& payload);
 
 class Pipeline {
 public:
+    // `worklist` is handed to every script call (the Lua worklist module); null
+    // where there is none (a dry run).
     Pipeline(const ChannelConfig& config, std::shared_ptr<lua::SharedMap> channelMap,
-             std::shared_ptr<lua::SharedMap> globalMap);
+             std::shared_ptr<lua::SharedMap> globalMap, store::WorklistStore* worklist = nullptr);
 
     // Runs the channel's scripts on `message` (edited in place) with `runtime`
     // (null when the channel has no script).
@@ -75,6 +78,7 @@ private:
                                const std::shared_ptr<lua::SharedMap>& responseMap) const;
     const ChannelConfig& config_;
     std::shared_ptr<lua::SharedMap> channelMap_, globalMap_;
+    store::WorklistStore* worklist_ = nullptr;
 };
 
 }  // namespace junction::core

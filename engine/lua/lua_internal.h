@@ -1,6 +1,6 @@
 // Internal to engine/lua: the runtime state shared by the Lua modules
 // (script_runtime.cpp, lua_hl7.cpp, lua_json.cpp, lua_xml.cpp, shared_map.cpp,
-// lua_util.cpp). Not included outside engine/lua.
+// lua_util.cpp, lua_worklist.cpp). Not included outside engine/lua.
 //
 // Error discipline: the Debian Lua library is built as C, so a Lua error is a
 // longjmp. A longjmp must never cross a C++ frame that owns objects with
@@ -126,6 +126,7 @@ void openJson(lua_State* L);    // json module
 void openXml(lua_State* L);     // xml module
 void openMaps(lua_State* L);    // maps.channel/global/response
 void openUtil(lua_State* L);    // uuid, now, dicom.uid, log, route, filter, ack
+void openWorklist(lua_State* L);  // worklist.upsert/complete/cancel/set_status/find
 
 // --- hl7 glue for the runtime (lua_hl7.cpp)
 // Creates the reusable msg userdata, anchors it in the registry (*ref) and

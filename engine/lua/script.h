@@ -16,6 +16,10 @@
 
 #include "engine/hl7/message.h"
 
+namespace junction::store {
+class WorklistStore;
+}
+
 namespace junction::lua {
 
 enum class DataType { Hl7v2, Json, Xml, Raw };
@@ -70,6 +74,9 @@ struct Invocation {
     // maps.response: per message, filled by scripts and the engine (destination
     // name → response text); survives across the calls of one message.
     std::shared_ptr<SharedMap> responseMap;
+    // The engine's modality worklist for the worklist module (null: its
+    // functions raise an error).
+    store::WorklistStore* worklist = nullptr;
 
     // Decisions made by the script.
     bool routed = false;                  // route(...) was called

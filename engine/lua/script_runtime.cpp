@@ -342,6 +342,7 @@ int setup(lua_State* L) {
     openXml(L);
     openMaps(L);
     openUtil(L);
+    openWorklist(L);
 
     Impl& s = runtime(L);
     s.boundMsg = newBoundMessage(L, &s.msgRef);

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,6 +34,9 @@ struct WorklistItem {
     std::string requestedProcedureId;   // (0040,1001)
     std::string studyInstanceUid;       // (0020,000D)
     WorklistStatus status = WorklistStatus::Scheduled;
+    // upsert: an existing item keeps its status (only a new one gets `status`),
+    // so that an order update does not undo a step already in progress.
+    bool keepStatus = false;
     // The whole item as DICOM JSON: {"00100020":{"vr":"LO","Value":["123"]}, ...}
     // including ScheduledProcedureStepSequence (0040,0100).
     std::string dataset;
@@ -52,25 +56,52 @@ struct WorklistFilter {
     std::size_t limit = 0;         // 0 = no limit
 };
 
+// The database stayed locked (busy) past the store's timeout: the operation
+// may succeed when tried again later.
+struct WorklistBusyError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
 class WorklistStore {
 public:
     virtual ~WorklistStore() = default;
     // Insert or update. An existing item is the one with the same
     // AccessionNumber and RequestedProcedureID (or, without an accession
-    // number, the same StudyInstanceUID). Returns the item's id. Throws
+    // number, the same StudyInstanceUID). The stored status becomes
+    // item.status (unless item.keepStatus and the item exists). Returns the
+    // item's id. Throws
     // std::invalid_argument when the item has neither accession number nor
     // study instance UID, std::runtime_error on store failure.
     virtual std::int64_t upsert(const WorklistItem& item) = 0;
+    // Upserts many items at once (one transaction where the store can);
+    // returns their ids in order. All or nothing: a bad item throws before any
+    // is written.
+    virtual std::vector<std::int64_t> upsertAll(const std::vector<WorklistItem>& items) {
+        std::vector<std::int64_t> ids;
+        ids.reserve(items.size());
+        for (const auto& it : items) ids.push_back(upsert(it));
+        return ids;
+    }
     // Set the status of every item whose AccessionNumber or StudyInstanceUID
-    // equals `key`; returns how many changed.
+    // equals `key`; returns how many changed. Throws std::invalid_argument for
+    // an empty key.
     virtual std::size_t setStatus(const std::string& key, WorklistStatus status) = 0;
+    // Items matching every filter value, by SPS start date and time, then id.
     virtual std::vector<WorklistItem> find(const WorklistFilter& filter) = 0;
     virtual std::optional<WorklistItem> get(std::int64_t id) = 0;
     virtual std::size_t count() = 0;
 };
 
 // The SQLite worklist, in the same database file as the message store (its own
-// connection; WAL lets both work side by side).
+// connection; WAL lets both work side by side). Safe for concurrent use.
+// Failures throw std::runtime_error; a database locked past the busy timeout
+// throws WorklistBusyError.
 std::unique_ptr<WorklistStore> openSqliteWorklist(const std::string& path);
+// Same; `synchronousFull` false trades power-loss durability of the last
+// changes for speed (like the message store's `sync: normal`);
+// `busyTimeoutMs` is how long a call waits for a lock held by another
+// connection before it throws WorklistBusyError.
+std::unique_ptr<WorklistStore> openSqliteWorklist(const std::string& path, bool synchronousFull,
+                                                  int busyTimeoutMs = 10000);
 
 }  // namespace junction::store

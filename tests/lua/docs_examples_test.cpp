@@ -1,10 +1,15 @@
 // Runs every ```lua block of docs/lua.md: each defines `function example(msg)`
 // and checks its own results with assert(). Also checks that every documented
-// API function has an example.
+// API function has an example. The worklist module works on a temporary SQLite
+// worklist.
 #include "tests/lua/lua_test_util.h"
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <unistd.h>
+
+#include "engine/store/worklist_store.h"
 
 using namespace junction::lua;
 using namespace junction::lua::test;
@@ -55,6 +60,7 @@ const std::vector<std::string> kApi = {
     "route(", "filter(", "ack(",
     "uuid()", "dicom.uid()", "now(",
     "require(", "load(",
+    "worklist.upsert", "worklist.find", "worklist.complete(", "worklist.cancel(", "worklist.set_status(",
 };
 
 }  // namespace
@@ -77,6 +83,19 @@ TEST_CASE("every lua example of docs/lua.md runs and passes", "[lua][docs]") {
         CHECK(found);
     }
 
+    // The worklist examples run against a real (temporary) SQLite worklist shared by all blocks.
+    char tmpl[] = "/tmp/junction-docs-worklist-XXXXXX";
+    REQUIRE(mkdtemp(tmpl) != nullptr);
+    const std::string wlDir = tmpl;
+    struct Cleanup {
+        std::string dir;
+        ~Cleanup() {
+            std::error_code ec;
+            std::filesystem::remove_all(dir, ec);
+        }
+    } cleanup{wlDir};
+    auto worklist = junction::store::openSqliteWorklist(wlDir + "/junction.db", false);
+
     // Chunks are named after a file in tests/lua/scripts so require() finds helpers.lua.
     const std::string chunk = std::string(JUNCTION_SOURCE_DIR) + "/tests/lua/scripts/docs_lua_md.lua";
     for (const auto& b : blocks) {
@@ -96,6 +115,7 @@ TEST_CASE("every lua example of docs/lua.md runs and passes", "[lua][docs]") {
         inv.channelMap = channel;
         inv.globalMap = global;
         inv.responseMap = response;
+        inv.worklist = worklist.get();
         CallResult r = rt->call("example", inv);
         INFO(r.error);
         CHECK(r.ok);

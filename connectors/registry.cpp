@@ -3,6 +3,7 @@
 #include <stdexcept>
 
 #include "connectors/builtin.h"
+#include "connectors/dicom/store_connectors.h"
 #include "engine/core/connector.h"
 
 namespace junction::core {
@@ -54,6 +55,8 @@ void registerBuiltinConnectors() {
         r.addDestination("file", connectors::fileDestinationFactory());
         r.addSource("channel", connectors::channelSourceFactory());
         r.addDestination("channel", connectors::channelDestinationFactory());
+        r.addSource("dicom", connectors::dicomSourceFactory());
+        r.addDestination("dicom", connectors::dicomDestinationFactory());
     });
 }
 

@@ -225,7 +225,8 @@ private:
         };
 
         DcmFileFormat file;
-        c = file.loadFileUntilTag(tmp.c_str(), EXS_Unknown, EGL_noChange, 4096, ERM_fileOnly, DCM_PixelData);
+        // The whole dataset is parsed (large values stay on disk), so a truncated one is noticed.
+        c = file.loadFile(tmp.c_str(), EXS_Unknown, EGL_noChange, 4096, ERM_fileOnly);
         if (c.bad()) return reject(STATUS_STORE_Error_CannotUnderstand, std::string("unreadable dataset: ") + c.text());
         DcmDataset* ds = file.getDataset();
         OFString study, series, instance, sopClass;

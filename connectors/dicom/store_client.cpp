@@ -16,6 +16,7 @@
 #include <dcmtk/dcmnet/dul.h>
 
 #include <netinet/in.h>
+#include <poll.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
@@ -140,7 +141,6 @@ public:
             failure = result(Kind::Retry, why);
             return false;
         }
-        ++opened_;
         int fd = detail::associationSocket(assoc);
         if (fd >= 0) {
             int one = 1;
@@ -153,6 +153,19 @@ public:
         std::lock_guard<std::mutex> lock(fdMutex_);
         fd_ = -1;
         if (a) fd_ = detail::associationSocket(a);
+    }
+
+    // An idle association has nothing to read unless the peer released,
+    // aborted or closed it.
+    bool peerSpoke() {
+        int fd;
+        {
+            std::lock_guard<std::mutex> lock(fdMutex_);
+            fd = fd_;
+        }
+        if (fd < 0) return true;
+        pollfd p{fd, POLLIN, 0};
+        return ::poll(&p, 1, 0) != 0;
     }
 
     void drop() {
@@ -177,6 +190,7 @@ public:
 
     bool connect(StoreSendResult& failure) {
         if (!open(wanted_, assoc_, failure)) return false;
+        ++opened_;
         proposed_.clear();
         for (const auto& [sop, xfers] : wanted_)
             for (const auto& ts : xfers) proposed_.insert({sop, ts});
@@ -206,7 +220,7 @@ public:
         bool tried = false;
         for (int round = 0; round < 2; ++round) {
             // A peer that released or aborted an idle association has data waiting.
-            if (assoc_ && ASC_dataWaiting(assoc_, 0)) drop();
+            if (assoc_ && peerSpoke()) drop();
             bool fresh = false;
             if (!assoc_ || !proposed_.count({sopClass, ts})) {
                 if (assoc_) close();

@@ -49,7 +49,7 @@ public:
     void abort();
 
     const StoreClientOptions& options() const;
-    // Associations opened so far (reuse is visible in tests).
+    // Storage associations opened so far (echo associations not counted).
     std::uint64_t associationsOpened() const;
 
     class Impl;

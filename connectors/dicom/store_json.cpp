@@ -46,7 +46,8 @@ bool isPixelTag(const DcmTagKey& t) {
 // Elements the JSON leaves out (and an edit never removes).
 bool omitted(DcmObject* obj) {
     DcmTagKey key = obj->getTag();
-    if (isPixelTag(key)) return true;
+    // Pixel data and whatever follows it (trailing padding ...) are never in the JSON.
+    if (isPixelTag(key) || !(key < DCM_PixelData)) return true;
     if (key.getGroup() == 0x0002) return true;
     if (obj->ident() == EVR_SQ) return false;
     return isBinaryVr(obj->ident()) && obj->getLength() > kMaxInlineBinaryBytes;
@@ -390,8 +391,7 @@ int applyJson(DcmItem& item, const std::string& json, std::string& error) {
 JsonResult datasetJsonFromFile(const std::string& path) {
     JsonResult r;
     DcmFileFormat file;
-    OFCondition c = file.loadFileUntilTag(path.c_str(), EXS_Unknown, EGL_noChange, DCM_MaxReadLength,
-                                          ERM_autoDetect, DCM_PixelData);
+    OFCondition c = file.loadFile(path.c_str(), EXS_Unknown, EGL_noChange, 4096, ERM_autoDetect);  // large values stay on disk
     if (c.bad()) {
         r.error = "cannot read " + path + ": " + c.text();
         return r;

@@ -18,7 +18,8 @@ struct JsonResult {
 JsonResult datasetJsonFromFile(const std::string& path);
 
 // Elements left out of the JSON (and never removed by an edit): pixel data
-// (7FE0,0008/0009/0010) and other binary values over 64 KiB.
+// (7FE0,0008/0009/0010) and what follows it (trailing padding), the file meta
+// group and other binary values over 64 KiB.
 constexpr std::size_t kMaxInlineBinaryBytes = 64 * 1024;
 
 struct EditResult {

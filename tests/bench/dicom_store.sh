@@ -7,6 +7,7 @@
 # TCP_NODELAY=1 so that DCMTK does not wait on delayed ACKs (see DESIGN.md).
 #   DICOM_BENCH_COUNT  instances (default 2000)
 #   DICOM_BENCH_PORT   first of two ports (default 28400)
+#   DICOM_BENCH_SYNC   Junction's store.sync: full (default) or normal
 #   JUNCTION_BIN       the junction binary (default build/engine/app/junction)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -53,9 +54,10 @@ wait_port "$P1"
 S1=$(send "$P1" SCP) || exit 1
 N1=$(ls "$T/scp" | wc -l)
 
-# Junction: dicom source on a channel with the default store (sync full), no destinations.
+# Junction: dicom source on a channel with the default store (sync full unless
+# DICOM_BENCH_SYNC says otherwise), no destinations.
 mkdir -p "$T/j/channels"
-printf 'store: { path: var/junction.db }\nadmin: { port: 0 }\n' > "$T/j/junction.yaml"
+printf 'store: { path: var/junction.db, sync: %s }\nadmin: { port: 0 }\n' "${DICOM_BENCH_SYNC:-full}" > "$T/j/junction.yaml"
 cat > "$T/j/channels/images.yaml" <<YAML
 channel: images
 source: { type: dicom, port: $P2, ae_title: JUNCTION }
@@ -72,5 +74,5 @@ N2=$(find "$T/j/var/dicom" -name '*.dcm' | wc -l)
 R1=$(echo "$COUNT / $S1" | bc -l)
 R2=$(echo "$COUNT / $S2" | bc -l)
 printf 'storescp:  %6.0f instances/s (%.2f s)\n' "$R1" "$S1"
-printf 'junction:  %6.0f instances/s (%.2f s, each instance fsynced and its message committed)\n' "$R2" "$S2"
+printf 'junction:  %6.0f instances/s (%.2f s, store sync %s: each instance fsynced and its message committed)\n' "$R2" "$S2" "${DICOM_BENCH_SYNC:-full}"
 printf 'ratio junction/storescp: %.2f\n' "$(echo "$R2 / $R1" | bc -l)"

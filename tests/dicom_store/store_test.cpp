@@ -344,6 +344,20 @@ TEST_CASE("dicom destination converts only when the peer needs it and it can") {
     CHECK(j2k.error.find("cannot convert") != std::string::npos);
 }
 
+TEST_CASE("A peer that refuses the association is retried later") {
+    const int port = 28443;
+    auto d = destination(port);
+    Process scp({"storescp", "-aet", "PACS", "--refuse", std::to_string(port)});
+    REQUIRE(eventually([&] {
+        auto r = d->echo();
+        return r.kind == core::SendResult::Kind::Retry && r.error.find("rejected") != std::string::npos;
+    }));
+    auto r = d->send(outbound(message(kSamples + "CT_small.dcm")));
+    CHECK(r.kind == core::SendResult::Kind::Retry);
+    CHECK(r.error.find("association rejected") != std::string::npos);
+    CHECK(d->associationsOpened() == 0);
+}
+
 TEST_CASE("Peer statuses map to Ok, Retry and Error; the source answers only after its handler") {
     Tmp t;
     const int port = 28442;

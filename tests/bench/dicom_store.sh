@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # C-STORE throughput: the same instances (copies of pydicom's CT_small.dcm,
 # 39 KB, each with a new SOP Instance UID) sent by storescu over one
-# association to DCMTK's storescp and to Junction's `dicom` source (a channel
+# association (or DICOM_BENCH_ASSOCS in parallel) to DCMTK's storescp and to Junction's `dicom` source (a channel
 # on the default store: every instance written, fsynced, renamed and its
 # message committed before the C-STORE response). storescu runs with
 # TCP_NODELAY=1 so that DCMTK does not wait on delayed ACKs (see DESIGN.md).
 #   DICOM_BENCH_COUNT  instances (default 2000)
 #   DICOM_BENCH_PORT   first of two ports (default 28400)
+#   DICOM_BENCH_ASSOCS parallel storescu processes (associations), default 1
 #   DICOM_BENCH_SYNC   Junction's store.sync: full (default) or normal
 #   JUNCTION_BIN       the junction binary (default build/engine/app/junction)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 JUNCTION="${JUNCTION_BIN:-${JUNCTION_BUILD_DIR:-$ROOT/build}/engine/app/junction}"
 COUNT="${DICOM_BENCH_COUNT:-2000}"
+ASSOCS="${DICOM_BENCH_ASSOCS:-1}"
 P1="${DICOM_BENCH_PORT:-28400}"
 P2=$((P1 + 1))
 SAMPLE=/usr/lib/python3/dist-packages/pydicom/data/test_files/CT_small.dcm
@@ -23,27 +25,36 @@ trap cleanup EXIT
 wait_port() { for i in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 did not open"; return 1; }
 now() { date +%s.%N; }
 
-echo "== dicom_store: $COUNT x $(stat -c %s "$SAMPLE") B instances, storescu (TCP_NODELAY=1), one association"
-/usr/bin/python3 - "$SAMPLE" "$T/in" "$COUNT" <<'PY'
+echo "== dicom_store: $COUNT x $(stat -c %s "$SAMPLE") B instances, storescu (TCP_NODELAY=1), $ASSOCS association(s)"
+/usr/bin/python3 - "$SAMPLE" "$T/in" "$COUNT" "$ASSOCS" <<'PY'
 import os, sys
 import pydicom
 from pydicom.uid import generate_uid
-src, out, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-os.makedirs(out)
+src, out, n, parts = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+for p in range(parts):
+    os.makedirs(f"{out}/{p}")
 ds = pydicom.dcmread(src)
 for i in range(n):
     uid = generate_uid()
     ds.SOPInstanceUID = uid
     ds.file_meta.MediaStorageSOPInstanceUID = uid
-    ds.save_as(f"{out}/{i:05d}.dcm", write_like_original=True)
+    ds.save_as(f"{out}/{i % parts}/{i:05d}.dcm", write_like_original=True)
 PY
 
-send() {  # send PORT CALLED_AE -> seconds
-  local t0 t1
+send() {  # send PORT CALLED_AE -> seconds; one storescu per folder of $T/in, in parallel
+  local t0 t1 pids=() p rc=0
   t0=$(now)
-  TCP_NODELAY=1 storescu -aet BENCH -aec "$2" +sd 127.0.0.1 "$1" "$T/in" >"$T/storescu-$1.log" 2>&1 \
-    || { echo "storescu to $2 failed:" >&2; tail -5 "$T/storescu-$1.log" >&2; return 1; }
+  for d in "$T/in"/*; do
+    TCP_NODELAY=1 storescu -aet BENCH -aec "$2" +sd 127.0.0.1 "$1" "$d" >"$T/storescu-$1-$(basename "$d").log" 2>&1 &
+    pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p" || rc=1; done
   t1=$(now)
+  if [ "$rc" -ne 0 ]; then
+    echo "storescu to $2 failed:" >&2
+    tail -5 "$T"/storescu-"$1"-*.log >&2
+    return 1
+  fi
   echo "$t1 - $t0" | bc -l
 }
 

@@ -3,6 +3,7 @@
 #include <stdexcept>
 
 #include "connectors/builtin.h"
+#include "connectors/dicom/store_connectors.h"
 #include "engine/core/connector.h"
 
 namespace junction::core {
@@ -55,6 +56,8 @@ void registerBuiltinConnectors() {
         r.addSource("channel", connectors::channelSourceFactory());
         r.addDestination("channel", connectors::channelDestinationFactory());
         r.addDestination("worklist", connectors::worklistDestinationFactory());
+        r.addSource("dicom", connectors::dicomSourceFactory());
+        r.addDestination("dicom", connectors::dicomDestinationFactory());
     });
 }
 

@@ -137,6 +137,9 @@ echo "(a) normal:     $("$BUILD/tests/bench_mllp_latency" 127.0.0.1 $P_N "$MSG" 
 echo "(b) normal:     $("$BUILD/tests/bench_mllp_latency" 127.0.0.1 $P_EN "$MSG" --rate 1000 --seconds 5)"
 echo "mllpecho floor: $("$BUILD/tests/bench_mllp_latency" 127.0.0.1 $P_FLOOR "$MSG" --rate 1000 --seconds 5)"
 
+echo
+JUNCTION_BIN="$JUNCTION" bash "$SRC/tests/bench/dicom_store.sh"
+
 if [ -z "${BENCH_SKIP_RELIABILITY:-}" ]; then
   echo
   echo "== reliability at full size: 100,000 messages, SIGKILLs"

@@ -8,9 +8,13 @@ PACKAGES=(
   libpoco-dev libssl-dev libxerces-c-dev libdcmtk-dev dcmtk libyaml-cpp-dev liblua5.4-dev
   catch2 libsqlite3-dev libpq-dev
   python3 python3-hl7   # test peer: python-hl7's MLLP client and server
+  python3-pydicom       # DICOM sample files (CT, MR, JPEG 2000, RLE ...) for the dicom tests
+  nodejs                # test peer: dcmjs-dimse (tests/node)
 )
 
 missing=()
+# npm comes with some Node.js builds (nodesource) and conflicts with Debian's npm there.
+if ! command -v npm >/dev/null 2>&1; then PACKAGES+=(npm); fi
 for p in "${PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
     missing+=("$p")
@@ -19,11 +23,17 @@ done
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup: all ${#PACKAGES[@]} packages present"
-  exit 0
+else
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  echo "setup: installing ${missing[*]}"
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-echo "setup: installing ${missing[*]}"
-$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
-$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+# Node.js test peers (tests/node: dcmjs-dimse), from the npm registry, pinned by package-lock.json.
+NODE_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/node"
+if [ -f "$NODE_DIR/package-lock.json" ] && [ ! -d "$NODE_DIR/node_modules" ]; then
+  echo "setup: npm ci in tests/node"
+  (cd "$NODE_DIR" && npm ci --no-audit --no-fund)
+fi

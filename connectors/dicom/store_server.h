@@ -1,0 +1,77 @@
+// A DICOM storage server: C-STORE SCP and C-ECHO SCP (DCMTK inside, plain
+// types here). Every received instance is written exactly as received (no
+// transcoding) to STORAGE/<StudyUID>/<SeriesUID>/<SOPInstanceUID>.dcm (temporary
+// name, fsync, rename) and handed to the handler; the C-STORE response waits
+// for the handler's answer.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace junction::dicom {
+
+struct StoreServerOptions {
+    std::string aeTitle = "JUNCTION";
+    std::string host = "0.0.0.0";  // informational; DCMTK listens on every interface
+    int port = 0;
+    std::vector<std::string> allowedAEs;  // empty = any calling AE
+    std::uint32_t maxPdu = 116794;
+    std::string storageDir;
+    int maxAssociations = 32;
+    int dimseTimeoutSeconds = 60;  // a peer silent this long mid-association is dropped
+};
+
+struct ReceivedInstance {
+    std::string path;  // the stored file
+    std::string json;  // DICOM JSON of the dataset without pixel data
+    std::string sopClassUid, sopInstanceUid, studyUid, seriesUid;
+    std::string transferSyntaxUid;
+    std::string callingAE, calledAE, peer;
+};
+
+// DIMSE status codes the handler answers with.
+enum StoreStatus : std::uint16_t {
+    kStoreSuccess = 0x0000,
+    kStoreOutOfResources = 0xA700,
+    kStoreCannotUnderstand = 0xC000,
+};
+
+struct StoreOutcome {
+    std::uint16_t status = kStoreSuccess;
+    std::string error;
+};
+
+class StoreServer {
+public:
+    using Handler = std::function<StoreOutcome(const ReceivedInstance&)>;
+    using Logger = std::function<void(const std::string& level, const std::string& text)>;
+
+    StoreServer(StoreServerOptions options, Handler handler, Logger logger);
+    ~StoreServer();
+    StoreServer(const StoreServer&) = delete;
+    StoreServer& operator=(const StoreServer&) = delete;
+
+    // Listens; throws std::runtime_error when the port cannot be opened.
+    void start();
+    // Stops accepting, ends open associations, returns when no thread runs.
+    void stop();
+
+    struct Counters {
+        std::uint64_t associations = 0, rejected = 0, stored = 0, failed = 0, echoes = 0;
+    };
+    Counters counters() const;
+
+    class Impl;
+
+private:
+    std::unique_ptr<Impl> impl_;
+};
+
+// Sets TCP_NODELAY=1 in the environment (once) so that DCMTK disables Nagle's
+// algorithm on the sockets it opens.
+void disableNagleForDcmtk();
+
+}  // namespace junction::dicom

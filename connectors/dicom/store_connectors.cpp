@@ -222,6 +222,7 @@ private:
             dir = (fs::path(ctx.baseDir) / dir).lexically_normal().string();
         }
         c.server.storageDir = dir;
+        if (ctx.engine) c.server.syncFiles = ctx.engine->options().store.synchronousFull;
         return c;
     }
 };

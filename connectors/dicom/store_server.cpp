@@ -251,12 +251,12 @@ private:
         fs::path target = dir / (in + ".dcm");
         bool newDirs = !fs::exists(dir, ec);
         fs::create_directories(dir, ec);
-        if (ec || !fsyncPath(tmp, false))
+        if (ec || (o.syncFiles && !fsyncPath(tmp, false)))
             return reject(STATUS_STORE_Refused_OutOfResources, "cannot write " + dir.string() + ": " + ec.message());
         fs::rename(tmp, target, ec);
         if (ec) return reject(STATUS_STORE_Refused_OutOfResources, "cannot rename to " + target.string() + ": " + ec.message());
-        fsyncPath(dir.string(), true);
-        if (newDirs) {
+        if (o.syncFiles) fsyncPath(dir.string(), true);
+        if (newDirs && o.syncFiles) {
             fsyncPath(dir.parent_path().string(), true);
             fsyncPath(o.storageDir, true);
         }

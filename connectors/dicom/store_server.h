@@ -20,6 +20,10 @@ struct StoreServerOptions {
     std::vector<std::string> allowedAEs;  // empty = any calling AE
     std::uint32_t maxPdu = 116794;
     std::string storageDir;
+    // Flush each file (and new folders) to disk before answering, as the store
+    // does with `sync: full`; with `sync: normal` files are handed to the
+    // operating system only (they survive a crash of Junction, not of the machine).
+    bool syncFiles = true;
     int maxAssociations = 32;
     int dimseTimeoutSeconds = 60;  // a peer silent this long mid-association is dropped
 };

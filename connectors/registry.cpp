@@ -54,6 +54,7 @@ void registerBuiltinConnectors() {
         r.addDestination("file", connectors::fileDestinationFactory());
         r.addSource("channel", connectors::channelSourceFactory());
         r.addDestination("channel", connectors::channelDestinationFactory());
+        r.addSource("dicom_mwl", connectors::dicomMwlSourceFactory());
     });
 }
 

@@ -195,6 +195,17 @@ void addCopy(DcmItem& resp, DcmElement* from, const DcmTag& tag) {
     if (resp.insert(copy, true).bad()) delete copy;
 }
 
+bool stringMatchable(DcmEVR vr) {
+    switch (vr) {
+    case EVR_AE: case EVR_AS: case EVR_CS: case EVR_DA: case EVR_DS: case EVR_DT: case EVR_IS: case EVR_LO:
+    case EVR_LT: case EVR_PN: case EVR_SH: case EVR_ST: case EVR_TM: case EVR_UC: case EVR_UI: case EVR_UR:
+    case EVR_UT:
+        return true;
+    default:
+        return false;
+    }
+}
+
 bool matchItem(DcmItem& query, DcmItem& cand, DcmItem& resp) {
     DcmElement* qDate = nullptr;
     DcmElement* qTime = nullptr;
@@ -239,6 +250,9 @@ bool matchItem(DcmItem& query, DcmItem& cand, DcmItem& resp) {
             DcmElement* cTime = nullptr;
             cand.findAndGetElement(DCM_ScheduledProcedureStepStartTime, cTime, OFFalse);
             if (!matchDateTime(qv, trim(stringValue(qTime)), stringValue(c), stringValue(cTime))) return false;
+        } else if (!stringMatchable(q->ident())) {
+            // Binary values (US, UL, FD, OB ...) are return keys only: some SCUs
+            // send PregnancyStatus 0 for "no value", which must not filter.
         } else if (!(combined && tag == DCM_ScheduledProcedureStepStartTime)) {
             if (!matchValue(DcmVR(q->ident()).getValidVRName(), qv, stringValue(c))) return false;
         }

@@ -200,6 +200,17 @@ TEST_CASE("Sequence matching inside the Scheduled Procedure Step") {
     CHECK(emptyStep->tagExists(DCM_Modality));
 }
 
+TEST_CASE("Binary-valued keys are return keys, not matching keys") {
+    auto it = item(ctOrder());
+    auto q = query({{DCM_PatientID, "P1001"}});
+    q->putAndInsertUint16(DCM_PregnancyStatus, 0);  // dcmjs-dimse sends 0 for an empty US
+    auto r = matchWorklistItem(*q, *it);
+    REQUIRE(r);
+    DcmElement* e = nullptr;
+    REQUIRE(r->findAndGetElement(DCM_PregnancyStatus, e).good());
+    CHECK(e->getLength() == 0);  // the item has none
+}
+
 TEST_CASE("Character sets: the query is read in its own, non-ASCII answers say UTF-8") {
     testing::Order o = ctOrder();
     o.patientName = "Müller^Jürgen";

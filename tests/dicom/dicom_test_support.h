@@ -213,6 +213,15 @@ inline CommandResult run(const std::string& command) {
     return r;
 }
 
+inline bool eventuallyTrue(const std::function<bool()>& cond, std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
+    auto until = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < until) {
+        if (cond()) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return cond();
+}
+
 inline std::string sourceDir() {
     const char* env = std::getenv("JUNCTION_SOURCE_DIR");
     return env ? env : JUNCTION_SOURCE_DIR;

@@ -351,6 +351,27 @@ TEST_CASE("MPPS refused by the channel gets a processing failure and is not kept
     CHECK(f.server->counters().mppsCreates == 0);
 }
 
+TEST_CASE("Stopping the server ends an open association at once") {
+    std::string script = sourceDir() + "/tests/node/mwl_client.js";
+    Fixture f;
+    f.start();
+    CommandResult r;
+    std::thread client([&] {
+        r = run("LINGER_MS=60000 node " + script + " 127.0.0.1 " + std::to_string(f.options.port) + " " +
+                f.options.aeTitle + " CT01 P1002 ACC1002 1.2.826.0.1.1002");
+    });
+    bool busy = eventuallyTrue([&] { return f.server->counters().mppsSets == 1; });
+    auto t0 = std::chrono::steady_clock::now();
+    f.server->stop();
+    auto took = std::chrono::steady_clock::now() - t0;
+    client.join();
+    INFO(r.output);
+    CHECK(busy);
+    CHECK(took < std::chrono::seconds(5));  // not the 60 s the client would linger
+    CHECK(r.output.find("\"setStatus\":0") != std::string::npos);
+    CHECK(f.worklist.statusOf("ACC1002") == store::WorklistStatus::Completed);
+}
+
 TEST_CASE("The dicom_mwl source factory checks its settings and serves through a channel context") {
     InMemoryWorklist worklist;
     worklist.upsert(worklistItem({"P1", "A^B", "ACC1", "CT", "CT01", "20260315", "090000", "CT", "1.2.3"}));

@@ -58,7 +58,7 @@ const client = new Client();
 client.addRequest(find);
 client.addRequest(create);
 client.addRequest(set);
-const timer = setTimeout(() => { result.errors.push('timeout'); finish(); }, 20000);
+const timer = setTimeout(() => { result.errors.push('timeout'); finish(); }, 20000 + Number(process.env.LINGER_MS || 0));
 let done = false;
 function finish() {
   if (done) return;
@@ -70,4 +70,5 @@ function finish() {
 client.on('associationRejected', (r) => { result.errors.push(`association rejected: ${JSON.stringify(r)}`); });
 client.on('networkError', (e) => { result.errors.push(`network error: ${e.message}`); finish(); });
 client.on('closed', finish);
-client.send(host, Number(port), callingAe, calledAe);
+// LINGER_MS keeps the association open that long after the last response.
+client.send(host, Number(port), callingAe, calledAe, { associationLingerTimeout: Number(process.env.LINGER_MS || 0) });

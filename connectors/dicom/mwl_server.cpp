@@ -454,8 +454,12 @@ void MwlServer::State::acceptLoop() {
         OFCondition cond = ASC_receiveAssociation(net, &assoc, static_cast<long>(opt.maxPdu), nullptr, nullptr, OFFalse,
                                                   DUL_NOBLOCK, 1);
         reap(false);
+        if (cond == DUL_NOASSOCIATIONREQUEST) {  // nobody called within the second
+            ASC_destroyAssociation(&assoc);
+            continue;
+        }
         if (cond.bad()) {
-            if (cond != DUL_NOASSOCIATIONREQUEST) say("warn", std::string("DICOM connection failed: ") + cond.text());
+            say("warn", std::string("DICOM connection failed: ") + cond.text());
             if (assoc) {
                 ASC_dropSCPAssociation(assoc);
                 ASC_destroyAssociation(&assoc);

@@ -199,6 +199,17 @@ TEST_CASE("findscu by requested procedure description inside the step, names, da
     CHECK(values(byRange, DCM_AccessionNumber) == std::set<std::string>{"ACC1001", "ACC1002", "ACC2001"});
 }
 
+TEST_CASE("A Latin-1 query is matched in UTF-8 and answered in Latin-1") {
+    Fixture f;
+    f.start();
+    // The shell's printf writes the octal escape as the Latin-1 byte of u-umlaut.
+    auto rs = f.find({"SpecificCharacterSet=ISO_IR 100", "PatientName=$(printf 'M\\374ller*')", "PatientID"});
+    REQUIRE(rs.size() == 1);
+    CHECK(get(*rs[0], DCM_PatientID) == "P2001");
+    CHECK(get(*rs[0], DCM_SpecificCharacterSet) == "ISO_IR 100");
+    CHECK(get(*rs[0], DCM_PatientName) == "M\xFCller^J\xFCrgen");
+}
+
 TEST_CASE("include_finished answers completed items too") {
     Fixture f;
     f.options.includeFinished = true;

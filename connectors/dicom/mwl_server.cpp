@@ -521,7 +521,7 @@ void MwlServer::start() {
     cfg.setMaxReceivePDULength(s.opt.maxPdu);
     cfg.setDIMSEBlockingMode(DIMSE_NONBLOCKING);
     cfg.setDIMSETimeout(static_cast<Uint32>(s.opt.dimseTimeoutSeconds));
-    cfg.setACSETimeout(10);
+    cfg.setACSETimeout(5);
     cfg.setHostLookupEnabled(OFFalse);
     OFList<OFString> xfers;
     xfers.push_back(UID_LittleEndianExplicitTransferSyntax);
@@ -534,7 +534,9 @@ void MwlServer::start() {
     }
     s.shared = DcmSharedSCPConfig(cfg);
 
-    OFCondition c = ASC_initializeNetwork(NET_ACCEPTOR, s.opt.port, 10, &s.net);
+    // The ACSE timeout also bounds how long a connection that sends no
+    // association request holds up the accept loop.
+    OFCondition c = ASC_initializeNetwork(NET_ACCEPTOR, s.opt.port, 5, &s.net);
     if (c.bad()) {
         s.net = nullptr;
         throw std::runtime_error("cannot listen on DICOM port " + std::to_string(s.opt.port) + ": " + c.text());

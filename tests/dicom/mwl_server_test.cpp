@@ -292,6 +292,19 @@ TEST_CASE("Garbage on the DICOM port is dropped and the server keeps serving") {
     CHECK(r.exitCode == 0);
 }
 
+TEST_CASE("A connection that never sends an association request holds others up for the ACSE timeout at most") {
+    Fixture f;
+    f.start();
+    Poco::Net::StreamSocket silent(Poco::Net::SocketAddress("127.0.0.1", static_cast<Poco::UInt16>(f.options.port)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the accept loop is now reading from it
+    auto t0 = std::chrono::steady_clock::now();
+    CommandResult r = run("echoscu " + f.peer());
+    auto took = std::chrono::steady_clock::now() - t0;
+    INFO(r.output);
+    CHECK(r.exitCode == 0);
+    CHECK(took < std::chrono::seconds(8));
+}
+
 TEST_CASE("dcmjs-dimse: MWL C-FIND, then MPPS N-CREATE and N-SET COMPLETED update the worklist and the channel") {
     std::string script = sourceDir() + "/tests/node/mwl_client.js";
     REQUIRE(fs::exists(sourceDir() + "/tests/node/node_modules/dcmjs-dimse"));  // scripts/setup.sh runs npm ci
@@ -347,6 +360,21 @@ TEST_CASE("dcmjs-dimse: MWL C-FIND, then MPPS N-CREATE and N-SET COMPLETED updat
     CHECK(again.output.find("\"matches\":[]") != std::string::npos);
 }
 
+TEST_CASE("MPPS DISCONTINUED discontinues the worklist item") {
+    std::string script = sourceDir() + "/tests/node/mwl_client.js";
+    Fixture f;
+    f.start();
+    CommandResult r = run("FINAL_STATUS=DISCONTINUED node " + script + " 127.0.0.1 " + std::to_string(f.options.port) +
+                          " " + f.options.aeTitle + " CT01 P1002 ACC1002 1.2.826.0.1.1002");
+    INFO(r.output);
+    REQUIRE(r.exitCode == 0);
+    CHECK(r.output.find("\"setStatus\":0") != std::string::npos);
+    CHECK(f.worklist.statusOf("ACC1002") == store::WorklistStatus::Discontinued);
+    auto msgs = f.ctx.messages();
+    REQUIRE(msgs.size() == 2);
+    CHECK(msgs[1].raw.find("DISCONTINUED") != std::string::npos);
+}
+
 TEST_CASE("MPPS refused by the channel gets a processing failure and is not kept") {
     std::string script = sourceDir() + "/tests/node/mwl_client.js";
     Fixture f;
@@ -372,6 +400,9 @@ TEST_CASE("Stopping the server ends an open association at once") {
                 f.options.aeTitle + " CT01 P1002 ACC1002 1.2.826.0.1.1002");
     });
     bool busy = eventuallyTrue([&] { return f.server->counters().mppsSets == 1; });
+    // Another association is served while that one stays open.
+    CommandResult echo = run("echoscu " + f.peer());
+    CHECK(echo.exitCode == 0);
     auto t0 = std::chrono::steady_clock::now();
     f.server->stop();
     auto took = std::chrono::steady_clock::now() - t0;

@@ -1,6 +1,6 @@
 // An independent DICOM client (dcmjs-dimse) for Junction's dicom_mwl source:
 // one association with an MWL C-FIND, an MPPS N-CREATE (IN PROGRESS) and an
-// N-SET (COMPLETED). Prints what it saw as one JSON object on stdout.
+// N-SET (COMPLETED, or FINAL_STATUS). Prints what it saw as one JSON object on stdout.
 // usage: node mwl_client.js HOST PORT CALLED_AE CALLING_AE PATIENT_ID ACCESSION STUDY_UID
 'use strict';
 const dimse = require('dcmjs-dimse');
@@ -48,7 +48,7 @@ create.on('response', (r) => { result.createStatus = r.getStatus(); });
 
 const set = new NSetRequest(SopClass.ModalityPerformedProcedureStep, mppsUid);
 set.setDataset(new Dataset({
-  PerformedProcedureStepStatus: 'COMPLETED',
+  PerformedProcedureStepStatus: process.env.FINAL_STATUS || 'COMPLETED',
   PerformedProcedureStepEndDate: '20260101',
   PerformedProcedureStepEndTime: '103000',
 }));

@@ -210,6 +210,22 @@ TEST_CASE("A Latin-1 query is matched in UTF-8 and answered in Latin-1") {
     CHECK(get(*rs[0], DCM_PatientName) == "M\xFCller^J\xFCrgen");
 }
 
+TEST_CASE("Many matches all come back, each once") {
+    Fixture f;
+    for (int i = 0; i < 150; ++i) {
+        std::string n = std::to_string(i);
+        f.worklist.upsert(worklistItem({"PB" + n, "Bulk^" + n, "BULK" + n, "US", "US01", "20260401", "080000", "US Abdomen", "1.2.826.0.2." + n}));
+    }
+    f.start();
+    auto rs = f.find({"ScheduledProcedureStepSequence[0].Modality=US", "AccessionNumber", "PatientName"});
+    CHECK(rs.size() == 150);
+    auto accessions = values(rs, DCM_AccessionNumber);
+    CHECK(accessions.size() == 150);
+    CHECK(accessions.count("BULK0") == 1);
+    CHECK(accessions.count("BULK149") == 1);
+    CHECK(f.server->counters().findMatches == 150);
+}
+
 TEST_CASE("include_finished answers completed items too") {
     Fixture f;
     f.options.includeFinished = true;

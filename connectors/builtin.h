@@ -14,5 +14,6 @@ std::unique_ptr<core::DestinationFactory> fileDestinationFactory();
 std::unique_ptr<core::SourceFactory> channelSourceFactory();
 std::unique_ptr<core::DestinationFactory> channelDestinationFactory();
 std::unique_ptr<core::DestinationFactory> worklistDestinationFactory();
+std::unique_ptr<core::SourceFactory> dicomMwlSourceFactory();
 
 }  // namespace junction::connectors

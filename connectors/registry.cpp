@@ -58,6 +58,7 @@ void registerBuiltinConnectors() {
         r.addDestination("worklist", connectors::worklistDestinationFactory());
         r.addSource("dicom", connectors::dicomSourceFactory());
         r.addDestination("dicom", connectors::dicomDestinationFactory());
+        r.addSource("dicom_mwl", connectors::dicomMwlSourceFactory());
     });
 }
 

@@ -1,0 +1,472 @@
+// The dicom_mwl server against real peers: DCMTK's echoscu and findscu (the
+// queries of the OpenMRS/Orthanc worklist workflow) and dcmjs-dimse for MWL
+// C-FIND plus MPPS N-CREATE / N-SET.
+#include <catch2/catch.hpp>
+
+#include <Poco/JSON/Object.h>
+#include <Poco/JSON/Parser.h>
+
+#include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dcdatset.h>
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcfilefo.h>
+#include <dcmtk/dcmdata/dcsequen.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <set>
+
+#include "connectors/dicom/mwl_connectors.h"
+#include "connectors/dicom/mwl_server.h"
+#include "dicom_test_support.h"
+#include "engine/config/node.h"
+
+namespace fs = std::filesystem;
+using namespace junction;
+using namespace junction::testing;
+
+namespace {
+
+struct Fixture {
+    InMemoryWorklist worklist;
+    RecordingContext ctx;
+    dicom::MwlServerOptions options;
+    std::unique_ptr<dicom::MwlServer> server;
+    fs::path dir;
+
+    Fixture() {
+        static int n = 0;
+        dir = fs::temp_directory_path() / ("junction-mwl-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
+        fs::remove_all(dir);
+        fs::create_directories(dir);
+        options.aeTitle = "JUNCTION_MWL";
+        options.port = freeDicomPort();
+        // Orders of the seed workflow: two CT, one MR, one already completed.
+        worklist.upsert(worklistItem({"P1001", "Doe^John", "ACC1001", "CT", "CT01", "20260315", "093000", "CT Head", "1.2.826.0.1.1001"}));
+        worklist.upsert(worklistItem({"P1002", "Roe^Jane", "ACC1002", "CT", "CT01", "20260315", "110000", "CT Chest", "1.2.826.0.1.1002"}));
+        worklist.upsert(worklistItem({"P2001", "Müller^Jürgen", "ACC2001", "MR", "MR01", "20260316", "080000", "MR Knee", "1.2.826.0.1.2001", "RP1", "19700101"}));
+        worklist.upsert(worklistItem({"P3001", "Done^Dan", "ACC3001", "CT", "CT02", "20260314", "080000", "CT Done", "1.2.826.0.1.3001"}));
+        worklist.setStatus("ACC3001", store::WorklistStatus::Completed);
+    }
+    ~Fixture() {
+        if (server) server->stop();
+        fs::remove_all(dir);
+    }
+
+    void start() {
+        server = std::make_unique<dicom::MwlServer>(
+            options, worklist,
+            [this](const dicom::MppsEvent& ev) -> std::string {
+                auto r = ctx.submitAndWait(core::Inbound{ev.json, "dicom_mwl " + ev.kind});
+                return r.accepted ? std::string() : r.error;
+            },
+            [this](const std::string& l, const std::string& t) { ctx.log(l, t); });
+        server->start();
+    }
+
+    std::string peer(const std::string& callingAe = "MODALITY1", const std::string& calledAe = "") const {
+        return "-aet " + callingAe + " -aec " + (calledAe.empty() ? options.aeTitle : calledAe) + " 127.0.0.1 " +
+               std::to_string(options.port);
+    }
+
+    // Runs findscu -W with the given -k keys; returns the responses it extracted.
+    std::vector<std::unique_ptr<DcmDataset>> find(const std::vector<std::string>& keys, int* exitCode = nullptr,
+                                                  const std::string& callingAe = "MODALITY1") {
+        static int q = 0;
+        fs::path out = dir / ("q" + std::to_string(q++));
+        fs::create_directories(out);
+        std::string cmd = "findscu -W -X -od " + out.string();
+        for (const auto& k : keys) cmd += " -k \"" + k + "\"";
+        cmd += " " + peer(callingAe);
+        CommandResult r = run(cmd);
+        if (exitCode) {
+            *exitCode = r.exitCode;
+        } else {
+            INFO(r.output);
+            REQUIRE(r.exitCode == 0);
+        }
+        std::vector<fs::path> files;
+        for (const auto& e : fs::directory_iterator(out)) files.push_back(e.path());
+        std::sort(files.begin(), files.end());
+        std::vector<std::unique_ptr<DcmDataset>> responses;
+        for (const auto& f : files) {
+            DcmFileFormat ff;
+            REQUIRE(ff.loadFile(f.c_str()).good());
+            responses.emplace_back(ff.getAndRemoveDataset());
+        }
+        return responses;
+    }
+};
+
+std::string get(DcmItem& ds, const DcmTagKey& tag) {
+    OFString v;
+    ds.findAndGetOFStringArray(tag, v);
+    return v.c_str();
+}
+
+std::set<std::string> values(const std::vector<std::unique_ptr<DcmDataset>>& rs, const DcmTagKey& tag) {
+    std::set<std::string> out;
+    for (const auto& r : rs) out.insert(get(*r, tag));
+    return out;
+}
+
+std::string spsValue(DcmItem& ds, const DcmTagKey& tag) {
+    DcmItem* sps = nullptr;
+    if (ds.findAndGetSequenceItem(DCM_ScheduledProcedureStepSequence, sps, 0).bad()) return "<no SPS>";
+    return get(*sps, tag);
+}
+
+}  // namespace
+
+TEST_CASE("echoscu verifies the MWL server") {
+    Fixture f;
+    f.start();
+    CommandResult r = run("echoscu " + f.peer());
+    INFO(r.output);
+    CHECK(r.exitCode == 0);
+    CHECK(f.server->counters().echoes == 1);
+    CHECK(f.server->counters().associations == 1);
+}
+
+TEST_CASE("findscu by scheduled modality returns the open CT steps with the asked keys") {
+    Fixture f;
+    f.start();
+    auto rs = f.find({"ScheduledProcedureStepSequence[0].Modality=CT", "PatientID", "AccessionNumber"});
+    REQUIRE(rs.size() == 2);  // ACC3001 is CT too but completed
+    CHECK(values(rs, DCM_AccessionNumber) == std::set<std::string>{"ACC1001", "ACC1002"});
+    CHECK(values(rs, DCM_PatientID) == std::set<std::string>{"P1001", "P1002"});
+    for (auto& r : rs) {
+        CHECK(spsValue(*r, DCM_Modality) == "CT");
+        // Only the keys asked for: no name, no station, no study UID.
+        CHECK_FALSE(r->tagExists(DCM_PatientName));
+        CHECK_FALSE(r->tagExists(DCM_StudyInstanceUID));
+        DcmItem* sps = nullptr;
+        REQUIRE(r->findAndGetSequenceItem(DCM_ScheduledProcedureStepSequence, sps, 0).good());
+        CHECK_FALSE(sps->tagExists(DCM_ScheduledStationAETitle));
+    }
+    // The store was asked with the modality as a column filter.
+    REQUIRE_FALSE(f.worklist.filters.empty());
+    CHECK(f.worklist.filters.back().modality == "CT");
+    CHECK_FALSE(f.worklist.filters.back().includeFinished);
+    CHECK(f.server->counters().findMatches == 2);
+}
+
+TEST_CASE("findscu by patient returns the item with its values, empty for missing keys") {
+    Fixture f;
+    f.start();
+    auto rs = f.find({"PatientID=P2001", "PatientName", "PatientBirthDate", "AccessionNumber", "RequestedProcedureID",
+                      "ScheduledProcedureStepSequence[0].ScheduledStationAETitle",
+                      "ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate"});
+    REQUIRE(rs.size() == 1);
+    auto& r = *rs[0];
+    CHECK(get(r, DCM_PatientID) == "P2001");
+    CHECK(get(r, DCM_PatientName) == "Müller^Jürgen");
+    CHECK(get(r, DCM_SpecificCharacterSet) == "ISO_IR 192");
+    CHECK(get(r, DCM_PatientBirthDate) == "19700101");
+    CHECK(get(r, DCM_AccessionNumber) == "ACC2001");
+    CHECK(get(r, DCM_RequestedProcedureID) == "RP1");
+    CHECK(spsValue(r, DCM_ScheduledStationAETitle) == "MR01");
+    CHECK(spsValue(r, DCM_ScheduledProcedureStepStartDate) == "20260316");
+
+    auto rs2 = f.find({"PatientID=P1001", "PatientBirthDate"});
+    REQUIRE(rs2.size() == 1);
+    DcmElement* birth = nullptr;
+    REQUIRE(rs2[0]->findAndGetElement(DCM_PatientBirthDate, birth).good());  // asked for, item has none
+    CHECK(birth->getLength() == 0);
+
+    CHECK(f.find({"PatientID=NOBODY"}).empty());
+}
+
+TEST_CASE("findscu by requested procedure description inside the step, names, dates and times") {
+    Fixture f;
+    f.start();
+    auto byDesc = f.find({"ScheduledProcedureStepSequence[0].RequestedProcedureDescription=CT Chest", "AccessionNumber"});
+    REQUIRE(byDesc.size() == 1);
+    CHECK(get(*byDesc[0], DCM_AccessionNumber) == "ACC1002");
+    CHECK(spsValue(*byDesc[0], DCM_RequestedProcedureDescription) == "CT Chest");
+
+    auto byName = f.find({"PatientName=doe*", "AccessionNumber"});
+    REQUIRE(byName.size() == 1);
+    CHECK(get(*byName[0], DCM_AccessionNumber) == "ACC1001");
+
+    auto byTime = f.find({"ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate=20260315",
+                          "ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartTime=1000-1200", "AccessionNumber"});
+    REQUIRE(byTime.size() == 1);
+    CHECK(get(*byTime[0], DCM_AccessionNumber) == "ACC1002");
+
+    auto byRange = f.find({"ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate=20260315-20260316",
+                           "ScheduledProcedureStepSequence[0].ScheduledStationAETitle=*01", "AccessionNumber"});
+    CHECK(values(byRange, DCM_AccessionNumber) == std::set<std::string>{"ACC1001", "ACC1002", "ACC2001"});
+}
+
+TEST_CASE("A Latin-1 query is matched in UTF-8 and answered in Latin-1") {
+    Fixture f;
+    f.start();
+    // The shell's printf writes the octal escape as the Latin-1 byte of u-umlaut.
+    auto rs = f.find({"SpecificCharacterSet=ISO_IR 100", "PatientName=$(printf 'M\\374ller*')", "PatientID"});
+    REQUIRE(rs.size() == 1);
+    CHECK(get(*rs[0], DCM_PatientID) == "P2001");
+    CHECK(get(*rs[0], DCM_SpecificCharacterSet) == "ISO_IR 100");
+    CHECK(get(*rs[0], DCM_PatientName) == "M\xFCller^J\xFCrgen");
+}
+
+TEST_CASE("Many matches all come back, each once") {
+    Fixture f;
+    for (int i = 0; i < 150; ++i) {
+        std::string n = std::to_string(i);
+        f.worklist.upsert(worklistItem({"PB" + n, "Bulk^" + n, "BULK" + n, "US", "US01", "20260401", "080000", "US Abdomen", "1.2.826.0.2." + n}));
+    }
+    f.start();
+    auto rs = f.find({"ScheduledProcedureStepSequence[0].Modality=US", "AccessionNumber", "PatientName"});
+    CHECK(rs.size() == 150);
+    auto accessions = values(rs, DCM_AccessionNumber);
+    CHECK(accessions.size() == 150);
+    CHECK(accessions.count("BULK0") == 1);
+    CHECK(accessions.count("BULK149") == 1);
+    CHECK(f.server->counters().findMatches == 150);
+}
+
+TEST_CASE("include_finished answers completed items too") {
+    Fixture f;
+    f.options.includeFinished = true;
+    f.start();
+    auto rs = f.find({"ScheduledProcedureStepSequence[0].Modality=CT", "AccessionNumber"});
+    CHECK(values(rs, DCM_AccessionNumber) == std::set<std::string>{"ACC1001", "ACC1002", "ACC3001"});
+    CHECK(f.worklist.filters.back().includeFinished);
+}
+
+TEST_CASE("Disallowed calling AE, wrong called AE and unserved SOP classes are rejected; the server keeps serving") {
+    Fixture f;
+    f.options.allowedAes = {"MODALITY1", "CT01"};
+    f.start();
+
+    CommandResult denied = run("echoscu " + f.peer("INTRUDER"));
+    CHECK(denied.exitCode != 0);
+    CHECK_THAT(denied.output, Catch::Contains("Calling AE Title Not Recognized"));
+
+    CommandResult wrongCalled = run("echoscu " + f.peer("MODALITY1", "SOMEONE_ELSE"));
+    CHECK(wrongCalled.exitCode != 0);
+    CHECK_THAT(wrongCalled.output, Catch::Contains("Called AE Title Not Recognized"));
+
+    // Study Root C-FIND is not served: no presentation context can be accepted.
+    CommandResult studyRoot = run("findscu -S -k QueryRetrieveLevel=STUDY -k PatientID " + f.peer());
+    CHECK(studyRoot.exitCode != 0);
+
+    CHECK(f.server->counters().rejected == 3);
+    auto logs = f.ctx.logs();
+    CHECK(std::any_of(logs.begin(), logs.end(), [](const std::string& l) { return l.find("INTRUDER") != std::string::npos; }));
+
+    CommandResult ok = run("echoscu " + f.peer("CT01"));
+    INFO(ok.output);
+    CHECK(ok.exitCode == 0);
+    int code = 0;
+    auto rs = f.find({"PatientID=P1001"}, &code, "CT01");
+    CHECK(code == 0);
+    CHECK(rs.size() == 1);
+}
+
+TEST_CASE("A failing worklist store gives a C-FIND failure status, not a crash") {
+    Fixture f;
+    f.start();
+    f.worklist.failFind = true;
+    CommandResult r = run("findscu -v -W -k PatientID=P1001 " + f.peer());
+    CHECK_THAT(r.output, Catch::Contains("Final Find Response (Failed: UnableToProcess)"));
+    f.worklist.failFind = false;
+    CHECK(run("echoscu " + f.peer()).exitCode == 0);
+    CHECK(f.server->counters().failures == 1);
+}
+
+TEST_CASE("A broken stored item is skipped and logged; the others are answered") {
+    Fixture f;
+    store::WorklistItem bad = worklistItem({"P1001", "Bad^Item", "ACCBAD", "CT", "CT01", "20260315", "090000", "X", "1.2.9"});
+    bad.dataset = "{\"00100020\": {\"vr\": \"LO\", \"Value\": [";
+    f.worklist.upsert(bad);
+    f.start();
+    auto rs = f.find({"PatientID=P1001", "AccessionNumber"});
+    REQUIRE(rs.size() == 1);
+    CHECK(get(*rs[0], DCM_AccessionNumber) == "ACC1001");
+    auto logs = f.ctx.logs();
+    CHECK(std::any_of(logs.begin(), logs.end(), [](const std::string& l) { return l.find("skipped") != std::string::npos; }));
+}
+
+TEST_CASE("Garbage on the DICOM port is dropped and the server keeps serving") {
+    Fixture f;
+    f.start();
+    {
+        Poco::Net::StreamSocket s(Poco::Net::SocketAddress("127.0.0.1", static_cast<Poco::UInt16>(f.options.port)));
+        std::string junk = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        s.sendBytes(junk.data(), static_cast<int>(junk.size()));
+        char buf[64];
+        s.setReceiveTimeout(Poco::Timespan(5, 0));
+        try {
+            s.receiveBytes(buf, sizeof buf);  // closed (or aborted) by the server
+        } catch (const Poco::Exception&) {
+        }
+    }
+    CommandResult r = run("echoscu " + f.peer());
+    INFO(r.output);
+    CHECK(r.exitCode == 0);
+}
+
+TEST_CASE("A connection that never sends an association request holds others up for the ACSE timeout at most") {
+    Fixture f;
+    f.start();
+    Poco::Net::StreamSocket silent(Poco::Net::SocketAddress("127.0.0.1", static_cast<Poco::UInt16>(f.options.port)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the accept loop is now reading from it
+    auto t0 = std::chrono::steady_clock::now();
+    CommandResult r = run("echoscu " + f.peer());
+    auto took = std::chrono::steady_clock::now() - t0;
+    INFO(r.output);
+    CHECK(r.exitCode == 0);
+    CHECK(took < std::chrono::seconds(8));
+}
+
+TEST_CASE("dcmjs-dimse: MWL C-FIND, then MPPS N-CREATE and N-SET COMPLETED update the worklist and the channel") {
+    std::string script = sourceDir() + "/tests/node/mwl_client.js";
+    REQUIRE(fs::exists(sourceDir() + "/tests/node/node_modules/dcmjs-dimse"));  // scripts/setup.sh runs npm ci
+    Fixture f;
+    f.start();
+    CommandResult r = run("node " + script + " 127.0.0.1 " + std::to_string(f.options.port) + " " + f.options.aeTitle +
+                          " CT01 P1001 ACC1001 1.2.826.0.1.1001");
+    INFO(r.output);
+    REQUIRE(r.exitCode == 0);
+    auto line = r.output.substr(r.output.rfind('{', r.output.find("\"mppsUid\"")));
+    auto o = Poco::JSON::Parser().parse(line).extract<Poco::JSON::Object::Ptr>();
+    CHECK(o->getArray("errors")->size() == 0);
+    auto matches = o->getArray("matches");
+    for (const auto& l : f.ctx.logs()) UNSCOPED_INFO(l);
+    REQUIRE(matches->size() == 1);
+    CHECK(matches->getObject(0)->getValue<std::string>("AccessionNumber") == "ACC1001");
+    CHECK(matches->getObject(0)->getValue<std::string>("Modality") == "CT");
+    CHECK(o->getValue<int>("findStatus") == 0);
+    CHECK(o->getValue<int>("createStatus") == 0);
+    CHECK(o->getValue<int>("setStatus") == 0);
+    std::string mppsUid = o->getValue<std::string>("mppsUid");
+
+    CHECK(f.worklist.statusOf("ACC1001") == store::WorklistStatus::Completed);
+    CHECK(f.worklist.statusOf("ACC1002") == store::WorklistStatus::Scheduled);
+
+    auto msgs = f.ctx.messages();
+    REQUIRE(msgs.size() == 2);
+    auto created = Poco::JSON::Parser().parse(msgs[0].raw).extract<Poco::JSON::Object::Ptr>();
+    auto set = Poco::JSON::Parser().parse(msgs[1].raw).extract<Poco::JSON::Object::Ptr>();
+    CHECK(created->getValue<std::string>("kind") == "N-CREATE");
+    CHECK(set->getValue<std::string>("kind") == "N-SET");
+    CHECK(created->getValue<std::string>("sopInstanceUid") == mppsUid);
+    CHECK(set->getValue<std::string>("sopInstanceUid") == mppsUid);
+    CHECK(set->getValue<std::string>("callingAe") == "CT01");
+    auto status = [](Poco::JSON::Object::Ptr m) {
+        return m->getObject("00400252")->getArray("Value")->getElement<std::string>(0);
+    };
+    CHECK(status(created) == "IN PROGRESS");
+    CHECK(status(set) == "COMPLETED");
+    // The N-SET message carries the whole instance: N-CREATE attributes plus the update.
+    CHECK(set->getObject("00400270")->getArray("Value")->getObject(0)->getObject("00080050")->getArray("Value")
+              ->getElement<std::string>(0) == "ACC1001");
+    CHECK(set->getObject("00400251")->getArray("Value")->getElement<std::string>(0) == "103000");
+    CHECK(set->getObject("00080018")->getArray("Value")->getElement<std::string>(0) == mppsUid);
+    CHECK(f.server->mppsInstance(mppsUid).find("COMPLETED") != std::string::npos);
+    CHECK(f.server->counters().mppsCreates == 1);
+    CHECK(f.server->counters().mppsSets == 1);
+
+    // A second run for the same patient: the completed item is no longer offered.
+    CommandResult again = run("node " + script + " 127.0.0.1 " + std::to_string(f.options.port) + " " + f.options.aeTitle +
+                              " CT01 P1001 ACC1001 1.2.826.0.1.1001");
+    INFO(again.output);
+    CHECK(again.output.find("\"matches\":[]") != std::string::npos);
+}
+
+TEST_CASE("MPPS DISCONTINUED discontinues the worklist item") {
+    std::string script = sourceDir() + "/tests/node/mwl_client.js";
+    Fixture f;
+    f.start();
+    CommandResult r = run("FINAL_STATUS=DISCONTINUED node " + script + " 127.0.0.1 " + std::to_string(f.options.port) +
+                          " " + f.options.aeTitle + " CT01 P1002 ACC1002 1.2.826.0.1.1002");
+    INFO(r.output);
+    REQUIRE(r.exitCode == 0);
+    CHECK(r.output.find("\"setStatus\":0") != std::string::npos);
+    CHECK(f.worklist.statusOf("ACC1002") == store::WorklistStatus::Discontinued);
+    auto msgs = f.ctx.messages();
+    REQUIRE(msgs.size() == 2);
+    CHECK(msgs[1].raw.find("DISCONTINUED") != std::string::npos);
+}
+
+TEST_CASE("MPPS refused by the channel gets a processing failure and is not kept") {
+    std::string script = sourceDir() + "/tests/node/mwl_client.js";
+    Fixture f;
+    f.start();
+    f.ctx.refuse = true;
+    CommandResult r = run("node " + script + " 127.0.0.1 " + std::to_string(f.options.port) + " " + f.options.aeTitle +
+                          " CT01 P1002 ACC1002 1.2.826.0.1.1002");
+    INFO(r.output);
+    REQUIRE(r.exitCode == 0);
+    CHECK(r.output.find("\"createStatus\":272") != std::string::npos);  // 0x0110 processing failure
+    CHECK(r.output.find("\"setStatus\":274") != std::string::npos);     // 0x0112 no such instance
+    CHECK(f.ctx.messages().empty());
+    CHECK(f.server->counters().mppsCreates == 0);
+}
+
+TEST_CASE("Stopping the server ends an open association at once") {
+    std::string script = sourceDir() + "/tests/node/mwl_client.js";
+    Fixture f;
+    f.start();
+    CommandResult r;
+    std::thread client([&] {
+        r = run("LINGER_MS=60000 node " + script + " 127.0.0.1 " + std::to_string(f.options.port) + " " +
+                f.options.aeTitle + " CT01 P1002 ACC1002 1.2.826.0.1.1002");
+    });
+    bool busy = eventuallyTrue([&] { return f.server->counters().mppsSets == 1; });
+    // Another association is served while that one stays open.
+    CommandResult echo = run("echoscu " + f.peer());
+    CHECK(echo.exitCode == 0);
+    auto t0 = std::chrono::steady_clock::now();
+    f.server->stop();
+    auto took = std::chrono::steady_clock::now() - t0;
+    client.join();
+    INFO(r.output);
+    CHECK(busy);
+    CHECK(took < std::chrono::seconds(5));  // not the 60 s the client would linger
+    CHECK(r.output.find("\"setStatus\":0") != std::string::npos);
+    CHECK(f.worklist.statusOf("ACC1002") == store::WorklistStatus::Completed);
+}
+
+TEST_CASE("The dicom_mwl source factory checks its settings and serves through a channel context") {
+    InMemoryWorklist worklist;
+    worklist.upsert(worklistItem({"P1", "A^B", "ACC1", "CT", "CT01", "20260315", "090000", "CT", "1.2.3"}));
+    auto factory = connectors::dicomMwlSourceFactory([&](const core::BuildContext&) -> store::WorklistStore& { return worklist; });
+    CHECK(factory->defaultDataType() == "json");
+    int port = freeDicomPort();
+    auto conf = config::loadYamlString("type: dicom_mwl\nport: " + std::to_string(port) +
+                                           "\nae_title: MWL\nallowed_aes: [CT01]\nmax_pdu: 32KB\n", "mwl.yaml");
+    CHECK(factory->listenPort(conf) == port);
+    core::BuildContext bc;
+    bc.channel = "mwl";
+    CHECK_NOTHROW(factory->validate(conf, bc));
+
+    auto badAe = config::loadYamlString("port: 104\nae_title: THIS_AE_TITLE_IS_TOO_LONG\n", "bad.yaml");
+    CHECK_THROWS_WITH(factory->validate(badAe, bc), Catch::Contains("bad.yaml") && Catch::Contains("ae_title"));
+    auto badPdu = config::loadYamlString("port: 104\nmax_pdu: 1KB\n", "bad.yaml");
+    CHECK_THROWS_WITH(factory->validate(badPdu, bc), Catch::Contains("max_pdu"));
+    auto badAllowed = config::loadYamlString("port: 104\nallowed_aes: ['A\\\\B']\n", "bad.yaml");
+    CHECK_THROWS_WITH(factory->validate(badAllowed, bc), Catch::Contains("allowed_aes"));
+
+    auto source = factory->create(conf, bc);
+    RecordingContext ctx;
+    source->start(ctx);
+    CHECK(source->describe() == "dicom_mwl MWL :" + std::to_string(port));
+    std::string peer = " 127.0.0.1 " + std::to_string(port);
+    CHECK(run("echoscu -aet CT01 -aec MWL" + peer).exitCode == 0);
+    CHECK(run("echoscu -aet OTHER -aec MWL" + peer).exitCode != 0);
+    // A second source on the same port cannot start.
+    auto clash = factory->create(conf, bc);
+    RecordingContext ctx2;
+    CHECK_THROWS_AS(clash->start(ctx2), std::runtime_error);
+    source->stop();
+    CHECK(run("echoscu -aet CT01 -aec MWL" + peer).exitCode != 0);  // stopped: nothing listens
+
+    // The registered factory needs the engine's worklist.
+    core::registerBuiltinConnectors();
+    const core::SourceFactory* registered = core::ConnectorRegistry::instance().source("dicom_mwl");
+    REQUIRE(registered != nullptr);
+    CHECK(registered->defaultDataType() == "json");
+}

@@ -58,7 +58,7 @@ const std::vector<std::string> kApi = {
     "log.info(", "log.warn(", "log.error(", "print(",
     "maps.channel", "maps.global", "maps.response", ":incr(", ":get(", ":set(", "pairs(maps.",
     "route(", "filter(", "ack(",
-    "uuid()", "dicom.uid()", "now(",
+    "uuid()", "dicom.uid()", "dicom.keywords(", "dicom.json(", "now(",
     "require(", "load(",
     "worklist.upsert", "worklist.find", "worklist.complete(", "worklist.cancel(", "worklist.set_status(",
 };

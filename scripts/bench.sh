@@ -139,6 +139,11 @@ echo "mllpecho floor: $("$BUILD/tests/bench_mllp_latency" 127.0.0.1 $P_FLOOR "$M
 
 echo
 JUNCTION_BIN="$JUNCTION" bash "$SRC/tests/bench/dicom_store.sh"
+echo
+JUNCTION_BIN="$JUNCTION" DICOM_BENCH_SYNC=normal DICOM_BENCH_PORT=28402 bash "$SRC/tests/bench/dicom_store.sh"
+
+echo
+bash "$SRC/tests/bench/mwl.sh" "$BUILD" "$SRC"
 
 if [ -z "${BENCH_SKIP_RELIABILITY:-}" ]; then
   echo

@@ -6,7 +6,7 @@
 # return the same number of matches for every query.
 # usage: tests/bench/mwl.sh BUILD_DIR SOURCE_DIR   (MWL_COUNT=100000 by default)
 set -euo pipefail
-BUILD="$1"; SRC="$2"
+BUILD="$(cd "$1" && pwd)"; SRC="$(cd "$2" && pwd)"
 COUNT="${MWL_COUNT:-100000}"
 JUNCTION="$BUILD/engine/app/junction"
 LOAD="$BUILD/tests/mllpload"
@@ -20,6 +20,7 @@ export TCP_NODELAY=1  # DCMTK peers without Nagle (see DESIGN.md)
 P_HL7=17801; P_MWL=17802; P_WLM=17803
 echo "== MWL: generating $COUNT items (ORM^O01 messages and worklist files)"
 /usr/bin/python3 -W ignore "$SRC/tests/bench/mwl_items.py" "$COUNT" "$T/hl7" "$T/wl/BENCH"
+echo "worklist files: $(ls "$T/wl/BENCH" | grep -c '\.wl$'), $(du -sh "$T/wl/BENCH" | cut -f1)"
 
 mkdir -p "$T/j/channels"
 printf 'store: { path: var/mwl.db, sync: normal }\nadmin: { port: 0 }\n' > "$T/j/junction.yaml"
@@ -59,14 +60,14 @@ RET=(-k PatientName -k PatientID -k AccessionNumber -k RequestedProcedureID -k S
      -k "ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate"
      -k "ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartTime"
      -k "ScheduledProcedureStepSequence[0].ScheduledProcedureStepID")
+# Keys wlmscpfs matches on (it only returns StudyInstanceUID, so no query by it here).
 QUERIES=(
   "PatientID=P000123"
-  "PatientID=P0$((COUNT - 1 > 99999 ? 99999 : COUNT - 1))"
+  "PatientID=$(printf 'P%06d' $((COUNT - 1)))"
   "AccessionNumber=A0000042"
   "PatientName=WILSON^ANNA"
   "PatientName=WIL*"
   "RequestedProcedureID=RP0000077"
-  "StudyInstanceUID=1.2.826.0.1.3680043.10.1001.9.77"
   "ScheduledProcedureStepSequence[0].Modality=CT|ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate=20261208"
   "ScheduledProcedureStepSequence[0].Modality=MR|ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate=20261201-20261202"
   "ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate=20261215|ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartTime=090000-100000"
@@ -81,19 +82,20 @@ query() {
   ls "$dir" | wc -l
 }
 declare -a CJ CW
-run_all() {  # PORT AE NAME -> fills counts, prints seconds
-  local port=$1 ae=$2 name=$3 i=0
-  local s=$(date +%s.%N)
+ELAPSED=0
+run_all() {  # PORT AE NAME: fills CJ or CW with the match counts, ELAPSED with the seconds
+  local port=$1 ae=$2 name=$3 i=0 n s e
+  s=$(date +%s.%N)
   for q in "${QUERIES[@]}"; do
     n=$(query "$port" "$ae" "$T/r-$name-$i" "$q")
     if [ "$name" = junction ]; then CJ[$i]=$n; else CW[$i]=$n; fi
     i=$((i + 1))
   done
-  local e=$(date +%s.%N)
-  awk -v a="$s" -v b="$e" 'BEGIN{printf "%.3f", b-a}'
+  e=$(date +%s.%N)
+  ELAPSED=$(awk -v a="$s" -v b="$e" 'BEGIN{printf "%.3f", b-a}')
 }
-tj=$(run_all $P_MWL BENCH junction)
-tw=$(run_all $P_WLM BENCH wlmscpfs)
+run_all $P_MWL BENCH junction; tj=$ELAPSED
+run_all $P_WLM BENCH wlmscpfs; tw=$ELAPSED
 bad=0
 for i in "${!QUERIES[@]}"; do
   printf '  %-150s junction %5s  wlmscpfs %5s\n' "${QUERIES[$i]}" "${CJ[$i]}" "${CW[$i]}"

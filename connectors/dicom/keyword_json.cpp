@@ -1,6 +1,7 @@
 // Keyword tables ↔ DICOM JSON (PS3.18 F.2), with DCMTK's data dictionary for
 // tags and VRs. JSON is read with Poco and written here (attributes in tag order).
 #include "connectors/dicom/keyword_json.h"
+#include "engine/util/json_text.h"
 
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dcdict.h>
@@ -318,27 +319,7 @@ Dataset readKeywords(const std::string& keywordJson, const std::vector<std::stri
 
 // ------------------------------------------------------------ writing
 
-void writeString(std::string& out, const std::string& s) {
-    out += '"';
-    for (unsigned char c : s) {
-        switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
-            default:
-                if (c < 0x20) {
-                    char buf[8];
-                    std::snprintf(buf, sizeof buf, "\\u%04x", c);
-                    out += buf;
-                } else {
-                    out += static_cast<char>(c);
-                }
-        }
-    }
-    out += '"';
-}
+void writeString(std::string& out, const std::string& s) { util::appendJsonString(out, s); }
 
 void writeDataset(std::string& out, const Dataset& ds) {
     out += '{';

@@ -14,6 +14,7 @@
 #include "connectors/dicom/store_json.h"
 #include "connectors/dicom/store_server.h"
 #include "engine/core/engine.h"
+#include "engine/util/json_text.h"
 
 namespace fs = std::filesystem;
 
@@ -24,22 +25,7 @@ namespace {
 using config::Setting;
 using T = config::Setting::Type;
 
-std::string jsonString(const std::string& s) {
-    std::string out = "\"";
-    for (unsigned char c : s) {
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += static_cast<char>(c);
-        } else if (c < 0x20) {
-            char buf[8];
-            std::snprintf(buf, sizeof buf, "\\u%04x", c);
-            out += buf;
-        } else {
-            out += static_cast<char>(c);
-        }
-    }
-    return out + "\"";
-}
+using util::jsonString;
 
 std::string checkAe(const config::Node& n, const std::string& what) {
     std::string ae = n.asString(what);

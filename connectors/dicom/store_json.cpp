@@ -20,6 +20,7 @@
 #include <sstream>
 
 #include "connectors/dicom/store_dcmtk.h"
+#include "engine/util/json_text.h"
 
 namespace junction::dicom {
 
@@ -59,27 +60,7 @@ std::string tagKey(const DcmTagKey& t) {
     return buf;
 }
 
-std::string jsonString(const std::string& s) {
-    std::string out = "\"";
-    for (unsigned char c : s) {
-        switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
-        default:
-            if (c < 0x20) {
-                char buf[8];
-                std::snprintf(buf, sizeof buf, "\\u%04x", c);
-                out += buf;
-            } else {
-                out += static_cast<char>(c);
-            }
-        }
-    }
-    return out + "\"";
-}
+using util::jsonString;
 
 // One element as `"GGGGEEEE":{...}`; elements DCMTK cannot write as JSON
 // (an IS/DS value that is no number) are written with string values.

@@ -23,6 +23,7 @@
 #include "connectors/dicom/keyword_json.h"
 #include "engine/core/engine.h"
 #include "engine/store/worklist_store.h"
+#include "engine/util/json_text.h"
 
 namespace junction::connectors {
 
@@ -30,22 +31,7 @@ namespace {
 
 using config::Setting;
 
-std::string jsonString(const std::string& s) {
-    std::string out = "\"";
-    for (unsigned char c : s) {
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += static_cast<char>(c);
-        } else if (c < 0x20) {
-            char buf[8];
-            std::snprintf(buf, sizeof buf, "\\u%04x", c);
-            out += buf;
-        } else {
-            out += static_cast<char>(c);
-        }
-    }
-    return out + "\"";
-}
+using util::jsonString;
 
 // The action names of the content's "action" key and the status they set.
 std::optional<store::WorklistStatus> statusOfAction(const std::string& action) {

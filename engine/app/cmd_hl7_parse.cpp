@@ -7,6 +7,7 @@
 #include "engine/app/commands.h"
 #include "engine/hl7/batch.h"
 #include "engine/hl7/message.h"
+#include "engine/util/json_text.h"
 
 namespace junction::app {
 
@@ -14,27 +15,7 @@ namespace {
 
 using hl7::Message;
 
-std::string jsonString(std::string_view s) {
-    std::string out = "\"";
-    for (unsigned char c : s) {
-        switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
-            default:
-                if (c < 0x20) {
-                    char buf[8];
-                    std::snprintf(buf, sizeof buf, "\\u%04x", c);
-                    out += buf;
-                } else {
-                    out += static_cast<char>(c);
-                }
-        }
-    }
-    return out + "\"";
-}
+using util::jsonString;
 
 // A raw leaf: explicit null → JSON null, else the unescaped string.
 std::string jsonLeaf(const Message& m, const std::string& raw) {

@@ -19,25 +19,12 @@ import pydicom
 BIN = os.environ["JUNCTION_BIN"]
 SAMPLES = "/usr/lib/python3/dist-packages/pydicom/data/test_files"
 JPORT, PPORT = 28010, 28011
-passed = failed = 0
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+from checks import Checks, wait_for  # noqa: E402
+
+check = Checks()
 
 
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what)
-
-
-def wait_for(cond, timeout=30):
-    end = time.time() + timeout
-    while time.time() < end:
-        if cond():
-            return True
-        time.sleep(0.1)
-    return cond()
 
 
 # file, storescu option proposing its transfer syntax
@@ -180,10 +167,9 @@ finally:
             p.wait(10)
         except subprocess.TimeoutExpired:
             p.kill()
-    if failed and os.path.exists(f"{tmp}/junction.log"):
+    if check.failed and os.path.exists(f"{tmp}/junction.log"):
         print(open(f"{tmp}/junction.log").read()[-3000:])
     if not os.environ.get("KEEP"):
         shutil.rmtree(tmp, ignore_errors=True)
 
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+check.exit()

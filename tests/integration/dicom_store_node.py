@@ -8,7 +8,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 
 import pydicom
 from pydicom.encaps import generate_pixel_data_frame
@@ -18,25 +17,12 @@ SRC = os.environ["JUNCTION_SOURCE_DIR"]
 SAMPLES = "/usr/lib/python3/dist-packages/pydicom/data/test_files"
 NODE_DIR = os.path.join(SRC, "tests", "node")
 JPORT = 28030
-passed = failed = 0
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+from checks import Checks, wait_for  # noqa: E402
+
+check = Checks()
 
 
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what)
-
-
-def wait_for(cond, timeout=15):
-    end = time.time() + timeout
-    while time.time() < end:
-        if cond():
-            return True
-        time.sleep(0.1)
-    return cond()
 
 
 if not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "dcmjs-dimse")):
@@ -107,10 +93,9 @@ finally:
             p.wait(10)
         except subprocess.TimeoutExpired:
             p.kill()
-    if failed:
+    if check.failed:
         print(open(f"{tmp}/junction.log").read()[-3000:])
     if not os.environ.get("KEEP"):
         shutil.rmtree(tmp, ignore_errors=True)
 
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+check.exit()

@@ -10,46 +10,23 @@ import os
 import re
 import shutil
 import signal
-import socket
+import sys
 import subprocess
 import tempfile
-import time
 
 import pydicom
 
 BIN = os.environ["JUNCTION_BIN"]
 SRC = os.environ["JUNCTION_SOURCE_DIR"]
 SAMPLE = "/usr/lib/python3/dist-packages/pydicom/data/test_files/CT_small.dcm"
-passed = failed = 0
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+from checks import Checks, free_port, port_open, wait_for  # noqa: E402
+
+check = Checks()
 
 
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what)
 
 
-def wait_for(cond, timeout=30):
-    end = time.time() + timeout
-    while time.time() < end:
-        if cond():
-            return True
-        time.sleep(0.1)
-    return cond()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def port_open(port):
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def shipped(name, port):
@@ -159,9 +136,8 @@ finally:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
-    if failed:
+    if check.failed:
         print(open(f"{tmp}/run.log").read()[-3000:])
     shutil.rmtree(tmp, ignore_errors=True)
 
-print(f"{passed} passed, {failed} failed")
-raise SystemExit(1 if failed else 0)
+check.exit()

@@ -1,0 +1,46 @@
+"""Shared by the Python integration tests (this folder is not run as a test):
+counted checks that print what failed, waiting for a condition, free ports."""
+import socket
+import sys
+import time
+
+
+class Checks:
+    """check(cond, what) counts a check and prints `what` when it fails."""
+
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def __call__(self, cond, what):
+        if cond:
+            self.passed += 1
+        else:
+            self.failed += 1
+            print("FAIL:", what)
+        return bool(cond)
+
+    def exit(self):
+        print(f"{self.passed} passed, {self.failed} failed")
+        sys.exit(1 if self.failed else 0)
+
+
+def wait_for(cond, timeout=30, step=0.1):
+    """Polls `cond` until it holds or `timeout` seconds pass; returns its last value."""
+    end = time.time() + timeout
+    while time.time() < end:
+        if cond():
+            return True
+        time.sleep(step)
+    return cond()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_open(port):
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0

@@ -178,7 +178,8 @@ public:
     // Durable insert. `done` runs once the message is durable (id > 0), or with
     // id 0 and an error when the write failed: on the writer thread after the
     // commit, or - with the intake journal - on the calling thread before
-    // insert returns. Must not block. Searches see the message once it is
+    // insert returns (synchronous NORMAL) or on the journal's sync thread after
+    // the fdatasync covering it (FULL). Must not block. Searches see the message once it is
     // committed to the database (flush() waits for that).
     virtual void insert(NewMessage message, InsertCompletion done) = 0;
     // Record processing: message status, transformed content, one delivery row

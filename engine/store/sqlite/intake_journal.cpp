@@ -260,10 +260,19 @@ IntakeJournal::IntakeJournal(const std::string& dbPath, bool syncEveryAppend, st
         std::lock_guard<std::mutex> lock(mu_);
         openSegment(numbers.empty() ? 1 : numbers.back() + 1);
     }
-    if (sync_) preparer_ = std::thread([this] { prepareLoop(); });
+    if (sync_) {
+        preparer_ = std::thread([this] { prepareLoop(); });
+        syncer_ = std::thread([this] { syncLoop(); });
+    }
 }
 
 IntakeJournal::~IntakeJournal() {
+    {
+        std::lock_guard<std::mutex> lock(syncMu_);
+        syncStop_ = true;
+    }
+    syncCv_.notify_all();
+    if (syncer_.joinable()) syncer_.join();  // after the last waiting record is synced
     {
         std::lock_guard<std::mutex> lock(prepMu_);
         prepStop_ = true;
@@ -405,33 +414,47 @@ std::uint64_t IntakeJournal::append(MessageId id, std::string_view record) {
     return ++written_;
 }
 
-void IntakeJournal::waitDurable(std::uint64_t seq) {
-    if (!sync_) return;
-    std::unique_lock<std::mutex> lk(syncMu_);
-    while (synced_ < seq) {
-        if (syncing_) {
-            syncCv_.wait(lk);
-            continue;
+void IntakeJournal::whenDurable(std::uint64_t seq, std::function<void(const std::string& error)> then) {
+    if (!sync_) {
+        then(std::string());
+        return;
+    }
+    {
+        std::lock_guard<std::mutex> lock(syncMu_);
+        waiting_.emplace_back(seq, std::move(then));
+    }
+    syncCv_.notify_one();
+}
+
+void IntakeJournal::syncLoop() {
+    std::vector<std::function<void(const std::string&)>> ready;
+    for (;;) {
+        {
+            std::unique_lock<std::mutex> lk(syncMu_);
+            syncCv_.wait(lk, [&] { return syncStop_ || !waiting_.empty(); });
+            if (waiting_.empty()) return;  // stopping and nobody waits
         }
-        syncing_ = true;
-        lk.unlock();
         std::uint64_t target;
         std::shared_ptr<File> file;
         {
             // Every record counted in `target` is in this file or in an older
             // segment, which was synced when the journal moved past it. Appends
-            // go on while this sync runs (they join the next one).
+            // go on while this sync runs (the next one covers them).
             std::lock_guard<std::mutex> lock(mu_);
             target = written_;
             file = file_;
         }
-        int rc = ::fdatasync(file->fd);
+        int rc = file ? ::fdatasync(file->fd) : 0;
         std::string err = rc != 0 ? sysError("intake journal: fdatasync failed") : std::string();
-        lk.lock();
-        syncing_ = false;
-        if (rc == 0) synced_ = std::max(synced_, target);
-        syncCv_.notify_all();
-        if (rc != 0) throw std::runtime_error(err);
+        {
+            std::lock_guard<std::mutex> lk(syncMu_);
+            while (!waiting_.empty() && waiting_.front().first <= target) {
+                ready.push_back(std::move(waiting_.front().second));
+                waiting_.pop_front();
+            }
+        }
+        for (auto& f : ready) f(err);
+        ready.clear();
     }
 }
 

@@ -58,13 +58,15 @@ public:
     std::vector<JournalRecord> recover(std::vector<std::string>* warnings = nullptr);
 
     // Appends one record (the caller holds its own ordering lock: records are
-    // written in call order). Returns a sequence number for waitDurable().
+    // written in call order). Returns a sequence number for whenDurable().
     // Throws std::runtime_error on an I/O error (nothing is written then).
     std::uint64_t append(MessageId id, std::string_view record);
-    // When the journal syncs: returns once the record of `seq` is on disk
-    // (fdatasync shared by every thread waiting at the time). Else returns at once.
-    // Throws std::runtime_error when the sync fails.
-    void waitDurable(std::uint64_t seq);
+    // Runs `then` once the record of `seq` is on disk: at once (on the calling
+    // thread) when the journal does not sync, else on the journal's sync thread
+    // after the fdatasync that covers it - one fdatasync for every record
+    // appended while the previous one ran (group commit without holding the
+    // appender). `then` gets "" or the error of a failed sync; it must not block.
+    void whenDurable(std::uint64_t seq, std::function<void(const std::string& error)> then);
     // Every record with an id <= `appliedId` is in SQLite: delete the segments
     // that hold only such records (never the one being written).
     void release(MessageId appliedId);
@@ -98,11 +100,13 @@ private:
     std::shared_ptr<File> file_;  // shared: a sync in progress keeps a rotated-away file open
     std::uint64_t size_ = 0;        // bytes in the current segment
     std::uint64_t written_ = 0;     // records appended (sequence)
-    // group fdatasync
+    // group fdatasync on its own thread
+    void syncLoop();
     std::mutex syncMu_;
     std::condition_variable syncCv_;
-    std::uint64_t synced_ = 0;
-    bool syncing_ = false;
+    std::deque<std::pair<std::uint64_t, std::function<void(const std::string&)>>> waiting_;
+    bool syncStop_ = false;
+    std::thread syncer_;
     // zero-filled spare segment (sync mode)
     std::mutex prepMu_;
     std::condition_variable prepCv_;

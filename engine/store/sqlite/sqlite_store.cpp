@@ -564,7 +564,9 @@ constexpr std::size_t kMaxUnapplied = 100000;
 // Journal mode: the message is durable once its record is in the journal (and,
 // with synchronous FULL, fdatasync'ed together with the records of the other
 // threads appending at the time); the writer applies it to SQLite later, in
-// order, in large transactions. `done` runs on the calling thread.
+// order, in large transactions. `done` runs on the calling thread (no sync) or
+// on the journal's sync thread; either way the caller does not wait for the
+// disk, so a source holding a processing slot lets the next message in.
 namespace {
 // A throwing callback must not break the caller's insert (as on the writer thread).
 void complete(const InsertCompletion& done, MessageId id, const std::string& error) {
@@ -602,14 +604,12 @@ void SqliteStore::insertJournaled(NewMessage message, InsertCompletion done) {
         }
         enqueue(Op(InsertOp{std::move(message), nullptr, received, id, 0, true}));
     }
-    try {
-        journal_->waitDurable(seq);
-    } catch (const std::exception& e) {
-        // Not acknowledged; the record may still be applied (a resend is a duplicate, not a loss).
-        complete(done, 0, e.what());
-        return;
-    }
-    complete(done, id, std::string());
+    journal_->whenDurable(seq, [done = std::move(done), id](const std::string& error) {
+        // A failed sync: not acknowledged, though the record may still be applied
+        // (a resend is then a duplicate, not a loss).
+        if (error.empty()) complete(done, id, error);
+        else complete(done, 0, error);
+    });
 }
 
 // At open: journaled messages not yet in SQLite are queued for the writer

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks (not part of the tests). Prints the figures that go into the
-# README's performance table.
+# README's performance table. BENCH_SKIP_RELIABILITY=1 and BENCH_SKIP_DICOM=1 leave
+# out the slow parts (the full-size reliability run; C-STORE and MWL).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$ROOT/scripts/setup.sh"
@@ -137,13 +138,14 @@ echo "(a) normal:     $("$BUILD/tests/bench_mllp_latency" 127.0.0.1 $P_N "$MSG" 
 echo "(b) normal:     $("$BUILD/tests/bench_mllp_latency" 127.0.0.1 $P_EN "$MSG" --rate 1000 --seconds 5)"
 echo "mllpecho floor: $("$BUILD/tests/bench_mllp_latency" 127.0.0.1 $P_FLOOR "$MSG" --rate 1000 --seconds 5)"
 
-echo
-JUNCTION_BIN="$JUNCTION" bash "$SRC/tests/bench/dicom_store.sh"
-echo
-JUNCTION_BIN="$JUNCTION" DICOM_BENCH_SYNC=normal DICOM_BENCH_PORT=28402 bash "$SRC/tests/bench/dicom_store.sh"
-
-echo
-bash "$SRC/tests/bench/mwl.sh" "$BUILD" "$SRC"
+if [ -z "${BENCH_SKIP_DICOM:-}" ]; then
+  echo
+  JUNCTION_BIN="$JUNCTION" bash "$SRC/tests/bench/dicom_store.sh"
+  echo
+  JUNCTION_BIN="$JUNCTION" DICOM_BENCH_SYNC=normal DICOM_BENCH_PORT=28402 bash "$SRC/tests/bench/dicom_store.sh"
+  echo
+  bash "$SRC/tests/bench/mwl.sh" "$BUILD" "$SRC"
+fi
 
 if [ -z "${BENCH_SKIP_RELIABILITY:-}" ]; then
   echo

@@ -96,7 +96,6 @@ struct MwlServer::State {
 
     mutable std::mutex m;  // counters and MPPS instances
     Counters counters;
-    std::map<std::string, std::unique_ptr<DcmDataset>> mpps;
     std::mutex mppsUpdate;  // one MPPS event at a time: status updates stay in order
 
     std::atomic<bool> running{false};
@@ -358,9 +357,10 @@ private:
         if (!data) return respondN(info, true, rq.MessageID, uid, STATUS_N_MissingAttribute, "no attribute list");
         std::lock_guard<std::mutex> serial(s_.mppsUpdate);
         bool exists = false;
-        {
-            std::lock_guard<std::mutex> lock(s_.m);
-            exists = s_.mpps.count(uid) > 0;
+        try {
+            exists = s_.worklist.getMpps(uid).has_value();
+        } catch (const std::exception& e) {
+            return respondN(info, true, rq.MessageID, uid, STATUS_N_ProcessingFailure, std::string("store: ") + e.what());
         }
         if (exists) return respondN(info, true, rq.MessageID, uid, STATUS_N_DuplicateSOPInstance, "instance exists");
         OFString st;
@@ -374,9 +374,9 @@ private:
         std::string comment;
         Uint16 status = publish("N-CREATE", uid, *data, comment);
         if (status != STATUS_N_Success) return respondN(info, true, rq.MessageID, uid, status, comment);
+        if (!keep(uid, *data, comment)) return respondN(info, true, rq.MessageID, uid, STATUS_N_ProcessingFailure, comment);
         {
             std::lock_guard<std::mutex> lock(s_.m);
-            s_.mpps[uid] = std::move(data);
             ++s_.counters.mppsCreates;
         }
         s_.say("info", "MPPS " + uid + " IN PROGRESS from " + callingAe_);
@@ -393,10 +393,11 @@ private:
         if (!data) return respondN(info, false, rq.MessageID, uid, STATUS_N_MissingAttribute, "no modification list");
         std::lock_guard<std::mutex> serial(s_.mppsUpdate);
         std::unique_ptr<DcmDataset> updated;
-        {
-            std::lock_guard<std::mutex> lock(s_.m);
-            auto it = s_.mpps.find(uid);
-            if (it != s_.mpps.end()) updated = std::make_unique<DcmDataset>(*it->second);
+        try {
+            if (auto kept = s_.worklist.getMpps(uid)) updated = datasetFromJson(*kept);
+        } catch (const std::exception& e) {
+            return respondN(info, false, rq.MessageID, uid, STATUS_N_ProcessingFailure,
+                            std::string("stored MPPS: ") + e.what());
         }
         if (!updated) return respondN(info, false, rq.MessageID, uid, STATUS_N_NoSuchSOPInstance, "unknown MPPS");
         OFString old;
@@ -415,13 +416,25 @@ private:
         if (status != STATUS_N_Success) return respondN(info, false, rq.MessageID, uid, status, comment);
         OFString now;
         updated->findAndGetOFString(DCM_PerformedProcedureStepStatus, now);
+        if (!keep(uid, *updated, comment)) return respondN(info, false, rq.MessageID, uid, STATUS_N_ProcessingFailure, comment);
         {
             std::lock_guard<std::mutex> lock(s_.m);
-            s_.mpps[uid] = std::move(updated);
             ++s_.counters.mppsSets;
         }
         s_.say("info", "MPPS " + uid + " " + trim(now.c_str()) + " from " + callingAe_);
         return respondN(info, false, rq.MessageID, uid, STATUS_N_Success);
+    }
+
+    // The MPPS instance goes to the store (an N-SET after a restart finds it).
+    bool keep(const std::string& uid, DcmDataset& instance, std::string& comment) {
+        try {
+            s_.worklist.putMpps(uid, datasetToJson(instance));
+            return true;
+        } catch (const std::exception& e) {
+            s_.say("error", "MPPS " + uid + ": cannot be kept: " + e.what());
+            comment = "MPPS not stored";
+            return false;
+        }
     }
 
     MwlServer::State& s_;
@@ -565,9 +578,8 @@ MwlServer::Counters MwlServer::counters() const {
 }
 
 std::string MwlServer::mppsInstance(const std::string& uid) const {
-    std::lock_guard<std::mutex> lock(state_->m);
-    auto it = state_->mpps.find(uid);
-    return it == state_->mpps.end() ? std::string() : datasetToJson(*it->second);
+    auto kept = state_->worklist.getMpps(uid);
+    return kept ? *kept : std::string();
 }
 
 }  // namespace junction::dicom

@@ -90,6 +90,12 @@ public:
     virtual std::vector<WorklistItem> find(const WorklistFilter& filter) = 0;
     virtual std::optional<WorklistItem> get(std::int64_t id) = 0;
     virtual std::size_t count() = 0;
+
+    // Modality Performed Procedure Step instances (the MPPS SCP's state, kept
+    // here so that an N-SET after a restart finds its N-CREATE): the dataset as
+    // DICOM JSON by SOP Instance UID. putMpps inserts or replaces.
+    virtual void putMpps(const std::string& sopInstanceUid, const std::string& datasetJson) = 0;
+    virtual std::optional<std::string> getMpps(const std::string& sopInstanceUid) = 0;
 };
 
 // The SQLite worklist, in the same database file as the message store (its own

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <random>
 #include <string>
@@ -73,6 +74,16 @@ public:
         }
         return out;
     }
+    void putMpps(const std::string& uid, const std::string& json) override {
+        std::lock_guard<std::mutex> lock(m_);
+        mpps_[uid] = json;
+    }
+    std::optional<std::string> getMpps(const std::string& uid) override {
+        std::lock_guard<std::mutex> lock(m_);
+        auto it = mpps_.find(uid);
+        if (it == mpps_.end()) return std::nullopt;
+        return it->second;
+    }
     std::optional<store::WorklistItem> get(std::int64_t id) override {
         std::lock_guard<std::mutex> lock(m_);
         for (const auto& it : items_)
@@ -96,6 +107,7 @@ public:
 private:
     std::mutex m_;
     std::vector<store::WorklistItem> items_;
+    std::map<std::string, std::string> mpps_;
 };
 
 struct Order {

@@ -470,3 +470,41 @@ TEST_CASE("The dicom_mwl source factory checks its settings and serves through a
     REQUIRE(registered != nullptr);
     CHECK(registered->defaultDataType() == "json");
 }
+
+TEST_CASE("An MPPS N-SET after a restart of the server finds its N-CREATE (kept in the store)") {
+    std::string script = sourceDir() + "/tests/node/mwl_client.js";
+    const std::string uid = "1.2.826.0.1.3680043.10.1010.77.1";
+    Fixture f;
+    f.start();
+    auto node = [&](const std::string& steps) {
+        return run("STEPS=" + steps + " MPPS_UID=" + uid + " node " + script + " 127.0.0.1 " +
+                   std::to_string(f.options.port) + " " + f.options.aeTitle + " CT01 P1001 ACC1001 1.2.826.0.1.1001");
+    };
+    CommandResult created = node("create");
+    INFO(created.output);
+    REQUIRE(created.exitCode == 0);
+    CHECK(created.output.find("\"createStatus\":0") != std::string::npos);
+    CHECK(f.worklist.statusOf("ACC1001") == store::WorklistStatus::InProgress);
+    REQUIRE(f.worklist.getMpps(uid));
+
+    f.server->stop();
+    f.server.reset();
+    f.start();  // a new server: nothing in memory, the store still has the instance
+    CommandResult set = node("set");
+    INFO(set.output);
+    REQUIRE(set.exitCode == 0);
+    CHECK(set.output.find("\"setStatus\":0") != std::string::npos);
+    CHECK(f.worklist.statusOf("ACC1001") == store::WorklistStatus::Completed);
+    CHECK(f.worklist.getMpps(uid)->find("COMPLETED") != std::string::npos);
+    // The N-SET message still carries what the N-CREATE said (the merged instance).
+    auto msgs = f.ctx.messages();
+    REQUIRE(msgs.size() == 2);
+    CHECK(msgs[1].raw.find("ACC1001") != std::string::npos);
+
+    // An N-SET for an instance nobody created is refused (0x0112, no such instance).
+    CommandResult unknown = run("STEPS=set MPPS_UID=1.2.826.0.1.3680043.10.1010.77.2 node " + script + " 127.0.0.1 " +
+                                std::to_string(f.options.port) + " " + f.options.aeTitle +
+                                " CT01 P1001 ACC1001 1.2.826.0.1.1001");
+    INFO(unknown.output);
+    CHECK(unknown.output.find("\"setStatus\":274") != std::string::npos);
+}

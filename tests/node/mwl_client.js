@@ -2,6 +2,8 @@
 // one association with an MWL C-FIND, an MPPS N-CREATE (IN PROGRESS) and an
 // N-SET (COMPLETED, or FINAL_STATUS). Prints what it saw as one JSON object on stdout.
 // usage: node mwl_client.js HOST PORT CALLED_AE CALLING_AE PATIENT_ID ACCESSION STUDY_UID
+// env: STEPS=find,create,set (the default: all three), MPPS_UID (default: a new one),
+//      FINAL_STATUS (the N-SET status, default COMPLETED), LINGER_MS
 'use strict';
 const dimse = require('dcmjs-dimse');
 const { Client, Dataset } = dimse;
@@ -13,7 +15,8 @@ if (!studyUid) {
   console.error('usage: node mwl_client.js HOST PORT CALLED_AE CALLING_AE PATIENT_ID ACCESSION STUDY_UID');
   process.exit(2);
 }
-const mppsUid = `1.2.826.0.1.3680043.10.1010.${process.pid}.${Date.now()}`;
+const mppsUid = process.env.MPPS_UID || `1.2.826.0.1.3680043.10.1010.${process.pid}.${Date.now()}`;
+const steps = (process.env.STEPS || 'find,create,set').split(',');
 const result = { mppsUid, matches: [], findStatus: null, createStatus: null, setStatus: null, errors: [] };
 
 const find = CFindRequest.createWorklistFindRequest({ PatientID: patientId });
@@ -55,9 +58,9 @@ set.setDataset(new Dataset({
 set.on('response', (r) => { result.setStatus = r.getStatus(); });
 
 const client = new Client();
-client.addRequest(find);
-client.addRequest(create);
-client.addRequest(set);
+if (steps.includes('find')) client.addRequest(find);
+if (steps.includes('create')) client.addRequest(create);
+if (steps.includes('set')) client.addRequest(set);
 const timer = setTimeout(() => { result.errors.push('timeout'); finish(); }, 20000 + Number(process.env.LINGER_MS || 0));
 let done = false;
 function finish() {

@@ -395,3 +395,19 @@ TEST_CASE("worklist writes wait for a lock, then report busy; reads go on", "[st
     CHECK(wl->setStatus("A1", WorklistStatus::Cancelled) == 1);
     CHECK(wl->count() == 2);
 }
+
+TEST_CASE("MPPS instances are kept by SOP Instance UID and survive reopening", "[store][worklist]") {
+    WlDir dir;
+    {
+        auto wl = openSqliteWorklist(dir.db(), false);
+        CHECK_FALSE(wl->getMpps("1.2.3"));
+        wl->putMpps("1.2.3", R"({"00400252":{"vr":"CS","Value":["IN PROGRESS"]}})");
+        wl->putMpps("1.2.3", R"({"00400252":{"vr":"CS","Value":["COMPLETED"]}})");  // replaced
+        CHECK_THROWS_AS(wl->putMpps("", "{}"), std::invalid_argument);
+    }
+    auto wl = openSqliteWorklist(dir.db(), false);
+    auto kept = wl->getMpps("1.2.3");
+    REQUIRE(kept);
+    CHECK(kept->find("COMPLETED") != std::string::npos);
+    CHECK_FALSE(wl->getMpps("1.2.4"));
+}

@@ -48,6 +48,10 @@ const char* const kSchema[] = {
     "CREATE INDEX IF NOT EXISTS worklist_sps_start ON worklist(sps_start_date, sps_start_time)",
     "CREATE INDEX IF NOT EXISTS worklist_procedure ON worklist(requested_procedure_id)",
     "CREATE INDEX IF NOT EXISTS worklist_study ON worklist(study_instance_uid)",
+    "CREATE TABLE IF NOT EXISTS mpps ("
+    " sop_instance_uid TEXT PRIMARY KEY,"
+    " dataset TEXT NOT NULL,"
+    " updated_at INTEGER NOT NULL)",
 };
 
 constexpr const char* kColumns =
@@ -231,6 +235,7 @@ public:
                                "UPDATE worklist SET patient_id=?, patient_name=?, accession_number=?, modality=?, "
                                "station_ae=?, sps_start_date=?, sps_start_time=?, requested_procedure_id=?, "
                                "study_instance_uid=?, dataset=?, updated_at=? WHERE id=?");
+            putMpps_ = Stmt(wdb_, "INSERT OR REPLACE INTO mpps (sop_instance_uid, dataset, updated_at) VALUES (?, ?, ?)");
             setStatus_ = Stmt(wdb_,
                               "UPDATE worklist SET status=?, updated_at=? WHERE (accession_number = ? OR "
                               "study_instance_uid = ?) AND status <> ?");
@@ -239,6 +244,7 @@ public:
             sqlite::exec(rdb_, "PRAGMA query_only = 1");
             get_ = Stmt(rdb_, std::string("SELECT ") + kColumns + " FROM worklist WHERE id = ?");
             count_ = Stmt(rdb_, "SELECT count(*) FROM worklist");
+            getMpps_ = Stmt(rdb_, "SELECT dataset FROM mpps WHERE sop_instance_uid = ?");
             return 0;
         });
     }
@@ -247,6 +253,8 @@ public:
         readCache_.clear();
         get_.reset();
         count_.reset();
+        getMpps_.reset();
+        putMpps_.reset();
         byKey_.reset();
         byUid_.reset();
         insert_.reset();
@@ -334,6 +342,27 @@ public:
         });
     }
 
+    void putMpps(const std::string& uid, const std::string& datasetJson) override {
+        if (uid.empty()) throw std::invalid_argument("an MPPS instance needs its SOP Instance UID");
+        std::lock_guard<std::mutex> lock(wmu_);
+        guarded("MPPS write", [&] {
+            Use u(putMpps_);
+            u.text(1, uid).text(2, datasetJson).int64(3, nowMs());
+            u.run();
+            return 0;
+        });
+    }
+
+    std::optional<std::string> getMpps(const std::string& uid) override {
+        std::lock_guard<std::mutex> lock(rmu_);
+        return guarded("MPPS read", [&]() -> std::optional<std::string> {
+            Use u(getMpps_);
+            u.text(1, uid);
+            if (!u.step()) return std::nullopt;
+            return u.str(0);
+        });
+    }
+
     std::size_t count() override {
         std::lock_guard<std::mutex> lock(rmu_);
         return guarded("count", [&] {
@@ -394,7 +423,7 @@ private:
     sqlite3* rdb_ = nullptr;
     std::mutex wmu_, rmu_;
     Stmt byKey_, byUid_, insert_, update_, updateKeep_, setStatus_;
-    Stmt get_, count_;
+    Stmt get_, count_, getMpps_, putMpps_;
     std::map<std::string, Stmt> readCache_;
 };
 

@@ -255,11 +255,14 @@ void Channel::submit(Inbound message, std::function<void(SubmitResult)> done) {
     }
     auto decision = std::make_shared<Decision>();
     // Process on the source's own thread, then store the message together with
-    // its outcome and deliveries in one write. Holding the slot across the
-    // insert keeps the store (and so the delivery) order equal to the
-    // processing order.
-    Lease lease(*this);
-    *decision = decide(*payload, lease.runtime(), received);
+    // its outcome and deliveries in one write. The slot (and its Lua runtime)
+    // is held for the scripts only: messages in flight at the same time on
+    // different connections have no order between them, and a sender's next
+    // message comes after this one's ACK, so after its insert.
+    {
+        Lease lease(*this);
+        *decision = decide(*payload, lease.runtime(), received);
+    }
     decision->pm.meta = nm.meta;
     nm.processed = std::move(decision->pm);
     inFlight_.fetch_add(1);

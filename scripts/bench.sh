@@ -23,7 +23,19 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$T"; }
 trap cleanup EXIT
 wait_port() { for i in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 did not open"; return 1; }
-load() { "$LOAD" 127.0.0.1 "$1" --count "$COUNT" --conns 4 --msg "$MSG" --prefix "B$1-" | tail -1; }
+# Wait until the instances started here are idle (what a previous run left to do
+# in the background, such as applying its journal to SQLite, would otherwise
+# be measured with the next run): their CPU time stops moving for 0.5 s (20 s at most).
+settle() {
+  local before after i
+  for i in $(seq 40); do
+    before=$(for p in "${PIDS[@]}"; do awk '{print $14+$15}' "/proc/$p/stat" 2>/dev/null; done | paste -sd+ | bc)
+    sleep 0.5
+    after=$(for p in "${PIDS[@]}"; do awk '{print $14+$15}' "/proc/$p/stat" 2>/dev/null; done | paste -sd+ | bc)
+    [ "$before" = "$after" ] && return 0
+  done
+}
+load() { settle; "$LOAD" 127.0.0.1 "$1" --count "$COUNT" --conns 4 --msg "$MSG" --prefix "B$1-" | tail -1; }
 rate() { sed -E 's/.*rate=([0-9]+).*/\1/' <<<"$1"; }
 
 # A Junction instance in its own folder: junction_instance DIR [SYNC] < CHANNEL_YAML

@@ -1,5 +1,5 @@
-// Thin RAII helpers over the sqlite3 C API used by the SQLite message store.
-// Private to engine/store.
+// Thin RAII helpers over the sqlite3 C API used by the SQLite message store
+// and worklist. Private to engine/store.
 #pragma once
 
 #include <sqlite3.h>
@@ -126,6 +126,34 @@ inline void exec(sqlite3* db, const char* sql) {
         sqlite3_free(err);
         throw Error(rc, msg);
     }
+}
+
+// Opens (creating if needed) `path` for use by one thread at a time, with
+// extended result codes and a busy timeout. Throws std::runtime_error
+// "cannot open <what> <path>: ...".
+inline sqlite3* open(const std::string& path, const std::string& what, int busyTimeoutMs) {
+    sqlite3* db = nullptr;
+    int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                             nullptr);
+    if (rc != SQLITE_OK) {
+        std::string msg = "cannot open " + what + " " + path + ": " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        sqlite3_close_v2(db);
+        throw std::runtime_error(msg);
+    }
+    sqlite3_busy_timeout(db, busyTimeoutMs);
+    sqlite3_extended_result_codes(db, 1);
+    return db;
+}
+
+// Switches the database to WAL mode; throws when it stays in another mode.
+inline void useWal(sqlite3* db, const std::string& path) {
+    Stmt jm(db, "PRAGMA journal_mode = WAL");
+    std::string mode;
+    if (sqlite3_step(jm.get()) == SQLITE_ROW) {
+        const unsigned char* t = sqlite3_column_text(jm.get(), 0);
+        if (t) mode = reinterpret_cast<const char*>(t);
+    }
+    if (mode != "wal") throw std::runtime_error("cannot switch " + path + " to WAL mode (got '" + mode + "')");
 }
 
 }  // namespace junction::store::sqlite

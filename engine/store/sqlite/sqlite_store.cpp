@@ -191,19 +191,7 @@ int partitionIndex(const std::vector<Partition>& parts, MessageId id) {
     return static_cast<int>(it - parts.begin()) - 1;
 }
 
-sqlite3* openConnection(const std::string& path, const StoreOptions& options, bool writer) {
-    sqlite3* db = nullptr;
-    int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             nullptr);
-    if (rc != SQLITE_OK) {
-        std::string msg = "cannot open message store " + path + ": " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-        sqlite3_close_v2(db);
-        throw std::runtime_error(msg);
-    }
-    sqlite3_busy_timeout(db, 10000);
-    sqlite3_extended_result_codes(db, 1);
-    return db;
-}
+sqlite3* openConnection(const std::string& path) { return sqlite::open(path, "message store", 10000); }
 
 class SqliteStore final : public MessageStore {
 public:
@@ -352,15 +340,10 @@ SqliteStore::SqliteStore(const std::string& path, const StoreOptions& options) :
         if (ec) throw std::runtime_error("cannot create directory " + p.parent_path().string() + ": " + ec.message());
     }
     try {
-        wdb_ = openConnection(path, options_, true);
+        wdb_ = openConnection(path);
         // auto_vacuum must be chosen before the first table exists.
         sqlite::exec(wdb_, "PRAGMA auto_vacuum = INCREMENTAL");
-        {
-            Stmt jm(wdb_, "PRAGMA journal_mode = WAL");
-            Use u(jm);
-            std::string mode = u.step() ? u.str(0) : "";
-            if (mode != "wal") throw std::runtime_error("cannot switch " + path + " to WAL mode (got '" + mode + "')");
-        }
+        sqlite::useWal(wdb_, path);
         // With the journal, SQLite commits need no flush of their own: the journal
         // holds the messages until the WAL is flushed (syncWal) before a journal
         // segment is dropped; checkpoints still flush (their own connection).
@@ -444,7 +427,7 @@ SqliteStore::SqliteStore(const std::string& path, const StoreOptions& options) :
         wJournalMark_ = Stmt(wdb_, "INSERT OR REPLACE INTO store_meta (key, value) VALUES ('journal_applied', ?1)");
 
         // Reader connection.
-        rdb_ = openConnection(path, options_, false);
+        rdb_ = openConnection(path);
         sqlite::exec(rdb_, "PRAGMA cache_size = -16384");
         sqlite::exec(rdb_, "PRAGMA query_only = 1");
         rBegin_ = Stmt(rdb_, "BEGIN");
@@ -467,7 +450,7 @@ SqliteStore::SqliteStore(const std::string& path, const StoreOptions& options) :
 
         // Checkpoints run on their own connection and thread so that copying the WAL
         // into the database (and its fsync) does not stall the writer.
-        cdb_ = openConnection(path, options_, false);
+        cdb_ = openConnection(path);
         sqlite::exec(cdb_, options_.synchronousFull ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
         sqlite3_wal_hook(wdb_, &SqliteStore::walHook, this);  // replaces wal_autocheckpoint
     } catch (const std::exception& e) {

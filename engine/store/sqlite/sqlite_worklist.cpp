@@ -74,19 +74,7 @@ auto guarded(const char* what, F&& f) -> decltype(f()) {
     }
 }
 
-sqlite3* openConnection(const std::string& path, int busyTimeoutMs) {
-    sqlite3* db = nullptr;
-    int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             nullptr);
-    if (rc != SQLITE_OK) {
-        std::string msg = "cannot open worklist " + path + ": " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-        sqlite3_close_v2(db);
-        throw std::runtime_error(msg);
-    }
-    sqlite3_busy_timeout(db, busyTimeoutMs);
-    sqlite3_extended_result_codes(db, 1);
-    return db;
-}
+sqlite3* openConnection(const std::string& path, int busyTimeoutMs) { return sqlite::open(path, "worklist", busyTimeoutMs); }
 
 std::int64_t nowMs() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -204,13 +192,7 @@ public:
             wdb_ = openConnection(path, busyTimeoutMs_);
             // Matches the message store's choice when the worklist creates the file.
             sqlite::exec(wdb_, "PRAGMA auto_vacuum = INCREMENTAL");
-            {
-                Stmt jm(wdb_, "PRAGMA journal_mode = WAL");
-                Use u(jm);
-                std::string mode = u.step() ? u.str(0) : "";
-                if (mode != "wal")
-                    throw std::runtime_error("cannot switch " + path + " to WAL mode (got '" + mode + "')");
-            }
+            sqlite::useWal(wdb_, path);
             sqlite::exec(wdb_, synchronousFull ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
             sqlite::exec(wdb_, "BEGIN IMMEDIATE");
             try {

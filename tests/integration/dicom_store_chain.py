@@ -20,7 +20,7 @@ BIN = os.environ["JUNCTION_BIN"]
 SAMPLES = "/usr/lib/python3/dist-packages/pydicom/data/test_files"
 JPORT, PPORT = 28010, 28011
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from checks import Checks, wait_for  # noqa: E402
+from checks import Checks, stop, wait_for  # noqa: E402
 
 check = Checks()
 
@@ -160,13 +160,7 @@ destinations:
     check(echo(), "echoscu still answered after the transfers")
     check(not os.listdir(f"{tmp}/var/dicom/.incoming"), "no partial files left")
 finally:
-    for p in procs:
-        p.terminate()
-    for p in procs:
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
+    stop(procs)
     if check.failed and os.path.exists(f"{tmp}/junction.log"):
         print(open(f"{tmp}/junction.log").read()[-3000:])
     if not os.environ.get("KEEP"):

@@ -20,7 +20,7 @@ JPORT = 28020
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from checks import Checks, wait_for  # noqa: E402
+from checks import Checks, stop, wait_for  # noqa: E402
 
 check = Checks()
 
@@ -237,13 +237,7 @@ destinations:
     silent.close()
     check(procs[0].poll() is None, "the engine is still running")
 finally:
-    for p in procs:
-        p.terminate()
-    for p in procs:
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
+    stop(procs)
     if check.failed:
         print(open(f"{tmp}/junction.log").read()[-3000:])
     if not os.environ.get("KEEP"):

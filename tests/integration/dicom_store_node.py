@@ -18,7 +18,7 @@ SAMPLES = "/usr/lib/python3/dist-packages/pydicom/data/test_files"
 NODE_DIR = os.path.join(SRC, "tests", "node")
 JPORT = 28030
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from checks import Checks, wait_for  # noqa: E402
+from checks import Checks, stop, wait_for  # noqa: E402
 
 check = Checks()
 
@@ -86,13 +86,7 @@ destinations:
     check(r.returncode != 0 and "rejected" in r.stdout, f"calling AE STRANGER rejected ({r.stdout.strip()[:200]})")
     check(procs[0].poll() is None, "the engine is still running")
 finally:
-    for p in procs:
-        p.terminate()
-    for p in procs:
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
+    stop(procs)
     if check.failed:
         print(open(f"{tmp}/junction.log").read()[-3000:])
     if not os.environ.get("KEEP"):

@@ -9,7 +9,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import sys
 import subprocess
 import tempfile
@@ -20,7 +19,7 @@ BIN = os.environ["JUNCTION_BIN"]
 SRC = os.environ["JUNCTION_SOURCE_DIR"]
 SAMPLE = "/usr/lib/python3/dist-packages/pydicom/data/test_files/CT_small.dcm"
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from checks import Checks, free_port, port_open, wait_for  # noqa: E402
+from checks import Checks, free_port, port_open, stop, wait_for  # noqa: E402
 
 check = Checks()
 
@@ -131,11 +130,7 @@ try:
     check(findscu(mwl_port, keys, f"{tmp}/find2") == [], "a completed item is no longer on the worklist")
 finally:
     if proc:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop([proc], timeout=30)
     if check.failed:
         print(open(f"{tmp}/run.log").read()[-3000:])
     shutil.rmtree(tmp, ignore_errors=True)

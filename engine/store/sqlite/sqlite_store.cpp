@@ -623,7 +623,7 @@ void SqliteStore::recoverJournal() {
         ++replayed;
     }
     if (maxId >= nextId_.load()) nextId_ = maxId + 1;
-    journalApplied_ = std::max(applied, MessageId(0));
+    journalApplied_ = applied;
     if (replayed == 0 && journal_->releasable(maxId)) {  // nothing left to apply from the old segments
         if (options_.synchronousFull) syncWal();
         journal_->release(maxId);

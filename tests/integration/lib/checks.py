@@ -1,6 +1,7 @@
 """Shared by the Python integration tests (this folder is not run as a test):
 counted checks that print what failed, waiting for a condition, free ports."""
 import socket
+import subprocess
 import sys
 import time
 
@@ -39,6 +40,18 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def stop(procs, timeout=10):
+    """SIGTERM to every process, then waits for each; one still running after
+    `timeout` seconds is killed."""
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
 
 
 def port_open(port):

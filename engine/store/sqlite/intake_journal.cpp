@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <array>
@@ -18,21 +19,10 @@ namespace {
 
 // ---------------------------------------------------------------- CRC-32 (IEEE)
 
-std::array<std::uint32_t, 256> makeCrcTable() {
-    std::array<std::uint32_t, 256> t{};
-    for (std::uint32_t i = 0; i < 256; ++i) {
-        std::uint32_t c = i;
-        for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-        t[i] = c;
-    }
-    return t;
-}
-
+// zlib's CRC-32 (the IEEE polynomial, word-at-a-time): several times faster
+// than a byte table, and the same values.
 std::uint32_t crc32(std::string_view data) {
-    static const auto table = makeCrcTable();
-    std::uint32_t c = 0xFFFFFFFFu;
-    for (unsigned char b : data) c = table[(c ^ b) & 0xFF] ^ (c >> 8);
-    return c ^ 0xFFFFFFFFu;
+    return static_cast<std::uint32_t>(::crc32_z(0L, reinterpret_cast<const Bytef*>(data.data()), data.size()));
 }
 
 // ---------------------------------------------------------------- codec

@@ -255,6 +255,7 @@ private:
     void assignIds(std::vector<Op>& ops, std::size_t begin, std::size_t end);
     void apply(Op& op, std::int64_t now);
     void applyInsert(InsertOp& op, std::int64_t now);
+    void markJournalApplied(const std::vector<Op>& ops, std::size_t begin, std::size_t end);
     void applyProcessed(ProcessedOp& op, std::int64_t now);
     void writeOutcome(MessageId id, const ProcessedMessage& p, std::int64_t now);
     void applyDelivery(DeliveryOp& op, std::int64_t now);
@@ -778,6 +779,7 @@ void SqliteStore::runSegment(std::vector<Op>& ops, std::size_t begin, std::size_
             Use(wBegin_).run();
             for (std::size_t k = begin; k < end; ++k)
                 if (!ops[k].failed) apply(ops[k], now);
+            markJournalApplied(ops, begin, end);
             Use(wCommit_).run();
             commits_.fetch_add(1, std::memory_order_relaxed);
             writes_.fetch_add(live, std::memory_order_relaxed);
@@ -811,6 +813,7 @@ void SqliteStore::runSegment(std::vector<Op>& ops, std::size_t begin, std::size_
                 }
                 Use(wBegin_).run();
                 apply(ops[k], now);
+                markJournalApplied(ops, k, k + 1);
                 Use(wCommit_).run();
                 commits_.fetch_add(1, std::memory_order_relaxed);
                 writes_.fetch_add(1, std::memory_order_relaxed);
@@ -896,11 +899,21 @@ void SqliteStore::applyInsert(InsertOp& op, std::int64_t now) {
     // Raw is needed until processed in every mode; kept afterwards in development/production.
     if ((status == Status::Received && !p) || keepsRaw(m.storage)) putContent(op.id, kRaw, {}, m.raw);
     if (p) writeOutcome(op.id, *p, now);
-    if (op.journaled && !journalBlocked_) {
-        Use u(wJournalMark_);
-        u.int64(1, op.id);
-        u.run();
+}
+
+// Records, in the transaction applying them, the last journaled id applied
+// (one row update per transaction, not per message).
+void SqliteStore::markJournalApplied(const std::vector<Op>& ops, std::size_t begin, std::size_t end) {
+    if (journalBlocked_) return;
+    MessageId last = 0;
+    for (std::size_t k = begin; k < end; ++k) {
+        auto* ins = std::get_if<InsertOp>(&ops[k].v);
+        if (ins && ins->journaled && !ops[k].failed) last = std::max(last, ins->id);
     }
+    if (last == 0) return;
+    Use u(wJournalMark_);
+    u.int64(1, last);
+    u.run();
 }
 
 void SqliteStore::writeOutcome(MessageId id, const ProcessedMessage& p, std::int64_t now) {

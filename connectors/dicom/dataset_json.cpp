@@ -1,11 +1,9 @@
 #include "connectors/dicom/dataset_json.h"
 
 #include <Poco/Base64Decoder.h>
-#include <Poco/Base64Encoder.h>
 #include <Poco/JSON/Array.h>
 #include <Poco/JSON/Object.h>
 #include <Poco/JSON/Parser.h>
-#include <Poco/JSON/Stringifier.h>
 
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dcdatset.h>
@@ -15,11 +13,15 @@
 #include <dcmtk/dcmdata/dcsequen.h>
 #include <dcmtk/dcmdata/dcvr.h>
 
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <sstream>
+#include <string_view>
+#include <type_traits>
 #include <vector>
+
+#include "engine/util/json_text.h"
 
 namespace junction::dicom {
 
@@ -57,25 +59,6 @@ Kind kindOf(DcmEVR vr) {
     case EVR_AT: return Kind::Tag;
     default: return Kind::Text;
     }
-}
-
-std::vector<std::string> splitBackslash(const std::string& s) {
-    std::vector<std::string> out;
-    std::size_t start = 0;
-    while (true) {
-        std::size_t p = s.find('\\', start);
-        out.push_back(s.substr(start, p == std::string::npos ? std::string::npos : p - start));
-        if (p == std::string::npos) break;
-        start = p + 1;
-    }
-    return out;
-}
-
-std::string trimmed(const std::string& s) {
-    std::size_t b = s.find_first_not_of(' ');
-    if (b == std::string::npos) return {};
-    std::size_t e = s.find_last_not_of(' ');
-    return s.substr(b, e - b + 1);
 }
 
 // A JSON number as a DICOM string (IS/DS/binary numbers take decimal strings).
@@ -230,40 +213,148 @@ Object::Ptr parseObject(const std::string& json) {
 
 // ---------------------------------------------------------------- writing
 
-Poco::Dynamic::Var number(const std::string& s, bool integer) {
-    std::string t = trimmed(s);
-    if (t.empty()) return Poco::Dynamic::Var();
-    try {
-        std::size_t used = 0;
-        if (integer) {
-            long long v = std::stoll(t, &used);
-            if (used == t.size()) return Poco::Dynamic::Var(static_cast<Poco::Int64>(v));
-        } else {
-            double v = std::stod(t, &used);
-            if (used == t.size() && std::isfinite(v)) return Poco::Dynamic::Var(v);
-        }
-    } catch (const std::exception&) {
-    }
-    return Poco::Dynamic::Var(t);  // not a number: keep the text rather than lose it
+// Text straight into `out` (the JSON is written per instance on the C-STORE
+// path: no intermediate objects, no streams).
+
+void appendTagKey(std::string& out, const DcmTagKey& t) {
+    static const char hex[] = "0123456789ABCDEF";
+    unsigned v = (static_cast<unsigned>(t.getGroup()) << 16) | t.getElement();
+    for (int shift = 28; shift >= 0; shift -= 4) out.push_back(hex[(v >> shift) & 0xF]);
 }
 
-Object::Ptr itemToObject(DcmItem& item);
+template <typename T>
+void appendNumber(std::string& out, T v) {
+    if constexpr (std::is_floating_point_v<T>) {
+        if (!std::isfinite(v)) {
+            out += "null";  // JSON has no NaN or infinity
+            return;
+        }
+    }
+    char buf[40];
+    auto r = std::to_chars(buf, buf + sizeof buf, v);
+    out.append(buf, r.ptr);
+}
 
-void addElement(Object& out, DcmElement& elem) {
-    DcmTag tag = elem.getTag();
-    if (tag.getElement() == 0) return;  // group length
-    Object::Ptr a = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
+std::string_view trim(std::string_view v) {
+    while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\0')) v.remove_suffix(1);
+    return v;
+}
+
+// An IS or DS value as a JSON number; text that is no number stays a string.
+void appendNumberText(std::string& out, std::string_view raw, bool integer) {
+    std::string_view t = trim(raw);
+    if (t.empty()) {
+        out += "null";
+        return;
+    }
+    std::string_view digits = t.front() == '+' ? t.substr(1) : t;
+    if (integer) {
+        long long v = 0;
+        auto r = std::from_chars(digits.data(), digits.data() + digits.size(), v);
+        if (r.ec == std::errc() && r.ptr == digits.data() + digits.size()) return appendNumber(out, v);
+    } else {
+        // from_chars does not take "5." or ".5"; strtod does (and DS allows both).
+        std::string z(digits);
+        char* end = nullptr;
+        double v = std::strtod(z.c_str(), &end);
+        if (!z.empty() && end == z.c_str() + z.size() && std::isfinite(v) && z.find_first_of("xXnN") == std::string::npos)
+            return appendNumber(out, v);
+    }
+    util::appendJsonString(out, t);
+}
+
+void appendBase64(std::string& out, const Uint8* p, std::size_t n) {
+    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    out.reserve(out.size() + (n + 2) / 3 * 4);
+    std::size_t i = 0;
+    for (; i + 3 <= n; i += 3) {
+        unsigned v = (unsigned(p[i]) << 16) | (unsigned(p[i + 1]) << 8) | p[i + 2];
+        out += tbl[v >> 18];
+        out += tbl[(v >> 12) & 63];
+        out += tbl[(v >> 6) & 63];
+        out += tbl[v & 63];
+    }
+    if (i < n) {
+        unsigned v = unsigned(p[i]) << 16;
+        if (i + 1 < n) v |= unsigned(p[i + 1]) << 8;
+        out += tbl[v >> 18];
+        out += tbl[(v >> 12) & 63];
+        out += i + 1 < n ? tbl[(v >> 6) & 63] : '=';
+        out += '=';
+    }
+}
+
+// Values of a binary-encoded numeric VR (US, SS, UL, SL, FL, FD, SV, UV).
+bool appendBinaryNumbers(std::string& out, DcmElement& elem, DcmEVR evr) {
+    unsigned long vm = elem.getVM();
+    for (unsigned long i = 0; i < vm; ++i) {
+        if (i) out += ',';
+        OFCondition c;
+        switch (evr) {
+        case EVR_US: { Uint16 v; c = elem.getUint16(v, i); if (c.good()) appendNumber(out, v); break; }
+        case EVR_SS: { Sint16 v; c = elem.getSint16(v, i); if (c.good()) appendNumber(out, v); break; }
+        case EVR_UL: { Uint32 v; c = elem.getUint32(v, i); if (c.good()) appendNumber(out, v); break; }
+        case EVR_SL: { Sint32 v; c = elem.getSint32(v, i); if (c.good()) appendNumber(out, v); break; }
+        case EVR_FL: { Float32 v; c = elem.getFloat32(v, i); if (c.good()) appendNumber(out, v); break; }
+        case EVR_FD: { Float64 v; c = elem.getFloat64(v, i); if (c.good()) appendNumber(out, v); break; }
+        default: {  // SV, UV: through their text
+            OFString text;
+            c = elem.getOFString(text, i);
+            if (c.good()) appendNumberText(out, std::string_view(text.c_str(), text.length()), true);
+        }
+        }
+        if (c.bad()) return false;
+    }
+    return true;
+}
+
+void appendPersonName(std::string& out, std::string_view v) {
+    if (v.empty()) {
+        out += "null";
+        return;
+    }
+    static const char* names[3] = {"Alphabetic", "Ideographic", "Phonetic"};
+    out += '{';
+    bool any = false;
+    for (int g = 0; g < 3; ++g) {
+        std::size_t p = v.find('=');
+        std::string_view part = v.substr(0, p);
+        if (!part.empty()) {
+            if (any) out += ',';
+            any = true;
+            out += '"';
+            out += names[g];
+            out += "\":";
+            util::appendJsonString(out, part);
+        }
+        if (p == std::string_view::npos) break;
+        v.remove_prefix(p + 1);
+    }
+    out += '}';
+}
+
+bool singleValued(DcmEVR evr) { return evr == EVR_LT || evr == EVR_ST || evr == EVR_UT || evr == EVR_UR; }
+
+void appendItem(DcmItem& item, std::string& out, bool (*skip)(DcmObject&));
+
+void appendElement(DcmElement& elem, std::string& out, bool (*skip)(DcmObject&)) {
     DcmEVR evr = elem.getVR();
-    DcmVR vr(evr);
-    const char* vrName = vr.getValidVRName();
-    a->set("vr", std::string(vrName));
+    out += '"';
+    appendTagKey(out, elem.getTag());
+    out += "\":{\"vr\":\"";
+    out += DcmVR(evr).getValidVRName();
+    out += '"';
     Kind kind = kindOf(evr);
     if (kind == Kind::Sequence) {
         auto& seq = static_cast<DcmSequenceOfItems&>(elem);
         if (seq.card() > 0) {
-            Array::Ptr items = new Array;
-            for (unsigned long i = 0; i < seq.card(); ++i) items->add(itemToObject(*seq.getItem(i)));
-            a->set("Value", items);
+            out += ",\"Value\":[";
+            for (unsigned long i = 0; i < seq.card(); ++i) {
+                if (i) out += ',';
+                appendItem(*seq.getItem(i), out, skip);
+            }
+            out += ']';
         }
     } else if (kind == Kind::Binary) {
         if (elem.getLength() > 0) {
@@ -276,62 +367,71 @@ void addElement(Object& out, DcmElement& elem) {
                 elem.getUint8Array(bytes);
             }
             if (bytes) {
-                std::ostringstream os;
-                Poco::Base64Encoder enc(os);
-                enc.rdbuf()->setLineLength(0);
-                enc.write(reinterpret_cast<const char*>(bytes), elem.getLength());
-                enc.close();
-                a->set("InlineBinary", os.str());
+                out += ",\"InlineBinary\":\"";
+                appendBase64(out, bytes, elem.getLength());
+                out += '"';
             }
         }
     } else if (elem.getLength() > 0 || elem.getVM() > 0) {
-        OFString all;
-        elem.getOFStringArray(all);
-        if (!all.empty() || elem.getVM() > 1) {
-            Array::Ptr values = new Array;
-            for (const std::string& v : splitBackslash(all.c_str())) {
-                switch (kind) {
-                case Kind::PersonName: {
-                    if (v.empty()) {
-                        values->add(Poco::Dynamic::Var());
+        std::size_t mark = out.size();
+        out += ",\"Value\":[";
+        bool ok = true;
+        if (evr == EVR_US || evr == EVR_SS || evr == EVR_UL || evr == EVR_SL || evr == EVR_FL || evr == EVR_FD ||
+            evr == EVR_SV || evr == EVR_UV) {
+            ok = elem.getVM() > 0 && appendBinaryNumbers(out, elem, evr);
+        } else {
+            OFString all;
+            elem.getOFStringArray(all);
+            std::string_view v(all.c_str(), all.length());
+            if (v.empty() && elem.getVM() <= 1) {
+                ok = false;
+            } else {
+                bool first = true;
+                while (true) {
+                    std::size_t bs = singleValued(evr) ? std::string_view::npos : v.find('\\');
+                    std::string_view one = v.substr(0, bs);
+                    if (!first) out += ',';
+                    first = false;
+                    switch (kind) {
+                    case Kind::PersonName: appendPersonName(out, one); break;
+                    case Kind::Integer: appendNumberText(out, one, true); break;
+                    case Kind::Decimal: appendNumberText(out, one, false); break;
+                    case Kind::Tag: {
+                        std::string hex;
+                        for (char c : one)
+                            if (std::isxdigit(static_cast<unsigned char>(c)))
+                                hex += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+                        util::appendJsonString(out, hex);
                         break;
                     }
-                    Object::Ptr pn = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
-                    static const char* names[3] = {"Alphabetic", "Ideographic", "Phonetic"};
-                    std::size_t start = 0;
-                    for (int g = 0; g < 3; ++g) {
-                        std::size_t p = v.find('=', start);
-                        std::string part = v.substr(start, p == std::string::npos ? std::string::npos : p - start);
-                        if (!part.empty()) pn->set(names[g], part);
-                        if (p == std::string::npos) break;
-                        start = p + 1;
+                    default:
+                        if (one.empty()) out += "null";
+                        else util::appendJsonString(out, one);
                     }
-                    values->add(pn);
-                    break;
-                }
-                case Kind::Integer: values->add(number(v, evr != EVR_FL && evr != EVR_FD)); break;
-                case Kind::Decimal: values->add(number(v, false)); break;
-                case Kind::Tag: {
-                    std::string hex;
-                    for (char c : v)
-                        if (std::isxdigit(static_cast<unsigned char>(c))) hex += static_cast<char>(std::toupper(c));
-                    values->add(hex);
-                    break;
-                }
-                default:
-                    values->add(v.empty() ? Poco::Dynamic::Var() : Poco::Dynamic::Var(v));
+                    if (bs == std::string_view::npos) break;
+                    v.remove_prefix(bs + 1);
                 }
             }
-            a->set("Value", values);
         }
+        if (ok) out += ']';
+        else out.resize(mark);  // nothing to say: present and empty
     }
-    out.set(tagKey(tag), a);
+    out += '}';
 }
 
-Object::Ptr itemToObject(DcmItem& item) {
-    Object::Ptr o = new Object(Poco::JSON_PRESERVE_KEY_ORDER);
-    for (unsigned long i = 0; i < item.card(); ++i) addElement(*o, *item.getElement(i));
-    return o;
+void appendItem(DcmItem& item, std::string& out, bool (*skip)(DcmObject&)) {
+    out += '{';
+    bool first = true;
+    // nextInContainer walks the list; getElement(i) would seek from its head each time.
+    for (DcmObject* obj = item.nextInContainer(nullptr); obj; obj = item.nextInContainer(obj)) {
+        auto* elem = static_cast<DcmElement*>(obj);
+        if (elem->getTag().getElement() == 0) continue;  // group length
+        if (skip && skip(*elem)) continue;
+        if (!first) out += ',';
+        first = false;
+        appendElement(*elem, out, skip);
+    }
+    out += '}';
 }
 
 }  // namespace
@@ -348,10 +448,12 @@ void mergeJson(DcmItem& item, const std::string& json) {
     fillItem(item, *obj, "");
 }
 
+void appendItemJson(DcmItem& item, std::string& out, bool (*skip)(DcmObject&)) { appendItem(item, out, skip); }
+
 std::string datasetToJson(DcmItem& item) {
-    std::ostringstream os;
-    Poco::JSON::Stringifier::stringify(itemToObject(item), os, 0, -1);
-    return os.str();
+    std::string out;
+    appendItem(item, out, nullptr);
+    return out;
 }
 
 }  // namespace junction::dicom

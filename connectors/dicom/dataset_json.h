@@ -13,6 +13,7 @@
 
 class DcmItem;
 class DcmDataset;
+class DcmObject;
 
 namespace junction::dicom {
 
@@ -27,5 +28,9 @@ std::unique_ptr<DcmDataset> datasetFromJson(const std::string& json);
 void mergeJson(DcmItem& item, const std::string& json);
 // Serializes every attribute of `item` (group lengths skipped) as DICOM JSON.
 std::string datasetToJson(DcmItem& item);
+// Appends `item` as a DICOM JSON object to `out`, leaving out group lengths and,
+// at every level, the elements `skip` (when given) names. IS/DS values that are
+// no number stay strings; LT, ST, UT and UR are one value each.
+void appendItemJson(DcmItem& item, std::string& out, bool (*skip)(DcmObject&) = nullptr);
 
 }  // namespace junction::dicom

@@ -5,7 +5,6 @@
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
 #include <dcmtk/dcmdata/dcitem.h>
-#include <dcmtk/dcmdata/dcjson.h>
 #include <dcmtk/dcmdata/dcsequen.h>
 #include <dcmtk/dcmdata/dcvrat.h>
 #include <dcmtk/ofstd/ofstd.h>
@@ -17,10 +16,9 @@
 #include <cmath>
 #include <cstdio>
 #include <set>
-#include <sstream>
 
+#include "connectors/dicom/dataset_json.h"
 #include "connectors/dicom/store_dcmtk.h"
-#include "engine/util/json_text.h"
 
 namespace junction::dicom {
 
@@ -60,61 +58,6 @@ std::string tagKey(const DcmTagKey& t) {
     return buf;
 }
 
-using util::jsonString;
-
-// One element as `"GGGGEEEE":{...}`; elements DCMTK cannot write as JSON
-// (an IS/DS value that is no number) are written with string values.
-bool elementToJson(DcmObject* obj, std::string& out, std::string& error) {
-    if (obj->ident() == EVR_SQ) {
-        auto* seq = static_cast<DcmSequenceOfItems*>(obj);
-        out += "\"" + tagKey(obj->getTag()) + "\":{\"vr\":\"SQ\"";
-        if (seq->card() > 0) {
-            out += ",\"Value\":[";
-            for (unsigned long i = 0; i < seq->card(); ++i) {
-                if (i) out += ",";
-                std::string item;
-                if (!detail::itemToJson(*seq->getItem(i), item, error)) return false;
-                out += item;
-            }
-            out += "]";
-        }
-        out += "}";
-        return true;
-    }
-    std::ostringstream s;
-    DcmJsonFormatCompact format(OFFalse);
-    OFCondition c = obj->writeJson(s, format);
-    if (c.good()) {
-        out += s.str();
-        return true;
-    }
-    auto* elem = dynamic_cast<DcmElement*>(obj);
-    if (!elem) {
-        error = tagKey(obj->getTag()) + ": " + c.text();
-        return false;
-    }
-    OFString value;
-    elem->getOFStringArray(value);
-    DcmVR vr(obj->ident());
-    out += "\"" + tagKey(obj->getTag()) + "\":{\"vr\":\"" + vr.getVRName() + "\"";
-    if (!value.empty()) {
-        out += ",\"Value\":[";
-        std::string v(value.c_str(), value.length());
-        std::size_t start = 0;
-        bool first = true;
-        while (true) {
-            std::size_t bs = v.find('\\', start);
-            if (!first) out += ",";
-            first = false;
-            out += jsonString(v.substr(start, bs == std::string::npos ? std::string::npos : bs - start));
-            if (bs == std::string::npos) break;
-            start = bs + 1;
-        }
-        out += "]";
-    }
-    out += "}";
-    return true;
-}
 
 // ------------------------------------------------------------------ reading JSON back
 
@@ -336,17 +279,9 @@ int applyToItem(DcmItem& item, const Object::Ptr& json, std::string& error) {
 
 namespace detail {
 
-bool itemToJson(DcmItem& item, std::string& out, std::string& error) {
-    out = "{";
-    bool first = true;
-    for (unsigned long i = 0; i < item.card(); ++i) {
-        DcmObject* obj = item.getElement(i);
-        if (omitted(obj)) continue;
-        if (!first) out += ",";
-        first = false;
-        if (!elementToJson(obj, out, error)) return false;
-    }
-    out += "}";
+bool itemToJson(DcmItem& item, std::string& out, std::string& /*error*/) {
+    out.clear();
+    appendItemJson(item, out, [](DcmObject& obj) { return omitted(&obj); });
     return true;
 }
 

@@ -156,3 +156,44 @@ TEST_CASE("mergeJson replaces attributes and keeps the others") {
     CHECK(get(*ds, DCM_PatientID) == "B");
     CHECK(get(*ds, DCM_AccessionNumber) == "X");
 }
+
+TEST_CASE("DICOM JSON writing: text VRs keep backslashes, DS/IS text becomes numbers when it is one") {
+    DcmDataset ds;
+    ds.putAndInsertString(DCM_ImageComments, "a\\b");       // LT: one value, backslash included
+    ds.putAndInsertString(DCM_SliceThickness, "5.");        // DS forms JSON has no literal for
+    ds.putAndInsertString(DCM_SliceLocation, "+.5");
+    ds.putAndInsertString(DCM_PixelSpacing, "1E2\\abc");    // a DS that is no number stays text
+    ds.putAndInsertString(DCM_InstanceNumber, "+12");       // IS
+    ds.putAndInsertFloat64(DCM_DiffusionBValue, 0.25);       // FD: a binary number
+    ds.putAndInsertString(DCM_AccessionNumber, "");         // present, empty
+    Uint8 one[2] = {0xFF, 0x00};
+    ds.putAndInsertUint8Array(DcmTag(0x0009, 0x1010, EVR_OB), one, 2);
+    std::string json = datasetToJson(ds);
+    auto o = parse(json);
+    auto lt = o->getObject("00204000")->getArray("Value");
+    REQUIRE(lt->size() == 1);
+    CHECK(lt->getElement<std::string>(0) == "a\\b");
+    CHECK(o->getObject("00180050")->getArray("Value")->get(0).convert<double>() == Approx(5.0));
+    CHECK(o->getObject("00201041")->getArray("Value")->get(0).convert<double>() == Approx(0.5));
+    auto ps = o->getObject("00280030")->getArray("Value");
+    REQUIRE(ps->size() == 2);
+    CHECK(ps->get(0).convert<double>() == Approx(100.0));
+    CHECK(ps->get(1).isString());
+    CHECK(ps->getElement<std::string>(1) == "abc");
+    CHECK(o->getObject("00200013")->getArray("Value")->get(0).convert<int>() == 12);
+    CHECK(o->getObject("00189087")->getArray("Value")->get(0).convert<double>() == Approx(0.25));
+    CHECK(!o->getObject("00080050")->has("Value"));
+    CHECK(o->getObject("00091010")->getValue<std::string>("InlineBinary") == "/wA=");
+}
+
+TEST_CASE("appendItemJson leaves out what the caller names, at every level") {
+    auto ds = datasetFromJson(kItem);
+    std::string out = "prefix:";
+    appendItemJson(*ds, out, [](DcmObject& obj) { return obj.getTag() == DCM_Modality; });
+    REQUIRE(out.rfind("prefix:", 0) == 0);
+    auto o = parse(out.substr(7));
+    auto sps = o->getObject("00400100")->getArray("Value");
+    CHECK(!sps->getObject(0)->has("00080060"));
+    CHECK(sps->getObject(0)->has("00400002"));
+    CHECK(o->has("00100020"));
+}

@@ -30,10 +30,16 @@ namespace {
 using Poco::JSON::Array;
 using Poco::JSON::Object;
 
+void appendTagKey(std::string& out, const DcmTagKey& t) {
+    static const char hex[] = "0123456789ABCDEF";
+    unsigned v = (static_cast<unsigned>(t.getGroup()) << 16) | t.getElement();
+    for (int shift = 28; shift >= 0; shift -= 4) out.push_back(hex[(v >> shift) & 0xF]);
+}
+
 std::string tagKey(const DcmTagKey& t) {
-    char buf[9];
-    std::snprintf(buf, sizeof buf, "%04X%04X", t.getGroup(), t.getElement());
-    return buf;
+    std::string out;
+    appendTagKey(out, t);
+    return out;
 }
 
 bool isHex(const std::string& s) {
@@ -215,12 +221,6 @@ Object::Ptr parseObject(const std::string& json) {
 
 // Text straight into `out` (the JSON is written per instance on the C-STORE
 // path: no intermediate objects, no streams).
-
-void appendTagKey(std::string& out, const DcmTagKey& t) {
-    static const char hex[] = "0123456789ABCDEF";
-    unsigned v = (static_cast<unsigned>(t.getGroup()) << 16) | t.getElement();
-    for (int shift = 28; shift >= 0; shift -= 4) out.push_back(hex[(v >> shift) & 0xF]);
-}
 
 template <typename T>
 void appendNumber(std::string& out, T v) {

@@ -255,6 +255,8 @@ private:
     void assignIds(std::vector<Op>& ops, std::size_t begin, std::size_t end);
     void apply(Op& op, std::int64_t now);
     void applyInsert(InsertOp& op, std::int64_t now);
+    template <typename T, typename Row, typename Content>
+    std::vector<T> readPending(Stmt& st, const std::string& channel, std::size_t limit, Row row, Content content);
     void markJournalApplied(const std::vector<Op>& ops, std::size_t begin, std::size_t end);
     void applyProcessed(ProcessedOp& op, std::int64_t now);
     void writeOutcome(MessageId id, const ProcessedMessage& p, std::int64_t now);
@@ -1291,53 +1293,56 @@ std::string SqliteStore::readContent(MessageId id, int kind, const std::string& 
     }
 }
 
-std::vector<PendingMessage> SqliteStore::pendingMessages(const std::string& channel, std::size_t limit) {
+// The shared shape of the recovery reads: rows of `st` for a channel (up to
+// `limit`), each made by `row`, then given its content by `content`, all in one
+// read transaction that sees every acknowledged write.
+template <typename T, typename Row, typename Content>
+std::vector<T> SqliteStore::readPending(Stmt& st, const std::string& channel, std::size_t limit, Row row,
+                                        Content content) {
     catchUp();
-    std::vector<PendingMessage> out;
+    std::vector<T> out;
     std::lock_guard<std::mutex> lock(readMu_);
     ReadTxn txn(rBegin_, rCommit_, rRollback_);
     {
-        Use u(rPendingMsgs_);
+        Use u(st);
         u.text(1, channel).int64(2, static_cast<std::int64_t>(
                                         std::min<std::size_t>(limit, std::numeric_limits<std::int64_t>::max())));
-        while (u.step()) {
+        while (u.step()) out.push_back(row(u));
+    }
+    for (auto& t : out) content(t);
+    txn.commit();
+    return out;
+}
+
+std::vector<PendingMessage> SqliteStore::pendingMessages(const std::string& channel, std::size_t limit) {
+    static const std::string kNoDest;
+    return readPending<PendingMessage>(
+        rPendingMsgs_, channel, limit,
+        [](const Use& u) {
             PendingMessage pm;
             pm.id = u.int64(0);
             pm.channel = u.str(1);
             pm.dataType = u.str(2);
             pm.source = u.str(3);
             pm.receivedAt = fromMs(u.int64(4));
-            out.push_back(std::move(pm));
-        }
-    }
-    static const std::string kNoDest;
-    for (auto& pm : out) pm.raw = readContent(pm.id, kRaw, kNoDest);
-    txn.commit();
-    return out;
+            return pm;
+        },
+        [&](PendingMessage& pm) { pm.raw = readContent(pm.id, kRaw, kNoDest); });
 }
 
 std::vector<PendingDelivery> SqliteStore::pendingDeliveries(const std::string& channel, std::size_t limit) {
-    catchUp();
-    std::vector<PendingDelivery> out;
-    std::lock_guard<std::mutex> lock(readMu_);
-    ReadTxn txn(rBegin_, rCommit_, rRollback_);
-    {
-        Use u(rPendingDels_);
-        u.text(1, channel).int64(2, static_cast<std::int64_t>(
-                                        std::min<std::size_t>(limit, std::numeric_limits<std::int64_t>::max())));
-        while (u.step()) {
+    return readPending<PendingDelivery>(
+        rPendingDels_, channel, limit,
+        [](const Use& u) {
             PendingDelivery pd;
             pd.id = u.int64(0);
             pd.channel = u.str(1);
             pd.destination = u.str(2);
             pd.attempts = static_cast<int>(u.int64(3));
             pd.nextAttempt = u.isNull(4) ? Clock::time_point{} : fromMs(u.int64(4));
-            out.push_back(std::move(pd));
-        }
-    }
-    for (auto& pd : out) pd.encoded = readContent(pd.id, kEncoded, pd.destination);
-    txn.commit();
-    return out;
+            return pd;
+        },
+        [&](PendingDelivery& pd) { pd.encoded = readContent(pd.id, kEncoded, pd.destination); });
 }
 
 namespace {

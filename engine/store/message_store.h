@@ -149,11 +149,13 @@ struct SearchQuery {
 };
 
 struct StoreOptions {
-    // Upper bound on how long a write waits for company. The SQLite store commits
-    // as soon as its writer is free (batches grow with the load by themselves), so
-    // it never waits; kept for stores that linger.
-    std::chrono::milliseconds maxBatchDelay{2};
-    std::size_t maxBatchRows = 1000;             // or when this many writes wait
+    // How long the SQLite writer lets a batch of journaled (already acknowledged)
+    // inserts grow before it applies them in one transaction; other writes are
+    // committed as soon as the writer is free. Larger transactions write fewer
+    // WAL pages per message; the cost is that the store's tables show a message
+    // up to this much later than its ACK (flush() cuts the wait short).
+    std::chrono::milliseconds maxBatchDelay{25};
+    std::size_t maxBatchRows = 2000;             // or when this many writes wait
     bool synchronousFull = true;                 // fsync every commit (durability); off only in tests
     std::uint64_t maxDatabaseBytes = 0;          // quota (PRAGMA max_page_count); 0 = unlimited
     // Intake journal: an insert is durable (and acknowledged) once appended to an
@@ -166,6 +168,7 @@ struct StoreOptions {
 
 struct StoreStats {
     std::uint64_t commits = 0, writes = 0;  // writes committed in `commits` transactions
+    std::uint64_t folded = 0;               // delivery results applied with their message's insert
 };
 
 using Completion = std::function<void(bool ok, const std::string& error)>;

@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -323,6 +324,74 @@ TEST_CASE("delivery updates drive the message status", "[store]") {
         CHECK(store->pendingMessages("ch", 10).empty());
         CHECK(store->get(id)->raw == "garbage");
     }
+}
+
+TEST_CASE("delivery results in the batch of their message's insert are applied with it", "[store]") {
+    TempDir dir;
+    auto options = fastOptions();
+    options.maxBatchDelay = 2s;  // what is submitted before a flush lands in one batch
+    auto store = openSqliteStore(dir.db(), options);
+    const auto next = Clock::now() + 60s;
+    auto withOutcome = [](StorageMode mode) {
+        auto m = makeMessage("ch", "raw", mode);
+        m.processed = processed(0, "ch", {queued("A", "enc-A"), queued("B", "enc-B"), queued("C", "enc-C")}, mode);
+        return m;
+    };
+    auto results = [&](MessageId id, StorageMode mode) {
+        auto retry = update(id, "ch", "A", Status::Queued, mode);
+        retry.attempts = 2;
+        retry.error = "connection refused";
+        retry.nextAttempt = next;
+        store->recordDelivery(retry, nullptr);
+        auto sent = update(id, "ch", "B", Status::Queued, mode);
+        sent.response.clear();
+        store->recordDelivery(sent, nullptr);  // a first attempt without an answer, then the one that went through
+        sent = update(id, "ch", "B", Status::Sent, mode);
+        sent.attempts = 2;
+        store->recordDelivery(sent, nullptr);
+        store->recordDelivery(update(id, "ch", "C", Status::Error, mode), nullptr);
+    };
+    for (auto mode : {StorageMode::Development, StorageMode::Production, StorageMode::Metadata}) {
+        INFO("storage " << toString(mode));
+        MessageId together = insertSync(*store, withOutcome(mode));
+        results(together, mode);
+        store->flush();
+        MessageId apart = insertSync(*store, withOutcome(mode));
+        store->flush();
+        results(apart, mode);
+        store->flush();
+
+        auto a = store->get(together), b = store->get(apart);
+        REQUIRE(a);
+        REQUIRE(b);
+        CHECK(a->summary.status == Status::Error);
+        CHECK(a->summary.status == b->summary.status);
+        REQUIRE(a->deliveries.size() == 3);
+        REQUIRE(b->deliveries.size() == 3);
+        for (std::size_t i = 0; i < 3; ++i) {
+            INFO("destination " << a->deliveries[i].destination);
+            CHECK(a->deliveries[i].destination == b->deliveries[i].destination);
+            CHECK(a->deliveries[i].status == b->deliveries[i].status);
+            CHECK(a->deliveries[i].attempts == b->deliveries[i].attempts);
+            CHECK(a->deliveries[i].nextAttempt.has_value() == b->deliveries[i].nextAttempt.has_value());
+            CHECK(a->deliveries[i].error == b->deliveries[i].error);
+            CHECK(a->deliveries[i].encoded == b->deliveries[i].encoded);
+            CHECK(a->deliveries[i].response == b->deliveries[i].response);
+        }
+        CHECK(a->deliveries[0].status == Status::Queued);
+        CHECK(a->deliveries[0].attempts == 2);
+        REQUIRE(a->deliveries[0].nextAttempt);
+        CHECK(ms(*a->deliveries[0].nextAttempt) == ms(next));
+        CHECK(a->deliveries[0].encoded == "enc-A");  // still to send: kept in every mode
+        CHECK(a->deliveries[1].status == Status::Sent);
+        CHECK(a->deliveries[1].attempts == 2);
+        CHECK(a->deliveries[2].error == "peer said no");
+        CHECK(a->deliveries[1].encoded == (mode == StorageMode::Development ? "enc-B" : ""));
+        CHECK(a->deliveries[1].response == (mode == StorageMode::Development ? "response-B" : ""));
+        auto pending = store->pendingDeliveries("ch", 100);
+        CHECK(std::count_if(pending.begin(), pending.end(), [&](const PendingDelivery& p) { return p.id == together; }) == 1);
+    }
+    CHECK(store->stats().folded == 12);  // 4 results x 3 modes, only those submitted with their insert
 }
 
 TEST_CASE("content kept per storage mode", "[store]") {

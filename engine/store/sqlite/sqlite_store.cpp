@@ -57,6 +57,7 @@
 #include <pthread.h>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 #include <variant>
 
 namespace junction::store {
@@ -213,6 +214,14 @@ public:
 
 private:
     // ------------------------------------------------------------ queued writes
+    // A delivery result applied together with its message's insert (see foldDeliveries).
+    struct FoldedDelivery {
+        std::size_t index = 0;           // into m.processed->deliveries
+        int attempts = 0;
+        std::optional<std::int64_t> nextMs;
+        const std::string* response = nullptr;  // the last non-empty one
+        StorageMode storage = StorageMode::Development;
+    };
     struct InsertOp {
         NewMessage m;
         InsertCompletion done;
@@ -220,6 +229,7 @@ private:
         MessageId id = 0;
         int day = 0;         // partition, once placed by the writer
         bool journaled = false;  // durable in the intake journal, acknowledged already
+        std::vector<FoldedDelivery> folded;
     };
     struct ProcessedOp {
         ProcessedMessage p;
@@ -228,7 +238,9 @@ private:
     struct DeliveryOp {
         DeliveryUpdate u;
         Completion done;
+        std::size_t foldedInto = kNotFolded;  // the batch index of the insert that applies it
     };
+    static constexpr std::size_t kNotFolded = static_cast<std::size_t>(-1);
     struct PruneOp {
         std::string channel;
         std::int64_t cutoffMs = 0;
@@ -253,13 +265,14 @@ private:
     void writerLoop();
     void runSegment(std::vector<Op>& ops, std::size_t begin, std::size_t end);
     void assignIds(std::vector<Op>& ops, std::size_t begin, std::size_t end);
+    void foldDeliveries(std::vector<Op>& ops, std::size_t begin, std::size_t end);
     void apply(Op& op, std::int64_t now);
     void applyInsert(InsertOp& op, std::int64_t now);
     template <typename T, typename Row, typename Content>
     std::vector<T> readPending(Stmt& st, const std::string& channel, std::size_t limit, Row row, Content content);
     void markJournalApplied(const std::vector<Op>& ops, std::size_t begin, std::size_t end);
     void applyProcessed(ProcessedOp& op, std::int64_t now);
-    void writeOutcome(MessageId id, const ProcessedMessage& p, std::int64_t now);
+    void writeOutcome(MessageId id, const ProcessedMessage& p, std::int64_t now, const InsertOp* insert = nullptr);
     void applyDelivery(DeliveryOp& op, std::int64_t now);
     void callbacks(std::vector<Op>& ops, std::size_t begin, std::size_t end);
     std::uint64_t runPrune(const std::string& channel, std::int64_t cutoffMs);
@@ -301,7 +314,7 @@ private:
     std::size_t flushWaiters_ = 0;       // under mu_
     std::map<int, WriterPart> wparts_;
     Stmt wJournalMark_;
-    Stmt wBegin_, wCommit_, wInsertMsg_, wProcessed_, wProcessedStatus_, wMeta_, wDeliveryNew_, wDeliveryUpd_, wDeliveryIns_, wAggregate_,
+    Stmt wBegin_, wCommit_, wInsertMsg_, wProcessed_, wProcessedStatus_, wMeta_, wDeliveryNew_, wDeliveryAt_, wDeliveryUpd_, wDeliveryIns_, wAggregate_,
         wPartition_;
     std::thread::id writerId_;
 
@@ -313,7 +326,7 @@ private:
     bool stop_ = false, writerIdle_ = false;
     std::thread writer_;
 
-    std::atomic<std::uint64_t> commits_{0}, writes_{0};
+    std::atomic<std::uint64_t> commits_{0}, writes_{0}, folded_{0};
 
     // background checkpoints (see walHook)
     static int walHook(void* self, sqlite3* db, const char* name, int pages);
@@ -418,6 +431,9 @@ SqliteStore::SqliteStore(const std::string& path, const StoreOptions& options) :
                              "INSERT OR REPLACE INTO deliveries (message_id, destination, channel, status, attempts,"
                              " next_attempt, error, updated_at)"
                              " SELECT ?1, ?2, channel, ?3, 0, NULL, ?4, ?5 FROM messages WHERE id = ?1");
+        wDeliveryAt_ = Stmt(wdb_,
+                            "INSERT OR REPLACE INTO deliveries (message_id, destination, channel, status, attempts,"
+                            " next_attempt, error, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
         wDeliveryUpd_ = Stmt(wdb_,
                              "UPDATE deliveries SET status = ?3, attempts = ?4, next_attempt = ?5, error = ?6,"
                              " updated_at = ?7 WHERE message_id = ?1 AND destination = ?2");
@@ -474,7 +490,7 @@ SqliteStore::SqliteStore(const std::string& path, const StoreOptions& options) :
         } catch (const std::exception& e) {
             wparts_.clear();
             for (Stmt* st : {&wJournalMark_, &wBegin_, &wCommit_, &wInsertMsg_, &wProcessed_, &wProcessedStatus_, &wMeta_,
-                             &wDeliveryNew_, &wDeliveryUpd_, &wDeliveryIns_, &wAggregate_, &wPartition_, &rBegin_,
+                             &wDeliveryNew_, &wDeliveryAt_, &wDeliveryUpd_, &wDeliveryIns_, &wAggregate_, &wPartition_, &rBegin_,
                              &rCommit_, &rRollback_, &rPendingMsgs_, &rPendingDels_, &rGetMsg_, &rGetDels_,
                              &rCountAll_, &rCount_})
                 st->reset();
@@ -513,7 +529,7 @@ SqliteStore::~SqliteStore() {
     wparts_.clear();
     rparts_.clear();
     rSearch_.clear();
-    for (Stmt* s : {&wJournalMark_, &wBegin_, &wCommit_, &wInsertMsg_, &wProcessed_, &wProcessedStatus_, &wMeta_, &wDeliveryNew_, &wDeliveryUpd_, &wDeliveryIns_,
+    for (Stmt* s : {&wJournalMark_, &wBegin_, &wCommit_, &wInsertMsg_, &wProcessed_, &wProcessedStatus_, &wMeta_, &wDeliveryNew_, &wDeliveryAt_, &wDeliveryUpd_, &wDeliveryIns_,
                     &wAggregate_, &wPartition_, &rBegin_, &rCommit_, &rRollback_, &rPendingMsgs_, &rPendingDels_,
                     &rGetMsg_, &rGetDels_, &rCountAll_, &rCount_})
         s->reset();
@@ -538,7 +554,7 @@ void SqliteStore::enqueue(Op&& op) {
 void SqliteStore::insert(NewMessage message, InsertCompletion done) {
     if (journal_) return insertJournaled(std::move(message), std::move(done));
     std::int64_t received = message.receivedAt ? toMs(*message.receivedAt) : nowMs();
-    enqueue(Op(InsertOp{std::move(message), std::move(done), received, 0, 0}));
+    enqueue(Op(InsertOp{std::move(message), std::move(done), received, 0, 0, false, {}}));
 }
 
 namespace {
@@ -588,7 +604,7 @@ void SqliteStore::insertJournaled(NewMessage message, InsertCompletion done) {
             complete(done, 0, e.what());
             return;
         }
-        enqueue(Op(InsertOp{std::move(message), nullptr, received, id, 0, true}));
+        enqueue(Op(InsertOp{std::move(message), nullptr, received, id, 0, true, {}}));
     }
     journal_->whenDurable(seq, [done = std::move(done), id](const std::string& error) {
         // A failed sync: not acknowledged, though the record may still be applied
@@ -621,7 +637,7 @@ void SqliteStore::recoverJournal() {
             u.int64(1, rec.id);
             if (u.step()) continue;  // applied after a blocked one (see journalBlocked_)
         }
-        queue_.push_back(Op(InsertOp{std::move(rec.message), nullptr, rec.receivedMs, rec.id, 0, true}));
+        queue_.push_back(Op(InsertOp{std::move(rec.message), nullptr, rec.receivedMs, rec.id, 0, true, {}}));
         ++submitted_;
         ++replayed;
     }
@@ -655,6 +671,7 @@ StoreStats SqliteStore::stats() const {
     StoreStats s;
     s.commits = commits_.load(std::memory_order_relaxed);
     s.writes = writes_.load(std::memory_order_relaxed);
+    s.folded = folded_.load(std::memory_order_relaxed);
     return s;
 }
 
@@ -758,8 +775,50 @@ void SqliteStore::assignIds(std::vector<Op>& ops, std::size_t begin, std::size_t
     }
 }
 
+// A journaled message is often delivered before the writer applies its insert
+// (the batch lingers for maxBatchDelay): its delivery results in the same batch
+// are applied with the insert (the delivery row written once, in its final
+// state; the encoded content not written just to be deleted) instead of as
+// updates of rows written moments before in the same transaction. The end state
+// is the one the updates would have left.
+void SqliteStore::foldDeliveries(std::vector<Op>& ops, std::size_t begin, std::size_t end) {
+    std::unordered_map<MessageId, std::size_t> inserts;
+    for (std::size_t k = begin; k < end; ++k) {
+        if (ops[k].failed) continue;
+        if (auto* ins = std::get_if<InsertOp>(&ops[k].v)) {
+            if (ins->id != 0 && ins->m.processed && !ins->m.processed->deliveries.empty()) inserts[ins->id] = k;
+            continue;
+        }
+        auto* d = std::get_if<DeliveryOp>(&ops[k].v);
+        if (!d) continue;
+        auto it = inserts.find(d->u.id);
+        if (it == inserts.end()) continue;
+        auto& ins = std::get<InsertOp>(ops[it->second].v);
+        auto& dels = ins.m.processed->deliveries;
+        std::size_t i = 0;
+        while (i < dels.size() && dels[i].destination != d->u.destination) ++i;
+        if (i == dels.size()) continue;  // not recorded with the message: applied on its own
+        dels[i].status = d->u.status;
+        dels[i].error = d->u.error;
+        FoldedDelivery* f = nullptr;
+        for (auto& x : ins.folded)
+            if (x.index == i) f = &x;
+        if (!f) {
+            f = &ins.folded.emplace_back();
+            f->index = i;
+        }
+        f->attempts = d->u.attempts;
+        f->nextMs = d->u.status == Status::Queued ? std::optional<std::int64_t>(toMs(d->u.nextAttempt)) : std::nullopt;
+        if (!d->u.response.empty()) f->response = &d->u.response;
+        f->storage = d->u.storage;
+        d->foldedInto = it->second;
+        folded_.fetch_add(1, std::memory_order_relaxed);
+    }
+}
+
 void SqliteStore::runSegment(std::vector<Op>& ops, std::size_t begin, std::size_t end) {
     assignIds(ops, begin, end);
+    foldDeliveries(ops, begin, end);
     std::int64_t now = nowMs();
     auto journaled = [&](std::size_t k) {
         auto* ins = std::get_if<InsertOp>(&ops[k].v);
@@ -856,7 +915,8 @@ void SqliteStore::callbacks(std::vector<Op>& ops, std::size_t begin, std::size_t
             } else if (auto* p = std::get_if<ProcessedOp>(&op.v)) {
                 if (p->done) p->done(!op.failed, op.failed ? op.error : kNoError);
             } else if (auto* d = std::get_if<DeliveryOp>(&op.v)) {
-                if (d->done) d->done(!op.failed, op.failed ? op.error : kNoError);
+                const Op& applied = d->foldedInto == kNotFolded ? op : ops[d->foldedInto];
+                if (d->done) d->done(!applied.failed, applied.failed ? applied.error : kNoError);
             }
         } catch (...) {
             // A throwing callback must not take the writer down.
@@ -867,7 +927,9 @@ void SqliteStore::callbacks(std::vector<Op>& ops, std::size_t begin, std::size_t
 void SqliteStore::apply(Op& op, std::int64_t now) {
     if (auto* ins = std::get_if<InsertOp>(&op.v)) return applyInsert(*ins, now);
     if (auto* p = std::get_if<ProcessedOp>(&op.v)) return applyProcessed(*p, now);
-    if (auto* d = std::get_if<DeliveryOp>(&op.v)) return applyDelivery(*d, now);
+    if (auto* d = std::get_if<DeliveryOp>(&op.v)) {
+        if (d->foldedInto == kNotFolded) applyDelivery(*d, now);
+    }
 }
 
 void SqliteStore::applyInsert(InsertOp& op, std::int64_t now) {
@@ -900,7 +962,7 @@ void SqliteStore::applyInsert(InsertOp& op, std::int64_t now) {
     }
     // Raw is needed until processed in every mode; kept afterwards in development/production.
     if ((status == Status::Received && !p) || keepsRaw(m.storage)) putContent(op.id, kRaw, {}, m.raw);
-    if (p) writeOutcome(op.id, *p, now);
+    if (p) writeOutcome(op.id, *p, now, &op);
 }
 
 // Records, in the transaction applying them, the last journaled id applied
@@ -918,15 +980,30 @@ void SqliteStore::markJournalApplied(const std::vector<Op>& ops, std::size_t beg
     u.run();
 }
 
-void SqliteStore::writeOutcome(MessageId id, const ProcessedMessage& p, std::int64_t now) {
+void SqliteStore::writeOutcome(MessageId id, const ProcessedMessage& p, std::int64_t now, const InsertOp* insert) {
     if (keepsAll(p.storage) && !p.transformed.empty()) putContent(id, kTransformed, {}, p.transformed);
-    for (const auto& d : p.deliveries) {
-        {
+    for (std::size_t i = 0; i < p.deliveries.size(); ++i) {
+        const auto& d = p.deliveries[i];
+        const FoldedDelivery* f = nullptr;
+        if (insert)
+            for (const auto& x : insert->folded)
+                if (x.index == i) f = &x;
+        if (insert) {  // the channel is known: no lookup of the message row
+            Use u(wDeliveryAt_);
+            u.int64(1, id).text(2, d.destination).text(3, insert->m.channel).text(4, dbStatus(d.status));
+            u.int64(5, f ? f->attempts : 0);
+            if (f && f->nextMs) u.int64(6, *f->nextMs);
+            else u.null(6);
+            u.text(7, d.error).int64(8, now);
+            u.run();
+        } else {
             Use u(wDeliveryNew_);
             u.int64(1, id).text(2, d.destination).text(3, dbStatus(d.status)).text(4, d.error).int64(5, now);
             u.run();
         }
-        if (keepEncoded(p.storage, d.status) && !d.encoded.empty()) putContent(id, kEncoded, d.destination, d.encoded);
+        if (f && f->response && keepsAll(f->storage)) putContent(id, kResponse, d.destination, *f->response);
+        bool keep = keepEncoded(p.storage, d.status) && (!f || keepEncoded(f->storage, d.status));
+        if (keep && !d.encoded.empty()) putContent(id, kEncoded, d.destination, d.encoded);
     }
 }
 

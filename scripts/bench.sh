@@ -35,8 +35,16 @@ settle() {
     [ "$before" = "$after" ] && return 0
   done
 }
-load() { settle; "$LOAD" 127.0.0.1 "$1" --count "$COUNT" --conns 4 --msg "$MSG" --prefix "B$1-" | tail -1; }
-rate() { sed -E 's/.*rate=([0-9]+).*/\1/' <<<"$1"; }
+# Each target first gets WARMUP unmeasured messages (a fresh store's first pages,
+# WAL and journal files are created then), the floor and python-hl7 alike.
+WARMUP="${BENCH_WARMUP:-5000}"
+load() {
+  settle
+  "$LOAD" 127.0.0.1 "$1" --count "$WARMUP" --conns 4 --msg "$MSG" --prefix "W$1-" >/dev/null
+  settle
+  "$LOAD" 127.0.0.1 "$1" --count "$COUNT" --conns 4 --msg "$MSG" --prefix "B$1-" | tail -1
+}
+rate() { grep -oE 'rate=[0-9]+' <<<"$1" | head -1 | cut -d= -f2; }  # the first rate= of a line
 
 # A Junction instance in its own folder: junction_instance DIR [SYNC] < CHANNEL_YAML
 junction_instance() {
@@ -57,7 +65,7 @@ function map(msg)
 end
 EOF
 
-P_FLOOR=17701; P_PY=17702; P_A=17703; P_E=17704; P_R=17705; P_N=17706; P_EN=17707; P_RN=17708; P_E4=17709; P_EN4=17710
+P_FLOOR=17701; P_PY=17702; P_A=17703; P_E=17704; P_N=17706; P_EN=17707; P_RN=17708; P_E4=17709; P_EN4=17710
 "$ECHO" $P_FLOOR & PIDS+=($!)
 /usr/bin/python3 "$SRC/tests/bench/ack_server.py" $P_PY & PIDS+=($!)
 junction_instance "$T/a" <<EOF
@@ -76,55 +84,51 @@ transform: map
 storage: production
 destinations: []
 EOF
-junction_instance "$T/r" <<EOF
-channel: bench-sink
+# (b) forwarders deliver to mllp_sink, which ACKs like mllpecho and counts: the
+# (b) figure is end to end (first message sent to the last one delivered), not
+# the intake rate alone (a forwarder ACKs at intake and delivers from its queue).
+forwarder() {  # forwarder DIR SYNC PORT SINK_PORT THREADS
+  junction_instance "$1" "$2" <<EOF
+channel: bench-forward
+source: { type: mllp, port: $3, host: 127.0.0.1 }
+script: $T/transform.lua
+transform: map
+storage: production
+destinations:
+  - { name: sink, type: mllp, host: 127.0.0.1, port: $4, threads: $5 }
+EOF
+}
+P_S=17711; P_SN=17712; P_S4=17713; P_SN4=17714; P_R=17715; P_SR=17716
+forwarder "$T/e" full $P_E $P_S 1
+forwarder "$T/en" normal $P_EN $P_SN 1
+forwarder "$T/e4" full $P_E4 $P_S4 4
+forwarder "$T/en4" normal $P_EN4 $P_SN4 4
+# Two Junctions in a row, both sync: normal: forwarder -> relay -> mllp_sink.
+forwarder "$T/jj" normal $P_RN $P_R 4
+junction_instance "$T/relay" normal <<EOF
+channel: relay
 source: { type: mllp, port: $P_R, host: 127.0.0.1 }
 storage: production
-destinations: []
-EOF
-junction_instance "$T/e" <<EOF
-channel: bench-forward
-source: { type: mllp, port: $P_E, host: 127.0.0.1 }
-script: $T/transform.lua
-transform: map
-storage: production
 destinations:
-  - { name: sink, type: mllp, host: 127.0.0.1, port: $P_R }
-EOF
-junction_instance "$T/rn" normal <<EOF
-channel: bench-sink-normal
-source: { type: mllp, port: $P_RN, host: 127.0.0.1 }
-storage: production
-destinations: []
-EOF
-junction_instance "$T/en" normal <<EOF
-channel: bench-forward-normal
-source: { type: mllp, port: $P_EN, host: 127.0.0.1 }
-script: $T/transform.lua
-transform: map
-storage: production
-destinations:
-  - { name: sink, type: mllp, host: 127.0.0.1, port: $P_RN }
-EOF
-junction_instance "$T/e4" <<EOF
-channel: bench-forward-4
-source: { type: mllp, port: $P_E4, host: 127.0.0.1 }
-script: $T/transform.lua
-transform: map
-storage: production
-destinations:
-  - { name: sink, type: mllp, host: 127.0.0.1, port: $P_R, threads: 4 }
-EOF
-junction_instance "$T/en4" normal <<EOF
-channel: bench-forward-normal-4
-source: { type: mllp, port: $P_EN4, host: 127.0.0.1 }
-script: $T/transform.lua
-transform: map
-storage: production
-destinations:
-  - { name: sink, type: mllp, host: 127.0.0.1, port: $P_RN, threads: 4 }
+  - { name: sink, type: mllp, host: 127.0.0.1, port: $P_SR, threads: 4 }
 EOF
 for p in $P_FLOOR $P_PY $P_A $P_E $P_R $P_N $P_EN $P_RN $P_E4 $P_EN4; do wait_port $p; done
+
+# forward PORT SINK_PORT NAME: the load through a forwarder; sets NAME to the
+# end-to-end rate and the sink's count, then leaves an mllpecho on SINK_PORT (for
+# the latency runs).
+forward() {
+  settle
+  "$BUILD/tests/mllp_sink" "$2" --count "$COUNT" --idle 60 >"$T/sink.$2" &
+  local sink=$! t0 t1 intake
+  wait_port "$2" >/dev/null
+  t0=$(date +%s.%N)
+  intake=$("$LOAD" 127.0.0.1 "$1" --count "$COUNT" --conns 4 --msg "$MSG" --prefix "B$1-" | tail -1)
+  wait "$sink" || true
+  t1=$(date +%s.%N)
+  "$ECHO" "$2" >/dev/null 2>&1 & PIDS+=($!)
+  printf -v "$3" '%s' "rate=$(awk -v a="$t0" -v b="$t1" -v n="$COUNT" 'BEGIN{printf "%.0f", n/(b-a)}')/s end to end; sink: $(cat "$T/sink.$2"); intake: $(grep -oE 'rate=[0-9]+/s' <<<"$intake")"
+}
 
 echo
 echo "== MLLP, mllpload: $COUNT x ORM^O01, 4 connections"
@@ -132,15 +136,17 @@ floor=$(load $P_FLOOR); echo "mllpecho floor:                       $floor"
 py=$(load $P_PY);       echo "python-hl7 asyncio ACK server:        $py"
 a=$(load $P_A);         echo "(a) Junction store + Lua + ACK:       $a"
 n=$(load $P_N);         echo "(a) same, store sync: normal:         $n"
-b=$(load $P_E);         echo "(b) Junction -> Lua -> Junction:      $b"
-bn=$(load $P_EN);       echo "(b) same, both stores sync: normal:   $bn"
-b4=$(load $P_E4);       echo "(b) destination threads: 4:           $b4"
-bn4=$(load $P_EN4);     echo "(b) threads: 4, sync: normal:         $bn4"
-echo "RESULT mllp_a_msg_s=$(rate "$a") floor_msg_s=$(rate "$floor") python_msg_s=$(rate "$py") ratio_a_floor=$(awk -v a="$(rate "$a")" -v f="$(rate "$floor")" 'BEGIN{printf "%.2f", a/f}') ratio_a_python=$(awk -v a="$(rate "$a")" -v f="$(rate "$py")" 'BEGIN{printf "%.2f", a/f}')"
-echo "RESULT mllp_a_normal_msg_s=$(rate "$n") ratio_a_normal_floor=$(awk -v a="$(rate "$n")" -v f="$(rate "$floor")" 'BEGIN{printf "%.2f", a/f}')"
-echo "RESULT mllp_b_msg_s=$(rate "$b") ratio_b_floor=$(awk -v a="$(rate "$b")" -v f="$(rate "$floor")" 'BEGIN{printf "%.2f", a/f}')"
-echo "RESULT mllp_b_normal_msg_s=$(rate "$bn") ratio_b_normal_floor=$(awk -v a="$(rate "$bn")" -v f="$(rate "$floor")" 'BEGIN{printf "%.2f", a/f}')"
-echo "RESULT mllp_b_threads4_msg_s=$(rate "$b4") mllp_b_threads4_normal_msg_s=$(rate "$bn4") ratio_b_threads4_normal_floor=$(awk -v a="$(rate "$bn4")" -v f="$(rate "$floor")" 'BEGIN{printf "%.2f", a/f}')"
+forward $P_E $P_S b;       echo "(b) Junction -> Lua -> mllp_sink:     $b"
+forward $P_EN $P_SN bn;    echo "(b) same, sync: normal:               $bn"
+forward $P_E4 $P_S4 b4;    echo "(b) destination threads: 4:           $b4"
+forward $P_EN4 $P_SN4 bn4; echo "(b) threads: 4, sync: normal:         $bn4"
+forward $P_RN $P_SR bjj;   echo "(b) Junction -> Junction -> mllp_sink, normal, threads: 4: $bjj"
+ratio() { awk -v a="$(rate "$1")" -v f="$(rate "$2")" 'BEGIN{printf "%.2f", a/f}'; }
+echo "RESULT mllp_a_msg_s=$(rate "$a") floor_msg_s=$(rate "$floor") python_msg_s=$(rate "$py") ratio_a_floor=$(ratio "$a" "$floor") ratio_a_python=$(ratio "$a" "$py")"
+echo "RESULT mllp_a_normal_msg_s=$(rate "$n") ratio_a_normal_floor=$(ratio "$n" "$floor")"
+echo "RESULT mllp_b_msg_s=$(rate "$b") mllp_b_threads4_msg_s=$(rate "$b4") ratio_b_threads4_floor=$(ratio "$b4" "$floor")"
+echo "RESULT mllp_b_normal_msg_s=$(rate "$bn") mllp_b_threads4_normal_msg_s=$(rate "$bn4") ratio_b_threads4_normal_floor=$(ratio "$bn4" "$floor")"
+echo "RESULT mllp_b_two_junctions_normal_msg_s=$(rate "$bjj")"
 
 echo
 echo "== latency at 1,000 msg/s, one connection, 5 s"

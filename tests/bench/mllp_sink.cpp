@@ -1,0 +1,132 @@
+// mllp_sink: an MLLP receiver for forwarding benchmarks. Answers every framed
+// message with AA (echoing MSH-10, as mllpecho does) and counts them; once
+// --count distinct messages have arrived it prints how long they took from the first
+// one, the rate, and how many were duplicates (the same MSH-10 twice), then
+// exits. Exits with 1 when nothing arrives for --idle seconds before that.
+//
+//   mllp_sink PORT --count N [--idle SECONDS]
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_set>
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::atomic<long> received{0};
+std::atomic<long> duplicates{0};
+std::atomic<long> unique{0};
+std::atomic<long long> firstNs{0}, lastNs{0};
+std::mutex idsMutex;
+std::unordered_set<std::string> ids;
+
+long long nowNs() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
+}
+
+std::string controlId(const std::string& m) {
+    char fs = m.size() > 3 ? m[3] : '|';
+    int n = 0;
+    std::size_t s = 0;
+    for (std::size_t i = 0; i < m.size() && m[i] != '\r'; ++i)
+        if (m[i] == fs) {
+            if (++n == 9) s = i + 1;
+            else if (n == 10) return m.substr(s, i - s);
+        }
+    return "";
+}
+
+void serve(int c) {
+    int one = 1;
+    setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    std::string buf;
+    char rb[65536];
+    for (;;) {
+        ssize_t n = recv(c, rb, sizeof rb, 0);
+        if (n <= 0) break;
+        buf.append(rb, static_cast<std::size_t>(n));
+        std::size_t e;
+        while ((e = buf.find("\x1c\r")) != std::string::npos) {
+            std::size_t b = buf.find('\x0b');
+            std::string m = buf.substr(b + 1, e - b - 1);
+            buf.erase(0, e + 2);
+            std::string id = controlId(m);
+            {
+                std::lock_guard<std::mutex> lock(idsMutex);
+                if (ids.insert(id).second) unique.fetch_add(1);
+                else duplicates.fetch_add(1);
+            }
+            long long t = nowNs();
+            long long zero = 0;
+            firstNs.compare_exchange_strong(zero, t);
+            lastNs = t;
+            received.fetch_add(1);
+            std::string ack = "\x0bMSH|^~\\&|SINK|SINK|||20260101000000||ACK|A" + id + "|P|2.5.1\rMSA|AA|" + id +
+                              "\r\x1c\r";
+            send(c, ack.data(), ack.size(), MSG_NOSIGNAL);
+        }
+    }
+    close(c);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc < 2) {
+        std::fprintf(stderr, "usage: mllp_sink PORT --count N [--idle SECONDS]\n");
+        return 2;
+    }
+    int port = std::atoi(argv[1]);
+    long count = 0;
+    int idle = 30;
+    for (int i = 2; i + 1 < argc; i += 2) {
+        if (!std::strcmp(argv[i], "--count")) count = std::atol(argv[i + 1]);
+        else if (!std::strcmp(argv[i], "--idle")) idle = std::atoi(argv[i + 1]);
+    }
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(static_cast<uint16_t>(port));
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 || listen(fd, 128) != 0) {
+        std::perror("mllp_sink: listen");
+        return 2;
+    }
+    std::thread([fd] {
+        for (;;) {
+            int c = accept(fd, nullptr, nullptr);
+            if (c >= 0) std::thread(serve, c).detach();
+        }
+    }).detach();
+    long seen = -1;
+    auto lastChange = Clock::now();
+    while (unique.load() < count) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        long r = unique.load();
+        if (r != seen) {
+            seen = r;
+            lastChange = Clock::now();
+        } else if (Clock::now() - lastChange > std::chrono::seconds(idle)) {
+            std::printf("received=%ld of %ld duplicates=%ld: nothing for %d s\n", r, count, duplicates.load(), idle);
+            return 1;
+        }
+    }
+    double secs = static_cast<double>(lastNs.load() - firstNs.load()) / 1e9;
+    std::printf("received=%ld duplicates=%ld secs=%g rate=%.0f/s\n", unique.load(), duplicates.load(), secs,
+                secs > 0 ? static_cast<double>(unique.load()) / secs : 0.0);
+    return 0;
+}

@@ -202,7 +202,7 @@ void Channel::recover() {
 std::string Channel::ackFor(const hl7::Message* original, const std::string& code, const std::string& text) const {
     if (lua::parseDataType(config_.dataType) != lua::DataType::Hl7v2) return {};
     if (!original) return {};
-    return hl7::makeAck(*original, ackCode(code), text).serialize();
+    return hl7::makeAckText(*original, ackCode(code), text);
 }
 
 void Channel::submit(Inbound message, std::function<void(SubmitResult)> done) {
@@ -251,7 +251,7 @@ void Channel::submit(Inbound message, std::function<void(SubmitResult)> done) {
         pending->done = std::move(done);
         if (payload->hl7) pending->original = *payload->hl7;
     } else if (payload->hl7) {
-        ack = hl7::makeAck(*payload->hl7, hl7::AckCode::AA).serialize();
+        ack = hl7::makeAckText(*payload->hl7, hl7::AckCode::AA);
     }
     auto decision = std::make_shared<Decision>();
     // Process on the source's own thread, then store the message together with

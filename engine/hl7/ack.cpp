@@ -49,8 +49,8 @@ std::string escapeText(std::string_view value, const Delimiters& d) {
     return out;
 }
 
-Message build(const Header& h, AckCode code, std::string_view text, const AckError* error,
-              const AckOptions& options) {
+std::string buildText(const Header& h, AckCode code, std::string_view text, const AckError* error,
+                      const AckOptions& options) {
     const Delimiters& d = h.delims;
     std::string fs(1, d.field);
     std::string enc = d.encodingCharacters();
@@ -105,13 +105,18 @@ Message build(const Header& h, AckCode code, std::string_view text, const AckErr
             out += "ERR" + fs + eld + "\r";
         }
     }
-    return Message::parseOrThrow(out);
+    return out;
+}
+
+Message build(const Header& h, AckCode code, std::string_view text, const AckError* error,
+              const AckOptions& options) {
+    return Message::parseOrThrow(buildText(h, code, text, error, options));
 }
 
 }  // namespace
 
-Message makeAck(const Message& original, AckCode code, std::string_view text, const AckError* error,
-                const AckOptions& options) {
+namespace {
+Header headerOf(const Message& original) {
     Header h;
     h.delims = original.delimiters();
     h.sendingApp = original.getRaw("MSH-3");
@@ -122,7 +127,18 @@ Message makeAck(const Message& original, AckCode code, std::string_view text, co
     h.controlId = original.getRaw("MSH-10");
     h.processingId = original.getRaw("MSH-11");
     h.version = original.getRaw("MSH-12");
-    return build(h, code, text, error, options);
+    return h;
+}
+}  // namespace
+
+Message makeAck(const Message& original, AckCode code, std::string_view text, const AckError* error,
+                const AckOptions& options) {
+    return build(headerOf(original), code, text, error, options);
+}
+
+std::string makeAckText(const Message& original, AckCode code, std::string_view text, const AckError* error,
+                        const AckOptions& options) {
+    return buildText(headerOf(original), code, text, error, options);
 }
 
 Message makeNak(std::string_view raw, AckCode code, std::string_view text, const AckError* error,

@@ -42,6 +42,10 @@ struct AckOptions {
 // before 2.5, ERR-2/3/4/8 from 2.5 on).
 Message makeAck(const Message& original, AckCode code, std::string_view text = {},
                 const AckError* error = nullptr, const AckOptions& options = {});
+// The same acknowledgement as text, ready to send (makeAck(...).serialize()
+// without building the message tree).
+std::string makeAckText(const Message& original, AckCode code, std::string_view text = {},
+                        const AckError* error = nullptr, const AckOptions& options = {});
 
 // Acknowledgement for input that could not be parsed: salvages what it can of
 // the MSH (delimiters, applications, control id, version) from the raw text.

@@ -391,6 +391,21 @@ TEST_CASE("ACK original and enhanced mode", "[hl7][ack]") {
     CHECK(ar.get("ERR-3.3") == "HL70357");
     CHECK(ar.get("ERR-4") == "E");
     CHECK(ar.get("ERR-8") == "PID-3 | missing");
+
+    // The text form is the serialized message (MSH-7, the time, aside).
+    auto withoutTime = [](std::string text) {
+        Message m = Message::parseOrThrow(text);
+        m.set("MSH-7", "");
+        return m.serialize();
+    };
+    AckOptions fixed{"FIXED2", "", ""};
+    for (const Message* original : std::initializer_list<const Message*>{&orm, &v25}) {
+        for (const AckError* e : std::initializer_list<const AckError*>{nullptr, &err}) {
+            std::string text = makeAckText(*original, AckCode::AE, "bad | input", e, fixed);
+            CHECK(text.find("FIXED2") != std::string::npos);
+            CHECK(withoutTime(text) == withoutTime(makeAck(*original, AckCode::AE, "bad | input", e, fixed).serialize()));
+        }
+    }
 }
 
 TEST_CASE("NAK for unparsable input salvages the header", "[hl7][ack]") {

@@ -21,6 +21,8 @@
 #include <thread>
 #include <unordered_set>
 
+#include "tests/support/msh10.h"
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -34,18 +36,6 @@ std::unordered_set<std::string> ids;
 
 long long nowNs() {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
-}
-
-std::string controlId(const std::string& m) {
-    char fs = m.size() > 3 ? m[3] : '|';
-    int n = 0;
-    std::size_t s = 0;
-    for (std::size_t i = 0; i < m.size() && m[i] != '\r'; ++i)
-        if (m[i] == fs) {
-            if (++n == 9) s = i + 1;
-            else if (n == 10) return m.substr(s, i - s);
-        }
-    return "";
 }
 
 void serve(int c) {
@@ -62,7 +52,7 @@ void serve(int c) {
             std::size_t b = buf.find('\x0b');
             std::string m = buf.substr(b + 1, e - b - 1);
             buf.erase(0, e + 2);
-            std::string id = controlId(m);
+            std::string id = junction::testing::msh10(m);
             {
                 std::lock_guard<std::mutex> lock(idsMutex);
                 if (ids.insert(id).second) unique.fetch_add(1);

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "connectors/mllp/framing.h"
+#include "tests/support/msh10.h"
 
 namespace junction::testing {
 
@@ -88,17 +89,7 @@ public:
         return received_.size();
     }
     std::size_t connections() const { return connections_.load(); }
-    static std::string controlId(const std::string& msg) {
-        char fs = msg.size() > 3 ? msg[3] : '|';
-        int n = 0;
-        std::size_t start = 0;
-        for (std::size_t i = 0; i < msg.size() && msg[i] != '\r'; ++i)
-            if (msg[i] == fs) {
-                if (++n == 9) start = i + 1;
-                else if (n == 10) return msg.substr(start, i - start);
-            }
-        return {};
-    }
+    static std::string controlId(const std::string& msg) { return junction::testing::msh10(msg); }
 
 private:
     void acceptLoop() {

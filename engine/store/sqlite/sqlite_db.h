@@ -5,6 +5,7 @@
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <filesystem>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -143,6 +144,15 @@ inline sqlite3* open(const std::string& path, const std::string& what, int busyT
     sqlite3_busy_timeout(db, busyTimeoutMs);
     sqlite3_extended_result_codes(db, 1);
     return db;
+}
+
+// Creates the folder a database file goes in (and its parents); throws when it cannot.
+inline void createParentDirectory(const std::string& path) {
+    std::filesystem::path p(path);
+    if (!p.has_parent_path()) return;
+    std::error_code ec;
+    std::filesystem::create_directories(p.parent_path(), ec);
+    if (ec) throw std::runtime_error("cannot create directory " + p.parent_path().string() + ": " + ec.message());
 }
 
 // Switches the database to WAL mode; throws when it stays in another mode.

@@ -349,12 +349,7 @@ private:
 
 SqliteStore::SqliteStore(const std::string& path, const StoreOptions& options) : options_(options), path_(path) {
     if (options_.maxBatchRows == 0) options_.maxBatchRows = 1;
-    std::filesystem::path p(path);
-    if (p.has_parent_path()) {
-        std::error_code ec;
-        std::filesystem::create_directories(p.parent_path(), ec);
-        if (ec) throw std::runtime_error("cannot create directory " + p.parent_path().string() + ": " + ec.message());
-    }
+    sqlite::createParentDirectory(path);
     try {
         wdb_ = openConnection(path);
         // auto_vacuum must be chosen before the first table exists.

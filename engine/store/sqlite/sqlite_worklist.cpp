@@ -171,12 +171,7 @@ class SqliteWorklist final : public WorklistStore {
 public:
     SqliteWorklist(const std::string& path, bool synchronousFull, int busyTimeoutMs)
         : path_(path), busyTimeoutMs_(busyTimeoutMs) {
-        std::filesystem::path p(path);
-        if (p.has_parent_path()) {
-            std::error_code ec;
-            std::filesystem::create_directories(p.parent_path(), ec);
-            if (ec) throw std::runtime_error("cannot create directory " + p.parent_path().string() + ": " + ec.message());
-        }
+        sqlite::createParentDirectory(path);
         try {
             openAll(path, synchronousFull);
         } catch (...) {

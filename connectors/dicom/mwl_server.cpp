@@ -259,24 +259,21 @@ private:
             s_.say("warn", std::string(create ? "N-CREATE" : "N-SET") + " " + sopInstance + " from " + callingAe_ +
                                " answered " + hex4(status) + (comment.empty() ? "" : ": " + comment));
         }
+        // N-CREATE-RSP and N-SET-RSP carry the same fields under their own option flags.
+        auto fill = [&](auto& r, unsigned classFlag, unsigned instanceFlag) {
+            r.MessageIDBeingRespondedTo = messageId;
+            OFStandard::strlcpy(r.AffectedSOPClassUID, UID_ModalityPerformedProcedureStepSOPClass, sizeof r.AffectedSOPClassUID);
+            OFStandard::strlcpy(r.AffectedSOPInstanceUID, sopInstance.c_str(), sizeof r.AffectedSOPInstanceUID);
+            r.DimseStatus = status;
+            r.DataSetType = DIMSE_DATASET_NULL;
+            r.opts = classFlag | (sopInstance.empty() ? 0 : instanceFlag);
+        };
         if (create) {
             rsp.CommandField = DIMSE_N_CREATE_RSP;
-            auto& r = rsp.msg.NCreateRSP;
-            r.MessageIDBeingRespondedTo = messageId;
-            OFStandard::strlcpy(r.AffectedSOPClassUID, UID_ModalityPerformedProcedureStepSOPClass, sizeof r.AffectedSOPClassUID);
-            OFStandard::strlcpy(r.AffectedSOPInstanceUID, sopInstance.c_str(), sizeof r.AffectedSOPInstanceUID);
-            r.DimseStatus = status;
-            r.DataSetType = DIMSE_DATASET_NULL;
-            r.opts = O_NCREATE_AFFECTEDSOPCLASSUID | (sopInstance.empty() ? 0 : O_NCREATE_AFFECTEDSOPINSTANCEUID);
+            fill(rsp.msg.NCreateRSP, O_NCREATE_AFFECTEDSOPCLASSUID, O_NCREATE_AFFECTEDSOPINSTANCEUID);
         } else {
             rsp.CommandField = DIMSE_N_SET_RSP;
-            auto& r = rsp.msg.NSetRSP;
-            r.MessageIDBeingRespondedTo = messageId;
-            OFStandard::strlcpy(r.AffectedSOPClassUID, UID_ModalityPerformedProcedureStepSOPClass, sizeof r.AffectedSOPClassUID);
-            OFStandard::strlcpy(r.AffectedSOPInstanceUID, sopInstance.c_str(), sizeof r.AffectedSOPInstanceUID);
-            r.DimseStatus = status;
-            r.DataSetType = DIMSE_DATASET_NULL;
-            r.opts = O_NSET_AFFECTEDSOPCLASSUID | (sopInstance.empty() ? 0 : O_NSET_AFFECTEDSOPINSTANCEUID);
+            fill(rsp.msg.NSetRSP, O_NSET_AFFECTEDSOPCLASSUID, O_NSET_AFFECTEDSOPINSTANCEUID);
         }
         std::unique_ptr<DcmDataset> detail;
         if (!comment.empty()) {

@@ -208,8 +208,9 @@ std::string Channel::ackFor(const hl7::Message* original, const std::string& cod
 void Channel::submit(Inbound message, std::function<void(SubmitResult)> done) {
     auto received = SteadyClock::now();
     counters_.received.fetch_add(1, std::memory_order_relaxed);
-    std::string parseError;
-    auto payload = makePayload(config_.dataType, message.raw, &parseError, engine_.options().maxMessageBytes);
+    std::string parseError = std::move(message.error);
+    std::optional<lua::Payload> payload;
+    if (parseError.empty()) payload = makePayload(config_.dataType, message.raw, &parseError, engine_.options().maxMessageBytes);
 
     store::NewMessage nm;
     nm.channel = config_.name;
@@ -217,15 +218,18 @@ void Channel::submit(Inbound message, std::function<void(SubmitResult)> done) {
     nm.source = std::move(message.origin);
     nm.storage = config_.storage;
     if (!payload) {
-        // Malformed input: kept as ERROR with its error, answered with a NAK.
+        // Malformed or unreadable input: kept as ERROR with its error, answered with a NAK (HL7).
         nm.status = store::Status::Error;
         nm.error = parseError;
-        hl7::AckError err;
-        err.code = 100;
-        err.text = parseError;
-        hl7::Message nakMessage = hl7::makeNak(message.raw, hl7::AckCode::AE, "message rejected: " + parseError, &err);
-        nm.meta.controlId = nakMessage.get("MSA-2");  // salvaged from the broken header, for searches
-        std::string nak = nakMessage.serialize();
+        std::string nak;
+        if (lua::parseDataType(config_.dataType) == lua::DataType::Hl7v2) {
+            hl7::AckError err;
+            err.code = 100;
+            err.text = parseError;
+            hl7::Message nakMessage = hl7::makeNak(message.raw, hl7::AckCode::AE, "message rejected: " + parseError, &err);
+            nm.meta.controlId = nakMessage.get("MSA-2");  // salvaged from the broken header, for searches
+            nak = nakMessage.serialize();
+        }
         nm.raw = std::move(message.raw);
         counters_.errored.fetch_add(1, std::memory_order_relaxed);
         inFlight_.fetch_add(1);

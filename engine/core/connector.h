@@ -23,6 +23,7 @@ class Engine;
 struct Inbound {
     std::string raw;     // the received bytes (one message)
     std::string origin;  // e.g. "mllp 127.0.0.1:53422", "file /in/a.hl7"
+    std::string error{};  // set when the source could not read what it received: kept as ERROR, not processed
 };
 
 // What the engine answers a source about one submitted message.

@@ -86,12 +86,15 @@ private:
         std::string json = r.json;
         json.pop_back();  // the closing brace
         if (json.size() > 1) json += ",";
+        if (!r.error.empty()) json += "\"error\":" + jsonString(r.error) + ",";
         json += "\"file\":" + jsonString(r.path) + ",\"CallingAE\":" + jsonString(r.callingAE) +
                 ",\"CalledAE\":" + jsonString(r.calledAE) + ",\"RemoteAddress\":" + jsonString(r.peer) +
                 ",\"TransferSyntaxUID\":" + jsonString(r.transferSyntaxUid) + "}";
-        core::SubmitResult res = ctx_->submitAndWait(core::Inbound{std::move(json), "dicom " + r.callingAE + "@" + r.peer});
+        // An instance answered but unreadable afterwards is kept as an ERROR message.
+        core::SubmitResult res =
+            ctx_->submitAndWait(core::Inbound{std::move(json), "dicom " + r.callingAE + "@" + r.peer, r.error});
         if (!res.accepted) return {dicom::kStoreOutOfResources, res.error.empty() ? "not stored" : res.error};
-        if (c_.stableStudy.count() > 0) {
+        if (c_.stableStudy.count() > 0 && r.error.empty()) {
             std::lock_guard<std::mutex> lock(studiesMutex_);
             auto& s = studies_[r.studyUid];
             s.last = std::chrono::steady_clock::now();
@@ -168,6 +171,12 @@ public:
             {T::Duration, "stable_study", false, "also emit one message per study once no instance came for this long (0 = off)"},
             {T::Int, "max_associations", false, "concurrent associations (default 32)", 1, 1000},
             {T::Duration, "timeout", false, "drop an association silent this long (default 60s)"},
+            {T::String, "respond_after", false,
+             "file: answer C-STORE once the instance is safely on disk, make the message right after (default); "
+             "message: answer once the message is stored",
+             0, 0, {"file", "message"}},
+            {T::Int, "max_backlog", false, "instances answered but not yet messages before new ones are refused (default 1000)",
+             1, 1000000},
         };
     }
     std::string defaultDataType() const override { return "json"; }
@@ -195,6 +204,8 @@ private:
             if (t.count() < 1000) n->fail("timeout must be at least 1s");
             c.server.dimseTimeoutSeconds = static_cast<int>(t.count() / 1000);
         }
+        if (auto n = conf.find("respond_after")) c.server.respondAfterHandler = n->asString("respond_after") == "message";
+        if (auto n = conf.find("max_backlog")) c.server.maxBacklog = static_cast<int>(n->asInt("max_backlog", 1, 1000000));
         std::string dir;
         if (auto n = conf.find("storage_dir")) {
             dir = n->asString("storage_dir");

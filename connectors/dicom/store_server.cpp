@@ -6,6 +6,7 @@
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
+#include <dcmtk/dcmdata/dcistrmb.h>
 #include <dcmtk/dcmdata/dcuid.h>
 #include <dcmtk/dcmdata/dcxfer.h>
 #include <dcmtk/dcmnet/assoc.h>
@@ -18,12 +19,19 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
 #include <cstdlib>
+#include <cstring>
+#include <deque>
 #include <filesystem>
 #include <list>
 #include <mutex>
@@ -32,6 +40,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "connectors/dicom/part10_walk.h"
 #include "connectors/dicom/store_dcmtk.h"
 
 namespace fs = std::filesystem;
@@ -83,6 +92,62 @@ bool safeUid(const std::string& uid) {
     return std::all_of(uid.begin(), uid.end(), [](char c) { return (c >= '0' && c <= '9') || c == '.'; });
 }
 
+// Received files up to this size are read whole into memory to be checked and
+// parsed: the file was just written, so this is a page-cache copy, cheaper than
+// DCMTK's file stream per element and than unmapping a mapping.
+constexpr std::size_t kReadWhole = 4u << 20;
+
+enum class Whole { Read, TooBig, Failed };
+
+// Reads `path` into `out` when it is at most kReadWhole bytes; `fd` stays open
+// (and is returned) when it is bigger, for the caller to map.
+Whole readWhole(const std::string& path, std::string& out, int& bigFd, std::size_t& size) {
+    bigFd = -1;
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    struct stat st {};
+    if (fd < 0 || ::fstat(fd, &st) != 0) {
+        if (fd >= 0) ::close(fd);
+        return Whole::Failed;
+    }
+    size = static_cast<std::size_t>(st.st_size);
+    if (size > kReadWhole) {
+        bigFd = fd;
+        return Whole::TooBig;
+    }
+    out.resize(size);
+    std::size_t got = 0;
+    while (got < size) {
+        ssize_t n = ::read(fd, out.data() + got, size - got);
+        if (n <= 0) break;
+        got += static_cast<std::size_t>(n);
+    }
+    out.resize(got);
+    ::close(fd);
+    return Whole::Read;
+}
+
+// Parses a received file, from memory when it was read whole, else from the
+// file with large values left on disk. Either way the whole dataset is read,
+// so a truncated one is noticed.
+OFCondition parseReceived(const std::string& path, DcmFileFormat& file) {
+    std::string buf;
+    int bigFd;
+    std::size_t size;
+    Whole w = readWhole(path, buf, bigFd, size);
+    if (w == Whole::Failed) return makeOFCondition(0, 1, OF_error, "cannot open the received file");
+    if (w == Whole::TooBig) {
+        ::close(bigFd);
+        return file.loadFile(path.c_str(), EXS_Unknown, EGL_noChange, 4096, ERM_fileOnly);
+    }
+    DcmInputBufferStream in;
+    in.setBuffer(buf.data(), static_cast<offile_off_t>(buf.size()));
+    in.setEos();
+    file.transferInit();
+    OFCondition c = file.read(in, EXS_Unknown, EGL_noChange, 4096);
+    file.transferEnd();
+    return c;
+}
+
 bool fsyncPath(const std::string& path, bool directory) {
     int fd = ::open(path.c_str(), (directory ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC);
     if (fd < 0) return false;
@@ -97,6 +162,124 @@ std::string trimAe(const char* s) {
     while (!v.empty() && v.front() == ' ') v.erase(v.begin());
     return v;
 }
+
+// The structural walk of a received file.
+Part10Walk walkFile(const std::string& path) {
+    std::string buf;
+    int bigFd;
+    std::size_t size;
+    Whole whole = readWhole(path, buf, bigFd, size);
+    if (whole == Whole::Read) return walkPart10(reinterpret_cast<const std::uint8_t*>(buf.data()), buf.size());
+    Part10Walk w;
+    void* m = whole == Whole::TooBig ? ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, bigFd, 0) : MAP_FAILED;
+    if (bigFd >= 0) ::close(bigFd);
+    if (m == MAP_FAILED) {
+        w.error = std::string("cannot read the received file: ") + std::strerror(errno);
+        return w;
+    }
+    w = walkPart10(static_cast<const std::uint8_t*>(m), size);
+    ::munmap(m, size);
+    return w;
+}
+
+std::string statusHex(Uint16 v) {
+    char buf[8];
+    std::snprintf(buf, sizeof buf, "0x%04X", v);
+    return buf;
+}
+
+// AE titles and addresses travel in a ready file's name, hex-encoded.
+std::string hexOf(const std::string& v) {
+    static const char digits[] = "0123456789abcdef";
+    std::string out;
+    for (unsigned char c : v) {
+        out += digits[c >> 4];
+        out += digits[c & 15];
+    }
+    return out;
+}
+
+std::string unhex(std::string_view v) {
+    auto nibble = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
+    std::string out;
+    for (std::size_t i = 0; i + 1 < v.size(); i += 2) out += static_cast<char>((nibble(v[i]) << 4) | nibble(v[i + 1]));
+    return out;
+}
+
+// Empty files created ahead of need by a background thread. Creating a file
+// (allocating its inode) is the largest single cost of receiving an instance
+// on ext4, and the sender waits for every C-STORE response; an association
+// takes a spare, DCMTK writes the instance into it, and it is renamed into
+// place. Spares live in the server's own incoming folder, which is emptied at
+// start, so none outlives a crash.
+class SpareFiles {
+public:
+    using Namer = std::function<std::string()>;
+
+    void start(std::string dir, Namer name, std::size_t depth) {
+        dir_ = std::move(dir);
+        name_ = std::move(name);
+        depth_ = depth;
+        stopping_ = false;
+        thread_ = std::thread([this] { loop(); });
+    }
+
+    // A spare's path, or a new name when none is ready (DCMTK then creates it).
+    std::string take() {
+        std::string path;
+        bool low;
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            if (!ready_.empty()) {
+                path = std::move(ready_.front());
+                ready_.pop_front();
+            }
+            low = ready_.size() <= depth_ / 2;  // refilled in batches: one wake-up per few takes
+        }
+        if (low) cv_.notify_one();
+        return path.empty() ? dir_ + "/" + name_() + ".part" : path;
+    }
+
+    void stop() {
+        if (!thread_.joinable()) return;
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            stopping_ = true;
+        }
+        cv_.notify_one();
+        thread_.join();
+        for (const auto& p : ready_) ::unlink(p.c_str());
+        ready_.clear();
+    }
+
+private:
+    void loop() {
+        std::unique_lock<std::mutex> lock(mu_);
+        while (!stopping_) {
+            cv_.wait(lock, [&] { return stopping_ || ready_.size() < depth_; });
+            if (stopping_) break;
+            lock.unlock();
+            std::string path = dir_ + "/" + name_() + ".part";
+            int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+            if (fd >= 0) ::close(fd);
+            lock.lock();
+            if (fd < 0) {  // the folder is gone or full: associations create their own files
+                cv_.wait_for(lock, std::chrono::seconds(1), [&] { return stopping_; });
+                continue;
+            }
+            ready_.push_back(std::move(path));
+        }
+    }
+
+    std::string dir_;
+    Namer name_;
+    std::size_t depth_ = 0;
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::deque<std::string> ready_;
+    bool stopping_ = false;
+    std::thread thread_;
+};
 
 }  // namespace
 
@@ -122,6 +305,54 @@ public:
         return buf;
     }
 
+    // Partial files, one folder per listening port so that two servers sharing
+    // a storage folder never remove each other's.
+    std::string incomingDir() const { return (fs::path(o_.storageDir) / ".incoming" / std::to_string(o_.port)).string(); }
+
+    std::string readyDir() const { return incomingDir() + "/ready"; }
+
+    // ---- reading and filing an instance (both response modes)
+
+    struct Reading {
+        Uint16 status = 0;  // a refusal status, 0 when readable
+        std::string error;
+        ReceivedInstance r;
+        fs::path dir;  // STORAGE/<StudyUID>/<SeriesUID>
+    };
+    Reading read(const std::string& path) const;
+    // Files `from` under its UIDs by rename, or by a second link (the ready
+    // file stays until the handler accepted it); sets rd.r.path. An error text, or "".
+    std::string place(const std::string& from, Reading& rd, bool link, std::string& knownDir) const;
+    StoreOutcome callHandler(const ReceivedInstance& r) {
+        try {
+            return handler_(r);
+        } catch (const std::exception& e) {
+            return {kStoreOutOfResources, e.what()};
+        }
+    }
+
+    // ---- ingest: instances answered, waiting to become messages
+
+    std::string readyName(const std::string& callingAE, const std::string& calledAE, const std::string& peer) {
+        char head[48];
+        auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch());
+        std::snprintf(head, sizeof head, "%020lld-%08u", static_cast<long long>(ns.count()), readySeq_++);
+        return readyDir() + "/" + head + "_" + hexOf(callingAE) + "_" + hexOf(calledAE) + "_" + hexOf(peer) + ".dcm";
+    }
+    bool backlogFull() {
+        std::lock_guard<std::mutex> lock(ingestMu_);
+        return static_cast<int>(ingest_.size()) >= o_.maxBacklog;
+    }
+    void enqueue(std::string path) {
+        {
+            std::lock_guard<std::mutex> lock(ingestMu_);
+            ingest_.push_back(std::move(path));
+        }
+        ingestCv_.notify_one();
+    }
+    void ingestLoop();
+    bool ingestOne(const std::string& readyPath, std::string& knownDir, std::string& lastLogged);
+
     StoreServerOptions o_;
     Handler handler_;
     Logger log_;
@@ -144,6 +375,15 @@ public:
     std::mutex rngMutex_;
     std::mt19937_64 rng_{std::random_device{}()};
     unsigned counter_ = 0;
+
+    SpareFiles spares_;
+
+    std::mutex ingestMu_;
+    std::condition_variable ingestCv_;
+    std::deque<std::string> ingest_;  // ready files, oldest first
+    bool ingestStop_ = false;
+    std::thread ingestThread_;
+    std::atomic<unsigned> readySeq_{0};
 };
 
 namespace {
@@ -200,18 +440,16 @@ private:
 
     OFCondition handleStore(T_DIMSE_C_StoreRQ& req, const DcmPresentationContextInfo& info) {
         const StoreServerOptions& o = server_.o_;
-        std::string peer = std::string(getPeerAETitle().c_str()) + " (" + getPeerIP().c_str() + ")";
-        fs::path incoming = fs::path(o.storageDir) / ".incoming";
+        auto peer = [&] { return std::string(getPeerAETitle().c_str()) + " (" + getPeerIP().c_str() + ")"; };
         std::error_code ec;
-        fs::create_directories(incoming, ec);
-        std::string tmp = (incoming / (server_.tempName() + ".part")).string();
+        std::string tmp = server_.spares_.take();
 
         OFCondition c = receiveSTORERequest(req, info.presentationContextID, OFString(tmp.c_str()));
         if (c.bad()) {
             // Aborted or broken mid-transfer: no partial file stays behind.
             fs::remove(tmp, ec);
             failed();
-            server_.log("warn", "dicom: receiving " + std::string(req.AffectedSOPInstanceUID) + " from " + peer +
+            server_.log("warn", "dicom: receiving " + std::string(req.AffectedSOPInstanceUID) + " from " + peer() +
                                     " failed: " + c.text() + "; partial file removed");
             return c;
         }
@@ -219,93 +457,235 @@ private:
         auto reject = [&](Uint16 status, const std::string& why) {
             fs::remove(tmp, ec);
             failed();
-            server_.log("warn", "dicom: instance " + std::string(req.AffectedSOPInstanceUID) + " from " + peer +
-                                    " refused (status " + hex(status) + "): " + why);
+            server_.log("warn", "dicom: instance " + std::string(req.AffectedSOPInstanceUID) + " from " + peer() +
+                                    " refused (status " + statusHex(status) + "): " + why);
             return respond(info.presentationContextID, req, status);
         };
 
-        DcmFileFormat file;
-        // The whole dataset is parsed (large values stay on disk), so a truncated one is noticed.
-        c = file.loadFile(tmp.c_str(), EXS_Unknown, EGL_noChange, 4096, ERM_fileOnly);
-        if (c.bad()) return reject(STATUS_STORE_Error_CannotUnderstand, std::string("unreadable dataset: ") + c.text());
-        DcmDataset* ds = file.getDataset();
-        OFString study, series, instance, sopClass;
-        ds->findAndGetOFString(DCM_StudyInstanceUID, study);
-        ds->findAndGetOFString(DCM_SeriesInstanceUID, series);
-        ds->findAndGetOFString(DCM_SOPInstanceUID, instance);
-        ds->findAndGetOFString(DCM_SOPClassUID, sopClass);
-        std::string st(study.c_str()), se(series.c_str()), in(instance.c_str());
-        if (!safeUid(st) || !safeUid(se) || !safeUid(in))
-            return reject(STATUS_STORE_Error_CannotUnderstand,
-                          "missing or invalid Study/Series/SOP Instance UID ('" + st + "', '" + se + "', '" + in + "')");
-        if (in != req.AffectedSOPInstanceUID)
-            return reject(STATUS_STORE_Error_DataSetDoesNotMatchSOPClass,
-                          "SOP Instance UID " + in + " differs from the request's " + req.AffectedSOPInstanceUID);
-
-        ReceivedInstance r;
-        std::string error;
-        if (!detail::itemToJson(*ds, r.json, error))
-            return reject(STATUS_STORE_Error_CannotUnderstand, "cannot convert to DICOM JSON: " + error);
-
-        fs::path dir = fs::path(o.storageDir) / st / se;
-        fs::path target = dir / (in + ".dcm");
-        bool newDirs = !fs::exists(dir, ec);
-        fs::create_directories(dir, ec);
-        if (ec || (o.syncFiles && !fsyncPath(tmp, false)))
-            return reject(STATUS_STORE_Refused_OutOfResources, "cannot write " + dir.string() + ": " + ec.message());
-        fs::rename(tmp, target, ec);
-        if (ec) return reject(STATUS_STORE_Refused_OutOfResources, "cannot rename to " + target.string() + ": " + ec.message());
-        if (o.syncFiles) fsyncPath(dir.string(), true);
-        if (newDirs && o.syncFiles) {
-            fsyncPath(dir.parent_path().string(), true);
-            fsyncPath(o.storageDir, true);
+        if (!o.respondAfterHandler) {
+            Part10Walk w = walkFile(tmp);
+            if (w.walkable) {  // deflated data is parsed and handled before the response instead
+                if (!w.ok) return reject(STATUS_STORE_Error_CannotUnderstand, "malformed dataset: " + w.error);
+                if (!safeUid(w.studyUid) || !safeUid(w.seriesUid) || !safeUid(w.sopInstanceUid))
+                    return reject(STATUS_STORE_Error_CannotUnderstand, "missing or invalid Study/Series/SOP Instance UID ('" +
+                                                                           w.studyUid + "', '" + w.seriesUid + "', '" +
+                                                                           w.sopInstanceUid + "')");
+                if (w.sopInstanceUid != req.AffectedSOPInstanceUID)
+                    return reject(STATUS_STORE_Error_DataSetDoesNotMatchSOPClass, "SOP Instance UID " + w.sopInstanceUid +
+                                                                                      " differs from the request's " +
+                                                                                      req.AffectedSOPInstanceUID);
+                if (server_.backlogFull())
+                    return reject(STATUS_STORE_Refused_OutOfResources,
+                                  std::to_string(o.maxBacklog) + " received instances still wait to become messages");
+                if (o.syncFiles && !fsyncPath(tmp, false))
+                    return reject(STATUS_STORE_Refused_OutOfResources, "cannot flush " + tmp + " to disk");
+                std::string ready = server_.readyName(trimAe(getPeerAETitle().c_str()),
+                                                      trimAe(getCalledAETitle().c_str()), getPeerIP().c_str());
+                if (!renameInto(tmp, ready, ec))
+                    return reject(STATUS_STORE_Refused_OutOfResources, "cannot rename to " + ready + ": " + ec.message());
+                if (o.syncFiles) fsyncPath(server_.readyDir(), true);
+                server_.enqueue(std::move(ready));
+                {
+                    std::lock_guard<std::mutex> lock(server_.countersMutex_);
+                    ++server_.counters_.stored;
+                }
+                return respond(info.presentationContextID, req, STATUS_Success);
+            }
         }
 
-        r.path = target.string();
-        r.sopClassUid = sopClass.c_str();
-        r.sopInstanceUid = in;
-        r.studyUid = st;
-        r.seriesUid = se;
-        r.transferSyntaxUid = info.acceptedTransferSyntax.c_str();
-        r.callingAE = trimAe(getPeerAETitle().c_str());
-        r.calledAE = trimAe(getCalledAETitle().c_str());
-        r.peer = getPeerIP().c_str();
+        StoreServer::Impl::Reading rd = server_.read(tmp);
+        if (rd.status) return reject(rd.status, rd.error);
+        if (rd.r.sopInstanceUid != req.AffectedSOPInstanceUID)
+            return reject(STATUS_STORE_Error_DataSetDoesNotMatchSOPClass, "SOP Instance UID " + rd.r.sopInstanceUid +
+                                                                              " differs from the request's " +
+                                                                              req.AffectedSOPInstanceUID);
+        if (o.syncFiles && !fsyncPath(tmp, false))
+            return reject(STATUS_STORE_Refused_OutOfResources, "cannot flush " + tmp + " to disk");
+        std::string placeError = server_.place(tmp, rd, false, knownDir_);
+        if (!placeError.empty()) return reject(STATUS_STORE_Refused_OutOfResources, placeError);
+        rd.r.callingAE = trimAe(getPeerAETitle().c_str());
+        rd.r.calledAE = trimAe(getCalledAETitle().c_str());
+        rd.r.peer = getPeerIP().c_str();
 
-        StoreOutcome outcome;
-        try {
-            outcome = server_.handler_(r);
-        } catch (const std::exception& e) {
-            outcome = {kStoreOutOfResources, e.what()};
-        }
+        StoreOutcome outcome = server_.callHandler(rd.r);
         {
             std::lock_guard<std::mutex> lock(server_.countersMutex_);
             if (outcome.status == kStoreSuccess) ++server_.counters_.stored;
             else ++server_.counters_.failed;
         }
         if (outcome.status != kStoreSuccess)
-            server_.log("warn", "dicom: instance " + in + " from " + peer + " not accepted (status " +
-                                    hex(outcome.status) + "): " + outcome.error);
+            server_.log("warn", "dicom: instance " + rd.r.sopInstanceUid + " from " + peer() + " not accepted (status " +
+                                    statusHex(outcome.status) + "): " + outcome.error);
         return respond(info.presentationContextID, req, outcome.status);
     }
 
-    static std::string hex(Uint16 v) {
-        char buf[8];
-        std::snprintf(buf, sizeof buf, "0x%04X", v);
-        return buf;
+    static bool renameInto(const std::string& from, const fs::path& to, std::error_code& ec) {
+        ec.clear();
+        fs::rename(from, to, ec);
+        return !ec;
     }
 
     StoreServer::Impl& server_;
+    std::string knownDir_;  // the last folder an instance was renamed into
 };
 
 }  // namespace
 
+StoreServer::Impl::Reading StoreServer::Impl::read(const std::string& path) const {
+    Reading rd;
+    DcmFileFormat file;
+    OFCondition c = parseReceived(path, file);
+    if (c.bad()) {
+        rd.status = STATUS_STORE_Error_CannotUnderstand;
+        rd.error = std::string("unreadable dataset: ") + c.text();
+        return rd;
+    }
+    DcmDataset* ds = file.getDataset();
+    OFString study, series, instance, sopClass, xfer;
+    ds->findAndGetOFString(DCM_StudyInstanceUID, study);
+    ds->findAndGetOFString(DCM_SeriesInstanceUID, series);
+    ds->findAndGetOFString(DCM_SOPInstanceUID, instance);
+    ds->findAndGetOFString(DCM_SOPClassUID, sopClass);
+    file.getMetaInfo()->findAndGetOFString(DCM_TransferSyntaxUID, xfer);
+    ReceivedInstance& r = rd.r;
+    r.studyUid = study.c_str();
+    r.seriesUid = series.c_str();
+    r.sopInstanceUid = instance.c_str();
+    r.sopClassUid = sopClass.c_str();
+    r.transferSyntaxUid = xfer.c_str();
+    if (!safeUid(r.studyUid) || !safeUid(r.seriesUid) || !safeUid(r.sopInstanceUid)) {
+        rd.status = STATUS_STORE_Error_CannotUnderstand;
+        rd.error = "missing or invalid Study/Series/SOP Instance UID ('" + r.studyUid + "', '" + r.seriesUid + "', '" +
+                   r.sopInstanceUid + "')";
+        return rd;
+    }
+    std::string error;
+    if (!detail::itemToJson(*ds, r.json, error)) {
+        rd.status = STATUS_STORE_Error_CannotUnderstand;
+        rd.error = "cannot convert to DICOM JSON: " + error;
+        return rd;
+    }
+    rd.dir = fs::path(o_.storageDir) / r.studyUid / r.seriesUid;
+    return rd;
+}
+
+std::string StoreServer::Impl::place(const std::string& from, Reading& rd, bool link, std::string& knownDir) const {
+    fs::path target = rd.dir / (rd.r.sopInstanceUid + ".dcm");
+    auto put = [&] {
+        if (!link) return ::rename(from.c_str(), target.c_str()) == 0;
+        if (::link(from.c_str(), target.c_str()) == 0) return true;
+        if (errno != EEXIST) return false;
+        ::unlink(target.c_str());  // the same instance again: the newer file replaces it, as a rename would
+        return ::link(from.c_str(), target.c_str()) == 0;
+    };
+    // A series' folder is looked for once, not per instance; should it vanish
+    // meanwhile (pruned), filing fails and makes it again.
+    bool newDirs = false;
+    if (rd.dir.native() != knownDir || !put()) {
+        std::error_code ec;
+        newDirs = !fs::exists(rd.dir, ec);
+        fs::create_directories(rd.dir, ec);
+        if (ec) return "cannot create " + rd.dir.string() + ": " + ec.message();
+        if (!put()) return std::string("cannot file the instance as ") + target.string() + ": " + std::strerror(errno);
+        knownDir = rd.dir.native();
+    }
+    if (o_.syncFiles) {
+        fsyncPath(rd.dir.string(), true);
+        if (newDirs) {
+            fsyncPath(rd.dir.parent_path().string(), true);
+            fsyncPath(o_.storageDir, true);
+        }
+    }
+    rd.r.path = target.string();
+    return {};
+}
+
+// One ready file: read, filed and handed to the handler. False when it must
+// be tried again later (the handler refused it, or it could not be filed).
+bool StoreServer::Impl::ingestOne(const std::string& readyPath, std::string& knownDir, std::string& lastLogged) {
+    std::string name = fs::path(readyPath).stem().string();
+    std::vector<std::string_view> parts;
+    for (std::size_t at = 0;;) {
+        std::size_t us = name.find('_', at);
+        parts.emplace_back(std::string_view(name).substr(at, us == std::string::npos ? std::string::npos : us - at));
+        if (us == std::string::npos) break;
+        at = us + 1;
+    }
+    auto complain = [&](const std::string& text) {
+        if (lastLogged != readyPath) log("warn", text + "; tried again every second");
+        lastLogged = readyPath;
+        return false;
+    };
+
+    Reading rd = read(readyPath);
+    if (parts.size() == 4) {
+        rd.r.callingAE = unhex(parts[1]);
+        rd.r.calledAE = unhex(parts[2]);
+        rd.r.peer = unhex(parts[3]);
+    }
+    if (rd.status) {
+        // Answered, yet DCMTK cannot read it: kept as an error message, the file set aside.
+        fs::path aside = fs::path(o_.storageDir) / ".failed" / fs::path(readyPath).filename();
+        rd.r.error = rd.error;
+        rd.r.path = aside.string();
+        rd.r.json = "{}";
+        StoreOutcome out = callHandler(rd.r);
+        if (out.status != kStoreSuccess) return complain("dicom: unreadable instance " + readyPath + " not stored: " + out.error);
+        std::error_code ec;
+        fs::create_directories(aside.parent_path(), ec);
+        fs::rename(readyPath, aside, ec);
+        if (ec) fs::remove(readyPath, ec);
+        log("warn", "dicom: instance from " + rd.r.callingAE + " (" + rd.r.peer + ") answered but unreadable: " + rd.error +
+                        "; kept as an error message, file in " + aside.string());
+        return true;
+    }
+    std::string placeError = place(readyPath, rd, true, knownDir);
+    if (!placeError.empty()) return complain("dicom: " + placeError);
+    StoreOutcome out = callHandler(rd.r);
+    if (out.status != kStoreSuccess)
+        return complain("dicom: instance " + rd.r.sopInstanceUid + " not yet a message: " + out.error);
+    ::unlink(readyPath.c_str());
+    return true;
+}
+
+void StoreServer::Impl::ingestLoop() {
+    std::string knownDir, lastLogged;
+    std::unique_lock<std::mutex> lock(ingestMu_);
+    for (;;) {
+        ingestCv_.wait(lock, [&] { return ingestStop_ || !ingest_.empty(); });
+        if (ingestStop_) break;
+        std::string path = ingest_.front();
+        lock.unlock();
+        bool done = ingestOne(path, knownDir, lastLogged);
+        lock.lock();
+        if (done) ingest_.pop_front();
+        else ingestCv_.wait_for(lock, std::chrono::seconds(1), [&] { return ingestStop_; });
+    }
+}
+
 void StoreServer::Impl::start() {
     disableNagleForDcmtk();
     std::error_code ec;
-    fs::create_directories(fs::path(o_.storageDir) / ".incoming", ec);
-    if (ec) throw std::runtime_error("cannot create " + o_.storageDir + ": " + ec.message());
-    // Partial files of a previous run that ended mid-transfer.
-    for (const auto& e : fs::directory_iterator(fs::path(o_.storageDir) / ".incoming", ec)) fs::remove(e.path(), ec);
+    const std::string incoming = incomingDir();
+    fs::create_directories(incoming, ec);
+    if (ec) throw std::runtime_error("cannot create " + incoming + ": " + ec.message());
+    // Partial and spare files of a previous run go; answered instances not yet
+    // messages (the ready folder) are taken up first.
+    for (const auto& e : fs::directory_iterator(incoming, ec))
+        if (e.is_regular_file(ec)) fs::remove(e.path(), ec);
+    fs::create_directories(readyDir(), ec);
+    if (ec) throw std::runtime_error("cannot create " + readyDir() + ": " + ec.message());
+    std::vector<std::string> pending;
+    for (const auto& e : fs::directory_iterator(readyDir(), ec))
+        if (e.path().extension() == ".dcm") pending.push_back(e.path().string());
+    std::sort(pending.begin(), pending.end());
+    if (!pending.empty())
+        log("info", "dicom: " + std::to_string(pending.size()) + " instance(s) received before the last stop become messages now");
+    {
+        std::lock_guard<std::mutex> lock(ingestMu_);
+        ingest_.assign(pending.begin(), pending.end());
+        ingestStop_ = false;
+    }
 
     DcmSCPConfig& cfg = *config_;
     cfg.setAETitle(o_.aeTitle.c_str());
@@ -338,6 +718,8 @@ void StoreServer::Impl::start() {
     if (c.bad())
         throw std::runtime_error("cannot listen on port " + std::to_string(o_.port) + ": " + c.text());
     stopping_ = false;
+    spares_.start(incoming, [this] { return tempName(); }, 8);
+    ingestThread_ = std::thread([this] { ingestLoop(); });
     acceptThread_ = std::thread([this] { acceptLoop(); });
 }
 
@@ -420,6 +802,14 @@ void StoreServer::Impl::stop() {
         t.join();
     }
     workers_.clear();
+    spares_.stop();
+    {
+        std::lock_guard<std::mutex> lock(ingestMu_);
+        ingestStop_ = true;
+        ingest_.clear();  // still in the ready folder for the next start
+    }
+    ingestCv_.notify_all();
+    if (ingestThread_.joinable()) ingestThread_.join();
     ASC_dropNetwork(&net_);
     net_ = nullptr;
 }
@@ -433,8 +823,14 @@ void StoreServer::start() { impl_->start(); }
 void StoreServer::stop() { impl_->stop(); }
 
 StoreServer::Counters StoreServer::counters() const {
-    std::lock_guard<std::mutex> lock(impl_->countersMutex_);
-    return impl_->counters_;
+    Counters c;
+    {
+        std::lock_guard<std::mutex> lock(impl_->countersMutex_);
+        c = impl_->counters_;
+    }
+    std::lock_guard<std::mutex> lock(impl_->ingestMu_);
+    c.backlog = impl_->ingest_.size();
+    return c;
 }
 
 }  // namespace junction::dicom

@@ -1,8 +1,18 @@
 // A DICOM storage server: C-STORE SCP and C-ECHO SCP (DCMTK inside, plain
 // types here). Every received instance is written exactly as received (no
-// transcoding) to STORAGE/<StudyUID>/<SeriesUID>/<SOPInstanceUID>.dcm (temporary
-// name, fsync, rename) and handed to the handler; the C-STORE response waits
-// for the handler's answer.
+// transcoding) to STORAGE/<StudyUID>/<SeriesUID>/<SOPInstanceUID>.dcm and
+// handed to the handler, which makes it a message.
+//
+// When the C-STORE response goes out depends on `respondAfterHandler`:
+//  - false (default): once the instance is safely on disk. Its structure is
+//    checked (lengths, items, delimiters: a truncated or garbled dataset is
+//    refused), it is flushed (with syncFiles) and renamed into the server's
+//    ready folder, and the response is sent. An ingest thread then parses it,
+//    files it under its UIDs and calls the handler; only when the handler has
+//    accepted it does it leave the ready folder, so an instance answered but not
+//    yet a message survives a crash or a stop and is taken up at the next start.
+//    A file DCMTK cannot read after all reaches the handler with `error` set.
+//  - true: the response waits for the handler, whose status it carries.
 #pragma once
 
 #include <cstdint>
@@ -24,6 +34,10 @@ struct StoreServerOptions {
     // does with `sync: full`; with `sync: normal` files are handed to the
     // operating system only (they survive a crash of Junction, not of the machine).
     bool syncFiles = true;
+    bool respondAfterHandler = false;
+    // With respondAfterHandler false: instances answered but not yet handled
+    // beyond which new ones are refused (0xA700) until the handler catches up.
+    int maxBacklog = 1000;
     int maxAssociations = 32;
     int dimseTimeoutSeconds = 60;  // a peer silent this long mid-association is dropped
 };
@@ -34,6 +48,9 @@ struct ReceivedInstance {
     std::string sopClassUid, sopInstanceUid, studyUid, seriesUid;
     std::string transferSyntaxUid;
     std::string callingAE, calledAE, peer;
+    // Set when the instance was answered but could not be read afterwards; the
+    // handler keeps it as an error. `path` is then where the file was set aside.
+    std::string error;
 };
 
 // DIMSE status codes the handler answers with.
@@ -65,6 +82,7 @@ public:
 
     struct Counters {
         std::uint64_t associations = 0, rejected = 0, stored = 0, failed = 0, echoes = 0;
+        std::uint64_t backlog = 0;  // answered, waiting for the handler
     };
     Counters counters() const;
 

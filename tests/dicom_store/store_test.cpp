@@ -19,7 +19,9 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <mutex>
 #include <thread>
+#include <vector>
 
 #include "connectors/dicom/store_client.h"
 #include "connectors/dicom/store_connectors.h"
@@ -368,6 +370,7 @@ TEST_CASE("Peer statuses map to Ok, Retry and Error; the source answers only aft
     o.port = port;
     o.storageDir = t.str("store");
     o.allowedAEs = {"JUNCTION"};
+    o.respondAfterHandler = true;
     dicom::StoreServer server(
         o,
         [&](const dicom::ReceivedInstance& r) {
@@ -406,6 +409,113 @@ TEST_CASE("Peer statuses map to Ok, Retry and Error; the source answers only aft
     CHECK(c.echoes == 1);
     d->stop();
     server.stop();
+}
+
+TEST_CASE("By default the source answers once the instance is on disk; refused ones wait across a restart") {
+    Tmp t;
+    const int port = 28443;
+    std::atomic<bool> accept{false};
+    std::atomic<int> attempts{0};
+    std::mutex mu;
+    std::vector<dicom::ReceivedInstance> handled;
+    dicom::StoreServerOptions o;
+    o.aeTitle = "ARCHIVE";
+    o.port = port;
+    o.storageDir = t.str("store");
+    o.maxBacklog = 1;
+    auto handler = [&](const dicom::ReceivedInstance& r) {
+        ++attempts;
+        if (!accept && r.error.empty()) return dicom::StoreOutcome{dicom::kStoreOutOfResources, "the test's channel is full"};
+        std::lock_guard<std::mutex> lock(mu);
+        handled.push_back(r);
+        return dicom::StoreOutcome{};
+    };
+    const std::string ready = t.str("store") + "/.incoming/" + std::to_string(port) + "/ready";
+    const std::string target = t.str("store") + "/1.3.6.1.4.1.5962.1.2.1.20040119072730.12322/"
+                                                "1.3.6.1.4.1.5962.1.3.1.1.20040119072730.12322/"
+                                                "1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.12322.dcm";
+    auto readyFiles = [&] {
+        std::size_t n = 0;
+        for (const auto& e : fs::directory_iterator(ready)) n += e.path().extension() == ".dcm";
+        return n;
+    };
+    {
+        dicom::StoreServer server(o, handler, {});
+        server.start();
+        auto d = destination(port, "ARCHIVE");
+        // Answered although the handler refuses it: the instance is on disk.
+        CHECK(d->send(outbound(message(kSamples + "CT_small.dcm"))).kind == core::SendResult::Kind::Ok);
+        CHECK(eventually([&] { return attempts >= 1; }));
+        CHECK(fs::exists(target));
+        CHECK(readyFiles() == 1);
+        CHECK(server.counters().backlog == 1);
+        // The backlog is full (max 1): the next instance is refused for now.
+        auto busy = d->send(outbound(message(kSamples + "MR_small.dcm")));
+        CHECK(busy.kind == core::SendResult::Kind::Retry);
+        CHECK(busy.error.find("0xA700") != std::string::npos);
+        // Tried again every second, still refused.
+        CHECK(eventually([&] { return attempts >= 2; }, std::chrono::seconds(5)));
+        d->stop();
+        server.stop();
+    }
+    CHECK(readyFiles() == 1);  // kept for the next start
+    CHECK(handled.empty());
+    // A file in the ready folder DCMTK cannot read becomes an error message.
+    { std::ofstream(ready + "/00000000000000000001-00000000_" + std::string("4d4f44") + "_" + "41" + "_" + "31" + ".dcm") << "no DICOM at all"; }
+    accept = true;
+    {
+        dicom::StoreServer server(o, handler, {});
+        server.start();
+        CHECK(eventually([&] {
+            std::lock_guard<std::mutex> lock(mu);
+            return handled.size() == 2;
+        }));
+        std::lock_guard<std::mutex> lock(mu);
+        REQUIRE(handled.size() == 2);
+        // Oldest first: the unreadable one (its name sorts first), then CT_small.
+        CHECK(!handled[0].error.empty());
+        CHECK(handled[0].callingAE == "MOD");
+        CHECK(handled[0].path.find("/.failed/") != std::string::npos);
+        CHECK(fs::exists(handled[0].path));
+        CHECK(handled[1].error.empty());
+        CHECK(handled[1].path == target);
+        CHECK(handled[1].callingAE == "JUNCTION");
+        CHECK(handled[1].calledAE == "ARCHIVE");
+        CHECK(handled[1].peer == "127.0.0.1");
+        CHECK(handled[1].sopInstanceUid == "1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.12322");
+        CHECK(handled[1].json.find("\"00100020\"") != std::string::npos);
+        CHECK(eventually([&] { return readyFiles() == 0; }));
+        CHECK(fs::exists(target));
+        CHECK(server.counters().backlog == 0);
+    }
+    {
+        // An instance over 4 MiB (checked through a mapping, parsed from the file):
+        // CT_small with 6 MB of pixel data instead of its own.
+        std::string bytes = fileBytes(kSamples + "CT_small.dcm");
+        const std::string header("\xe0\x7f\x10\x00OW\x00\x00", 8);
+        std::size_t at = bytes.rfind(header);
+        REQUIRE(at != std::string::npos);
+        const std::uint32_t big = 6u << 20;
+        bytes.resize(at + 12);
+        for (int i = 0; i < 4; ++i) bytes[at + 8 + i] = static_cast<char>((big >> (8 * i)) & 0xFF);
+        bytes += std::string(big, '\x01');
+        std::ofstream(t.str("big.dcm"), std::ios::binary) << bytes;
+        dicom::StoreServer server(o, handler, {});
+        server.start();
+        auto d = destination(port, "ARCHIVE");
+        CHECK(d->send(outbound(message(t.str("big.dcm")))).kind == core::SendResult::Kind::Ok);
+        CHECK(eventually([&] {
+            std::lock_guard<std::mutex> lock(mu);
+            return handled.size() == 3;
+        }));
+        std::lock_guard<std::mutex> lock(mu);
+        REQUIRE(handled.size() == 3);
+        CHECK(handled[2].error.empty());
+        CHECK(handled[2].path == target);
+        CHECK(fs::file_size(target) > big);
+        d->stop();
+        server.stop();
+    }
 }
 
 TEST_CASE("dicom connector settings are checked") {

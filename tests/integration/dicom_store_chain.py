@@ -158,7 +158,9 @@ destinations:
     check(seen == studies, "every study got its stable-study message")
 
     check(echo(), "echoscu still answered after the transfers")
-    check(not os.listdir(f"{tmp}/var/dicom/.incoming"), "no partial files left")
+    partial = [os.path.join(r, f) for r, _, fs in os.walk(f"{tmp}/var/dicom/.incoming") for f in fs
+               if os.path.getsize(os.path.join(r, f)) > 0]
+    check(not partial, f"no partial files left (the empty spares aside): {partial}")
 finally:
     stop(procs)
     if check.failed and os.path.exists(f"{tmp}/junction.log"):

@@ -139,8 +139,11 @@ destinations:
         return out
 
     def incoming():
-        d = f"{storage}/.incoming"
-        return os.listdir(d) if os.path.isdir(d) else []
+        # Partial files: the server keeps a few empty spare files there, nothing else.
+        out = []
+        for root, dirs, files in os.walk(f"{storage}/.incoming"):
+            out += [p for p in (os.path.join(root, f) for f in files) if os.path.getsize(p) > 0]
+        return out
 
     def store_ok():
         r = subprocess.run(["storescu", "-aet", "STORESCU", "-aec", "JUNCTION", "127.0.0.1", str(JPORT),

@@ -1,6 +1,7 @@
 // Keyword tables ↔ DICOM JSON (PS3.18 F.2), with DCMTK's data dictionary for
 // tags and VRs. JSON is read with Poco and written here (attributes in tag order).
 #include "connectors/dicom/keyword_json.h"
+#include "connectors/dicom/dicom_text.h"
 #include "engine/util/json_text.h"
 
 #include <dcmtk/config/osconfig.h>
@@ -161,20 +162,13 @@ std::string formatDouble(double d) {
     return std::string(buf, r.ptr);
 }
 
-std::string trim(const std::string& s) {
-    std::size_t a = s.find_first_not_of(' ');
-    if (a == std::string::npos) return {};
-    std::size_t b = s.find_last_not_of(' ');
-    return s.substr(a, b - a + 1);
-}
-
 [[noreturn]] void bad(const std::string& path, const std::string& what) {
     throw std::invalid_argument(path + ": " + what);
 }
 
 // A number (given as text) for a numeric VR, as a JSON literal.
 Value numberValue(const std::string& path, const std::string& vr, const std::string& text) {
-    std::string t = trim(text);
+    std::string t = trimSpaces(text);
     if (t.empty()) return {"null", true};
     if (isIntegerVr(vr)) {
         if (!t.empty() && t[0] == '+') t.erase(0, 1);

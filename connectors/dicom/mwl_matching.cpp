@@ -12,16 +12,11 @@
 #include <cstring>
 #include <vector>
 
+#include "connectors/dicom/dicom_text.h"
+
 namespace junction::dicom {
 
 namespace {
-
-std::string trim(const std::string& s) {
-    std::size_t b = s.find_first_not_of(' ');
-    if (b == std::string::npos) return {};
-    std::size_t e = s.find_last_not_of(' ');
-    return s.substr(b, e - b + 1);
-}
 
 std::vector<std::string> split(const std::string& s, char sep) {
     std::vector<std::string> out;
@@ -116,8 +111,8 @@ bool range(const std::string& q, std::string& lo, std::string& hi) {
         lo = hi = q;
         return false;
     }
-    lo = trim(q.substr(0, dash));
-    hi = trim(q.substr(dash + 1));
+    lo = trimSpaces(q.substr(0, dash));
+    hi = trimSpaces(q.substr(dash + 1));
     return true;
 }
 
@@ -130,7 +125,7 @@ bool matchDate(const std::string& q, const std::string& v) {
 }
 
 bool matchTime(const std::string& q, const std::string& v) {
-    if (trim(v).empty()) return false;
+    if (trimSpaces(v).empty()) return false;
     std::string t = normTime(v, false);
     std::string lo, hi;
     range(q, lo, hi);
@@ -146,7 +141,7 @@ bool matchDateTimeValue(const std::string& q, const std::string& v) {
 }
 
 std::string normName(const std::string& pn) {
-    std::string s = trim(pn);
+    std::string s = trimSpaces(pn);
     while (!s.empty() && (s.back() == '^' || s.back() == '=' || s.back() == ' ')) s.pop_back();
     return s;
 }
@@ -156,8 +151,8 @@ bool matchOne(const std::string& vr, const std::string& q, const std::string& v)
     if (vr == "TM") return matchTime(q, v);
     if (vr == "DT") return matchDateTimeValue(q, v);
     if (vr == "PN") return wildcardMatch(normName(q), normName(v), true);
-    if (vr == "UI") return q == trim(v);
-    return wildcardMatch(q, trim(v), false);
+    if (vr == "UI") return q == trimSpaces(v);
+    return wildcardMatch(q, trimSpaces(v), false);
 }
 
 std::string stringValue(DcmElement* e) {
@@ -211,7 +206,7 @@ bool matchItem(DcmItem& query, DcmItem& cand, DcmItem& resp) {
     DcmElement* qTime = nullptr;
     query.findAndGetElement(DCM_ScheduledProcedureStepStartDate, qDate, OFFalse);
     query.findAndGetElement(DCM_ScheduledProcedureStepStartTime, qTime, OFFalse);
-    bool combined = qDate && qTime && !trim(stringValue(qDate)).empty() && !trim(stringValue(qTime)).empty();
+    bool combined = qDate && qTime && !trimSpaces(stringValue(qDate)).empty() && !trimSpaces(stringValue(qTime)).empty();
 
     for (unsigned long i = 0; i < query.card(); ++i) {
         DcmElement* q = query.getElement(i);
@@ -245,11 +240,11 @@ bool matchItem(DcmItem& query, DcmItem& cand, DcmItem& resp) {
             continue;
         }
 
-        std::string qv = trim(stringValue(q));
+        std::string qv = trimSpaces(stringValue(q));
         if (combined && tag == DCM_ScheduledProcedureStepStartDate) {
             DcmElement* cTime = nullptr;
             cand.findAndGetElement(DCM_ScheduledProcedureStepStartTime, cTime, OFFalse);
-            if (!matchDateTime(qv, trim(stringValue(qTime)), stringValue(c), stringValue(cTime))) return false;
+            if (!matchDateTime(qv, trimSpaces(stringValue(qTime)), stringValue(c), stringValue(cTime))) return false;
         } else if (!stringMatchable(q->ident())) {
             // Binary values (US, UL, FD, OB ...) are return keys only: some SCUs
             // send PregnancyStatus 0 for "no value", which must not filter.
@@ -264,18 +259,18 @@ bool matchItem(DcmItem& query, DcmItem& cand, DcmItem& resp) {
 }  // namespace
 
 bool matchValue(const std::string& vr, const std::string& query, const std::string& value) {
-    std::string q = trim(query);
+    std::string q = trimSpaces(query);
     if (q.empty() || q == "*") return true;
     std::vector<std::string> alternatives = split(q, '\\');
     for (const std::string& v : split(value, '\\'))
         for (const std::string& a : alternatives)
-            if (matchOne(vr, trim(a), v)) return true;
+            if (matchOne(vr, trimSpaces(a), v)) return true;
     return false;
 }
 
 bool matchDateTime(const std::string& queryDate, const std::string& queryTime, const std::string& date,
                    const std::string& time) {
-    std::string qd = trim(queryDate), qt = trim(queryTime);
+    std::string qd = trimSpaces(queryDate), qt = trimSpaces(queryTime);
     if (qd.empty()) return matchValue("TM", qt, time);
     if (qt.empty()) return matchValue("DA", qd, date);
     std::string d = normDate(date);
@@ -283,7 +278,7 @@ bool matchDateTime(const std::string& queryDate, const std::string& queryTime, c
     std::string dlo, dhi, tlo, thi;
     range(qd, dlo, dhi);
     range(qt, tlo, thi);
-    std::string cand = d + normTime(trim(time), false);
+    std::string cand = d + normTime(trimSpaces(time), false);
     if (!dlo.empty() && cand < normDate(dlo) + normTime(tlo, false)) return false;
     if (!dhi.empty() && cand > normDate(dhi) + normTime(thi, true)) return false;
     return true;
@@ -299,7 +294,7 @@ std::unique_ptr<DcmDataset> matchWorklistItem(DcmItem& query, DcmItem& item) {
 bool toUtf8(DcmDataset& ds, std::string* error) {
     OFString cs;
     if (ds.findAndGetOFStringArray(DCM_SpecificCharacterSet, cs).bad()) return true;  // default repertoire
-    std::string s = trim(cs.c_str());
+    std::string s = trimSpaces(cs.c_str());
     if (s.empty() || s == "ISO_IR 192" || s == "ISO_IR 6") return true;
     OFCondition c = ds.convertToUTF8();
     if (c.bad()) {
@@ -314,7 +309,7 @@ store::WorklistFilter worklistFilterFor(DcmItem& query) {
     auto get = [](DcmItem& item, const DcmTagKey& tag, bool personName = false) {
         OFString v;
         if (item.findAndGetOFStringArray(tag, v, OFFalse).bad()) return std::string();
-        std::string s = trim(v.c_str());
+        std::string s = trimSpaces(v.c_str());
         if (s == "*" || s.find('\\') != std::string::npos) return std::string();  // universal / value lists
         if (personName) {
             if (s.find('=') != std::string::npos) return std::string();  // ideographic groups

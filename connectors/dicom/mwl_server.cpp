@@ -29,18 +29,12 @@
 #include <thread>
 
 #include "connectors/dicom/dataset_json.h"
+#include "connectors/dicom/dicom_text.h"
 #include "connectors/dicom/mwl_matching.h"
 
 namespace junction::dicom {
 
 namespace {
-
-std::string trim(const std::string& s) {
-    std::size_t b = s.find_first_not_of(' ');
-    if (b == std::string::npos) return {};
-    std::size_t e = s.find_last_not_of(' ');
-    return s.substr(b, e - b + 1);
-}
 
 std::string hex4(unsigned v) {
     char buf[8];
@@ -72,7 +66,7 @@ std::vector<std::string> worklistKeys(DcmItem& mpps) {
         OFString acc, study;
         it->findAndGetOFString(DCM_AccessionNumber, acc);
         it->findAndGetOFString(DCM_StudyInstanceUID, study);
-        std::string key = trim(acc.c_str()).empty() ? trim(study.c_str()) : trim(acc.c_str());
+        std::string key = trimSpaces(acc.c_str()).empty() ? trimSpaces(study.c_str()) : trimSpaces(acc.c_str());
         if (!key.empty() && std::find(keys.begin(), keys.end(), key) == keys.end()) keys.push_back(key);
     }
     return keys;
@@ -82,7 +76,7 @@ std::vector<std::string> worklistKeys(DcmItem& mpps) {
 
 std::string checkAeTitle(const std::string& ae) {
     if (ae.empty() || ae.size() > 16) return "an AE title has 1 to 16 characters";
-    if (trim(ae).empty()) return "an AE title cannot be only spaces";
+    if (trimSpaces(ae).empty()) return "an AE title cannot be only spaces";
     for (unsigned char c : ae)
         if (c < 0x20 || c >= 0x7F || c == '\\') return "an AE title has no backslash, control or non-ASCII characters";
     return {};
@@ -136,17 +130,17 @@ public:
 
 protected:
     OFBool checkCalledAETitleAccepted(const OFString& calledAE) override {
-        if (trim(calledAE.c_str()) == trim(s_.opt.aeTitle)) return OFTrue;
-        s_.say("warn", "association from " + peer() + " rejected: called AE title '" + trim(calledAE.c_str()) +
+        if (trimSpaces(calledAE.c_str()) == trimSpaces(s_.opt.aeTitle)) return OFTrue;
+        s_.say("warn", "association from " + peer() + " rejected: called AE title '" + trimSpaces(calledAE.c_str()) +
                            "' is not " + s_.opt.aeTitle);
         return OFFalse;
     }
 
     OFBool checkCallingAETitleAccepted(const OFString& callingAE) override {
-        callingAe_ = trim(callingAE.c_str());
+        callingAe_ = trimSpaces(callingAE.c_str());
         if (s_.opt.allowedAes.empty()) return OFTrue;
         for (const auto& a : s_.opt.allowedAes)
-            if (trim(a) == callingAe_) return OFTrue;
+            if (trimSpaces(a) == callingAe_) return OFTrue;
         s_.say("warn", "association from " + peer() + " rejected: calling AE title '" + callingAe_ + "' is not allowed");
         return OFFalse;
     }
@@ -221,7 +215,7 @@ private:
             }
             auto resp = matchWorklistItem(*query, *ds);
             if (!resp) continue;
-            std::string cs = trim(queryCharset.c_str());
+            std::string cs = trimSpaces(queryCharset.c_str());
             if (!cs.empty() && cs != "ISO_IR 192" && resp->tagExists(DCM_SpecificCharacterSet)) {
                 // Answer in the modality's own character set when its repertoire holds the text.
                 DcmDataset copy(*resp);
@@ -297,7 +291,7 @@ private:
     Uint16 publish(const char* kind, const std::string& uid, DcmDataset& instance, std::string& comment) {
         OFString statusText;
         instance.findAndGetOFString(DCM_PerformedProcedureStepStatus, statusText);
-        std::string status = trim(statusText.c_str());
+        std::string status = trimSpaces(statusText.c_str());
         auto mapped = mppsStatus(status);
         if (!mapped) {
             comment = "PerformedProcedureStepStatus '" + status + "' is not IN PROGRESS, COMPLETED or DISCONTINUED";
@@ -343,7 +337,7 @@ private:
         OFCondition cond = EC_Normal;
         auto data = receiveData(rq.DataSetType, info, cond);
         if (cond.bad()) return cond;
-        std::string uid = (rq.opts & O_NCREATE_AFFECTEDSOPINSTANCEUID) ? trim(rq.AffectedSOPInstanceUID) : "";
+        std::string uid = (rq.opts & O_NCREATE_AFFECTEDSOPINSTANCEUID) ? trimSpaces(rq.AffectedSOPInstanceUID) : "";
         if (uid.empty()) {
             char buf[100];
             dcmGenerateUniqueIdentifier(buf, SITE_INSTANCE_UID_ROOT);
@@ -362,7 +356,7 @@ private:
         if (exists) return respondN(info, true, rq.MessageID, uid, STATUS_N_DuplicateSOPInstance, "instance exists");
         OFString st;
         data->findAndGetOFString(DCM_PerformedProcedureStepStatus, st);
-        if (trim(st.c_str()) != "IN PROGRESS")
+        if (trimSpaces(st.c_str()) != "IN PROGRESS")
             return respondN(info, true, rq.MessageID, uid, STATUS_N_InvalidAttributeValue,
                             "N-CREATE needs PerformedProcedureStepStatus IN PROGRESS");
         toUtf8(*data);
@@ -384,7 +378,7 @@ private:
         OFCondition cond = EC_Normal;
         auto data = receiveData(rq.DataSetType, info, cond);
         if (cond.bad()) return cond;
-        std::string uid = trim(rq.RequestedSOPInstanceUID);
+        std::string uid = trimSpaces(rq.RequestedSOPInstanceUID);
         if (OFString(rq.RequestedSOPClassUID) != UID_ModalityPerformedProcedureStepSOPClass)
             return respondN(info, false, rq.MessageID, uid, STATUS_N_NoSuchSOPClass, "not an MPPS");
         if (!data) return respondN(info, false, rq.MessageID, uid, STATUS_N_MissingAttribute, "no modification list");
@@ -399,9 +393,9 @@ private:
         if (!updated) return respondN(info, false, rq.MessageID, uid, STATUS_N_NoSuchSOPInstance, "unknown MPPS");
         OFString old;
         updated->findAndGetOFString(DCM_PerformedProcedureStepStatus, old);
-        if (trim(old.c_str()) != "IN PROGRESS")
+        if (trimSpaces(old.c_str()) != "IN PROGRESS")
             return respondN(info, false, rq.MessageID, uid, STATUS_N_ProcessingFailure,
-                            "MPPS is " + trim(old.c_str()) + " and may no longer be updated");
+                            "MPPS is " + trimSpaces(old.c_str()) + " and may no longer be updated");
         toUtf8(*data);
         for (unsigned long i = 0; i < data->card(); ++i) {
             DcmElement* e = data->getElement(i);
@@ -418,7 +412,7 @@ private:
             std::lock_guard<std::mutex> lock(s_.m);
             ++s_.counters.mppsSets;
         }
-        s_.say("info", "MPPS " + uid + " " + trim(now.c_str()) + " from " + callingAe_);
+        s_.say("info", "MPPS " + uid + " " + trimSpaces(now.c_str()) + " from " + callingAe_);
         return respondN(info, false, rq.MessageID, uid, STATUS_N_Success);
     }
 

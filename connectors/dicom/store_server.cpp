@@ -40,6 +40,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "connectors/dicom/dicom_text.h"
 #include "connectors/dicom/part10_walk.h"
 #include "connectors/dicom/store_dcmtk.h"
 
@@ -154,13 +155,6 @@ bool fsyncPath(const std::string& path, bool directory) {
     bool ok = ::fsync(fd) == 0;
     ::close(fd);
     return ok;
-}
-
-std::string trimAe(const char* s) {
-    std::string v(s ? s : "");
-    while (!v.empty() && v.back() == ' ') v.pop_back();
-    while (!v.empty() && v.front() == ' ') v.erase(v.begin());
-    return v;
 }
 
 // The structural walk of a received file.
@@ -394,7 +388,7 @@ public:
 
 protected:
     OFBool checkCallingAETitleAccepted(const OFString& callingAE) override {
-        std::string ae = trimAe(callingAE.c_str());
+        std::string ae = trimSpaces(callingAE.c_str());
         if (server_.callingAllowed(ae)) return OFTrue;
         server_.log("warn", "dicom: association from calling AE '" + ae + "' (" + getPeerIP().c_str() +
                                 ") rejected: not in allowed_aes");
@@ -479,8 +473,8 @@ private:
                                   std::to_string(o.maxBacklog) + " received instances still wait to become messages");
                 if (o.syncFiles && !fsyncPath(tmp, false))
                     return reject(STATUS_STORE_Refused_OutOfResources, "cannot flush " + tmp + " to disk");
-                std::string ready = server_.readyName(trimAe(getPeerAETitle().c_str()),
-                                                      trimAe(getCalledAETitle().c_str()), getPeerIP().c_str());
+                std::string ready = server_.readyName(trimSpaces(getPeerAETitle().c_str()),
+                                                      trimSpaces(getCalledAETitle().c_str()), getPeerIP().c_str());
                 if (!renameInto(tmp, ready, ec))
                     return reject(STATUS_STORE_Refused_OutOfResources, "cannot rename to " + ready + ": " + ec.message());
                 if (o.syncFiles) fsyncPath(server_.readyDir(), true);
@@ -503,8 +497,8 @@ private:
             return reject(STATUS_STORE_Refused_OutOfResources, "cannot flush " + tmp + " to disk");
         std::string placeError = server_.place(tmp, rd, false, knownDir_);
         if (!placeError.empty()) return reject(STATUS_STORE_Refused_OutOfResources, placeError);
-        rd.r.callingAE = trimAe(getPeerAETitle().c_str());
-        rd.r.calledAE = trimAe(getCalledAETitle().c_str());
+        rd.r.callingAE = trimSpaces(getPeerAETitle().c_str());
+        rd.r.calledAE = trimSpaces(getCalledAETitle().c_str());
         rd.r.peer = getPeerIP().c_str();
 
         StoreOutcome outcome = server_.callHandler(rd.r);

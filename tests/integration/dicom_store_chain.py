@@ -20,7 +20,7 @@ BIN = os.environ["JUNCTION_BIN"]
 SAMPLES = "/usr/lib/python3/dist-packages/pydicom/data/test_files"
 JPORT, PPORT = 28010, 28011
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from checks import Checks, stop, wait_for  # noqa: E402
+from checks import Checks, finish, wait_for  # noqa: E402
 
 check = Checks()
 
@@ -162,10 +162,6 @@ destinations:
                if os.path.getsize(os.path.join(r, f)) > 0]
     check(not partial, f"no partial files left (the empty spares aside): {partial}")
 finally:
-    stop(procs)
-    if check.failed and os.path.exists(f"{tmp}/junction.log"):
-        print(open(f"{tmp}/junction.log").read()[-3000:])
-    if not os.environ.get("KEEP"):
-        shutil.rmtree(tmp, ignore_errors=True)
+    finish(procs, check, tmp)
 
 check.exit()

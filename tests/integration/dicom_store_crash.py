@@ -5,7 +5,6 @@ answered instances pile up waiting to become messages; Junction is killed with
 SIGKILL then, restarted, and every instance storescu was answered for is a
 message in the store, its file in place, the ready folder empty."""
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -19,7 +18,7 @@ BIN = os.environ["JUNCTION_BIN"]
 SAMPLE = "/usr/lib/python3/dist-packages/pydicom/data/test_files/CT_small.dcm"
 COUNT = 300
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from checks import Checks, free_port, stop, wait_for  # noqa: E402
+from checks import Checks, finish, free_port, wait_for  # noqa: E402
 
 check = Checks()
 tmp = tempfile.mkdtemp(prefix="junction-dicom-crash-")
@@ -90,9 +89,5 @@ try:
             stored.add(n[:-4])
     check(stored == uids, f"every instance is filed under its UIDs ({len(stored & uids)} of {COUNT})")
 finally:
-    stop(procs)
-    if check.failed and os.path.exists(f"{tmp}/junction.log"):
-        print(open(f"{tmp}/junction.log").read()[-3000:])
-    if not check.failed:
-        shutil.rmtree(tmp, ignore_errors=True)
+    finish(procs, check, tmp)
 check.exit()

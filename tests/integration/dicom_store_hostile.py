@@ -4,7 +4,6 @@ corrupt and a truncated dataset (status 0xC000, nothing kept), an association
 aborted mid-transfer (partial file removed) and bytes that are no DICOM at all.
 The server keeps serving after each, and every accepted instance is kept."""
 import os
-import shutil
 import socket
 import struct
 import subprocess
@@ -20,7 +19,7 @@ JPORT = 28020
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from checks import Checks, stop, wait_for  # noqa: E402
+from checks import Checks, finish, wait_for  # noqa: E402
 
 check = Checks()
 
@@ -240,10 +239,6 @@ destinations:
     silent.close()
     check(procs[0].poll() is None, "the engine is still running")
 finally:
-    stop(procs)
-    if check.failed:
-        print(open(f"{tmp}/junction.log").read()[-3000:])
-    if not os.environ.get("KEEP"):
-        shutil.rmtree(tmp, ignore_errors=True)
+    finish(procs, check, tmp)
 
 check.exit()

@@ -4,7 +4,6 @@ Every request succeeds, the instances are stored with their datasets as sent
 and each becomes one channel message. An AE outside allowed_aes is rejected."""
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -18,7 +17,7 @@ SAMPLES = "/usr/lib/python3/dist-packages/pydicom/data/test_files"
 NODE_DIR = os.path.join(SRC, "tests", "node")
 JPORT = 28030
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from checks import Checks, stop, wait_for  # noqa: E402
+from checks import Checks, finish, wait_for  # noqa: E402
 
 check = Checks()
 
@@ -86,10 +85,6 @@ destinations:
     check(r.returncode != 0 and "rejected" in r.stdout, f"calling AE STRANGER rejected ({r.stdout.strip()[:200]})")
     check(procs[0].poll() is None, "the engine is still running")
 finally:
-    stop(procs)
-    if check.failed:
-        print(open(f"{tmp}/junction.log").read()[-3000:])
-    if not os.environ.get("KEEP"):
-        shutil.rmtree(tmp, ignore_errors=True)
+    finish(procs, check, tmp)
 
 check.exit()

@@ -19,7 +19,7 @@ BIN = os.environ["JUNCTION_BIN"]
 SRC = os.environ["JUNCTION_SOURCE_DIR"]
 SAMPLE = "/usr/lib/python3/dist-packages/pydicom/data/test_files/CT_small.dcm"
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from checks import Checks, free_port, port_open, stop, wait_for  # noqa: E402
+from checks import Checks, finish, free_port, port_open, wait_for  # noqa: E402
 
 check = Checks()
 
@@ -129,10 +129,6 @@ try:
         check(cm["ZDS"][1].split("^")[0] == study, f"ZDS-1: {cm['ZDS'][1]}")
     check(findscu(mwl_port, keys, f"{tmp}/find2") == [], "a completed item is no longer on the worklist")
 finally:
-    if proc:
-        stop([proc], timeout=30)
-    if check.failed:
-        print(open(f"{tmp}/run.log").read()[-3000:])
-    shutil.rmtree(tmp, ignore_errors=True)
+    finish([proc] if proc else [], check, tmp, "run.log", timeout=30)
 
 check.exit()

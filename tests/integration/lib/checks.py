@@ -1,5 +1,7 @@
 """Shared by the Python integration tests (this folder is not run as a test):
 counted checks that print what failed, waiting for a condition, free ports."""
+import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -52,6 +54,17 @@ def stop(procs, timeout=10):
             p.wait(timeout)
         except subprocess.TimeoutExpired:
             p.kill()
+
+
+def finish(procs, check, tmp, log="junction.log", timeout=10):
+    """The end of a test: stops the processes, prints the end of the engine's
+    log `tmp`/`log` when a check failed, and removes `tmp` unless KEEP is set."""
+    stop(procs, timeout)
+    path = os.path.join(tmp, log)
+    if check.failed and os.path.exists(path):
+        print(open(path).read()[-3000:])
+    if not os.environ.get("KEEP"):
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def port_open(port):

@@ -11,16 +11,12 @@
 #include <dcmtk/dcmdata/dcsequen.h>
 
 #include "connectors/dicom/dataset_json.h"
+#include "dcmtk_test_support.h"
 
 using namespace junction::dicom;
+using junction::testing::get;
 
 namespace {
-
-std::string get(DcmItem& ds, const DcmTagKey& tag) {
-    OFString v;
-    ds.findAndGetOFStringArray(tag, v);
-    return v.c_str();
-}
 
 Poco::JSON::Object::Ptr parse(const std::string& json) {
     return Poco::JSON::Parser().parse(json).extract<Poco::JSON::Object::Ptr>();

@@ -9,18 +9,14 @@
 
 #include "connectors/dicom/dataset_json.h"
 #include "connectors/dicom/mwl_matching.h"
+#include "dcmtk_test_support.h"
 #include "dicom_test_support.h"
 
 using namespace junction;
 using namespace junction::dicom;
+using junction::testing::get;
 
 namespace {
-
-std::string get(DcmItem& ds, const DcmTagKey& tag) {
-    OFString v;
-    ds.findAndGetOFStringArray(tag, v);
-    return v.c_str();
-}
 
 std::unique_ptr<DcmDataset> item(const testing::Order& o) { return datasetFromJson(testing::worklistItem(o).dataset); }
 

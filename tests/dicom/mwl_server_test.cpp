@@ -18,6 +18,7 @@
 
 #include "connectors/dicom/mwl_connectors.h"
 #include "connectors/dicom/mwl_server.h"
+#include "dcmtk_test_support.h"
 #include "dicom_test_support.h"
 #include "engine/config/node.h"
 
@@ -97,12 +98,6 @@ struct Fixture {
         return responses;
     }
 };
-
-std::string get(DcmItem& ds, const DcmTagKey& tag) {
-    OFString v;
-    ds.findAndGetOFStringArray(tag, v);
-    return v.c_str();
-}
 
 std::set<std::string> values(const std::vector<std::unique_ptr<DcmDataset>>& rs, const DcmTagKey& tag) {
     std::set<std::string> out;

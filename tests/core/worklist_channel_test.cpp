@@ -31,6 +31,15 @@ core::EngineOptions wlOptions(const TempDir& dir) {
     return o;
 }
 
+// The shipped ris-worklist channel, submitted to in-process (no listener needed:
+// its port is left unused).
+void addRisWorklistInProcess(core::Engine& engine) {
+    auto ch = core::parseChannelFile(kSource + "/channels/ris-worklist.yaml", kSource);
+    ch.sourceType = "channel";
+    ch.sourceSettings = config::loadYamlString("type: channel", "inline.yaml");
+    engine.addChannel(std::move(ch));
+}
+
 // A port of the range these tests may use, per process.
 int testPort(int offset) { return 27000 + static_cast<int>(::getpid() % 200) * 2 + offset; }
 
@@ -228,11 +237,7 @@ destinations:
 TEST_CASE("ris-worklist: a message with two orders gives two items", "[core][worklist]") {
     TempDir dir;
     core::Engine engine(wlOptions(dir));
-    auto ch = core::parseChannelFile(kSource + "/channels/ris-worklist.yaml", kSource);
-    // Submitted in-process (no listener needed): the shipped file, its port left unused.
-    ch.sourceType = "channel";
-    ch.sourceSettings = config::loadYamlString("type: channel", "inline.yaml");
-    engine.addChannel(std::move(ch));
+    addRisWorklistInProcess(engine);
     engine.start();
     hl7::Message m = hl7::Message::parseOrThrow(readFile(kSource + "/samples/hl7/orm_o01_nw.hl7"));
     std::string text = m.serialize();
@@ -267,10 +272,7 @@ TEST_CASE("ris-worklist: a message with two orders gives two items", "[core][wor
 TEST_CASE("ris-worklist: an order without study UID gets one, and its update keeps it", "[core][worklist]") {
     TempDir dir;
     core::Engine engine(wlOptions(dir));
-    auto ch = core::parseChannelFile(kSource + "/channels/ris-worklist.yaml", kSource);
-    ch.sourceType = "channel";
-    ch.sourceSettings = config::loadYamlString("type: channel", "inline.yaml");
-    engine.addChannel(std::move(ch));
+    addRisWorklistInProcess(engine);
     engine.start();
     auto submit = [&](const std::string& sample) {
         // the sample without its ZDS segment (the study UID)

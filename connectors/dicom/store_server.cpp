@@ -176,6 +176,12 @@ Part10Walk walkFile(const std::string& path) {
     return w;
 }
 
+// Why an instance cannot be filed under these UIDs, or "".
+std::string uidProblem(const std::string& study, const std::string& series, const std::string& instance) {
+    if (safeUid(study) && safeUid(series) && safeUid(instance)) return {};
+    return "missing or invalid Study/Series/SOP Instance UID ('" + study + "', '" + series + "', '" + instance + "')";
+}
+
 std::string statusHex(Uint16 v) {
     char buf[8];
     std::snprintf(buf, sizeof buf, "0x%04X", v);
@@ -231,7 +237,7 @@ public:
             low = ready_.size() <= depth_ / 2;  // refilled in batches: one wake-up per few takes
         }
         if (low) cv_.notify_one();
-        return path.empty() ? dir_ + "/" + name_() + ".part" : path;
+        return path.empty() ? freshPath() : path;
     }
 
     void stop() {
@@ -247,13 +253,15 @@ public:
     }
 
 private:
+    std::string freshPath() { return dir_ + "/" + name_() + ".part"; }
+
     void loop() {
         std::unique_lock<std::mutex> lock(mu_);
         while (!stopping_) {
             cv_.wait(lock, [&] { return stopping_ || ready_.size() < depth_; });
             if (stopping_) break;
             lock.unlock();
-            std::string path = dir_ + "/" + name_() + ".part";
+            std::string path = freshPath();
             int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
             if (fd >= 0) ::close(fd);
             lock.lock();
@@ -455,19 +463,18 @@ private:
                                     " refused (status " + statusHex(status) + "): " + why);
             return respond(info.presentationContextID, req, status);
         };
+        auto otherInstance = [&](const std::string& uid) {
+            return reject(STATUS_STORE_Error_DataSetDoesNotMatchSOPClass,
+                          "SOP Instance UID " + uid + " differs from the request's " + req.AffectedSOPInstanceUID);
+        };
 
         if (!o.respondAfterHandler) {
             Part10Walk w = walkFile(tmp);
             if (w.walkable) {  // deflated data is parsed and handled before the response instead
                 if (!w.ok) return reject(STATUS_STORE_Error_CannotUnderstand, "malformed dataset: " + w.error);
-                if (!safeUid(w.studyUid) || !safeUid(w.seriesUid) || !safeUid(w.sopInstanceUid))
-                    return reject(STATUS_STORE_Error_CannotUnderstand, "missing or invalid Study/Series/SOP Instance UID ('" +
-                                                                           w.studyUid + "', '" + w.seriesUid + "', '" +
-                                                                           w.sopInstanceUid + "')");
-                if (w.sopInstanceUid != req.AffectedSOPInstanceUID)
-                    return reject(STATUS_STORE_Error_DataSetDoesNotMatchSOPClass, "SOP Instance UID " + w.sopInstanceUid +
-                                                                                      " differs from the request's " +
-                                                                                      req.AffectedSOPInstanceUID);
+                std::string why = uidProblem(w.studyUid, w.seriesUid, w.sopInstanceUid);
+                if (!why.empty()) return reject(STATUS_STORE_Error_CannotUnderstand, why);
+                if (w.sopInstanceUid != req.AffectedSOPInstanceUID) return otherInstance(w.sopInstanceUid);
                 if (server_.backlogFull())
                     return reject(STATUS_STORE_Refused_OutOfResources,
                                   std::to_string(o.maxBacklog) + " received instances still wait to become messages");
@@ -489,10 +496,7 @@ private:
 
         StoreServer::Impl::Reading rd = server_.read(tmp);
         if (rd.status) return reject(rd.status, rd.error);
-        if (rd.r.sopInstanceUid != req.AffectedSOPInstanceUID)
-            return reject(STATUS_STORE_Error_DataSetDoesNotMatchSOPClass, "SOP Instance UID " + rd.r.sopInstanceUid +
-                                                                              " differs from the request's " +
-                                                                              req.AffectedSOPInstanceUID);
+        if (rd.r.sopInstanceUid != req.AffectedSOPInstanceUID) return otherInstance(rd.r.sopInstanceUid);
         if (o.syncFiles && !fsyncPath(tmp, false))
             return reject(STATUS_STORE_Refused_OutOfResources, "cannot flush " + tmp + " to disk");
         std::string placeError = server_.place(tmp, rd, false, knownDir_);
@@ -547,10 +551,9 @@ StoreServer::Impl::Reading StoreServer::Impl::read(const std::string& path) cons
     r.sopInstanceUid = instance.c_str();
     r.sopClassUid = sopClass.c_str();
     r.transferSyntaxUid = xfer.c_str();
-    if (!safeUid(r.studyUid) || !safeUid(r.seriesUid) || !safeUid(r.sopInstanceUid)) {
+    rd.error = uidProblem(r.studyUid, r.seriesUid, r.sopInstanceUid);
+    if (!rd.error.empty()) {
         rd.status = STATUS_STORE_Error_CannotUnderstand;
-        rd.error = "missing or invalid Study/Series/SOP Instance UID ('" + r.studyUid + "', '" + r.seriesUid + "', '" +
-                   r.sopInstanceUid + "')";
         return rd;
     }
     std::string error;

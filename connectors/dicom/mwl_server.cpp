@@ -9,25 +9,18 @@
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcsequen.h>
 #include <dcmtk/dcmdata/dcuid.h>
-#include <dcmtk/dcmnet/dcmtrans.h>
 #include <dcmtk/dcmnet/diutil.h>
 #include <dcmtk/dcmnet/dul.h>
 #include <dcmtk/dcmnet/scpthrd.h>
 #include <dcmtk/oflog/oflog.h>
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
-
-#include <atomic>
 #include <cstring>
-#include <list>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <sstream>
-#include <thread>
 
+#include "connectors/dicom/acceptor.h"
 #include "connectors/dicom/dataset_json.h"
 #include "connectors/dicom/dicom_text.h"
 #include "connectors/dicom/mwl_matching.h"
@@ -41,12 +34,6 @@ std::string hex4(unsigned v) {
     std::snprintf(buf, sizeof buf, "0x%04X", v);
     return buf;
 }
-
-// DcmTransportConnection keeps its socket protected; a member pointer taken
-// through a derived class reads it without changing DCMTK.
-struct SocketOf : DcmTransportConnection {
-    static DcmNativeSocketType get(DcmTransportConnection& c) { return (c.*(&SocketOf::getSocket))(); }
-};
 
 std::optional<store::WorklistStatus> mppsStatus(const std::string& s) {
     if (s == "IN PROGRESS") return store::WorklistStatus::InProgress;
@@ -92,18 +79,8 @@ struct MwlServer::State {
     Counters counters;
     std::mutex mppsUpdate;  // one MPPS event at a time: status updates stay in order
 
-    std::atomic<bool> running{false};
-    T_ASC_Network* net = nullptr;
-    std::thread listener;
     DcmSharedSCPConfig shared;
-
-    struct Conn {
-        std::thread thread;
-        int fd = -1;
-        bool done = false;
-    };
-    std::mutex connM;
-    std::list<Conn> conns;
+    std::unique_ptr<detail::Acceptor> acceptor;
 
     State(MwlServerOptions o, store::WorklistStore& w, MppsHandler h, Log l)
         : opt(std::move(o)), worklist(w), onMpps(std::move(h)), log(std::move(l)) {}
@@ -116,8 +93,6 @@ struct MwlServer::State {
         std::lock_guard<std::mutex> lock(m);
         f(counters);
     }
-    void acceptLoop();
-    void reap(bool all);
 };
 
 namespace {
@@ -434,77 +409,6 @@ private:
 
 }  // namespace
 
-void MwlServer::State::reap(bool all) {
-    std::list<Conn> finished;
-    {
-        std::lock_guard<std::mutex> lock(connM);
-        for (auto it = conns.begin(); it != conns.end();) {
-            if (it->done || all) {
-                auto next = std::next(it);
-                finished.splice(finished.end(), conns, it);
-                it = next;
-            } else {
-                ++it;
-            }
-        }
-    }
-    for (auto& c : finished)
-        if (c.thread.joinable()) c.thread.join();
-}
-
-void MwlServer::State::acceptLoop() {
-    while (running) {
-        T_ASC_Association* assoc = nullptr;
-        OFCondition cond = ASC_receiveAssociation(net, &assoc, static_cast<long>(opt.maxPdu), nullptr, nullptr, OFFalse,
-                                                  DUL_NOBLOCK, 1);
-        reap(false);
-        if (cond == DUL_NOASSOCIATIONREQUEST) {  // nobody called within the second
-            ASC_destroyAssociation(&assoc);
-            continue;
-        }
-        if (cond.bad()) {
-            say("warn", std::string("DICOM connection failed: ") + cond.text());
-            if (assoc) {
-                ASC_dropSCPAssociation(assoc);
-                ASC_destroyAssociation(&assoc);
-            }
-            continue;
-        }
-        int fd = -1;
-        if (DcmTransportConnection* tc = DUL_getTransportConnection(assoc->DULassociation)) {
-            fd = SocketOf::get(*tc);
-            int one = 1;  // answers go out at once, not after a delayed ACK
-            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        }
-        std::lock_guard<std::mutex> lock(connM);
-        if (static_cast<int>(conns.size()) >= opt.maxAssociations) {
-            T_ASC_RejectParameters rej{ASC_RESULT_REJECTEDTRANSIENT, ASC_SOURCE_SERVICEPROVIDER_PRESENTATION_RELATED,
-                                       ASC_REASON_SP_PRES_LOCALLIMITEXCEEDED};
-            ASC_rejectAssociation(assoc, &rej);
-            ASC_dropSCPAssociation(assoc);
-            ASC_destroyAssociation(&assoc);
-            count([](Counters& c) { ++c.rejected; });
-            say("warn", "association rejected: " + std::to_string(opt.maxAssociations) + " associations already open");
-            continue;
-        }
-        conns.emplace_back();
-        Conn* conn = &conns.back();
-        conn->fd = fd;
-        conn->thread = std::thread([this, assoc, conn] {
-            {
-                MwlAssociation scp(*this);
-                scp.setSharedConfig(shared);
-                OFCondition c = scp.run(assoc);
-                if (c.bad()) say("warn", std::string("association ended: ") + c.text());
-                std::lock_guard<std::mutex> l(connM);
-                conn->fd = -1;  // the socket closes with `scp`; never shut down a reused descriptor
-            }
-            std::lock_guard<std::mutex> l(connM);
-            conn->done = true;
-        });
-    }
-}
-
 MwlServer::MwlServer(MwlServerOptions options, store::WorklistStore& worklist, MppsHandler onMpps, Log log)
     : state_(std::make_shared<State>(std::move(options), worklist, std::move(onMpps), std::move(log))) {}
 
@@ -512,7 +416,7 @@ MwlServer::~MwlServer() { stop(); }
 
 void MwlServer::start() {
     State& s = *state_;
-    if (s.running) return;
+    if (s.acceptor) return;
     if (auto why = checkAeTitle(s.opt.aeTitle); !why.empty()) throw std::runtime_error("ae_title: " + why);
     dcmDisableGethostbyaddr.set(OFTrue);  // no reverse DNS per association
     // DCMTK reports every association at INFO on the console; the channel log
@@ -538,29 +442,30 @@ void MwlServer::start() {
     }
     s.shared = DcmSharedSCPConfig(cfg);
 
-    // The ACSE timeout also bounds how long a connection that sends no
-    // association request holds up the accept loop.
-    OFCondition c = ASC_initializeNetwork(NET_ACCEPTOR, s.opt.port, 5, &s.net);
-    if (c.bad()) {
-        s.net = nullptr;
-        throw std::runtime_error("cannot listen on DICOM port " + std::to_string(s.opt.port) + ": " + c.text());
-    }
-    s.running = true;
-    s.listener = std::thread([st = state_] { st->acceptLoop(); });
+    detail::AcceptorOptions ao;
+    ao.port = s.opt.port;
+    ao.maxPdu = static_cast<long>(s.opt.maxPdu);
+    ao.maxAssociations = s.opt.maxAssociations;
+    ao.requestTimeoutSeconds = 5;
+    State* st = &s;
+    auto acceptor = std::make_unique<detail::Acceptor>(
+        ao,
+        [st](T_ASC_Association* assoc) {
+            MwlAssociation scp(*st);
+            scp.setSharedConfig(st->shared);
+            OFCondition c = scp.run(assoc);
+            if (c.bad()) st->say("warn", std::string("association ended: ") + c.text());
+        },
+        [st](const std::string& level, const std::string& text) { st->say(level, text); },
+        [st] { st->count([](Counters& c) { ++c.rejected; }); });
+    acceptor->start();
+    s.acceptor = std::move(acceptor);
 }
 
 void MwlServer::stop() {
     State& s = *state_;
-    if (!s.running.exchange(false)) return;
-    if (s.listener.joinable()) s.listener.join();
-    {
-        std::lock_guard<std::mutex> lock(s.connM);
-        for (auto& c : s.conns)
-            if (c.fd >= 0) ::shutdown(c.fd, SHUT_RDWR);
-    }
-    s.reap(true);
-    if (s.net) ASC_dropNetwork(&s.net);
-    s.net = nullptr;
+    if (s.acceptor) s.acceptor->stop();
+    s.acceptor.reset();
 }
 
 MwlServer::Counters MwlServer::counters() const {

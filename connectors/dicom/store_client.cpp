@@ -340,3 +340,22 @@ const StoreClientOptions& StoreClient::options() const { return impl_->o_; }
 std::uint64_t StoreClient::associationsOpened() const { return impl_->opened_; }
 
 }  // namespace junction::dicom
+
+namespace junction::dicom::detail {
+
+namespace {
+struct SocketAccess : DcmTransportConnection {
+    static int of(DcmTransportConnection* t) {
+        auto get = &SocketAccess::getSocket;  // protected in DCMTK; reachable through a derived class
+        return static_cast<int>((t->*get)());
+    }
+};
+}  // namespace
+
+int associationSocket(T_ASC_Association* assoc) {
+    if (!assoc || !assoc->DULassociation) return -1;
+    DcmTransportConnection* t = DUL_getTransportConnection(assoc->DULassociation);
+    return t ? SocketAccess::of(t) : -1;
+}
+
+}  // namespace junction::dicom::detail

@@ -10,17 +10,13 @@
 #include <dcmtk/dcmdata/dcuid.h>
 #include <dcmtk/dcmdata/dcxfer.h>
 #include <dcmtk/dcmnet/assoc.h>
-#include <dcmtk/dcmnet/dcmtrans.h>
 #include <dcmtk/dcmnet/dimse.h>
 #include <dcmtk/dcmnet/dul.h>
 #include <dcmtk/dcmnet/scpthrd.h>
 #include <dcmtk/oflog/oflog.h>
 
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -33,13 +29,13 @@
 #include <cstring>
 #include <deque>
 #include <filesystem>
-#include <list>
 #include <mutex>
 #include <random>
 #include <set>
 #include <stdexcept>
 #include <thread>
 
+#include "connectors/dicom/acceptor.h"
 #include "connectors/dicom/dicom_text.h"
 #include "connectors/dicom/part10_walk.h"
 #include "connectors/dicom/store_dcmtk.h"
@@ -291,7 +287,7 @@ public:
 
     void start();
     void stop();
-    void acceptLoop();
+    void stopBackground();  // the spare files and the ingest thread
     void log(const std::string& level, const std::string& text) {
         if (log_) log_(level, text);
     }
@@ -359,17 +355,8 @@ public:
     Handler handler_;
     Logger log_;
     DcmSharedSCPConfig config_;
-    T_ASC_Network* net_ = nullptr;
     std::atomic<bool> stopping_{false};
-    std::thread acceptThread_;
-
-    struct Worker {
-        std::thread thread;
-        int fd = -1;
-        bool done = false;
-    };
-    std::mutex workersMutex_;
-    std::list<Worker> workers_;
+    std::unique_ptr<detail::Acceptor> acceptor_;
 
     mutable std::mutex countersMutex_;
     Counters counters_;
@@ -711,94 +698,44 @@ void StoreServer::Impl::start() {
     OFCondition pc = cfg.setAndCheckAssociationProfile("DEFAULT");
     if (pc.bad()) throw std::runtime_error(std::string("DICOM presentation contexts: ") + pc.text());
 
-    OFCondition c = ASC_initializeNetwork(NET_ACCEPTOR, o_.port, 30, &net_);
-    if (c.bad())
-        throw std::runtime_error("cannot listen on port " + std::to_string(o_.port) + ": " + c.text());
+    detail::AcceptorOptions ao;
+    ao.port = o_.port;
+    ao.maxPdu = o_.maxPdu;
+    ao.maxAssociations = o_.maxAssociations;
+    ao.requestTimeoutSeconds = 30;
+    auto acceptor = std::make_unique<detail::Acceptor>(
+        ao,
+        [this](T_ASC_Association* assoc) {
+            AssociationScp scp(*this);
+            scp.setSharedConfig(config_);
+            scp.run(assoc);  // negotiates, serves, releases and destroys the association
+        },
+        [this](const std::string& level, const std::string& text) { log(level, "dicom: " + text); },
+        [this] {
+            std::lock_guard<std::mutex> lock(countersMutex_);
+            ++counters_.rejected;
+        });
     stopping_ = false;
     spares_.start(incoming, [this] { return tempName(); }, 8);
     ingestThread_ = std::thread([this] { ingestLoop(); });
-    acceptThread_ = std::thread([this] { acceptLoop(); });
-}
-
-void StoreServer::Impl::acceptLoop() {
-    while (!stopping_) {
-        // Reap finished associations.
-        {
-            std::lock_guard<std::mutex> lock(workersMutex_);
-            for (auto it = workers_.begin(); it != workers_.end();) {
-                if (it->done) {
-                    it->thread.join();
-                    it = workers_.erase(it);
-                } else {
-                    ++it;
-                }
-            }
-        }
-        T_ASC_Association* assoc = nullptr;
-        OFCondition c = ASC_receiveAssociation(net_, &assoc, o_.maxPdu, nullptr, nullptr, OFFalse, DUL_NOBLOCK, 1);
-        if (c == DUL_NOASSOCIATIONREQUEST) {
-            if (assoc) ASC_destroyAssociation(&assoc);
-            continue;
-        }
-        if (c.bad()) {
-            if (!stopping_) log("warn", std::string("dicom: bad association request: ") + c.text());
-            if (assoc) {
-                ASC_dropAssociation(assoc);
-                ASC_destroyAssociation(&assoc);
-            }
-            continue;
-        }
-        int fd = detail::associationSocket(assoc);
-        if (fd >= 0) {
-            int one = 1;
-            ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        }
-        std::lock_guard<std::mutex> lock(workersMutex_);
-        if (static_cast<int>(workers_.size()) >= o_.maxAssociations || stopping_) {
-            log("warn", "dicom: association refused: " + std::to_string(o_.maxAssociations) + " already open");
-            T_ASC_RejectParameters rej = {ASC_RESULT_REJECTEDTRANSIENT, ASC_SOURCE_SERVICEPROVIDER_PRESENTATION_RELATED,
-                                          ASC_REASON_SP_PRES_LOCALLIMITEXCEEDED};
-            ASC_rejectAssociation(assoc, &rej);
-            ASC_dropAssociation(assoc);
-            ASC_destroyAssociation(&assoc);
-            continue;
-        }
-        workers_.emplace_back();
-        Worker* w = &workers_.back();
-        w->fd = fd;
-        w->thread = std::thread([this, w, assoc] {
-            {
-                AssociationScp scp(*this);
-                scp.setSharedConfig(config_);
-                scp.run(assoc);  // negotiates, serves, releases and destroys the association
-            }
-            std::lock_guard<std::mutex> lock(workersMutex_);
-            w->fd = -1;
-            w->done = true;
-        });
+    try {
+        acceptor->start();
+    } catch (...) {
+        stopBackground();
+        throw;
     }
+    acceptor_ = std::move(acceptor);
 }
 
 void StoreServer::Impl::stop() {
-    if (!acceptThread_.joinable()) return;
+    if (!acceptor_) return;
     stopping_ = true;
-    acceptThread_.join();
-    {
-        std::lock_guard<std::mutex> lock(workersMutex_);
-        for (auto& w : workers_)
-            if (!w.done && w.fd >= 0) ::shutdown(w.fd, SHUT_RDWR);
-    }
-    for (;;) {
-        std::thread t;
-        {
-            std::lock_guard<std::mutex> lock(workersMutex_);
-            auto it = std::find_if(workers_.begin(), workers_.end(), [](const Worker& w) { return w.thread.joinable(); });
-            if (it == workers_.end()) break;
-            t = std::move(it->thread);
-        }
-        t.join();
-    }
-    workers_.clear();
+    acceptor_->stop();
+    acceptor_.reset();
+    stopBackground();
+}
+
+void StoreServer::Impl::stopBackground() {
     spares_.stop();
     {
         std::lock_guard<std::mutex> lock(ingestMu_);
@@ -807,8 +744,6 @@ void StoreServer::Impl::stop() {
     }
     ingestCv_.notify_all();
     if (ingestThread_.joinable()) ingestThread_.join();
-    ASC_dropNetwork(&net_);
-    net_ = nullptr;
 }
 
 StoreServer::StoreServer(StoreServerOptions options, Handler handler, Logger logger)
@@ -831,22 +766,3 @@ StoreServer::Counters StoreServer::counters() const {
 }
 
 }  // namespace junction::dicom
-
-namespace junction::dicom::detail {
-
-namespace {
-struct SocketAccess : DcmTransportConnection {
-    static int of(DcmTransportConnection* t) {
-        auto get = &SocketAccess::getSocket;  // protected in DCMTK; reachable through a derived class
-        return static_cast<int>((t->*get)());
-    }
-};
-}  // namespace
-
-int associationSocket(T_ASC_Association* assoc) {
-    if (!assoc || !assoc->DULassociation) return -1;
-    DcmTransportConnection* t = DUL_getTransportConnection(assoc->DULassociation);
-    return t ? SocketAccess::of(t) : -1;
-}
-
-}  // namespace junction::dicom::detail

@@ -489,6 +489,11 @@ store::WorklistItem worklistItemFromKeywords(const std::string& keywordJson, con
         item.stationAeTitle = firstText(step, 0x00400001);
         item.spsStartDate = firstText(step, 0x00400002);
         item.spsStartTime = firstText(step, 0x00400003);
+        for (std::size_t i = 1; i < sps->second.items.size(); ++i) {
+            const Dataset& more = sps->second.items[i];
+            item.moreSteps.push_back({firstText(more, 0x00080060), firstText(more, 0x00400001),
+                                      firstText(more, 0x00400002), firstText(more, 0x00400003)});
+        }
     }
     writeDataset(item.dataset, ds);
     return item;

@@ -21,6 +21,11 @@ enum class WorklistStatus { Scheduled, InProgress, Completed, Discontinued, Canc
 const char* toString(WorklistStatus s);  // "SCHEDULED", "IN PROGRESS", "COMPLETED", "DISCONTINUED", "CANCELLED"
 std::optional<WorklistStatus> parseWorklistStatus(std::string_view s);  // case-insensitive, also "IN_PROGRESS"
 
+// The matching keys of one scheduled procedure step (an item of (0040,0100)).
+struct WorklistStep {
+    std::string modality, stationAeTitle, startDate, startTime;
+};
+
 struct WorklistItem {
     std::int64_t id = 0;  // assigned by the store
     // Matching keys (copied from the dataset; DICOM string forms).
@@ -33,6 +38,9 @@ struct WorklistItem {
     std::string spsStartTime;           // SPS (0040,0003) HHMMSS[.ffffff]
     std::string requestedProcedureId;   // (0040,1001)
     std::string studyInstanceUid;       // (0020,000D)
+    // The keys of the steps after the first (whose keys are above), so that a
+    // query matches the item by any of its steps.
+    std::vector<WorklistStep> moreSteps;
     WorklistStatus status = WorklistStatus::Scheduled;
     // upsert: an existing item keeps its status (only a new one gets `status`),
     // so that an order update does not undo a step already in progress.

@@ -17,6 +17,7 @@
 #include <set>
 
 #include "connectors/dicom/mwl_connectors.h"
+#include "connectors/dicom/keyword_json.h"
 #include "connectors/dicom/mwl_server.h"
 #include "dcmtk_test_support.h"
 #include "dicom_test_support.h"
@@ -34,6 +35,7 @@ struct Fixture {
     dicom::MwlServerOptions options;
     std::unique_ptr<dicom::MwlServer> server;
     fs::path dir;
+    std::unique_ptr<store::WorklistStore> sqlite;  // when set, served instead of `worklist`
 
     Fixture() {
         static int n = 0;
@@ -56,7 +58,7 @@ struct Fixture {
 
     void start() {
         server = std::make_unique<dicom::MwlServer>(
-            options, worklist,
+            options, sqlite ? *sqlite : static_cast<store::WorklistStore&>(worklist),
             [this](const dicom::MppsEvent& ev) -> std::string {
                 auto r = ctx.submitAndWait(core::Inbound{ev.json, "dicom_mwl " + ev.kind});
                 return r.accepted ? std::string() : r.error;
@@ -339,6 +341,34 @@ TEST_CASE("Connections that send nothing, or half a request, hold no one up and 
         }
         CHECK(n == 0);
     }
+}
+
+TEST_CASE("An item with two scheduled steps is found by its second step, which alone is returned") {
+    Fixture f;
+    f.sqlite = store::openSqliteWorklist((f.dir / "junction.db").string(), false);
+    f.sqlite->upsert(dicom::worklistItemFromKeywords(R"({
+        "PatientID": "P7001", "PatientName": "Two^Steps", "AccessionNumber": "ACC7001",
+        "RequestedProcedureID": "RP7", "StudyInstanceUID": "1.2.826.0.1.7001",
+        "ScheduledProcedureStepSequence": [
+            {"Modality": "CT", "ScheduledStationAETitle": "CT01", "ScheduledProcedureStepStartDate": "20260315",
+             "ScheduledProcedureStepStartTime": "090000", "ScheduledProcedureStepID": "SPS1"},
+            {"Modality": "MR", "ScheduledStationAETitle": "MR01", "ScheduledProcedureStepStartDate": "20260316",
+             "ScheduledProcedureStepStartTime": "140000", "ScheduledProcedureStepID": "SPS2"}]})"));
+    f.sqlite->upsert(worklistItem({"P1001", "Doe^John", "ACC1001", "CT", "CT01", "20260315", "093000", "CT Head", "1.2.826.0.1.1001"}));
+    f.start();
+    auto mr = f.find({"ScheduledProcedureStepSequence[0].Modality=MR", "ScheduledProcedureStepSequence[0].ScheduledProcedureStepID",
+                      "ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate=20260316", "AccessionNumber"});
+    REQUIRE(mr.size() == 1);
+    CHECK(get(*mr[0], DCM_AccessionNumber) == "ACC7001");
+    DcmSequenceOfItems* seq = nullptr;
+    REQUIRE(mr[0]->findAndGetSequence(DCM_ScheduledProcedureStepSequence, seq).good());
+    REQUIRE(seq->card() == 1);
+    CHECK(get(*seq->getItem(0), DCM_ScheduledProcedureStepID) == "SPS2");
+    // No step is MR on the first day.
+    CHECK(f.find({"ScheduledProcedureStepSequence[0].Modality=MR",
+                  "ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate=20260315"}).empty());
+    CHECK(values(f.find({"ScheduledProcedureStepSequence[0].Modality=CT", "AccessionNumber"}), DCM_AccessionNumber) ==
+          std::set<std::string>{"ACC1001", "ACC7001"});
 }
 
 TEST_CASE("dcmjs-dimse: MWL C-FIND, then MPPS N-CREATE and N-SET COMPLETED update the worklist and the channel") {

@@ -291,6 +291,51 @@ TEST_CASE("worklist find: every filter form", "[store][worklist]") {
     }
 }
 
+TEST_CASE("worklist find: an item with several steps matches by any one of them", "[store][worklist]") {
+    WlDir dir;
+    auto wl = openSqliteWorklist(dir.db(), false);
+    fill(*wl);
+    // A CT step today, then an MR step on another station tomorrow.
+    WorklistItem two = item("M1", "RPM", "P9", "MULTI^STEP", "CT", "20261123", "070000", "", "CT_AE1");
+    two.moreSteps.push_back({"MR", "MR_AE9", "20261124", "120000"});
+    wl->upsert(two);
+    using S = std::set<std::string>;
+    auto find = [&](auto set) {
+        WorklistFilter f;
+        set(f);
+        return accessions(wl->find(f));
+    };
+    CHECK(find([](WorklistFilter& f) { f.modality = "CT"; }) == S{"A1", "A3", "M1"});
+    CHECK(find([](WorklistFilter& f) { f.modality = "MR"; }) == S{"A2", "M1"});
+    CHECK(find([](WorklistFilter& f) { f.stationAeTitle = "MR_AE9"; }) == S{"M1"});
+    CHECK(find([](WorklistFilter& f) { f.spsStartDate = "20261124"; }) == S{"A3", "M1"});
+    CHECK(find([](WorklistFilter& f) { f.spsStartDate = "20261124-"; f.spsStartTime = "1100-1300"; }) == S{"M1"});
+    // The keys of one step together: no step is MR today.
+    CHECK(find([](WorklistFilter& f) { f.modality = "MR"; f.spsStartDate = "20261123"; }) == S{"A2"});
+    CHECK(find([](WorklistFilter& f) { f.modality = "MR"; f.patientId = "P9"; }) == S{"M1"});
+    CHECK(find([](WorklistFilter& f) { f.modality = "MR"; f.patientId = "P1"; }).empty());
+    // Ordered by the item's first step, limited after both lookups.
+    WorklistFilter mr;
+    mr.modality = "MR";
+    auto items = wl->find(mr);
+    REQUIRE(items.size() == 2);
+    CHECK(items[0].accessionNumber == "M1");
+    mr.limit = 1;
+    REQUIRE(wl->find(mr).size() == 1);
+    CHECK(wl->find(mr)[0].accessionNumber == "M1");
+    // An update to one step forgets the other.
+    two.moreSteps.clear();
+    wl->upsert(two);
+    CHECK(find([](WorklistFilter& f) { f.modality = "MR"; }) == S{"A2"});
+    CHECK(find([](WorklistFilter& f) { f.modality = "CT"; }) == S{"A1", "A3", "M1"});
+    // Finished items stay out unless asked for.
+    two.moreSteps.push_back({"MR", "MR_AE9", "20261124", "120000"});
+    wl->upsert(two);
+    wl->setStatus("M1", WorklistStatus::Completed);
+    CHECK(find([](WorklistFilter& f) { f.modality = "MR"; }) == S{"A2"});
+    CHECK(find([](WorklistFilter& f) { f.modality = "MR"; f.includeFinished = true; }) == S{"A2", "M1"});
+}
+
 TEST_CASE("worklist survives reopening and shares the file with the message store", "[store][worklist]") {
     WlDir dir;
     std::int64_t id = 0;

@@ -1,9 +1,12 @@
 // SQLite implementation of WorklistStore, in the message store's database file.
 //
-// Table `worklist`: one row per scheduled procedure step with the matching keys
-// in columns and the item as DICOM JSON text. Indexes serve the usual queries
-// of modalities (modality or station + date, patient, accession, study) and
-// answer ORDER BY sps_start_date, sps_start_time without sorting where they can.
+// Table `worklist`: one row per item with the matching keys in columns (those
+// of its first scheduled procedure step) and the item as DICOM JSON text.
+// Indexes serve the usual queries of modalities (modality or station + date,
+// patient, accession, study) and answer ORDER BY sps_start_date,
+// sps_start_time without sorting where they can. An item with several steps
+// also has the keys of each in `worklist_steps`, and a query on step keys
+// looks there too (rarely needed: one step per item is the common case).
 //
 // Two connections: writes (upsert, setStatus) and reads (find, get, count), each
 // used under its own mutex; WAL lets readers run beside any writer of the file.
@@ -17,6 +20,8 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <set>
+#include <tuple>
 
 namespace junction::store {
 
@@ -48,6 +53,13 @@ const char* const kSchema[] = {
     "CREATE INDEX IF NOT EXISTS worklist_sps_start ON worklist(sps_start_date, sps_start_time)",
     "CREATE INDEX IF NOT EXISTS worklist_procedure ON worklist(requested_procedure_id)",
     "CREATE INDEX IF NOT EXISTS worklist_study ON worklist(study_instance_uid)",
+    "CREATE TABLE IF NOT EXISTS worklist_steps ("
+    " item_id INTEGER NOT NULL,"
+    " modality TEXT NOT NULL DEFAULT '',"
+    " station_ae TEXT NOT NULL DEFAULT '',"
+    " sps_start_date TEXT NOT NULL DEFAULT '',"
+    " sps_start_time TEXT NOT NULL DEFAULT '')",
+    "CREATE INDEX IF NOT EXISTS worklist_steps_item ON worklist_steps(item_id)",
     "CREATE TABLE IF NOT EXISTS mpps ("
     " sop_instance_uid TEXT PRIMARY KEY,"
     " dataset TEXT NOT NULL,"
@@ -213,6 +225,10 @@ public:
                                "station_ae=?, sps_start_date=?, sps_start_time=?, requested_procedure_id=?, "
                                "study_instance_uid=?, dataset=?, updated_at=? WHERE id=?");
             putMpps_ = Stmt(wdb_, "INSERT OR REPLACE INTO mpps (sop_instance_uid, dataset, updated_at) VALUES (?, ?, ?)");
+            dropSteps_ = Stmt(wdb_, "DELETE FROM worklist_steps WHERE item_id = ?");
+            addStep_ = Stmt(wdb_,
+                            "INSERT INTO worklist_steps (item_id, modality, station_ae, sps_start_date, sps_start_time) "
+                            "VALUES (?,?,?,?,?)");
             setStatus_ = Stmt(wdb_,
                               "UPDATE worklist SET status=?, updated_at=? WHERE (accession_number = ? OR "
                               "study_instance_uid = ?) AND status <> ?");
@@ -221,6 +237,7 @@ public:
             sqlite::exec(rdb_, "PRAGMA query_only = 1");
             get_ = Stmt(rdb_, std::string("SELECT ") + kColumns + " FROM worklist WHERE id = ?");
             count_ = Stmt(rdb_, "SELECT count(*) FROM worklist");
+            anySteps_ = Stmt(rdb_, "SELECT EXISTS (SELECT 1 FROM worklist_steps)");
             getMpps_ = Stmt(rdb_, "SELECT dataset FROM mpps WHERE sop_instance_uid = ?");
             return 0;
         });
@@ -238,6 +255,9 @@ public:
         update_.reset();
         updateKeep_.reset();
         setStatus_.reset();
+        dropSteps_.reset();
+        addStep_.reset();
+        anySteps_.reset();
         if (rdb_) sqlite3_close_v2(rdb_);
         if (wdb_) sqlite3_close_v2(wdb_);
         rdb_ = wdb_ = nullptr;
@@ -280,31 +300,45 @@ public:
     }
 
     std::vector<WorklistItem> find(const WorklistFilter& f) override {
-        Query q;
-        addMatch(q, "patient_id", f.patientId, Match::Text);
-        addMatch(q, "patient_name", f.patientName, Match::Name);
-        addMatch(q, "accession_number", f.accessionNumber, Match::Text);
-        addMatch(q, "modality", f.modality, Match::Text);
-        addMatch(q, "station_ae", f.stationAeTitle, Match::Text);
-        addMatch(q, "sps_start_date", f.spsStartDate, Match::DateTime);
-        addMatch(q, "sps_start_time", f.spsStartTime, Match::DateTime);
-        addMatch(q, "requested_procedure_id", f.requestedProcedureId, Match::Text);
-        addMatch(q, "study_instance_uid", f.studyInstanceUid, Match::Uid);
-        if (!f.includeFinished) q.add("status IN ('SCHEDULED', 'IN PROGRESS')");
-        std::string sql = std::string("SELECT ") + kColumns + " FROM worklist" + q.where +
-                          " ORDER BY sps_start_date, sps_start_time, id";
-        if (f.limit > 0) sql += " LIMIT " + std::to_string(f.limit);
+        auto itemKeys = [&](Query& q) {
+            addMatch(q, "patient_id", f.patientId, Match::Text);
+            addMatch(q, "patient_name", f.patientName, Match::Name);
+            addMatch(q, "accession_number", f.accessionNumber, Match::Text);
+            addMatch(q, "requested_procedure_id", f.requestedProcedureId, Match::Text);
+            addMatch(q, "study_instance_uid", f.studyInstanceUid, Match::Uid);
+            if (!f.includeFinished) q.add("status IN ('SCHEDULED', 'IN PROGRESS')");
+        };
+        auto stepKeys = [&](Query& q) {
+            addMatch(q, "modality", f.modality, Match::Text);
+            addMatch(q, "station_ae", f.stationAeTitle, Match::Text);
+            addMatch(q, "sps_start_date", f.spsStartDate, Match::DateTime);
+            addMatch(q, "sps_start_time", f.spsStartTime, Match::DateTime);
+        };
+        Query byFirstStep;
+        itemKeys(byFirstStep);
+        stepKeys(byFirstStep);
+        Query steps;
+        stepKeys(steps);
+        std::string tail = " ORDER BY sps_start_date, sps_start_time, id";
+        if (f.limit > 0) tail += " LIMIT " + std::to_string(f.limit);
+
         std::lock_guard<std::mutex> lock(rmu_);
         return guarded("find", [&] {
-            auto it = readCache_.find(sql);
-            if (it == readCache_.end()) {
-                if (readCache_.size() > 256) readCache_.clear();
-                it = readCache_.emplace(sql, Stmt(rdb_, sql)).first;
-            }
-            std::vector<WorklistItem> out;
-            Use u(it->second);
-            for (std::size_t i = 0; i < q.params.size(); ++i) u.text(static_cast<int>(i + 1), q.params[i]);
-            while (u.step()) out.push_back(row(u));
+            std::vector<WorklistItem> out = select(byFirstStep, tail);
+            if (steps.where.empty() || !anySteps()) return out;
+            // Items matched by a later step (or by their first one: deduplicated).
+            Query byAnyStep;
+            itemKeys(byAnyStep);
+            byAnyStep.add("id IN (SELECT item_id FROM worklist_steps" + steps.where + ")");
+            byAnyStep.params.insert(byAnyStep.params.end(), steps.params.begin(), steps.params.end());
+            std::set<std::int64_t> seen;
+            for (const auto& it : out) seen.insert(it.id);
+            for (auto& it : select(byAnyStep, tail))
+                if (seen.insert(it.id).second) out.push_back(std::move(it));
+            std::sort(out.begin(), out.end(), [](const WorklistItem& a, const WorklistItem& b) {
+                return std::tie(a.spsStartDate, a.spsStartTime, a.id) < std::tie(b.spsStartDate, b.spsStartTime, b.id);
+            });
+            if (f.limit > 0 && out.size() > f.limit) out.resize(f.limit);
             return out;
         });
     }
@@ -349,6 +383,26 @@ public:
     }
 
 private:
+    // Runs a query on the read connection (its statement cached); rmu_ held.
+    std::vector<WorklistItem> select(const Query& q, const std::string& tail) {
+        std::string sql = std::string("SELECT ") + kColumns + " FROM worklist" + q.where + tail;
+        auto it = readCache_.find(sql);
+        if (it == readCache_.end()) {
+            if (readCache_.size() > 256) readCache_.clear();
+            it = readCache_.emplace(sql, Stmt(rdb_, sql)).first;
+        }
+        std::vector<WorklistItem> out;
+        Use u(it->second);
+        for (std::size_t i = 0; i < q.params.size(); ++i) u.text(static_cast<int>(i + 1), q.params[i]);
+        while (u.step()) out.push_back(row(u));
+        return out;
+    }
+
+    bool anySteps() {
+        Use u(anySteps_);
+        return u.step() && u.int64(0) != 0;
+    }
+
     // Inserts or updates one item inside the caller's transaction.
     std::int64_t write(const WorklistItem& item, std::int64_t now) {
         std::int64_t id = 0;
@@ -373,7 +427,23 @@ private:
             if (id) u.int64(13, id);
         }
         u.run();
-        return id ? id : sqlite3_last_insert_rowid(wdb_);
+        if (!id) id = sqlite3_last_insert_rowid(wdb_);
+        else {
+            Use d(dropSteps_);
+            d.int64(1, id);
+            d.run();
+        }
+        if (!item.moreSteps.empty()) {
+            auto add = [&](const std::string& modality, const std::string& station, const std::string& date,
+                           const std::string& time) {
+                Use a(addStep_);
+                a.int64(1, id).text(2, modality).text(3, station).text(4, date).text(5, time);
+                a.run();
+            };
+            add(item.modality, item.stationAeTitle, item.spsStartDate, item.spsStartTime);
+            for (const auto& st : item.moreSteps) add(st.modality, st.stationAeTitle, st.startDate, st.startTime);
+        }
+        return id;
     }
 
     static WorklistItem row(const Use& u) {
@@ -399,8 +469,8 @@ private:
     sqlite3* wdb_ = nullptr;
     sqlite3* rdb_ = nullptr;
     std::mutex wmu_, rmu_;
-    Stmt byKey_, byUid_, insert_, update_, updateKeep_, setStatus_;
-    Stmt get_, count_, getMpps_, putMpps_;
+    Stmt byKey_, byUid_, insert_, update_, updateKeep_, setStatus_, dropSteps_, addStep_;
+    Stmt get_, count_, getMpps_, putMpps_, anySteps_;
     std::map<std::string, Stmt> readCache_;
 };
 

@@ -153,6 +153,30 @@ bool fsyncPath(const std::string& path, bool directory) {
     return ok;
 }
 
+// link() failing this way means the filesystem (FAT, some network mounts) or
+// the folder's place (another filesystem) takes no second link.
+bool linkUnsupported(int err) { return err == EPERM || err == EXDEV || err == EOPNOTSUPP || err == EMLINK; }
+
+// Files a copy of `from` as `target` (through a temporary name, so that
+// `target` is whole or absent), for where a hard link cannot be made.
+bool copyInto(const std::string& from, const fs::path& target, bool sync) {
+    fs::path tmp = target;
+    tmp += ".part";
+    std::error_code ec;
+    fs::copy_file(from, tmp, fs::copy_options::overwrite_existing, ec);
+    if (ec || (sync && !fsyncPath(tmp.string(), false))) {
+        int err = ec ? ec.value() : errno;
+        fs::remove(tmp, ec);
+        errno = err;
+        return false;
+    }
+    if (::rename(tmp.c_str(), target.c_str()) == 0) return true;
+    int err = errno;
+    fs::remove(tmp, ec);
+    errno = err;
+    return false;
+}
+
 // The structural walk of a received file.
 Part10Walk walkFile(const std::string& path) {
     std::string buf;
@@ -288,7 +312,7 @@ public:
     void start();
     void stop();
     void stopBackground();  // the spare files and the ingest thread
-    void log(const std::string& level, const std::string& text) {
+    void log(const std::string& level, const std::string& text) const {
         if (log_) log_(level, text);
     }
     bool callingAllowed(const std::string& ae) const {
@@ -366,6 +390,7 @@ public:
     unsigned counter_ = 0;
 
     SpareFiles spares_;
+    mutable std::atomic<bool> linkWarned_{false};
 
     std::mutex ingestMu_;
     std::condition_variable ingestCv_;
@@ -556,11 +581,22 @@ StoreServer::Impl::Reading StoreServer::Impl::read(const std::string& path) cons
 std::string StoreServer::Impl::place(const std::string& from, Reading& rd, bool link, std::string& knownDir) const {
     fs::path target = rd.dir / (rd.r.sopInstanceUid + ".dcm");
     auto put = [&] {
-        if (!link) return ::rename(from.c_str(), target.c_str()) == 0;
+        if (!link) {
+            if (::rename(from.c_str(), target.c_str()) == 0) return true;
+            if (errno != EXDEV || !copyInto(from, target, o_.syncFiles)) return false;
+            ::unlink(from.c_str());
+            return true;
+        }
         if (::link(from.c_str(), target.c_str()) == 0) return true;
-        if (errno != EEXIST) return false;
-        ::unlink(target.c_str());  // the same instance again: the newer file replaces it, as a rename would
-        return ::link(from.c_str(), target.c_str()) == 0;
+        if (errno == EEXIST) {
+            ::unlink(target.c_str());  // the same instance again: the newer file replaces it, as a rename would
+            if (::link(from.c_str(), target.c_str()) == 0) return true;
+        }
+        if (!linkUnsupported(errno)) return false;
+        if (!linkWarned_.exchange(true))
+            log("info", "dicom: " + rd.dir.string() + " takes no hard links (" + std::strerror(errno) +
+                            "); instances are filed there by copy");
+        return copyInto(from, target, o_.syncFiles);
     };
     // A series' folder is looked for once, not per instance; should it vanish
     // meanwhile (pruned), filing fails and makes it again.

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -516,6 +517,68 @@ TEST_CASE("By default the source answers once the instance is on disk; refused o
         d->stop();
         server.stop();
     }
+}
+
+TEST_CASE("A study folder on another filesystem (no hard link possible) gets its instances by copy") {
+    const bool afterHandler = GENERATE(false, true);  // respond_after: file | message
+    Tmp t;
+    const int port = 28444;
+    // The study's folder is a link to /dev/shm: link() from the ready folder fails with EXDEV there.
+    const std::string study = "1.3.6.1.4.1.5962.1.2.1.20040119072730.12322";
+    fs::path elsewhere = fs::path("/dev/shm") / ("junction-dicom-test-" + std::to_string(::getpid()));
+    fs::remove_all(elsewhere);
+    fs::create_directories(elsewhere);
+    struct Gone {
+        fs::path p;
+        ~Gone() { fs::remove_all(p); }
+    } gone{elsewhere};
+    struct stat a {}, b {};
+    REQUIRE(::stat(t.str().c_str(), &a) == 0);
+    REQUIRE(::stat(elsewhere.c_str(), &b) == 0);
+    REQUIRE(a.st_dev != b.st_dev);
+    fs::create_directories(t.str("store"));
+    fs::create_directory_symlink(elsewhere, t.str("store") + "/" + study);
+
+    std::mutex mu;
+    std::vector<dicom::ReceivedInstance> handled;
+    std::vector<std::string> logs;
+    dicom::StoreServerOptions o;
+    o.aeTitle = "ARCHIVE";
+    o.port = port;
+    o.storageDir = t.str("store");
+    o.syncFiles = true;
+    o.respondAfterHandler = afterHandler;
+    auto handler = [&](const dicom::ReceivedInstance& r) {
+        std::lock_guard<std::mutex> lock(mu);
+        handled.push_back(r);
+        return dicom::StoreOutcome{};
+    };
+    dicom::StoreServer server(o, handler, [&](const std::string&, const std::string& text) {
+        std::lock_guard<std::mutex> lock(mu);
+        logs.push_back(text);
+    });
+    server.start();
+    auto d = destination(port, "ARCHIVE");
+    CHECK(d->send(outbound(message(kSamples + "CT_small.dcm"))).kind == core::SendResult::Kind::Ok);
+    CHECK(eventually([&] {
+        std::lock_guard<std::mutex> lock(mu);
+        return handled.size() == 1;
+    }));
+    const std::string ready = t.str("store") + "/.incoming/" + std::to_string(port) + "/ready";
+    CHECK(eventually([&] { return fs::is_empty(ready); }));
+    d->stop();
+    server.stop();
+    std::lock_guard<std::mutex> lock(mu);
+    REQUIRE(handled.size() == 1);
+    CHECK(handled[0].error.empty());
+    fs::path filed = elsewhere / "1.3.6.1.4.1.5962.1.3.1.1.20040119072730.12322" /
+                     "1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.12322.dcm";
+    CHECK(fs::exists(filed));
+    CHECK(firstValue(datasetOf(filed.string()), "00080018") == "1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.12322");
+    CHECK(fs::path(handled[0].path) == fs::path(t.str("store")) / study / filed.parent_path().filename() / filed.filename());
+    bool said = false;
+    for (const auto& l : logs) said = said || l.find("takes no hard links") != std::string::npos;
+    CHECK(said == !afterHandler);  // a rename that crosses filesystems just copies
 }
 
 TEST_CASE("dicom connector settings are checked") {

@@ -52,7 +52,7 @@ std::size_t countStatus(core::Engine& e, const std::string& ch, store::Status s)
 
 }  // namespace
 
-TEST_CASE("MLLP in, Lua transform, MLLP out; ACK after commit", "[core][channel]") {
+TEST_CASE("MLLP in, Lua transform, MLLP out, ACK after commit", "[core][channel]") {
     TempDir dir;
     MllpPeer peer;
     int port = freePort();
@@ -237,7 +237,7 @@ destinations:
     CHECK(engine.channel("router")->destinations[2].counters.filtered == 1);
 }
 
-TEST_CASE("retries with backoff, then ERROR; a queued message survives a restart", "[core][channel]") {
+TEST_CASE("retries with backoff, then ERROR, a queued message survives a restart", "[core][channel]") {
     TempDir dir;
     int port = freePort();
     int downPort = freePort();  // nothing listens here (yet)
@@ -305,7 +305,7 @@ destinations:
     CHECK(engine.channel("slow")->destinations[0].lastError.find("no response") != std::string::npos);
 }
 
-TEST_CASE("pause holds the source; redeploy keeps queued messages", "[core][channel]") {
+TEST_CASE("pause holds the source, redeploy keeps queued messages", "[core][channel]") {
     TempDir dir;
     int port = freePort();
     dir.write("channels/c.yaml", R"(

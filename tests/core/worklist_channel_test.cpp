@@ -156,7 +156,7 @@ TEST_CASE("ris-worklist: NW creates, XO updates, CA cancels, OMI^O23 creates", "
     CHECK(again.worklist().get(ct.id)->status == store::WorklistStatus::Cancelled);
 }
 
-TEST_CASE("worklist destination: bad content is an ERROR; scripts reach the worklist", "[core][worklist]") {
+TEST_CASE("worklist destination: bad content is an ERROR, scripts reach the worklist", "[core][worklist]") {
     TempDir dir;
     int port = testPort(1);
     dir.write("wl.lua", R"(

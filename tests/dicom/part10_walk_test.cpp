@@ -97,7 +97,7 @@ TEST_CASE("Every sample file DCMTK reads walks cleanly, with DCMTK's UIDs") {
 // group by its group length, and knows VRs from its dictionary), so there the
 // two must mostly agree. What the walk lets through, the engine's full parse
 // after the C-STORE response still catches (the message is kept as ERROR).
-TEST_CASE("A cut file the walk accepts, DCMTK accepts too; on changed bytes they mostly agree") {
+TEST_CASE("A cut file the walk accepts, DCMTK accepts too, on changed bytes they mostly agree") {
     for (const char* name : {"CT_small.dcm", "MR_small_implicit.dcm", "rtplan.dcm", "JPEG2000.dcm", "nested_priv_SQ.dcm"}) {
         std::string bytes = slurp(kSamples + name);
         INFO(name);

@@ -361,7 +361,7 @@ TEST_CASE("A peer that refuses the association is retried later") {
     CHECK(d->associationsOpened() == 0);
 }
 
-TEST_CASE("Peer statuses map to Ok, Retry and Error; the source answers only after its handler") {
+TEST_CASE("Peer statuses map to Ok, Retry and Error, the source answers only after its handler") {
     Tmp t;
     const int port = 28442;
     std::atomic<std::uint16_t> answer{dicom::kStoreSuccess};
@@ -412,7 +412,7 @@ TEST_CASE("Peer statuses map to Ok, Retry and Error; the source answers only aft
     server.stop();
 }
 
-TEST_CASE("By default the source answers once the instance is on disk; refused ones wait across a restart") {
+TEST_CASE("By default the source answers once the instance is on disk, refused ones wait across a restart") {
     Tmp t;
     const int port = 28443;
     std::atomic<bool> accept{false};

@@ -181,7 +181,7 @@ TEST_CASE("a torn journal tail is reported and the records before it are applied
     for (const auto& s : found) CHECK(next > s.id);
 }
 
-TEST_CASE("a clean shutdown leaves no journal behind; applied segments are not replayed", "[store][journal]") {
+TEST_CASE("a clean shutdown leaves no journal behind, applied segments are not replayed", "[store][journal]") {
     JournalDir dir;
     StoreOptions o;
     o.synchronousFull = true;

@@ -420,7 +420,7 @@ TEST_CASE("worklist queries stay fast with 100,000 items", "[store][worklist]") 
     CHECK(timed(all, 100000) < 3000);
 }
 
-TEST_CASE("worklist writes wait for a lock, then report busy; reads go on", "[store][worklist]") {
+TEST_CASE("worklist writes wait for a lock, then report busy, reads go on", "[store][worklist]") {
     WlDir dir;
     auto wl = openSqliteWorklist(dir.db(), false, 200);
     wl->upsert(item("A1", "RP1", "P1", "DOE^JANE", "CT", "20261123", "093000"));

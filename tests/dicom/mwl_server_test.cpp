@@ -232,7 +232,7 @@ TEST_CASE("include_finished answers completed items too") {
     CHECK(f.worklist.filters.back().includeFinished);
 }
 
-TEST_CASE("Disallowed calling AE, wrong called AE and unserved SOP classes are rejected; the server keeps serving") {
+TEST_CASE("Disallowed calling AE, wrong called AE and unserved SOP classes are rejected, the server keeps serving") {
     Fixture f;
     f.options.allowedAes = {"MODALITY1", "CT01"};
     f.start();
@@ -273,7 +273,33 @@ TEST_CASE("A failing worklist store gives a C-FIND failure status, not a crash")
     CHECK(f.server->counters().failures == 1);
 }
 
-TEST_CASE("A broken stored item is skipped and logged; the others are answered") {
+TEST_CASE("C-CANCEL during a long C-FIND stops the matches, the association goes on") {
+    Fixture f;
+    const int many = 20000;
+    for (int i = 0; i < many; ++i) {
+        std::string n = std::to_string(100000 + i);
+        f.worklist.upsert(worklistItem({"PL" + n, "Long^List", "ACCL" + n, "CT", "CT09", "20260401", "080000", "CT", "1.2.826.0.9." + n}));
+    }
+    f.start();
+    CommandResult r = run("findscu -v -W --cancel 3 -k PatientName=Long^List -k AccessionNumber " + f.peer());
+    INFO(r.output);
+    CHECK(r.exitCode == 0);
+    CHECK_THAT(r.output, Catch::Contains("Sending Cancel Request"));
+    CHECK_THAT(r.output, Catch::Contains("Final Find Response (Cancel: MatchingTerminatedDueToCancelRequest)"));
+    auto c = f.server->counters();
+    CHECK(c.finds == 1);
+    CHECK(c.findMatches == 0);  // counted when a C-FIND completes; this one was cancelled
+    auto logs = f.ctx.logs();
+    auto cancelled = std::find_if(logs.begin(), logs.end(), [](const std::string& l) { return l.find("cancelled after") != std::string::npos; });
+    REQUIRE(cancelled != logs.end());
+    long sent = std::stol(cancelled->substr(cancelled->find("cancelled after") + 16));
+    CHECK(sent >= 3);
+    CHECK(sent < many);
+    // The server serves the next query on a new association.
+    CHECK(f.find({"PatientID=PL100007", "AccessionNumber"}).size() == 1);
+}
+
+TEST_CASE("A broken stored item is skipped and logged, the others are answered") {
     Fixture f;
     store::WorklistItem bad = worklistItem({"P1001", "Bad^Item", "ACCBAD", "CT", "CT01", "20260315", "090000", "X", "1.2.9"});
     bad.dataset = "{\"00100020\": {\"vr\": \"LO\", \"Value\": [";

@@ -39,7 +39,8 @@ Engine::Engine(EngineOptions options)
     if (options_.config.store.type != "sqlite")
         throw std::runtime_error("store type '" + options_.config.store.type + "' is not available in this build");
     store_ = store::openSqliteStore(options_.config.store.path, options_.store);
-    worklist_ = store::openSqliteWorklist(options_.config.store.path, options_.store.synchronousFull);
+    worklist_ = store::openSqliteWorklist(options_.config.store.path, options_.store.synchronousFull,
+                                          options_.worklistBusyTimeoutMs);
 }
 
 Engine::~Engine() { stop(); }

@@ -54,6 +54,10 @@ struct EngineOptions {
     store::StoreOptions store;
     lua::Limits limits;
     std::size_t maxMessageBytes = 64u << 20;
+    // How long a worklist write waits for the database file (shared with the
+    // message store) before it reports busy; a `worklist` destination then
+    // retries later.
+    int worklistBusyTimeoutMs = 10000;
 };
 
 class Engine {

@@ -4,9 +4,11 @@
 // reach the worklist through the Lua module.
 #include <catch2/catch.hpp>
 
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include <future>
+#include <thread>
 
 #include "connectors/mllp/client.h"
 #include "engine/config/node.h"
@@ -232,6 +234,40 @@ destinations:
     CHECK(items[0].status == store::WorklistStatus::InProgress);
     CHECK(items[0].patientId == "MRN482913");
     CHECK(items[0].modality == "US");
+}
+
+TEST_CASE("worklist destination: a locked database is retried, then the item is written", "[core][worklist]") {
+    TempDir dir;
+    core::EngineOptions o = wlOptions(dir);
+    o.worklistBusyTimeoutMs = 100;
+    core::Engine engine(o);
+    addRisWorklistInProcess(engine);
+    engine.start();
+    // Another program holds the database's write lock.
+    sqlite3* other = nullptr;
+    REQUIRE(sqlite3_open((dir.str() + "/var/junction.db").c_str(), &other) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+    std::promise<core::SubmitResult> done;
+    REQUIRE(engine.submitTo("ris-worklist", core::Inbound{readFile(kSource + "/samples/hl7/orm_o01_nw.hl7"), "test"},
+                            [&](core::SubmitResult r) { done.set_value(r); }));
+    REQUIRE(done.get_future().get().accepted);  // journaled: acknowledged while SQLite is locked
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // several busy attempts
+    CHECK(engine.worklist().count() == 0);
+    REQUIRE(sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(other);
+
+    REQUIRE(eventually([&] { return countStatus(engine, "ris-worklist", store::Status::Sent) == 1; }));
+    CHECK(engine.worklist().count() == 1);
+    engine.store().flush();
+    store::SearchQuery q;
+    q.channel = "ris-worklist";
+    auto msgs = engine.store().search(q);
+    REQUIRE(msgs.size() == 1);
+    auto detail = engine.store().get(msgs[0].id);
+    REQUIRE(detail);
+    REQUIRE(detail->deliveries.size() == 1);
+    CHECK(detail->deliveries[0].status == store::Status::Sent);
+    CHECK(detail->deliveries[0].attempts >= 2);  // the busy ones were retries, not errors
 }
 
 TEST_CASE("ris-worklist: a message with two orders gives two items", "[core][worklist]") {

@@ -361,7 +361,10 @@ SqliteStore::SqliteStore(const std::string& path, const StoreOptions& options) :
         bool journaling = options_.journal && options_.maxDatabaseBytes == 0;
         sqlite::exec(wdb_, options_.synchronousFull && !journaling ? "PRAGMA synchronous = FULL"
                                                                   : "PRAGMA synchronous = NORMAL");
-        sqlite::exec(wdb_, "PRAGMA cache_size = -32768");
+        // 8 MB: inserts append to the right edge of their B-trees; a larger cache
+        // only costs a page allocation per page until it is full (measured: same
+        // writer CPU once warm, 30% more while a 32 MB cache fills).
+        sqlite::exec(wdb_, "PRAGMA cache_size = -8192");
         sqlite::exec(wdb_, "PRAGMA temp_store = MEMORY");
         sqlite::exec(wdb_, "PRAGMA journal_size_limit = 67108864");
         if (options_.maxDatabaseBytes > 0) {

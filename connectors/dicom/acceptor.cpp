@@ -124,7 +124,7 @@ struct Acceptor::Impl {
 };
 
 Acceptor::Acceptor(AcceptorOptions options, Serve serve, Log log, std::function<void()> onRejected)
-    : impl_(std::make_shared<Impl>()) {
+    : impl_(std::make_unique<Impl>()) {
     impl_->o = options;
     impl_->serve = std::move(serve);
     impl_->log = std::move(log);

@@ -46,7 +46,7 @@ public:
     struct Impl;
 
 private:
-    std::shared_ptr<Impl> impl_;
+    std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace junction::dicom::detail

@@ -30,6 +30,8 @@ public:
     void feed(const char* data, std::size_t size);
     // Pop the next event; false when there is none.
     bool next(Event& out);
+    // The next event without taking it; nullptr when there is none.
+    const Event* peek() const { return events_.empty() ? nullptr : &events_.front(); }
     // True while a frame has started and not ended.
     bool inFrame() const { return inFrame_; }
     std::size_t buffered() const { return buffer_.size(); }

@@ -1,4 +1,5 @@
-// `mllp` source (an MLLP listener: POCO TCPServer, one thread per connection)
+// `mllp` source (an MLLP listener: epoll loops, see listener.h; with TLS a POCO
+// TCPServer, one thread per connection)
 // and destination (a persistent MLLP client that checks the ACK).
 #include <Poco/Net/Context.h>
 #include <Poco/Net/NetException.h>
@@ -10,6 +11,7 @@
 #include <Poco/Net/TCPServerConnectionFactory.h>
 #include <Poco/Net/TCPServerParams.h>
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <set>
@@ -18,6 +20,7 @@
 #include "connectors/builtin.h"
 #include "connectors/mllp/client.h"
 #include "connectors/mllp/framing.h"
+#include "connectors/mllp/listener.h"
 #include "engine/hl7/ack.h"
 #include "engine/hl7/message.h"
 
@@ -64,6 +67,7 @@ struct MllpSourceConfig {
     std::size_t maxMessageBytes = 16u << 20;
     std::chrono::milliseconds idleTimeout{300000};
     int maxConnections = 200;
+    int threads = 1;
     TlsConfig tls;
 };
 
@@ -87,6 +91,32 @@ public:
     void start(core::SourceContext& ctx) override {
         ctx_ = &ctx;
         stopping_ = false;
+        if (!c_.tls.enabled) {
+            mllp::ListenerOptions o;
+            o.host = c_.host;
+            o.port = c_.port;
+            o.maxMessageBytes = c_.maxMessageBytes;
+            o.idleTimeout = c_.idleTimeout;
+            o.maxConnections = c_.maxConnections;
+            o.threads = c_.threads;
+            mllp::Listener::Handlers h;
+            h.message = [this](std::string payload, const std::string& origin, mllp::Listener::Reply reply) {
+                ctx_->submit(core::Inbound{std::move(payload), origin},
+                             [reply = std::move(reply)](core::SubmitResult r) { reply(std::move(r.response)); });
+            };
+            h.admit = [this] {
+                switch (ctx_->admission()) {
+                    case core::SourceContext::Admission::Accept: return mllp::Listener::Handlers::Admit::Yes;
+                    case core::SourceContext::Admission::Wait: return mllp::Listener::Handlers::Admit::Wait;
+                    case core::SourceContext::Admission::Stop: break;
+                }
+                return mllp::Listener::Handlers::Admit::Stop;
+            };
+            h.log = [this](const std::string& level, const std::string& text) { ctx_->log(level, text); };
+            listener_ = std::make_unique<mllp::Listener>(o, std::move(h));
+            listener_->start();
+            return;
+        }
         Poco::Net::SocketAddress addr(c_.host, static_cast<Poco::UInt16>(c_.port));
         std::unique_ptr<Poco::Net::ServerSocket> socket;
         try {
@@ -112,6 +142,10 @@ public:
 
     void stop() override {
         stopping_ = true;
+        if (listener_) {
+            listener_->stop();
+            listener_.reset();
+        }
         if (!server_) return;
         server_->stop();  // no new connections
         {
@@ -196,6 +230,7 @@ private:
     core::SourceContext* ctx_ = nullptr;
     std::unique_ptr<Poco::Net::ServerSocket> socket_;
     std::unique_ptr<Poco::Net::TCPServer> server_;
+    std::unique_ptr<mllp::Listener> listener_;
     std::atomic<bool> stopping_{false};
     std::mutex connMutex_;
     std::set<Poco::Net::StreamSocket*> connections_;
@@ -214,6 +249,7 @@ public:
             {T::Bytes, "max_message_bytes", false, "largest accepted message (default 16MB)"},
             {T::Duration, "idle_timeout", false, "close connections idle this long (default 5m, 0 = never)"},
             {T::Int, "max_connections", false, "concurrent connections (default 200)", 1, 10000},
+            {T::Int, "threads", false, "threads serving the connections (default: the channel's workers, at most one a core)", 1, 64},
         };
         auto t = tlsSetting();
         s.insert(s.end(), t.begin(), t.end());
@@ -231,6 +267,9 @@ public:
         if (auto n = conf.find("idle_timeout")) c.idleTimeout = n->asDuration("idle_timeout");
         if (auto n = conf.find("max_connections")) c.maxConnections = static_cast<int>(n->asInt("max_connections", 1, 10000));
         c.tls = readTls(conf, ctx.baseDir);
+        // As many loops as the channel may process messages at once, one a core at most.
+        c.threads = std::clamp(ctx.workers, 1, std::max(1, static_cast<int>(std::thread::hardware_concurrency())));
+        if (auto n = conf.find("threads")) c.threads = static_cast<int>(n->asInt("threads", 1, 64));
         return std::make_unique<MllpSource>(c);
     }
 };

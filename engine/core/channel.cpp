@@ -54,7 +54,7 @@ void Channel::start() {
     stopping_ = false;
     sourceStopping_ = false;
     error_.clear();
-    BuildContext ctx{config_.name, config_.baseDir, &engine_};
+    BuildContext ctx{config_.name, config_.baseDir, &engine_, config_.workers};
     auto& registry = ConnectorRegistry::instance();
     try {
         // One slot per worker: a message is processed by whoever holds a slot (the
@@ -318,6 +318,14 @@ bool Channel::waitUntilAccepting() {
     }
     backPressure_ = false;
     return !stopping_ && !sourceStopping_;
+}
+
+SourceContext::Admission Channel::admission() {
+    if (stopping_ || sourceStopping_) return Admission::Stop;
+    if (state_ == ChannelState::Paused) return Admission::Wait;
+    bool over = overLimit();
+    backPressure_ = over;
+    return over ? Admission::Wait : Admission::Accept;
 }
 
 void Channel::notifyAccepting() { acceptCv_.notify_all(); }

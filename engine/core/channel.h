@@ -37,6 +37,7 @@ public:
     // SourceContext
     void submit(Inbound message, std::function<void(SubmitResult)> done) override;
     bool waitUntilAccepting() override;
+    Admission admission() override;
     const std::string& channelName() const override { return config_.name; }
     void log(const std::string& level, const std::string& text) override;
 

@@ -47,6 +47,10 @@ public:
     // Back-pressure: blocks while the channel's queues are over their limit or
     // the channel is paused; returns false when the channel is stopping.
     virtual bool waitUntilAccepting() = 0;
+    // The same question without blocking, for a source that serves many senders
+    // on one thread: Wait means ask again shortly.
+    enum class Admission { Accept, Wait, Stop };
+    virtual Admission admission() { return waitUntilAccepting() ? Admission::Accept : Admission::Stop; }
     virtual const std::string& channelName() const = 0;
     // Log a connector event (connection errors, framing errors ...).
     virtual void log(const std::string& level, const std::string& text) = 0;
@@ -106,6 +110,7 @@ struct BuildContext {
     std::string channel;
     std::string baseDir;  // relative paths resolve against this
     Engine* engine = nullptr;
+    int workers = 1;  // the channel's `workers`: messages it may process at once
 };
 
 class SourceFactory {

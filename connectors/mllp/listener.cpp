@@ -1,0 +1,572 @@
+#include "connectors/mllp/listener.h"
+
+#include <arpa/inet.h>
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "connectors/mllp/framing.h"
+
+namespace junction::mllp {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr std::uint64_t kListenKey = 0;
+constexpr std::uint64_t kWakeKey = 1;
+
+std::string peerOf(const sockaddr_storage& a) {
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (a.ss_family == AF_INET) {
+        auto* in = reinterpret_cast<const sockaddr_in*>(&a);
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+        port = ntohs(in->sin_port);
+        return std::string(host) + ":" + std::to_string(port);
+    }
+    if (a.ss_family == AF_INET6) {
+        auto* in = reinterpret_cast<const sockaddr_in6*>(&a);
+        inet_ntop(AF_INET6, &in->sin6_addr, host, sizeof host);
+        port = ntohs(in->sin6_port);
+        return "[" + std::string(host) + "]:" + std::to_string(port);
+    }
+    return "?";
+}
+
+// Where replies for one loop's connections are posted. Shared with every
+// pending Reply, so a reply that comes after the loop ended finds it closed.
+struct Mailbox {
+    int wakeFd = -1;
+    std::atomic<std::thread::id> loopThread{};
+    std::mutex mu;
+    bool closed = false;
+    bool signaled = false;
+    std::vector<std::pair<std::uint64_t, std::string>> remote;  // from other threads
+    std::vector<std::pair<int, std::string>> handoffs;          // accepted sockets for this loop
+    std::vector<std::pair<std::uint64_t, std::string>> local;   // from the loop's own thread
+
+    ~Mailbox() {
+        if (wakeFd >= 0) ::close(wakeFd);
+        for (auto& h : handoffs) ::close(h.first);
+    }
+    void wake() {
+        std::uint64_t one = 1;
+        ssize_t r = ::write(wakeFd, &one, sizeof one);
+        (void)r;
+    }
+    void post(std::uint64_t conn, std::string response) {
+        if (std::this_thread::get_id() == loopThread.load(std::memory_order_relaxed)) {
+            local.emplace_back(conn, std::move(response));
+            return;
+        }
+        bool signal;
+        {
+            std::lock_guard<std::mutex> lock(mu);
+            if (closed) return;
+            remote.emplace_back(conn, std::move(response));
+            signal = !signaled;
+            signaled = true;
+        }
+        if (signal) wake();
+    }
+    bool handOff(int fd, std::string peer) {
+        {
+            std::lock_guard<std::mutex> lock(mu);
+            if (closed) return false;
+            handoffs.emplace_back(fd, std::move(peer));
+            signaled = true;
+        }
+        wake();
+        return true;
+    }
+};
+
+struct Conn {
+    Conn(int f, std::uint64_t i, std::string p, std::size_t max)
+        : fd(f), id(i), peer(std::move(p)), origin("mllp " + peer), decoder(max) {}
+    int fd;
+    std::uint64_t id;
+    std::string peer, origin;
+    FrameDecoder decoder;
+    std::string out;
+    std::size_t outOffset = 0;
+    bool busy = false;        // a message is being processed; its reply is awaited
+    bool readPaused = false;  // not watching for input while busy
+    bool wantWrite = false;   // output is waiting for room in the socket
+    bool held = false;        // its next message waits for the channel to take it
+    bool dead = false;        // closed at the end of this round of events
+    Clock::time_point lastActive = Clock::now();
+};
+
+}  // namespace
+
+namespace {
+
+struct Loop {
+    int index = 0;
+    int ep = -1;
+    std::shared_ptr<Mailbox> mailbox = std::make_shared<Mailbox>();
+    std::thread thread;
+    std::unordered_map<std::uint64_t, std::unique_ptr<Conn>> conns;
+    std::vector<std::uint64_t> dead;
+    std::vector<std::uint64_t> held;
+    std::atomic<int> count{0};
+    char buffer[65536];
+
+    ~Loop() {
+        if (ep >= 0) ::close(ep);
+    }
+};
+
+}  // namespace
+
+struct Listener::Impl {
+    ListenerOptions o;
+    Handlers h;
+    int listenFd = -1;
+    std::vector<std::unique_ptr<Loop>> loops;
+    std::atomic<bool> stopping{false};
+    std::atomic<bool> listenPaused{false};
+    std::atomic<int> total{0};
+    std::atomic<std::uint64_t> nextId{2};
+    std::atomic<unsigned> nextLoop{0};
+
+    void log(const std::string& level, const std::string& text) {
+        if (h.log) h.log(level, text);
+    }
+
+    void run(Loop& l);
+    void acceptAll(Loop& l);
+    void adopt(Loop& l, int fd, std::string peer);
+    void readable(Loop& l, Conn& c);
+    void pump(Loop& l, Conn& c);
+    void complete(Loop& l, Conn& c, std::string response);
+    void deliverLocal(Loop& l);
+    void takeMail(Loop& l);
+    void flush(Loop& l, Conn& c);
+    void watch(Loop& l, Conn& c);
+    void kill(Loop& l, Conn& c);
+    void reap(Loop& l);
+    void sweepIdle(Loop& l);
+    void retryHeld(Loop& l);
+};
+
+Listener::Listener(ListenerOptions options, Handlers handlers) : impl_(std::make_unique<Impl>()) {
+    impl_->o = std::move(options);
+    impl_->h = std::move(handlers);
+    if (impl_->o.threads < 1) impl_->o.threads = 1;
+}
+
+Listener::~Listener() { stop(); }
+
+int Listener::connections() const { return impl_->total.load(); }
+
+int Listener::port() const {
+    sockaddr_storage a{};
+    socklen_t len = sizeof a;
+    if (impl_->listenFd < 0 || ::getsockname(impl_->listenFd, reinterpret_cast<sockaddr*>(&a), &len) != 0) return 0;
+    if (a.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&a)->sin_port);
+    if (a.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&a)->sin6_port);
+    return 0;
+}
+
+void Listener::start() {
+    Impl& m = *impl_;
+    m.stopping = false;
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    addrinfo* res = nullptr;
+    std::string port = std::to_string(m.o.port);
+    std::string where = m.o.host + ":" + port;
+    int rc = ::getaddrinfo(m.o.host.empty() ? nullptr : m.o.host.c_str(), port.c_str(), &hints, &res);
+    if (rc != 0) throw std::runtime_error("cannot listen on " + where + ": " + gai_strerror(rc));
+    int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd >= 0) ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (fd < 0 || ::bind(fd, res->ai_addr, res->ai_addrlen) != 0 || ::listen(fd, 128) != 0) {
+        int e = errno;
+        if (fd >= 0) ::close(fd);
+        ::freeaddrinfo(res);
+        throw std::runtime_error("cannot listen on " + where + ": " + std::strerror(e));
+    }
+    ::freeaddrinfo(res);
+    m.listenFd = fd;
+    m.loops.clear();
+    for (int i = 0; i < m.o.threads; ++i) {
+        auto l = std::make_unique<Loop>();
+        l->index = i;
+        l->ep = ::epoll_create1(EPOLL_CLOEXEC);
+        l->mailbox->wakeFd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (l->ep < 0 || l->mailbox->wakeFd < 0) {
+            int e = errno;
+            m.loops.clear();
+            ::close(fd);
+            m.listenFd = -1;
+            throw std::runtime_error("cannot listen on " + where + ": " + std::strerror(e));
+        }
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.u64 = kWakeKey;
+        ::epoll_ctl(l->ep, EPOLL_CTL_ADD, l->mailbox->wakeFd, &ev);
+        if (i == 0) {
+            ev.data.u64 = kListenKey;
+            ::epoll_ctl(l->ep, EPOLL_CTL_ADD, fd, &ev);
+        }
+        m.loops.push_back(std::move(l));
+    }
+    for (auto& l : m.loops) {
+        Loop* lp = l.get();
+        lp->thread = std::thread([&m, lp] { m.run(*lp); });
+    }
+}
+
+void Listener::stop() {
+    Impl& m = *impl_;
+    if (m.loops.empty()) return;
+    m.stopping = true;
+    for (auto& l : m.loops) l->mailbox->wake();
+    for (auto& l : m.loops)
+        if (l->thread.joinable()) l->thread.join();
+    m.loops.clear();
+    if (m.listenFd >= 0) ::close(m.listenFd);
+    m.listenFd = -1;
+}
+
+// ---------------------------------------------------------------- the loop
+
+void Listener::Impl::run(Loop& l) {
+    std::string name = "mllp-" + std::to_string(o.port);
+    pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
+    l.mailbox->loopThread.store(std::this_thread::get_id());
+    epoll_event events[64];
+    auto sweepEvery = std::chrono::milliseconds(1000);
+    if (o.idleTimeout.count() > 0 && o.idleTimeout / 4 < sweepEvery)
+        sweepEvery = std::max(std::chrono::milliseconds(10), o.idleTimeout / 4);
+    auto nextSweep = Clock::now() + sweepEvery;
+    constexpr int kHeldRetryMs = 20;
+    while (!stopping) {
+        int n = ::epoll_wait(l.ep, events, 64, l.held.empty() ? static_cast<int>(sweepEvery.count()) : kHeldRetryMs);
+        if (n < 0 && errno != EINTR) {
+            log("error", "mllp :" + std::to_string(o.port) + ": epoll_wait: " + std::strerror(errno));
+            break;
+        }
+        for (int i = 0; i < n && !stopping; ++i) {
+            std::uint64_t key = events[i].data.u64;
+            if (key == kListenKey) {
+                acceptAll(l);
+                continue;
+            }
+            if (key == kWakeKey) {
+                takeMail(l);
+                continue;
+            }
+            auto it = l.conns.find(key);
+            if (it == l.conns.end() || it->second->dead) continue;
+            Conn& c = *it->second;
+            std::uint32_t e = events[i].events;
+            if (e & EPOLLOUT) flush(l, c);
+            if (!c.dead && (e & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
+                if (c.busy && !(e & (EPOLLHUP | EPOLLERR))) {
+                    // Input while a message is in processing: wait for its reply first.
+                    c.readPaused = true;
+                    watch(l, c);
+                } else {
+                    readable(l, c);
+                }
+            }
+        }
+        if (!l.held.empty()) retryHeld(l);
+        reap(l);
+        if (o.idleTimeout.count() > 0 && Clock::now() >= nextSweep) {
+            sweepIdle(l);
+            reap(l);
+            nextSweep = Clock::now() + sweepEvery;
+        }
+    }
+    {
+        std::lock_guard<std::mutex> lock(l.mailbox->mu);
+        l.mailbox->closed = true;
+        l.mailbox->loopThread.store(std::thread::id());  // a later reply takes the locked path and is dropped
+    }
+    for (auto& [id, c] : l.conns) {
+        ::close(c->fd);
+        total.fetch_sub(1);
+    }
+    l.conns.clear();
+    l.count = 0;
+}
+
+void Listener::Impl::acceptAll(Loop& l) {
+    for (;;) {
+        if (total.load() >= o.maxConnections) {
+            // At the limit: leave further connections in the backlog until one closes.
+            listenPaused = true;
+            epoll_event ev{};
+            ev.data.u64 = kListenKey;
+            ::epoll_ctl(l.ep, EPOLL_CTL_MOD, listenFd, &ev);
+            if (total.load() < o.maxConnections && listenPaused.exchange(false)) {
+                ev.events = EPOLLIN;
+                ::epoll_ctl(l.ep, EPOLL_CTL_MOD, listenFd, &ev);
+                continue;
+            }
+            return;
+        }
+        sockaddr_storage addr{};
+        socklen_t len = sizeof addr;
+        int fd = ::accept4(listenFd, reinterpret_cast<sockaddr*>(&addr), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                log("warn", "mllp :" + std::to_string(o.port) + ": accept: " + std::strerror(errno));
+            return;
+        }
+        int one = 1;
+        ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        total.fetch_add(1);
+        std::string peer = peerOf(addr);
+        // Spread connections over the loops, the least loaded first.
+        Loop* target = &l;
+        for (auto& other : loops)
+            if (other->count.load() < target->count.load()) target = other.get();
+        target->count.fetch_add(1);
+        if (target == &l) {
+            adopt(l, fd, std::move(peer));
+        } else {
+            if (!target->mailbox->handOff(fd, std::move(peer))) {
+                target->count.fetch_sub(1);
+                total.fetch_sub(1);
+                ::close(fd);
+            }
+        }
+    }
+}
+
+void Listener::Impl::adopt(Loop& l, int fd, std::string peer) {
+    std::uint64_t id = nextId.fetch_add(1);
+    auto c = std::make_unique<Conn>(fd, id, std::move(peer), o.maxMessageBytes);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = id;
+    if (::epoll_ctl(l.ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        log("warn", "mllp " + c->peer + ": " + std::strerror(errno));
+        ::close(fd);
+        l.count.fetch_sub(1);
+        total.fetch_sub(1);
+        return;
+    }
+    l.conns.emplace(id, std::move(c));
+}
+
+void Listener::Impl::takeMail(Loop& l) {
+    std::uint64_t counter;
+    while (::read(l.mailbox->wakeFd, &counter, sizeof counter) > 0) {
+    }
+    std::vector<std::pair<std::uint64_t, std::string>> replies;
+    std::vector<std::pair<int, std::string>> handoffs;
+    {
+        std::lock_guard<std::mutex> lock(l.mailbox->mu);
+        replies.swap(l.mailbox->remote);
+        handoffs.swap(l.mailbox->handoffs);
+        l.mailbox->signaled = false;
+    }
+    for (auto& [fd, peer] : handoffs) adopt(l, fd, std::move(peer));
+    for (auto& [id, response] : replies) {
+        auto it = l.conns.find(id);
+        if (it == l.conns.end() || it->second->dead) continue;  // closed meanwhile: the message is stored all the same
+        Conn& c = *it->second;
+        complete(l, c, std::move(response));
+        if (!c.dead) pump(l, c);
+    }
+}
+
+void Listener::Impl::deliverLocal(Loop& l) {
+    while (!l.mailbox->local.empty()) {
+        auto replies = std::move(l.mailbox->local);
+        l.mailbox->local.clear();
+        for (auto& [id, response] : replies) {
+            auto it = l.conns.find(id);
+            if (it != l.conns.end() && !it->second->dead) complete(l, *it->second, std::move(response));
+        }
+    }
+}
+
+void Listener::Impl::readable(Loop& l, Conn& c) {
+    ssize_t n = ::recv(c.fd, l.buffer, sizeof l.buffer, 0);
+    if (n == 0) {
+        kill(l, c);
+        return;
+    }
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+        if (errno != ECONNRESET) log("warn", "mllp " + c.peer + ": " + std::strerror(errno));
+        kill(l, c);
+        return;
+    }
+    c.lastActive = Clock::now();
+    c.decoder.feed(l.buffer, static_cast<std::size_t>(n));
+    pump(l, c);
+}
+
+// Hands on the connection's complete messages, one at a time: the next only
+// once the reply to the previous one is out.
+void Listener::Impl::pump(Loop& l, Conn& c) {
+    FrameDecoder::Event ev;
+    while (!c.busy && !c.dead && !c.held && !stopping && c.decoder.peek()) {
+        if (c.decoder.peek()->isError) {
+            c.decoder.next(ev);
+            // Broken framing: this connection only is closed.
+            log("warn", "mllp " + c.peer + ": " + ev.detail + "; closing the connection");
+            kill(l, c);
+            return;
+        }
+        Handlers::Admit admit = h.admit ? h.admit() : Handlers::Admit::Yes;
+        if (admit == Handlers::Admit::Stop) {
+            kill(l, c);
+            return;
+        }
+        if (admit == Handlers::Admit::Wait) {
+            // Paused or over its queue limit: hold this connection (read nothing
+            // more from it) and ask again shortly; replies still go out.
+            c.held = true;
+            l.held.push_back(c.id);
+            if (!c.readPaused) {
+                c.readPaused = true;
+                watch(l, c);
+            }
+            return;
+        }
+        c.decoder.next(ev);
+        c.busy = true;
+        try {
+            h.message(std::move(ev.payload), c.origin,
+                      [mb = l.mailbox, id = c.id](std::string response) { mb->post(id, std::move(response)); });
+        } catch (const std::exception& e) {
+            log("error", "mllp " + c.peer + ": " + e.what() + "; closing the connection");
+            kill(l, c);
+            return;
+        }
+        deliverLocal(l);
+    }
+}
+
+void Listener::Impl::complete(Loop& l, Conn& c, std::string response) {
+    c.busy = false;
+    c.lastActive = Clock::now();
+    if (!response.empty()) {
+        if (c.out.empty()) c.out.reserve(response.size() + 3);
+        c.out += kStartBlock;
+        c.out += response;
+        c.out += kEndBlock;
+        c.out += kCarriageReturn;
+        flush(l, c);
+    }
+    if (!c.dead && c.readPaused) {
+        c.readPaused = false;
+        watch(l, c);
+    }
+}
+
+void Listener::Impl::flush(Loop& l, Conn& c) {
+    while (c.outOffset < c.out.size()) {
+        ssize_t n = ::send(c.fd, c.out.data() + c.outOffset, c.out.size() - c.outOffset, MSG_NOSIGNAL);
+        if (n > 0) {
+            c.outOffset += static_cast<std::size_t>(n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (!c.wantWrite) {
+                c.wantWrite = true;
+                watch(l, c);
+            }
+            return;
+        }
+        kill(l, c);
+        return;
+    }
+    c.out.clear();
+    c.outOffset = 0;
+    if (c.wantWrite) {
+        c.wantWrite = false;
+        watch(l, c);
+    }
+}
+
+void Listener::Impl::watch(Loop& l, Conn& c) {
+    epoll_event ev{};
+    ev.events = (c.readPaused ? 0u : static_cast<std::uint32_t>(EPOLLIN)) | (c.wantWrite ? EPOLLOUT : 0u);
+    ev.data.u64 = c.id;
+    ::epoll_ctl(l.ep, EPOLL_CTL_MOD, c.fd, &ev);
+}
+
+void Listener::Impl::kill(Loop& l, Conn& c) {
+    if (c.dead) return;
+    c.dead = true;
+    l.dead.push_back(c.id);
+}
+
+void Listener::Impl::reap(Loop& l) {
+    if (l.dead.empty()) return;
+    for (std::uint64_t id : l.dead) {
+        auto it = l.conns.find(id);
+        if (it == l.conns.end()) continue;
+        ::epoll_ctl(l.ep, EPOLL_CTL_DEL, it->second->fd, nullptr);
+        ::close(it->second->fd);
+        l.conns.erase(it);
+        l.count.fetch_sub(1);
+        total.fetch_sub(1);
+    }
+    l.dead.clear();
+    if (listenPaused.load() && total.load() < o.maxConnections && listenPaused.exchange(false)) {
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.u64 = kListenKey;
+        ::epoll_ctl(loops[0]->ep, EPOLL_CTL_MOD, listenFd, &ev);
+    }
+}
+
+void Listener::Impl::retryHeld(Loop& l) {
+    std::vector<std::uint64_t> held;
+    held.swap(l.held);
+    for (std::uint64_t id : held) {
+        auto it = l.conns.find(id);
+        if (it == l.conns.end() || it->second->dead) continue;
+        Conn& c = *it->second;
+        c.held = false;
+        pump(l, c);
+        if (!c.held && !c.busy && !c.dead && c.readPaused) {
+            c.readPaused = false;
+            watch(l, c);
+        }
+    }
+}
+
+void Listener::Impl::sweepIdle(Loop& l) {
+    auto now = Clock::now();
+    for (auto& [id, c] : l.conns) {
+        if (c->dead || c->busy || c->held || now - c->lastActive < o.idleTimeout) continue;
+        log("info", "mllp " + c->peer + ": idle timeout, closing");
+        kill(l, *c);
+    }
+}
+
+}  // namespace junction::mllp

@@ -1,0 +1,57 @@
+// An MLLP listener on epoll: a few event-loop threads serve every connection
+// (no thread per connection). A connection has one message in processing at a
+// time; its response is sent before the next of its messages is handed on, so
+// a sender's order is kept. Responses may come from any thread.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace junction::mllp {
+
+struct ListenerOptions {
+    std::string host = "0.0.0.0";
+    int port = 0;  // 0: any free port (see Listener::port)
+    std::size_t maxMessageBytes = 16u << 20;
+    std::chrono::milliseconds idleTimeout{300000};  // 0 = never
+    int maxConnections = 200;
+    int threads = 1;  // event loops; connections are spread over them
+};
+
+class Listener {
+public:
+    // Send `response` (unframed; empty = send nothing) for the message it was
+    // given with. Call exactly once, from any thread.
+    using Reply = std::function<void(std::string response)>;
+    struct Handlers {
+        // One complete message of a connection (`origin` is "mllp <peer>").
+        std::function<void(std::string payload, const std::string& origin, Reply reply)> message;
+        // Whether a message may be taken in now (asked before each; must not
+        // block). Wait: the connection is held, and asked again shortly.
+        enum class Admit { Yes, Wait, Stop };
+        std::function<Admit()> admit;
+        std::function<void(const std::string& level, const std::string& text)> log;
+    };
+
+    Listener(ListenerOptions options, Handlers handlers);
+    ~Listener();
+    Listener(const Listener&) = delete;
+    Listener& operator=(const Listener&) = delete;
+
+    // Binds and starts the loops; throws std::runtime_error when it cannot listen.
+    void start();
+    // Closes the listening socket and every connection; returns when no loop
+    // runs. A reply that comes later is dropped.
+    void stop();
+    int connections() const;
+    int port() const;  // the bound port (useful with port 0)
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace junction::mllp

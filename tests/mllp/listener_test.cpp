@@ -1,0 +1,393 @@
+// The epoll MLLP listener: order per connection, replies from other threads,
+// connections over several loops, idle timeout, connection limit, slow readers.
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "connectors/mllp/framing.h"
+#include "connectors/mllp/listener.h"
+
+using namespace junction::mllp;
+using namespace std::chrono_literals;
+
+namespace {
+
+// A blocking MLLP client with its own decoder (frames that arrive together are kept).
+class Peer {
+public:
+    explicit Peer(int port) {
+        fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        a.sin_port = htons(static_cast<std::uint16_t>(port));
+        connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    }
+    ~Peer() { close(); }
+    bool connected() const { return connected_; }
+    void close() {
+        if (fd_ >= 0) ::close(fd_);
+        fd_ = -1;
+    }
+    void write(const std::string& bytes) {
+        std::size_t sent = 0;
+        while (sent < bytes.size()) {
+            ssize_t n = ::send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+            if (n <= 0) return;
+            sent += static_cast<std::size_t>(n);
+        }
+    }
+    // The next frame, or false on close, error or timeout.
+    bool read(std::string& payload, std::chrono::milliseconds timeout = 5000ms) {
+        auto deadline = std::chrono::steady_clock::now() + timeout;
+        FrameDecoder::Event ev;
+        while (!decoder_.next(ev)) {
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            if (left.count() <= 0) return false;
+            pollfd p{fd_, POLLIN, 0};
+            if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
+            char buf[65536];
+            ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+            if (n <= 0) {
+                closedByPeer_ = n == 0;
+                return false;
+            }
+            decoder_.feed(buf, static_cast<std::size_t>(n));
+        }
+        if (ev.isError) return false;
+        payload = std::move(ev.payload);
+        return true;
+    }
+    // True when the server closes the connection within `timeout`.
+    bool closedWithin(std::chrono::milliseconds timeout) {
+        std::string ignored;
+        while (read(ignored, timeout)) {
+        }
+        return closedByPeer_;
+    }
+
+private:
+    int fd_ = -1;
+    bool connected_ = false;
+    bool closedByPeer_ = false;
+    FrameDecoder decoder_{64u << 20};
+};
+
+// Messages handed on by the listener, answered later by the test.
+struct Pending {
+    std::string payload;
+    Listener::Reply reply;
+    std::thread::id thread;
+};
+
+class Inbox {
+public:
+    void push(Pending p) {
+        std::lock_guard<std::mutex> lock(mu_);
+        items_.push_back(std::move(p));
+        cv_.notify_all();
+    }
+    bool pop(Pending& out, std::chrono::milliseconds timeout = 5000ms) {
+        std::unique_lock<std::mutex> lock(mu_);
+        if (!cv_.wait_for(lock, timeout, [&] { return !items_.empty(); })) return false;
+        out = std::move(items_.front());
+        items_.pop_front();
+        return true;
+    }
+    std::size_t size() {
+        std::lock_guard<std::mutex> lock(mu_);
+        return items_.size();
+    }
+
+private:
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::deque<Pending> items_;
+};
+
+ListenerOptions loopback(int threads = 1) {
+    ListenerOptions o;
+    o.host = "127.0.0.1";
+    o.port = 0;
+    o.threads = threads;
+    return o;
+}
+
+Listener::Handlers deferTo(Inbox& inbox) {
+    Listener::Handlers h;
+    h.message = [&inbox](std::string payload, const std::string&, Listener::Reply reply) {
+        inbox.push({std::move(payload), std::move(reply), std::this_thread::get_id()});
+    };
+    return h;
+}
+
+Listener::Handlers echo(std::set<std::thread::id>* threads = nullptr, std::mutex* mu = nullptr) {
+    Listener::Handlers h;
+    h.message = [threads, mu](std::string payload, const std::string&, Listener::Reply reply) {
+        if (threads) {
+            std::lock_guard<std::mutex> lock(*mu);
+            threads->insert(std::this_thread::get_id());
+        }
+        reply("ACK " + payload);
+    };
+    return h;
+}
+
+}  // namespace
+
+TEST_CASE("listener: pipelined messages of a connection are handed on one at a time, answered in order", "[mllp][listener]") {
+    Inbox inbox;
+    Listener l(loopback(), deferTo(inbox));
+    l.start();
+    Peer a(l.port());
+    REQUIRE(a.connected());
+    a.write(frame("A1") + frame("A2") + frame("A3"));
+    Pending p;
+    REQUIRE(inbox.pop(p));
+    CHECK(p.payload == "A1");
+    // A2 waits for A1's reply, however long it takes.
+    std::this_thread::sleep_for(200ms);
+    CHECK(inbox.size() == 0);
+    // Replies come from another thread.
+    std::thread([r = std::move(p.reply)] { r("ok A1"); }).join();
+    REQUIRE(inbox.pop(p));
+    CHECK(p.payload == "A2");
+    std::thread([r = std::move(p.reply)] { r("ok A2"); }).join();
+    REQUIRE(inbox.pop(p));
+    CHECK(p.payload == "A3");
+    p.reply("ok A3");
+    std::string got;
+    for (const char* want : {"ok A1", "ok A2", "ok A3"}) {
+        REQUIRE(a.read(got));
+        CHECK(got == want);
+    }
+    l.stop();
+}
+
+TEST_CASE("listener: a waiting connection does not hold up the others", "[mllp][listener]") {
+    Inbox inbox;
+    Listener l(loopback(), deferTo(inbox));
+    l.start();
+    Peer a(l.port()), b(l.port());
+    a.write(frame("A1"));
+    Pending pa;
+    REQUIRE(inbox.pop(pa));
+    b.write(frame("B1"));
+    Pending pb;
+    REQUIRE(inbox.pop(pb));
+    CHECK(pb.payload == "B1");
+    pb.reply("ok B1");
+    std::string got;
+    REQUIRE(b.read(got));
+    CHECK(got == "ok B1");
+    pa.reply("");  // an empty reply sends nothing and frees the connection
+    a.write(frame("A2"));
+    REQUIRE(inbox.pop(pa));
+    CHECK(pa.payload == "A2");
+    pa.reply("ok A2");
+    REQUIRE(a.read(got));
+    CHECK(got == "ok A2");
+    l.stop();
+}
+
+TEST_CASE("listener: many connections over two loops, every reply to its sender", "[mllp][listener]") {
+    std::set<std::thread::id> threads;
+    std::mutex mu;
+    Listener l(loopback(2), echo(&threads, &mu));
+    l.start();
+    constexpr int kConns = 12, kMessages = 200;
+    std::atomic<int> wrong{0}, answered{0};
+    std::vector<std::thread> clients;
+    for (int c = 0; c < kConns; ++c) {
+        clients.emplace_back([&, c] {
+            Peer p(l.port());
+            std::string got;
+            for (int i = 0; i < kMessages; ++i) {
+                std::string msg = "c" + std::to_string(c) + "-" + std::to_string(i);
+                p.write(frame(msg));
+                if (!p.read(got) || got != "ACK " + msg) ++wrong;
+                else ++answered;
+            }
+        });
+    }
+    for (auto& t : clients) t.join();
+    CHECK(wrong == 0);
+    CHECK(answered == kConns * kMessages);
+    CHECK(threads.size() == 2);
+    l.stop();
+}
+
+TEST_CASE("listener: an idle connection is closed, one waiting for its reply is not", "[mllp][listener]") {
+    Inbox inbox;
+    auto o = loopback();
+    o.idleTimeout = 300ms;
+    std::vector<std::string> logs;
+    std::mutex mu;
+    auto h = deferTo(inbox);
+    h.log = [&](const std::string& level, const std::string& text) {
+        std::lock_guard<std::mutex> lock(mu);
+        logs.push_back(level + " " + text);
+    };
+    Listener l(o, h);
+    l.start();
+    Peer idle(l.port()), busy(l.port());
+    busy.write(frame("B1"));
+    Pending p;
+    REQUIRE(inbox.pop(p));
+    auto start = std::chrono::steady_clock::now();
+    CHECK(idle.closedWithin(3000ms));
+    CHECK(std::chrono::steady_clock::now() - start >= 250ms);
+    std::this_thread::sleep_for(400ms);  // the busy one is past its idle time too
+    p.reply("ok B1");
+    std::string got;
+    REQUIRE(busy.read(got));
+    CHECK(got == "ok B1");
+    CHECK(busy.closedWithin(3000ms));  // then idle in turn
+    std::lock_guard<std::mutex> lock(mu);
+    REQUIRE(!logs.empty());
+    CHECK(logs[0].find("idle timeout") != std::string::npos);
+}
+
+TEST_CASE("listener: past max_connections a connection waits until another closes", "[mllp][listener]") {
+    auto o = loopback();
+    o.maxConnections = 2;
+    Listener l(o, echo());
+    l.start();
+    auto first = std::make_unique<Peer>(l.port());
+    Peer second(l.port()), third(l.port());
+    std::string got;
+    first->write(frame("1"));
+    REQUIRE(first->read(got));
+    second.write(frame("2"));
+    REQUIRE(second.read(got));
+    third.write(frame("3"));
+    CHECK_FALSE(third.read(got, 400ms));  // connected (backlog) but not served
+    CHECK(l.connections() == 2);
+    first.reset();
+    REQUIRE(third.read(got, 3000ms));
+    CHECK(got == "ACK 3");
+    l.stop();
+}
+
+TEST_CASE("listener: broken framing closes that connection only", "[mllp][listener]") {
+    Listener l(loopback(), echo());
+    l.start();
+    Peer bad(l.port()), good(l.port());
+    bad.write("GARBAGE" + frame("x"));
+    CHECK(bad.closedWithin(3000ms));
+    good.write(frame("y"));
+    std::string got;
+    REQUIRE(good.read(got));
+    CHECK(got == "ACK y");
+    l.stop();
+}
+
+TEST_CASE("listener: a peer that does not read its replies does not hold up the others", "[mllp][listener]") {
+    std::string big(4u << 20, 'x');
+    Listener::Handlers h;
+    h.message = [&](std::string payload, const std::string&, Listener::Reply reply) {
+        reply(payload == "big" ? big : "ACK " + payload);
+    };
+    Listener l(loopback(), h);
+    l.start();
+    Peer slow(l.port()), quick(l.port());
+    slow.write(frame("big"));
+    std::this_thread::sleep_for(200ms);  // 4 MB do not fit in the socket buffers
+    std::string got;
+    for (int i = 0; i < 20; ++i) {
+        quick.write(frame(std::to_string(i)));
+        REQUIRE(quick.read(got, 2000ms));
+        CHECK(got == "ACK " + std::to_string(i));
+    }
+    REQUIRE(slow.read(got, 5000ms));
+    CHECK(got.size() == big.size());
+    slow.write(frame("small"));
+    REQUIRE(slow.read(got));
+    CHECK(got == "ACK small");
+    l.stop();
+}
+
+TEST_CASE("listener: stop with a reply outstanding, the late reply is dropped", "[mllp][listener]") {
+    Inbox inbox;
+    auto l = std::make_unique<Listener>(loopback(), deferTo(inbox));
+    l->start();
+    Peer a(l->port());
+    a.write(frame("A1"));
+    Pending p;
+    REQUIRE(inbox.pop(p));
+    l->stop();
+    CHECK(a.closedWithin(2000ms));
+    l.reset();
+    p.reply("too late");  // the loop is gone: nothing happens
+    SUCCEED();
+}
+
+TEST_CASE("listener: while messages may not be taken in, connections wait and replies still go out", "[mllp][listener]") {
+    using Admit = Listener::Handlers::Admit;
+    std::atomic<Admit> admit{Admit::Yes};
+    Inbox inbox;
+    auto h = deferTo(inbox);
+    h.admit = [&] { return admit.load(); };
+    Listener l(loopback(), h);
+    l.start();
+    Peer a(l.port()), b(l.port());
+    a.write(frame("A1"));
+    Pending pa;
+    REQUIRE(inbox.pop(pa));
+    admit = Admit::Wait;  // e.g. the channel is paused
+    b.write(frame("B1"));
+    a.write(frame("A2"));
+    std::this_thread::sleep_for(300ms);
+    CHECK(inbox.size() == 0);
+    // A1 was taken in before: its reply is sent while the others wait.
+    pa.reply("ok A1");
+    std::string got;
+    REQUIRE(a.read(got, 2000ms));
+    CHECK(got == "ok A1");
+    CHECK(inbox.size() == 0);
+    admit = Admit::Yes;
+    Pending p1, p2;
+    REQUIRE(inbox.pop(p1));
+    REQUIRE(inbox.pop(p2));
+    std::set<std::string> payloads{p1.payload, p2.payload};
+    CHECK(payloads == std::set<std::string>{"A2", "B1"});
+    p1.reply("ok " + p1.payload);
+    p2.reply("ok " + p2.payload);
+    REQUIRE(b.read(got));
+    CHECK(got == "ok B1");
+    REQUIRE(a.read(got));
+    CHECK(got == "ok A2");
+    // Stop: a waiting connection is closed.
+    admit = Admit::Stop;
+    b.write(frame("B2"));
+    CHECK(b.closedWithin(2000ms));
+    l.stop();
+}
+
+TEST_CASE("listener: a port in use is an error naming it", "[mllp][listener]") {
+    Listener first(loopback(), echo());
+    first.start();
+    auto o = loopback();
+    o.port = first.port();
+    Listener second(o, echo());
+    try {
+        second.start();
+        FAIL("second listener started on a port in use");
+    } catch (const std::runtime_error& e) {
+        CHECK(std::string(e.what()).find(std::to_string(o.port)) != std::string::npos);
+    }
+}

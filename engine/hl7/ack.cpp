@@ -32,6 +32,8 @@ struct Header {
     std::string trigger, controlId, processingId, version;                       // raw
 };
 
+const std::string kDefaultVersion = "2.5.1";
+
 bool versionAtLeast25(std::string_view v) {
     // "2.5", "2.5.1", "2.6" ... ; anything unparsable counts as modern.
     if (v.size() < 3 || v[0] != '2' || v[1] != '.') return true;
@@ -52,24 +54,52 @@ std::string escapeText(std::string_view value, const Delimiters& d) {
 std::string buildText(const Header& h, AckCode code, std::string_view text, const AckError* error,
                       const AckOptions& options) {
     const Delimiters& d = h.delims;
-    std::string fs(1, d.field);
-    std::string enc = d.encodingCharacters();
-    std::string sendingApp = options.sendingApplication.empty() ? h.receivingApp
-                                                                : escapeText(options.sendingApplication, d);
-    std::string sendingFac = options.sendingFacility.empty() ? h.receivingFacility
-                                                             : escapeText(options.sendingFacility, d);
-    std::string type = "ACK";
-    if (!h.trigger.empty()) type += d.component + h.trigger + d.component + "ACK";
-    std::string controlId = options.controlId.empty() ? newControlId() : escapeText(options.controlId, d);
-    std::string version = h.version.empty() ? "2.5.1" : h.version;
-    std::string processing = h.processingId.empty() ? "P" : h.processingId;
+    const char f = d.field;
+    std::string fs(1, f);
+    const std::string& version = h.version.empty() ? kDefaultVersion : h.version;
 
-    std::string out = "MSH" + fs + enc + fs + sendingApp + fs + sendingFac + fs + h.sendingApp + fs +
-                      h.sendingFacility + fs + formatTimestamp(Timestamp::now()) + fs + fs + type + fs +
-                      controlId + fs + processing + fs + version + "\r";
-    out += "MSA" + fs + std::string(toString(code)) + fs + h.controlId;
-    if (!text.empty()) out += fs + escapeText(text, d);
-    out += "\r";
+    // MSH|enc|receiving app|receiving facility|sending app|sending facility|now||ACK^trigger^ACK|id|P|version
+    std::string out;
+    out.reserve(160 + h.sendingApp.size() + h.sendingFacility.size() + h.receivingApp.size() +
+                h.receivingFacility.size() + h.controlId.size() + text.size());
+    out += "MSH";
+    out += f;
+    out += d.encodingCharacters();
+    out += f;
+    out += options.sendingApplication.empty() ? h.receivingApp : escapeText(options.sendingApplication, d);
+    out += f;
+    out += options.sendingFacility.empty() ? h.receivingFacility : escapeText(options.sendingFacility, d);
+    out += f;
+    out += h.sendingApp;
+    out += f;
+    out += h.sendingFacility;
+    out += f;
+    out += formatNow();
+    out += f;
+    out += f;
+    out += "ACK";
+    if (!h.trigger.empty()) {
+        out += d.component;
+        out += h.trigger;
+        out += d.component;
+        out += "ACK";
+    }
+    out += f;
+    out += options.controlId.empty() ? newControlId() : escapeText(options.controlId, d);
+    out += f;
+    out += h.processingId.empty() ? std::string("P") : h.processingId;
+    out += f;
+    out += version;
+    out += "\rMSA";
+    out += f;
+    out += toString(code);
+    out += f;
+    out += h.controlId;
+    if (!text.empty()) {
+        out += f;
+        out += escapeText(text, d);
+    }
+    out += '\r';
     if (error) {
         auto num = [](int n) { return n > 0 ? std::to_string(n) : std::string(); };
         std::string errText = escapeText(error->text, d);
@@ -116,17 +146,26 @@ Message build(const Header& h, AckCode code, std::string_view text, const AckErr
 }  // namespace
 
 namespace {
+// The header paths an ACK reads, parsed once.
+struct HeaderPaths {
+    Path sendingApp = *Path::parse("MSH-3"), sendingFacility = *Path::parse("MSH-4");
+    Path receivingApp = *Path::parse("MSH-5"), receivingFacility = *Path::parse("MSH-6");
+    Path trigger = *Path::parse("MSH-9.2"), controlId = *Path::parse("MSH-10");
+    Path processingId = *Path::parse("MSH-11"), version = *Path::parse("MSH-12");
+};
+
 Header headerOf(const Message& original) {
+    static const HeaderPaths p;
     Header h;
     h.delims = original.delimiters();
-    h.sendingApp = original.getRaw("MSH-3");
-    h.sendingFacility = original.getRaw("MSH-4");
-    h.receivingApp = original.getRaw("MSH-5");
-    h.receivingFacility = original.getRaw("MSH-6");
-    h.trigger = original.getRaw("MSH-9.2");
-    h.controlId = original.getRaw("MSH-10");
-    h.processingId = original.getRaw("MSH-11");
-    h.version = original.getRaw("MSH-12");
+    h.sendingApp = original.getRaw(p.sendingApp);
+    h.sendingFacility = original.getRaw(p.sendingFacility);
+    h.receivingApp = original.getRaw(p.receivingApp);
+    h.receivingFacility = original.getRaw(p.receivingFacility);
+    h.trigger = original.getRaw(p.trigger);
+    h.controlId = original.getRaw(p.controlId);
+    h.processingId = original.getRaw(p.processingId);
+    h.version = original.getRaw(p.version);
     return h;
 }
 }  // namespace

@@ -175,9 +175,15 @@ std::string newControlId() {
                   std::chrono::system_clock::now().time_since_epoch())
                   .count();
     std::uint32_t n = counter.fetch_add(1, std::memory_order_relaxed) % 100000;
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "J%lld%05u", static_cast<long long>(ms), n);
-    return buf;
+    // "J" + milliseconds since the epoch + a 5-digit counter.
+    std::string out = "J" + std::to_string(ms);
+    char digits[5];
+    for (int i = 4; i >= 0; --i) {
+        digits[i] = static_cast<char>('0' + n % 10);
+        n /= 10;
+    }
+    out.append(digits, sizeof digits);
+    return out;
 }
 
 // ---------------------------------------------------------------- Path
@@ -456,7 +462,7 @@ Message Message::parseOrThrow(std::string_view text, const ParseOptions& options
 }
 
 Message Message::create(std::string_view type, std::string_view version) {
-    std::string text = "MSH|^~\\&|||||" + formatTimestamp(Timestamp::now()) + "||" + std::string(type) + "|" +
+    std::string text = "MSH|^~\\&|||||" + formatNow() + "||" + std::string(type) + "|" +
                        newControlId() + "|P|" + std::string(version) + "\r";
     return parseOrThrow(text);
 }

@@ -119,24 +119,54 @@ std::chrono::system_clock::time_point Timestamp::toTimePoint() const {
     return tp;
 }
 
+namespace {
+// Appends v as exactly `width` digits (0 <= v < 10^width).
+void putDigits(std::string& out, long v, int width) {
+    char buf[16];
+    for (int i = width - 1; i >= 0; --i) {
+        buf[i] = static_cast<char>('0' + v % 10);
+        v /= 10;
+    }
+    out.append(buf, static_cast<std::size_t>(width));
+}
+}  // namespace
+
 std::string formatTimestamp(const Timestamp& t) {
-    char buf[64];
+    std::string out;
+    out.reserve(32);
     int p = t.precisionDigits();
-    int len = std::snprintf(buf, sizeof buf, "%04d", t.year);
-    if (p >= 6) len += std::snprintf(buf + len, sizeof buf - len, "%02d", t.month);
-    if (p >= 8) len += std::snprintf(buf + len, sizeof buf - len, "%02d", t.day);
-    if (p >= 10) len += std::snprintf(buf + len, sizeof buf - len, "%02d", t.hour);
-    if (p >= 12) len += std::snprintf(buf + len, sizeof buf - len, "%02d", t.minute);
-    if (p >= 14) len += std::snprintf(buf + len, sizeof buf - len, "%02d", t.second);
-    if (p >= 14 && t.fractionDigits > 0)
-        len += std::snprintf(buf + len, sizeof buf - len, ".%0*d", t.fractionDigits, t.fraction);
+    if (t.year < 0 || t.year > 9999) out += std::to_string(t.year);
+    else putDigits(out, t.year, 4);
+    if (p >= 6) putDigits(out, t.month, 2);
+    if (p >= 8) putDigits(out, t.day, 2);
+    if (p >= 10) putDigits(out, t.hour, 2);
+    if (p >= 12) putDigits(out, t.minute, 2);
+    if (p >= 14) putDigits(out, t.second, 2);
+    if (p >= 14 && t.fractionDigits > 0) {
+        out += '.';
+        putDigits(out, t.fraction, t.fractionDigits);
+    }
     if (t.utcOffsetMinutes) {
         int off = *t.utcOffsetMinutes;
-        char sign = off < 0 ? '-' : '+';
+        out += off < 0 ? '-' : '+';
         if (off < 0) off = -off;
-        std::snprintf(buf + len, sizeof buf - len, "%c%02d%02d", sign, off / 60, off % 60);
+        putDigits(out, off / 60, 2);
+        putDigits(out, off % 60, 2);
     }
-    return buf;
+    return out;
+}
+
+std::string formatNow() {
+    // Local time to the second; the conversion (time zone rules) runs once a second per thread.
+    thread_local std::time_t cachedSecond = -1;
+    thread_local std::string cached;
+    auto now = std::chrono::system_clock::now();
+    std::time_t second = std::chrono::system_clock::to_time_t(now);
+    if (second != cachedSecond) {
+        cached = formatTimestamp(Timestamp::fromTimePoint(now));
+        cachedSecond = second;
+    }
+    return cached;
 }
 
 std::string Timestamp::toIso8601() const {

@@ -34,6 +34,8 @@ struct Timestamp {
 
 // Format at the precision the timestamp carries.
 std::string formatTimestamp(const Timestamp& ts);
+// formatTimestamp(Timestamp::now()), cheaply: MSH-7 of every ACK.
+std::string formatNow();
 
 // XPN (extended person name): family^given^middle^suffix^prefix^degree^type
 struct PersonName {

@@ -288,6 +288,15 @@ TEST_CASE("timestamps", "[hl7][types]") {
     CHECK(formatTimestamp(*t) == "20261123081530.1234+0100");
     CHECK(t->toIso8601() == "2026-11-23T08:15:30.1234+01:00");
     CHECK(formatTimestamp(*Timestamp::parse("202611")) == "202611");
+    CHECK(formatTimestamp(*Timestamp::parse("00050102030405.0007-0930")) == "00050102030405.0007-0930");
+    // formatNow is formatTimestamp(Timestamp::now()) (cached per second): equal unless a second turned between.
+    for (int i = 0; i < 3; ++i) {
+        std::string before = formatTimestamp(Timestamp::now());
+        std::string now = formatNow();
+        std::string after = formatTimestamp(Timestamp::now());
+        CHECK((now == before || now == after));
+        CHECK(now.size() == 19);  // yyyyMMddHHmmss+zzzz
+    }
     CHECK(Timestamp::parse("19800101")->precisionDigits() == 8);
     auto tp = Timestamp::parse("19700101010000+0100")->toTimePoint();
     CHECK(std::chrono::system_clock::to_time_t(tp) == 0);

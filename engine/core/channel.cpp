@@ -446,6 +446,7 @@ Channel::Decision Channel::decide(lua::Payload& payload, lua::ScriptRuntime* rt,
         pm.deliveries.push_back(std::move(del));
     }
     if (!d.queued.empty()) counters_.queued.fetch_add(1, std::memory_order_relaxed);
+    d.onlyDelivery = d.queued.size() == 1 && pm.deliveries.size() == 1;
 
     // Postprocessor: runs once the message is routed to its destinations.
     if (rt && !config_.postprocessor.empty()) {
@@ -495,6 +496,7 @@ void Channel::dispatch(Decision& d, store::MessageId id, const std::shared_ptr<P
         del.pending = pending;
         del.message = d.message;
         del.responseMap = d.responseMap;
+        del.only = d.onlyDelivery;
         enqueue(*q.dest, std::move(del), q.key);
     }
 }
@@ -620,6 +622,7 @@ void Channel::deliveryLoop(DestRuntime& dest, Lane& lane) {
         up.response = res.response;
         up.error = res.error;
         up.storage = config_.storage;
+        up.only = head->only;
         if (res.kind == SendResult::Kind::Ok) {
             up.status = store::Status::Sent;
             dest.counters.sent.fetch_add(1, std::memory_order_relaxed);

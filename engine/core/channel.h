@@ -73,6 +73,7 @@ private:
         std::shared_ptr<PendingAck> pending;
         std::shared_ptr<lua::Payload> message;  // for the response script (may be null)
         std::shared_ptr<lua::SharedMap> responseMap;
+        bool only = false;  // its message has no other delivery
     };
 
     // One delivery thread with its own connection and queue; a destination has
@@ -109,6 +110,7 @@ private:
         std::string error, filterReason;
         std::optional<std::string> ack;
         std::vector<Queued> queued;
+        bool onlyDelivery = false;  // one delivery row in all, the queued one
         std::shared_ptr<lua::Payload> message;                     // for response scripts
         std::shared_ptr<lua::SharedMap> responseMap;
         SteadyClock::time_point received;

@@ -90,6 +90,7 @@ struct DeliveryUpdate {
     std::string response;             // the peer's answer (kept in development mode)
     std::string error;
     StorageMode storage = StorageMode::Development;
+    bool only = false;  // the message has no other delivery: its status becomes this one's
 };
 
 // A message that was received but not processed yet (crash recovery).

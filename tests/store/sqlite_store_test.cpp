@@ -281,6 +281,22 @@ TEST_CASE("delivery updates drive the message status", "[store]") {
         CHECK(statusOf(*store, id) == Status::Error);
         CHECK(store->pendingDeliveries("ch", 10).size() == 1);  // B still to send
     }
+    SECTION("the only delivery of a message sets its status directly") {
+        for (Status st : {Status::Queued, Status::Error, Status::Sent}) {
+            MessageId id = insertSync(*store, makeMessage("ch", "raw"));
+            processedSync(*store, processed(id, "ch", {queued("A", "enc-A")}));
+            CHECK(statusOf(*store, id) == Status::Queued);
+            auto up = update(id, "ch", "A", st);
+            up.only = true;
+            if (st == Status::Queued) up.nextAttempt = Clock::now() + 60s;
+            CHECK(deliverySync(*store, up).first);
+            INFO(toString(st));
+            CHECK(statusOf(*store, id) == st);
+            auto d = store->get(id);
+            REQUIRE(d->deliveries.size() == 1);
+            CHECK(d->deliveries[0].status == st);
+        }
+    }
     SECTION("processing outcomes without deliveries") {
         MessageId f = insertSync(*store, makeMessage("ch", "raw"));
         auto pm = processed(f, "ch", {});

@@ -314,7 +314,7 @@ private:
     std::size_t flushWaiters_ = 0;       // under mu_
     std::map<int, WriterPart> wparts_;
     Stmt wJournalMark_;
-    Stmt wBegin_, wCommit_, wInsertMsg_, wProcessed_, wProcessedStatus_, wMeta_, wDeliveryNew_, wDeliveryAt_, wDeliveryUpd_, wDeliveryIns_, wAggregate_,
+    Stmt wBegin_, wCommit_, wInsertMsg_, wProcessed_, wProcessedStatus_, wMeta_, wDeliveryNew_, wDeliveryAt_, wDeliveryUpd_, wDeliveryIns_, wAggregate_, wMessageStatus_,
         wPartition_;
     std::thread::id writerId_;
 
@@ -440,6 +440,7 @@ SqliteStore::SqliteStore(const std::string& path, const StoreOptions& options) :
                              " next_attempt, error, updated_at)"
                              " SELECT ?1, ?2, channel, ?3, ?4, ?5, ?6, ?7 FROM messages WHERE id = ?1");
         wAggregate_ = Stmt(wdb_, kAggregateSql);
+        wMessageStatus_ = Stmt(wdb_, "UPDATE messages SET status = ?2, updated_at = ?3 WHERE id = ?1");
         wPartition_ = Stmt(wdb_, "INSERT OR REPLACE INTO partitions (day, first_id, dropped) VALUES (?1, ?2, 0)");
         wJournalMark_ = Stmt(wdb_, "INSERT OR REPLACE INTO store_meta (key, value) VALUES ('journal_applied', ?1)");
 
@@ -488,7 +489,7 @@ SqliteStore::SqliteStore(const std::string& path, const StoreOptions& options) :
         } catch (const std::exception& e) {
             wparts_.clear();
             for (Stmt* st : {&wJournalMark_, &wBegin_, &wCommit_, &wInsertMsg_, &wProcessed_, &wProcessedStatus_, &wMeta_,
-                             &wDeliveryNew_, &wDeliveryAt_, &wDeliveryUpd_, &wDeliveryIns_, &wAggregate_, &wPartition_, &rBegin_,
+                             &wDeliveryNew_, &wDeliveryAt_, &wDeliveryUpd_, &wDeliveryIns_, &wAggregate_, &wMessageStatus_, &wPartition_, &rBegin_,
                              &rCommit_, &rRollback_, &rPendingMsgs_, &rPendingDels_, &rGetMsg_, &rGetDels_,
                              &rCountAll_, &rCount_})
                 st->reset();
@@ -528,7 +529,7 @@ SqliteStore::~SqliteStore() {
     rparts_.clear();
     rSearch_.clear();
     for (Stmt* s : {&wJournalMark_, &wBegin_, &wCommit_, &wInsertMsg_, &wProcessed_, &wProcessedStatus_, &wMeta_, &wDeliveryNew_, &wDeliveryAt_, &wDeliveryUpd_, &wDeliveryIns_,
-                    &wAggregate_, &wPartition_, &rBegin_, &rCommit_, &rRollback_, &rPendingMsgs_, &rPendingDels_,
+                    &wAggregate_, &wMessageStatus_, &wPartition_, &rBegin_, &rCommit_, &rRollback_, &rPendingMsgs_, &rPendingDels_,
                     &rGetMsg_, &rGetDels_, &rCountAll_, &rCount_})
         s->reset();
     sqlite3_close_v2(rdb_);
@@ -1072,6 +1073,12 @@ void SqliteStore::applyDelivery(DeliveryOp& op, std::int64_t now) {
     }
     if (keepsAll(d.storage) && !d.response.empty()) putContent(d.id, kResponse, d.destination, d.response);
     if (!keepEncoded(d.storage, d.status)) delContent(d.id, kEncoded, d.destination);
+    if (d.only) {  // the message's status is this delivery's: no need to look at the others
+        Use u(wMessageStatus_);
+        u.int64(1, d.id).text(2, status).int64(3, now);
+        u.run();
+        return;
+    }
     Use u(wAggregate_);
     u.int64(1, d.id).int64(2, now);
     u.run();

@@ -21,6 +21,7 @@ struct Client::Impl {
     std::mutex fdMutex;  // guards fd against abort() racing close()
     int fd = -1;         // the connected socket, for abort()
     std::atomic<bool> aborted{false};
+    std::chrono::milliseconds receiveTimeout{-1};  // as last set on the socket
 };
 
 Client::Client(ClientOptions options) : options_(std::move(options)), impl_(std::make_unique<Impl>()) {}
@@ -65,7 +66,7 @@ ClientResult Client::send(std::string_view payload) {
 ClientResult Client::sendOnce(std::string_view payload) {
     ClientResult result;
     if (impl_->aborted) return {ClientResult::Status::Closed, {}, "client stopped"};
-    std::string where = options_.host + ":" + std::to_string(options_.port);
+    auto where = [this] { return options_.host + ":" + std::to_string(options_.port); };
     if (!impl_->socket) {
         try {
             Poco::Net::SocketAddress addr(options_.host, static_cast<Poco::UInt16>(options_.port));
@@ -82,17 +83,18 @@ ClientResult Client::sendOnce(std::string_view payload) {
                 impl_->socket = std::move(s);
             }
             impl_->socket->setNoDelay(true);
+            impl_->receiveTimeout = std::chrono::milliseconds(-1);
             std::lock_guard<std::mutex> lock(impl_->fdMutex);
             impl_->fd = impl_->socket->impl()->sockfd();
         } catch (const Poco::TimeoutException&) {
             impl_->socket.reset();
-            return {ClientResult::Status::ConnectFailed, {}, where + ": connection timed out"};
+            return {ClientResult::Status::ConnectFailed, {}, where() + ": connection timed out"};
         } catch (const Poco::Net::ConnectionRefusedException&) {
             impl_->socket.reset();
-            return {ClientResult::Status::ConnectFailed, {}, where + ": connection refused"};
+            return {ClientResult::Status::ConnectFailed, {}, where() + ": connection refused"};
         } catch (const Poco::Exception& e) {
             impl_->socket.reset();
-            return {ClientResult::Status::ConnectFailed, {}, where + ": " + e.displayText()};
+            return {ClientResult::Status::ConnectFailed, {}, where() + ": " + e.displayText()};
         }
     }
     auto& sock = *impl_->socket;
@@ -111,21 +113,27 @@ ClientResult Client::sendOnce(std::string_view payload) {
             auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
             if (left.count() <= 0) {
                 close();
-                return {ClientResult::Status::Timeout, {}, where + ": no response within " +
+                return {ClientResult::Status::Timeout, {}, where() + ": no response within " +
                                                                std::to_string(options_.responseTimeout.count()) + " ms"};
             }
-            sock.setReceiveTimeout(span(left));
+            // A system call: only when the time left is well below what is set
+            // (a response in several reads), not before every read.
+            if (impl_->receiveTimeout.count() < 0 || left + std::chrono::milliseconds(10) < impl_->receiveTimeout ||
+                left > impl_->receiveTimeout) {
+                sock.setReceiveTimeout(span(left));
+                impl_->receiveTimeout = left;
+            }
             int n = sock.receiveBytes(buf, sizeof buf);
             if (n <= 0) {
                 close();
-                return {ClientResult::Status::Closed, {}, where + ": connection closed before a response"};
+                return {ClientResult::Status::Closed, {}, where() + ": connection closed before a response"};
             }
             decoder.feed(buf, static_cast<std::size_t>(n));
             FrameDecoder::Event ev;
             while (decoder.next(ev)) {
                 if (ev.isError) {
                     close();
-                    return {ClientResult::Status::FramingError, {}, where + ": " + ev.detail};
+                    return {ClientResult::Status::FramingError, {}, where() + ": " + ev.detail};
                 }
                 result.response = std::move(ev.payload);
                 return result;
@@ -133,11 +141,11 @@ ClientResult Client::sendOnce(std::string_view payload) {
         }
     } catch (const Poco::TimeoutException&) {
         close();
-        return {ClientResult::Status::Timeout, {}, where + ": no response within " +
+        return {ClientResult::Status::Timeout, {}, where() + ": no response within " +
                                                        std::to_string(options_.responseTimeout.count()) + " ms"};
     } catch (const Poco::Exception& e) {
         close();
-        return {ClientResult::Status::Closed, {}, where + ": " + e.displayText()};
+        return {ClientResult::Status::Closed, {}, where() + ": " + e.displayText()};
     }
 }
 

@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 #include <unordered_map>
@@ -146,7 +147,10 @@ struct Listener::Impl {
     std::atomic<bool> listenPaused{false};
     std::atomic<int> total{0};
     std::atomic<std::uint64_t> nextId{2};
-    std::atomic<unsigned> nextLoop{0};
+    // accept failing for want of resources (loop 0 only)
+    static constexpr std::chrono::milliseconds kAcceptBackoff{100};
+    std::optional<Clock::time_point> acceptRetryAt;
+    Clock::time_point lastAcceptWarning{};
 
     void log(const std::string& level, const std::string& text) {
         if (h.log) h.log(level, text);
@@ -264,7 +268,9 @@ void Listener::Impl::run(Loop& l) {
     auto nextSweep = Clock::now() + sweepEvery;
     constexpr int kHeldRetryMs = 20;
     while (!stopping) {
-        int n = ::epoll_wait(l.ep, events, 64, l.held.empty() ? static_cast<int>(sweepEvery.count()) : kHeldRetryMs);
+        int timeout = l.held.empty() ? static_cast<int>(sweepEvery.count()) : kHeldRetryMs;
+        if (acceptRetryAt && &l == loops[0].get()) timeout = std::min<int>(timeout, static_cast<int>(kAcceptBackoff.count()));
+        int n = ::epoll_wait(l.ep, events, 64, timeout);
         if (n < 0 && errno != EINTR) {
             log("error", "mllp :" + std::to_string(o.port) + ": epoll_wait: " + std::strerror(errno));
             break;
@@ -296,6 +302,15 @@ void Listener::Impl::run(Loop& l) {
         }
         if (!l.held.empty()) retryHeld(l);
         reap(l);
+        if (acceptRetryAt && &l == loops[0].get() && Clock::now() >= *acceptRetryAt) {
+            acceptRetryAt.reset();
+            if (!listenPaused.load()) {
+                epoll_event ev{};
+                ev.events = EPOLLIN;
+                ev.data.u64 = kListenKey;
+                ::epoll_ctl(l.ep, EPOLL_CTL_MOD, listenFd, &ev);
+            }
+        }
         if (o.idleTimeout.count() > 0 && Clock::now() >= nextSweep) {
             sweepIdle(l);
             reap(l);
@@ -334,9 +349,22 @@ void Listener::Impl::acceptAll(Loop& l) {
         socklen_t len = sizeof addr;
         int fd = ::accept4(listenFd, reinterpret_cast<sockaddr*>(&addr), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED) continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                log("warn", "mllp :" + std::to_string(o.port) + ": accept: " + std::strerror(errno));
+            int e = errno;
+            if (e == EINTR || e == ECONNABORTED) continue;
+            if (e == EAGAIN || e == EWOULDBLOCK) return;
+            // Out of file descriptors or memory: the connection stays in the
+            // backlog, so the listening socket stays readable. Stop watching it
+            // for a while instead of spinning on it.
+            auto now = Clock::now();
+            if (now - lastAcceptWarning >= std::chrono::seconds(10)) {
+                log("warn", "mllp :" + std::to_string(o.port) + ": accept: " + std::strerror(e) +
+                                "; new connections wait");
+                lastAcceptWarning = now;
+            }
+            epoll_event ev{};
+            ev.data.u64 = kListenKey;
+            ::epoll_ctl(l.ep, EPOLL_CTL_MOD, listenFd, &ev);
+            acceptRetryAt = now + kAcceptBackoff;
             return;
         }
         int one = 1;

@@ -3,16 +3,23 @@
 #include <catch2/catch.hpp>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <fstream>
+#include <iterator>
 #include <mutex>
+#include <sstream>
 #include <set>
 #include <string>
 #include <thread>
@@ -390,4 +397,67 @@ TEST_CASE("listener: a port in use is an error naming it", "[mllp][listener]") {
     } catch (const std::runtime_error& e) {
         CHECK(std::string(e.what()).find(std::to_string(o.port)) != std::string::npos);
     }
+}
+
+TEST_CASE("listener: out of file descriptors, new connections wait without a busy loop", "[mllp][listener]") {
+    // In a child process with a small descriptor limit (the limit is per process).
+    int ready[2];
+    REQUIRE(::pipe(ready) == 0);
+    pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        ::close(ready[0]);
+        Listener l(loopback(), echo());
+        l.start();
+        int highest = 0;
+        for (int fd = 0; fd < 1024; ++fd)
+            if (::fcntl(fd, F_GETFD) != -1) highest = fd;
+        for (;;) {  // fill the holes below it: then exactly two descriptors are left
+            int fd = ::open("/dev/null", O_RDONLY);
+            if (fd < 0) ::_exit(1);
+            if (fd > highest) {
+                ::close(fd);
+                break;
+            }
+        }
+        rlimit lim{static_cast<rlim_t>(highest + 3), static_cast<rlim_t>(highest + 3)};  // room for two connections
+        ::setrlimit(RLIMIT_NOFILE, &lim);
+        int port = l.port();
+        if (::write(ready[1], &port, sizeof port) != sizeof port) ::_exit(1);
+        ::pause();
+        ::_exit(0);
+    }
+    ::close(ready[1]);
+    int port = 0;
+    REQUIRE(::read(ready[0], &port, sizeof port) == sizeof port);
+    ::close(ready[0]);
+    auto cpuTicks = [&] {
+        std::ifstream stat("/proc/" + std::to_string(child) + "/stat");
+        std::string s((std::istreambuf_iterator<char>(stat)), {});
+        std::istringstream in(s.substr(s.rfind(')') + 2));
+        std::string field;
+        long ticks = 0;
+        for (int i = 3; i <= 15 && in >> field; ++i)
+            if (i >= 14) ticks += std::stol(field);  // utime + stime
+        return ticks;
+    };
+    std::vector<std::unique_ptr<Peer>> peers;
+    std::string got;
+    for (int i = 0; i < 5; ++i) peers.push_back(std::make_unique<Peer>(port));
+    for (int i = 0; i < 2; ++i) {
+        peers[i]->write(frame("p" + std::to_string(i)));
+        CHECK(peers[i]->read(got, 2000ms));
+    }
+    peers[2]->write(frame("p2"));
+    long before = cpuTicks();
+    CHECK_FALSE(peers[2]->read(got, 1000ms));  // accepted by the kernel, not by the listener
+    long spent = cpuTicks() - before;
+    CHECK(spent < 30);  // under 0.3 s of CPU in that second: no spinning on the listening socket
+    peers[0].reset();
+    peers[1].reset();
+    REQUIRE(peers[2]->read(got, 3000ms));
+    CHECK(got == "ACK p2");
+    ::kill(child, SIGKILL);
+    int status = 0;
+    ::waitpid(child, &status, 0);
 }

@@ -61,7 +61,10 @@ struct Mailbox {
     bool signaled = false;
     std::vector<std::pair<std::uint64_t, std::string>> remote;  // from other threads
     std::vector<std::pair<int, std::string>> handoffs;          // accepted sockets for this loop
-    std::vector<std::pair<std::uint64_t, std::string>> local;   // from the loop's own thread
+    // A reply made on the loop's own thread (the message was stored at once) is
+    // sent at once, before whatever the caller does next (such as waking a
+    // delivery thread that would take the CPU before the ACK is out).
+    std::function<void(std::uint64_t, std::string)> onLoop;
 
     ~Mailbox() {
         if (wakeFd >= 0) ::close(wakeFd);
@@ -74,7 +77,7 @@ struct Mailbox {
     }
     void post(std::uint64_t conn, std::string response) {
         if (std::this_thread::get_id() == loopThread.load(std::memory_order_relaxed)) {
-            local.emplace_back(conn, std::move(response));
+            onLoop(conn, std::move(response));
             return;
         }
         bool signal;
@@ -162,7 +165,6 @@ struct Listener::Impl {
     void readable(Loop& l, Conn& c);
     void pump(Loop& l, Conn& c);
     void complete(Loop& l, Conn& c, std::string response);
-    void deliverLocal(Loop& l);
     void takeMail(Loop& l);
     void flush(Loop& l, Conn& c);
     void watch(Loop& l, Conn& c);
@@ -260,6 +262,10 @@ void Listener::stop() {
 void Listener::Impl::run(Loop& l) {
     std::string name = "mllp-" + std::to_string(o.port);
     pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
+    l.mailbox->onLoop = [this, &l](std::uint64_t id, std::string response) {
+        auto it = l.conns.find(id);
+        if (it != l.conns.end() && !it->second->dead) complete(l, *it->second, std::move(response));
+    };
     l.mailbox->loopThread.store(std::this_thread::get_id());
     epoll_event events[64];
     auto sweepEvery = std::chrono::milliseconds(1000);
@@ -426,17 +432,6 @@ void Listener::Impl::takeMail(Loop& l) {
     }
 }
 
-void Listener::Impl::deliverLocal(Loop& l) {
-    while (!l.mailbox->local.empty()) {
-        auto replies = std::move(l.mailbox->local);
-        l.mailbox->local.clear();
-        for (auto& [id, response] : replies) {
-            auto it = l.conns.find(id);
-            if (it != l.conns.end() && !it->second->dead) complete(l, *it->second, std::move(response));
-        }
-    }
-}
-
 void Listener::Impl::readable(Loop& l, Conn& c) {
     ssize_t n = ::recv(c.fd, l.buffer, sizeof l.buffer, 0);
     if (n == 0) {
@@ -492,7 +487,6 @@ void Listener::Impl::pump(Loop& l, Conn& c) {
             kill(l, c);
             return;
         }
-        deliverLocal(l);
     }
 }
 

@@ -62,12 +62,7 @@ TlsConfig readTls(const config::Node& conf, const std::string& base) {
 // ---------------------------------------------------------------- source
 
 struct MllpSourceConfig {
-    std::string host = "0.0.0.0";
-    int port = 0;
-    std::size_t maxMessageBytes = 16u << 20;
-    std::chrono::milliseconds idleTimeout{300000};
-    int maxConnections = 200;
-    int threads = 1;
+    mllp::ListenerOptions listen;  // host, port, sizes, timeouts, loops (also used with TLS)
     TlsConfig tls;
 };
 
@@ -92,13 +87,6 @@ public:
         ctx_ = &ctx;
         stopping_ = false;
         if (!c_.tls.enabled) {
-            mllp::ListenerOptions o;
-            o.host = c_.host;
-            o.port = c_.port;
-            o.maxMessageBytes = c_.maxMessageBytes;
-            o.idleTimeout = c_.idleTimeout;
-            o.maxConnections = c_.maxConnections;
-            o.threads = c_.threads;
             mllp::Listener::Handlers h;
             h.message = [this](std::string payload, const std::string& origin, mllp::Listener::Reply reply) {
                 ctx_->submit(core::Inbound{std::move(payload), origin},
@@ -113,11 +101,11 @@ public:
                 return mllp::Listener::Handlers::Admit::Stop;
             };
             h.log = [this](const std::string& level, const std::string& text) { ctx_->log(level, text); };
-            listener_ = std::make_unique<mllp::Listener>(o, std::move(h));
+            listener_ = std::make_unique<mllp::Listener>(c_.listen, std::move(h));
             listener_->start();
             return;
         }
-        Poco::Net::SocketAddress addr(c_.host, static_cast<Poco::UInt16>(c_.port));
+        Poco::Net::SocketAddress addr(c_.listen.host, static_cast<Poco::UInt16>(c_.listen.port));
         std::unique_ptr<Poco::Net::ServerSocket> socket;
         try {
             if (c_.tls.enabled) {
@@ -129,12 +117,12 @@ public:
                 socket = std::make_unique<Poco::Net::ServerSocket>(addr, 64);
             }
         } catch (const Poco::Exception& e) {
-            throw std::runtime_error("cannot listen on " + c_.host + ":" + std::to_string(c_.port) + ": " +
+            throw std::runtime_error("cannot listen on " + c_.listen.host + ":" + std::to_string(c_.listen.port) + ": " +
                                      e.displayText());
         }
         auto params = new Poco::Net::TCPServerParams;
-        params->setMaxThreads(c_.maxConnections);
-        params->setMaxQueued(c_.maxConnections);
+        params->setMaxThreads(c_.listen.maxConnections);
+        params->setMaxQueued(c_.listen.maxConnections);
         server_ = std::make_unique<Poco::Net::TCPServer>(new Factory(*this), *socket, params);
         socket_ = std::move(socket);
         server_->start();
@@ -164,7 +152,7 @@ public:
         socket_.reset();
     }
 
-    std::string describe() const override { return "mllp " + c_.host + ":" + std::to_string(c_.port); }
+    std::string describe() const override { return "mllp " + c_.listen.host + ":" + std::to_string(c_.listen.port); }
 
     void serve(Poco::Net::StreamSocket& socket) {
         std::string peer;
@@ -179,9 +167,9 @@ public:
         }
         try {
             socket.setNoDelay(true);
-            if (c_.idleTimeout.count() > 0)
-                socket.setReceiveTimeout(Poco::Timespan(static_cast<Poco::Timespan::TimeDiff>(c_.idleTimeout.count()) * 1000));
-            mllp::FrameDecoder decoder(c_.maxMessageBytes);
+            if (c_.listen.idleTimeout.count() > 0)
+                socket.setReceiveTimeout(Poco::Timespan(static_cast<Poco::Timespan::TimeDiff>(c_.listen.idleTimeout.count()) * 1000));
+            mllp::FrameDecoder decoder(c_.listen.maxMessageBytes);
             std::string origin = "mllp " + peer;
             char buf[65536];
             bool open = true;
@@ -261,15 +249,15 @@ public:
     }
     std::unique_ptr<core::Source> create(const config::Node& conf, const core::BuildContext& ctx) const override {
         MllpSourceConfig c;
-        c.port = static_cast<int>(conf.find("port")->asInt("port", 1, 65535));
-        if (auto n = conf.find("host")) c.host = n->asString("host");
-        if (auto n = conf.find("max_message_bytes")) c.maxMessageBytes = n->asBytes("max_message_bytes");
-        if (auto n = conf.find("idle_timeout")) c.idleTimeout = n->asDuration("idle_timeout");
-        if (auto n = conf.find("max_connections")) c.maxConnections = static_cast<int>(n->asInt("max_connections", 1, 10000));
+        c.listen.port = static_cast<int>(conf.find("port")->asInt("port", 1, 65535));
+        if (auto n = conf.find("host")) c.listen.host = n->asString("host");
+        if (auto n = conf.find("max_message_bytes")) c.listen.maxMessageBytes = n->asBytes("max_message_bytes");
+        if (auto n = conf.find("idle_timeout")) c.listen.idleTimeout = n->asDuration("idle_timeout");
+        if (auto n = conf.find("max_connections")) c.listen.maxConnections = static_cast<int>(n->asInt("max_connections", 1, 10000));
         c.tls = readTls(conf, ctx.baseDir);
         // As many loops as the channel may process messages at once, one a core at most.
-        c.threads = std::clamp(ctx.workers, 1, std::max(1, static_cast<int>(std::thread::hardware_concurrency())));
-        if (auto n = conf.find("threads")) c.threads = static_cast<int>(n->asInt("threads", 1, 64));
+        c.listen.threads = std::clamp(ctx.workers, 1, std::max(1, static_cast<int>(std::thread::hardware_concurrency())));
+        if (auto n = conf.find("threads")) c.listen.threads = static_cast<int>(n->asInt("threads", 1, 64));
         return std::make_unique<MllpSource>(c);
     }
 };

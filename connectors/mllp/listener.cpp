@@ -30,6 +30,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// Replies a peer has not read, past which nothing more is read from it (a
+// sender that writes without reading its ACKs is held, as a blocking send would).
+constexpr std::size_t kMaxUnsent = 1u << 20;
+
 constexpr std::uint64_t kListenKey = 0;
 constexpr std::uint64_t kWakeKey = 1;
 
@@ -117,6 +121,7 @@ struct Conn {
     bool held = false;        // its next message waits for the channel to take it
     bool dead = false;        // closed at the end of this round of events
     Clock::time_point lastActive = Clock::now();
+    bool backlogged() const { return out.size() - outOffset > kMaxUnsent; }
 };
 
 }  // namespace
@@ -295,10 +300,19 @@ void Listener::Impl::run(Loop& l) {
             if (it == l.conns.end() || it->second->dead) continue;
             Conn& c = *it->second;
             std::uint32_t e = events[i].events;
-            if (e & EPOLLOUT) flush(l, c);
+            if (e & EPOLLOUT) {
+                flush(l, c);
+                if (!c.dead && c.readPaused && !c.busy && !c.held && !c.backlogged()) {
+                    // The peer read its replies: read from it again.
+                    c.readPaused = false;
+                    watch(l, c);
+                    pump(l, c);
+                }
+            }
             if (!c.dead && (e & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
-                if (c.busy && !(e & (EPOLLHUP | EPOLLERR))) {
-                    // Input while a message is in processing: wait for its reply first.
+                if ((c.busy || c.backlogged()) && !(e & (EPOLLHUP | EPOLLERR))) {
+                    // Input while a message is in processing, or while the peer
+                    // leaves its replies unread: wait for that first.
                     c.readPaused = true;
                     watch(l, c);
                 } else {
@@ -454,6 +468,13 @@ void Listener::Impl::readable(Loop& l, Conn& c) {
 void Listener::Impl::pump(Loop& l, Conn& c) {
     FrameDecoder::Event ev;
     while (!c.busy && !c.dead && !c.held && !stopping && c.decoder.peek()) {
+        if (c.backlogged()) {
+            if (!c.readPaused) {
+                c.readPaused = true;
+                watch(l, c);
+            }
+            return;
+        }
         if (c.decoder.peek()->isError) {
             c.decoder.next(ev);
             // Broken framing: this connection only is closed.
@@ -501,7 +522,7 @@ void Listener::Impl::complete(Loop& l, Conn& c, std::string response) {
         c.out += kCarriageReturn;
         flush(l, c);
     }
-    if (!c.dead && c.readPaused) {
+    if (!c.dead && c.readPaused && !c.backlogged()) {
         c.readPaused = false;
         watch(l, c);
     }
@@ -575,7 +596,7 @@ void Listener::Impl::retryHeld(Loop& l) {
         Conn& c = *it->second;
         c.held = false;
         pump(l, c);
-        if (!c.held && !c.busy && !c.dead && c.readPaused) {
+        if (!c.held && !c.busy && !c.dead && c.readPaused && !c.backlogged()) {
             c.readPaused = false;
             watch(l, c);
         }

@@ -461,3 +461,37 @@ TEST_CASE("listener: out of file descriptors, new connections wait without a bus
     int status = 0;
     ::waitpid(child, &status, 0);
 }
+
+TEST_CASE("listener: a sender that never reads its ACKs is held, then served when it reads", "[mllp][listener]") {
+    std::atomic<int> handled{0};
+    Listener::Handlers h;
+    std::string reply(1000, 'r');
+    h.message = [&](std::string, const std::string&, Listener::Reply r) {
+        ++handled;
+        r(reply);
+    };
+    Listener l(loopback(), h);
+    l.start();
+    constexpr int kMessages = 20000;
+    Peer p(l.port());
+    std::string frames;
+    for (int i = 0; i < kMessages; ++i) frames += frame("m" + std::to_string(i));
+    std::thread writer([&] { p.write(frames); });  // blocks once the listener stops reading
+    std::this_thread::sleep_for(1500ms);
+    int before = handled.load();
+    CHECK(before < kMessages);  // held: 20 MB of replies unread
+    std::this_thread::sleep_for(500ms);
+    CHECK(handled.load() == before);
+    // Another connection is served meanwhile.
+    Peer other(l.port());
+    other.write(frame("x"));
+    std::string got;
+    REQUIRE(other.read(got));
+    CHECK(got == reply);
+    int read = 0;
+    while (read < kMessages && p.read(got, 5000ms)) ++read;
+    writer.join();
+    CHECK(read == kMessages);
+    CHECK(handled.load() == kMessages + 1);
+    l.stop();
+}

@@ -305,27 +305,23 @@ bool Channel::overLimit() const {
     return false;
 }
 
-bool Channel::waitUntilAccepting() {
-    if (stopping_ || sourceStopping_) return false;
-    if (state_ == ChannelState::Running && !overLimit()) {
-        backPressure_ = false;
-        return true;
-    }
-    std::unique_lock<std::mutex> lock(acceptMutex_);
-    while (!stopping_ && !sourceStopping_ && (state_ == ChannelState::Paused || overLimit())) {
-        backPressure_ = state_ != ChannelState::Paused;
-        acceptCv_.wait_for(lock, std::chrono::milliseconds(50));
-    }
-    backPressure_ = false;
-    return !stopping_ && !sourceStopping_;
-}
-
+// Back-pressure is shown while the queues are over their limit (not while paused).
 SourceContext::Admission Channel::admission() {
     if (stopping_ || sourceStopping_) return Admission::Stop;
-    if (state_ == ChannelState::Paused) return Admission::Wait;
-    bool over = overLimit();
+    bool paused = state_ == ChannelState::Paused;
+    bool over = !paused && overLimit();
     backPressure_ = over;
-    return over ? Admission::Wait : Admission::Accept;
+    return paused || over ? Admission::Wait : Admission::Accept;
+}
+
+bool Channel::waitUntilAccepting() {
+    Admission a = admission();
+    if (a == Admission::Wait) {
+        std::unique_lock<std::mutex> lock(acceptMutex_);
+        while ((a = admission()) == Admission::Wait) acceptCv_.wait_for(lock, std::chrono::milliseconds(50));
+    }
+    if (a == Admission::Stop) backPressure_ = false;
+    return a == Admission::Accept;
 }
 
 void Channel::notifyAccepting() { acceptCv_.notify_all(); }

@@ -116,7 +116,7 @@ struct Conn {
     std::string out;
     std::size_t outOffset = 0;
     bool busy = false;        // a message is being processed; its reply is awaited
-    bool readPaused = false;  // not watching for input while busy
+    bool readPaused = false;  // not watching for input (busy, held, or its replies unread)
     bool wantWrite = false;   // output is waiting for room in the socket
     bool held = false;        // its next message waits for the channel to take it
     bool dead = false;        // closed at the end of this round of events
@@ -124,12 +124,7 @@ struct Conn {
     bool backlogged() const { return out.size() - outOffset > kMaxUnsent; }
 };
 
-}  // namespace
-
-namespace {
-
 struct Loop {
-    int index = 0;
     int ep = -1;
     std::shared_ptr<Mailbox> mailbox = std::make_shared<Mailbox>();
     std::thread thread;
@@ -162,6 +157,13 @@ struct Listener::Impl {
 
     void log(const std::string& level, const std::string& text) {
         if (h.log) h.log(level, text);
+    }
+    // Watch the listening socket (in loop 0) for new connections, or stop.
+    void watchListen(bool on) {
+        epoll_event ev{};
+        ev.events = on ? EPOLLIN : 0;
+        ev.data.u64 = kListenKey;
+        ::epoll_ctl(loops[0]->ep, EPOLL_CTL_MOD, listenFd, &ev);
     }
 
     void run(Loop& l);
@@ -224,7 +226,6 @@ void Listener::start() {
     m.loops.clear();
     for (int i = 0; i < m.o.threads; ++i) {
         auto l = std::make_unique<Loop>();
-        l->index = i;
         l->ep = ::epoll_create1(EPOLL_CLOEXEC);
         l->mailbox->wakeFd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (l->ep < 0 || l->mailbox->wakeFd < 0) {
@@ -324,12 +325,7 @@ void Listener::Impl::run(Loop& l) {
         reap(l);
         if (acceptRetryAt && &l == loops[0].get() && Clock::now() >= *acceptRetryAt) {
             acceptRetryAt.reset();
-            if (!listenPaused.load()) {
-                epoll_event ev{};
-                ev.events = EPOLLIN;
-                ev.data.u64 = kListenKey;
-                ::epoll_ctl(l.ep, EPOLL_CTL_MOD, listenFd, &ev);
-            }
+            if (!listenPaused.load()) watchListen(true);
         }
         if (o.idleTimeout.count() > 0 && Clock::now() >= nextSweep) {
             sweepIdle(l);
@@ -355,12 +351,9 @@ void Listener::Impl::acceptAll(Loop& l) {
         if (total.load() >= o.maxConnections) {
             // At the limit: leave further connections in the backlog until one closes.
             listenPaused = true;
-            epoll_event ev{};
-            ev.data.u64 = kListenKey;
-            ::epoll_ctl(l.ep, EPOLL_CTL_MOD, listenFd, &ev);
+            watchListen(false);
             if (total.load() < o.maxConnections && listenPaused.exchange(false)) {
-                ev.events = EPOLLIN;
-                ::epoll_ctl(l.ep, EPOLL_CTL_MOD, listenFd, &ev);
+                watchListen(true);
                 continue;
             }
             return;
@@ -381,9 +374,7 @@ void Listener::Impl::acceptAll(Loop& l) {
                                 "; new connections wait");
                 lastAcceptWarning = now;
             }
-            epoll_event ev{};
-            ev.data.u64 = kListenKey;
-            ::epoll_ctl(l.ep, EPOLL_CTL_MOD, listenFd, &ev);
+            watchListen(false);
             acceptRetryAt = now + kAcceptBackoff;
             return;
         }
@@ -579,12 +570,7 @@ void Listener::Impl::reap(Loop& l) {
         total.fetch_sub(1);
     }
     l.dead.clear();
-    if (listenPaused.load() && total.load() < o.maxConnections && listenPaused.exchange(false)) {
-        epoll_event ev{};
-        ev.events = EPOLLIN;
-        ev.data.u64 = kListenKey;
-        ::epoll_ctl(loops[0]->ep, EPOLL_CTL_MOD, listenFd, &ev);
-    }
+    if (listenPaused.load() && total.load() < o.maxConnections && listenPaused.exchange(false)) watchListen(true);
 }
 
 void Listener::Impl::retryHeld(Loop& l) {

@@ -23,6 +23,9 @@ hl7::AckCode ackCode(const std::string& code) {
     return c ? *c : hl7::AckCode::AE;
 }
 
+// MSH-10 of the (transformed) message, for log lines.
+std::string controlIdOf(const lua::Payload& payload) { return payload.hl7 ? payload.hl7->controlId() : std::string(); }
+
 }  // namespace
 
 Channel::Channel(ChannelConfig config, Engine& engine)
@@ -384,7 +387,8 @@ Channel::Decision Channel::decide(lua::Payload& payload, lua::ScriptRuntime* rt,
     Decision d;
     d.received = received;
     if (rt) d.responseMap = std::make_shared<lua::SharedMap>();
-    ProcessOutcome out = pipeline_.process(payload, rt, d.responseMap);
+    bool development = config_.storage == store::StorageMode::Development;
+    ProcessOutcome out = pipeline_.process(payload, rt, d.responseMap, development);
     if (!out.logs.empty()) logScript(out.logs);
     latency_.record(since(received));
 
@@ -393,7 +397,7 @@ Channel::Decision Channel::decide(lua::Payload& payload, lua::ScriptRuntime* rt,
     pm.status = out.status;
     pm.error = out.error;
     pm.storage = config_.storage;
-    if (config_.storage == store::StorageMode::Development) pm.transformed = out.transformed;
+    if (development) pm.transformed = std::move(out.transformed);
     d.status = out.status;
     d.error = out.error;
     d.filterReason = out.filterReason;
@@ -401,7 +405,7 @@ Channel::Decision Channel::decide(lua::Payload& payload, lua::ScriptRuntime* rt,
 
     if (out.status == store::Status::Error) {
         counters_.errored.fetch_add(1, std::memory_order_relaxed);
-        log("error", "message " + out.meta.controlId + ": " + out.error);
+        log("error", "message " + controlIdOf(payload) + ": " + out.error);
         return d;
     }
     if (out.status == store::Status::Filtered) {
@@ -420,7 +424,7 @@ Channel::Decision Channel::decide(lua::Payload& payload, lua::ScriptRuntime* rt,
             case DestinationOutcome::Kind::Error:
                 del.status = store::Status::Error;
                 del.error = o.reason;
-                log("error", "message " + out.meta.controlId + " destination " + o.name + ": " + o.reason);
+                log("error", "message " + controlIdOf(payload) + " destination " + o.name + ": " + o.reason);
                 break;
             case DestinationOutcome::Kind::Queued:
                 del.status = store::Status::Queued;
@@ -448,7 +452,7 @@ Channel::Decision Channel::decide(lua::Payload& payload, lua::ScriptRuntime* rt,
     if (rt && !config_.postprocessor.empty()) {
         auto post = pipeline_.postprocess(payload, rt, d.responseMap);
         if (!post.logs.empty()) logScript(post.logs);
-        if (!post.ok) log("error", "postprocessor, message " + out.meta.controlId + ": " + post.error);
+        if (!post.ok) log("error", "postprocessor, message " + controlIdOf(payload) + ": " + post.error);
         if (post.ack) d.ack = post.ack;
     }
     bool needsMessage = false;

@@ -30,8 +30,14 @@ store::Metadata metadataOf(const lua::Payload& payload) {
     const hl7::Message& msg = *payload.hl7;
     m.messageType = msg.messageType();
     m.controlId = msg.controlId();
-    m.patientId = msg.get("PID-3.1");
-    for (const char* path : {"OBR-18", "ORC-3.1", "IPC-1.1", "OBR-3.1"}) {
+    // Paths built once: parsing them per message cost more than the lookups.
+    static const hl7::Path kPatientId{"PID", 1, 3, 0, 1, 0};
+    static const hl7::Path kAccession[] = {{"OBR", 1, 18, 0, 0, 0},
+                                           {"ORC", 1, 3, 0, 1, 0},
+                                           {"IPC", 1, 1, 0, 1, 0},
+                                           {"OBR", 1, 3, 0, 1, 0}};
+    m.patientId = msg.get(kPatientId);
+    for (const hl7::Path& path : kAccession) {
         m.accession = msg.get(path);
         if (!m.accession.empty()) break;
     }
@@ -63,7 +69,7 @@ void take(std::vector<lua::LogLine>& into, lua::Invocation& inv) {
 }  // namespace
 
 ProcessOutcome Pipeline::process(lua::Payload& message, lua::ScriptRuntime* rt,
-                                 const std::shared_ptr<lua::SharedMap>& responseMap) const {
+                                 const std::shared_ptr<lua::SharedMap>& responseMap, bool keepTransformed) const {
     ProcessOutcome out;
     lua::Invocation inv = invocation(message, {}, responseMap);
     auto run = [&](const std::string& fn) -> bool {  // false: stop (error or filtered)
@@ -87,8 +93,13 @@ ProcessOutcome Pipeline::process(lua::Payload& message, lua::ScriptRuntime* rt,
     out.ack = inv.ack;
     out.routed = inv.routed;
     out.routes = inv.routes;
-    out.transformed = message.serialize();
-    out.meta = metadataOf(message);
+    bool serialized = false;
+    auto transformed = [&]() -> const std::string& {
+        if (!serialized) out.transformed = message.serialize();
+        serialized = true;
+        return out.transformed;
+    };
+    if (keepTransformed) transformed();
     if (!go) return out;
 
     for (const auto& r : inv.routes) {
@@ -111,7 +122,7 @@ ProcessOutcome Pipeline::process(lua::Payload& message, lua::ScriptRuntime* rt,
             continue;
         }
         if (d.filter.empty() && d.transform.empty()) {
-            dout.encoded = out.transformed;
+            dout.encoded = transformed();
             out.destinations.push_back(std::move(dout));
             continue;
         }

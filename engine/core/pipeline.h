@@ -26,8 +26,7 @@ struct ProcessOutcome {
     store::Status status = store::Status::Transformed;  // Transformed, Filtered or Error
     std::string error;                                  // script error with file:line
     std::string filterReason;
-    std::string transformed;                            // the message after the channel transformer
-    store::Metadata meta;                               // search columns of the transformed message
+    std::string transformed;                            // the message after the channel transformer (keepTransformed)
     std::vector<DestinationOutcome> destinations;       // one per configured destination
     std::vector<lua::LogLine> logs;
     std::optional<std::string> ack;                     // set by a script through ack(...)
@@ -50,9 +49,11 @@ public:
              std::shared_ptr<lua::SharedMap> globalMap, store::WorklistStore* worklist = nullptr);
 
     // Runs the channel's scripts on `message` (edited in place) with `runtime`
-    // (null when the channel has no script).
+    // (null when the channel has no script). The transformed message is
+    // serialized into the outcome only when `keepTransformed` asks for it (the
+    // development storage mode) or a destination without scripts sends it.
     ProcessOutcome process(lua::Payload& message, lua::ScriptRuntime* runtime,
-                           const std::shared_ptr<lua::SharedMap>& responseMap) const;
+                           const std::shared_ptr<lua::SharedMap>& responseMap, bool keepTransformed = false) const;
 
     // Runs a destination's response script (if any) on its peer's response.
     // Returns the ACK the script produced, and appends script logs/errors.

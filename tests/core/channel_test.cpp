@@ -6,6 +6,7 @@
 #include "connectors/mllp/client.h"
 #include "engine/config/node.h"
 #include "engine/core/engine.h"
+#include "engine/core/pipeline.h"
 #include "engine/hl7/message.h"
 #include "tests/core/test_support.h"
 
@@ -119,6 +120,58 @@ destinations:
     CHECK(detail->deliveries[0].status == store::Status::Sent);
     CHECK(detail->deliveries[0].response.find("MSA|AA|ORM0001") != std::string::npos);
     engine.stop();
+}
+
+TEST_CASE("development keeps the transformed message, production does not", "[core][channel]") {
+    TempDir dir;
+    dir.write("t.lua", R"(
+function tag(msg) msg:set("MSH-5", "EMR") end
+)");
+    core::Engine engine(options(dir));
+    int dev = freePort(), prod = freePort();
+    for (auto [name, port, mode] : {std::tuple{"dev", dev, "development"}, std::tuple{"prod", prod, "production"}})
+        engine.addChannel(channel(dir, std::string("channel: ") + name + "\nsource: { type: mllp, port: " +
+                                           std::to_string(port) + " }\nscript: t.lua\ntransform: tag\nstorage: " + mode +
+                                           "\ndestinations: []\n"));
+    engine.start();
+    std::string raw = readFile(kSamples + "orm_o01_nw.hl7");
+    REQUIRE(send(dev, raw).ok());
+    REQUIRE(send(prod, raw).ok());
+    engine.store().flush();
+    for (const char* name : {"dev", "prod"}) {
+        store::SearchQuery q;
+        q.channel = name;
+        auto found = engine.store().search(q);
+        REQUIRE(found.size() == 1);
+        auto detail = engine.store().get(found[0].id);
+        REQUIRE(detail);
+        CHECK(detail->raw == raw);
+        if (std::string(name) == "dev") {
+            CHECK(hl7::Message::parseOrThrow(detail->transformed).get("MSH-5") == "EMR");
+        } else {
+            CHECK(detail->transformed.empty());
+        }
+    }
+    engine.stop();
+}
+
+TEST_CASE("the accession search column falls back from OBR-18 to ORC-3, IPC-1 and OBR-3", "[core][channel]") {
+    auto meta = [](const std::string& text) {
+        std::string err;
+        auto payload = core::makePayload("hl7v2", text, &err);
+        REQUIRE(payload);
+        return core::metadataOf(*payload);
+    };
+    std::string msh = "MSH|^~\\&|RIS|H|EMR|H|20261123||ORM^O01|C1|P|2.5.1\r";
+    auto m = meta(msh + "PID|1||MRN1^^^H~MRN2||DOE^JANE\rORC|NW|PLC9^RIS\rOBR|1|PLC9|FIL7^RIS|||||||||||||||ACC1\r");
+    CHECK(m.messageType == "ORM^O01");
+    CHECK(m.controlId == "C1");
+    CHECK(m.patientId == "MRN1");
+    CHECK(m.accession == "ACC1");
+    CHECK(meta(msh + "ORC|NW|PLC9^RIS|FIL8^RIS\rOBR|1|PLC9|FIL7^RIS\r").accession == "FIL8");
+    CHECK(meta(msh + "IPC|ACC3^X|REQ|STU\rOBR|1||FIL7^RIS\r").accession == "ACC3");
+    CHECK(meta(msh + "OBR|1||FIL7^RIS\r").accession == "FIL7");
+    CHECK(meta(msh + "EVN|A04\r").accession.empty());
 }
 
 TEST_CASE("malformed HL7 gets a NAK with ERR and is kept as ERROR", "[core][channel]") {

@@ -604,7 +604,7 @@ void Channel::deliveryLoop(DestRuntime& dest, Lane& lane) {
         ob.messageId = head->id;
         ob.channel = config_.name;
         ob.destination = cfg.name;
-        ob.content = head->encoded;
+        ob.content = std::move(head->encoded);  // lent to the connector, not copied; back after the send
         ob.attempt = head->attempts + 1;
         SendResult res;
         try {
@@ -612,6 +612,7 @@ void Channel::deliveryLoop(DestRuntime& dest, Lane& lane) {
         } catch (const std::exception& e) {
             res = SendResult::retry(std::string("connector error: ") + e.what());
         }
+        head->encoded = std::move(ob.content);
         head->attempts++;
         bool retry = res.kind == SendResult::Kind::Retry || (res.kind == SendResult::Kind::Error && cfg.retryOnReject);
         store::DeliveryUpdate up;

@@ -155,6 +155,9 @@ echo "(b) forward:    $("$BUILD/tests/bench_mllp_latency" 127.0.0.1 $P_E "$MSG" 
 echo "(a) normal:     $("$BUILD/tests/bench_mllp_latency" 127.0.0.1 $P_N "$MSG" --rate 1000 --seconds 5)"
 echo "(b) normal:     $("$BUILD/tests/bench_mllp_latency" 127.0.0.1 $P_EN "$MSG" --rate 1000 --seconds 5)"
 echo "mllpecho floor: $("$BUILD/tests/bench_mllp_latency" 127.0.0.1 $P_FLOOR "$MSG" --rate 1000 --seconds 5)"
+# The floor of the sync: full rows: a durable append (write + fdatasync) on the
+# disk the stores above use, at the same rate, with nothing else running.
+echo "disk flush floor: $("$BUILD/tests/bench_flush_latency" "$T" --rate 1000 --seconds 5 --bytes 700)"
 
 if [ -z "${BENCH_SKIP_DICOM:-}" ]; then
   echo

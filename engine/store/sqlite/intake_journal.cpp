@@ -1,6 +1,7 @@
 #include "engine/store/sqlite/intake_journal.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/uio.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -251,8 +252,14 @@ IntakeJournal::IntakeJournal(const std::string& dbPath, bool syncEveryAppend, st
         openSegment(numbers.empty() ? 1 : numbers.back() + 1);
     }
     if (sync_) {
-        preparer_ = std::thread([this] { prepareLoop(); });
-        syncer_ = std::thread([this] { syncLoop(); });
+        preparer_ = std::thread([this] {
+            pthread_setname_np(pthread_self(), "journal-prep");
+            prepareLoop();
+        });
+        syncer_ = std::thread([this] {
+            pthread_setname_np(pthread_self(), "journal-sync");
+            syncLoop();
+        });
     }
 }
 

@@ -1116,7 +1116,7 @@ int SqliteStore::walHook(void* self, sqlite3* db, const char*, int pages) {
 }
 
 void SqliteStore::checkpointLoop() {
-    pthread_setname_np(pthread_self(), "store-checkpoint");
+    pthread_setname_np(pthread_self(), "store-ckpt");  // at most 15 characters, else not set
     std::unique_lock<std::mutex> lock(ckMu_);
     for (;;) {
         ckCv_.wait(lock, [&] { return ckRequested_ || ckStop_; });

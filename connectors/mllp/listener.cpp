@@ -7,7 +7,6 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -23,6 +22,7 @@
 #include <vector>
 
 #include "connectors/mllp/framing.h"
+#include "engine/util/thread_name.h"
 
 namespace junction::mllp {
 
@@ -266,8 +266,7 @@ void Listener::stop() {
 // ---------------------------------------------------------------- the loop
 
 void Listener::Impl::run(Loop& l) {
-    std::string name = "mllp-" + std::to_string(o.port);
-    pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
+    util::nameThisThread("mllp-" + std::to_string(o.port));
     l.mailbox->onLoop = [this, &l](std::uint64_t id, std::string response) {
         auto it = l.conns.find(id);
         if (it != l.conns.end() && !it->second->dead) complete(l, *it->second, std::move(response));

@@ -1,11 +1,10 @@
 #include "engine/core/channel.h"
 
-#include <pthread.h>
-
 #include <iostream>
 #include <random>
 
 #include "engine/hl7/ack.h"
+#include "engine/util/thread_name.h"
 
 namespace junction::core {
 
@@ -23,12 +22,6 @@ std::chrono::microseconds since(std::chrono::steady_clock::time_point t) {
 hl7::AckCode ackCode(const std::string& code) {
     auto c = hl7::parseAckCode(code);
     return c ? *c : hl7::AckCode::AE;
-}
-
-// Names the calling thread "<prefix><name>" (cut to the 15 characters Linux keeps), for top -H and perf.
-void nameThread(const char* prefix, const std::string& name) {
-    std::string n = (prefix + name).substr(0, 15);
-    pthread_setname_np(pthread_self(), n.c_str());
 }
 
 // MSH-10 of the (transformed) message, for log lines.
@@ -112,12 +105,12 @@ void Channel::start() {
             DestRuntime* dp = d.get();
             Lane* lp = lane.get();
             lane->thread = std::thread([this, dp, lp] {
-                nameThread("dst-", dp->config.name);
+                util::nameThisThread("dst-" + dp->config.name);
                 deliveryLoop(*dp, *lp);
             });
         }
     workers_.emplace_back([this] {
-        nameThread("wrk-", config_.name);
+        util::nameThisThread("wrk-" + config_.name);
         workerLoop(0);
     });
     state_ = ChannelState::Running;

@@ -1,7 +1,6 @@
 #include "engine/store/sqlite/intake_journal.h"
 
 #include <fcntl.h>
-#include <pthread.h>
 #include <sys/uio.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -13,6 +12,8 @@
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
+
+#include "engine/util/thread_name.h"
 
 namespace junction::store {
 
@@ -253,11 +254,11 @@ IntakeJournal::IntakeJournal(const std::string& dbPath, bool syncEveryAppend, st
     }
     if (sync_) {
         preparer_ = std::thread([this] {
-            pthread_setname_np(pthread_self(), "journal-prep");
+            util::nameThisThread("journal-prep");
             prepareLoop();
         });
         syncer_ = std::thread([this] {
-            pthread_setname_np(pthread_self(), "journal-sync");
+            util::nameThisThread("journal-sync");
             syncLoop();
         });
     }

@@ -41,6 +41,7 @@
 #include "engine/store/message_store.h"
 #include "engine/store/sqlite/intake_journal.h"
 #include "engine/store/sqlite/sqlite_db.h"
+#include "engine/util/thread_name.h"
 
 #include <algorithm>
 #include <atomic>
@@ -54,7 +55,6 @@
 #include <future>
 #include <limits>
 #include <map>
-#include <pthread.h>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -677,7 +677,7 @@ StoreStats SqliteStore::stats() const {
 // ================================================================== writer
 
 void SqliteStore::writerLoop() {
-    pthread_setname_np(pthread_self(), "junction-store");
+    util::nameThisThread("junction-store");
     std::vector<Op> batch;
     batch.reserve(1024);
     for (;;) {
@@ -1116,7 +1116,7 @@ int SqliteStore::walHook(void* self, sqlite3* db, const char*, int pages) {
 }
 
 void SqliteStore::checkpointLoop() {
-    pthread_setname_np(pthread_self(), "store-ckpt");  // at most 15 characters, else not set
+    util::nameThisThread("store-ckpt");
     std::unique_lock<std::mutex> lock(ckMu_);
     for (;;) {
         ckCv_.wait(lock, [&] { return ckRequested_ || ckStop_; });

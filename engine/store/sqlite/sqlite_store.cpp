@@ -278,6 +278,7 @@ private:
     std::uint64_t runPrune(const std::string& channel, std::int64_t cutoffMs);
     void rollback();
     void syncWal();
+    void finalizeStatements();
 
     // ------------------------------------------------------------ partitions
     struct WriterPart {
@@ -487,12 +488,7 @@ SqliteStore::SqliteStore(const std::string& path, const StoreOptions& options) :
             journal_ = std::make_unique<IntakeJournal>(path, options_.synchronousFull, options_.journalSegmentBytes);
             recoverJournal();
         } catch (const std::exception& e) {
-            wparts_.clear();
-            for (Stmt* st : {&wJournalMark_, &wBegin_, &wCommit_, &wInsertMsg_, &wProcessed_, &wProcessedStatus_, &wMeta_,
-                             &wDeliveryNew_, &wDeliveryAt_, &wDeliveryUpd_, &wDeliveryIns_, &wAggregate_, &wMessageStatus_, &wPartition_, &rBegin_,
-                             &rCommit_, &rRollback_, &rPendingMsgs_, &rPendingDels_, &rGetMsg_, &rGetDels_,
-                             &rCountAll_, &rCount_})
-                st->reset();
+            finalizeStatements();
             sqlite3_close_v2(cdb_);
             sqlite3_close_v2(rdb_);
             sqlite3_close_v2(wdb_);
@@ -525,15 +521,21 @@ SqliteStore::~SqliteStore() {
     ckCv_.notify_all();
     if (checkpointer_.joinable()) checkpointer_.join();
     sqlite3_close_v2(cdb_);
+    finalizeStatements();
+    sqlite3_close_v2(rdb_);
+    sqlite3_close_v2(wdb_);
+}
+
+// Every prepared statement, finalized before its connection closes.
+void SqliteStore::finalizeStatements() {
     wparts_.clear();
     rparts_.clear();
     rSearch_.clear();
-    for (Stmt* s : {&wJournalMark_, &wBegin_, &wCommit_, &wInsertMsg_, &wProcessed_, &wProcessedStatus_, &wMeta_, &wDeliveryNew_, &wDeliveryAt_, &wDeliveryUpd_, &wDeliveryIns_,
-                    &wAggregate_, &wMessageStatus_, &wPartition_, &rBegin_, &rCommit_, &rRollback_, &rPendingMsgs_, &rPendingDels_,
-                    &rGetMsg_, &rGetDels_, &rCountAll_, &rCount_})
+    for (Stmt* s : {&wJournalMark_, &wBegin_, &wCommit_, &wInsertMsg_, &wProcessed_, &wProcessedStatus_, &wMeta_,
+                    &wDeliveryNew_, &wDeliveryAt_, &wDeliveryUpd_, &wDeliveryIns_, &wAggregate_, &wMessageStatus_,
+                    &wPartition_, &rBegin_, &rCommit_, &rRollback_, &rPendingMsgs_, &rPendingDels_, &rGetMsg_, &rGetDels_,
+                    &rCountAll_, &rCount_})
         s->reset();
-    sqlite3_close_v2(rdb_);
-    sqlite3_close_v2(wdb_);
 }
 
 // ================================================================== queue

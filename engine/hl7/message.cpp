@@ -7,6 +7,7 @@
 #include <deque>
 #include <stdexcept>
 
+#include "engine/hl7/digits.h"
 #include "engine/hl7/types.h"
 
 namespace junction::hl7 {
@@ -177,12 +178,7 @@ std::string newControlId() {
     std::uint32_t n = counter.fetch_add(1, std::memory_order_relaxed) % 100000;
     // "J" + milliseconds since the epoch + a 5-digit counter.
     std::string out = "J" + std::to_string(ms);
-    char digits[5];
-    for (int i = 4; i >= 0; --i) {
-        digits[i] = static_cast<char>('0' + n % 10);
-        n /= 10;
-    }
-    out.append(digits, sizeof digits);
+    putDigits(out, static_cast<long>(n), 5);
     return out;
 }
 

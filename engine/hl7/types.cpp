@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <ctime>
 
+#include "engine/hl7/digits.h"
 #include "engine/hl7/message.h"
 
 namespace junction::hl7 {
@@ -118,18 +119,6 @@ std::chrono::system_clock::time_point Timestamp::toTimePoint() const {
     }
     return tp;
 }
-
-namespace {
-// Appends v as exactly `width` digits (0 <= v < 10^width).
-void putDigits(std::string& out, long v, int width) {
-    char buf[16];
-    for (int i = width - 1; i >= 0; --i) {
-        buf[i] = static_cast<char>('0' + v % 10);
-        v /= 10;
-    }
-    out.append(buf, static_cast<std::size_t>(width));
-}
-}  // namespace
 
 std::string formatTimestamp(const Timestamp& t) {
     std::string out;

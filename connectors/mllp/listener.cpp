@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "connectors/mllp/framing.h"
+#include "engine/util/round.h"
 #include "engine/util/thread_name.h"
 
 namespace junction::mllp {
@@ -131,6 +132,8 @@ struct Loop {
     std::unordered_map<std::uint64_t, std::unique_ptr<Conn>> conns;
     std::vector<std::uint64_t> dead;
     std::vector<std::uint64_t> held;
+    std::uint64_t pumping = 0;           // the connection pump() is handing on (0: none)
+    std::vector<std::uint64_t> repump;   // answered at the end of the round: hand on their next message
     std::atomic<int> count{0};
     char buffer[65536];
 
@@ -179,6 +182,7 @@ struct Listener::Impl {
     void reap(Loop& l);
     void sweepIdle(Loop& l);
     void retryHeld(Loop& l);
+    void endRound(Loop& l, util::Round& round);
 };
 
 Listener::Listener(ListenerOptions options, Handlers handlers) : impl_(std::make_unique<Impl>()) {
@@ -269,7 +273,11 @@ void Listener::Impl::run(Loop& l) {
     util::nameThisThread("mllp-" + std::to_string(o.port));
     l.mailbox->onLoop = [this, &l](std::uint64_t id, std::string response) {
         auto it = l.conns.find(id);
-        if (it != l.conns.end() && !it->second->dead) complete(l, *it->second, std::move(response));
+        if (it == l.conns.end() || it->second->dead) return;
+        complete(l, *it->second, std::move(response));
+        // Answered outside its own pump() (at the end of the round): its next
+        // message, if already read, is handed on then.
+        if (id != l.pumping) l.repump.push_back(id);
     };
     l.mailbox->loopThread.store(std::this_thread::get_id());
     epoll_event events[64];
@@ -278,6 +286,7 @@ void Listener::Impl::run(Loop& l) {
         sweepEvery = std::max(std::chrono::milliseconds(10), o.idleTimeout / 4);
     auto nextSweep = Clock::now() + sweepEvery;
     constexpr int kHeldRetryMs = 20;
+    util::Round round;
     while (!stopping) {
         int timeout = l.held.empty() ? static_cast<int>(sweepEvery.count()) : kHeldRetryMs;
         if (acceptRetryAt && &l == loops[0].get()) timeout = std::min<int>(timeout, static_cast<int>(kAcceptBackoff.count()));
@@ -320,6 +329,7 @@ void Listener::Impl::run(Loop& l) {
                 }
             }
         }
+        endRound(l, round);
         if (!l.held.empty()) retryHeld(l);
         reap(l);
         if (acceptRetryAt && &l == loops[0].get() && Clock::now() >= *acceptRetryAt) {
@@ -453,9 +463,29 @@ void Listener::Impl::readable(Loop& l, Conn& c) {
     pump(l, c);
 }
 
+// Runs the work the round's messages left for its end (such as the journal's
+// fdatasync that their ACKs wait for), then hands on the next message of every
+// connection answered by it; those may leave work for the end again.
+void Listener::Impl::endRound(Loop& l, util::Round& round) {
+    while (round.end() || !l.repump.empty()) {
+        std::vector<std::uint64_t> ids;
+        ids.swap(l.repump);
+        for (std::uint64_t id : ids) {
+            auto it = l.conns.find(id);
+            if (it != l.conns.end() && !it->second->dead) pump(l, *it->second);
+        }
+    }
+}
+
 // Hands on the connection's complete messages, one at a time: the next only
 // once the reply to the previous one is out.
 void Listener::Impl::pump(Loop& l, Conn& c) {
+    struct Pumping {
+        std::uint64_t& slot;
+        std::uint64_t saved;
+        Pumping(std::uint64_t& s, std::uint64_t id) : slot(s), saved(s) { slot = id; }
+        ~Pumping() { slot = saved; }
+    } pumping(l.pumping, c.id);
     FrameDecoder::Event ev;
     while (!c.busy && !c.dead && !c.held && !stopping && c.decoder.peek()) {
         if (c.backlogged()) {

@@ -18,6 +18,7 @@
 #include <deque>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <mutex>
 #include <sstream>
 #include <set>
@@ -27,6 +28,7 @@
 
 #include "connectors/mllp/framing.h"
 #include "connectors/mllp/listener.h"
+#include "engine/util/round.h"
 
 using namespace junction::mllp;
 using namespace std::chrono_literals;
@@ -183,6 +185,48 @@ TEST_CASE("listener: pipelined messages of a connection are handed on one at a t
         CHECK(got == want);
     }
     l.stop();
+}
+
+TEST_CASE("listener: replies left for the end of the round go out in order, pipelined messages still one at a time", "[mllp][listener]") {
+    // As the intake journal does with sync: full: the reply waits for work done
+    // once at the end of the loop's round, on the loop's thread.
+    std::mutex mu;
+    std::map<char, int> outstanding;  // per connection (the payload's first letter)
+    int most = 0, inRound = 0;
+    Listener::Handlers h;
+    h.message = [&](std::string payload, const std::string&, Listener::Reply reply) {
+        {
+            std::lock_guard<std::mutex> lock(mu);
+            most = std::max(most, ++outstanding[payload[0]]);
+            inRound += junction::util::Round::active();
+        }
+        junction::util::Round::defer([&, payload, reply = std::move(reply)] {
+            {
+                std::lock_guard<std::mutex> lock(mu);
+                --outstanding[payload[0]];
+            }
+            reply("ok " + payload);
+        });
+    };
+    Listener l(loopback(), h);
+    l.start();
+    Peer a(l.port()), b(l.port());
+    REQUIRE(a.connected());
+    REQUIRE(b.connected());
+    a.write(frame("A1") + frame("A2") + frame("A3") + frame("A4") + frame("A5"));
+    b.write(frame("B1") + frame("B2") + frame("B3"));
+    std::string got;
+    for (const char* want : {"ok A1", "ok A2", "ok A3", "ok A4", "ok A5"}) {
+        REQUIRE(a.read(got));
+        CHECK(got == want);
+    }
+    for (const char* want : {"ok B1", "ok B2", "ok B3"}) {
+        REQUIRE(b.read(got));
+        CHECK(got == want);
+    }
+    l.stop();
+    CHECK(most == 1);
+    CHECK(inRound == 8);
 }
 
 TEST_CASE("listener: a waiting connection does not hold up the others", "[mllp][listener]") {

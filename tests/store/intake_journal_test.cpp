@@ -6,11 +6,14 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "engine/store/message_store.h"
 #include "engine/store/sqlite/intake_journal.h"
+#include "engine/util/round.h"
 
 using namespace junction::store;
 
@@ -203,4 +206,46 @@ TEST_CASE("without the journal every insert is committed before its callback", "
     insertSync(*store, sampleMessage());
     CHECK(dir.segments().empty());
     CHECK(store->stats().writes == 1);
+}
+
+TEST_CASE("in an event loop's round the journal syncs once, at the end of the round, on the loop's thread", "[store][journal]") {
+    JournalDir dir;
+    IntakeJournal j(dir.db(), true, 1u << 20);
+    CHECK(j.recover().empty());
+    NewMessage m;
+    m.channel = "c";
+    m.raw = "MSH|^~\\&|A|B\r";
+    std::mutex mu;
+    std::vector<std::thread::id> ran;
+    std::string errors;
+    auto record = [&](const std::string& e) {
+        std::lock_guard<std::mutex> lock(mu);
+        ran.push_back(std::this_thread::get_id());
+        errors += e;
+    };
+    std::uint64_t before = j.syncs();
+    {
+        junction::util::Round round;
+        for (MessageId id = 1; id <= 5; ++id) j.whenDurable(j.append(id, encodeRecord(id, 0, m)), record);
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        {
+            std::lock_guard<std::mutex> lock(mu);
+            CHECK(ran.empty());  // not before the round ends, and not by the sync thread
+        }
+        CHECK(round.end());
+        CHECK_FALSE(round.end());  // nothing left
+    }
+    REQUIRE(ran.size() == 5);
+    for (auto t : ran) CHECK(t == std::this_thread::get_id());
+    CHECK(errors.empty());
+    CHECK(j.syncs() - before == 1);  // one fdatasync for the whole round
+
+    SECTION("outside a round the sync thread answers") {
+        std::promise<std::thread::id> where;
+        auto f = where.get_future();
+        j.whenDurable(j.append(6, encodeRecord(6, 0, m)), [&](const std::string&) { where.set_value(std::this_thread::get_id()); });
+        REQUIRE(f.wait_for(std::chrono::seconds(5)) == std::future_status::ready);
+        CHECK(f.get() != std::this_thread::get_id());
+        CHECK(j.syncs() - before == 2);
+    }
 }

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "engine/util/round.h"
 #include "engine/util/thread_name.h"
 
 namespace junction::store {
@@ -417,11 +418,65 @@ void IntakeJournal::whenDurable(std::uint64_t seq, std::function<void(const std:
         then(std::string());
         return;
     }
+    bool ownRound = util::Round::active();
     {
         std::lock_guard<std::mutex> lock(syncMu_);
         waiting_.emplace_back(seq, std::move(then));
     }
-    syncCv_.notify_one();
+    if (!ownRound) {
+        syncCv_.notify_one();
+        return;
+    }
+    // An event loop's thread: the fdatasync runs at the end of its round, on
+    // that thread, once for every record the round appended (see util::Round).
+    thread_local const IntakeJournal* scheduled = nullptr;
+    if (scheduled == this) return;
+    scheduled = this;
+    util::Round::defer([this] {
+        scheduled = nullptr;
+        syncAtRoundEnd();
+    });
+}
+
+void IntakeJournal::syncAtRoundEnd() {
+    {
+        std::lock_guard<std::mutex> lk(syncMu_);
+        if (waiting_.empty()) return;  // the sync thread took them
+        // A sync is running (the sync thread's, or another loop's): its owner
+        // looks at the waiters again when it is done.
+        if (syncing_) return;
+        syncing_ = true;
+    }
+    std::vector<std::function<void(const std::string&)>> ready;
+    std::string err = syncOnce(ready);
+    for (auto& f : ready) f(err);
+}
+
+// One fdatasync covering every record appended so far; moves the waiters it
+// covers to `ready` and clears syncing_ (held by the caller).
+std::string IntakeJournal::syncOnce(std::vector<std::function<void(const std::string&)>>& ready) {
+    std::uint64_t target;
+    std::shared_ptr<File> file;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        target = written_;
+        file = file_;
+    }
+    int rc = file ? ::fdatasync(file->fd) : 0;
+    syncs_.fetch_add(1, std::memory_order_relaxed);
+    std::string err = rc != 0 ? sysError("intake journal: fdatasync failed") : std::string();
+    bool more;
+    {
+        std::lock_guard<std::mutex> lk(syncMu_);
+        while (!waiting_.empty() && waiting_.front().first <= target) {
+            ready.push_back(std::move(waiting_.front().second));
+            waiting_.pop_front();
+        }
+        syncing_ = false;
+        more = !waiting_.empty() || syncStop_;
+    }
+    if (more) syncCv_.notify_one();
+    return err;
 }
 
 void IntakeJournal::syncLoop() {
@@ -429,28 +484,11 @@ void IntakeJournal::syncLoop() {
     for (;;) {
         {
             std::unique_lock<std::mutex> lk(syncMu_);
-            syncCv_.wait(lk, [&] { return syncStop_ || !waiting_.empty(); });
+            syncCv_.wait(lk, [&] { return (syncStop_ && !syncing_) || (!waiting_.empty() && !syncing_); });
             if (waiting_.empty()) return;  // stopping and nobody waits
+            syncing_ = true;
         }
-        std::uint64_t target;
-        std::shared_ptr<File> file;
-        {
-            // Every record counted in `target` is in this file or in an older
-            // segment, which was synced when the journal moved past it. Appends
-            // go on while this sync runs (the next one covers them).
-            std::lock_guard<std::mutex> lock(mu_);
-            target = written_;
-            file = file_;
-        }
-        int rc = file ? ::fdatasync(file->fd) : 0;
-        std::string err = rc != 0 ? sysError("intake journal: fdatasync failed") : std::string();
-        {
-            std::lock_guard<std::mutex> lk(syncMu_);
-            while (!waiting_.empty() && waiting_.front().first <= target) {
-                ready.push_back(std::move(waiting_.front().second));
-                waiting_.pop_front();
-            }
-        }
+        std::string err = syncOnce(ready);
         for (auto& f : ready) f(err);
         ready.clear();
     }

@@ -17,6 +17,7 @@
 // the readable part of a segment; such a record was never acknowledged.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -62,10 +63,13 @@ public:
     // Throws std::runtime_error on an I/O error (nothing is written then).
     std::uint64_t append(MessageId id, std::string_view record);
     // Runs `then` once the record of `seq` is on disk: at once (on the calling
-    // thread) when the journal does not sync, else on the journal's sync thread
-    // after the fdatasync that covers it - one fdatasync for every record
-    // appended while the previous one ran (group commit without holding the
-    // appender). `then` gets "" or the error of a failed sync; it must not block.
+    // thread) when the journal does not sync, else after the fdatasync that
+    // covers it - one fdatasync for every record appended while the previous
+    // one ran (group commit without holding the appender). That fdatasync runs
+    // on the journal's sync thread, or, when the caller is an event loop's
+    // thread (util::Round), on that thread at the end of its round: no hand-off
+    // to another thread and back for the loop's ACKs. `then` gets "" or the
+    // error of a failed sync; it must not block.
     void whenDurable(std::uint64_t seq, std::function<void(const std::string& error)> then);
     // Every record with an id <= `appliedId` is in SQLite: delete the segments
     // that hold only such records (never the one being written).
@@ -74,6 +78,8 @@ public:
     bool releasable(MessageId appliedId) const;
     // Number of segment files (tests).
     std::size_t segments() const;
+    // fdatasync calls made for waiting records so far (tests).
+    std::uint64_t syncs() const { return syncs_.load(); }
     // Delete every segment (after a clean shutdown applied everything).
     void removeAll();
 
@@ -102,6 +108,10 @@ private:
     std::uint64_t written_ = 0;     // records appended (sequence)
     // group fdatasync on its own thread
     void syncLoop();
+    void syncAtRoundEnd();
+    std::string syncOnce(std::vector<std::function<void(const std::string&)>>& ready);
+    bool syncing_ = false;  // an fdatasync is running (on the sync thread or a loop's)
+    std::atomic<std::uint64_t> syncs_{0};
     std::mutex syncMu_;
     std::condition_variable syncCv_;
     std::deque<std::pair<std::uint64_t, std::function<void(const std::string&)>>> waiting_;

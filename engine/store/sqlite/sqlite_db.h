@@ -132,10 +132,11 @@ inline void exec(sqlite3* db, const char* sql) {
 // Opens (creating if needed) `path` for use by one thread at a time, with
 // extended result codes and a busy timeout. Throws std::runtime_error
 // "cannot open <what> <path>: ...".
-inline sqlite3* open(const std::string& path, const std::string& what, int busyTimeoutMs) {
+// `vfs`: the name of a registered VFS, or nullptr for the default one.
+inline sqlite3* open(const std::string& path, const std::string& what, int busyTimeoutMs, const char* vfs = nullptr) {
     sqlite3* db = nullptr;
     int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             nullptr);
+                             vfs);
     if (rc != SQLITE_OK) {
         std::string msg = "cannot open " + what + " " + path + ": " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
         sqlite3_close_v2(db);

@@ -40,6 +40,7 @@
 // console); searches for other statuses walk messages_channel newest first.
 #include "engine/store/message_store.h"
 #include "engine/store/sqlite/intake_journal.h"
+#include "engine/store/sqlite/paced_vfs.h"
 #include "engine/store/sqlite/sqlite_db.h"
 #include "engine/util/thread_name.h"
 
@@ -352,7 +353,7 @@ SqliteStore::SqliteStore(const std::string& path, const StoreOptions& options) :
     if (options_.maxBatchRows == 0) options_.maxBatchRows = 1;
     sqlite::createParentDirectory(path);
     try {
-        wdb_ = openConnection(path);
+        wdb_ = sqlite::open(path, "message store", 10000, sqlite::pacedVfs());
         // auto_vacuum must be chosen before the first table exists.
         sqlite::exec(wdb_, "PRAGMA auto_vacuum = INCREMENTAL");
         sqlite::useWal(wdb_, path);
@@ -469,7 +470,7 @@ SqliteStore::SqliteStore(const std::string& path, const StoreOptions& options) :
 
         // Checkpoints run on their own connection and thread so that copying the WAL
         // into the database (and its fsync) does not stall the writer.
-        cdb_ = openConnection(path);
+        cdb_ = sqlite::open(path, "message store", 10000, sqlite::pacedVfs());
         sqlite::exec(cdb_, options_.synchronousFull ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
         sqlite3_wal_hook(wdb_, &SqliteStore::walHook, this);  // replaces wal_autocheckpoint
     } catch (const std::exception& e) {

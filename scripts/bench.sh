@@ -87,7 +87,7 @@ EOF
 # (b) forwarders deliver to mllp_sink, which ACKs like mllpecho and counts: the
 # (b) figure is end to end (first message sent to the last one delivered), not
 # the intake rate alone (a forwarder ACKs at intake and delivers from its queue).
-forwarder() {  # forwarder DIR SYNC PORT SINK_PORT THREADS
+forwarder() {  # forwarder DIR SYNC PORT SINK_PORT THREADS [WINDOW]
   junction_instance "$1" "$2" <<EOF
 channel: bench-forward
 source: { type: mllp, port: $3, host: 127.0.0.1 }
@@ -95,14 +95,18 @@ script: $T/transform.lua
 transform: map
 storage: production
 destinations:
-  - { name: sink, type: mllp, host: 127.0.0.1, port: $4, threads: $5 }
+  - { name: sink, type: mllp, host: 127.0.0.1, port: $4, threads: $5, window: ${6:-1} }
 EOF
 }
 P_S=17711; P_SN=17712; P_S4=17713; P_SN4=17714; P_R=17715; P_SR=17716
+P_EW=17717; P_ENW=17718; P_SW=17719; P_SNW=17720
 forwarder "$T/e" full $P_E $P_S 1
 forwarder "$T/en" normal $P_EN $P_SN 1
 forwarder "$T/e4" full $P_E4 $P_S4 4
 forwarder "$T/en4" normal $P_EN4 $P_SN4 4
+# One lane whose connection pipelines up to 8 messages (window: 8).
+forwarder "$T/ew" full $P_EW $P_SW 1 8
+forwarder "$T/enw" normal $P_ENW $P_SNW 1 8
 # Two Junctions in a row, both sync: normal: forwarder -> relay -> mllp_sink.
 forwarder "$T/jj" normal $P_RN $P_R 4
 junction_instance "$T/relay" normal <<EOF
@@ -112,7 +116,7 @@ storage: production
 destinations:
   - { name: sink, type: mllp, host: 127.0.0.1, port: $P_SR, threads: 4 }
 EOF
-for p in $P_FLOOR $P_PY $P_A $P_E $P_R $P_N $P_EN $P_RN $P_E4 $P_EN4; do wait_port $p; done
+for p in $P_FLOOR $P_PY $P_A $P_E $P_R $P_N $P_EN $P_RN $P_E4 $P_EN4 $P_EW $P_ENW; do wait_port $p; done
 
 # forward PORT SINK_PORT NAME: the load through a forwarder; sets NAME to the
 # end-to-end rate and the sink's count, then leaves an mllpecho on SINK_PORT (for
@@ -140,12 +144,15 @@ forward $P_E $P_S b;       echo "(b) Junction -> Lua -> mllp_sink:     $b"
 forward $P_EN $P_SN bn;    echo "(b) same, sync: normal:               $bn"
 forward $P_E4 $P_S4 b4;    echo "(b) destination threads: 4:           $b4"
 forward $P_EN4 $P_SN4 bn4; echo "(b) threads: 4, sync: normal:         $bn4"
+forward $P_EW $P_SW bw;    echo "(b) window: 8:                        $bw"
+forward $P_ENW $P_SNW bnw; echo "(b) window: 8, sync: normal:          $bnw"
 forward $P_RN $P_SR bjj;   echo "(b) Junction -> Junction -> mllp_sink, normal, threads: 4: $bjj"
 ratio() { awk -v a="$(rate "$1")" -v f="$(rate "$2")" 'BEGIN{printf "%.2f", a/f}'; }
 echo "RESULT mllp_a_msg_s=$(rate "$a") floor_msg_s=$(rate "$floor") python_msg_s=$(rate "$py") ratio_a_floor=$(ratio "$a" "$floor") ratio_a_python=$(ratio "$a" "$py")"
 echo "RESULT mllp_a_normal_msg_s=$(rate "$n") ratio_a_normal_floor=$(ratio "$n" "$floor")"
 echo "RESULT mllp_b_msg_s=$(rate "$b") mllp_b_threads4_msg_s=$(rate "$b4") ratio_b_threads4_floor=$(ratio "$b4" "$floor")"
 echo "RESULT mllp_b_normal_msg_s=$(rate "$bn") mllp_b_threads4_normal_msg_s=$(rate "$bn4") ratio_b_threads4_normal_floor=$(ratio "$bn4" "$floor")"
+echo "RESULT mllp_b_window8_msg_s=$(rate "$bw") mllp_b_window8_normal_msg_s=$(rate "$bnw") ratio_b_window8_normal_floor=$(ratio "$bnw" "$floor")"
 echo "RESULT mllp_b_two_junctions_normal_msg_s=$(rate "$bjj")"
 
 echo

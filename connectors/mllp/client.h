@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace junction::mllp {
 
@@ -37,6 +38,11 @@ public:
     // not connected; after any failure the connection is dropped, so the next
     // send reconnects.
     ClientResult send(std::string_view payload);
+    // Pipelining: sends every message, then reads their responses, in order
+    // (one result per message). A failure (timeout, closed connection, broken
+    // framing) is the result of the message whose response it left missing and
+    // of every one after it; the connection is dropped.
+    std::vector<ClientResult> sendAll(const std::vector<std::string_view>& payloads);
     void close();
     // From another thread: make a send() in progress return at once (Closed)
     // and every later send fail. For shutting down.
@@ -46,6 +52,8 @@ public:
 
 private:
     ClientResult sendOnce(std::string_view payload);
+    std::vector<ClientResult> sendAllOnce(const std::vector<std::string_view>& payloads);
+    ClientResult connect();  // Ok when connected (already or now)
     struct Impl;
     ClientOptions options_;
     std::unique_ptr<Impl> impl_;

@@ -266,10 +266,31 @@ public:
 
 class MllpDestination : public core::Destination {
 public:
-    MllpDestination(mllp::ClientOptions o, bool checkAck) : client_(std::move(o)), checkAck_(checkAck) {}
+    MllpDestination(mllp::ClientOptions o, bool checkAck, std::size_t window)
+        : client_(std::move(o)), checkAck_(checkAck), window_(window) {}
 
-    core::SendResult send(const core::Outbound& m) override {
-        mllp::ClientResult r = client_.send(m.content);
+    core::SendResult send(const core::Outbound& m) override { return judge(client_.send(m.content)); }
+
+    std::size_t window() const override { return window_; }
+    std::vector<core::SendResult> sendAll(const std::vector<const core::Outbound*>& messages) override {
+        std::vector<std::string_view> payloads;
+        payloads.reserve(messages.size());
+        for (const auto* m : messages) payloads.emplace_back(m->content);
+        std::vector<core::SendResult> out;
+        out.reserve(messages.size());
+        for (auto& r : client_.sendAll(payloads)) out.push_back(judge(std::move(r)));
+        return out;
+    }
+
+    void stop() override { client_.close(); }
+    void abort() override { client_.abort(); }
+    std::string describe() const override {
+        return "mllp " + client_.options().host + ":" + std::to_string(client_.options().port);
+    }
+
+private:
+    // What a response means: AA/CA sent; AE/AR (or no HL7 ACK) refused; no response: retry.
+    core::SendResult judge(mllp::ClientResult r) {
         if (!r.ok()) return core::SendResult::retry(r.error);
         if (!checkAck_) return core::SendResult::ok(std::move(r.response));
         auto parsed = hl7::Message::parse(r.response);
@@ -285,15 +306,9 @@ public:
         return core::SendResult::fail("peer answered " + code + (text.empty() ? "" : ": " + text), r.response);
     }
 
-    void stop() override { client_.close(); }
-    void abort() override { client_.abort(); }
-    std::string describe() const override {
-        return "mllp " + client_.options().host + ":" + std::to_string(client_.options().port);
-    }
-
-private:
     mllp::Client client_;
     bool checkAck_;
+    std::size_t window_;
 };
 
 class MllpDestinationFactory : public core::DestinationFactory {
@@ -306,6 +321,9 @@ public:
             {T::Duration, "response_timeout", false, "wait for the ACK this long (default 30s)"},
             {T::Bool, "check_ack", false, "AE/AR answers are errors (default true)"},
             {T::Bytes, "max_response_bytes", false, "default 16MB"},
+            {T::Int, "window", false,
+             "messages sent before their ACKs are awaited (default 1; more pipelines them: see docs/channels.md)", 1,
+             1000},
         };
         auto t = tlsSetting();
         s.insert(s.end(), t.begin(), t.end());
@@ -322,7 +340,8 @@ public:
         o.tls = tls.enabled;
         o.caFile = tls.ca;
         bool check = !conf.find("check_ack") || conf.find("check_ack")->asBool("check_ack");
-        return std::make_unique<MllpDestination>(o, check);
+        std::size_t window = conf.find("window") ? static_cast<std::size_t>(conf.find("window")->asInt("window", 1, 1000)) : 1;
+        return std::make_unique<MllpDestination>(o, check, window);
     }
 };
 

@@ -589,10 +589,19 @@ void Channel::deliveryFinished(DestRuntime& dest, Lane& lane, Delivery& del, boo
     }
 }
 
+// A lane sends the message at the head of its queue, or, when its connector
+// pipelines (window() > 1), up to that many ready messages from the head at
+// once. A message queued for a retry stays at the head: the ones behind it wait
+// for its next attempt (order kept), except those already sent with it.
 void Channel::deliveryLoop(DestRuntime& dest, Lane& lane) {
-    const auto& cfg = dest.config;
+    const std::size_t window = std::max<std::size_t>(1, lane.connector->window());
+    std::vector<Delivery*> batch;
+    std::vector<Outbound> out;
+    std::vector<const Outbound*> outPtrs;
+    std::vector<SendResult> results;
+    std::vector<std::pair<Delivery, std::size_t>> done;  // finished deliveries and their result
     while (true) {
-        Delivery* head = nullptr;
+        batch.clear();
         {
             std::unique_lock<std::mutex> lock(lane.mutex);
             while (!stopping_) {
@@ -605,76 +614,108 @@ void Channel::deliveryLoop(DestRuntime& dest, Lane& lane) {
                 }
             }
             if (stopping_) return;
-            head = &lane.queue.front();  // deque front stays valid while only this thread pops
+            // Deque elements stay where they are while other threads append, and
+            // only this thread removes: the pointers hold until then.
+            auto now = SteadyClock::now();
+            for (auto& d : lane.queue) {
+                if (batch.size() == window || d.notBefore > now) break;
+                batch.push_back(&d);
+            }
         }
-        Outbound ob;
-        ob.messageId = head->id;
-        ob.channel = config_.name;
-        ob.destination = cfg.name;
-        ob.content = std::move(head->encoded);  // lent to the connector, not copied; back after the send
-        ob.attempt = head->attempts + 1;
-        SendResult res;
+        out.assign(batch.size(), Outbound{});
+        for (std::size_t i = 0; i < batch.size(); ++i) {
+            Outbound& ob = out[i];
+            ob.messageId = batch[i]->id;
+            ob.channel = config_.name;
+            ob.destination = dest.config.name;
+            ob.content = std::move(batch[i]->encoded);  // lent to the connector, not copied; back after the send
+            ob.attempt = batch[i]->attempts + 1;
+        }
+        results.clear();
         try {
-            res = lane.connector->send(ob);
+            if (batch.size() == 1) {
+                results.push_back(lane.connector->send(out[0]));
+            } else {
+                outPtrs.clear();
+                for (const auto& ob : out) outPtrs.push_back(&ob);
+                results = lane.connector->sendAll(outPtrs);
+            }
         } catch (const std::exception& e) {
-            res = SendResult::retry(std::string("connector error: ") + e.what());
+            results.assign(batch.size(), SendResult::retry(std::string("connector error: ") + e.what()));
         }
-        head->encoded = std::move(ob.content);
-        head->attempts++;
-        bool retry = res.kind == SendResult::Kind::Retry || (res.kind == SendResult::Kind::Error && cfg.retryOnReject);
-        store::DeliveryUpdate up;
-        up.id = head->id;
-        up.channel = config_.name;
-        up.destination = cfg.name;
-        up.attempts = head->attempts;
-        up.response = res.response;
-        up.error = res.error;
-        up.storage = config_.storage;
-        up.only = head->only;
-        if (res.kind == SendResult::Kind::Ok) {
-            up.status = store::Status::Sent;
-            dest.counters.sent.fetch_add(1, std::memory_order_relaxed);
-            dest.latency.record(since(head->received));
-            counters_.sent.fetch_add(1, std::memory_order_relaxed);
-        } else if (retry && head->attempts < cfg.retry.attempts) {
-            auto wait = cfg.retry.delay(head->attempts + 1, random01());
-            up.status = store::Status::Queued;
-            up.nextAttempt = store::Clock::now() + wait;
-            dest.counters.retried.fetch_add(1, std::memory_order_relaxed);
-            {
-                std::lock_guard<std::mutex> lock(dest.errorMutex);
-                dest.lastError = res.error;
-            }
-            store_.recordDelivery(std::move(up));
-            // Answer a waiting sender now rather than after every retry.
-            if (head->attempts == 1 && head->pending && config_.ack == AckMode::AfterDestinations &&
-                cfg.name == config_.ackFrom)
-                answer(head->pending, "AE", cfg.name + ": " + res.error + " (queued for retry)");
+        if (results.size() < batch.size()) results.resize(batch.size(), SendResult::retry("connector gave no result"));
+        std::vector<bool> finished(batch.size());
+        for (std::size_t i = 0; i < batch.size(); ++i) {
+            batch[i]->encoded = std::move(out[i].content);
+            finished[i] = settle(dest, lane, *batch[i], results[i]);
+        }
+        done.clear();
+        {
+            // The batch is the queue's first batch.size() entries.
             std::lock_guard<std::mutex> lock(lane.mutex);
-            head->notBefore = SteadyClock::now() + wait;
-            continue;
-        } else {
-            up.status = store::Status::Error;
-            dest.counters.errored.fetch_add(1, std::memory_order_relaxed);
-            counters_.errored.fetch_add(1, std::memory_order_relaxed);
-            {
-                std::lock_guard<std::mutex> lock(dest.errorMutex);
-                dest.lastError = res.error;
+            for (std::size_t i = batch.size(); i-- > 0;) {
+                if (!finished[i]) continue;
+                done.emplace_back(std::move(lane.queue[i]), i);
+                lane.queue.erase(lane.queue.begin() + static_cast<std::ptrdiff_t>(i));
+                dest.size.fetch_sub(1, std::memory_order_relaxed);
             }
-            log("error", "message " + std::to_string(head->id) + " to " + cfg.name + " failed after " +
-                             std::to_string(head->attempts) + " attempt(s): " + res.error);
+        }
+        if (done.empty()) continue;
+        notifyAccepting();
+        for (auto it = done.rbegin(); it != done.rend(); ++it) {
+            const SendResult& res = results[it->second];
+            deliveryFinished(dest, lane, it->first, res.kind == SendResult::Kind::Ok, res.response, res.error);
+        }
+    }
+}
+
+bool Channel::settle(DestRuntime& dest, Lane& lane, Delivery& del, const SendResult& res) {
+    const auto& cfg = dest.config;
+    del.attempts++;
+    bool retry = res.kind == SendResult::Kind::Retry || (res.kind == SendResult::Kind::Error && cfg.retryOnReject);
+    store::DeliveryUpdate up;
+    up.id = del.id;
+    up.channel = config_.name;
+    up.destination = cfg.name;
+    up.attempts = del.attempts;
+    up.response = res.response;
+    up.error = res.error;
+    up.storage = config_.storage;
+    up.only = del.only;
+    if (res.kind == SendResult::Kind::Ok) {
+        up.status = store::Status::Sent;
+        dest.counters.sent.fetch_add(1, std::memory_order_relaxed);
+        dest.latency.record(since(del.received));
+        counters_.sent.fetch_add(1, std::memory_order_relaxed);
+    } else if (retry && del.attempts < cfg.retry.attempts) {
+        auto wait = cfg.retry.delay(del.attempts + 1, random01());
+        up.status = store::Status::Queued;
+        up.nextAttempt = store::Clock::now() + wait;
+        dest.counters.retried.fetch_add(1, std::memory_order_relaxed);
+        {
+            std::lock_guard<std::mutex> lock(dest.errorMutex);
+            dest.lastError = res.error;
         }
         store_.recordDelivery(std::move(up));
-        Delivery done;
+        // Answer a waiting sender now rather than after every retry.
+        if (del.attempts == 1 && del.pending && config_.ack == AckMode::AfterDestinations && cfg.name == config_.ackFrom)
+            answer(del.pending, "AE", cfg.name + ": " + res.error + " (queued for retry)");
+        std::lock_guard<std::mutex> lock(lane.mutex);
+        del.notBefore = SteadyClock::now() + wait;
+        return false;
+    } else {
+        up.status = store::Status::Error;
+        dest.counters.errored.fetch_add(1, std::memory_order_relaxed);
+        counters_.errored.fetch_add(1, std::memory_order_relaxed);
         {
-            std::lock_guard<std::mutex> lock(lane.mutex);
-            done = std::move(lane.queue.front());
-            lane.queue.pop_front();
-            dest.size.fetch_sub(1, std::memory_order_relaxed);
+            std::lock_guard<std::mutex> lock(dest.errorMutex);
+            dest.lastError = res.error;
         }
-        notifyAccepting();
-        deliveryFinished(dest, lane, done, res.kind == SendResult::Kind::Ok, res.response, res.error);
+        log("error", "message " + std::to_string(del.id) + " to " + cfg.name + " failed after " +
+                         std::to_string(del.attempts) + " attempt(s): " + res.error);
     }
+    store_.recordDelivery(std::move(up));
+    return true;
 }
 
 ChannelInfo Channel::info() const {

@@ -96,6 +96,15 @@ public:
     virtual ~Destination() = default;
     // Send one message; called from one delivery thread at a time.
     virtual SendResult send(const Outbound& message) = 0;
+    // Pipelining: how many messages sendAll() may be given at once (1: none).
+    virtual std::size_t window() const { return 1; }
+    // Send several messages in order without waiting for one's response before
+    // the next (only when window() > 1); one result per message, in order.
+    virtual std::vector<SendResult> sendAll(const std::vector<const Outbound*>& messages) {
+        std::vector<SendResult> out;
+        for (const Outbound* m : messages) out.push_back(send(*m));
+        return out;
+    }
     // Release connections (called when the channel stops, after the last send).
     virtual void stop() {}
     // Called from another thread while send() may be running: make it return

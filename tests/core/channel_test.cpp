@@ -700,3 +700,48 @@ destinations:
 )"),
                       Catch::Contains("order_by") && Catch::Contains("test.yaml:5"));
 }
+
+TEST_CASE("a pipelined MLLP destination sends its queue in windows, a refused message is retried after the rest of its window", "[core][channel]") {
+    TempDir dir;
+    int port = freePort();
+    int peerPort = freePort();  // nothing listens there at first: everything queues
+    auto yaml = R"(
+channel: piped
+source: { type: mllp, port: )" + std::to_string(port) + R"( }
+destinations:
+  - name: emr
+    type: mllp
+    host: 127.0.0.1
+    port: )" + std::to_string(peerPort) + R"(
+    window: 8
+    retry: { attempts: 1000, backoff: 50ms, max_backoff: 50ms, on_reject: true }
+)";
+    std::string base = readFile(kSamples + "orm_o01_nw.hl7");
+    {
+        core::Engine engine(options(dir));
+        engine.addChannel(channel(dir, yaml));
+        engine.start();
+        for (int i = 0; i < 10; ++i) REQUIRE(send(port, withControlId(base, "W" + std::to_string(i))).ok());
+        REQUIRE(eventually([&] { return engine.channel("piped")->destinations[0].counters.retried >= 1; }));
+        engine.stop();
+    }
+    // The receiver refuses W3 once. At the restart the ten are queued: the first
+    // window is W0..W7 in one go; W3 is sent again after it, with W8 and W9.
+    MllpPeer peer(peerPort);
+    std::atomic<int> refusals{0};
+    peer.reply = [&](const std::string& msg) {
+        std::string id = MllpPeer::controlId(msg);
+        std::string code = id == "W3" && refusals++ == 0 ? "AR" : "AA";
+        return "MSH|^~\\&|PEER|PEER|||20260101000000||ACK|A" + id + "|P|2.5.1\rMSA|" + code + "|" + id + "\r";
+    };
+    core::Engine engine(options(dir));
+    engine.addChannel(channel(dir, yaml));
+    engine.start();
+    REQUIRE(eventually([&] { return engine.channel("piped")->destinations[0].counters.sent == 10; }));
+    std::vector<std::string> order;
+    for (const auto& m : peer.received()) order.push_back(MllpPeer::controlId(m));
+    CHECK(order == std::vector<std::string>{"W0", "W1", "W2", "W3", "W4", "W5", "W6", "W7", "W3", "W8", "W9"});
+    CHECK(peer.connections() == 1);
+    engine.stop();
+    CHECK(countStatus(engine, "piped", store::Status::Sent) == 10);
+}

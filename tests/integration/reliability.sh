@@ -4,14 +4,16 @@
 # SIGKILL at random moments and restarted. Every message the sender got an AA
 # for must reach the receiver (at least once), and nothing may stay stuck.
 #
-#   RELIABILITY_COUNT  messages to send (default 20000; bench.sh runs 100000)
+#   RELIABILITY_COUNT  messages to send (default 30000; bench.sh runs 100000)
 #   RELIABILITY_KILLS  SIGKILLs (default 5)
+#   RELIABILITY_WINDOW the forwarder's MLLP destination window (default 1)
 set -u
 BIN="${JUNCTION_BIN:?}"
 SRC="${JUNCTION_SOURCE_DIR:?}"
 LOAD="${MLLPLOAD:?}"
-COUNT="${RELIABILITY_COUNT:-20000}"
+COUNT="${RELIABILITY_COUNT:-30000}"
 KILLS="${RELIABILITY_KILLS:-5}"
+WINDOW="${RELIABILITY_WINDOW:-1}"
 T="$(mktemp -d)"
 E_PID=""; R_PID=""; L_PID=""
 cleanup() {
@@ -62,6 +64,7 @@ destinations:
     port: $B
     connect_timeout: 1s
     response_timeout: 5s
+    window: $WINDOW
     retry: { attempts: 1000000, backoff: 50ms, max_backoff: 1s }
 EOF
 
@@ -77,7 +80,7 @@ wait_port "$A" || fail "engine did not start: $(cat "$T/e.log")"
 
 kills=0
 while kill -0 "$L_PID" 2>/dev/null && [ "$kills" -lt "$KILLS" ]; do
-  sleep "$(/usr/bin/python3 -c 'import random; print(round(random.uniform(0.4, 1.6), 2))')"
+  sleep "$(/usr/bin/python3 -c 'import random; print(round(random.uniform(0.2, 1.0), 2))')"
   kill -0 "$L_PID" 2>/dev/null || break
   kill -9 "$E_PID" 2>/dev/null; wait "$E_PID" 2>/dev/null
   kills=$((kills+1))

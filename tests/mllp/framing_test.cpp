@@ -511,3 +511,57 @@ TEST_CASE("client: a malformed response frame is a framing error", "[mllp][clien
     CHECK(r.error.find("outside") != std::string::npos);
     CHECK_FALSE(client.connected());
 }
+
+TEST_CASE("client: pipelined messages go out before their ACKs, and a lost ACK fails its message and the ones after", "[mllp][client]") {
+    std::mutex mutex;
+    std::vector<std::string> received;
+    TestServer server([&](int fd, int index) {
+        FrameDecoder d(1 << 20);
+        char buf[4096];
+        std::vector<std::string> mine;
+        auto want = index == 0 ? 3u : 2u;
+        // Every message is read before any is answered: a client that waited
+        // for an ACK before sending the next would time out here.
+        while (mine.size() < want) {
+            pollfd p{fd, POLLIN, 0};
+            if (::poll(&p, 1, 3000) <= 0) return;
+            ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+            if (n <= 0) return;
+            d.feed(buf, static_cast<std::size_t>(n));
+            FrameDecoder::Event ev;
+            while (d.next(ev)) mine.push_back(ev.payload);
+        }
+        {
+            std::lock_guard<std::mutex> lock(mutex);
+            received.insert(received.end(), mine.begin(), mine.end());
+        }
+        // First connection: two ACKs, then the connection is lost. The second: all of them, in one write.
+        std::string acks;
+        for (std::size_t i = 0; i < (index == 0 ? 2u : mine.size()); ++i) acks += frame(ackFor("P" + std::to_string(i + 1)));
+        TestServer::writeAll(fd, acks);
+    });
+    junction::mllp::Client client(optionsFor(server.port()));
+    std::string m1 = std::string(kOrm) + "NTE|1||one\r", m2 = std::string(kOrm) + "NTE|1||two\r",
+                m3 = std::string(kOrm) + "NTE|1||three\r";
+    auto r = client.sendAll({m1, m2, m3});
+    REQUIRE(r.size() == 3);
+    CHECK(r[0].ok());
+    CHECK(r[0].response == ackFor("P1"));
+    CHECK(r[1].ok());
+    CHECK(r[1].response == ackFor("P2"));
+    CHECK(r[2].status == ClientResult::Status::Closed);
+    CHECK_FALSE(client.connected());
+    // The failed one again, with the next: a new connection, both answered.
+    r = client.sendAll({m3, std::string(kOrm)});
+    REQUIRE(r.size() == 2);
+    CHECK(r[0].ok());
+    CHECK(r[1].ok());
+    CHECK(r[1].response == ackFor("P2"));
+    client.close();
+    std::lock_guard<std::mutex> lock(mutex);
+    REQUIRE(received.size() == 5);
+    CHECK(received[0] == m1);
+    CHECK(received[2] == m3);
+    CHECK(received[3] == m3);
+    CHECK(server.connections() == 2);
+}

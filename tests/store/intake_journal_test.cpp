@@ -212,6 +212,9 @@ TEST_CASE("in an event loop's round the journal syncs once, at the end of the ro
     JournalDir dir;
     IntakeJournal j(dir.db(), true, 1u << 20);
     CHECK(j.recover().empty());
+    // The sync thread takes whatever waits when it first looks: let it start
+    // and go to sleep first (nothing wakes it during the round).
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
     NewMessage m;
     m.channel = "c";
     m.raw = "MSH|^~\\&|A|B\r";

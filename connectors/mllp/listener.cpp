@@ -329,8 +329,8 @@ void Listener::Impl::run(Loop& l) {
                 }
             }
         }
-        endRound(l, round);
         if (!l.held.empty()) retryHeld(l);
+        endRound(l, round);  // after retryHeld: what a held message left must not wait for the next event
         reap(l);
         if (acceptRetryAt && &l == loops[0].get() && Clock::now() >= *acceptRetryAt) {
             acceptRetryAt.reset();

@@ -429,6 +429,30 @@ TEST_CASE("listener: while messages may not be taken in, connections wait and re
     l.stop();
 }
 
+TEST_CASE("listener: a held message answered at the end of the round is answered when it is let in, not at the next event", "[mllp][listener]") {
+    using Admit = Listener::Handlers::Admit;
+    std::atomic<Admit> admit{Admit::Wait};
+    Listener::Handlers h;
+    h.admit = [&] { return admit.load(); };
+    h.message = [](std::string payload, const std::string&, Listener::Reply reply) {
+        junction::util::Round::defer([payload, reply = std::move(reply)] { reply("ok " + payload); });
+    };
+    Listener l(loopback(), h);  // no idle timeout: with nothing held the loop sleeps up to a second
+    l.start();
+    Peer a(l.port());
+    a.write(frame("A1"));
+    std::this_thread::sleep_for(100ms);  // held
+    admit = Admit::Yes;
+    auto t0 = std::chrono::steady_clock::now();
+    std::string got;
+    REQUIRE(a.read(got, 2000ms));
+    CHECK(got == "ok A1");
+    // Taken in by the held-connection retry (every 20 ms): the reply goes out in
+    // that same round, not after the loop's next wake-up.
+    CHECK(std::chrono::steady_clock::now() - t0 < 600ms);
+    l.stop();
+}
+
 TEST_CASE("listener: a port in use is an error naming it", "[mllp][listener]") {
     Listener first(loopback(), echo());
     first.start();

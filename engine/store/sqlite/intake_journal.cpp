@@ -458,6 +458,9 @@ std::string IntakeJournal::syncOnce(std::vector<std::function<void(const std::st
     std::uint64_t target;
     std::shared_ptr<File> file;
     {
+        // Every record counted in `target` is in this file or in an older
+        // segment, which was synced when the journal moved past it. Appends
+        // go on while this sync runs (the next one covers them).
         std::lock_guard<std::mutex> lock(mu_);
         target = written_;
         file = file_;
@@ -484,7 +487,7 @@ void IntakeJournal::syncLoop() {
     for (;;) {
         {
             std::unique_lock<std::mutex> lk(syncMu_);
-            syncCv_.wait(lk, [&] { return (syncStop_ && !syncing_) || (!waiting_.empty() && !syncing_); });
+            syncCv_.wait(lk, [&] { return !syncing_ && (syncStop_ || !waiting_.empty()); });
             if (waiting_.empty()) return;  // stopping and nobody waits
             syncing_ = true;
         }

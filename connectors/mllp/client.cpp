@@ -132,19 +132,10 @@ std::vector<ClientResult> Client::sendAllOnce(const std::vector<std::string_view
     auto& sock = *impl_->socket;
     try {
         std::string framed;
-        if (payloads.size() == 1) {
-            framed = frame(payloads.front());
-        } else {
-            std::size_t size = 0;
-            for (auto p : payloads) size += p.size() + 3;
-            framed.reserve(size);
-            for (auto p : payloads) {
-                framed += kStartBlock;
-                framed += p;
-                framed += kEndBlock;
-                framed += kCarriageReturn;
-            }
-        }
+        std::size_t size = 0;
+        for (auto p : payloads) size += p.size() + 3;
+        framed.reserve(size);
+        for (auto p : payloads) appendFrame(framed, p);
         std::size_t sent = 0;
         while (sent < framed.size()) {
             int n = sock.sendBytes(framed.data() + sent, static_cast<int>(framed.size() - sent));

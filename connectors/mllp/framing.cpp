@@ -4,13 +4,17 @@
 
 namespace junction::mllp {
 
-std::string frame(std::string_view payload) {
-    std::string out;
-    out.reserve(payload.size() + 3);
+void appendFrame(std::string& out, std::string_view payload) {
     out += kStartBlock;
     out.append(payload);
     out += kEndBlock;
     out += kCarriageReturn;
+}
+
+std::string frame(std::string_view payload) {
+    std::string out;
+    out.reserve(payload.size() + 3);
+    appendFrame(out, payload);
     return out;
 }
 

@@ -14,6 +14,8 @@ constexpr char kEndBlock = 0x1C;
 constexpr char kCarriageReturn = 0x0D;
 
 std::string frame(std::string_view payload);
+// Appends the framed payload to `out` (several frames in one buffer).
+void appendFrame(std::string& out, std::string_view payload);
 
 class FrameDecoder {
 public:

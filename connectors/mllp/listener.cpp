@@ -536,10 +536,7 @@ void Listener::Impl::complete(Loop& l, Conn& c, std::string response) {
     c.lastActive = Clock::now();
     if (!response.empty()) {
         if (c.out.empty()) c.out.reserve(response.size() + 3);
-        c.out += kStartBlock;
-        c.out += response;
-        c.out += kEndBlock;
-        c.out += kCarriageReturn;
+        appendFrame(c.out, response);
         flush(l, c);
     }
     if (!c.dead && c.readPaused && !c.backlogged()) {

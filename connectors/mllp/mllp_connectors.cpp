@@ -340,7 +340,8 @@ public:
         o.tls = tls.enabled;
         o.caFile = tls.ca;
         bool check = !conf.find("check_ack") || conf.find("check_ack")->asBool("check_ack");
-        std::size_t window = conf.find("window") ? static_cast<std::size_t>(conf.find("window")->asInt("window", 1, 1000)) : 1;
+        std::size_t window = 1;
+        if (auto n = conf.find("window")) window = static_cast<std::size_t>(n->asInt("window", 1, 1000));
         return std::make_unique<MllpDestination>(o, check, window);
     }
 };

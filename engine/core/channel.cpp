@@ -599,6 +599,7 @@ void Channel::deliveryLoop(DestRuntime& dest, Lane& lane) {
     std::vector<Outbound> out;
     std::vector<const Outbound*> outPtrs;
     std::vector<SendResult> results;
+    std::vector<bool> finished;
     std::vector<std::pair<Delivery, std::size_t>> done;  // finished deliveries and their result
     while (true) {
         batch.clear();
@@ -644,7 +645,7 @@ void Channel::deliveryLoop(DestRuntime& dest, Lane& lane) {
             results.assign(batch.size(), SendResult::retry(std::string("connector error: ") + e.what()));
         }
         if (results.size() < batch.size()) results.resize(batch.size(), SendResult::retry("connector gave no result"));
-        std::vector<bool> finished(batch.size());
+        finished.assign(batch.size(), false);
         for (std::size_t i = 0; i < batch.size(); ++i) {
             batch[i]->encoded = std::move(out[i].content);
             finished[i] = settle(dest, lane, *batch[i], results[i]);

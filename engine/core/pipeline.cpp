@@ -31,11 +31,9 @@ store::Metadata metadataOf(const lua::Payload& payload) {
     m.messageType = msg.messageType();
     m.controlId = msg.controlId();
     // Paths built once: parsing them per message cost more than the lookups.
-    static const hl7::Path kPatientId{"PID", 1, 3, 0, 1, 0};
-    static const hl7::Path kAccession[] = {{"OBR", 1, 18, 0, 0, 0},
-                                           {"ORC", 1, 3, 0, 1, 0},
-                                           {"IPC", 1, 1, 0, 1, 0},
-                                           {"OBR", 1, 3, 0, 1, 0}};
+    static const hl7::Path kPatientId = *hl7::Path::parse("PID-3.1");
+    static const hl7::Path kAccession[] = {*hl7::Path::parse("OBR-18"), *hl7::Path::parse("ORC-3.1"),
+                                           *hl7::Path::parse("IPC-1.1"), *hl7::Path::parse("OBR-3.1")};
     m.patientId = msg.get(kPatientId);
     for (const hl7::Path& path : kAccession) {
         m.accession = msg.get(path);

@@ -448,13 +448,13 @@ void IntakeJournal::syncAtRoundEnd() {
         syncing_ = true;
     }
     std::vector<std::function<void(const std::string&)>> ready;
-    std::string err = syncOnce(ready);
-    for (auto& f : ready) f(err);
+    syncOnce(ready);
 }
 
-// One fdatasync covering every record appended so far; moves the waiters it
-// covers to `ready` and clears syncing_ (held by the caller).
-std::string IntakeJournal::syncOnce(std::vector<std::function<void(const std::string&)>>& ready) {
+// One fdatasync covering every record appended so far, then clears syncing_
+// (held by the caller) and answers the waiters it covers (`ready`: scratch,
+// left empty).
+void IntakeJournal::syncOnce(std::vector<std::function<void(const std::string&)>>& ready) {
     std::uint64_t target;
     std::shared_ptr<File> file;
     {
@@ -479,7 +479,8 @@ std::string IntakeJournal::syncOnce(std::vector<std::function<void(const std::st
         more = !waiting_.empty() || syncStop_;
     }
     if (more) syncCv_.notify_one();
-    return err;
+    for (auto& f : ready) f(err);
+    ready.clear();
 }
 
 void IntakeJournal::syncLoop() {
@@ -491,9 +492,7 @@ void IntakeJournal::syncLoop() {
             if (waiting_.empty()) return;  // stopping and nobody waits
             syncing_ = true;
         }
-        std::string err = syncOnce(ready);
-        for (auto& f : ready) f(err);
-        ready.clear();
+        syncOnce(ready);
     }
 }
 

@@ -106,10 +106,10 @@ private:
     std::shared_ptr<File> file_;  // shared: a sync in progress keeps a rotated-away file open
     std::uint64_t size_ = 0;        // bytes in the current segment
     std::uint64_t written_ = 0;     // records appended (sequence)
-    // group fdatasync on its own thread
+    // group fdatasync, on its own thread or at the end of a loop's round
     void syncLoop();
     void syncAtRoundEnd();
-    std::string syncOnce(std::vector<std::function<void(const std::string&)>>& ready);
+    void syncOnce(std::vector<std::function<void(const std::string&)>>& ready);
     bool syncing_ = false;  // an fdatasync is running (on the sync thread or a loop's)
     std::atomic<std::uint64_t> syncs_{0};
     std::mutex syncMu_;

@@ -87,7 +87,7 @@ int xOpen(sqlite3_vfs*, sqlite3_filename name, sqlite3_file* f, int flags, int* 
     p->unpaced = 0;
     int rc = realVfs->xOpen(realVfs, name, p->real(), flags, outFlags);
     if (rc != SQLITE_OK) return rc;
-    // Only the main database is paced (WAL, journals and temporary files pass through).
+    // The main database and its WAL are paced (rollback journals and temporary files pass through).
     if ((flags & (SQLITE_OPEN_MAIN_DB | SQLITE_OPEN_WAL)) && name) p->fd = ::open(name, O_RDONLY | O_CLOEXEC);
     p->wait = (flags & SQLITE_OPEN_MAIN_DB) != 0;
     p->base.pMethods = &kMethods;

@@ -646,9 +646,12 @@ void Channel::deliveryLoop(DestRuntime& dest, Lane& lane) {
         }
         if (results.size() < batch.size()) results.resize(batch.size(), SendResult::retry("connector gave no result"));
         finished.assign(batch.size(), false);
+        // One reading of the clocks for the window: messages that fail together
+        // are due again together (with no jitter, the next window is the same one).
+        SettleTime when{SteadyClock::now(), store::Clock::now()};
         for (std::size_t i = 0; i < batch.size(); ++i) {
             batch[i]->encoded = std::move(out[i].content);
-            finished[i] = settle(dest, lane, *batch[i], results[i]);
+            finished[i] = settle(dest, lane, *batch[i], results[i], when);
         }
         done.clear();
         {
@@ -670,7 +673,7 @@ void Channel::deliveryLoop(DestRuntime& dest, Lane& lane) {
     }
 }
 
-bool Channel::settle(DestRuntime& dest, Lane& lane, Delivery& del, const SendResult& res) {
+bool Channel::settle(DestRuntime& dest, Lane& lane, Delivery& del, const SendResult& res, const SettleTime& when) {
     const auto& cfg = dest.config;
     del.attempts++;
     bool retry = res.kind == SendResult::Kind::Retry || (res.kind == SendResult::Kind::Error && cfg.retryOnReject);
@@ -691,7 +694,7 @@ bool Channel::settle(DestRuntime& dest, Lane& lane, Delivery& del, const SendRes
     } else if (retry && del.attempts < cfg.retry.attempts) {
         auto wait = cfg.retry.delay(del.attempts + 1, random01());
         up.status = store::Status::Queued;
-        up.nextAttempt = store::Clock::now() + wait;
+        up.nextAttempt = when.store + wait;
         dest.counters.retried.fetch_add(1, std::memory_order_relaxed);
         {
             std::lock_guard<std::mutex> lock(dest.errorMutex);
@@ -702,7 +705,7 @@ bool Channel::settle(DestRuntime& dest, Lane& lane, Delivery& del, const SendRes
         if (del.attempts == 1 && del.pending && config_.ack == AckMode::AfterDestinations && cfg.name == config_.ackFrom)
             answer(del.pending, "AE", cfg.name + ": " + res.error + " (queued for retry)");
         std::lock_guard<std::mutex> lock(lane.mutex);
-        del.notBefore = SteadyClock::now() + wait;
+        del.notBefore = when.steady + wait;
         return false;
     } else {
         up.status = store::Status::Error;

@@ -132,8 +132,13 @@ private:
     Decision decide(lua::Payload& payload, lua::ScriptRuntime* runtime, SteadyClock::time_point received);
     void dispatch(Decision& decision, store::MessageId id, const std::shared_ptr<PendingAck>& pending);
     void deliveryLoop(DestRuntime& dest, Lane& lane);
+    // When a send's results are settled (a retry is due this long after it).
+    struct SettleTime {
+        SteadyClock::time_point steady;
+        store::Clock::time_point store;
+    };
     // Records the result of one send of `delivery`; false when it is queued for a retry.
-    bool settle(DestRuntime& dest, Lane& lane, Delivery& delivery, const SendResult& result);
+    bool settle(DestRuntime& dest, Lane& lane, Delivery& delivery, const SendResult& result, const SettleTime& when);
     void enqueue(DestRuntime& dest, Delivery delivery, std::size_t key);
     // Hash of the destination's order_by value in `message` (0 when not set).
     static std::size_t orderKey(const DestRuntime& dest, const hl7::Message* message);

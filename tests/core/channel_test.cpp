@@ -714,7 +714,7 @@ destinations:
     host: 127.0.0.1
     port: )" + std::to_string(peerPort) + R"(
     window: 8
-    retry: { attempts: 1000, backoff: 50ms, max_backoff: 50ms, on_reject: true }
+    retry: { attempts: 1000, backoff: 50ms, max_backoff: 50ms, jitter: 0, on_reject: true }
 )";
     std::string base = readFile(kSamples + "orm_o01_nw.hl7");
     {

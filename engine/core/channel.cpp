@@ -686,39 +686,42 @@ bool Channel::settle(DestRuntime& dest, Lane& lane, Delivery& del, const SendRes
     up.error = res.error;
     up.storage = config_.storage;
     up.only = del.only;
-    if (res.kind == SendResult::Kind::Ok) {
-        up.status = store::Status::Sent;
-        dest.counters.sent.fetch_add(1, std::memory_order_relaxed);
-        dest.latency.record(since(del.received));
-        counters_.sent.fetch_add(1, std::memory_order_relaxed);
-    } else if (retry && del.attempts < cfg.retry.attempts) {
+    // The store gets the result before the counters show it: whoever sees a
+    // count and then flushes the store finds the write.
+    bool ok = res.kind == SendResult::Kind::Ok;
+    if (retry && del.attempts < cfg.retry.attempts) {
         auto wait = cfg.retry.delay(del.attempts + 1, random01());
         up.status = store::Status::Queued;
         up.nextAttempt = when.store + wait;
+        store_.recordDelivery(std::move(up));
         dest.counters.retried.fetch_add(1, std::memory_order_relaxed);
         {
             std::lock_guard<std::mutex> lock(dest.errorMutex);
             dest.lastError = res.error;
         }
-        store_.recordDelivery(std::move(up));
         // Answer a waiting sender now rather than after every retry.
         if (del.attempts == 1 && del.pending && config_.ack == AckMode::AfterDestinations && cfg.name == config_.ackFrom)
             answer(del.pending, "AE", cfg.name + ": " + res.error + " (queued for retry)");
         std::lock_guard<std::mutex> lock(lane.mutex);
         del.notBefore = when.steady + wait;
         return false;
-    } else {
-        up.status = store::Status::Error;
-        dest.counters.errored.fetch_add(1, std::memory_order_relaxed);
-        counters_.errored.fetch_add(1, std::memory_order_relaxed);
-        {
-            std::lock_guard<std::mutex> lock(dest.errorMutex);
-            dest.lastError = res.error;
-        }
-        log("error", "message " + std::to_string(del.id) + " to " + cfg.name + " failed after " +
-                         std::to_string(del.attempts) + " attempt(s): " + res.error);
     }
+    up.status = ok ? store::Status::Sent : store::Status::Error;
     store_.recordDelivery(std::move(up));
+    if (ok) {
+        dest.counters.sent.fetch_add(1, std::memory_order_relaxed);
+        dest.latency.record(since(del.received));
+        counters_.sent.fetch_add(1, std::memory_order_relaxed);
+        return true;
+    }
+    dest.counters.errored.fetch_add(1, std::memory_order_relaxed);
+    counters_.errored.fetch_add(1, std::memory_order_relaxed);
+    {
+        std::lock_guard<std::mutex> lock(dest.errorMutex);
+        dest.lastError = res.error;
+    }
+    log("error", "message " + std::to_string(del.id) + " to " + cfg.name + " failed after " +
+                     std::to_string(del.attempts) + " attempt(s): " + res.error);
     return true;
 }
 

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "connectors/mllp/framing.h"
+#include "connectors/mllp/send_batch.h"
 #include "engine/util/round.h"
 #include "engine/util/thread_name.h"
 
@@ -34,6 +35,9 @@ using Clock = std::chrono::steady_clock;
 // Replies a peer has not read, past which nothing more is read from it (a
 // sender that writes without reading its ACKs is held, as a blocking send would).
 constexpr std::size_t kMaxUnsent = 1u << 20;
+// Unsent replies past which a connection's replies go out at once instead of
+// with the round's others (far below kMaxUnsent).
+constexpr std::size_t kMaxBatched = 64u << 10;
 
 constexpr std::uint64_t kListenKey = 0;
 constexpr std::uint64_t kWakeKey = 1;
@@ -121,6 +125,7 @@ struct Conn {
     bool wantWrite = false;   // output is waiting for room in the socket
     bool held = false;        // its next message waits for the channel to take it
     bool dead = false;        // closed at the end of this round of events
+    bool queued = false;      // its replies go out with the round's others
     Clock::time_point lastActive = Clock::now();
     bool backlogged() const { return out.size() - outOffset > kMaxUnsent; }
 };
@@ -134,6 +139,8 @@ struct Loop {
     std::vector<std::uint64_t> held;
     std::uint64_t pumping = 0;           // the connection pump() is handing on (0: none)
     std::vector<std::uint64_t> repump;   // answered at the end of the round: hand on their next message
+    std::unique_ptr<SendBatch> batch;    // null: replies are sent one by one
+    std::vector<std::uint64_t> queued;   // connections with replies for the batch
     std::atomic<int> count{0};
     char buffer[65536];
 
@@ -153,6 +160,7 @@ struct Listener::Impl {
     std::atomic<bool> listenPaused{false};
     std::atomic<int> total{0};
     std::atomic<std::uint64_t> nextId{2};
+    std::atomic<std::uint64_t> batchedReplies{0}, batchCalls{0};
     // accept failing for want of resources (loop 0 only)
     static constexpr std::chrono::milliseconds kAcceptBackoff{100};
     std::optional<Clock::time_point> acceptRetryAt;
@@ -183,6 +191,7 @@ struct Listener::Impl {
     void sweepIdle(Loop& l);
     void retryHeld(Loop& l);
     void endRound(Loop& l, util::Round& round);
+    void sendQueued(Loop& l);
 };
 
 Listener::Listener(ListenerOptions options, Handlers handlers) : impl_(std::make_unique<Impl>()) {
@@ -194,6 +203,10 @@ Listener::Listener(ListenerOptions options, Handlers handlers) : impl_(std::make
 Listener::~Listener() { stop(); }
 
 int Listener::connections() const { return impl_->total.load(); }
+
+Listener::Batching Listener::batching() const {
+    return {impl_->batchedReplies.load(), impl_->batchCalls.load()};
+}
 
 int Listener::port() const {
     sockaddr_storage a{};
@@ -246,6 +259,13 @@ void Listener::start() {
         if (i == 0) {
             ev.data.u64 = kListenKey;
             ::epoll_ctl(l->ep, EPOLL_CTL_ADD, fd, &ev);
+        }
+        if (m.o.batchReplies) {
+            l->batch = std::make_unique<SendBatch>();
+            if (!l->batch->available()) {
+                l->batch.reset();
+                if (i == 0) m.log("info", "mllp " + where + ": io_uring unavailable; replies are sent one by one");
+            }
         }
         m.loops.push_back(std::move(l));
     }
@@ -342,6 +362,7 @@ void Listener::Impl::run(Loop& l) {
             nextSweep = Clock::now() + sweepEvery;
         }
     }
+    sendQueued(l);
     {
         std::lock_guard<std::mutex> lock(l.mailbox->mu);
         l.mailbox->closed = true;
@@ -467,7 +488,8 @@ void Listener::Impl::readable(Loop& l, Conn& c) {
 // fdatasync that their ACKs wait for), then hands on the next message of every
 // connection answered by it; those may leave work for the end again.
 void Listener::Impl::endRound(Loop& l, util::Round& round) {
-    while (round.end() || !l.repump.empty()) {
+    while (round.end() || !l.repump.empty() || !l.queued.empty()) {
+        sendQueued(l);
         std::vector<std::uint64_t> ids;
         ids.swap(l.repump);
         for (std::uint64_t id : ids) {
@@ -537,11 +559,51 @@ void Listener::Impl::complete(Loop& l, Conn& c, std::string response) {
     if (!response.empty()) {
         if (c.out.empty()) c.out.reserve(response.size() + 3);
         appendFrame(c.out, response);
-        flush(l, c);
+        if (l.batch && !c.wantWrite && c.out.size() - c.outOffset <= kMaxBatched) {
+            if (!c.queued) {
+                c.queued = true;
+                l.queued.push_back(c.id);
+            }
+        } else {
+            flush(l, c);
+        }
     }
     if (!c.dead && c.readPaused && !c.backlogged()) {
         c.readPaused = false;
         watch(l, c);
+    }
+}
+
+// Sends the replies queued in this round, together; what a socket did not take
+// goes on as any reply does (flush: the rest when the peer reads).
+void Listener::Impl::sendQueued(Loop& l) {
+    if (l.queued.empty()) return;
+    std::vector<std::uint64_t> ids;
+    ids.swap(l.queued);
+    for (std::uint64_t id : ids) {
+        auto it = l.conns.find(id);
+        if (it == l.conns.end()) continue;
+        Conn& c = *it->second;
+        c.queued = false;
+        if (!c.dead && c.outOffset < c.out.size()) l.batch->add(c.fd, c.out.data() + c.outOffset, c.out.size() - c.outOffset, id);
+    }
+    std::uint64_t replies = l.batch->pending(), calls = l.batch->calls();
+    l.batch->run([&](std::uint64_t id, int result) {
+        auto it = l.conns.find(id);
+        if (it == l.conns.end() || it->second->dead) return;
+        Conn& c = *it->second;
+        if (result > 0) c.outOffset += static_cast<std::size_t>(result);
+        if (result < 0 && result != -EAGAIN && result != -EINTR) {
+            kill(l, c);
+            return;
+        }
+        flush(l, c);  // the rest, if any; clears the buffer once all is out
+    });
+    batchedReplies.fetch_add(replies, std::memory_order_relaxed);
+    batchCalls.fetch_add(l.batch->calls() - calls, std::memory_order_relaxed);
+    if (!l.batch->available()) {
+        log("warn", "mllp :" + std::to_string(o.port) + ": io_uring failed; replies are sent one by one from now on");
+        l.batch.reset();
     }
 }
 

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -19,6 +20,10 @@ struct ListenerOptions {
     std::chrono::milliseconds idleTimeout{300000};  // 0 = never
     int maxConnections = 200;
     int threads = 1;  // event loops; connections are spread over them
+    // Send the replies of a round of events together, in one system call
+    // (io_uring; see send_batch.h). Where the kernel refuses io_uring, or when
+    // false, each reply is sent on its own.
+    bool batchReplies = true;
 };
 
 class Listener {
@@ -48,6 +53,12 @@ public:
     void stop();
     int connections() const;
     int port() const;  // the bound port (useful with port 0)
+    // Replies sent together, and the system calls that sent them (stats).
+    struct Batching {
+        std::uint64_t replies = 0;
+        std::uint64_t calls = 0;
+    };
+    Batching batching() const;
 
 private:
     struct Impl;

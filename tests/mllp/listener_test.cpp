@@ -28,6 +28,7 @@
 
 #include "connectors/mllp/framing.h"
 #include "connectors/mllp/listener.h"
+#include "connectors/mllp/send_batch.h"
 #include "engine/util/round.h"
 
 using namespace junction::mllp;
@@ -229,6 +230,61 @@ TEST_CASE("listener: replies left for the end of the round go out in order, pipe
     CHECK(inRound == 8);
 }
 
+TEST_CASE("listener: the replies of a round go out together, each to its own sender", "[mllp][listener]") {
+    // The first message holds the loop until the three others are waiting:
+    // those three are read in one round and answered together.
+    std::mutex mu;
+    std::condition_variable cv;
+    bool started = false, release = false;
+    Listener::Handlers h;
+    h.message = [&](std::string payload, const std::string&, Listener::Reply reply) {
+        if (payload == "first") {
+            std::unique_lock<std::mutex> lock(mu);
+            started = true;
+            cv.notify_all();
+            cv.wait_for(lock, 5s, [&] { return release; });
+        }
+        reply("ACK " + payload);
+    };
+    auto o = loopback();
+    o.batchReplies = GENERATE(true, false);
+    Listener l(o, h);
+    l.start();
+    std::vector<std::unique_ptr<Peer>> peers;
+    for (int i = 0; i < 4; ++i) peers.push_back(std::make_unique<Peer>(l.port()));
+    peers[0]->write(frame("first"));
+    {
+        std::unique_lock<std::mutex> lock(mu);
+        REQUIRE(cv.wait_for(lock, 5s, [&] { return started; }));
+    }
+    for (int i = 1; i < 4; ++i) peers[i]->write(frame("m" + std::to_string(i)));
+    std::this_thread::sleep_for(100ms);  // the three are in their sockets
+    {
+        std::lock_guard<std::mutex> lock(mu);
+        release = true;
+        cv.notify_all();
+    }
+    std::string got;
+    REQUIRE(peers[0]->read(got));
+    CHECK(got == "ACK first");
+    for (int i = 1; i < 4; ++i) {
+        REQUIRE(peers[i]->read(got));
+        CHECK(got == "ACK m" + std::to_string(i));
+    }
+    l.stop();  // the loop's counters are final once it has ended
+    auto batching = l.batching();
+    if (!o.batchReplies) {
+        CHECK(batching.replies == 0);
+        CHECK(batching.calls == 0);
+    } else if (junction::mllp::SendBatch().available()) {
+        CHECK(batching.replies == 4);
+        CHECK(batching.calls == 2);  // "first" alone, then the other three in one call
+    } else {
+        WARN("io_uring is not available here: the replies were sent one by one");
+        CHECK(batching.calls == 0);
+    }
+}
+
 TEST_CASE("listener: a waiting connection does not hold up the others", "[mllp][listener]") {
     Inbox inbox;
     Listener l(loopback(), deferTo(inbox));
@@ -258,7 +314,9 @@ TEST_CASE("listener: a waiting connection does not hold up the others", "[mllp][
 TEST_CASE("listener: many connections over two loops, every reply to its sender", "[mllp][listener]") {
     std::set<std::thread::id> threads;
     std::mutex mu;
-    Listener l(loopback(2), echo(&threads, &mu));
+    auto o = loopback(2);
+    o.batchReplies = GENERATE(true, false);
+    Listener l(o, echo(&threads, &mu));
     l.start();
     constexpr int kConns = 12, kMessages = 200;
     std::atomic<int> wrong{0}, answered{0};

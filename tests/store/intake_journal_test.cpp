@@ -1,4 +1,6 @@
 #include <catch2/catch.hpp>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -251,4 +253,120 @@ TEST_CASE("in an event loop's round the journal syncs once, at the end of the ro
         CHECK(f.get() != std::this_thread::get_id());
         CHECK(j.syncs() - before == 2);
     }
+}
+
+TEST_CASE("in an event loop's round the journal writes the round's records once, at its end, then answers them", "[store][journal]") {
+    bool sync = GENERATE(false, true);
+    JournalDir dir;
+    std::vector<std::string> records;
+    {
+        IntakeJournal j(dir.db(), sync, 1u << 20);
+        CHECK(j.recover().empty());
+        std::this_thread::sleep_for(std::chrono::milliseconds(sync ? 200 : 0));  // the sync thread asleep first
+        NewMessage m;
+        m.channel = "c";
+        std::vector<std::string> errors;
+        std::vector<std::thread::id> ran;
+        std::uint64_t syncsBefore = j.syncs();
+        std::string segment = dir.segments().back();
+        {
+            junction::util::Round round;
+            for (MessageId id = 1; id <= 3; ++id) {
+                m.raw = "MSH|^~\\&|A|B|||||ORM^O01|" + std::to_string(id) + "\r";
+                records.push_back(encodeRecord(id, 0, m));
+                j.appendInRound(id, records.back(), [&](const std::string& e) {
+                    errors.push_back(e);
+                    ran.push_back(std::this_thread::get_id());
+                });
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+            CHECK(errors.empty());  // nothing answered before the round ends
+            CHECK(j.writes() == 0);
+            CHECK(std::filesystem::file_size(segment) == (sync ? 1u << 20 : 0u));  // zero-filled ahead with sync
+            CHECK(round.end());
+        }
+        REQUIRE(errors.size() == 3);
+        for (const auto& e : errors) CHECK(e.empty());
+        for (auto t : ran) CHECK(t == std::this_thread::get_id());
+        CHECK(j.writes() == 1);  // one write for the round's three records
+        if (sync) CHECK(j.syncs() - syncsBefore == 1);
+        if (!sync) {
+            std::size_t bytes = 0;
+            for (const auto& r : records) bytes += 8 + r.size();
+            CHECK(std::filesystem::file_size(segment) == bytes);
+        }
+    }
+    IntakeJournal again(dir.db(), false, 1u << 20);
+    auto got = again.recover();
+    REQUIRE(got.size() == 3);
+    for (MessageId id = 1; id <= 3; ++id) CHECK(got[id - 1].id == id);
+}
+
+TEST_CASE("a record written at once writes the records a round left before it, in order", "[store][journal]") {
+    JournalDir dir;
+    {
+        IntakeJournal j(dir.db(), false, 1u << 20);
+        CHECK(j.recover().empty());
+        NewMessage m;
+        m.channel = "c";
+        m.raw = "MSH|^~\\&|A|B\r";
+        int answered = 0;
+        junction::util::Round round;
+        j.appendInRound(1, encodeRecord(1, 0, m), [&](const std::string& e) { answered += e.empty(); });
+        j.appendInRound(2, encodeRecord(2, 0, m), [&](const std::string& e) { answered += e.empty(); });
+        std::thread other([&] { j.append(3, encodeRecord(3, 0, m)); });  // another source, not in a round
+        other.join();
+        CHECK(j.writes() == 1);  // 1 and 2 went out with 3, ahead of it
+        CHECK(answered == 0);    // their waiters are still answered at the end of the round
+        CHECK(round.end());
+        CHECK(answered == 2);
+        CHECK(j.writes() == 1);
+    }
+    IntakeJournal again(dir.db(), false, 1u << 20);
+    auto got = again.recover();
+    REQUIRE(got.size() == 3);
+    for (MessageId id = 1; id <= 3; ++id) CHECK(got[id - 1].id == id);
+}
+
+TEST_CASE("a round's failed journal write is reported to its waiters, and the next records take its place", "[store][journal]") {
+    // In a child process: the file size limit (RLIMIT_FSIZE) is per process.
+    JournalDir dir;
+    pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        int failures = 0;
+        {
+            ::signal(SIGXFSZ, SIG_IGN);  // a write past the limit fails with EFBIG instead
+            IntakeJournal j(dir.db(), false, 1u << 20);
+            j.recover();
+            NewMessage m;
+            m.channel = "c";
+            m.raw = "small";
+            j.append(1, encodeRecord(1, 0, m));
+            rlimit lim{};
+            ::getrlimit(RLIMIT_FSIZE, &lim);
+            rlimit small{static_cast<rlim_t>(std::filesystem::file_size(dir.segments().back()) + 100), lim.rlim_max};
+            ::setrlimit(RLIMIT_FSIZE, &small);
+            std::string error;
+            {
+                junction::util::Round round;
+                m.raw = std::string(1000, 'x');  // does not fit under the limit
+                j.appendInRound(2, encodeRecord(2, 0, m), [&](const std::string& e) { error = e; });
+                round.end();
+            }
+            if (error.find("intake journal: write failed") == std::string::npos) failures |= 1;
+            ::setrlimit(RLIMIT_FSIZE, &lim);
+            m.raw = "after";
+            j.append(3, encodeRecord(3, 0, m));  // where 2 would have been
+        }
+        IntakeJournal again(dir.db(), false, 1u << 20);
+        auto got = again.recover();
+        if (got.size() != 2 || got[0].id != 1 || got[1].id != 3 || got[1].message.raw != "after") failures |= 2;
+        ::_exit(failures);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    REQUIRE(WIFEXITED(status));
+    CHECK((WEXITSTATUS(status) & 1) == 0);  // the round's waiter got the write's error
+    CHECK((WEXITSTATUS(status) & 2) == 0);  // the segment reads 1 then 3
 }

@@ -266,6 +266,7 @@ IntakeJournal::IntakeJournal(const std::string& dbPath, bool syncEveryAppend, st
 }
 
 IntakeJournal::~IntakeJournal() {
+    writeAtRoundEnd();  // records a round left (none once its loop has ended)
     {
         std::lock_guard<std::mutex> lock(syncMu_);
         syncStop_ = true;
@@ -375,42 +376,94 @@ std::vector<JournalRecord> IntakeJournal::recover(std::vector<std::string>* warn
     return out;
 }
 
-std::uint64_t IntakeJournal::append(MessageId id, std::string_view record) {
-    char header[8];
+std::uint64_t IntakeJournal::add(MessageId id, std::string_view record) {
+    if (size_ > 0 && size_ + 8 + record.size() > segmentBytes_) {
+        writePending(nullptr);  // the segment's last records (a failure is kept for their waiters)
+        openSegment(segments_.back().number + 1);
+    }
     auto len = static_cast<std::uint32_t>(record.size());
     std::uint32_t crc = crc32(record);
+    char header[8];
     for (int i = 0; i < 4; ++i) header[i] = static_cast<char>((len >> (8 * i)) & 0xFF);
     for (int i = 0; i < 4; ++i) header[4 + i] = static_cast<char>((crc >> (8 * i)) & 0xFF);
-    std::lock_guard<std::mutex> lock(mu_);
-    if (size_ > 0 && size_ + 8 + record.size() > segmentBytes_) openSegment(segments_.back().number + 1);
-    iovec iov[2] = {{header, 8}, {const_cast<char*>(record.data()), record.size()}};
-    std::size_t total = 8 + record.size(), done = 0;
-    while (done < total) {
-        ssize_t n = ::pwritev(file_->fd, iov, 2, static_cast<off_t>(size_ + done));
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            std::string err = sysError("intake journal: write failed");
-            // A partial record is left behind only up to its header's promise:
-            // zero its length so the segment reads as ending here; the next
-            // append overwrites it.
-            static const char zero[8] = {};
-            if (::pwrite(file_->fd, zero, sizeof zero, static_cast<off_t>(size_)) != sizeof zero) {
-            }
-            throw std::runtime_error(err);
-        }
-        done += static_cast<std::size_t>(n);
-        // Advance the iovecs past what was written (short writes are rare).
-        std::size_t skip = static_cast<std::size_t>(n);
-        for (auto& v : iov) {
-            std::size_t s = std::min(skip, v.iov_len);
-            v.iov_base = static_cast<char*>(v.iov_base) + s;
-            v.iov_len -= s;
-            skip -= s;
-        }
-    }
-    size_ += total;
+    pending_.append(header, sizeof header);
+    pending_.append(record);
+    size_ += sizeof header + record.size();
     segments_.back().lastId = std::max(segments_.back().lastId, id);
     return ++written_;
+}
+
+// Writes the records not written yet, and marks their waiters with the
+// outcome. On failure the records are dropped: the next ones take their space,
+// and the segment reads as ending where they began.
+bool IntakeJournal::writePending(std::string* error) {
+    if (pending_.empty()) return true;
+    std::uint64_t at = size_ - pending_.size();
+    std::string err;
+    std::size_t done = 0;
+    while (done < pending_.size()) {
+        ssize_t n = ::pwrite(file_->fd, pending_.data() + done, pending_.size() - done, static_cast<off_t>(at + done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            err = sysError("intake journal: write failed");
+            // A partial record is left behind only up to its header's promise:
+            // zero its length so that the segment ends here.
+            static const char zero[8] = {};
+            if (::pwrite(file_->fd, zero, sizeof zero, static_cast<off_t>(at)) != sizeof zero) {
+            }
+            size_ = at;
+            break;
+        }
+        done += static_cast<std::size_t>(n);
+    }
+    pending_.clear();
+    writes_.fetch_add(1, std::memory_order_relaxed);
+    for (auto& w : roundWaiters_)
+        if (!w.written) {
+            w.written = true;
+            w.error = err;
+        }
+    if (error) *error = err;
+    return err.empty();
+}
+
+std::uint64_t IntakeJournal::append(MessageId id, std::string_view record) {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::uint64_t seq = add(id, record);
+    // Written at once, after the records of rounds not written yet.
+    std::string error;
+    if (!writePending(&error)) throw std::runtime_error(error);
+    return seq;
+}
+
+void IntakeJournal::appendInRound(MessageId id, std::string_view record, Then then) {
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        std::uint64_t seq = add(id, record);
+        roundWaiters_.push_back({seq, std::move(then), false, {}});
+    }
+    thread_local const IntakeJournal* scheduled = nullptr;
+    if (scheduled == this) return;
+    scheduled = this;
+    util::Round::defer([this] {
+        scheduled = nullptr;
+        writeAtRoundEnd();
+    });
+}
+
+// One write for what the rounds appended (on any loop's thread), then their
+// waiters are answered here: at once, or once synced (sync mode).
+void IntakeJournal::writeAtRoundEnd() {
+    std::vector<Waiter> waiters;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        writePending(nullptr);
+        waiters.swap(roundWaiters_);
+    }
+    for (auto& w : waiters) {
+        if (!w.error.empty()) w.then(w.error);
+        else whenDurable(w.seq, std::move(w.then));
+    }
 }
 
 void IntakeJournal::whenDurable(std::uint64_t seq, std::function<void(const std::string& error)> then) {

@@ -2,10 +2,12 @@
 //
 // A new message is durable once its record is in the journal (one sequential
 // write, plus a shared fdatasync when the store syncs), so a source can
-// acknowledge it without waiting for a SQLite commit. The store's writer thread
-// applies journaled messages to SQLite later in large transactions, and drops a
-// journal segment once every record in it is applied. At open, records not yet
-// applied are read back and applied first (crash recovery).
+// acknowledge it without waiting for a SQLite commit. An event loop's records
+// are written together at the end of its round (appendInRound). The store's
+// writer thread applies journaled messages to SQLite later in large
+// transactions, and drops a journal segment once every record in it is applied.
+// At open, records not yet applied are read back and applied first (crash
+// recovery).
 //
 // Files: <db>-jnl.<n> (n = 1, 2, ...), a new segment every `segmentBytes`.
 // When the journal syncs, segments are zero-filled ahead of use (a background
@@ -62,6 +64,14 @@ public:
     // written in call order). Returns a sequence number for whenDurable().
     // Throws std::runtime_error on an I/O error (nothing is written then).
     std::uint64_t append(MessageId id, std::string_view record);
+    // On an event loop's thread (util::Round): appends one record to be
+    // written at the end of the round, in one write with every record appended
+    // meanwhile (a loop answering several connections makes one write a round,
+    // not one a message), and runs `then` after that, as whenDurable does
+    // (with the write's error if it failed). Runs no callback before it
+    // returns. Throws std::runtime_error (`then` not run) when a new segment
+    // cannot be created.
+    void appendInRound(MessageId id, std::string_view record, std::function<void(const std::string& error)> then);
     // Runs `then` once the record of `seq` is on disk: at once (on the calling
     // thread) when the journal does not sync, else after the fdatasync that
     // covers it - one fdatasync for every record appended while the previous
@@ -80,6 +90,8 @@ public:
     std::size_t segments() const;
     // fdatasync calls made for waiting records so far (tests).
     std::uint64_t syncs() const { return syncs_.load(); }
+    // Writes of records so far, each of one record or of a round's (tests).
+    std::uint64_t writes() const { return writes_.load(); }
     // Delete every segment (after a clean shutdown applied everything).
     void removeAll();
 
@@ -94,7 +106,19 @@ private:
         explicit File(int f) : fd(f) {}
         ~File();
     };
+    using Then = std::function<void(const std::string& error)>;
+    struct Waiter {
+        std::uint64_t seq;
+        Then then;
+        bool written = false;  // its record's write is over (see error)
+        std::string error;
+    };
     void openSegment(std::uint64_t number);  // under mu_
+    // Adds a record to pending_ (under mu_, writing pending_ first when the
+    // segment is full); returns its sequence number.
+    std::uint64_t add(MessageId id, std::string_view record);
+    bool writePending(std::string* error);  // under mu_
+    void writeAtRoundEnd();
     void prepareLoop();
     std::string spareName() const;
 
@@ -106,12 +130,17 @@ private:
     std::shared_ptr<File> file_;  // shared: a sync in progress keeps a rotated-away file open
     std::uint64_t size_ = 0;        // bytes in the current segment
     std::uint64_t written_ = 0;     // records appended (sequence)
+    // Records appended in rounds and not written yet (the last bytes of the
+    // segment, at size_ - pending_.size()): written at the end of a round, or
+    // before the next record written at once.
+    std::string pending_;
+    std::vector<Waiter> roundWaiters_;  // answered at the end of a round, on its thread
     // group fdatasync, on its own thread or at the end of a loop's round
     void syncLoop();
     void syncAtRoundEnd();
     void syncOnce(std::vector<std::function<void(const std::string&)>>& ready);
     bool syncing_ = false;  // an fdatasync is running (on the sync thread or a loop's)
-    std::atomic<std::uint64_t> syncs_{0};
+    std::atomic<std::uint64_t> syncs_{0}, writes_{0};
     std::mutex syncMu_;
     std::condition_variable syncCv_;
     std::deque<std::pair<std::uint64_t, std::function<void(const std::string&)>>> waiting_;

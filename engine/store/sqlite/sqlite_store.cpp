@@ -42,6 +42,7 @@
 #include "engine/store/sqlite/intake_journal.h"
 #include "engine/store/sqlite/paced_vfs.h"
 #include "engine/store/sqlite/sqlite_db.h"
+#include "engine/util/round.h"
 #include "engine/util/thread_name.h"
 
 #include <algorithm>
@@ -594,26 +595,33 @@ void SqliteStore::insertJournaled(NewMessage message, InsertCompletion done) {
             --flushWaiters_;
         }
     }
+    // A failed write or sync: not acknowledged, though the record may still be
+    // applied (a resend is then a duplicate, not a loss).
+    auto answer = [](const InsertCompletion& done, MessageId id, const std::string& error) {
+        if (error.empty()) complete(done, id, error);
+        else complete(done, 0, error);
+    };
     MessageId id;
-    std::uint64_t seq;
+    std::uint64_t seq = 0;
+    bool inRound = util::Round::active();
     {
         std::lock_guard<std::mutex> jl(journalMu_);
         id = nextId_.fetch_add(1);
         setRecordId(record, id);
         try {
-            seq = journal_->append(id, record);
+            // On an event loop's thread the record is written at the end of the
+            // round, with the round's others, and `done` runs after that.
+            if (inRound)
+                journal_->appendInRound(id, record, [answer, done, id](const std::string& error) { answer(done, id, error); });
+            else
+                seq = journal_->append(id, record);
         } catch (const std::exception& e) {
             complete(done, 0, e.what());
             return;
         }
         enqueue(Op(InsertOp{std::move(message), nullptr, received, id, 0, true, {}}));
     }
-    journal_->whenDurable(seq, [done = std::move(done), id](const std::string& error) {
-        // A failed sync: not acknowledged, though the record may still be applied
-        // (a resend is then a duplicate, not a loss).
-        if (error.empty()) complete(done, id, error);
-        else complete(done, 0, error);
-    });
+    if (!inRound) journal_->whenDurable(seq, [answer, done = std::move(done), id](const std::string& error) { answer(done, id, error); });
 }
 
 // At open: journaled messages not yet in SQLite are queued for the writer

@@ -70,6 +70,14 @@ NewMessage sampleMessage() {
     return m;
 }
 
+// A new journal on `dir` reads back the records 1..n, in that order.
+void requireIdsInOrder(const JournalDir& dir, MessageId n) {
+    IntakeJournal again(dir.db(), false, 1u << 20);
+    auto got = again.recover();
+    REQUIRE(got.size() == static_cast<std::size_t>(n));
+    for (MessageId id = 1; id <= n; ++id) CHECK(got[id - 1].id == id);
+}
+
 MessageId insertSync(MessageStore& s, NewMessage m) {
     std::promise<MessageId> p;
     auto f = p.get_future();
@@ -296,10 +304,7 @@ TEST_CASE("in an event loop's round the journal writes the round's records once,
             CHECK(std::filesystem::file_size(segment) == bytes);
         }
     }
-    IntakeJournal again(dir.db(), false, 1u << 20);
-    auto got = again.recover();
-    REQUIRE(got.size() == 3);
-    for (MessageId id = 1; id <= 3; ++id) CHECK(got[id - 1].id == id);
+    requireIdsInOrder(dir, 3);
 }
 
 TEST_CASE("a record written at once writes the records a round left before it, in order", "[store][journal]") {
@@ -322,10 +327,7 @@ TEST_CASE("a record written at once writes the records a round left before it, i
         CHECK(answered == 2);
         CHECK(j.writes() == 1);
     }
-    IntakeJournal again(dir.db(), false, 1u << 20);
-    auto got = again.recover();
-    REQUIRE(got.size() == 3);
-    for (MessageId id = 1; id <= 3; ++id) CHECK(got[id - 1].id == id);
+    requireIdsInOrder(dir, 3);
 }
 
 TEST_CASE("a round's failed journal write is reported to its waiters, and the next records take its place", "[store][journal]") {

@@ -376,6 +376,21 @@ std::vector<JournalRecord> IntakeJournal::recover(std::vector<std::string>* warn
     return out;
 }
 
+namespace {
+// Runs `work` once at the end of the calling thread's round, however often it
+// is asked for during the round. `scheduled` is the caller's thread_local
+// marker, `owner` the journal asking.
+template <class Work>
+void onceThisRound(const void*& scheduled, const void* owner, Work work) {
+    if (scheduled == owner) return;
+    scheduled = owner;
+    util::Round::defer([&scheduled, work] {
+        scheduled = nullptr;
+        work();
+    });
+}
+}  // namespace
+
 std::uint64_t IntakeJournal::add(MessageId id, std::string_view record) {
     if (size_ > 0 && size_ + 8 + record.size() > segmentBytes_) {
         writePending(nullptr);  // the segment's last records (a failure is kept for their waiters)
@@ -442,13 +457,8 @@ void IntakeJournal::appendInRound(MessageId id, std::string_view record, Then th
         std::uint64_t seq = add(id, record);
         roundWaiters_.push_back({seq, std::move(then), false, {}});
     }
-    thread_local const IntakeJournal* scheduled = nullptr;
-    if (scheduled == this) return;
-    scheduled = this;
-    util::Round::defer([this] {
-        scheduled = nullptr;
-        writeAtRoundEnd();
-    });
+    thread_local const void* scheduled = nullptr;
+    onceThisRound(scheduled, this, [this] { writeAtRoundEnd(); });
 }
 
 // One write for what the rounds appended (on any loop's thread), then their
@@ -482,13 +492,8 @@ void IntakeJournal::whenDurable(std::uint64_t seq, std::function<void(const std:
     }
     // An event loop's thread: the fdatasync runs at the end of its round, on
     // that thread, once for every record the round appended (see util::Round).
-    thread_local const IntakeJournal* scheduled = nullptr;
-    if (scheduled == this) return;
-    scheduled = this;
-    util::Round::defer([this] {
-        scheduled = nullptr;
-        syncAtRoundEnd();
-    });
+    thread_local const void* scheduled = nullptr;
+    onceThisRound(scheduled, this, [this] { syncAtRoundEnd(); });
 }
 
 void IntakeJournal::syncAtRoundEnd() {

@@ -334,10 +334,11 @@ TEST_CASE("listener: many connections over two loops, every reply to its sender"
         });
     }
     for (auto& t : clients) t.join();
+    l.stop();
     CHECK(wrong == 0);
     CHECK(answered == kConns * kMessages);
+    std::lock_guard<std::mutex> lock(mu);
     CHECK(threads.size() == 2);
-    l.stop();
 }
 
 TEST_CASE("listener: an idle connection is closed, one waiting for its reply is not", "[mllp][listener]") {

@@ -485,11 +485,16 @@ void Listener::Impl::readable(Loop& l, Conn& c) {
 }
 
 // Runs the work the round's messages left for its end (such as the journal's
-// fdatasync that their ACKs wait for), then hands on the next message of every
-// connection answered by it; those may leave work for the end again.
+// write and fdatasync that their ACKs wait for), sends the round's replies
+// together, runs what waited for them (waking delivery threads), then hands on
+// the next message of every connection answered meanwhile; those may leave
+// work for the end again.
 void Listener::Impl::endRound(Loop& l, util::Round& round) {
-    while (round.end() || !l.repump.empty() || !l.queued.empty()) {
+    for (;;) {
+        bool ran = round.end();
         sendQueued(l);
+        ran = round.afterRepliesSent() || ran;  // such as waking a delivery thread, now that the ACKs are out
+        if (!ran && l.repump.empty()) return;
         std::vector<std::uint64_t> ids;
         ids.swap(l.repump);
         for (std::uint64_t id : ids) {

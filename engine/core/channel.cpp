@@ -4,6 +4,7 @@
 #include <random>
 
 #include "engine/hl7/ack.h"
+#include "engine/util/round.h"
 #include "engine/util/thread_name.h"
 
 namespace junction::core {
@@ -547,7 +548,10 @@ void Channel::enqueue(DestRuntime& dest, Delivery delivery, std::size_t key) {
         lane.queue.push_back(std::move(delivery));
         dest.size.fetch_add(1, std::memory_order_relaxed);
     }
-    lane.cv.notify_one();
+    // From an MLLP loop: the lane's thread is woken once the loop's ACKs are
+    // out, or it may take the CPU before they leave.
+    if (util::Round::active()) util::Round::afterReplies([&lane] { lane.cv.notify_one(); });
+    else lane.cv.notify_one();
 }
 
 void Channel::deliveryFinished(DestRuntime& dest, Lane& lane, Delivery& del, bool ok, const std::string& response,

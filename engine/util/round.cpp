@@ -8,25 +8,33 @@ namespace junction::util {
 namespace {
 thread_local int roundDepth = 0;
 thread_local std::vector<std::function<void()>> deferred;
-}  // namespace
+thread_local std::vector<std::function<void()>> late;  // after the round's replies
 
-Round::Round() { ++roundDepth; }
-
-Round::~Round() {
-    end();
-    --roundDepth;
-}
-
-bool Round::end() {
+bool runAll(std::vector<std::function<void()>>& list) {
     bool any = false;
-    while (!deferred.empty()) {
+    while (!list.empty()) {
         std::vector<std::function<void()>> now;
-        now.swap(deferred);
+        now.swap(list);
         for (auto& w : now) w();
         any = true;
     }
     return any;
 }
+}  // namespace
+
+Round::Round() { ++roundDepth; }
+
+Round::~Round() {
+    while (end() || afterRepliesSent()) {
+    }
+    --roundDepth;
+}
+
+bool Round::end() { return runAll(deferred); }
+
+bool Round::afterRepliesSent() { return runAll(late); }
+
+void Round::afterReplies(std::function<void()> work) { late.push_back(std::move(work)); }
 
 bool Round::active() { return roundDepth > 0; }
 

@@ -27,6 +27,14 @@ public:
     static bool active();
     // Runs `work` at the end of the calling thread's round (call only when active()).
     static void defer(std::function<void()> work);
+
+    // Work that must not run before the round's replies are out, such as
+    // waking another thread (which could take the CPU before they leave): the
+    // loop runs it with afterReplies() once it has sent them. Call only when
+    // active().
+    static void afterReplies(std::function<void()> work);
+    // Runs the work left for after the replies. Returns whether there was any.
+    bool afterRepliesSent();
 };
 
 }  // namespace junction::util

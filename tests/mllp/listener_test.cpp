@@ -285,6 +285,51 @@ TEST_CASE("listener: the replies of a round go out together, each to its own sen
     }
 }
 
+TEST_CASE("listener: work left for after the replies runs once the round's replies are out", "[mllp][listener]") {
+    // As a channel does when it hands a message to a delivery thread: the wake-up
+    // waits until the ACK is sent (the woken thread could take the CPU first).
+    std::atomic<std::uint64_t> repliesSeen{~0ull};
+    std::atomic<int> lateRuns{0};
+    Listener* self = nullptr;
+    Listener::Handlers h;
+    h.message = [&](std::string payload, const std::string&, Listener::Reply reply) {
+        junction::util::Round::defer([&, payload, reply = std::move(reply)] {
+            reply("ACK " + payload);
+            junction::util::Round::afterReplies([&] {
+                repliesSeen = self->batching().replies;
+                ++lateRuns;
+            });
+        });
+    };
+    Listener l(loopback(), h);
+    self = &l;
+    l.start();
+    Peer p(l.port());
+    p.write(frame("one"));
+    std::string got;
+    REQUIRE(p.read(got));
+    CHECK(got == "ACK one");
+    for (int i = 0; i < 100 && lateRuns == 0; ++i) std::this_thread::sleep_for(10ms);
+    CHECK(lateRuns == 1);  // in the same round, not when the loop ends
+    l.stop();
+    if (junction::mllp::SendBatch().available()) CHECK(repliesSeen == 1);  // sent before the work ran
+}
+
+TEST_CASE("round: work left for after the replies waits for them, the round's end runs it at last", "[mllp][listener]") {
+    std::vector<std::string> ran;
+    {
+        junction::util::Round round;
+        junction::util::Round::defer([&] { ran.push_back("end"); });
+        junction::util::Round::afterReplies([&] { ran.push_back("after"); });
+        CHECK(round.end());
+        CHECK(ran == std::vector<std::string>{"end"});
+        CHECK(round.afterRepliesSent());
+        CHECK_FALSE(round.afterRepliesSent());
+        junction::util::Round::afterReplies([&] { ran.push_back("left"); });
+    }  // the destructor runs what is left
+    CHECK(ran == std::vector<std::string>{"end", "after", "left"});
+}
+
 TEST_CASE("listener: a waiting connection does not hold up the others", "[mllp][listener]") {
     Inbox inbox;
     Listener l(loopback(), deferTo(inbox));

@@ -451,7 +451,7 @@ std::uint64_t IntakeJournal::append(MessageId id, std::string_view record) {
     return seq;
 }
 
-void IntakeJournal::appendInRound(MessageId id, std::string_view record, Then then) {
+void IntakeJournal::appendInRound(MessageId id, std::string_view record, Then&& then) {
     {
         std::lock_guard<std::mutex> lock(mu_);
         std::uint64_t seq = add(id, record);

@@ -69,9 +69,9 @@ public:
     // meanwhile (a loop answering several connections makes one write a round,
     // not one a message), and runs `then` after that, as whenDurable does
     // (with the write's error if it failed). Runs no callback before it
-    // returns. Throws std::runtime_error (`then` not run) when a new segment
-    // cannot be created.
-    void appendInRound(MessageId id, std::string_view record, std::function<void(const std::string& error)> then);
+    // returns. Throws std::runtime_error when a new segment cannot be created;
+    // `then` is then neither run nor taken (it stays with the caller).
+    void appendInRound(MessageId id, std::string_view record, std::function<void(const std::string& error)>&& then);
     // Runs `then` once the record of `seq` is on disk: at once (on the calling
     // thread) when the journal does not sync, else after the fdatasync that
     // covers it - one fdatasync for every record appended while the previous

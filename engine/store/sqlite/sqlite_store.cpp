@@ -595,33 +595,32 @@ void SqliteStore::insertJournaled(NewMessage message, InsertCompletion done) {
             --flushWaiters_;
         }
     }
-    // A failed write or sync: not acknowledged, though the record may still be
-    // applied (a resend is then a duplicate, not a loss).
-    auto answer = [](const InsertCompletion& done, MessageId id, const std::string& error) {
-        if (error.empty()) complete(done, id, error);
-        else complete(done, 0, error);
-    };
-    MessageId id;
+    std::function<void(const std::string&)> then;
     std::uint64_t seq = 0;
     bool inRound = util::Round::active();
     {
         std::lock_guard<std::mutex> jl(journalMu_);
-        id = nextId_.fetch_add(1);
+        MessageId id = nextId_.fetch_add(1);
         setRecordId(record, id);
+        // Answers the insert once its record is durable. A failed write or sync:
+        // not acknowledged, though the record may still be applied (a resend is
+        // then a duplicate, not a loss).
+        then = [done = std::move(done), id](const std::string& error) {
+            if (error.empty()) complete(done, id, error);
+            else complete(done, 0, error);
+        };
         try {
             // On an event loop's thread the record is written at the end of the
-            // round, with the round's others, and `done` runs after that.
-            if (inRound)
-                journal_->appendInRound(id, record, [answer, done, id](const std::string& error) { answer(done, id, error); });
-            else
-                seq = journal_->append(id, record);
+            // round, with the round's others, and `then` runs after that.
+            if (inRound) journal_->appendInRound(id, record, std::move(then));
+            else seq = journal_->append(id, record);
         } catch (const std::exception& e) {
-            complete(done, 0, e.what());
+            then(e.what());  // still ours: appendInRound takes it only once the record is in
             return;
         }
         enqueue(Op(InsertOp{std::move(message), nullptr, received, id, 0, true, {}}));
     }
-    if (!inRound) journal_->whenDurable(seq, [answer, done = std::move(done), id](const std::string& error) { answer(done, id, error); });
+    if (!inRound) journal_->whenDurable(seq, std::move(then));
 }
 
 // At open: journaled messages not yet in SQLite are queued for the writer

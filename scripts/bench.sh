@@ -11,6 +11,15 @@ BUILD="${JUNCTION_BUILD_DIR:-$ROOT/build}"
 echo "== hl7_parse: parse + serialize on one core (samples/hl7)"
 taskset -c 0 "$BUILD/tests/bench_hl7_parse" "$ROOT/samples/hl7" --seconds "${BENCH_SECONDS:-4}"
 
+echo
+echo "== store: SQLite writer CPU per message (journaled ORM^O01, storage: production)"
+STORE_T="$(mktemp -d)"
+"$BUILD/tests/bench_store_apply" "$STORE_T" "$ROOT/samples/hl7/orm_o01_nw.hl7" --count 100000
+rm -rf "$STORE_T"/*
+echo "random patient ids and accession numbers, 400,000 messages:"
+"$BUILD/tests/bench_store_apply" "$STORE_T" "$ROOT/samples/hl7/orm_o01_nw.hl7" --count 400000 --random-keys
+rm -rf "$STORE_T"
+
 # ---------------------------------------------------------------- MLLP channel benchmarks
 SRC="$ROOT"
 LOAD="$BUILD/tests/mllpload"

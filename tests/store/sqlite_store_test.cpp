@@ -729,8 +729,9 @@ TEST_CASE("prune drops finished messages and whole day partitions", "[store]") {
     CHECK(raw.hasTable(dayName(day2)));        // still used by waiting/unprocessed/channel B
     CHECK(raw.hasTable(dayName(now)));
     auto pagesAfter = raw.scalar("PRAGMA page_count");
-    INFO("pages before " << pagesBefore << " after " << pagesAfter);
-    CHECK(pagesAfter < pagesBefore - 1500);  // ~8 MB of day-3 content returned to the file system
+    auto pageBytes = raw.scalar("PRAGMA page_size");
+    INFO("pages before " << pagesBefore << " after " << pagesAfter << " of " << pageBytes << " bytes");
+    CHECK((pagesBefore - pagesAfter) * pageBytes > 6'000'000);  // ~8 MB of day-3 content returned to the file system
     CHECK(raw.scalar("PRAGMA freelist_count") < 100);
 
     CHECK_FALSE(store->get(old3[5]));
@@ -760,6 +761,40 @@ TEST_CASE("prune drops finished messages and whole day partitions", "[store]") {
     store.reset();
     store = openSqliteStore(dir.db(), fastOptions());
     CHECK(insertSync(*store, makeMessage("A", "again")) > maxId);
+}
+
+TEST_CASE("a new store has 16 KB pages and a store made with 4 KB pages keeps them", "[store]") {
+    TempDir dir;
+    {
+        auto store = openSqliteStore(dir.db(), fastOptions());
+        CHECK(insertSync(*store, makeMessage("ch", "x")) > 0);
+    }
+    CHECK(RawDb(dir.db()).scalar("PRAGMA page_size") == 16384);
+
+    // A store created by an older release, with SQLite's default 4 KB pages.
+    std::string old = dir.path + "/old.db";
+    {
+        sqlite3* db = nullptr;
+        REQUIRE(sqlite3_open(old.c_str(), &db) == SQLITE_OK);
+        REQUIRE(sqlite3_exec(db, "PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE probe (x)", nullptr,
+                             nullptr, nullptr) == SQLITE_OK);
+        sqlite3_close(db);
+    }
+    StoreOptions quota = fastOptions();
+    quota.maxDatabaseBytes = 2 * 1024 * 1024;
+    auto store = openSqliteStore(old, quota);
+    auto tryInsert = [&](NewMessage m) {
+        std::promise<MessageId> p;
+        auto f = p.get_future();
+        store->insert(std::move(m), [&](MessageId id, const std::string&) { p.set_value(id); });
+        return f.get();
+    };
+    int ok = 0;
+    for (int i = 0; i < 100; ++i) ok += tryInsert(makeMessage("ch", std::string(64 * 1024, 'z'))) > 0;
+    CHECK(ok > 5);
+    CHECK(ok <= 32);  // the quota is in bytes: 512 pages of 4 KB
+    store->flush();
+    CHECK(RawDb(old).scalar("PRAGMA page_size") == 4096);
 }
 
 TEST_CASE("failed writes report errors through their callbacks", "[store]") {
@@ -817,6 +852,7 @@ TEST_CASE("failed writes report errors through their callbacks", "[store]") {
         std::lock_guard<std::mutex> lock(mu);
         CHECK(ok.size() + errors.size() == 100);
         CHECK(ok.size() > 5);
+        CHECK(ok.size() <= 32);  // 2 MB of 64 KB messages, whatever the page size
         REQUIRE_FALSE(errors.empty());
         CHECK(errors[0].find("full") != std::string::npos);
         for (auto id : ok) {

@@ -607,7 +607,7 @@ void Listener::Impl::sendQueued(Loop& l) {
     batchedReplies.fetch_add(replies, std::memory_order_relaxed);
     batchCalls.fetch_add(l.batch->calls() - calls, std::memory_order_relaxed);
     if (!l.batch->available()) {
-        log("warn", "mllp :" + std::to_string(o.port) + ": io_uring failed; replies are sent one by one from now on");
+        log("warn", "mllp " + o.host + ":" + std::to_string(o.port) + ": io_uring failed; replies are sent one by one from now on");
         l.batch.reset();
     }
 }

@@ -30,7 +30,7 @@ public:
 
     // Work that must not run before the round's replies are out, such as
     // waking another thread (which could take the CPU before they leave): the
-    // loop runs it with afterReplies() once it has sent them. Call only when
+    // loop runs it with afterRepliesSent() once it has sent them. Call only when
     // active().
     static void afterReplies(std::function<void()> work);
     // Runs the work left for after the replies. Returns whether there was any.

@@ -129,6 +129,14 @@ inline void exec(sqlite3* db, const char* sql) {
     }
 }
 
+// The first column of the first row of `sql` (such as "PRAGMA user_version"),
+// or `fallback` when it returns no row.
+inline std::int64_t queryInt(sqlite3* db, const char* sql, std::int64_t fallback) {
+    Stmt s(db, sql);
+    Use u(s);
+    return u.step() ? u.int64(0) : fallback;
+}
+
 // Opens (creating if needed) `path` for use by one thread at a time, with
 // extended result codes and a busy timeout. Throws std::runtime_error
 // "cannot open <what> <path>: ...".

@@ -379,11 +379,7 @@ SqliteStore::SqliteStore(const std::string& path, const StoreOptions& options) :
         // page until full (bench_store_apply).
         sqlite::exec(wdb_, "PRAGMA cache_size = -16384");
         sqlite::exec(wdb_, "PRAGMA temp_store = MEMORY");
-        {
-            Stmt ps(wdb_, "PRAGMA page_size");
-            Use u(ps);
-            if (u.step()) pageBytes_ = static_cast<int>(u.int64(0));
-        }
+        pageBytes_ = static_cast<int>(sqlite::queryInt(wdb_, "PRAGMA page_size", kPageBytes));
         sqlite::exec(wdb_, "PRAGMA journal_size_limit = 67108864");
         if (options_.maxDatabaseBytes > 0) {
             std::uint64_t pages = std::max<std::uint64_t>(options_.maxDatabaseBytes / pageBytes_, 16);
@@ -393,12 +389,7 @@ SqliteStore::SqliteStore(const std::string& path, const StoreOptions& options) :
         // Schema (versioned by PRAGMA user_version; migrations go here).
         sqlite::exec(wdb_, "BEGIN IMMEDIATE");
         try {
-            int version = 0;
-            {
-                Stmt v(wdb_, "PRAGMA user_version");
-                Use u(v);
-                if (u.step()) version = static_cast<int>(u.int64(0));
-            }
+            int version = static_cast<int>(sqlite::queryInt(wdb_, "PRAGMA user_version", 0));
             if (version > kSchemaVersion)
                 throw std::runtime_error("message store " + path + " has schema version " + std::to_string(version) +
                                          ", newer than this build (" + std::to_string(kSchemaVersion) + ")");

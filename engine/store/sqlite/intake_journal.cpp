@@ -516,9 +516,12 @@ void IntakeJournal::syncOnce(std::vector<std::function<void(const std::string&)>
     std::uint64_t target;
     std::shared_ptr<File> file;
     {
-        // Every record counted in `target` is in this file or in an older
-        // segment, which was synced when the journal moved past it. Appends
-        // go on while this sync runs (the next one covers them).
+        // Every record counted in `target` whose waiter is registered is
+        // written, to this file or to an older segment (synced when the journal
+        // moved past it). A round's records are counted before their write at
+        // the round's end, but their waiters register only after it, so a
+        // sync that ran in between answers none of them. Appends go on while
+        // this sync runs (the next one covers them).
         std::lock_guard<std::mutex> lock(mu_);
         target = written_;
         file = file_;

@@ -54,6 +54,7 @@ void FrameDecoder::feed(const char* data, std::size_t size) {
             } else {
                 Event ev;
                 ev.payload = std::move(buffer_);
+                queuedBytes_ += ev.payload.size();
                 events_.push_back(std::move(ev));
             }
             buffer_.clear();
@@ -114,6 +115,7 @@ bool FrameDecoder::next(Event& out) {
     if (events_.empty()) return false;
     out = std::move(events_.front());
     events_.pop_front();
+    queuedBytes_ -= out.payload.size();
     return true;
 }
 

@@ -37,6 +37,8 @@ public:
     // True while a frame has started and not ended.
     bool inFrame() const { return inFrame_; }
     std::size_t buffered() const { return buffer_.size(); }
+    // Bytes held: the open frame and the complete messages not taken yet.
+    std::size_t held() const { return buffer_.size() + queuedBytes_; }
 
 private:
     void error(Error e, std::string detail);
@@ -46,6 +48,7 @@ private:
     bool discarding_ = false;   // oversize frame: skipping to its end
     bool sawEnd_ = false;       // <FS> seen, <CR> expected
     std::size_t frameBytes_ = 0;
+    std::size_t queuedBytes_ = 0;  // payloads in events_
     std::deque<Event> events_;
 };
 

@@ -7,12 +7,14 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -22,7 +24,7 @@
 #include <vector>
 
 #include "connectors/mllp/framing.h"
-#include "connectors/mllp/send_batch.h"
+#include "connectors/mllp/uring.h"
 #include "engine/util/round.h"
 #include "engine/util/thread_name.h"
 
@@ -39,8 +41,17 @@ constexpr std::size_t kMaxUnsent = 1u << 20;
 // with the round's others (far below kMaxUnsent).
 constexpr std::size_t kMaxBatched = 64u << 10;
 
+// With io_uring, bytes a connection sends while it is held or its message is
+// in processing are still taken in, up to this much; past it the connection
+// is not read until it is served (as epoll does at once).
+constexpr std::size_t kReadAhead = 256u << 10;
+
 constexpr std::uint64_t kListenKey = 0;
 constexpr std::uint64_t kWakeKey = 1;
+
+// io_uring requests carry (key << 2 | what); a connection's key is its id.
+enum class Req : std::uint64_t { Receive = 0, Writable = 1, Send = 2, Poll = 3 };
+std::uint64_t tag(std::uint64_t key, Req r) { return key << 2 | static_cast<std::uint64_t>(r); }
 
 std::string peerOf(const sockaddr_storage& a) {
     char host[INET6_ADDRSTRLEN] = "?";
@@ -126,6 +137,11 @@ struct Conn {
     bool held = false;        // its next message waits for the channel to take it
     bool dead = false;        // closed at the end of this round of events
     bool queued = false;      // its replies go out with the round's others
+    // io_uring
+    bool recvArmed = false;       // a multishot receive is in flight
+    bool recvCancelling = false;  // ... and asked to end
+    bool pollOutArmed = false;    // waiting for room to send
+    bool ended = false;           // the peer ended its stream: close once served
     Clock::time_point lastActive = Clock::now();
     bool backlogged() const { return out.size() - outOffset > kMaxUnsent; }
 };
@@ -139,8 +155,12 @@ struct Loop {
     std::vector<std::uint64_t> held;
     std::uint64_t pumping = 0;           // the connection pump() is handing on (0: none)
     std::vector<std::uint64_t> repump;   // answered at the end of the round: hand on their next message
-    std::unique_ptr<SendBatch> batch;    // null: replies are sent one by one
-    std::vector<std::uint64_t> queued;   // connections with replies for the batch
+    std::unique_ptr<Ring> ring;          // null: epoll, replies sent one by one
+    std::atomic<bool> uring{false};      // ring is set (read by other loops)
+    std::vector<Ring::Completion> stash;  // completions that came with the sends, for the next round
+    std::vector<std::uint64_t> ended;    // connections whose peer ended its stream (io_uring)
+    bool listenOn = false, listenArmed = false;  // loop 0 with io_uring: the listening socket's poll
+    std::vector<std::uint64_t> queued;   // connections with replies for the round's sends
     std::atomic<int> count{0};
     char buffer[65536];
 
@@ -161,6 +181,11 @@ struct Listener::Impl {
     std::atomic<int> total{0};
     std::atomic<std::uint64_t> nextId{2};
     std::atomic<std::uint64_t> batchedReplies{0}, batchCalls{0};
+    std::atomic<bool> listenNudge{false};  // another loop asks loop 0 to watch the listening socket again
+    std::mutex readyMu;  // start() waits until every loop has chosen io_uring or epoll
+    std::condition_variable readyCv;
+    std::size_t ready = 0;
+    bool ioUring = false;  // what the loops chose at start
     // accept failing for want of resources (loop 0 only)
     static constexpr std::chrono::milliseconds kAcceptBackoff{100};
     std::optional<Clock::time_point> acceptRetryAt;
@@ -169,15 +194,42 @@ struct Listener::Impl {
     void log(const std::string& level, const std::string& text) {
         if (h.log) h.log(level, text);
     }
+    std::string where() const { return o.host + ":" + std::to_string(o.port); }
     // Watch the listening socket (in loop 0) for new connections, or stop.
     void watchListen(bool on) {
-        epoll_event ev{};
-        ev.events = on ? EPOLLIN : 0;
-        ev.data.u64 = kListenKey;
-        ::epoll_ctl(loops[0]->ep, EPOLL_CTL_MOD, listenFd, &ev);
+        Loop& l0 = *loops[0];
+        if (!l0.uring.load()) {
+            epoll_event ev{};
+            ev.events = on ? static_cast<std::uint32_t>(EPOLLIN) : 0u;
+            ev.data.u64 = kListenKey;
+            ::epoll_ctl(l0.ep, EPOLL_CTL_MOD, listenFd, &ev);
+            return;
+        }
+        if (std::this_thread::get_id() != l0.mailbox->loopThread.load()) {
+            // Only loop 0 may touch its ring (a connection closed in another loop).
+            if (on) {
+                listenNudge = true;
+                l0.mailbox->wake();
+            }
+            return;
+        }
+        l0.listenOn = on;
+        if (on && !l0.listenArmed) {
+            l0.ring->poll(listenFd, POLLIN, true, tag(kListenKey, Req::Poll));
+            l0.listenArmed = true;
+        } else if (!on && l0.listenArmed) {
+            l0.ring->cancel(tag(kListenKey, Req::Poll));
+        }
     }
 
     void run(Loop& l);
+    void openRing(Loop& l);
+    bool waitRing(Loop& l, int timeoutMs);
+    void dispatch(Loop& l, const Ring::Completion& done);
+    void received(Loop& l, Conn& c, const Ring::Completion& done);
+    void dropRing(Loop& l, const std::string& error);
+    void closeEnded(Loop& l);
+    void writable(Loop& l, Conn& c);
     void acceptAll(Loop& l);
     void adopt(Loop& l, int fd, std::string peer);
     void readable(Loop& l, Conn& c);
@@ -203,6 +255,8 @@ Listener::Listener(ListenerOptions options, Handlers handlers) : impl_(std::make
 Listener::~Listener() { stop(); }
 
 int Listener::connections() const { return impl_->total.load(); }
+
+bool Listener::usesIoUring() const { return impl_->ioUring; }
 
 Listener::Batching Listener::batching() const {
     return {impl_->batchedReplies.load(), impl_->batchCalls.load()};
@@ -260,19 +314,16 @@ void Listener::start() {
             ev.data.u64 = kListenKey;
             ::epoll_ctl(l->ep, EPOLL_CTL_ADD, fd, &ev);
         }
-        if (m.o.batchReplies) {
-            l->batch = std::make_unique<SendBatch>();
-            if (!l->batch->available()) {
-                l->batch.reset();
-                if (i == 0) m.log("info", "mllp " + where + ": io_uring unavailable; replies are sent one by one");
-            }
-        }
         m.loops.push_back(std::move(l));
     }
+    m.ready = 0;
     for (auto& l : m.loops) {
         Loop* lp = l.get();
         lp->thread = std::thread([&m, lp] { m.run(*lp); });
     }
+    std::unique_lock<std::mutex> lock(m.readyMu);
+    m.readyCv.wait(lock, [&] { return m.ready == m.loops.size(); });
+    m.ioUring = m.loops[0]->uring.load();
 }
 
 void Listener::stop() {
@@ -300,6 +351,7 @@ void Listener::Impl::run(Loop& l) {
         if (id != l.pumping) l.repump.push_back(id);
     };
     l.mailbox->loopThread.store(std::this_thread::get_id());
+    openRing(l);
     epoll_event events[64];
     auto sweepEvery = std::chrono::milliseconds(1000);
     if (o.idleTimeout.count() > 0 && o.idleTimeout / 4 < sweepEvery)
@@ -310,7 +362,9 @@ void Listener::Impl::run(Loop& l) {
     while (!stopping) {
         int timeout = l.held.empty() ? static_cast<int>(sweepEvery.count()) : kHeldRetryMs;
         if (acceptRetryAt && &l == loops[0].get()) timeout = std::min<int>(timeout, static_cast<int>(kAcceptBackoff.count()));
-        int n = ::epoll_wait(l.ep, events, 64, timeout);
+        int n = 0;
+        if (l.ring && !waitRing(l, timeout)) continue;  // the ring failed: epoll from now on
+        if (!l.ring) n = ::epoll_wait(l.ep, events, 64, timeout);
         if (n < 0 && errno != EINTR) {
             log("error", "mllp :" + std::to_string(o.port) + ": epoll_wait: " + std::strerror(errno));
             break;
@@ -329,15 +383,7 @@ void Listener::Impl::run(Loop& l) {
             if (it == l.conns.end() || it->second->dead) continue;
             Conn& c = *it->second;
             std::uint32_t e = events[i].events;
-            if (e & EPOLLOUT) {
-                flush(l, c);
-                if (!c.dead && c.readPaused && !c.busy && !c.held && !c.backlogged()) {
-                    // The peer read its replies: read from it again.
-                    c.readPaused = false;
-                    watch(l, c);
-                    pump(l, c);
-                }
-            }
+            if (e & EPOLLOUT) writable(l, c);
             if (!c.dead && (e & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
                 if ((c.busy || c.backlogged()) && !(e & (EPOLLHUP | EPOLLERR))) {
                     // Input while a message is in processing, or while the peer
@@ -351,6 +397,7 @@ void Listener::Impl::run(Loop& l) {
         }
         if (!l.held.empty()) retryHeld(l);
         endRound(l, round);  // after retryHeld: what a held message left must not wait for the next event
+        if (!l.ended.empty()) closeEnded(l);
         reap(l);
         if (acceptRetryAt && &l == loops[0].get() && Clock::now() >= *acceptRetryAt) {
             acceptRetryAt.reset();
@@ -374,6 +421,120 @@ void Listener::Impl::run(Loop& l) {
     }
     l.conns.clear();
     l.count = 0;
+    l.uring = false;
+    l.ring.reset();  // ends what is still in flight, on the thread that owns the ring
+}
+
+// ---------------------------------------------------------------- io_uring
+
+void Listener::Impl::openRing(Loop& l) {
+    if (o.ioUring) {
+        std::string why;
+        l.ring = Ring::open(&why);
+        if (!l.ring && &l == loops[0].get()) log("info", "mllp " + where() + ": " + why + "; serving with epoll");
+    }
+    if (l.ring) {
+        l.uring = true;
+        l.ring->poll(l.mailbox->wakeFd, POLLIN, true, tag(kWakeKey, Req::Poll));
+        if (&l == loops[0].get()) watchListen(true);
+    }
+    std::lock_guard<std::mutex> lock(readyMu);
+    ++ready;
+    readyCv.notify_all();
+}
+
+// Submits what the last round asked for (receives armed again, cancels) and
+// waits for the next completions; handles them and those that came with the
+// last round's sends, in order. False when the ring failed (epoll from then on).
+bool Listener::Impl::waitRing(Loop& l, int timeoutMs) {
+    std::vector<Ring::Completion> done;
+    done.swap(l.stash);
+    std::string error;
+    if (!l.ring->submitAndWait(done.empty() ? 1 : 0, timeoutMs, done, &error)) {
+        dropRing(l, error);
+        return false;
+    }
+    for (const auto& d : done) {
+        if (stopping) break;
+        dispatch(l, d);
+    }
+    return l.ring != nullptr;
+}
+
+void Listener::Impl::dispatch(Loop& l, const Ring::Completion& d) {
+    std::uint64_t key = d.data >> 2;
+    auto req = static_cast<Req>(d.data & 3);
+    if (req == Req::Poll) {
+        if (key == kWakeKey) {
+            if (!d.more) l.ring->poll(l.mailbox->wakeFd, POLLIN, true, tag(kWakeKey, Req::Poll));
+            takeMail(l);
+        } else {
+            if (!d.more) l.listenArmed = false;
+            if (l.listenOn) acceptAll(l);
+            if (l.listenOn && !l.listenArmed) watchListen(true);
+        }
+        return;
+    }
+    auto it = l.conns.find(key);
+    Conn* c = it == l.conns.end() || it->second->dead ? nullptr : it->second.get();
+    if (req == Req::Receive) {
+        if (c) received(l, *c, d);
+        if (d.buffer >= 0) l.ring->recycle(d.buffer);
+    } else if (req == Req::Writable && c) {
+        c->pollOutArmed = false;
+        if (c->wantWrite) writable(l, *c);
+    }
+}
+
+void Listener::Impl::received(Loop& l, Conn& c, const Ring::Completion& d) {
+    if (!d.more) {
+        c.recvArmed = false;
+        c.recvCancelling = false;
+    }
+    if (d.res > 0 && d.buffer >= 0) {
+        std::string_view bytes = l.ring->buffer(d.buffer, static_cast<std::size_t>(d.res));
+        c.lastActive = Clock::now();
+        c.decoder.feed(bytes.data(), bytes.size());
+        // Input while a message is in processing, or while the peer leaves its
+        // replies unread: taken in up to kReadAhead, handed on once served.
+        if (c.busy || c.backlogged()) c.readPaused = true;
+        pump(l, c);
+    } else if (d.res == 0) {
+        c.ended = true;  // closed once what it sent is answered
+        l.ended.push_back(c.id);
+    } else if (d.res != -ENOBUFS && d.res != -ECANCELED) {
+        if (d.res != -ECONNRESET) log("warn", "mllp " + c.peer + ": " + std::strerror(-d.res));
+        kill(l, c);
+    }
+    if (!c.dead) watch(l, c);  // receive again, or stop past kReadAhead
+}
+
+// A peer that ended its stream gets its answers first (as with epoll, which
+// reads the end only once the connection is served).
+void Listener::Impl::closeEnded(Loop& l) {
+    std::vector<std::uint64_t> ids;
+    ids.swap(l.ended);
+    for (std::uint64_t id : ids) {
+        auto it = l.conns.find(id);
+        if (it == l.conns.end() || it->second->dead) continue;
+        Conn& c = *it->second;
+        if (!c.busy && !c.held && !c.queued && !c.decoder.peek() && c.outOffset >= c.out.size())
+            kill(l, c);
+        else
+            l.ended.push_back(id);
+    }
+}
+
+void Listener::Impl::dropRing(Loop& l, const std::string& error) {
+    log("error", "mllp " + where() + ": " + error + "; its connections are closed, new ones are served with epoll");
+    for (auto& [id, c] : l.conns) kill(l, *c);
+    l.uring = false;
+    l.ring.reset();
+    l.stash.clear();
+    l.ended.clear();
+    l.queued.clear();
+    reap(l);
+    if (&l == loops[0].get()) watchListen(!listenPaused.load() && !acceptRetryAt);
 }
 
 void Listener::Impl::acceptAll(Loop& l) {
@@ -432,6 +593,11 @@ void Listener::Impl::acceptAll(Loop& l) {
 void Listener::Impl::adopt(Loop& l, int fd, std::string peer) {
     std::uint64_t id = nextId.fetch_add(1);
     auto c = std::make_unique<Conn>(fd, id, std::move(peer), o.maxMessageBytes);
+    if (l.ring) {
+        watch(l, *c);  // arms its receive
+        l.conns.emplace(id, std::move(c));
+        return;
+    }
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.u64 = id;
@@ -458,6 +624,7 @@ void Listener::Impl::takeMail(Loop& l) {
         l.mailbox->signaled = false;
     }
     for (auto& [fd, peer] : handoffs) adopt(l, fd, std::move(peer));
+    if (&l == loops[0].get() && listenNudge.exchange(false) && !listenPaused.load() && !acceptRetryAt) watchListen(true);
     for (auto& [id, response] : replies) {
         auto it = l.conns.find(id);
         if (it == l.conns.end() || it->second->dead) continue;  // closed meanwhile: the message is stored all the same
@@ -482,6 +649,17 @@ void Listener::Impl::readable(Loop& l, Conn& c) {
     c.lastActive = Clock::now();
     c.decoder.feed(l.buffer, static_cast<std::size_t>(n));
     pump(l, c);
+}
+
+// Room to send again: the rest of the replies goes out; a peer that read its
+// replies is read from again.
+void Listener::Impl::writable(Loop& l, Conn& c) {
+    flush(l, c);
+    if (!c.dead && c.readPaused && !c.busy && !c.held && !c.backlogged()) {
+        c.readPaused = false;
+        watch(l, c);
+        pump(l, c);
+    }
 }
 
 // Runs the work the round's messages left for its end (such as the journal's
@@ -564,7 +742,7 @@ void Listener::Impl::complete(Loop& l, Conn& c, std::string response) {
     if (!response.empty()) {
         if (c.out.empty()) c.out.reserve(response.size() + 3);
         appendFrame(c.out, response);
-        if (l.batch && !c.wantWrite && c.out.size() - c.outOffset <= kMaxBatched) {
+        if (l.ring && !c.wantWrite && c.out.size() - c.outOffset <= kMaxBatched) {
             if (!c.queued) {
                 c.queued = true;
                 l.queued.push_back(c.id);
@@ -579,37 +757,51 @@ void Listener::Impl::complete(Loop& l, Conn& c, std::string response) {
     }
 }
 
-// Sends the replies queued in this round, together; what a socket did not take
-// goes on as any reply does (flush: the rest when the peer reads).
+// Sends the replies queued in this round, together (one system call, which
+// also brings their results: a send never waits for room); what a socket did
+// not take goes on as any reply does (flush: the rest when the peer reads).
+// Other completions that come with them wait for the next round.
 void Listener::Impl::sendQueued(Loop& l) {
-    if (l.queued.empty()) return;
+    if (l.queued.empty() || !l.ring) return;
     std::vector<std::uint64_t> ids;
     ids.swap(l.queued);
+    unsigned sends = 0;
     for (std::uint64_t id : ids) {
         auto it = l.conns.find(id);
         if (it == l.conns.end()) continue;
         Conn& c = *it->second;
         c.queued = false;
-        if (!c.dead && c.outOffset < c.out.size()) l.batch->add(c.fd, c.out.data() + c.outOffset, c.out.size() - c.outOffset, id);
+        if (c.dead || c.outOffset >= c.out.size()) continue;
+        l.ring->send(c.fd, c.out.data() + c.outOffset, c.out.size() - c.outOffset, tag(id, Req::Send));
+        ++sends;
     }
-    std::uint64_t replies = l.batch->pending(), calls = l.batch->calls();
-    l.batch->run([&](std::uint64_t id, int result) {
-        auto it = l.conns.find(id);
-        if (it == l.conns.end() || it->second->dead) return;
-        Conn& c = *it->second;
-        if (result > 0) c.outOffset += static_cast<std::size_t>(result);
-        if (result < 0 && result != -EAGAIN && result != -EINTR) {
-            kill(l, c);
+    std::vector<Ring::Completion> done;
+    for (unsigned results = 0; results < sends;) {
+        std::string error;
+        batchCalls.fetch_add(1, std::memory_order_relaxed);
+        if (!l.ring->submitAndWait(sends - results, -1, done, &error)) {
+            dropRing(l, error);
             return;
         }
-        flush(l, c);  // the rest, if any; clears the buffer once all is out
-    });
-    batchedReplies.fetch_add(replies, std::memory_order_relaxed);
-    batchCalls.fetch_add(l.batch->calls() - calls, std::memory_order_relaxed);
-    if (!l.batch->available()) {
-        log("warn", "mllp " + o.host + ":" + std::to_string(o.port) + ": io_uring failed; replies are sent one by one from now on");
-        l.batch.reset();
+        for (const auto& d : done) {
+            if (static_cast<Req>(d.data & 3) != Req::Send) {
+                l.stash.push_back(d);
+                continue;
+            }
+            ++results;
+            auto it = l.conns.find(d.data >> 2);
+            if (it == l.conns.end() || it->second->dead) continue;
+            Conn& c = *it->second;
+            if (d.res > 0) c.outOffset += static_cast<std::size_t>(d.res);
+            if (d.res < 0 && d.res != -EAGAIN && d.res != -EINTR) {
+                kill(l, c);
+                continue;
+            }
+            flush(l, c);  // the rest, if any; clears the buffer once all is out
+        }
+        done.clear();
     }
+    batchedReplies.fetch_add(sends, std::memory_order_relaxed);
 }
 
 void Listener::Impl::flush(Loop& l, Conn& c) {
@@ -639,6 +831,21 @@ void Listener::Impl::flush(Loop& l, Conn& c) {
 }
 
 void Listener::Impl::watch(Loop& l, Conn& c) {
+    if (l.ring) {
+        bool read = !c.ended && (!c.readPaused || c.decoder.held() < kReadAhead);
+        if (read && !c.recvArmed) {
+            l.ring->receive(c.fd, tag(c.id, Req::Receive));
+            c.recvArmed = true;
+        } else if (!read && c.recvArmed && !c.recvCancelling) {
+            l.ring->cancel(tag(c.id, Req::Receive));
+            c.recvCancelling = true;
+        }
+        if (c.wantWrite && !c.pollOutArmed) {
+            l.ring->poll(c.fd, POLLOUT, false, tag(c.id, Req::Writable));
+            c.pollOutArmed = true;
+        }
+        return;
+    }
     epoll_event ev{};
     ev.events = (c.readPaused ? 0u : static_cast<std::uint32_t>(EPOLLIN)) | (c.wantWrite ? EPOLLOUT : 0u);
     ev.data.u64 = c.id;
@@ -656,8 +863,16 @@ void Listener::Impl::reap(Loop& l) {
     for (std::uint64_t id : l.dead) {
         auto it = l.conns.find(id);
         if (it == l.conns.end()) continue;
-        ::epoll_ctl(l.ep, EPOLL_CTL_DEL, it->second->fd, nullptr);
-        ::close(it->second->fd);
+        Conn& c = *it->second;
+        if (l.ring) {
+            // A request in flight holds the socket open: end it (the socket
+            // closes when the cancel is submitted, with the next wait).
+            if (c.recvArmed) l.ring->cancel(tag(id, Req::Receive));
+            if (c.pollOutArmed) l.ring->cancel(tag(id, Req::Writable));
+        } else {
+            ::epoll_ctl(l.ep, EPOLL_CTL_DEL, c.fd, nullptr);
+        }
+        ::close(c.fd);
         l.conns.erase(it);
         l.count.fetch_sub(1);
         total.fetch_sub(1);

@@ -1,5 +1,5 @@
-// An MLLP listener on epoll: a few event-loop threads serve every connection
-// (no thread per connection). A connection has one message in processing at a
+// An MLLP listener: a few event-loop threads serve every connection (no
+// thread per connection), with io_uring where the kernel allows, else epoll. A connection has one message in processing at a
 // time; its response is sent before the next of its messages is handed on, so
 // a sender's order is kept. Responses may come from any thread.
 #pragma once
@@ -20,10 +20,11 @@ struct ListenerOptions {
     std::chrono::milliseconds idleTimeout{300000};  // 0 = never
     int maxConnections = 200;
     int threads = 1;  // event loops; connections are spread over them
-    // Send the replies of a round of events together, in one system call
-    // (io_uring; see send_batch.h). Where the kernel refuses io_uring, or when
-    // false, each reply is sent on its own.
-    bool batchReplies = true;
+    // Serve with io_uring: a round's reads, its replies (all in one call) and
+    // the wait for the next events cost two system calls (see uring.h). Where
+    // the kernel refuses (before Linux 6.1, io_uring disabled), or when false,
+    // epoll: a call to wait, one per read and one per reply.
+    bool ioUring = true;
 };
 
 class Listener {
@@ -53,7 +54,9 @@ public:
     void stop();
     int connections() const;
     int port() const;  // the bound port (useful with port 0)
-    // Replies sent together, and the system calls that sent them (stats).
+    // Whether the loops served with io_uring when start() returned.
+    bool usesIoUring() const;
+    // Replies sent together (io_uring), and the system calls that sent them (stats).
     struct Batching {
         std::uint64_t replies = 0;
         std::uint64_t calls = 0;

@@ -169,6 +169,18 @@ struct Loop {
     }
 };
 
+// Takes the ids in `list` (which may grow meanwhile) and calls `fn` for each
+// connection of them still open.
+template <class Fn>
+void forOpen(Loop& l, std::vector<std::uint64_t>& list, Fn fn) {
+    std::vector<std::uint64_t> ids;
+    ids.swap(list);
+    for (std::uint64_t id : ids) {
+        auto it = l.conns.find(id);
+        if (it != l.conns.end() && !it->second->dead) fn(*it->second);
+    }
+}
+
 }  // namespace
 
 struct Listener::Impl {
@@ -512,17 +524,12 @@ void Listener::Impl::received(Loop& l, Conn& c, const Ring::Completion& d) {
 // A peer that ended its stream gets its answers first (as with epoll, which
 // reads the end only once the connection is served).
 void Listener::Impl::closeEnded(Loop& l) {
-    std::vector<std::uint64_t> ids;
-    ids.swap(l.ended);
-    for (std::uint64_t id : ids) {
-        auto it = l.conns.find(id);
-        if (it == l.conns.end() || it->second->dead) continue;
-        Conn& c = *it->second;
+    forOpen(l, l.ended, [&](Conn& c) {
         if (!c.busy && !c.held && !c.queued && !c.decoder.peek() && c.outOffset >= c.out.size())
             kill(l, c);
         else
-            l.ended.push_back(id);
-    }
+            l.ended.push_back(c.id);
+    });
 }
 
 void Listener::Impl::dropRing(Loop& l, const std::string& error) {
@@ -673,12 +680,7 @@ void Listener::Impl::endRound(Loop& l, util::Round& round) {
         sendQueued(l);
         ran = round.afterRepliesSent() || ran;  // such as waking a delivery thread, now that the ACKs are out
         if (!ran && l.repump.empty()) return;
-        std::vector<std::uint64_t> ids;
-        ids.swap(l.repump);
-        for (std::uint64_t id : ids) {
-            auto it = l.conns.find(id);
-            if (it != l.conns.end() && !it->second->dead) pump(l, *it->second);
-        }
+        forOpen(l, l.repump, [&](Conn& c) { pump(l, c); });
     }
 }
 
@@ -882,19 +884,14 @@ void Listener::Impl::reap(Loop& l) {
 }
 
 void Listener::Impl::retryHeld(Loop& l) {
-    std::vector<std::uint64_t> held;
-    held.swap(l.held);
-    for (std::uint64_t id : held) {
-        auto it = l.conns.find(id);
-        if (it == l.conns.end() || it->second->dead) continue;
-        Conn& c = *it->second;
+    forOpen(l, l.held, [&](Conn& c) {
         c.held = false;
         pump(l, c);
         if (!c.held && !c.busy && !c.dead && c.readPaused && !c.backlogged()) {
             c.readPaused = false;
             watch(l, c);
         }
-    }
+    });
 }
 
 void Listener::Impl::sweepIdle(Loop& l) {

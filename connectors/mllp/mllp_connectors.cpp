@@ -1,4 +1,4 @@
-// `mllp` source (an MLLP listener: epoll loops, see listener.h; with TLS a POCO
+// `mllp` source (an MLLP listener: io_uring or epoll loops, see listener.h; with TLS a POCO
 // TCPServer, one thread per connection)
 // and destination (a persistent MLLP client that checks the ACK).
 #include <Poco/Net/Context.h>

@@ -158,6 +158,8 @@ struct Loop {
     std::unique_ptr<Ring> ring;          // null: epoll, replies sent one by one
     std::atomic<bool> uring{false};      // ring is set (read by other loops)
     std::vector<Ring::Completion> stash;  // completions that came with the sends, for the next round
+    std::vector<Ring::Completion> ready;  // a wait's completions (kept: no allocation a round)
+    std::vector<Ring::Completion> sent;   // the sends' completions (likewise)
     std::vector<std::uint64_t> ended;    // connections whose peer ended its stream (io_uring)
     bool listenOn = false, listenArmed = false;  // loop 0 with io_uring: the listening socket's poll
     std::vector<std::uint64_t> queued;   // connections with replies for the round's sends
@@ -292,7 +294,7 @@ void Listener::start() {
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
     addrinfo* res = nullptr;
     std::string port = std::to_string(m.o.port);
-    std::string where = m.o.host + ":" + port;
+    std::string where = m.where();
     int rc = ::getaddrinfo(m.o.host.empty() ? nullptr : m.o.host.c_str(), port.c_str(), &hints, &res);
     if (rc != 0) throw std::runtime_error("cannot listen on " + where + ": " + gai_strerror(rc));
     int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -459,7 +461,9 @@ void Listener::Impl::openRing(Loop& l) {
 // waits for the next completions; handles them and those that came with the
 // last round's sends, in order. False when the ring failed (epoll from then on).
 bool Listener::Impl::waitRing(Loop& l, int timeoutMs) {
-    std::vector<Ring::Completion> done;
+    // Dispatching adds nothing to the stash (only sendQueued does, at the end of the round).
+    std::vector<Ring::Completion>& done = l.ready;
+    done.clear();
     done.swap(l.stash);
     std::string error;
     if (!l.ring->submitAndWait(done.empty() ? 1 : 0, timeoutMs, done, &error)) {
@@ -777,7 +781,8 @@ void Listener::Impl::sendQueued(Loop& l) {
         l.ring->send(c.fd, c.out.data() + c.outOffset, c.out.size() - c.outOffset, tag(id, Req::Send));
         ++sends;
     }
-    std::vector<Ring::Completion> done;
+    std::vector<Ring::Completion>& done = l.sent;
+    done.clear();
     for (unsigned results = 0; results < sends;) {
         std::string error;
         batchCalls.fetch_add(1, std::memory_order_relaxed);

@@ -150,6 +150,71 @@ TEST_CASE("journal segments rotate and are released once applied", "[store][jour
     for (std::size_t i = 1; i < back.size(); ++i) CHECK(back[i].id == back[i - 1].id + 1);
 }
 
+TEST_CASE("applied segments with referenced content become content files, read back until dropped", "[store][journal]") {
+    JournalDir dir;
+    auto contentFiles = [&] {
+        std::vector<std::string> out;
+        for (const auto& e : std::filesystem::directory_iterator(dir.path))
+            if (e.path().filename().string().find("-raw.") != std::string::npos) out.push_back(e.path().string());
+        return out;
+    };
+    auto rawOf = [](MessageId id) { return "raw of " + std::to_string(id) + std::string(900, 'x'); };
+    std::vector<std::uint64_t> refs(61, 0);
+    {
+        IntakeJournal j(dir.db(), false, 8192);
+        CHECK(j.recover().empty());
+        for (MessageId id = 1; id <= 60; ++id) {
+            NewMessage m;
+            m.channel = "c";
+            m.raw = rawOf(id);
+            std::string r = encodeRecord(id, 0, m);
+            // 1-20 and 41-60 are referenced; 21-40 are not (their segments are deleted once applied)
+            bool kept = id <= 20 || id > 40;
+            j.append(id, r, kept ? &refs[id] : nullptr);
+            if (kept) CHECK(refs[id] != 0);
+        }
+        CHECK(j.readContent(refs[50], 50) == rawOf(50));  // still in a journal segment
+        CHECK(j.readContent(refs[60], 60) == rawOf(60));  // in the segment being written
+        j.release(60);
+        CHECK(j.segments() == 1);
+        std::size_t kept = j.contentFiles();
+        CHECK(kept >= 4);   // ~8 records per 8 KB segment: 1-20 and 41-5x
+        CHECK(kept <= 6);   // the segments of 21-40 alone are gone
+        CHECK(contentFiles().size() == kept);
+        CHECK(j.readContent(refs[1], 1) == rawOf(1));
+        CHECK(j.readContent(refs[20], 20) == rawOf(20));
+        CHECK(j.readContent(refs[45], 45) == rawOf(45));
+        CHECK_FALSE(j.readContent(refs[20], 21));  // a reference answers for its own message only
+        j.retireAll();  // the segment being written (61's neighbours) is kept too
+        CHECK(j.contentFiles() == kept + 1);
+    }
+    CHECK(dir.segments().empty());
+    {
+        // Reopened: the content files are found again, new segments are numbered after them.
+        IntakeJournal j(dir.db(), false, 8192);
+        CHECK(j.recover().empty());
+        CHECK(j.contentFiles() == contentFiles().size());
+        CHECK(j.readContent(refs[60], 60) == rawOf(60));
+        NewMessage m;
+        m.channel = "c";
+        m.raw = rawOf(61);
+        std::uint64_t ref = 0;
+        j.append(61, encodeRecord(61, 0, m), &ref);
+        CHECK((ref >> 32) > (refs[60] >> 32));
+        CHECK(j.readContent(ref, 61) == rawOf(61));
+        // Messages below 21 are pruned: the files holding only them go.
+        std::size_t before = j.contentFiles();
+        CHECK(j.dropContentBelow(21) >= 2);
+        CHECK(j.contentFiles() < before);
+        CHECK_FALSE(j.readContent(refs[1], 1));
+        CHECK(j.readContent(refs[45], 45) == rawOf(45));
+        CHECK(j.dropContentBelow(1000) > 0);
+        CHECK(j.contentFiles() == 0);
+        CHECK(contentFiles().empty());
+        CHECK(j.readContent(ref, 61) == rawOf(61));  // the segment being written is not a content file
+    }
+}
+
 TEST_CASE("a torn journal tail is reported and the records before it are applied", "[store][journal]") {
     JournalDir dir;
     std::vector<MessageId> acked;

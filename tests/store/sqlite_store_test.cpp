@@ -473,6 +473,109 @@ TEST_CASE("content kept per storage mode", "[store]") {
     }
 }
 
+TEST_CASE("a journaled message's kept raw content stays in the journal's content files until pruned", "[store]") {
+    TempDir dir;
+    auto files = [&](const std::string& kind) {
+        std::size_t n = 0;
+        for (const auto& e : std::filesystem::directory_iterator(dir.path + "/sub/dir"))
+            n += e.path().filename().string().find(kind) != std::string::npos;
+        return n;
+    };
+    auto rawOf = [](int i) { return "MSH|^~\\&|RIS|" + std::to_string(i) + "\r" + std::string(3000, 'p'); };
+    // As an MLLP source stores it: processed before the insert, nothing to deliver.
+    auto processedAtIntake = [&](int i, StorageMode mode) {
+        NewMessage m = makeMessage("ch", rawOf(i), mode);
+        ProcessedMessage p;
+        p.status = Status::Filtered;
+        p.storage = mode;
+        m.processed = p;
+        return m;
+    };
+    std::vector<MessageId> kept;
+    MessageId waiting = 0, metadata = 0;
+    {
+        auto store = openSqliteStore(dir.db(), fastOptions());
+        for (int i = 0; i < 30; ++i) kept.push_back(insertSync(*store, processedAtIntake(i, StorageMode::Production)));
+        waiting = insertSync(*store, makeMessage("ch", rawOf(100), StorageMode::Production));  // not processed yet
+        metadata = insertSync(*store, processedAtIntake(101, StorageMode::Metadata));
+        store->flush();
+        RawDb raw(dir.db());
+        CHECK(raw.scalar("SELECT count(*) FROM " + dayName(Clock::now()) + " WHERE kind = 0") == 0);
+        CHECK(raw.scalar("SELECT count(*) FROM messages WHERE raw_ref IS NOT NULL") == 31);
+        CHECK(store->get(kept[7])->raw == rawOf(7));  // read from the journal segment
+        CHECK(store->pendingMessages("ch", 10).at(0).raw == rawOf(100));
+        CHECK(store->get(metadata)->raw.empty());
+    }
+    CHECK(files("-jnl.") == 0);
+    CHECK(files("-raw.") == 1);
+    auto store = openSqliteStore(dir.db(), fastOptions());
+    for (int i = 0; i < 30; ++i) CHECK(store->get(kept[i])->raw == rawOf(i));
+    auto pending = store->pendingMessages("ch", 10);
+    REQUIRE(pending.size() == 1);
+    CHECK(pending[0].id == waiting);
+    CHECK(pending[0].raw == rawOf(100));
+    CHECK(store->get(metadata)->raw.empty());
+
+    // Processed with a storage mode that keeps no raw content: the reference goes.
+    ProcessedMessage p;
+    p.id = waiting;
+    p.channel = "ch";
+    p.status = Status::Filtered;
+    p.storage = StorageMode::Metadata;
+    processedSync(*store, p);
+    CHECK(store->get(waiting)->raw.empty());
+
+    // Pruning the messages drops the content file that only they used.
+    CHECK(store->prune("", Clock::now() + 24h) == 32);
+    CHECK(files("-raw.") == 0);
+    MessageId next = insertSync(*store, processedAtIntake(200, StorageMode::Development));
+    CHECK(store->get(next)->raw == rawOf(200));
+}
+
+TEST_CASE("a store that keeps no raw content leaves no content file", "[store]") {
+    TempDir dir;
+    {
+        auto store = openSqliteStore(dir.db(), fastOptions());
+        for (int i = 0; i < 10; ++i) insertSync(*store, makeMessage("ch", "raw-" + std::to_string(i), StorageMode::Metadata));
+    }
+    for (const auto& e : std::filesystem::directory_iterator(dir.path + "/sub/dir")) {
+        INFO(e.path());
+        CHECK(e.path().filename().string().find("-raw.") == std::string::npos);
+        CHECK(e.path().filename().string().find("-jnl.") == std::string::npos);
+    }
+    auto store = openSqliteStore(dir.db(), fastOptions());
+    CHECK(store->pendingMessages("ch", 100).size() == 10);
+    CHECK(store->pendingMessages("ch", 100).at(3).raw == "raw-3");  // in SQLite until processed
+}
+
+TEST_CASE("a store of schema version 1 gets the raw content reference column", "[store]") {
+    TempDir dir;
+    MessageId old = 0;
+    {
+        auto store = openSqliteStore(dir.db(), fastOptions());
+        old = insertSync(*store, makeMessage("ch", "before"));
+    }
+    {
+        sqlite3* db = nullptr;
+        REQUIRE(sqlite3_open(dir.db().c_str(), &db) == SQLITE_OK);
+        // As an older release left it: no raw_ref, raw content in the content table.
+        const std::string day = dayName(Clock::now());
+        std::string sql = "INSERT INTO " + day + " (message_id, kind, destination, data) SELECT id, 0, '', 'before'"
+                          " FROM messages WHERE raw_ref IS NOT NULL; ALTER TABLE messages DROP COLUMN raw_ref;"
+                          " PRAGMA user_version = 1;";
+        char* err = nullptr;
+        int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+        INFO((err ? err : ""));
+        REQUIRE(rc == SQLITE_OK);
+        sqlite3_close(db);
+    }
+    auto store = openSqliteStore(dir.db(), fastOptions());
+    CHECK(RawDb(dir.db()).scalar("PRAGMA user_version") == 2);
+    CHECK(store->get(old)->raw == "before");
+    MessageId id = insertSync(*store, makeMessage("ch", "after"));
+    CHECK(store->get(id)->raw == "after");
+}
+
 TEST_CASE("search and countByStatus", "[store]") {
     TempDir dir;
     auto store = openSqliteStore(dir.db(), fastOptions());

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -109,6 +110,42 @@ std::string segmentName(const std::string& base, std::uint64_t n) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "-jnl.%06llu", static_cast<unsigned long long>(n));
     return base + buf;
+}
+
+// A content file: the segment's number, then the highest id in it (for pruning).
+std::string contentName(const std::string& base, std::uint64_t n, MessageId lastId) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "-raw.%06llu.%lld", static_cast<unsigned long long>(n),
+                  static_cast<long long>(lastId));
+    return base + buf;
+}
+
+bool allDigits(std::string_view s) {
+    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// A record's reference: its segment's number and the offset of its header.
+std::uint64_t makeRef(std::uint64_t segment, std::uint64_t offset) { return segment << 32 | offset; }
+std::uint64_t refSegment(std::uint64_t ref) { return ref >> 32; }
+std::uint64_t refOffset(std::uint64_t ref) { return ref & 0xFFFFFFFFu; }
+constexpr std::uint64_t kMaxSegmentBytes = 1u << 31;  // offsets fit a reference's 32 bits
+
+// Reads `n` bytes at `at` of `fd` (false when they are not all there).
+bool readAt(int fd, char* out, std::size_t n, std::uint64_t at) {
+    std::size_t done = 0;
+    while (done < n) {
+        ssize_t r = ::pread(fd, out + done, n - done, static_cast<off_t>(at + done));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return false;
+        done += static_cast<std::size_t>(r);
+    }
+    return true;
+}
+
+std::uint32_t getU32(const char* p) {
+    std::uint32_t v = 0;
+    for (int i = 0; i < 4; ++i) v |= std::uint32_t(static_cast<unsigned char>(p[i])) << (8 * i);
+    return v;
 }
 
 std::string sysError(const std::string& what) { return what + ": " + std::strerror(errno); }
@@ -233,25 +270,39 @@ JournalRecord decodeRecord(std::string_view payload) {
 // ---------------------------------------------------------------- journal
 
 IntakeJournal::IntakeJournal(const std::string& dbPath, bool syncEveryAppend, std::uint64_t segmentBytes)
-    : base_(dbPath), sync_(syncEveryAppend), segmentBytes_(std::max<std::uint64_t>(segmentBytes, 4096)) {
+    : base_(dbPath),
+      sync_(syncEveryAppend),
+      segmentBytes_(std::clamp<std::uint64_t>(segmentBytes, 4096, kMaxSegmentBytes)) {
     namespace fs = std::filesystem;
     fs::path p(dbPath);
     fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
     std::string prefix = p.filename().string() + "-jnl.";
+    std::string contentPrefix = p.filename().string() + "-raw.";
     std::vector<std::uint64_t> numbers;
+    std::uint64_t highest = 0;  // new segments are numbered after every file, content files too
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(dir, ec)) {
         std::string name = e.path().filename().string();
-        if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
-        std::string digits = name.substr(prefix.size());
-        if (!std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) continue;
-        numbers.push_back(std::stoull(digits));
+        if (name.size() > prefix.size() && name.compare(0, prefix.size(), prefix) == 0) {
+            std::string digits = name.substr(prefix.size());
+            if (!allDigits(digits)) continue;
+            numbers.push_back(std::stoull(digits));
+            highest = std::max(highest, numbers.back());
+        } else if (name.size() > contentPrefix.size() && name.compare(0, contentPrefix.size(), contentPrefix) == 0) {
+            std::string rest = name.substr(contentPrefix.size());
+            auto dot = rest.find('.');
+            if (dot == std::string::npos || !allDigits(rest.substr(0, dot)) || !allDigits(rest.substr(dot + 1)))
+                continue;
+            std::uint64_t n = std::stoull(rest.substr(0, dot));
+            content_[n] = {(dir / name).string(), static_cast<MessageId>(std::stoll(rest.substr(dot + 1)))};
+            highest = std::max(highest, n);
+        }
     }
     std::sort(numbers.begin(), numbers.end());
     for (auto n : numbers) segments_.push_back({n, segmentName(base_, n), 0});
     {
         std::lock_guard<std::mutex> lock(mu_);
-        openSegment(numbers.empty() ? 1 : numbers.back() + 1);
+        openSegment(highest + 1);
     }
     if (sync_) {
         preparer_ = std::thread([this] {
@@ -365,6 +416,7 @@ std::vector<JournalRecord> IntakeJournal::recover(std::vector<std::string>* warn
             }
             try {
                 out.push_back(decodeRecord(payload));
+                out.back().ref = makeRef(seg.number, p);
             } catch (const std::exception& e) {
                 bad(e.what());
                 break;
@@ -391,10 +443,14 @@ void onceThisRound(const void*& scheduled, const void* owner, Work work) {
 }
 }  // namespace
 
-std::uint64_t IntakeJournal::add(MessageId id, std::string_view record) {
+std::uint64_t IntakeJournal::add(MessageId id, std::string_view record, std::uint64_t* contentRef) {
     if (size_ > 0 && size_ + 8 + record.size() > segmentBytes_) {
         writePending(nullptr);  // the segment's last records (a failure is kept for their waiters)
         openSegment(segments_.back().number + 1);
+    }
+    if (contentRef) {
+        *contentRef = makeRef(segments_.back().number, size_);
+        segments_.back().keep = true;
     }
     auto len = static_cast<std::uint32_t>(record.size());
     std::uint32_t crc = crc32(record);
@@ -442,19 +498,19 @@ bool IntakeJournal::writePending(std::string* error) {
     return err.empty();
 }
 
-std::uint64_t IntakeJournal::append(MessageId id, std::string_view record) {
+std::uint64_t IntakeJournal::append(MessageId id, std::string_view record, std::uint64_t* contentRef) {
     std::lock_guard<std::mutex> lock(mu_);
-    std::uint64_t seq = add(id, record);
+    std::uint64_t seq = add(id, record, contentRef);
     // Written at once, after the records of rounds not written yet.
     std::string error;
     if (!writePending(&error)) throw std::runtime_error(error);
     return seq;
 }
 
-void IntakeJournal::appendInRound(MessageId id, std::string_view record, Then&& then) {
+void IntakeJournal::appendInRound(MessageId id, std::string_view record, Then&& then, std::uint64_t* contentRef) {
     {
         std::lock_guard<std::mutex> lock(mu_);
-        std::uint64_t seq = add(id, record);
+        std::uint64_t seq = add(id, record, contentRef);
         roundWaiters_.push_back({seq, std::move(then), false, {}});
     }
     thread_local const void* scheduled = nullptr;
@@ -557,13 +613,104 @@ void IntakeJournal::syncLoop() {
     }
 }
 
+void IntakeJournal::retire(const Segment& seg) {
+    std::error_code ec;
+    if (!seg.keep) {
+        std::filesystem::remove(seg.path, ec);
+        return;
+    }
+    if (seg.lastId == 0) {  // nothing was written to it after all
+        std::filesystem::remove(seg.path, ec);
+        return;
+    }
+    ContentFile f{contentName(base_, seg.number, seg.lastId), seg.lastId};
+    if (::rename(seg.path.c_str(), f.path.c_str()) == 0) content_[seg.number] = std::move(f);
+    else std::fprintf(stderr, "junction: intake journal: cannot keep %s as %s: %s\n", seg.path.c_str(),
+                      f.path.c_str(), std::strerror(errno));
+}
+
 void IntakeJournal::release(MessageId appliedId) {
     std::lock_guard<std::mutex> lock(mu_);
     while (segments_.size() > 1 && segments_.front().lastId <= appliedId) {
-        std::error_code ec;
-        std::filesystem::remove(segments_.front().path, ec);
+        retire(segments_.front());
         segments_.pop_front();
     }
+}
+
+void IntakeJournal::keep(std::uint64_t ref) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& seg : segments_)
+        if (seg.number == refSegment(ref)) seg.keep = true;
+}
+
+std::optional<std::string> IntakeJournal::readContent(std::uint64_t ref, MessageId id) const {
+    const std::uint64_t number = refSegment(ref), at = refOffset(ref);
+    std::string payload;
+    // Found where it is now: a journal segment (or the bytes a round has not
+    // written yet), or a content file. A segment renamed between the lookup
+    // and the open is looked up again.
+    for (int attempt = 0; attempt < 2 && payload.empty(); ++attempt) {
+        std::string path;
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            if (auto it = content_.find(number); it != content_.end()) {
+                path = it->second.path;
+            } else {
+                for (const auto& seg : segments_)
+                    if (seg.number == number) path = seg.path;
+                if (path.empty()) return std::nullopt;
+                std::uint64_t unwritten = size_ - pending_.size();
+                if (number == segments_.back().number && at >= unwritten) {
+                    std::size_t off = static_cast<std::size_t>(at - unwritten);
+                    if (pending_.size() - off < 8) return std::nullopt;
+                    std::uint32_t len = getU32(pending_.data() + off);
+                    if (pending_.size() - off - 8 < len) return std::nullopt;
+                    payload.assign(pending_, off + 8, len);
+                    break;
+                }
+            }
+        }
+        int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) continue;
+        char header[8];
+        if (readAt(fd, header, sizeof header, at)) {
+            std::uint32_t len = getU32(header);
+            payload.resize(len);
+            if (len == 0 || !readAt(fd, payload.data(), len, at + 8) || crc32(payload) != getU32(header + 4))
+                payload.clear();
+        }
+        ::close(fd);
+        if (payload.empty()) return std::nullopt;
+    }
+    if (payload.empty()) return std::nullopt;
+    try {
+        JournalRecord rec = decodeRecord(payload);
+        if (rec.id != id) return std::nullopt;
+        return std::move(rec.message.raw);
+    } catch (const std::exception&) {
+        return std::nullopt;
+    }
+}
+
+std::size_t IntakeJournal::dropContentBelow(MessageId firstLiveId) {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::size_t n = 0;
+    for (auto it = content_.begin(); it != content_.end();) {
+        if (it->second.lastId < firstLiveId) {
+            std::error_code ec;
+            std::filesystem::remove(it->second.path, ec);
+            it = content_.erase(it);
+            ++n;
+        } else {
+            ++it;
+        }
+    }
+    return n;
+}
+
+std::size_t IntakeJournal::contentFiles() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return content_.size();
 }
 
 bool IntakeJournal::releasable(MessageId appliedId) const {
@@ -576,13 +723,14 @@ std::size_t IntakeJournal::segments() const {
     return segments_.size();
 }
 
-void IntakeJournal::removeAll() {
+void IntakeJournal::retireAll() {
     std::lock_guard<std::mutex> lock(mu_);
     file_.reset();
-    for (const auto& s : segments_) {
-        std::error_code ec;
-        std::filesystem::remove(s.path, ec);
-    }
+    // The segment being written may be zero-filled ahead (sync mode): a content
+    // file keeps only what was written.
+    // (Should the truncation fail, the zeros read as the file's end.)
+    if (!segments_.empty() && segments_.back().keep) (void)!::truncate(segments_.back().path.c_str(), static_cast<off_t>(size_));
+    for (const auto& s : segments_) retire(s);
     segments_.clear();
 }
 

@@ -9,6 +9,14 @@
 // At open, records not yet applied are read back and applied first (crash
 // recovery).
 //
+// Content files: a record appended with a content reference (append's
+// `contentRef`) keeps its message's raw content in the journal instead of a
+// second copy in SQLite, which stores only the reference (segment number and
+// offset). Once applied, a segment holding such records is renamed, not
+// deleted: <db>-raw.<n>.<last id>. readContent() reads a record's raw content
+// back from either kind of file; dropContentBelow() deletes the content files
+// whose messages are all pruned.
+//
 // Files: <db>-jnl.<n> (n = 1, 2, ...), a new segment every `segmentBytes`.
 // When the journal syncs, segments are zero-filled ahead of use (a background
 // thread keeps a spare, <db>-jnl.spare, ready): an fdatasync after an append
@@ -25,7 +33,9 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -38,6 +48,7 @@ struct JournalRecord {
     MessageId id = 0;
     std::int64_t receivedMs = 0;
     NewMessage message;
+    std::uint64_t ref = 0;  // where it is (see append's contentRef), from recover()
 };
 
 // Record payload codec (exposed for tests).
@@ -63,7 +74,9 @@ public:
     // Appends one record (the caller holds its own ordering lock: records are
     // written in call order). Returns a sequence number for whenDurable().
     // Throws std::runtime_error on an I/O error (nothing is written then).
-    std::uint64_t append(MessageId id, std::string_view record);
+    // With `contentRef`, the record's segment is kept as a content file once
+    // applied, and *contentRef receives the record's reference for readContent().
+    std::uint64_t append(MessageId id, std::string_view record, std::uint64_t* contentRef = nullptr);
     // On an event loop's thread (util::Round): appends one record to be
     // written at the end of the round, in one write with every record appended
     // meanwhile (a loop answering several connections makes one write a round,
@@ -71,7 +84,8 @@ public:
     // (with the write's error if it failed). Runs no callback before it
     // returns. Throws std::runtime_error when a new segment cannot be created;
     // `then` is then neither run nor taken (it stays with the caller).
-    void appendInRound(MessageId id, std::string_view record, std::function<void(const std::string& error)>&& then);
+    void appendInRound(MessageId id, std::string_view record, std::function<void(const std::string& error)>&& then,
+                       std::uint64_t* contentRef = nullptr);
     // Runs `then` once the record of `seq` is on disk: at once (on the calling
     // thread) when the journal does not sync, else after the fdatasync that
     // covers it - one fdatasync for every record appended while the previous
@@ -82,8 +96,21 @@ public:
     // error of a failed sync; it must not block.
     void whenDurable(std::uint64_t seq, std::function<void(const std::string& error)> then);
     // Every record with an id <= `appliedId` is in SQLite: delete the segments
-    // that hold only such records (never the one being written).
+    // that hold only such records (never the one being written), or keep them
+    // as content files when a record in them was appended with a contentRef.
     void release(MessageId appliedId);
+    // The segment of a recovered record (JournalRecord::ref) is kept as a
+    // content file once applied (a reference into it may be in SQLite already).
+    void keep(std::uint64_t ref);
+    // The raw content of the record at `ref`, which must be message `id`'s;
+    // nullopt when it is not there (its file was dropped, or its write failed
+    // and later records took its place). Any thread.
+    std::optional<std::string> readContent(std::uint64_t ref, MessageId id) const;
+    // Deletes the content files whose records all have ids below `firstLiveId`
+    // (their messages are pruned). Returns how many were deleted.
+    std::size_t dropContentBelow(MessageId firstLiveId);
+    // Number of content files (tests).
+    std::size_t contentFiles() const;
     // Would release(appliedId) drop a segment?
     bool releasable(MessageId appliedId) const;
     // Number of segment files (tests).
@@ -92,14 +119,20 @@ public:
     std::uint64_t syncs() const { return syncs_.load(); }
     // Writes of records so far, each of one record or of a round's (tests).
     std::uint64_t writes() const { return writes_.load(); }
-    // Delete every segment (after a clean shutdown applied everything).
-    void removeAll();
+    // Every record is applied (a clean shutdown): delete every segment, or keep
+    // it as a content file (see release).
+    void retireAll();
 
 private:
     struct Segment {
         std::uint64_t number = 0;
         std::string path;
         MessageId lastId = 0;  // highest id written to it (0 = none)
+        bool keep = false;     // holds content referenced from SQLite
+    };
+    struct ContentFile {
+        std::string path;
+        MessageId lastId = 0;
     };
     struct File {
         int fd = -1;
@@ -116,7 +149,8 @@ private:
     void openSegment(std::uint64_t number);  // under mu_
     // Adds a record to pending_ (under mu_, writing pending_ first when the
     // segment is full); returns its sequence number.
-    std::uint64_t add(MessageId id, std::string_view record);
+    std::uint64_t add(MessageId id, std::string_view record, std::uint64_t* contentRef);
+    void retire(const Segment& s);  // under mu_: delete, or rename to a content file
     bool writePending(std::string* error);  // under mu_
     void writeAtRoundEnd();
     void prepareLoop();
@@ -127,6 +161,7 @@ private:
     std::uint64_t segmentBytes_;
     mutable std::mutex mu_;
     std::deque<Segment> segments_;  // the last one is written
+    std::map<std::uint64_t, ContentFile> content_;  // by segment number
     std::shared_ptr<File> file_;  // shared: a sync in progress keeps a rotated-away file open
     std::uint64_t size_ = 0;        // bytes in the current segment
     std::uint64_t written_ = 0;     // records appended (sequence)

@@ -1,13 +1,16 @@
 // SQLite implementation of MessageStore.
 //
-// Layout (schema version 1, PRAGMA user_version):
+// Layout (schema version 2, PRAGMA user_version):
 //   messages     one row per message (metadata + search columns), INTEGER PRIMARY KEY id
 //   deliveries   one row per (message, destination), WITHOUT ROWID, with the channel
 //                copied in so that the partial index deliveries_queued answers
 //                "Queued deliveries of a channel, oldest first" directly
 //   partitions   day (yyyymmdd, UTC) -> first message id of that day
 //   content_<yyyymmdd>  raw / transformed / encoded / response of the messages
-//                whose ids fall in that day's id range
+//                whose ids fall in that day's id range; the raw content of a
+//                journaled message kept by its storage mode is not copied here:
+//                messages.raw_ref points at its record in the intake journal,
+//                whose segment is then kept as a content file (schema version 2)
 //   store_meta   key/value (last_id high-water mark, written by prune)
 //
 // Writes: one writer thread owns the write connection (group commit). Public write
@@ -69,7 +72,7 @@ namespace {
 using sqlite::Stmt;
 using sqlite::Use;
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 constexpr int kPageBytes = 16384;  // page size of a new store
 constexpr std::int64_t kPruneChunk = 20000;  // ids per prune transaction
 
@@ -233,6 +236,7 @@ private:
         int day = 0;         // partition, once placed by the writer
         bool journaled = false;  // durable in the intake journal, acknowledged already
         std::vector<FoldedDelivery> folded;
+        std::uint64_t rawRef = 0;  // the raw content is kept in the journal, at this record (0 = in SQLite)
     };
     struct ProcessedOp {
         ProcessedMessage p;
@@ -297,6 +301,8 @@ private:
     };
     ReaderPart* readerPart(MessageId id);
     std::string readContent(MessageId id, int kind, const std::string& dest);
+    // Raw content kept in the intake journal (messages.raw_ref); empty, with a log line, when gone.
+    std::string journalContent(std::uint64_t ref, MessageId id) const;
 
     // ------------------------------------------------------------ state
     StoreOptions options_;
@@ -397,7 +403,10 @@ SqliteStore::SqliteStore(const std::string& path, const StoreOptions& options) :
                 for (const char* sql : kSchemaV1) sqlite::exec(wdb_, sql);
                 version = 1;
             }
-            // future: if (version == 1) { ...migrate...; version = 2; }
+            if (version == 1) {  // raw content referenced in the intake journal's content files
+                sqlite::exec(wdb_, "ALTER TABLE messages ADD COLUMN raw_ref INTEGER");
+                version = 2;
+            }
             sqlite::exec(wdb_, ("PRAGMA user_version = " + std::to_string(version)).c_str());
             sqlite::exec(wdb_, "COMMIT");
         } catch (...) {
@@ -426,13 +435,15 @@ SqliteStore::SqliteStore(const std::string& path, const StoreOptions& options) :
         wCommit_ = Stmt(wdb_, "COMMIT");
         wInsertMsg_ = Stmt(wdb_,
                            "INSERT INTO messages (id, channel, received_at, status, data_type, source, message_type,"
-                           " control_id, patient_id, accession, error, updated_at)"
-                           " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
+                           " control_id, patient_id, accession, error, updated_at, raw_ref)"
+                           " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)");
         wProcessed_ = Stmt(wdb_,
                            "UPDATE messages SET status = ?2, error = ?3, message_type = coalesce(?4, message_type),"
                            " control_id = coalesce(?5, control_id), patient_id = coalesce(?6, patient_id),"
-                           " accession = coalesce(?7, accession), updated_at = ?8 WHERE id = ?1");
-        wProcessedStatus_ = Stmt(wdb_, "UPDATE messages SET status = ?2, error = ?3, updated_at = ?4 WHERE id = ?1");
+                           " accession = coalesce(?7, accession), updated_at = ?8,"
+                           " raw_ref = CASE WHEN ?9 THEN raw_ref END WHERE id = ?1");
+        wProcessedStatus_ = Stmt(wdb_, "UPDATE messages SET status = ?2, error = ?3, updated_at = ?4,"
+                                       " raw_ref = CASE WHEN ?5 THEN raw_ref END WHERE id = ?1");
         wMeta_ = Stmt(wdb_, "SELECT message_type, control_id, patient_id, accession FROM messages WHERE id = ?1");
         wDeliveryNew_ = Stmt(wdb_,
                              "INSERT OR REPLACE INTO deliveries (message_id, destination, channel, status, attempts,"
@@ -461,14 +472,14 @@ SqliteStore::SqliteStore(const std::string& path, const StoreOptions& options) :
         rCommit_ = Stmt(rdb_, "COMMIT");
         rRollback_ = Stmt(rdb_, "ROLLBACK");
         rPendingMsgs_ = Stmt(rdb_,
-                             "SELECT id, channel, data_type, source, received_at FROM messages"
+                             "SELECT id, channel, data_type, source, received_at, raw_ref FROM messages"
                              " WHERE channel = ?1 AND status = 'Received' ORDER BY id LIMIT ?2");
         rPendingDels_ = Stmt(rdb_,
                              "SELECT message_id, channel, destination, attempts, next_attempt FROM deliveries"
                              " WHERE channel = ?1 AND status = 'Queued' ORDER BY message_id LIMIT ?2");
         rGetMsg_ = Stmt(rdb_,
                         "SELECT id, channel, received_at, status, data_type, source, message_type, control_id,"
-                        " patient_id, accession, error FROM messages WHERE id = ?1");
+                        " patient_id, accession, error, raw_ref FROM messages WHERE id = ?1");
         rGetDels_ = Stmt(rdb_,
                          "SELECT destination, status, attempts, next_attempt, error, updated_at FROM deliveries"
                          " WHERE message_id = ?1 ORDER BY destination");
@@ -520,7 +531,7 @@ SqliteStore::~SqliteStore() {
     // unless an insert could not be applied: then the journal stays for the next open.
     if (journal_ && !journalBlocked_) {
         if (options_.synchronousFull) syncWal();
-        journal_->removeAll();
+        journal_->retireAll();
     }
     {
         std::lock_guard<std::mutex> lock(ckMu_);
@@ -602,7 +613,9 @@ void SqliteStore::insertJournaled(NewMessage message, InsertCompletion done) {
         }
     }
     std::function<void(const std::string&)> then;
-    std::uint64_t seq = 0;
+    std::uint64_t seq = 0, rawRef = 0;
+    // Raw content kept after processing stays in the journal: SQLite gets its reference.
+    std::uint64_t* contentRef = keepsRaw(message.storage) ? &rawRef : nullptr;
     bool inRound = util::Round::active();
     {
         std::lock_guard<std::mutex> jl(journalMu_);
@@ -618,13 +631,13 @@ void SqliteStore::insertJournaled(NewMessage message, InsertCompletion done) {
         try {
             // On an event loop's thread the record is written at the end of the
             // round, with the round's others, and `then` runs after that.
-            if (inRound) journal_->appendInRound(id, record, std::move(then));
-            else seq = journal_->append(id, record);
+            if (inRound) journal_->appendInRound(id, record, std::move(then), contentRef);
+            else seq = journal_->append(id, record, contentRef);
         } catch (const std::exception& e) {
             then(e.what());  // still ours: appendInRound takes it only once the record is in
             return;
         }
-        enqueue(Op(InsertOp{std::move(message), nullptr, received, id, 0, true, {}}));
+        enqueue(Op(InsertOp{std::move(message), nullptr, received, id, 0, true, {}, rawRef}));
     }
     if (!inRound) journal_->whenDurable(seq, std::move(then));
 }
@@ -646,13 +659,16 @@ void SqliteStore::recoverJournal() {
     std::size_t replayed = 0;
     for (auto& rec : records) {
         maxId = std::max(maxId, rec.id);
+        // Applied or not, SQLite may reference its raw content: keep its segment.
+        bool kept = keepsRaw(rec.message.storage);
+        if (kept) journal_->keep(rec.ref);
         if (rec.id <= applied) continue;
         {
             Use u(exists);
             u.int64(1, rec.id);
             if (u.step()) continue;  // applied after a blocked one (see journalBlocked_)
         }
-        queue_.push_back(Op(InsertOp{std::move(rec.message), nullptr, rec.receivedMs, rec.id, 0, true, {}}));
+        queue_.push_back(Op(InsertOp{std::move(rec.message), nullptr, rec.receivedMs, rec.id, 0, true, {}, kept ? rec.ref : 0}));
         ++submitted_;
         ++replayed;
     }
@@ -973,10 +989,13 @@ void SqliteStore::applyInsert(InsertOp& op, std::int64_t now) {
             .textOrNull(10, meta->accession)
             .text(11, *error)
             .int64(12, now);
+        if (op.rawRef) u.int64(13, static_cast<std::int64_t>(op.rawRef));
+        else u.null(13);
         u.run();
     }
-    // Raw is needed until processed in every mode; kept afterwards in development/production.
-    if ((status == Status::Received && !p) || keepsRaw(m.storage)) putContent(op.id, kRaw, {}, m.raw);
+    // Raw is needed until processed in every mode; kept afterwards in development/production
+    // (in the journal's content file when the record is there: op.rawRef).
+    if (!op.rawRef && ((status == Status::Received && !p) || keepsRaw(m.storage))) putContent(op.id, kRaw, {}, m.raw);
     if (p) writeOutcome(op.id, *p, now, &op);
 }
 
@@ -1044,7 +1063,7 @@ void SqliteStore::applyProcessed(ProcessedOp& op, std::int64_t now) {
     }
     if (!metaChanged) {
         Use u(wProcessedStatus_);
-        u.int64(1, p.id).text(2, dbStatus(status)).text(3, p.error).int64(4, now);
+        u.int64(1, p.id).text(2, dbStatus(status)).text(3, p.error).int64(4, now).int64(5, keepsRaw(p.storage));
         u.run();
     } else {
         Use u(wProcessed_);
@@ -1055,7 +1074,8 @@ void SqliteStore::applyProcessed(ProcessedOp& op, std::int64_t now) {
             .textOrNull(5, p.meta.controlId)
             .textOrNull(6, p.meta.patientId)
             .textOrNull(7, p.meta.accession)
-            .int64(8, now);
+            .int64(8, now)
+            .int64(9, keepsRaw(p.storage));
         u.run();
         if (u.changes() == 0) throw std::runtime_error("unknown message id " + std::to_string(p.id));
     }
@@ -1322,6 +1342,11 @@ std::uint64_t SqliteStore::runPrune(const std::string& channel, std::int64_t cut
         sqlite::exec(wdb_, "PRAGMA incremental_vacuum");
         sqlite3_wal_checkpoint_v2(wdb_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
     }
+    // The journal's content files below the oldest message left hold only pruned content.
+    if (journal_ && total > 0) {
+        MessageId oldest = sqlite::queryInt(wdb_, "SELECT coalesce(min(id), 0) FROM messages", 0);
+        journal_->dropContentBelow(oldest > 0 ? oldest : nextId_.load());
+    }
     return total;
 }
 
@@ -1414,18 +1439,33 @@ std::vector<T> SqliteStore::readPending(Stmt& st, const std::string& channel, st
 
 std::vector<PendingMessage> SqliteStore::pendingMessages(const std::string& channel, std::size_t limit) {
     static const std::string kNoDest;
+    std::unordered_map<MessageId, std::uint64_t> refs;  // raw content in the journal
     return readPending<PendingMessage>(
         rPendingMsgs_, channel, limit,
-        [](const Use& u) {
+        [&](const Use& u) {
             PendingMessage pm;
             pm.id = u.int64(0);
             pm.channel = u.str(1);
             pm.dataType = u.str(2);
             pm.source = u.str(3);
             pm.receivedAt = fromMs(u.int64(4));
+            if (!u.isNull(5)) refs[pm.id] = static_cast<std::uint64_t>(u.int64(5));
             return pm;
         },
-        [&](PendingMessage& pm) { pm.raw = readContent(pm.id, kRaw, kNoDest); });
+        [&](PendingMessage& pm) {
+            auto it = refs.find(pm.id);
+            pm.raw = it != refs.end() ? journalContent(it->second, pm.id) : readContent(pm.id, kRaw, kNoDest);
+        });
+}
+
+std::string SqliteStore::journalContent(std::uint64_t ref, MessageId id) const {
+    std::optional<std::string> raw = journal_ ? journal_->readContent(ref, id) : std::nullopt;
+    if (!raw) {
+        std::fprintf(stderr, "junction: the raw content of message %lld is missing from the intake journal's files\n",
+                     static_cast<long long>(id));
+        return {};
+    }
+    return std::move(*raw);
 }
 
 std::vector<PendingDelivery> SqliteStore::pendingDeliveries(const std::string& channel, std::size_t limit) {
@@ -1522,6 +1562,7 @@ std::optional<MessageDetail> SqliteStore::get(MessageId id) {
             return std::nullopt;
         }
         d.summary = summaryFrom(u);
+        if (!u.isNull(11)) d.raw = journalContent(static_cast<std::uint64_t>(u.int64(11)), id);
     }
     {
         Use u(rGetDels_);

@@ -508,6 +508,9 @@ TEST_CASE("a journaled message's kept raw content stays in the journal's content
     }
     CHECK(files("-jnl.") == 0);
     CHECK(files("-raw.") == 1);
+    StoreOptions quota = fastOptions();  // a store with a quota journals nothing, but reads the content files
+    quota.maxDatabaseBytes = 256 << 20;
+    CHECK(openSqliteStore(dir.db(), quota)->get(kept[3])->raw == rawOf(3));
     auto store = openSqliteStore(dir.db(), fastOptions());
     for (int i = 0; i < 30; ++i) CHECK(store->get(kept[i])->raw == rawOf(i));
     auto pending = store->pendingMessages("ch", 10);
@@ -525,11 +528,18 @@ TEST_CASE("a journaled message's kept raw content stays in the journal's content
     processedSync(*store, p);
     CHECK(store->get(waiting)->raw.empty());
 
-    // Pruning the messages drops the content file that only they used.
+    // Pruning drops the content files whose messages are all gone.
     CHECK(store->prune("", Clock::now() + 24h) == 32);
     CHECK(files("-raw.") == 0);
     MessageId next = insertSync(*store, processedAtIntake(200, StorageMode::Development));
     CHECK(store->get(next)->raw == rawOf(200));
+    store.reset();
+    CHECK(files("-raw.") == 1);
+    // So does a store with a quota.
+    store = openSqliteStore(dir.db(), quota);
+    CHECK(store->get(next)->raw == rawOf(200));
+    CHECK(store->prune("", Clock::now() + 24h) == 1);
+    CHECK(files("-raw.") == 0);
 }
 
 TEST_CASE("a store that keeps no raw content leaves no content file", "[store]") {

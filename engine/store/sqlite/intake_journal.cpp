@@ -12,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <stdexcept>
 
 #include "engine/util/round.h"
@@ -148,6 +149,68 @@ std::uint32_t getU32(const char* p) {
     return v;
 }
 
+// The journal's files beside database `dbPath`: segment numbers, and content
+// files by segment number.
+struct JournalFiles {
+    std::vector<std::uint64_t> segments;  // sorted
+    std::map<std::uint64_t, std::pair<std::string, MessageId>> content;  // number -> (path, last id)
+};
+
+JournalFiles listJournalFiles(const std::string& dbPath) {
+    namespace fs = std::filesystem;
+    fs::path p(dbPath);
+    fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
+    const std::string prefix = p.filename().string() + "-jnl.";
+    const std::string contentPrefix = p.filename().string() + "-raw.";
+    JournalFiles out;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir, ec)) {
+        std::string name = e.path().filename().string();
+        if (name.size() > prefix.size() && name.compare(0, prefix.size(), prefix) == 0) {
+            std::string digits = name.substr(prefix.size());
+            if (allDigits(digits)) out.segments.push_back(std::stoull(digits));
+        } else if (name.size() > contentPrefix.size() && name.compare(0, contentPrefix.size(), contentPrefix) == 0) {
+            std::string rest = name.substr(contentPrefix.size());
+            auto dot = rest.find('.');
+            if (dot == std::string::npos || !allDigits(rest.substr(0, dot)) || !allDigits(rest.substr(dot + 1)))
+                continue;
+            out.content[std::stoull(rest.substr(0, dot))] = {(dir / name).string(),
+                                                              static_cast<MessageId>(std::stoll(rest.substr(dot + 1)))};
+        }
+    }
+    std::sort(out.segments.begin(), out.segments.end());
+    return out;
+}
+
+// Reads the payload of the record at `at` in `path` into `payload` (left
+// empty when no whole, intact record is there). False when `path` cannot be opened.
+bool readPayload(const std::string& path, std::uint64_t at, std::string& payload) {
+    payload.clear();
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    char header[8];
+    if (readAt(fd, header, sizeof header, at)) {
+        std::uint32_t len = getU32(header);
+        payload.resize(len);
+        if (len == 0 || !readAt(fd, payload.data(), len, at + 8) || crc32(payload) != getU32(header + 4))
+            payload.clear();
+    }
+    ::close(fd);
+    return true;
+}
+
+// Message `id`'s raw content from a record's payload (nullopt: empty, corrupt, or another message's).
+std::optional<std::string> rawOfRecord(std::string_view payload, MessageId id) {
+    if (payload.empty()) return std::nullopt;
+    try {
+        JournalRecord rec = decodeRecord(payload);
+        if (rec.id != id) return std::nullopt;
+        return std::move(rec.message.raw);
+    } catch (const std::exception&) {
+        return std::nullopt;
+    }
+}
+
 std::string sysError(const std::string& what) { return what + ": " + std::strerror(errno); }
 
 // Creates `path` as `bytes` zeros, synced. Throws on failure.
@@ -273,33 +336,16 @@ IntakeJournal::IntakeJournal(const std::string& dbPath, bool syncEveryAppend, st
     : base_(dbPath),
       sync_(syncEveryAppend),
       segmentBytes_(std::clamp<std::uint64_t>(segmentBytes, 4096, kMaxSegmentBytes)) {
-    namespace fs = std::filesystem;
-    fs::path p(dbPath);
-    fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
-    std::string prefix = p.filename().string() + "-jnl.";
-    std::string contentPrefix = p.filename().string() + "-raw.";
-    std::vector<std::uint64_t> numbers;
+    JournalFiles files = listJournalFiles(dbPath);
     std::uint64_t highest = 0;  // new segments are numbered after every file, content files too
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator(dir, ec)) {
-        std::string name = e.path().filename().string();
-        if (name.size() > prefix.size() && name.compare(0, prefix.size(), prefix) == 0) {
-            std::string digits = name.substr(prefix.size());
-            if (!allDigits(digits)) continue;
-            numbers.push_back(std::stoull(digits));
-            highest = std::max(highest, numbers.back());
-        } else if (name.size() > contentPrefix.size() && name.compare(0, contentPrefix.size(), contentPrefix) == 0) {
-            std::string rest = name.substr(contentPrefix.size());
-            auto dot = rest.find('.');
-            if (dot == std::string::npos || !allDigits(rest.substr(0, dot)) || !allDigits(rest.substr(dot + 1)))
-                continue;
-            std::uint64_t n = std::stoull(rest.substr(0, dot));
-            content_[n] = {(dir / name).string(), static_cast<MessageId>(std::stoll(rest.substr(dot + 1)))};
-            highest = std::max(highest, n);
-        }
+    for (auto n : files.segments) {
+        segments_.push_back({n, segmentName(base_, n), 0});
+        highest = std::max(highest, n);
     }
-    std::sort(numbers.begin(), numbers.end());
-    for (auto n : numbers) segments_.push_back({n, segmentName(base_, n), 0});
+    for (auto& [n, f] : files.content) {
+        content_[n] = {f.first, f.second};
+        highest = std::max(highest, n);
+    }
     {
         std::lock_guard<std::mutex> lock(mu_);
         openSegment(highest + 1);
@@ -670,26 +716,28 @@ std::optional<std::string> IntakeJournal::readContent(std::uint64_t ref, Message
                 }
             }
         }
-        int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd < 0) continue;
-        char header[8];
-        if (readAt(fd, header, sizeof header, at)) {
-            std::uint32_t len = getU32(header);
-            payload.resize(len);
-            if (len == 0 || !readAt(fd, payload.data(), len, at + 8) || crc32(payload) != getU32(header + 4))
-                payload.clear();
-        }
-        ::close(fd);
+        if (!readPayload(path, at, payload)) continue;
         if (payload.empty()) return std::nullopt;
     }
-    if (payload.empty()) return std::nullopt;
-    try {
-        JournalRecord rec = decodeRecord(payload);
-        if (rec.id != id) return std::nullopt;
-        return std::move(rec.message.raw);
-    } catch (const std::exception&) {
-        return std::nullopt;
+    return rawOfRecord(payload, id);
+}
+
+std::optional<std::string> readContentFile(const std::string& dbPath, std::uint64_t ref, MessageId id) {
+    JournalFiles files = listJournalFiles(dbPath);
+    auto it = files.content.find(refSegment(ref));
+    std::string path = it != files.content.end() ? it->second.first : segmentName(dbPath, refSegment(ref));
+    std::string payload;
+    if (!readPayload(path, refOffset(ref), payload)) return std::nullopt;
+    return rawOfRecord(payload, id);
+}
+
+std::size_t dropContentFilesBelow(const std::string& dbPath, MessageId firstLiveId) {
+    std::size_t n = 0;
+    for (const auto& [number, f] : listJournalFiles(dbPath).content) {
+        std::error_code ec;
+        if (f.second < firstLiveId && std::filesystem::remove(f.first, ec)) ++n;
     }
+    return n;
 }
 
 std::size_t IntakeJournal::dropContentBelow(MessageId firstLiveId) {

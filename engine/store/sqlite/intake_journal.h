@@ -58,6 +58,12 @@ void setRecordId(std::string& record, MessageId id);
 // Throws std::runtime_error on a malformed payload.
 JournalRecord decodeRecord(std::string_view payload);
 
+// Without the journal open (a store with a quota journals nothing, but may
+// find content files of earlier runs): IntakeJournal::readContent, finding the
+// file by name, and IntakeJournal::dropContentBelow for the files there.
+std::optional<std::string> readContentFile(const std::string& dbPath, std::uint64_t ref, MessageId id);
+std::size_t dropContentFilesBelow(const std::string& dbPath, MessageId firstLiveId);
+
 class IntakeJournal {
 public:
     // Opens the journal of database `dbPath`; existing segments are kept for

@@ -1343,9 +1343,11 @@ std::uint64_t SqliteStore::runPrune(const std::string& channel, std::int64_t cut
         sqlite3_wal_checkpoint_v2(wdb_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
     }
     // The journal's content files below the oldest message left hold only pruned content.
-    if (journal_ && total > 0) {
+    if (total > 0) {
         MessageId oldest = sqlite::queryInt(wdb_, "SELECT coalesce(min(id), 0) FROM messages", 0);
-        journal_->dropContentBelow(oldest > 0 ? oldest : nextId_.load());
+        if (oldest == 0) oldest = nextId_.load();
+        if (journal_) journal_->dropContentBelow(oldest);
+        else dropContentFilesBelow(path_, oldest);
     }
     return total;
 }
@@ -1459,7 +1461,7 @@ std::vector<PendingMessage> SqliteStore::pendingMessages(const std::string& chan
 }
 
 std::string SqliteStore::journalContent(std::uint64_t ref, MessageId id) const {
-    std::optional<std::string> raw = journal_ ? journal_->readContent(ref, id) : std::nullopt;
+    std::optional<std::string> raw = journal_ ? journal_->readContent(ref, id) : readContentFile(path_, ref, id);
     if (!raw) {
         std::fprintf(stderr, "junction: the raw content of message %lld is missing from the intake journal's files\n",
                      static_cast<long long>(id));

@@ -372,6 +372,35 @@ TEST_CASE("in an event loop's round the journal writes the round's records once,
     requireIdsInOrder(dir, 3);
 }
 
+TEST_CASE("a record's content reads back before its round has written it, and after", "[store][journal]") {
+    bool sync = GENERATE(false, true);
+    JournalDir dir;
+    IntakeJournal j(dir.db(), sync, 1u << 20);
+    CHECK(j.recover().empty());
+    NewMessage m;
+    m.channel = "c";
+    std::vector<std::uint64_t> refs(3, 0);
+    int answered = 0;
+    {
+        junction::util::Round round;
+        for (MessageId id = 1; id <= 2; ++id) {
+            m.raw = "MSH|^~\\&|A|B|||||ORM^O01|" + std::to_string(id) + "\r";
+            j.appendInRound(id, encodeRecord(id, 0, m), [&](const std::string&) { ++answered; }, &refs[id]);
+        }
+        CHECK(j.writes() == 0);
+        CHECK(j.readContent(refs[2], 2) == "MSH|^~\\&|A|B|||||ORM^O01|2\r");  // from the round's unwritten bytes
+        CHECK_FALSE(j.readContent(refs[2] + 8, 2));                      // not a record's start
+        CHECK_FALSE(j.readContent(refs[1], 2));
+        CHECK(round.end());
+    }
+    CHECK(answered == 2);
+    CHECK(j.writes() == 1);
+    CHECK(j.readContent(refs[1], 1) == "MSH|^~\\&|A|B|||||ORM^O01|1\r");  // from the file
+    CHECK(j.readContent(refs[2], 2) == "MSH|^~\\&|A|B|||||ORM^O01|2\r");
+    // Past the last record: zeros (sync: zero-filled ahead) or the file's end.
+    CHECK_FALSE(j.readContent(refs[2] + 4096, 3));
+}
+
 TEST_CASE("a record written at once writes the records a round left before it, in order", "[store][journal]") {
     JournalDir dir;
     {

@@ -1,6 +1,7 @@
 #include "engine/store/sqlite/intake_journal.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -189,8 +190,10 @@ bool readPayload(const std::string& path, std::uint64_t at, std::string& payload
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return false;
     char header[8];
-    if (readAt(fd, header, sizeof header, at)) {
+    struct stat st {};
+    if (::fstat(fd, &st) == 0 && readAt(fd, header, sizeof header, at)) {
         std::uint32_t len = getU32(header);
+        if (at + 8 + len > static_cast<std::uint64_t>(st.st_size)) len = 0;  // not a record: no allocation for it
         payload.resize(len);
         if (len == 0 || !readAt(fd, payload.data(), len, at + 8) || crc32(payload) != getU32(header + 4))
             payload.clear();
@@ -708,7 +711,7 @@ std::optional<std::string> IntakeJournal::readContent(std::uint64_t ref, Message
                 std::uint64_t unwritten = size_ - pending_.size();
                 if (number == segments_.back().number && at >= unwritten) {
                     std::size_t off = static_cast<std::size_t>(at - unwritten);
-                    if (pending_.size() - off < 8) return std::nullopt;
+                    if (off > pending_.size() || pending_.size() - off < 8) return std::nullopt;
                     std::uint32_t len = getU32(pending_.data() + off);
                     if (pending_.size() - off - 8 < len) return std::nullopt;
                     payload.assign(pending_, off + 8, len);

@@ -663,12 +663,8 @@ void IntakeJournal::syncLoop() {
 }
 
 void IntakeJournal::retire(const Segment& seg) {
-    std::error_code ec;
-    if (!seg.keep) {
-        std::filesystem::remove(seg.path, ec);
-        return;
-    }
-    if (seg.lastId == 0) {  // nothing was written to it after all
+    if (!seg.keep || seg.lastId == 0) {  // no referenced record (or none written to it after all)
+        std::error_code ec;
         std::filesystem::remove(seg.path, ec);
         return;
     }
@@ -745,17 +741,8 @@ std::size_t dropContentFilesBelow(const std::string& dbPath, MessageId firstLive
 
 std::size_t IntakeJournal::dropContentBelow(MessageId firstLiveId) {
     std::lock_guard<std::mutex> lock(mu_);
-    std::size_t n = 0;
-    for (auto it = content_.begin(); it != content_.end();) {
-        if (it->second.lastId < firstLiveId) {
-            std::error_code ec;
-            std::filesystem::remove(it->second.path, ec);
-            it = content_.erase(it);
-            ++n;
-        } else {
-            ++it;
-        }
-    }
+    std::size_t n = std::erase_if(content_, [&](const auto& entry) { return entry.second.lastId < firstLiveId; });
+    if (n > 0) dropContentFilesBelow(base_, firstLiveId);
     return n;
 }
 

@@ -98,6 +98,14 @@ public:
     virtual std::vector<WorklistItem> find(const WorklistFilter& filter) = 0;
     virtual std::optional<WorklistItem> get(std::int64_t id) = 0;
     virtual std::size_t count() = 0;
+    // What the queries of find() cost so far (counted by the database engine,
+    // so that tests can assert that a query uses an index).
+    struct FindStats {
+        std::uint64_t finds = 0;
+        std::uint64_t rowsScanned = 0;  // rows stepped through in full scans of a table
+        std::uint64_t steps = 0;        // virtual machine steps, a measure of all the work
+    };
+    virtual FindStats findStats() const = 0;
 
     // Modality Performed Procedure Step instances (the MPPS SCP's state, kept
     // here so that an N-SET after a restart finds its N-CREATE): the dataset as

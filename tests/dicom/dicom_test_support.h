@@ -84,6 +84,13 @@ public:
         if (it == mpps_.end()) return std::nullopt;
         return it->second;
     }
+    FindStats findStats() const override {
+        std::lock_guard<std::mutex> lock(m_);
+        FindStats s;
+        s.finds = filters.size();
+        s.rowsScanned = s.steps = filters.size() * items_.size();  // every find walks every item
+        return s;
+    }
     std::optional<store::WorklistItem> get(std::int64_t id) override {
         std::lock_guard<std::mutex> lock(m_);
         for (const auto& it : items_)
@@ -105,7 +112,7 @@ public:
     std::atomic<bool> failFind{false};
 
 private:
-    std::mutex m_;
+    mutable std::mutex m_;
     std::vector<store::WorklistItem> items_;
     std::map<std::string, std::string> mpps_;
 };

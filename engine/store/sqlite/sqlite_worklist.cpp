@@ -323,6 +323,7 @@ public:
         if (f.limit > 0) tail += " LIMIT " + std::to_string(f.limit);
 
         std::lock_guard<std::mutex> lock(rmu_);
+        ++findStats_.finds;
         return guarded("find", [&] {
             std::vector<WorklistItem> out = select(byFirstStep, tail);
             if (steps.where.empty() || !anySteps()) return out;
@@ -374,6 +375,11 @@ public:
         });
     }
 
+    FindStats findStats() const override {
+        std::lock_guard<std::mutex> lock(rmu_);
+        return findStats_;
+    }
+
     std::size_t count() override {
         std::lock_guard<std::mutex> lock(rmu_);
         return guarded("count", [&] {
@@ -395,6 +401,9 @@ private:
         Use u(it->second);
         for (std::size_t i = 0; i < q.params.size(); ++i) u.text(static_cast<int>(i + 1), q.params[i]);
         while (u.step()) out.push_back(row(u));
+        sqlite3_stmt* st = it->second.get();
+        findStats_.rowsScanned += static_cast<std::uint64_t>(sqlite3_stmt_status(st, SQLITE_STMTSTATUS_FULLSCAN_STEP, 1));
+        findStats_.steps += static_cast<std::uint64_t>(sqlite3_stmt_status(st, SQLITE_STMTSTATUS_VM_STEP, 1));
         return out;
     }
 
@@ -468,10 +477,12 @@ private:
     int busyTimeoutMs_;
     sqlite3* wdb_ = nullptr;
     sqlite3* rdb_ = nullptr;
-    std::mutex wmu_, rmu_;
+    std::mutex wmu_;
+    mutable std::mutex rmu_;
     Stmt byKey_, byUid_, insert_, update_, updateKeep_, setStatus_, dropSteps_, addStep_;
     Stmt get_, count_, getMpps_, putMpps_, anySteps_;
     std::map<std::string, Stmt> readCache_;
+    FindStats findStats_;  // under rmu_
 };
 
 }  // namespace

@@ -259,6 +259,61 @@ TEST_CASE("a torn journal tail is reported and the records before it are applied
     for (const auto& s : found) CHECK(next > s.id);
 }
 
+TEST_CASE("a journaled message whose record could not be written keeps its raw content in SQLite", "[store][journal]") {
+    // In a child process: the file size limit (RLIMIT_FSIZE) is per process.
+    JournalDir dir;
+    pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        int failures = 0;
+        ::signal(SIGXFSZ, SIG_IGN);  // a write past the limit fails with EFBIG instead
+        StoreOptions o;
+        o.synchronousFull = false;
+        o.maxBatchDelay = std::chrono::milliseconds(60000);  // the writer waits for flush() below
+        o.maxBatchRows = 100000;
+        {
+            auto store = openSqliteStore(dir.db(), o);
+            NewMessage m = sampleMessage();
+            MessageId first = insertSync(*store, m);
+            rlimit lim{};
+            ::getrlimit(RLIMIT_FSIZE, &lim);
+            rlimit small{static_cast<rlim_t>(std::filesystem::file_size(dir.segments().back()) + 100), lim.rlim_max};
+            ::setrlimit(RLIMIT_FSIZE, &small);
+            std::string error;
+            MessageId failedId = -1;
+            {
+                junction::util::Round round;
+                m.raw = std::string(5000, 'f');  // does not fit under the limit
+                store->insert(m, [&](MessageId id, const std::string& e) {
+                    failedId = id;
+                    error = e;
+                });
+                round.end();
+            }
+            ::setrlimit(RLIMIT_FSIZE, &lim);
+            if (failedId != 0 || error.find("write failed") == std::string::npos) failures |= 1;
+            m.raw = "after";
+            MessageId third = insertSync(*store, m);  // its record takes the failed one's place
+            auto failed = store->get(first + 1);      // stored, though not acknowledged
+            if (!failed || failed->raw != std::string(5000, 'f')) failures |= 2;
+            auto after = store->get(third);
+            if (!after || after->raw != "after") failures |= 4;
+        }
+        // After a restart too (the failed message's raw is in SQLite, not in a content file).
+        auto store = openSqliteStore(dir.db(), o);
+        auto failed = store->get(2);
+        if (!failed || failed->raw != std::string(5000, 'f')) failures |= 8;
+        ::_exit(failures);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    REQUIRE(WIFEXITED(status));
+    CHECK((WEXITSTATUS(status) & 1) == 0);  // the insert was answered with the write's error
+    CHECK((WEXITSTATUS(status) & 2) == 0);  // its raw content is not lost to the record that took its place
+    CHECK((WEXITSTATUS(status) & 4) == 0);
+    CHECK((WEXITSTATUS(status) & 8) == 0);
+}
+
 TEST_CASE("a clean shutdown leaves no journal behind, applied segments are not replayed", "[store][journal]") {
     JournalDir dir;
     StoreOptions o;

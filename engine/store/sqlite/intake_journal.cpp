@@ -536,6 +536,19 @@ bool IntakeJournal::writePending(std::string* error) {
         }
         done += static_cast<std::size_t>(n);
     }
+    if (!err.empty() && failureHandler_) {
+        // Every pending record is dropped, the written part of them too (the
+        // zeroed length ends the segment where they began).
+        for (std::size_t p = 0; pending_.size() - p >= 8;) {
+            std::uint32_t len = getU32(pending_.data() + p);
+            if (pending_.size() - p - 8 < len) break;
+            try {
+                failed_.push_back(decodeRecord(std::string_view(pending_.data() + p + 8, len)));
+            } catch (const std::exception&) {
+            }
+            p += 8 + len;
+        }
+    }
     pending_.clear();
     writes_.fetch_add(1, std::memory_order_relaxed);
     for (auto& w : roundWaiters_)
@@ -548,20 +561,47 @@ bool IntakeJournal::writePending(std::string* error) {
 }
 
 std::uint64_t IntakeJournal::append(MessageId id, std::string_view record, std::uint64_t* contentRef) {
-    std::lock_guard<std::mutex> lock(mu_);
-    std::uint64_t seq = add(id, record, contentRef);
-    // Written at once, after the records of rounds not written yet.
+    std::uint64_t seq = 0;
     std::string error;
-    if (!writePending(&error)) throw std::runtime_error(error);
+    bool written, failed;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        seq = add(id, record, contentRef);
+        // Written at once, after the records of rounds not written yet.
+        written = writePending(&error);
+        failed = !failed_.empty();
+    }
+    if (failed) reportFailed();
+    if (!written) throw std::runtime_error(error);
     return seq;
 }
 
-void IntakeJournal::appendInRound(MessageId id, std::string_view record, Then&& then, std::uint64_t* contentRef) {
+void IntakeJournal::onWriteFailure(std::function<void(std::vector<JournalRecord>&&)> handler) {
+    std::lock_guard<std::mutex> lock(mu_);
+    failureHandler_ = std::move(handler);
+}
+
+void IntakeJournal::reportFailed() {
+    std::vector<JournalRecord> failed;
+    std::function<void(std::vector<JournalRecord>&&)> handler;
     {
         std::lock_guard<std::mutex> lock(mu_);
-        std::uint64_t seq = add(id, record, contentRef);
-        roundWaiters_.push_back({seq, std::move(then), false, {}});
+        if (failed_.empty()) return;
+        failed.swap(failed_);
+        handler = failureHandler_;
     }
+    if (handler) handler(std::move(failed));
+}
+
+void IntakeJournal::appendInRound(MessageId id, std::string_view record, Then&& then, std::uint64_t* contentRef) {
+    bool failed;
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        std::uint64_t seq = add(id, record, contentRef);  // may write (and fail) the full segment's last records
+        roundWaiters_.push_back({seq, std::move(then), false, {}});
+        failed = !failed_.empty();
+    }
+    if (failed) reportFailed();
     thread_local const void* scheduled = nullptr;
     onceThisRound(scheduled, this, [this] { writeAtRoundEnd(); });
 }
@@ -570,11 +610,14 @@ void IntakeJournal::appendInRound(MessageId id, std::string_view record, Then&& 
 // waiters are answered here: at once, or once synced (sync mode).
 void IntakeJournal::writeAtRoundEnd() {
     std::vector<Waiter> waiters;
+    bool failed;
     {
         std::lock_guard<std::mutex> lock(mu_);
         writePending(nullptr);
         waiters.swap(roundWaiters_);
+        failed = !failed_.empty();
     }
+    if (failed) reportFailed();
     for (auto& w : waiters) {
         if (!w.error.empty()) w.then(w.error);
         else whenDurable(w.seq, std::move(w.then));

@@ -101,6 +101,11 @@ public:
     // to another thread and back for the loop's ACKs. `then` gets "" or the
     // error of a failed sync; it must not block.
     void whenDurable(std::uint64_t seq, std::function<void(const std::string& error)> then);
+    // Receives the records whose write failed (their waiters or append's caller
+    // get the error, and later records take their place in the segment): a
+    // content reference to them is void. Called on the appending thread, outside
+    // the journal's lock. Set once, before the first append.
+    void onWriteFailure(std::function<void(std::vector<JournalRecord>&& failed)> handler);
     // Every record with an id <= `appliedId` is in SQLite: delete the segments
     // that hold only such records (never the one being written), or keep them
     // as content files when a record in them was appended with a contentRef.
@@ -158,6 +163,7 @@ private:
     std::uint64_t add(MessageId id, std::string_view record, std::uint64_t* contentRef);
     void retire(const Segment& s);  // under mu_: delete, or rename to a content file
     bool writePending(std::string* error);  // under mu_
+    void reportFailed();                     // not under mu_: hands failed_ to the handler
     void writeAtRoundEnd();
     void prepareLoop();
     std::string spareName() const;
@@ -175,6 +181,8 @@ private:
     // segment, at size_ - pending_.size()): written at the end of a round, or
     // before the next record written at once.
     std::string pending_;
+    std::function<void(std::vector<JournalRecord>&&)> failureHandler_;
+    std::vector<JournalRecord> failed_;  // records whose write failed, not reported yet
     std::vector<Waiter> roundWaiters_;  // answered at the end of a round, on its thread
     // group fdatasync, on its own thread or at the end of a loop's round
     void syncLoop();

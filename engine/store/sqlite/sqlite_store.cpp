@@ -61,6 +61,7 @@
 #include <limits>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <unordered_map>
 #include <variant>
@@ -253,10 +254,16 @@ private:
         std::int64_t cutoffMs = 0;
         std::promise<std::uint64_t>* result = nullptr;
     };
+    // A journaled message's record could not be written: its raw content goes
+    // into SQLite after all, and the void reference is dropped.
+    struct RawRepairOp {
+        MessageId id = 0;
+        std::string raw;
+    };
     struct Op {
         template <class T>
         explicit Op(T&& alt) : v(std::forward<T>(alt)) {}
-        std::variant<InsertOp, ProcessedOp, DeliveryOp, PruneOp> v;
+        std::variant<InsertOp, ProcessedOp, DeliveryOp, PruneOp, RawRepairOp> v;
         bool failed = false;
         std::string error;
     };
@@ -281,6 +288,7 @@ private:
     void applyProcessed(ProcessedOp& op, std::int64_t now);
     void writeOutcome(MessageId id, const ProcessedMessage& p, std::int64_t now, const InsertOp* insert = nullptr);
     void applyDelivery(DeliveryOp& op, std::int64_t now);
+    void applyRawRepair(RawRepairOp& op);
     void callbacks(std::vector<Op>& ops, std::size_t begin, std::size_t end);
     std::uint64_t runPrune(const std::string& channel, std::int64_t cutoffMs);
     void rollback();
@@ -321,9 +329,10 @@ private:
     MessageId journalApplied_ = 0;       // writer: every journaled id <= this is in SQLite
     MessageId journalReleased_ = 0;      // writer: journal segments released up to this id
     bool journalBlocked_ = false;        // writer: a journaled insert could not be applied
+    std::set<MessageId> voidRefs_;       // writer: failed records whose insert is still to come
     std::size_t flushWaiters_ = 0;       // under mu_
     std::map<int, WriterPart> wparts_;
-    Stmt wJournalMark_;
+    Stmt wJournalMark_, wDropRawRef_;
     Stmt wBegin_, wCommit_, wInsertMsg_, wProcessed_, wProcessedStatus_, wMeta_, wDeliveryNew_, wDeliveryAt_, wDeliveryUpd_, wDeliveryIns_, wAggregate_, wMessageStatus_,
         wPartition_;
     std::thread::id writerId_;
@@ -463,6 +472,7 @@ SqliteStore::SqliteStore(const std::string& path, const StoreOptions& options) :
         wMessageStatus_ = Stmt(wdb_, "UPDATE messages SET status = ?2, updated_at = ?3 WHERE id = ?1");
         wPartition_ = Stmt(wdb_, "INSERT OR REPLACE INTO partitions (day, first_id, dropped) VALUES (?1, ?2, 0)");
         wJournalMark_ = Stmt(wdb_, "INSERT OR REPLACE INTO store_meta (key, value) VALUES ('journal_applied', ?1)");
+        wDropRawRef_ = Stmt(wdb_, "UPDATE messages SET raw_ref = NULL WHERE id = ?1 AND raw_ref IS NOT NULL");
 
         // Reader connection.
         rdb_ = openConnection(path);
@@ -505,6 +515,10 @@ SqliteStore::SqliteStore(const std::string& path, const StoreOptions& options) :
     if (options_.journal && options_.maxDatabaseBytes == 0) {
         try {
             journal_ = std::make_unique<IntakeJournal>(path, options_.synchronousFull, options_.journalSegmentBytes);
+            journal_->onWriteFailure([this](std::vector<JournalRecord>&& failed) {
+                for (auto& rec : failed)
+                    if (keepsRaw(rec.message.storage)) enqueue(Op(RawRepairOp{rec.id, std::move(rec.message.raw)}));
+            });
             recoverJournal();
         } catch (const std::exception& e) {
             finalizeStatements();
@@ -521,6 +535,7 @@ SqliteStore::SqliteStore(const std::string& path, const StoreOptions& options) :
 }
 
 SqliteStore::~SqliteStore() {
+    if (journal_) journal_->onWriteFailure(nullptr);
     {
         std::lock_guard<std::mutex> lock(mu_);
         stop_ = true;
@@ -550,7 +565,7 @@ void SqliteStore::finalizeStatements() {
     wparts_.clear();
     rparts_.clear();
     rSearch_.clear();
-    for (Stmt* s : {&wJournalMark_, &wBegin_, &wCommit_, &wInsertMsg_, &wProcessed_, &wProcessedStatus_, &wMeta_,
+    for (Stmt* s : {&wJournalMark_, &wDropRawRef_, &wBegin_, &wCommit_, &wInsertMsg_, &wProcessed_, &wProcessedStatus_, &wMeta_,
                     &wDeliveryNew_, &wDeliveryAt_, &wDeliveryUpd_, &wDeliveryIns_, &wAggregate_, &wMessageStatus_,
                     &wPartition_, &rBegin_, &rCommit_, &rRollback_, &rPendingMsgs_, &rPendingDels_, &rGetMsg_, &rGetDels_,
                     &rCountAll_, &rCount_})
@@ -961,9 +976,22 @@ void SqliteStore::apply(Op& op, std::int64_t now) {
     if (auto* d = std::get_if<DeliveryOp>(&op.v)) {
         if (d->foldedInto == kNotFolded) applyDelivery(*d, now);
     }
+    if (auto* r = std::get_if<RawRepairOp>(&op.v)) applyRawRepair(*r);
+}
+
+void SqliteStore::applyRawRepair(RawRepairOp& op) {
+    Use u(wDropRawRef_);
+    u.int64(1, op.id);
+    u.run();
+    if (u.changes() > 0) putContent(op.id, kRaw, {}, op.raw);
+    else voidRefs_.insert(op.id);  // its insert comes later (or never: its append failed outright)
 }
 
 void SqliteStore::applyInsert(InsertOp& op, std::int64_t now) {
+    if (!voidRefs_.empty()) {  // inserts come in id order: smaller ids will not come any more
+        voidRefs_.erase(voidRefs_.begin(), voidRefs_.lower_bound(op.id));
+        if (voidRefs_.erase(op.id)) op.rawRef = 0;  // its record was not written: raw into SQLite
+    }
     const NewMessage& m = op.m;
     const ProcessedMessage* p = m.processed ? &*m.processed : nullptr;
     Status status = m.status;

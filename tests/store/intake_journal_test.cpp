@@ -7,6 +7,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <string>
@@ -83,6 +84,31 @@ MessageId insertSync(MessageStore& s, NewMessage m) {
     auto f = p.get_future();
     s.insert(std::move(m), [&](MessageId id, const std::string&) { p.set_value(id); });
     return f.get();
+}
+
+// Runs `body` in a child process and returns its exit code (the body's failure
+// bits). For file size limits (RLIMIT_FSIZE), which are per process; there a
+// write past the limit fails with EFBIG instead of raising SIGXFSZ.
+int inChild(const std::function<int()>& body) {
+    pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        ::signal(SIGXFSZ, SIG_IGN);
+        ::_exit(body());
+    }
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    REQUIRE(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+// Lets this process's files grow to `path`'s size plus `extra` bytes; returns the limit before.
+rlimit limitFileSize(const std::string& path, std::uintmax_t extra) {
+    rlimit before{};
+    ::getrlimit(RLIMIT_FSIZE, &before);
+    rlimit small{static_cast<rlim_t>(std::filesystem::file_size(path) + extra), before.rlim_max};
+    ::setrlimit(RLIMIT_FSIZE, &small);
+    return before;
 }
 
 }  // namespace
@@ -260,13 +286,9 @@ TEST_CASE("a torn journal tail is reported and the records before it are applied
 }
 
 TEST_CASE("a journaled message whose record could not be written keeps its raw content in SQLite", "[store][journal]") {
-    // In a child process: the file size limit (RLIMIT_FSIZE) is per process.
     JournalDir dir;
-    pid_t child = ::fork();
-    REQUIRE(child >= 0);
-    if (child == 0) {
+    int failures = inChild([&] {
         int failures = 0;
-        ::signal(SIGXFSZ, SIG_IGN);  // a write past the limit fails with EFBIG instead
         StoreOptions o;
         o.synchronousFull = false;
         o.maxBatchDelay = std::chrono::milliseconds(60000);  // the writer waits for flush() below
@@ -275,10 +297,7 @@ TEST_CASE("a journaled message whose record could not be written keeps its raw c
             auto store = openSqliteStore(dir.db(), o);
             NewMessage m = sampleMessage();
             MessageId first = insertSync(*store, m);
-            rlimit lim{};
-            ::getrlimit(RLIMIT_FSIZE, &lim);
-            rlimit small{static_cast<rlim_t>(std::filesystem::file_size(dir.segments().back()) + 100), lim.rlim_max};
-            ::setrlimit(RLIMIT_FSIZE, &small);
+            rlimit before = limitFileSize(dir.segments().back(), 100);
             std::string error;
             MessageId failedId = -1;
             {
@@ -290,7 +309,7 @@ TEST_CASE("a journaled message whose record could not be written keeps its raw c
                 });
                 round.end();
             }
-            ::setrlimit(RLIMIT_FSIZE, &lim);
+            ::setrlimit(RLIMIT_FSIZE, &before);
             if (failedId != 0 || error.find("write failed") == std::string::npos) failures |= 1;
             m.raw = "after";
             MessageId third = insertSync(*store, m);  // its record takes the failed one's place
@@ -303,15 +322,12 @@ TEST_CASE("a journaled message whose record could not be written keeps its raw c
         auto store = openSqliteStore(dir.db(), o);
         auto failed = store->get(2);
         if (!failed || failed->raw != std::string(5000, 'f')) failures |= 8;
-        ::_exit(failures);
-    }
-    int status = 0;
-    REQUIRE(::waitpid(child, &status, 0) == child);
-    REQUIRE(WIFEXITED(status));
-    CHECK((WEXITSTATUS(status) & 1) == 0);  // the insert was answered with the write's error
-    CHECK((WEXITSTATUS(status) & 2) == 0);  // its raw content is not lost to the record that took its place
-    CHECK((WEXITSTATUS(status) & 4) == 0);
-    CHECK((WEXITSTATUS(status) & 8) == 0);
+        return failures;
+    });
+    CHECK((failures & 1) == 0);  // the insert was answered with the write's error
+    CHECK((failures & 2) == 0);  // its raw content is not lost to the record that took its place
+    CHECK((failures & 4) == 0);
+    CHECK((failures & 8) == 0);
 }
 
 TEST_CASE("a clean shutdown leaves no journal behind, applied segments are not replayed", "[store][journal]") {
@@ -480,24 +496,17 @@ TEST_CASE("a record written at once writes the records a round left before it, i
 }
 
 TEST_CASE("a round's failed journal write is reported to its waiters, and the next records take its place", "[store][journal]") {
-    // In a child process: the file size limit (RLIMIT_FSIZE) is per process.
     JournalDir dir;
-    pid_t child = ::fork();
-    REQUIRE(child >= 0);
-    if (child == 0) {
+    int failures = inChild([&] {
         int failures = 0;
         {
-            ::signal(SIGXFSZ, SIG_IGN);  // a write past the limit fails with EFBIG instead
             IntakeJournal j(dir.db(), false, 1u << 20);
             j.recover();
             NewMessage m;
             m.channel = "c";
             m.raw = "small";
             j.append(1, encodeRecord(1, 0, m));
-            rlimit lim{};
-            ::getrlimit(RLIMIT_FSIZE, &lim);
-            rlimit small{static_cast<rlim_t>(std::filesystem::file_size(dir.segments().back()) + 100), lim.rlim_max};
-            ::setrlimit(RLIMIT_FSIZE, &small);
+            rlimit before = limitFileSize(dir.segments().back(), 100);
             std::string error;
             {
                 junction::util::Round round;
@@ -506,18 +515,15 @@ TEST_CASE("a round's failed journal write is reported to its waiters, and the ne
                 round.end();
             }
             if (error.find("intake journal: write failed") == std::string::npos) failures |= 1;
-            ::setrlimit(RLIMIT_FSIZE, &lim);
+            ::setrlimit(RLIMIT_FSIZE, &before);
             m.raw = "after";
             j.append(3, encodeRecord(3, 0, m));  // where 2 would have been
         }
         IntakeJournal again(dir.db(), false, 1u << 20);
         auto got = again.recover();
         if (got.size() != 2 || got[0].id != 1 || got[1].id != 3 || got[1].message.raw != "after") failures |= 2;
-        ::_exit(failures);
-    }
-    int status = 0;
-    REQUIRE(::waitpid(child, &status, 0) == child);
-    REQUIRE(WIFEXITED(status));
-    CHECK((WEXITSTATUS(status) & 1) == 0);  // the round's waiter got the write's error
-    CHECK((WEXITSTATUS(status) & 2) == 0);  // the segment reads 1 then 3
+        return failures;
+    });
+    CHECK((failures & 1) == 0);  // the round's waiter got the write's error
+    CHECK((failures & 2) == 0);  // the segment reads 1 then 3
 }

@@ -348,7 +348,13 @@ void Listener::stop() {
     for (auto& l : m.loops)
         if (l->thread.joinable()) l->thread.join();
     m.loops.clear();
-    if (m.listenFd >= 0) ::close(m.listenFd);
+    // A closed ring ends its requests later, in the kernel, and until then a
+    // request holds the socket open and listening: a restart on the same port
+    // (a redeploy) would find it in use. shutdown() stops the listening now.
+    if (m.listenFd >= 0) {
+        ::shutdown(m.listenFd, SHUT_RDWR);
+        ::close(m.listenFd);
+    }
     m.listenFd = -1;
 }
 
@@ -430,6 +436,7 @@ void Listener::Impl::run(Loop& l) {
         l.mailbox->loopThread.store(std::thread::id());  // a later reply takes the locked path and is dropped
     }
     for (auto& [id, c] : l.conns) {
+        if (l.ring) ::shutdown(c->fd, SHUT_RDWR);  // ends the connection now, not when the ring lets go of it
         ::close(c->fd);
         total.fetch_sub(1);
     }

@@ -770,3 +770,26 @@ TEST_CASE("listener: a burst from more connections than receive buffers, every m
     }
     l.stop();
 }
+
+TEST_CASE("listener: stopped, its port is free at once and its connections are closed", "[mllp][listener]") {
+    // io_uring ends the requests of a closed ring later, in the kernel: a
+    // request still holding the listening socket kept it listening, and a
+    // restart on the same port (a redeploy) failed with "address in use".
+    const bool ioUring = GENERATE(true, false);
+    ListenerOptions o = loopback(ioUring);
+    int port = 0;
+    for (int round = 0; round < 30; ++round) {
+        Listener l(o, echo());
+        REQUIRE_NOTHROW(l.start());
+        port = l.port();
+        o.port = port;  // the next round restarts on this port
+        Peer p(port);
+        REQUIRE(p.connected());
+        p.write(frame("m" + std::to_string(round)));
+        std::string got;
+        REQUIRE(p.read(got, 2000ms));
+        CHECK(got == "ACK m" + std::to_string(round));
+        l.stop();
+        CHECK(p.closedWithin(2000ms));
+    }
+}

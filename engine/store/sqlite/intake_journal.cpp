@@ -150,6 +150,15 @@ std::uint32_t getU32(const char* p) {
     return v;
 }
 
+// The payload of the record whose header is at `at` of records in memory
+// (nullopt when the record is not whole there).
+std::optional<std::string_view> payloadIn(std::string_view records, std::size_t at) {
+    if (at > records.size() || records.size() - at < 8) return std::nullopt;
+    std::uint32_t len = getU32(records.data() + at);
+    if (records.size() - at - 8 < len) return std::nullopt;
+    return records.substr(at + 8, len);
+}
+
 // The journal's files beside database `dbPath`: segment numbers, and content
 // files by segment number.
 struct JournalFiles {
@@ -450,9 +459,7 @@ std::vector<JournalRecord> IntakeJournal::recover(std::vector<std::string>* warn
                 bad("truncated record header");
                 break;
             }
-            std::uint32_t len = 0, crc = 0;
-            for (int i = 0; i < 4; ++i) len |= std::uint32_t(static_cast<unsigned char>(data[p + i])) << (8 * i);
-            for (int i = 0; i < 4; ++i) crc |= std::uint32_t(static_cast<unsigned char>(data[p + 4 + i])) << (8 * i);
+            std::uint32_t len = getU32(data.data() + p), crc = getU32(data.data() + p + 4);
             if (len == 0) break;  // the zero-filled rest of the segment
             if (data.size() - p - 8 < len) {
                 bad("truncated record");
@@ -539,14 +546,13 @@ bool IntakeJournal::writePending(std::string* error) {
     if (!err.empty() && failureHandler_) {
         // Every pending record is dropped, the written part of them too (the
         // zeroed length ends the segment where they began).
-        for (std::size_t p = 0; pending_.size() - p >= 8;) {
-            std::uint32_t len = getU32(pending_.data() + p);
-            if (pending_.size() - p - 8 < len) break;
+        std::size_t p = 0;
+        while (auto payload = payloadIn(pending_, p)) {
             try {
-                failed_.push_back(decodeRecord(std::string_view(pending_.data() + p + 8, len)));
+                failed_.push_back(decodeRecord(*payload));
             } catch (const std::exception&) {
             }
-            p += 8 + len;
+            p += 8 + payload->size();
         }
     }
     pending_.clear();
@@ -749,11 +755,9 @@ std::optional<std::string> IntakeJournal::readContent(std::uint64_t ref, Message
                 if (path.empty()) return std::nullopt;
                 std::uint64_t unwritten = size_ - pending_.size();
                 if (number == segments_.back().number && at >= unwritten) {
-                    std::size_t off = static_cast<std::size_t>(at - unwritten);
-                    if (off > pending_.size() || pending_.size() - off < 8) return std::nullopt;
-                    std::uint32_t len = getU32(pending_.data() + off);
-                    if (pending_.size() - off - 8 < len) return std::nullopt;
-                    payload.assign(pending_, off + 8, len);
+                    auto inMemory = payloadIn(pending_, static_cast<std::size_t>(at - unwritten));
+                    if (!inMemory) return std::nullopt;
+                    payload.assign(*inMemory);
                     break;
                 }
             }
@@ -784,9 +788,12 @@ std::size_t dropContentFilesBelow(const std::string& dbPath, MessageId firstLive
 
 std::size_t IntakeJournal::dropContentBelow(MessageId firstLiveId) {
     std::lock_guard<std::mutex> lock(mu_);
-    std::size_t n = std::erase_if(content_, [&](const auto& entry) { return entry.second.lastId < firstLiveId; });
-    if (n > 0) dropContentFilesBelow(base_, firstLiveId);
-    return n;
+    return std::erase_if(content_, [&](const auto& entry) {
+        if (entry.second.lastId >= firstLiveId) return false;
+        std::error_code ec;
+        std::filesystem::remove(entry.second.path, ec);
+        return true;
+    });
 }
 
 std::size_t IntakeJournal::contentFiles() const {

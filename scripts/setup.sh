@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   cmake g++ make ccache pkg-config git
   libpoco-dev libssl-dev libxerces-c-dev libdcmtk-dev dcmtk libyaml-cpp-dev liblua5.4-dev
-  catch2 libsqlite3-dev libpq-dev zlib1g-dev liburing-dev
+  catch2 libsqlite3-dev zlib1g-dev liburing-dev
   python3 python3-hl7   # test peer: python-hl7's MLLP client and server
   python3-pydicom       # DICOM sample files (CT, MR, JPEG 2000, RLE ...) for the dicom tests
   nodejs                # test peer: dcmjs-dimse (tests/node)

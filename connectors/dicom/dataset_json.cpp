@@ -36,12 +36,6 @@ void appendTagKey(std::string& out, const DcmTagKey& t) {
     for (int shift = 28; shift >= 0; shift -= 4) out.push_back(hex[(v >> shift) & 0xF]);
 }
 
-std::string tagKey(const DcmTagKey& t) {
-    std::string out;
-    appendTagKey(out, t);
-    return out;
-}
-
 bool isHex(const std::string& s) {
     if (s.size() != 8) return false;
     for (char c : s)

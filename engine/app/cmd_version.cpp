@@ -1,6 +1,5 @@
 // junction version: the version and the libraries it runs on.
 #include <Poco/Environment.h>
-#include <libpq-fe.h>
 #include <lua.hpp>
 #include <sqlite3.h>
 #include <xercesc/util/XercesVersion.hpp>
@@ -30,11 +29,6 @@ std::string pocoVersion() {
     return std::to_string(v >> 24) + "." + std::to_string((v >> 16) & 0xff) + "." + std::to_string((v >> 8) & 0xff);
 }
 
-std::string pqVersion() {
-    int v = PQlibVersion();
-    return std::to_string(v / 10000) + "." + std::to_string(v % 10000);
-}
-
 }  // namespace
 
 int cmdVersion(const Args& args) {
@@ -51,8 +45,7 @@ int cmdVersion(const Args& args) {
               << "  yaml-cpp " << (probe["yaml"].as<std::string>() == "ok" ? JUNCTION_YAML_CPP_VERSION : "broken")
               << "\n"
               << "  " << luaVersion() << "\n"
-              << "  SQLite " << sqlite3_libversion() << "\n"
-              << "  libpq " << pqVersion() << "\n";
+              << "  SQLite " << sqlite3_libversion() << "\n";
     return 0;
 }
 

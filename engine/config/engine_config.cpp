@@ -58,8 +58,9 @@ EngineConfig loadEngineConfig(const std::optional<std::string>& path) {
             if (auto n = s->find("path")) storePath = n->asString("store.path");
             if (auto n = s->find("url")) cfg.store.url = n->asString("store.url");
             if (auto n = s->find("sync")) cfg.store.sync = n->asString("store.sync");
-            if (cfg.store.type == "postgres" && cfg.store.url.empty())
-                s->fail("store.url is required for a postgres store", "e.g. postgresql://junction@localhost/junction");
+            if (cfg.store.type == "postgres")
+                s->find("type")->fail("store type 'postgres' is not available in this build",
+                                      "use type: sqlite; a PostgreSQL store for several nodes is planned");
         }
         if (auto n = root.find("channels")) channels = n->asString("channels");
         if (const Node* a = root.find("admin")) {

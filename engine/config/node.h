@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,18 @@ struct Setting {
     std::string help;  // shown in hints and in the JSON Schema
     long long min = 0, max = 0;  // Int bounds (both 0 = unbounded)
     std::vector<std::string> choices;  // String: allowed values
+
+    Setting() = default;
+    // Lists of settings are written as braces; the fields after `name` are optional.
+    Setting(Type type, std::string name, bool required = false, std::string help = {}, long long min = 0,
+            long long max = 0, std::vector<std::string> choices = {})
+        : type(type),
+          name(std::move(name)),
+          required(required),
+          help(std::move(help)),
+          min(min),
+          max(max),
+          choices(std::move(choices)) {}
 };
 
 // Checks `map` against `settings`; `where` names the section in messages ("source (mllp)").

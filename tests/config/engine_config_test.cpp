@@ -67,7 +67,8 @@ TEST_CASE("engine config: errors carry file:line and a hint", "[config]") {
     expectError("admin:\n  port: eighty\n", 2, "admin.port must be a whole number");
     expectError("admin:\n  port: 70000\n", 2, "between 0 and 65535");
     expectError("store:\n  type: oracle\n", 2, "one of: sqlite, postgres");
-    expectError("store:\n  type: postgres\n", 2, "store.url is required");
+    expectError("store:\n  type: postgres\n  url: postgresql://j@localhost/j\n", 2,
+                "store type 'postgres' is not available in this build");
     expectError("store: [1, 2]\n", 1, "must be a mapping");
     expectError("admin: { port: 1\n", 2, "");  // YAML syntax error
     CHECK_THROWS_AS(loadEngineConfig(std::string("/nonexistent/junction.yaml")), ConfigError);

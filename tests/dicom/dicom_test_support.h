@@ -121,6 +121,21 @@ struct Order {
     std::string patientId, patientName, accession, modality, station, date, time, description, studyUid;
     std::string requestedProcedureId = "RP1";
     std::string birthDate;  // empty: the item has no PatientBirthDate
+
+    Order(std::string patientId, std::string patientName, std::string accession, std::string modality,
+          std::string station, std::string date, std::string time, std::string description, std::string studyUid,
+          std::string requestedProcedureId = "RP1", std::string birthDate = {})
+        : patientId(std::move(patientId)),
+          patientName(std::move(patientName)),
+          accession(std::move(accession)),
+          modality(std::move(modality)),
+          station(std::move(station)),
+          date(std::move(date)),
+          time(std::move(time)),
+          description(std::move(description)),
+          studyUid(std::move(studyUid)),
+          requestedProcedureId(std::move(requestedProcedureId)),
+          birthDate(std::move(birthDate)) {}
 };
 
 inline std::string jsonString(const std::string& s) {

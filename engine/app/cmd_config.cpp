@@ -7,6 +7,7 @@
 #include "engine/app/commands.h"
 #include "engine/config/engine_config.h"
 #include "engine/core/engine.h"
+#include "engine/util/systemd_notify.h"
 
 namespace junction::app {
 
@@ -38,8 +39,7 @@ std::optional<config::EngineConfig> loadConfig(const ConfigArgs& a, const char* 
         std::cout << "config: " << (cfg.file.empty() ? "built-in defaults" : cfg.file) << "\n"
                   << "store: " << cfg.store.type << " " << (cfg.store.type == "sqlite" ? cfg.store.path : cfg.store.url)
                   << " (sync " << cfg.store.sync << ")\n"
-                  << "channels: " << cfg.channelsDir << "\n"
-                  << "admin: " << cfg.admin.bind << ":" << cfg.admin.port << "\n";
+                  << "channels: " << cfg.channelsDir << "\n";
         return cfg;
     } catch (const config::ConfigError& e) {
         std::cerr << "junction " << cmd << ": " << e.what() << "\n";
@@ -52,6 +52,21 @@ void report(const std::vector<core::LoadProblem>& problems, const core::Engine& 
     for (const auto& c : engine.channels())
         std::cout << "channel " << c.name << ": " << c.sourceType << " source, " << c.destinations.size()
                   << " destination(s) (" << c.file << ")\n";
+}
+
+// SIGHUP: re-read the channel folder and say what changed.
+void reload(core::Engine& engine) {
+    util::notifySystemd("RELOADING=1");
+    std::cout << "junction: reloading the channel folder (SIGHUP)" << std::endl;
+    core::ReloadResult r = engine.reloadChannels();
+    for (const auto& p : r.problems) std::cerr << p.error << "\n";
+    for (const auto& n : r.added) std::cout << "channel " << n << ": added\n";
+    for (const auto& n : r.redeployed) std::cout << "channel " << n << ": redeployed\n";
+    for (const auto& n : r.removed) std::cout << "channel " << n << ": removed\n";
+    std::cout << "junction: reloaded, " << r.added.size() << " added, " << r.redeployed.size() << " redeployed, "
+              << r.removed.size() << " removed, " << r.unchanged << " unchanged, " << r.problems.size()
+              << " invalid (running versions kept)" << std::endl;
+    util::notifySystemd("READY=1");
 }
 
 }  // namespace
@@ -95,7 +110,10 @@ int cmdRun(const Args& args) {
                      "Starts the engine with the engine config (default ./junction.yaml, else built-in\n"
                      "defaults) and the channels of its channel folder. Invalid channels are reported and\n"
                      "skipped; the others run. Unfinished messages of an earlier run resume. Stops on\n"
-                     "SIGINT or SIGTERM.\n";
+                     "SIGINT or SIGTERM. SIGHUP re-reads the channel folder: changed channels are\n"
+                     "redeployed, new ones started, removed ones stopped; a file that fails validation\n"
+                     "leaves its running channel as it is. Under systemd (Type=notify) it reports\n"
+                     "READY, RELOADING and STOPPING.\n";
         return 0;
     }
     auto a = parseConfigArgs(args, "run");
@@ -104,6 +122,7 @@ int cmdRun(const Args& args) {
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
     signal(SIGPIPE, SIG_IGN);
     auto cfg = loadConfig(a, "run");
@@ -126,9 +145,11 @@ int cmdRun(const Args& args) {
         if (c.state == core::ChannelState::Running) ++running;
     std::cout << "junction: running, " << running << " channel(s) started, " << problems.size()
               << " skipped; stop with Ctrl-C" << std::endl;
+    util::notifySystemd("READY=1\nSTATUS=" + std::to_string(running) + " channel(s) running");
     int sig = 0;
-    sigwait(&set, &sig);
+    while (sigwait(&set, &sig) == 0 && sig == SIGHUP) reload(*engine);
     std::cout << "junction: stopping (signal " << sig << ")" << std::endl;
+    util::notifySystemd("STOPPING=1");
     engine->stop();
     for (const auto& c : engine->channels())
         std::cout << "channel " << c.name << ": received " << c.counters.received << ", sent " << c.counters.sent

@@ -1,11 +1,30 @@
 #include "engine/core/engine.h"
 
+#include <fstream>
 #include <iostream>
 #include <set>
+#include <sstream>
 
 #include "engine/core/channel.h"
 
 namespace junction::core {
+
+namespace {
+
+std::string readText(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream out;
+    out << in.rdbuf();
+    return out.str();
+}
+
+// A channel's file text and its script's: what a reload compares. The file is
+// read before it is parsed, so a change made meanwhile shows at the next reload.
+std::string fingerprint(const std::string& fileText, const ChannelConfig& c) {
+    return fileText + '\0' + (c.script.empty() ? std::string() : readText(c.script));
+}
+
+}  // namespace
 
 const char* toString(ChannelState s) {
     switch (s) {
@@ -102,7 +121,11 @@ std::vector<LoadProblem> Engine::loadChannels() {
     std::vector<LoadProblem> problems;
     for (const auto& file : config::listChannelFiles(options_.config)) {
         try {
-            addChannel(parseChannelFile(file, options_.config.baseDir));
+            std::string text = readText(file);
+            ChannelConfig c = parseChannelFile(file, options_.config.baseDir);
+            std::string name = c.name, fp = fingerprint(text, c);
+            addChannel(std::move(c));
+            fingerprints_[name] = std::move(fp);
         } catch (const config::ConfigError& e) {
             problems.push_back({file, e.what()});
         } catch (const std::exception& e) {
@@ -214,6 +237,97 @@ void Engine::redeployChannel(const std::string& name) {
     channels_.erase(name);
     addChannel(std::move(fresh));
     if (wasRunning || started_) find(name)->start();
+}
+
+void Engine::startIfWanted(Channel& ch) {
+    if (!started_ || !ch.config().enabled) return;
+    try {
+        ch.start();
+    } catch (const std::exception& e) {
+        std::cerr << "[" << ch.config().name << "] failed to start: " << e.what() << "\n";
+    }
+}
+
+void Engine::replaceChannel(const std::string& name, ChannelConfig fresh) {
+    std::shared_ptr<Channel> old = channels_.at(name);
+    bool wasRunning = old->state() == ChannelState::Running || old->state() == ChannelState::Paused;
+    old->stop();  // queued deliveries stay in the store
+    channels_.erase(name);
+    try {
+        addChannel(std::move(fresh));
+    } catch (...) {
+        channels_.emplace(name, old);
+        if (wasRunning) old->start();
+        throw;
+    }
+    startIfWanted(*find(name));
+}
+
+ReloadResult Engine::reloadChannels() {
+    std::lock_guard<std::recursive_mutex> lock(mutex_);
+    ReloadResult result;
+    struct Fresh {
+        ChannelConfig config;
+        std::string fingerprint;
+    };
+    std::vector<Fresh> fresh;
+    std::set<std::string> brokenFiles;
+    for (const auto& file : config::listChannelFiles(options_.config)) {
+        try {
+            std::string text = readText(file);
+            ChannelConfig c = parseChannelFile(file, options_.config.baseDir);
+            check(c);
+            std::string fp = fingerprint(text, c);
+            fresh.push_back({std::move(c), std::move(fp)});
+        } catch (const config::ConfigError& e) {
+            result.problems.push_back({file, e.what()});
+            brokenFiles.insert(file);
+        } catch (const std::exception& e) {
+            result.problems.push_back({file, file + ": " + e.what()});
+            brokenFiles.insert(file);
+        }
+    }
+    // Gone first, so that a renamed channel's port is free for its new name.
+    std::set<std::string> named;
+    for (const auto& f : fresh) named.insert(f.config.name);
+    for (auto it = channels_.begin(); it != channels_.end();) {
+        const std::string& file = it->second->config().file;
+        if (named.count(it->first) || brokenFiles.count(file)) {
+            ++it;
+            continue;
+        }
+        it->second->stop();
+        result.removed.push_back(it->first);
+        fingerprints_.erase(it->first);
+        it = channels_.erase(it);
+    }
+    std::set<std::string> done;
+    for (auto& f : fresh) {
+        std::string name = f.config.name, file = f.config.file;
+        try {
+            if (!done.insert(name).second)
+                throw config::ConfigError(file, 1, 1, "duplicate channel name '" + name + "'",
+                                          "another file of the folder names it too");
+            if (find(name)) {
+                auto known = fingerprints_.find(name);
+                if (known != fingerprints_.end() && known->second == f.fingerprint &&
+                    find(name)->config().file == file) {
+                    ++result.unchanged;
+                    continue;
+                }
+                replaceChannel(name, std::move(f.config));
+                result.redeployed.push_back(name);
+            } else {
+                addChannel(std::move(f.config));
+                startIfWanted(*find(name));
+                result.added.push_back(name);
+            }
+            fingerprints_[name] = std::move(f.fingerprint);
+        } catch (const std::exception& e) {
+            result.problems.push_back({file, e.what()});
+        }
+    }
+    return result;
 }
 
 std::vector<ChannelInfo> Engine::channels() const {

@@ -49,6 +49,13 @@ struct LoadProblem {
     std::string error;  // "file:line:col: message (hint)"
 };
 
+// What a re-read of the channel folder did (Engine::reloadChannels).
+struct ReloadResult {
+    std::vector<std::string> added, redeployed, removed;
+    std::size_t unchanged = 0;
+    std::vector<LoadProblem> problems;  // these files' running versions (if any) were kept
+};
+
 struct EngineOptions {
     config::EngineConfig config;
     store::StoreOptions store;
@@ -89,6 +96,12 @@ public:
     // Re-read the channel's file and restart it with the new config; queued messages survive.
     // Throws config::ConfigError when the new file is invalid (the old channel keeps running).
     void redeployChannel(const std::string& name);
+    // Re-reads the channel folder (SIGHUP): a channel whose file or script changed
+    // is redeployed (queued messages survive), a new file's channel is added and,
+    // once the engine has started, started; a channel whose file is gone is
+    // stopped and removed. A file that fails validation changes nothing: the
+    // channel it held keeps running, and the problem is reported.
+    ReloadResult reloadChannels();
 
     std::vector<ChannelInfo> channels() const;
     std::optional<ChannelInfo> channel(const std::string& name) const;
@@ -109,7 +122,14 @@ public:
 
 private:
     Channel* find(const std::string& name) const;
+    // Replaces a running channel with a checked new version; on failure the old
+    // one is put back (and restarted if it ran) and the error rethrown.
+    void replaceChannel(const std::string& name, ChannelConfig fresh);
+    void startIfWanted(Channel& ch);
     EngineOptions options_;
+    // Per channel loaded from the folder: its file's and script's text when it was
+    // read, so that a reload redeploys only what changed.
+    std::map<std::string, std::string> fingerprints_;
     std::unique_ptr<store::MessageStore> store_;
     std::unique_ptr<store::WorklistStore> worklist_;
     std::shared_ptr<lua::SharedMap> globalMap_;

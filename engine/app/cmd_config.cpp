@@ -99,7 +99,7 @@ int cmdValidate(const Args& args) {
         report(problems, engine);
         valid = engine.channels().size();
     }
-    for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(opts.config.store.path + suffix);
+    for (const char* suffix : {"", "-wal", "-shm", ".lock"}) std::filesystem::remove(opts.config.store.path + suffix);
     std::cout << valid << " channel(s) valid, " << problems.size() << " invalid\n";
     return problems.empty() ? 0 : 1;
 }

@@ -66,8 +66,16 @@ int cmdMessages(const Args& args) {
         std::cerr << e.what() << "\n";
         return 1;
     }
+    // Beside a running engine: read-only, leaving its lock and intake journal alone.
     store::StoreOptions so;
-    auto st = store::openSqliteStore(cfg.store.path, so);
+    so.readOnly = true;
+    std::unique_ptr<store::MessageStore> st;
+    try {
+        st = store::openSqliteStore(cfg.store.path, so);
+    } catch (const std::exception& e) {
+        std::cerr << "junction messages: " << e.what() << "\n";
+        return 1;
+    }
     if (counts) {
         if (q.channel.empty()) {
             std::cerr << "junction messages: --counts needs --channel\n";

@@ -165,6 +165,13 @@ struct StoreOptions {
     // quota (maxDatabaseBytes) turns it off: "full" must be known at insert time.
     bool journal = true;
     std::uint64_t journalSegmentBytes = 32u << 20;  // one journal file; zero-filled ahead when syncing
+    // One engine per store: the store is locked (`<db>.lock`) while open. An open
+    // waits this long for a holder to let go, then fails naming the holder's pid.
+    std::chrono::milliseconds lockWait{2000};
+    // For reading beside a running engine (`junction messages`): no lock, no
+    // intake journal (the engine's is left alone; content is read from its files),
+    // no schema change; the store must exist. Writes are not allowed.
+    bool readOnly = false;
 };
 
 struct StoreStats {

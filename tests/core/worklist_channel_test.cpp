@@ -2,6 +2,7 @@
 // of the engine's worklist (columns and DICOM JSON), updated and cancelled by
 // later orders; bad destination content is an ERROR at once; channel scripts
 // reach the worklist through the Lua module.
+#include <memory>
 #include <catch2/catch.hpp>
 
 #include <sqlite3.h>
@@ -72,7 +73,8 @@ TEST_CASE("ris-worklist: NW creates, XO updates, CA cancels, OMI^O23 creates", "
     auto at = yaml.find("port: 6663");
     REQUIRE(at != std::string::npos);
     yaml.replace(at, 10, "port: " + std::to_string(port));
-    core::Engine engine(wlOptions(dir));
+    auto first = std::make_unique<core::Engine>(wlOptions(dir));
+    core::Engine& engine = *first;
     engine.addChannel(core::parseChannel(config::loadYamlString(yaml, "ris-worklist.yaml"),
                                          kSource + "/channels/ris-worklist.yaml", kSource));
     engine.start();
@@ -150,7 +152,7 @@ TEST_CASE("ris-worklist: NW creates, XO updates, CA cancels, OMI^O23 creates", "
 
     REQUIRE(eventually([&] { return countStatus(engine, "ris-worklist", store::Status::Sent) == 5; }));
     CHECK(countStatus(engine, "ris-worklist", store::Status::Error) == 0);
-    engine.stop();
+    first.reset();  // one engine per store: the next one opens it once this one is gone
 
     // The items are in the engine's database file: a new engine sees them.
     core::Engine again(wlOptions(dir));

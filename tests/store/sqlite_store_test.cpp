@@ -1093,3 +1093,72 @@ TEST_CASE("store latency probe", "[.bench]") {
                     sum / n, lat[n / 2], lat[n * 99 / 100], double(st.writes) / double(st.commits));
     }
 }
+
+TEST_CASE("a store is locked by its engine: a second open names the holder, and opens once it is gone", "[store][lock]") {
+    TempDir t;
+    auto first = openSqliteStore(t.db(), fastOptions());
+    StoreOptions quick = fastOptions();
+    quick.lockWait = 100ms;
+    CHECK_THROWS_WITH(openSqliteStore(t.db(), quick),
+                      Catch::Contains("store " + t.db() + " is in use by process " + std::to_string(::getpid())));
+    CHECK(std::filesystem::exists(t.db() + ".lock"));
+    CHECK((std::filesystem::status(t.db() + ".lock").permissions() & std::filesystem::perms::others_read) ==
+          std::filesystem::perms::none);
+    insertSync(*first, makeMessage("ch", "MSH|first"));
+    first.reset();
+    auto second = openSqliteStore(t.db(), quick);
+    CHECK(second->search({}).size() == 1);
+}
+
+TEST_CASE("an open waits (bounded) for a holder that is letting go", "[store][lock]") {
+    TempDir t;
+    auto first = openSqliteStore(t.db(), fastOptions());
+    std::thread closer([&] {
+        std::this_thread::sleep_for(300ms);
+        first.reset();
+    });
+    StoreOptions patient = fastOptions();
+    patient.lockWait = 5000ms;
+    auto began = std::chrono::steady_clock::now();
+    std::unique_ptr<MessageStore> second;
+    CHECK_NOTHROW(second = openSqliteStore(t.db(), patient));
+    closer.join();
+    CHECK(std::chrono::steady_clock::now() - began >= 250ms);
+    CHECK(second != nullptr);
+}
+
+TEST_CASE("a read-only store reads beside the engine and leaves its lock and intake journal alone", "[store][lock]") {
+    TempDir t;
+    StoreOptions readOnly;
+    readOnly.readOnly = true;
+    CHECK_THROWS_WITH(openSqliteStore(t.db(), readOnly), Catch::Contains("no store at " + t.db()));
+    CHECK_FALSE(std::filesystem::exists(t.db()));
+
+    auto engine = openSqliteStore(t.db(), fastOptions());
+    std::vector<MessageId> ids;
+    for (int i = 0; i < 5; ++i) ids.push_back(insertSync(*engine, makeMessage("ch", "MSH|" + std::to_string(i))));
+    engine->flush();
+    auto journalFiles = [&] {
+        std::set<std::string> names;
+        for (const auto& e : std::filesystem::directory_iterator(std::filesystem::path(t.db()).parent_path()))
+            if (e.path().filename().string().find("-jnl.") != std::string::npos) names.insert(e.path().string());
+        return names;
+    };
+    auto before = journalFiles();
+    REQUIRE_FALSE(before.empty());
+    {
+        auto reader = openSqliteStore(t.db(), readOnly);
+        CHECK(reader->search({}).size() == 5);
+        auto d = reader->get(ids.back());
+        REQUIRE(d);
+        CHECK(d->raw == "MSH|4");  // read from the engine's live journal segment
+    }
+    CHECK(journalFiles() == before);  // not replayed, renamed or deleted by the reader
+    MessageId later = insertSync(*engine, makeMessage("ch", "MSH|later"));
+    engine->flush();
+    CHECK(engine->get(ids.front())->raw == "MSH|0");
+    engine.reset();
+    auto reopened = openSqliteStore(t.db(), fastOptions());
+    CHECK(reopened->get(later)->raw == "MSH|later");
+    CHECK(reopened->search({}).size() == 6);
+}

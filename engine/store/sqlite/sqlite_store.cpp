@@ -45,6 +45,7 @@
 #include "engine/store/sqlite/intake_journal.h"
 #include "engine/store/sqlite/paced_vfs.h"
 #include "engine/store/sqlite/sqlite_db.h"
+#include "engine/store/sqlite/store_lock.h"
 #include "engine/util/round.h"
 #include "engine/util/thread_name.h"
 
@@ -275,6 +276,8 @@ private:
         if (journal_) flush();
     }
     void insertJournaled(NewMessage message, InsertCompletion done);
+    void checkSchema();    // read-only: the schema must be this build's
+    void migrateSchema();  // creates or upgrades it
     void recoverJournal();
     void writerLoop();
     void runSegment(std::vector<Op>& ops, std::size_t begin, std::size_t end);
@@ -315,6 +318,7 @@ private:
     // ------------------------------------------------------------ state
     StoreOptions options_;
     std::string path_;
+    std::unique_ptr<StoreLock> lock_;  // first taken, last let go
     sqlite3* wdb_ = nullptr;  // writer thread only (and constructor/destructor)
     sqlite3* rdb_ = nullptr;  // guarded by readMu_
 
@@ -369,7 +373,13 @@ private:
 
 SqliteStore::SqliteStore(const std::string& path, const StoreOptions& options) : options_(options), path_(path) {
     if (options_.maxBatchRows == 0) options_.maxBatchRows = 1;
-    sqlite::createParentDirectory(path);
+    if (options_.readOnly) {
+        if (!std::filesystem::exists(path)) throw std::runtime_error("message store: no store at " + path);
+        options_.journal = false;
+    } else {
+        sqlite::createParentDirectory(path);
+        lock_ = std::make_unique<StoreLock>(path, options_.lockWait);
+    }
     try {
         wdb_ = sqlite::open(path, "message store", 10000, sqlite::pacedVfs());
         // Page size and auto_vacuum must be chosen before the first table exists
@@ -378,9 +388,13 @@ SqliteStore::SqliteStore(const std::string& path, const StoreOptions& options) :
         // with SQLite's 4 KB (fewer page splits and WAL frames per message), and
         // with a large store and random patient ids a quarter less
         // (bench_store_apply, --random-keys).
-        sqlite::exec(wdb_, ("PRAGMA page_size = " + std::to_string(kPageBytes)).c_str());
-        sqlite::exec(wdb_, "PRAGMA auto_vacuum = INCREMENTAL");
-        sqlite::useWal(wdb_, path);
+        if (options_.readOnly) {
+            sqlite::exec(wdb_, "PRAGMA query_only = 1");
+        } else {
+            sqlite::exec(wdb_, ("PRAGMA page_size = " + std::to_string(kPageBytes)).c_str());
+            sqlite::exec(wdb_, "PRAGMA auto_vacuum = INCREMENTAL");
+            sqlite::useWal(wdb_, path);
+        }
         // With the journal, SQLite commits need no flush of their own: the journal
         // holds the messages until the WAL is flushed (syncWal) before a journal
         // segment is dropped; checkpoints still flush (their own connection).
@@ -402,26 +416,8 @@ SqliteStore::SqliteStore(const std::string& path, const StoreOptions& options) :
         }
 
         // Schema (versioned by PRAGMA user_version; migrations go here).
-        sqlite::exec(wdb_, "BEGIN IMMEDIATE");
-        try {
-            int version = static_cast<int>(sqlite::queryInt(wdb_, "PRAGMA user_version", 0));
-            if (version > kSchemaVersion)
-                throw std::runtime_error("message store " + path + " has schema version " + std::to_string(version) +
-                                         ", newer than this build (" + std::to_string(kSchemaVersion) + ")");
-            if (version == 0) {
-                for (const char* sql : kSchemaV1) sqlite::exec(wdb_, sql);
-                version = 1;
-            }
-            if (version == 1) {  // raw content referenced in the intake journal's content files
-                sqlite::exec(wdb_, "ALTER TABLE messages ADD COLUMN raw_ref INTEGER");
-                version = 2;
-            }
-            sqlite::exec(wdb_, ("PRAGMA user_version = " + std::to_string(version)).c_str());
-            sqlite::exec(wdb_, "COMMIT");
-        } catch (...) {
-            sqlite3_exec(wdb_, "ROLLBACK", nullptr, nullptr, nullptr);
-            throw;
-        }
+        if (options_.readOnly) checkSchema();
+        else migrateSchema();
 
         // Partitions and the next id.
         {
@@ -532,6 +528,37 @@ SqliteStore::SqliteStore(const std::string& path, const StoreOptions& options) :
     writer_ = std::thread([this] { writerLoop(); });
     writerId_ = writer_.get_id();  // read by flush()/prune() callers, which come later
     if (journal_) flush();  // journaled messages of the last run are in SQLite before anyone reads
+}
+
+void SqliteStore::checkSchema() {
+    auto version = sqlite::queryInt(wdb_, "PRAGMA user_version", 0);
+    if (version != kSchemaVersion)
+        throw std::runtime_error("message store " + path_ + " has schema version " + std::to_string(version) +
+                                 "; this build reads version " + std::to_string(kSchemaVersion) +
+                                 " (an engine of this build upgrades it when it starts)");
+}
+
+void SqliteStore::migrateSchema() {
+    sqlite::exec(wdb_, "BEGIN IMMEDIATE");
+    try {
+        int version = static_cast<int>(sqlite::queryInt(wdb_, "PRAGMA user_version", 0));
+        if (version > kSchemaVersion)
+            throw std::runtime_error("message store " + path_ + " has schema version " + std::to_string(version) +
+                                     ", newer than this build (" + std::to_string(kSchemaVersion) + ")");
+        if (version == 0) {
+            for (const char* sql : kSchemaV1) sqlite::exec(wdb_, sql);
+            version = 1;
+        }
+        if (version == 1) {  // raw content referenced in the intake journal's content files
+            sqlite::exec(wdb_, "ALTER TABLE messages ADD COLUMN raw_ref INTEGER");
+            version = 2;
+        }
+        sqlite::exec(wdb_, ("PRAGMA user_version = " + std::to_string(version)).c_str());
+        sqlite::exec(wdb_, "COMMIT");
+    } catch (...) {
+        sqlite3_exec(wdb_, "ROLLBACK", nullptr, nullptr, nullptr);
+        throw;
+    }
 }
 
 SqliteStore::~SqliteStore() {

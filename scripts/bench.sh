@@ -24,6 +24,7 @@ rm -rf "$STORE_T"
 SRC="$ROOT"
 LOAD="$BUILD/tests/mllpload"
 ECHO="$BUILD/tests/mllpecho"
+DURABLE="$BUILD/tests/mllpdurable"
 JUNCTION="$BUILD/engine/app/junction"
 MSG="$SRC/samples/hl7/orm_o01_nw.hl7"
 COUNT="${BENCH_COUNT:-50000}"
@@ -89,7 +90,11 @@ end
 EOF
 
 P_FLOOR=17701; P_PY=17702; P_A=17703; P_E=17704; P_N=17706; P_EN=17707; P_RN=17708; P_E4=17709; P_EN4=17710
+P_DURABLE=17721
 "$ECHO" $P_FLOOR & PIDS+=($!)
+# The floor of the sync: full rows: appends each message to a file on the
+# stores' disk and fdatasyncs it (one sync for all connections) before the ACK.
+"$DURABLE" $P_DURABLE "$T/durable.hl7" & PIDS+=($!)
 /usr/bin/python3 "$SRC/tests/bench/ack_server.py" $P_PY & PIDS+=($!)
 junction_instance "$T/a" <<EOF
 channel: bench-a
@@ -139,7 +144,7 @@ storage: production
 destinations:
   - { name: sink, type: mllp, host: 127.0.0.1, port: $P_SR, threads: 4 }
 EOF
-for p in $P_FLOOR $P_PY $P_A $P_E $P_R $P_N $P_EN $P_RN $P_E4 $P_EN4 $P_EW $P_ENW; do wait_port $p; done
+for p in $P_FLOOR $P_DURABLE $P_PY $P_A $P_E $P_R $P_N $P_EN $P_RN $P_E4 $P_EN4 $P_EW $P_ENW; do wait_port $p; done
 
 # forward PORT SINK_PORT NAME: the load through a forwarder; sets NAME to the
 # end-to-end rate and the sink's count, then leaves an mllpecho on SINK_PORT (for
@@ -165,6 +170,7 @@ forward() {
 echo
 echo "== MLLP, mllpload: $COUNT x ORM^O01, 4 connections (the median of $REPEAT runs each)"
 floor=$(load $P_FLOOR); echo "mllpecho floor:                       $floor"
+durable=$(load $P_DURABLE); echo "mllpdurable floor (append + fdatasync, group commit): $durable"
 py=$(load $P_PY);       echo "python-hl7 asyncio ACK server:        $py"
 a=$(load $P_A);         echo "(a) Junction store + Lua + ACK:       $a"
 n=$(load $P_N);         echo "(a) same, store sync: normal:         $n"
@@ -177,6 +183,7 @@ forward $P_ENW $P_SNW bnw; echo "(b) window: 8, sync: normal:          $bnw"
 forward $P_RN $P_SR bjj;   echo "(b) Junction -> Junction -> mllp_sink, normal, threads: 4: $bjj"
 ratio() { awk -v a="$(rate "$1")" -v f="$(rate "$2")" 'BEGIN{printf "%.2f", a/f}'; }
 echo "RESULT mllp_a_msg_s=$(rate "$a") floor_msg_s=$(rate "$floor") python_msg_s=$(rate "$py") ratio_a_floor=$(ratio "$a" "$floor") ratio_a_python=$(ratio "$a" "$py")"
+echo "RESULT durable_floor_msg_s=$(rate "$durable") ratio_a_durable_floor=$(ratio "$a" "$durable")"
 echo "RESULT mllp_a_normal_msg_s=$(rate "$n") ratio_a_normal_floor=$(ratio "$n" "$floor")"
 echo "RESULT mllp_b_msg_s=$(rate "$b") mllp_b_threads4_msg_s=$(rate "$b4") ratio_b_threads4_floor=$(ratio "$b4" "$floor")"
 echo "RESULT mllp_b_normal_msg_s=$(rate "$bn") mllp_b_threads4_normal_msg_s=$(rate "$bn4") ratio_b_threads4_normal_floor=$(ratio "$bn4" "$floor")"

@@ -21,6 +21,7 @@
 #include <thread>
 #include <unordered_set>
 
+#include "tests/support/loopback_server.h"
 #include "tests/support/msh10.h"
 
 namespace {
@@ -85,14 +86,8 @@ int main(int argc, char** argv) {
         if (!std::strcmp(argv[i], "--count")) count = std::atol(argv[i + 1]);
         else if (!std::strcmp(argv[i], "--idle")) idle = std::atoi(argv[i + 1]);
     }
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(static_cast<uint16_t>(port));
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 || listen(fd, 128) != 0) {
+    int fd = junction::testing::listenLoopback(port);
+    if (fd < 0) {
         std::perror("mllp_sink: listen");
         return 2;
     }

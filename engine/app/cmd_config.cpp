@@ -1,4 +1,6 @@
 // junction run / junction validate / junction schema
+#include <sys/stat.h>
+
 #include <csignal>
 #include <filesystem>
 #include <iostream>
@@ -125,6 +127,9 @@ int cmdRun(const Args& args) {
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
     signal(SIGPIPE, SIG_IGN);
+    // Messages are patient data: what the engine creates (store, journal, content
+    // and output files) is not readable by other users, whatever the caller's umask.
+    ::umask(::umask(0) | 027);
     auto cfg = loadConfig(a, "run");
     if (!cfg) return 1;
     core::EngineOptions opts;

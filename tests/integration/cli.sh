@@ -123,6 +123,11 @@ kill -TERM "$RUN_PID"; wait "$RUN_PID"; rc=$?; RUN_PID=
 [ "$rc" = 0 ] && ok || bad "run exits 0 on SIGTERM (got $rc)"
 contains "run stops" "$T/run.out" "stopping"
 contains "run reports counts" "$T/run.out" "channel orders: received 1, sent 1"
+# Patient data: nothing the engine created is readable by other users.
+for f in "$T"/good/var/junction.db* "$T"/good/out/*; do
+  mode=$(stat -c %a "$f")
+  [ $((8#$mode & 8#007)) = 0 ] && ok || bad "$f is mode $mode (others have access)"
+done
 expect "run with bad config" 1 "$BIN" run --config "$T/bad.yaml"
 expect "messages lists the stored message" 0 "$BIN" messages --config "$T/good/junction.yaml" --channel orders
 contains "messages shows the control id" "$T/out" "ADT0001"

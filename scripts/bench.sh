@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks (not part of the tests). Prints the figures that go into the
-# README's performance table. BENCH_SKIP_RELIABILITY=1 and BENCH_SKIP_DICOM=1 leave
+# performance tables (README, docs/performance.md). BENCH_SKIP_RELIABILITY=1 and BENCH_SKIP_DICOM=1 leave
 # out the slow parts (the full-size reliability run; C-STORE and MWL).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -1,10 +1,13 @@
 // junction run / junction validate / junction schema
 #include <sys/stat.h>
 
+#include <chrono>
 #include <csignal>
 #include <filesystem>
 #include <iostream>
+#include <mutex>
 #include <optional>
+#include <thread>
 
 #include "engine/app/commands.h"
 #include "engine/config/engine_config.h"
@@ -55,6 +58,66 @@ void report(const std::vector<core::LoadProblem>& problems, const core::Engine& 
         std::cout << "channel " << c.name << ": " << c.sourceType << " source, " << c.destinations.size()
                   << " destination(s) (" << c.file << ")\n";
 }
+
+// A stop finishes within a bound whatever the engine's threads are doing (a
+// database locked by another program, a peer that never lets go): past a
+// second it says what it waits for; past the bound, or on a second SIGINT or
+// SIGTERM, it exits at once. That is safe: whatever was acknowledged is in the
+// intake journal or the store, and the next start resumes it.
+class StopWatchdog {
+public:
+    StopWatchdog(const sigset_t& signals, std::chrono::seconds bound)
+        : signals_(signals), bound_(bound), thread_([this] { watch(); }) {}
+    ~StopWatchdog() {
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            done_ = true;
+        }
+        thread_.join();
+    }
+    void phase(const std::string& what) {
+        std::lock_guard<std::mutex> lock(mu_);
+        phase_ = what;
+    }
+
+private:
+    void watch() {
+        using Clock = std::chrono::steady_clock;
+        const auto began = Clock::now();
+        std::string told;
+        for (;;) {
+            timespec tick{0, 100 * 1000 * 1000};
+            int sig = ::sigtimedwait(&signals_, nullptr, &tick);
+            std::string phase;
+            {
+                std::lock_guard<std::mutex> lock(mu_);
+                if (done_) return;
+                phase = phase_;
+            }
+            if (sig == SIGINT || sig == SIGTERM) leave("a second signal (" + std::to_string(sig) + ")", phase);
+            auto waited = Clock::now() - began;
+            if (waited >= bound_) leave("the stop's bound of " + std::to_string(bound_.count()) + " s", phase);
+            if (waited >= std::chrono::seconds(1) && phase != told) {
+                std::cout << "junction: still stopping after "
+                          << std::chrono::duration_cast<std::chrono::seconds>(waited).count()
+                          << " s, waiting for " << phase << std::endl;
+                told = phase;
+            }
+        }
+    }
+    [[noreturn]] static void leave(const std::string& why, const std::string& phase) {
+        std::cout << "junction: exiting without a clean stop after " << why << " (it was waiting for " << phase
+                  << "); acknowledged messages are kept and resume at the next start" << std::endl;
+        std::_Exit(1);
+    }
+
+    sigset_t signals_;
+    std::chrono::seconds bound_;
+    std::mutex mu_;
+    bool done_ = false;
+    std::string phase_ = "the engine";
+    std::thread thread_;
+};
 
 // SIGHUP: re-read the channel folder and say what changed.
 void reload(core::Engine& engine) {
@@ -155,10 +218,13 @@ int cmdRun(const Args& args) {
     while (sigwait(&set, &sig) == 0 && sig == SIGHUP) reload(*engine);
     std::cout << "junction: stopping (signal " << sig << ")" << std::endl;
     util::notifySystemd("STOPPING=1");
-    engine->stop();
+    StopWatchdog watchdog(set, std::chrono::seconds(10));
+    engine->stop([&](const std::string& what) { watchdog.phase(what); });
     for (const auto& c : engine->channels())
         std::cout << "channel " << c.name << ": received " << c.counters.received << ", sent " << c.counters.sent
                   << ", filtered " << c.counters.filtered << ", errored " << c.counters.errored << "\n";
+    watchdog.phase("the store to close (its writer, journal and checkpoints)");
+    engine.reset();
     return 0;
 }
 

@@ -178,15 +178,23 @@ void Engine::start() {
     }
 }
 
-void Engine::stop() {
+void Engine::stop(const std::function<void(const std::string&)>& progress) {
+    auto next = [&](const std::string& what) {
+        if (progress) progress(what);
+    };
     {
         std::lock_guard<std::mutex> lock(prunerMutex_);
         prunerStop_ = true;
     }
     prunerCv_.notify_all();
+    next("the pruner (a prune run in progress)");
     if (pruner_.joinable()) pruner_.join();
     std::lock_guard<std::recursive_mutex> lock(mutex_);
-    for (auto& [name, ch] : channels_) ch->stop();
+    for (auto& [name, ch] : channels_) {
+        next("channel " + name + " (its source, workers and deliveries)");
+        ch->stop();
+    }
+    next("the store (writing what it holds to the database)");
     if (store_) store_->flush();
     started_ = false;
 }

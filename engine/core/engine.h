@@ -87,7 +87,8 @@ public:
     // Start every enabled channel (recovering unfinished messages first).
     void start();
     // Stop every channel (sources first, then drain the workers) and flush the store.
-    void stop();
+    // `progress`, when given, is told what the stop waits for next ("channel X", ...).
+    void stop(const std::function<void(const std::string&)>& progress = {});
 
     bool startChannel(const std::string& name);
     bool stopChannel(const std::string& name);

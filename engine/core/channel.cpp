@@ -699,10 +699,7 @@ bool Channel::settle(DestRuntime& dest, Lane& lane, Delivery& del, const SendRes
         up.nextAttempt = when.store + wait;
         store_.recordDelivery(std::move(up));
         dest.counters.retried.fetch_add(1, std::memory_order_relaxed);
-        {
-            std::lock_guard<std::mutex> lock(dest.errorMutex);
-            dest.lastError = res.error;
-        }
+        noteAttempt(dest, false, res.error);
         // Answer a waiting sender now rather than after every retry.
         if (del.attempts == 1 && del.pending && config_.ack == AckMode::AfterDestinations && cfg.name == config_.ackFrom)
             answer(del.pending, "AE", cfg.name + ": " + res.error + " (queued for retry)");
@@ -712,6 +709,7 @@ bool Channel::settle(DestRuntime& dest, Lane& lane, Delivery& del, const SendRes
     }
     up.status = ok ? store::Status::Sent : store::Status::Error;
     store_.recordDelivery(std::move(up));
+    noteAttempt(dest, ok, res.error);
     if (ok) {
         dest.counters.sent.fetch_add(1, std::memory_order_relaxed);
         dest.latency.record(since(del.received));
@@ -720,13 +718,44 @@ bool Channel::settle(DestRuntime& dest, Lane& lane, Delivery& del, const SendRes
     }
     dest.counters.errored.fetch_add(1, std::memory_order_relaxed);
     counters_.errored.fetch_add(1, std::memory_order_relaxed);
-    {
-        std::lock_guard<std::mutex> lock(dest.errorMutex);
-        dest.lastError = res.error;
-    }
     log("error", "message " + std::to_string(del.id) + " to " + cfg.name + " failed after " +
                      std::to_string(del.attempts) + " attempt(s): " + res.error);
     return true;
+}
+
+void Channel::noteAttempt(DestRuntime& dest, bool ok, const std::string& error) {
+    auto now = SteadyClock::now();
+    auto seconds = [&](SteadyClock::time_point t) {
+        return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now - t).count());
+    };
+    std::string line;
+    {
+        std::lock_guard<std::mutex> lock(dest.errorMutex);
+        auto& o = dest.outage;
+        if (ok) {
+            if (!o.on) return;
+            line = "destination " + dest.config.name + " is back after " + seconds(o.since) + " s (" +
+                   std::to_string(o.failures) + " failed attempt(s))";
+            o = {};
+        } else {
+            dest.lastError = error;
+            ++o.failures;
+            ++o.failuresSinceSummary;
+            if (!o.on) {
+                o.on = true;
+                o.since = o.lastSummary = now;
+                o.failuresSinceSummary = 0;
+                line = "destination " + dest.config.name + " is failing: " + error;
+            } else if (now - o.lastSummary >= std::chrono::minutes(1)) {
+                line = "destination " + dest.config.name + " still failing after " + seconds(o.since) + " s: " +
+                       std::to_string(o.failuresSinceSummary) + " failed attempt(s) in the last minute, " +
+                       std::to_string(dest.size.load(std::memory_order_relaxed)) + " queued; last error: " + error;
+                o.lastSummary = now;
+                o.failuresSinceSummary = 0;
+            }
+        }
+    }
+    if (!line.empty()) log(ok ? "info" : "warn", line);
 }
 
 ChannelInfo Channel::info() const {

@@ -96,7 +96,16 @@ private:
         Histogram latency;
         mutable std::mutex errorMutex;
         std::string lastError;
+        // An outage, as the log tells it (guarded by errorMutex): its first
+        // failure, a summary each minute while it lasts, and its end.
+        struct Outage {
+            bool on = false;
+            SteadyClock::time_point since, lastSummary;
+            std::uint64_t failures = 0, failuresSinceSummary = 0;
+        } outage;
     };
+    // Logs a destination's outage: called with each attempt's result.
+    void noteAttempt(DestRuntime& dest, bool ok, const std::string& error);
 
     // What processing decided for one message, before or after it is stored.
     struct Queued {

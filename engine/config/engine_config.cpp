@@ -17,6 +17,16 @@ ConfigError::ConfigError(std::string file, int line, int column, const std::stri
       column_(column),
       hint_(std::move(hint)) {}
 
+ConfigError::ConfigError(const ConfigError& first, const std::string& text)
+    : std::runtime_error(text), file_(first.file_), line_(first.line_), column_(first.column_), hint_(first.hint_) {}
+
+ConfigError ConfigError::several(const std::vector<ConfigError>& problems) {
+    if (problems.size() == 1) return problems.front();
+    std::string text;
+    for (const auto& p : problems) text += (text.empty() ? "" : "\n") + std::string(p.what());
+    return ConfigError(problems.front(), text);
+}
+
 namespace {
 
 using T = Setting::Type;

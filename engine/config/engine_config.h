@@ -4,6 +4,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace junction::config {
@@ -12,15 +13,48 @@ namespace junction::config {
 class ConfigError : public std::runtime_error {
 public:
     ConfigError(std::string file, int line, int column, const std::string& message, std::string hint = {});
+    // Several problems found in one pass: what() lists each on a line of its own;
+    // the first one's position is the error's. One problem is returned as it is.
+    static ConfigError several(const std::vector<ConfigError>& problems);
     const std::string& file() const { return file_; }
     int line() const { return line_; }
     int column() const { return column_; }
     const std::string& hint() const { return hint_; }
 
 private:
+    ConfigError(const ConfigError& first, const std::string& text);
     std::string file_;
     int line_, column_;
     std::string hint_;
+};
+
+// Runs each check of a pass, keeping the ConfigErrors they throw, so that one
+// pass reports every problem: `attempt(f)` returns whether f passed; `finish()`
+// throws ConfigError::several of what was kept.
+class ConfigProblems {
+public:
+    template <class F>
+    bool attempt(F&& check) {
+        try {
+            check();
+            return true;
+        } catch (const ConfigError& e) {
+            // A value checked twice (by type, then by its use) is told once.
+            bool known = false;
+            for (const auto& p : problems_)
+                known = known || (e.line() > 0 ? p.line() == e.line() && p.column() == e.column() && p.file() == e.file()
+                                                : std::string_view(p.what()) == e.what());
+            if (!known) problems_.push_back(e);
+            return false;
+        }
+    }
+    bool empty() const { return problems_.empty(); }
+    void finish() const {
+        if (!problems_.empty()) throw ConfigError::several(problems_);
+    }
+
+private:
+    std::vector<ConfigError> problems_;
 };
 
 struct StoreConfig {

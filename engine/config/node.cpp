@@ -158,7 +158,8 @@ Node loadYamlFile(const std::string& file) {
 
 void checkSettings(const Node& map, const std::vector<Setting>& settings, const std::string& where) {
     if (!map.isMap()) map.fail(where + " must be a mapping");
-    for (const auto& [key, value] : map.map) {
+    ConfigProblems problems;
+    for (const auto& [key, value] : map.map) problems.attempt([&, &key = key, &value = value] {
         auto it = std::find_if(settings.begin(), settings.end(), [&](const Setting& s) { return s.name == key; });
         if (it == settings.end()) {
             std::string names;
@@ -187,11 +188,13 @@ void checkSettings(const Node& map, const std::vector<Setting>& settings, const 
                 break;
             case Setting::Type::Any: break;
         }
-    }
+    });
     for (const auto& s : settings) {
-        if (s.required && !map.find(s.name))
+        if (s.required && !map.find(s.name)) problems.attempt([&] {
             map.fail("missing key '" + s.name + "' in " + where, s.help.empty() ? std::string() : s.help);
+        });
     }
+    problems.finish();
 }
 
 }  // namespace junction::config

@@ -101,6 +101,62 @@ bool validName(const std::string& n) {
     return std::all_of(n.begin(), n.end(), [](unsigned char c) { return std::isalnum(c) || c == '-' || c == '_' || c == '.'; });
 }
 
+DestinationConfig parseDestination(const Node& d, std::set<std::string>& names, const BuildContext& bctx,
+                                   bool& needsScript) {
+    auto& registry = ConnectorRegistry::instance();
+    if (!d.isMap()) d.fail("a destination must be a mapping");
+    const Node* dt = d.find("type");
+    if (!dt) d.fail("missing key 'type' in destination");
+    DestinationConfig dc;
+    dc.type = dt->asString("destination.type");
+    const DestinationFactory* df = registry.destination(dc.type);
+    if (!df) {
+        std::string types;
+        for (const auto& t : registry.destinationTypes()) types += (types.empty() ? "" : ", ") + t;
+        dt->fail("unknown destination type '" + dc.type + "'", "known: " + types);
+    }
+    config::checkSettings(d, merged(destinationCommon(), df->settings()), "destination (" + dc.type + ")");
+    dc.name = d.find("name")->asString("destination.name");
+    if (!validName(dc.name)) d.find("name")->fail("invalid destination name '" + dc.name + "'");
+    if (!names.insert(dc.name).second)
+        d.find("name")->fail("duplicate destination name '" + dc.name + "'", "names are unique within a channel");
+    if (auto n = d.find("enabled")) dc.enabled = n->asBool("enabled");
+    for (auto [key, field] : {std::pair{"filter", &dc.filter}, std::pair{"transform", &dc.transform},
+                              std::pair{"response", &dc.response}}) {
+        if (auto n = d.find(key)) {
+            *field = n->asString(key);
+            needsScript = true;
+        }
+    }
+    if (auto r = d.find("retry")) {
+        config::checkSettings(*r, retrySettings(), "retry");
+        if (auto n = r->find("attempts")) dc.retry.attempts = static_cast<int>(n->asInt("retry.attempts", 1, 1000000));
+        if (auto n = r->find("backoff")) dc.retry.backoff = n->asDuration("retry.backoff");
+        if (auto n = r->find("max_backoff")) dc.retry.maxBackoff = n->asDuration("retry.max_backoff");
+        if (auto n = r->find("jitter")) {
+            std::string j = n->asString("retry.jitter");
+            char* end = nullptr;
+            double v = std::strtod(j.c_str(), &end);
+            if (end == j.c_str() || *end || v < 0 || v > 1) n->fail("retry.jitter must be a number from 0 to 1");
+            dc.retry.jitter = v;
+        }
+        if (auto n = r->find("on_reject")) dc.retryOnReject = n->asBool("retry.on_reject");
+        if (dc.retry.maxBackoff < dc.retry.backoff) dc.retry.maxBackoff = dc.retry.backoff;
+    }
+    if (auto n = d.find("queue_limit")) dc.queueLimit = static_cast<std::size_t>(n->asInt("queue_limit", 1, 100000000));
+    if (auto n = d.find("threads")) dc.threads = static_cast<int>(n->asInt("threads", 1, 64));
+    if (auto n = d.find("order_by")) {
+        dc.orderBy = n->asString("order_by");
+        std::string why;
+        if (!hl7::Path::parse(dc.orderBy, &why))
+            n->fail("order_by '" + dc.orderBy + "' is not an HL7 path: " + why, "e.g. order_by: PID-3.1");
+    }
+    df->validate(d, bctx);
+    dc.settings = d;
+    dc.mark = d.mark;
+    return dc;
+}
+
 }  // namespace
 
 ChannelConfig parseChannelFile(const std::string& file, const std::string& baseDir) {
@@ -111,118 +167,91 @@ ChannelConfig parseChannel(const Node& root, const std::string& file, const std:
     registerBuiltinConnectors();
     auto& registry = ConnectorRegistry::instance();
     if (!root.isMap()) root.fail("a channel file must be a mapping", "start with 'channel: NAME'");
-    config::checkSettings(root, channelSettings(), "the channel");
+    // Each part is checked on its own, so that one pass reports every problem.
+    config::ConfigProblems problems;
+    problems.attempt([&] { config::checkSettings(root, channelSettings(), "the channel"); });
     ChannelConfig c;
     c.file = file;
     c.baseDir = baseDir;
-    c.name = root.find("channel")->asString("channel");
-    if (!validName(c.name))
-        root.find("channel")->fail("invalid channel name '" + c.name + "'", "letters, digits, '-', '_' and '.', at most 64");
-    if (auto n = root.find("description")) c.description = n->asString("description");
-    if (auto n = root.find("enabled")) c.enabled = n->asBool("enabled");
-    if (auto n = root.find("workers")) c.workers = static_cast<int>(n->asInt("workers", 1, 64));
-    if (auto n = root.find("storage")) c.storage = *store::parseStorageMode(n->asString("storage"));
-    if (auto n = root.find("prune")) c.pruneAfter = n->asDuration("prune");
-    if (auto n = root.find("queue_limit")) c.queueLimit = static_cast<std::size_t>(n->asInt("queue_limit", 1, 100000000));
-    for (auto [key, field] : {std::pair{"preprocessor", &c.preprocessor}, std::pair{"filter", &c.filter},
-                              std::pair{"transform", &c.transform}, std::pair{"postprocessor", &c.postprocessor}}) {
-        if (auto n = root.find(key)) *field = n->asString(key);
-    }
-    if (auto n = root.find("script")) {
-        c.script = resolve(baseDir, n->asString("script"));
-        if (!fs::is_regular_file(c.script))
-            n->fail("script file not found: " + c.script, "paths are relative to " + baseDir);
-    }
-    bool needsScript = !c.preprocessor.empty() || !c.filter.empty() || !c.transform.empty() || !c.postprocessor.empty();
-
-    // source
-    const Node& src = *root.find("source");
-    if (!src.isMap()) src.fail("source must be a mapping", "e.g. { type: mllp, port: 6661 }");
-    const Node* typeNode = src.find("type");
-    if (!typeNode) src.fail("missing key 'type' in source");
-    c.sourceType = typeNode->asString("source.type");
-    const SourceFactory* sf = registry.source(c.sourceType);
-    if (!sf) {
-        std::string types;
-        for (const auto& t : registry.sourceTypes()) types += (types.empty() ? "" : ", ") + t;
-        typeNode->fail("unknown source type '" + c.sourceType + "'", "known: " + types);
-    }
-    BuildContext bctx{c.name, baseDir, nullptr};
-    config::checkSettings(src, merged(sourceCommon(), sf->settings()), "source (" + c.sourceType + ")");
-    sf->validate(src, bctx);
-    c.sourceSettings = src;
-    c.dataType = sf->defaultDataType();
-    if (auto n = src.find("data_type")) c.dataType = n->asString("source.data_type");
-    if (auto n = src.find("ack")) {
-        std::string a = n->asString("source.ack");
-        c.ack = a == "after_destinations" ? AckMode::AfterDestinations : a == "script" ? AckMode::Script : AckMode::AfterCommit;
-    }
-    if (auto n = src.find("ack_from")) c.ackFrom = n->asString("source.ack_from");
-
-    // destinations
-    const Node& dests = *root.find("destinations");
-    if (dests.kind != Node::Kind::List) dests.fail("destinations must be a list", "- { name: out, type: mllp, ... }");
-    std::set<std::string> names;
-    for (const Node& d : dests.list) {
-        if (!d.isMap()) d.fail("a destination must be a mapping");
-        const Node* dt = d.find("type");
-        if (!dt) d.fail("missing key 'type' in destination");
-        DestinationConfig dc;
-        dc.type = dt->asString("destination.type");
-        const DestinationFactory* df = registry.destination(dc.type);
-        if (!df) {
-            std::string types;
-            for (const auto& t : registry.destinationTypes()) types += (types.empty() ? "" : ", ") + t;
-            dt->fail("unknown destination type '" + dc.type + "'", "known: " + types);
+    bool needsScript = false;
+    problems.attempt([&] {
+        if (auto n = root.find("channel")) {
+            c.name = n->asString("channel");
+            if (!validName(c.name))
+                n->fail("invalid channel name '" + c.name + "'", "letters, digits, '-', '_' and '.', at most 64");
         }
-        config::checkSettings(d, merged(destinationCommon(), df->settings()), "destination (" + dc.type + ")");
-        dc.name = d.find("name")->asString("destination.name");
-        if (!validName(dc.name)) d.find("name")->fail("invalid destination name '" + dc.name + "'");
-        if (!names.insert(dc.name).second)
-            d.find("name")->fail("duplicate destination name '" + dc.name + "'", "names are unique within a channel");
-        if (auto n = d.find("enabled")) dc.enabled = n->asBool("enabled");
-        for (auto [key, field] : {std::pair{"filter", &dc.filter}, std::pair{"transform", &dc.transform},
-                                  std::pair{"response", &dc.response}}) {
-            if (auto n = d.find(key)) {
+    });
+    problems.attempt([&] {
+        if (auto n = root.find("description")) c.description = n->asString("description");
+        if (auto n = root.find("enabled")) c.enabled = n->asBool("enabled");
+        if (auto n = root.find("workers")) c.workers = static_cast<int>(n->asInt("workers", 1, 64));
+        if (auto n = root.find("storage")) c.storage = *store::parseStorageMode(n->asString("storage"));
+        if (auto n = root.find("prune")) c.pruneAfter = n->asDuration("prune");
+        if (auto n = root.find("queue_limit")) c.queueLimit = static_cast<std::size_t>(n->asInt("queue_limit", 1, 100000000));
+        for (auto [key, field] : {std::pair{"preprocessor", &c.preprocessor}, std::pair{"filter", &c.filter},
+                                  std::pair{"transform", &c.transform}, std::pair{"postprocessor", &c.postprocessor}}) {
+            if (auto n = root.find(key)) {
                 *field = n->asString(key);
+                c.functionMarks[key] = n->mark;
                 needsScript = true;
             }
         }
-        if (auto r = d.find("retry")) {
-            config::checkSettings(*r, retrySettings(), "retry");
-            if (auto n = r->find("attempts")) dc.retry.attempts = static_cast<int>(n->asInt("retry.attempts", 1, 1000000));
-            if (auto n = r->find("backoff")) dc.retry.backoff = n->asDuration("retry.backoff");
-            if (auto n = r->find("max_backoff")) dc.retry.maxBackoff = n->asDuration("retry.max_backoff");
-            if (auto n = r->find("jitter")) {
-                std::string j = n->asString("retry.jitter");
-                char* end = nullptr;
-                double v = std::strtod(j.c_str(), &end);
-                if (end == j.c_str() || *end || v < 0 || v > 1) n->fail("retry.jitter must be a number from 0 to 1");
-                dc.retry.jitter = v;
-            }
-            if (auto n = r->find("on_reject")) dc.retryOnReject = n->asBool("retry.on_reject");
-            if (dc.retry.maxBackoff < dc.retry.backoff) dc.retry.maxBackoff = dc.retry.backoff;
+    });
+    problems.attempt([&] {
+        if (auto n = root.find("script")) {
+            c.script = resolve(baseDir, n->asString("script"));
+            if (!fs::is_regular_file(c.script))
+                n->fail("script file not found: " + c.script, "paths are relative to " + baseDir);
         }
-        if (auto n = d.find("queue_limit")) dc.queueLimit = static_cast<std::size_t>(n->asInt("queue_limit", 1, 100000000));
-        if (auto n = d.find("threads")) dc.threads = static_cast<int>(n->asInt("threads", 1, 64));
-        if (auto n = d.find("order_by")) {
-            dc.orderBy = n->asString("order_by");
-            std::string why;
-            if (!hl7::Path::parse(dc.orderBy, &why))
-                n->fail("order_by '" + dc.orderBy + "' is not an HL7 path: " + why, "e.g. order_by: PID-3.1");
+    });
+
+    // source
+    BuildContext bctx{c.name, baseDir, nullptr};
+    const Node* srcNode = root.find("source");
+    bool sourceOk = srcNode && problems.attempt([&] {
+        const Node& src = *srcNode;
+        if (!src.isMap()) src.fail("source must be a mapping", "e.g. { type: mllp, port: 6661 }");
+        const Node* typeNode = src.find("type");
+        if (!typeNode) src.fail("missing key 'type' in source");
+        c.sourceType = typeNode->asString("source.type");
+        const SourceFactory* sf = registry.source(c.sourceType);
+        if (!sf) {
+            std::string types;
+            for (const auto& t : registry.sourceTypes()) types += (types.empty() ? "" : ", ") + t;
+            typeNode->fail("unknown source type '" + c.sourceType + "'", "known: " + types);
         }
-        df->validate(d, bctx);
-        dc.settings = d;
-        dc.mark = d.mark;
-        c.destinations.push_back(std::move(dc));
-    }
-    if (needsScript && c.script.empty())
-        root.fail("the channel names Lua functions but has no 'script'", "add script: transforms/NAME.lua");
-    if (c.ack == AckMode::AfterDestinations) {
-        if (c.destinations.empty()) src.fail("ack: after_destinations needs at least one destination");
-        if (c.ackFrom.empty()) c.ackFrom = c.destinations.front().name;
-        if (!names.count(c.ackFrom)) src.find("ack_from")->fail("ack_from names no destination of this channel");
-    }
+        config::checkSettings(src, merged(sourceCommon(), sf->settings()), "source (" + c.sourceType + ")");
+        sf->validate(src, bctx);
+        c.sourceSettings = src;
+        c.dataType = sf->defaultDataType();
+        if (auto n = src.find("data_type")) c.dataType = n->asString("source.data_type");
+        if (auto n = src.find("ack")) {
+            std::string a = n->asString("source.ack");
+            c.ack = a == "after_destinations" ? AckMode::AfterDestinations : a == "script" ? AckMode::Script : AckMode::AfterCommit;
+        }
+        if (auto n = src.find("ack_from")) c.ackFrom = n->asString("source.ack_from");
+    });
+
+    // destinations
+    std::set<std::string> names;
+    bool destinationsOk = false;
+    if (const Node* dests = root.find("destinations")) destinationsOk = problems.attempt([&] {
+        if (dests->kind != Node::Kind::List) dests->fail("destinations must be a list", "- { name: out, type: mllp, ... }");
+        for (const Node& d : dests->list) problems.attempt([&] { c.destinations.push_back(parseDestination(d, names, bctx, needsScript)); });
+    });
+    problems.attempt([&] {
+        if (needsScript && c.script.empty() && !root.find("script"))
+            root.fail("the channel names Lua functions but has no 'script'", "add script: transforms/NAME.lua");
+    });
+    if (sourceOk && destinationsOk) problems.attempt([&] {
+        const Node& src = *srcNode;
+        if (c.ack == AckMode::AfterDestinations) {
+            if (c.destinations.empty()) src.fail("ack: after_destinations needs at least one destination");
+            if (c.ackFrom.empty()) c.ackFrom = c.destinations.front().name;
+            if (!names.count(c.ackFrom)) src.find("ack_from")->fail("ack_from names no destination of this channel");
+        }
+    });
+    problems.finish();
     return c;
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,7 @@ struct ChannelConfig {
 
     std::string script;   // absolute path, empty when the channel has no script
     std::string preprocessor, filter, transform, postprocessor;
+    std::map<std::string, config::Mark> functionMarks;  // where each of those four is named
     int workers = 1;
     store::StorageMode storage = store::StorageMode::Development;
     std::chrono::milliseconds pruneAfter{0};  // 0 = keep forever

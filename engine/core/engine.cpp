@@ -78,20 +78,27 @@ void Engine::check(const ChannelConfig& c) const {
     std::string err;
     auto rt = lua::ScriptRuntime::load(c.script, options_.limits, &err);
     if (!rt) throw config::ConfigError(c.file, 0, 0, "script " + err);
-    auto need = [&](const std::string& fn, const std::string& key, const config::Node* node) {
+    config::ConfigProblems problems;
+    auto need = [&](const std::string& fn, const std::string& key, const config::Mark& m) {
         if (fn.empty() || rt->hasFunction(fn)) return;
-        config::Mark m = node ? node->mark : config::Mark{c.file, 0, 0};
-        throw config::ConfigError(m.file, m.line, m.column,
-                                  key + ": function '" + fn + "' is not defined in " + c.script,
-                                  "define 'function " + fn + "(msg) ... end' in the script");
+        problems.attempt([&] {
+            throw config::ConfigError(m.file, m.line, m.column,
+                                      key + ": function '" + fn + "' is not defined in " + c.script,
+                                      "define 'function " + fn + "(msg) ... end' in the script");
+        });
     };
     for (auto [fn, key] : {std::pair{&c.preprocessor, "preprocessor"}, std::pair{&c.filter, "filter"},
-                           std::pair{&c.transform, "transform"}, std::pair{&c.postprocessor, "postprocessor"}})
-        need(*fn, key, nullptr);
+                           std::pair{&c.transform, "transform"}, std::pair{&c.postprocessor, "postprocessor"}}) {
+        auto at = c.functionMarks.find(key);
+        need(*fn, key, at != c.functionMarks.end() ? at->second : config::Mark{c.file, 0, 0});
+    }
     for (const auto& d : c.destinations)
         for (auto [fn, key] : {std::pair{&d.filter, "filter"}, std::pair{&d.transform, "transform"},
-                               std::pair{&d.response, "response"}})
-            need(*fn, "destination " + d.name + " " + key, d.settings.find(key));
+                               std::pair{&d.response, "response"}}) {
+            const config::Node* n = d.settings.find(key);
+            need(*fn, "destination " + d.name + " " + key, n ? n->mark : d.mark);
+        }
+    problems.finish();
 }
 
 void Engine::addChannel(ChannelConfig channel) {

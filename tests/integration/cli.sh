@@ -94,9 +94,31 @@ contains "broken channel has file:line" "$T/err" "broken.yaml:"
 contains "unknown key with file:line" "$T/err" "typo.yaml:4:"
 contains "unknown key named" "$T/err" "unknown key 'filname'"
 contains "missing Lua function" "$T/err" "function 'missing_function' is not defined"
+contains "missing Lua function has file:line" "$T/err" "nofn.yaml:4:12: transform: function 'missing_function'"
 contains "good channel listed" "$T/out" "channel orders"
 contains "counts" "$T/out" "1 channel(s) valid, 3 invalid"
 rm "$T/good/channels/broken.yaml" "$T/good/channels/typo.yaml" "$T/good/channels/nofn.yaml"
+# Every problem of a file is reported, each with file:line:column.
+mkdir -p "$T/many/channels"
+printf 'channels: channels\n' > "$T/many/junction.yaml"
+cat > "$T/many/channels/many.yaml" <<'EOF'
+channel: many
+source: { type: mllp, port: 99999, hots: x }
+script: t.lua
+transform: present
+workers: lots
+destinations:
+  - { name: out, type: file, directory: out, filname: x }
+  - { name: out2, type: nosuch }
+EOF
+printf 'function present(msg) end\n' > "$T/many/t.lua"
+expect "validate reports every problem of a file" 1 "$BIN" validate --config "$T/many/junction.yaml"
+contains "problem 1: port" "$T/err" "many.yaml:2:29: source (mllp).port"
+contains "problem 2: unknown source key" "$T/err" "many.yaml:2:36: unknown key 'hots' in source (mllp)"
+contains "problem 3: workers" "$T/err" "many.yaml:5:10: the channel.workers must be a whole number"
+contains "problem 4: unknown destination key" "$T/err" "many.yaml:7:46: unknown key 'filname'"
+contains "problem 5: unknown destination type" "$T/err" "many.yaml:8:25: unknown destination type 'nosuch'"
+[ "$(grep -c 'workers must be' "$T/err")" = 1 ] && ok || bad "a problem is told once"
 expect "validate good" 0 "$BIN" validate --config "$T/good/junction.yaml"
 (cd "$T/good" && "$BIN" validate >"$T/out" 2>"$T/err"); [ $? = 0 ] && ok || bad "validate finds ./junction.yaml"
 contains "cwd config used" "$T/out" "junction.yaml"

@@ -11,7 +11,11 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$ROOT/scripts/setup.sh" >/dev/null
 "$ROOT/scripts/build.sh" --target junction mllpload >/dev/null
 BUILD="${JUNCTION_BUILD_DIR:-$ROOT/build}"
-export JUNCTION_BIN="$BUILD/engine/app/junction" MLLPLOAD="$BUILD/tests/mllpload" JUNCTION_SOURCE_DIR="$ROOT"
+# Copies of the binaries: a rebuild during the soak cannot swap them underneath it.
+BIN_DIR="$(mktemp -d)"
+trap 'rm -rf "$BIN_DIR"' EXIT
+cp "$BUILD/engine/app/junction" "$BUILD/tests/mllpload" "$BIN_DIR/"
+export JUNCTION_BIN="$BIN_DIR/junction" MLLPLOAD="$BIN_DIR/mllpload" JUNCTION_SOURCE_DIR="$ROOT"
 export SOAK_CYCLES="${SOAK_CYCLES:-100}"
 failed=0
 for sync in full normal; do

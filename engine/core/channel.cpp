@@ -185,26 +185,18 @@ void Channel::recover() {
         work_.push_back(std::move(item));
     }
     workSize_ = work_.size();
-    for (auto& pd : store_.pendingDeliveries(config_.name, kAll)) {
-        for (auto& d : dests_) {
-            if (d->config.name != pd.destination) continue;
-            std::size_t key = 0;
-            if (d->orderBy && d->lanes.size() > 1) {
-                auto parsed = hl7::Message::parse(pd.encoded);
-                if (parsed.message) key = orderKey(*d, &*parsed.message);
-            }
-            Delivery del;
-            del.id = pd.id;
-            del.encoded = std::move(pd.encoded);
-            del.attempts = pd.attempts;
-            auto wait = pd.nextAttempt - store::Clock::now();
-            del.notBefore = SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(
-                                                     wait.count() > 0 ? wait : store::Clock::duration::zero());
-            del.received = SteadyClock::now();
-            Lane& lane = *d->lanes[(key ? key : static_cast<std::size_t>(del.id)) % d->lanes.size()];
-            lane.queue.push_back(std::move(del));
-            d->size.fetch_add(1, std::memory_order_relaxed);
+    // Queued deliveries: the first page of each destination; the rest as it drains.
+    store::MessageId last = dests_.empty() ? 0 : store_.lastMessageId();
+    for (auto& d : dests_) {
+        {
+            std::lock_guard<std::mutex> lock(d->spillMutex);
+            d->spilled = true;
+            d->pagedThrough = 0;
+            d->recovered = last;
+            d->countedAtRecovery = d->config.queueLimit || config_.queueLimit;  // a limit needs the whole count
+            d->size = d->countedAtRecovery ? store_.countQueued(config_.name, d->config.name) : 0;
         }
+        pageIn(*d);
     }
 }
 
@@ -308,10 +300,12 @@ void Channel::submit(Inbound message, std::function<void(SubmitResult)> done) {
 }
 
 bool Channel::overLimit() const {
-    if (workSize_.load(std::memory_order_relaxed) >= config_.queueLimit) return true;
+    // Messages waiting to be processed are held in memory: bounded even without a limit.
+    constexpr std::size_t kWorkLimit = 10000;
+    if (workSize_.load(std::memory_order_relaxed) >= (config_.queueLimit ? config_.queueLimit : kWorkLimit)) return true;
     for (const auto& d : dests_) {
         std::size_t limit = d->config.queueLimit ? d->config.queueLimit : config_.queueLimit;
-        if (d->size.load(std::memory_order_relaxed) >= limit) return true;
+        if (limit && d->size.load(std::memory_order_relaxed) >= limit) return true;
     }
     return false;
 }
@@ -542,11 +536,59 @@ std::size_t Channel::orderKey(const DestRuntime& dest, const hl7::Message* messa
 }
 
 void Channel::enqueue(DestRuntime& dest, Delivery delivery, std::size_t key) {
+    std::lock_guard<std::mutex> lock(dest.spillMutex);
+    if (!dest.spilled && dest.resident.load() >= kResident && !delivery.pending) {
+        dest.spilled = true;
+        dest.pagedThrough = dest.maxHeld;
+    }
+    if (dest.spilled && delivery.id > dest.pagedThrough && !delivery.pending) {
+        // Its row is in the store (written before it was dispatched): a page reads
+        // it back (and counts it then if it belongs to the recovered ones).
+        if (delivery.id > dest.recovered || dest.countedAtRecovery) dest.size.fetch_add(1, std::memory_order_relaxed);
+        return;
+    }
+    if (dest.spilled && delivery.id > dest.pagedThrough) dest.heldWhileSpilled.insert(delivery.id);
+    dest.size.fetch_add(1, std::memory_order_relaxed);
+    hold(dest, std::move(delivery), key);
+}
+
+void Channel::pageIn(DestRuntime& dest) {
+    std::lock_guard<std::mutex> lock(dest.spillMutex);
+    if (!dest.spilled) return;
+    auto page = store_.pendingDeliveries(config_.name, dest.config.name, dest.pagedThrough, kPage);
+    for (auto& pd : page) {
+        dest.pagedThrough = pd.id;
+        if (dest.heldWhileSpilled.erase(pd.id)) continue;  // in memory already
+        if (pd.id <= dest.recovered && !dest.countedAtRecovery) dest.size.fetch_add(1, std::memory_order_relaxed);
+        std::size_t key = 0;
+        if (dest.orderBy && dest.lanes.size() > 1) {
+            auto parsed = hl7::Message::parse(pd.encoded);
+            if (parsed.message) key = orderKey(dest, &*parsed.message);
+        }
+        Delivery del;
+        del.id = pd.id;
+        del.encoded = std::move(pd.encoded);
+        del.attempts = pd.attempts;
+        auto wait = pd.nextAttempt - store::Clock::now();
+        del.notBefore = SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(
+                                                 wait.count() > 0 ? wait : store::Clock::duration::zero());
+        del.received = SteadyClock::now();
+        hold(dest, std::move(del), key);
+    }
+    if (page.size() < kPage) {  // the store holds no more: new deliveries are held again
+        dest.spilled = false;
+        dest.heldWhileSpilled.clear();
+    }
+}
+
+// Callers hold dest.spillMutex.
+void Channel::hold(DestRuntime& dest, Delivery delivery, std::size_t key) {
     Lane& lane = *dest.lanes[(key ? key : static_cast<std::size_t>(delivery.id)) % dest.lanes.size()];
     {
         std::lock_guard<std::mutex> lock(lane.mutex);
+        if (delivery.id > dest.maxHeld) dest.maxHeld = delivery.id;
         lane.queue.push_back(std::move(delivery));
-        dest.size.fetch_add(1, std::memory_order_relaxed);
+        dest.resident.fetch_add(1, std::memory_order_relaxed);
     }
     // From an MLLP loop: the lane's thread is woken once the loop's ACKs are
     // out, or it may take the CPU before they leave.
@@ -666,8 +708,10 @@ void Channel::deliveryLoop(DestRuntime& dest, Lane& lane) {
                 done.emplace_back(std::move(lane.queue[i]), i);
                 lane.queue.erase(lane.queue.begin() + static_cast<std::ptrdiff_t>(i));
                 dest.size.fetch_sub(1, std::memory_order_relaxed);
+                dest.resident.fetch_sub(1, std::memory_order_relaxed);
             }
         }
+        if (dest.spilled.load() && dest.resident.load() < kResident - kPage) pageIn(dest);
         if (done.empty()) continue;
         notifyAccepting();
         for (auto it = done.rbegin(); it != done.rend(); ++it) {
@@ -784,6 +828,7 @@ ChannelInfo Channel::info() const {
         di.counters = snapshot(d->counters);
         di.latency = d->latency.snapshot();
         di.queued = d->size.load();
+        di.held = d->resident.load();
         {
             std::lock_guard<std::mutex> lock(d->errorMutex);
             di.lastError = d->lastError;

@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -94,6 +95,22 @@ private:
         std::atomic<std::size_t> size{0};  // queued over all lanes
         Counters counters;
         Histogram latency;
+        // The queue lives in the store; memory holds its head. Past kResident
+        // held deliveries, new ones (those no sender waits on) stay in the store
+        // only ("spilled"), and the lanes read them back a page at a time, in
+        // message order, as they drain: memory and restart time do not grow with
+        // a backlog. Guarded by spillMutex; `spilled` is also read without it.
+        std::mutex spillMutex;
+        std::atomic<bool> spilled{false};
+        store::MessageId pagedThrough = 0;  // while spilled: every queued id above it is in the store only
+        store::MessageId maxHeld = 0;       // the highest id held in memory
+        // Messages up to `recovered` were stored before this start: their queued
+        // deliveries are counted in `size` as they are read back, unless all were
+        // counted at recovery (`countedAtRecovery`, when a queue_limit needs it).
+        store::MessageId recovered = 0;
+        bool countedAtRecovery = false;
+        std::set<store::MessageId> heldWhileSpilled;  // held (a sender waits) although above pagedThrough
+        std::atomic<std::size_t> resident{0};         // held in memory over all lanes
         mutable std::mutex errorMutex;
         std::string lastError;
         // An outage, as the log tells it (guarded by errorMutex): its first
@@ -149,6 +166,12 @@ private:
     // Records the result of one send of `delivery`; false when it is queued for a retry.
     bool settle(DestRuntime& dest, Lane& lane, Delivery& delivery, const SendResult& result, const SettleTime& when);
     void enqueue(DestRuntime& dest, Delivery delivery, std::size_t key);
+    // Puts a delivery on its lane (key: the order_by hash, 0 = by message id).
+    void hold(DestRuntime& dest, Delivery delivery, std::size_t key);
+    // Reads the next page of a spilled destination's queue from the store.
+    void pageIn(DestRuntime& dest);
+    static constexpr std::size_t kResident = 4096;   // deliveries held per destination
+    static constexpr std::size_t kPage = 1024;       // read back at a time, below kResident - kPage
     // Hash of the destination's order_by value in `message` (0 when not set).
     static std::size_t orderKey(const DestRuntime& dest, const hl7::Message* message);
     void recover();

@@ -60,7 +60,7 @@ struct ChannelConfig {
     int workers = 1;
     store::StorageMode storage = store::StorageMode::Development;
     std::chrono::milliseconds pruneAfter{0};  // 0 = keep forever
-    std::size_t queueLimit = 10000;           // per destination, before back-pressure
+    std::size_t queueLimit = 0;  // queued deliveries per destination before back-pressure (0 = no limit)
     std::vector<DestinationConfig> destinations;
 };
 

@@ -30,7 +30,8 @@ struct DestinationInfo {
     std::string name, type;
     CountersSnapshot counters;
     Histogram::Snapshot latency;  // received → sent
-    std::size_t queued = 0;       // deliveries waiting in memory
+    std::size_t queued = 0;       // deliveries waiting (in the store; after a restart, as read back)
+    std::size_t held = 0;         // of those, held in memory (the head of the queue)
     std::string lastError;
 };
 

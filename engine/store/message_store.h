@@ -205,6 +205,14 @@ public:
     virtual std::vector<PendingMessage> pendingMessages(const std::string& channel, std::size_t limit) = 0;
     // Deliveries of `channel` still Queued, oldest first.
     virtual std::vector<PendingDelivery> pendingDeliveries(const std::string& channel, std::size_t limit) = 0;
+    // One page of a destination's queue: its queued deliveries after message `after`,
+    // in message order (empty `destination`: every destination of the channel).
+    virtual std::vector<PendingDelivery> pendingDeliveries(const std::string& channel, const std::string& destination,
+                                                           MessageId after, std::size_t limit) = 0;
+    // How many deliveries of a destination are queued (a scan of its queue).
+    virtual std::uint64_t countQueued(const std::string& channel, const std::string& destination) = 0;
+    // The highest message id stored so far (0 when none).
+    virtual MessageId lastMessageId() = 0;
 
     virtual std::vector<MessageSummary> search(const SearchQuery& query) = 0;
     virtual std::optional<MessageDetail> get(MessageId id) = 0;

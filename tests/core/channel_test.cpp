@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <map>
+#include <set>
 #include <tuple>
 
 #include "connectors/mllp/client.h"
@@ -744,4 +745,61 @@ destinations:
     CHECK(peer.connections() == 1);
     engine.stop();
     CHECK(countStatus(engine, "piped", store::Status::Sent) == 10);
+}
+
+TEST_CASE("a down destination queues in the store: intake goes on, memory holds the head, all is delivered in order", "[core][channel]") {
+    TempDir dir;
+    int port = freePort(), peerPort = freePort();
+    const int kCount = 12000;  // more than the 10,000 that once stopped the channel, and than 4,096 held
+    std::string yaml = R"(
+channel: backlog
+storage: production
+source: { type: mllp, port: )" + std::to_string(port) + R"( }
+destinations:
+  - { name: ris, type: mllp, host: 127.0.0.1, port: )" + std::to_string(peerPort) +
+                       R"(, connect_timeout: 1s, retry: { attempts: 1000000, backoff: 50ms, max_backoff: 200ms } }
+)";
+    std::string sample = readFile(kSamples + "adt_a04.hl7");
+    {
+        core::Engine engine(options(dir));
+        engine.addChannel(channel(dir, yaml));
+        engine.start();
+        mllp::ClientOptions o;
+        o.port = port;
+        o.responseTimeout = std::chrono::seconds(10);
+        mllp::Client c(o);
+        int acked = 0;
+        for (int i = 0; i < kCount; ++i) {
+            if (!c.send(withControlId(sample, "Q" + std::to_string(i))).ok()) break;
+            ++acked;
+        }
+        REQUIRE(acked == kCount);  // no back-pressure: the queue is on disk
+        auto info = engine.channel("backlog")->destinations.at(0);
+        CHECK(info.queued == kCount);
+        CHECK(info.held <= 4096);
+        CHECK_FALSE(engine.channel("backlog")->backPressure);
+    }
+    // After a restart: only the head is read back; then everything goes, in order.
+    core::Engine engine(options(dir));
+    engine.addChannel(channel(dir, yaml));
+    engine.start();
+    CHECK(engine.channel("backlog")->destinations.at(0).held <= 4096);
+    MllpPeer peer(peerPort);
+    std::vector<std::string> ids;
+    REQUIRE(eventually(
+        [&] {
+            ids.clear();
+            std::set<std::string> seen;
+            for (const auto& m : peer.received())
+                if (seen.insert(MllpPeer::controlId(m)).second) ids.push_back(MllpPeer::controlId(m));
+            return ids.size() == static_cast<std::size_t>(kCount);
+        },
+        std::chrono::seconds(60)));
+    bool inOrder = true;
+    for (int i = 0; i < kCount; ++i) inOrder = inOrder && ids[static_cast<std::size_t>(i)] == "Q" + std::to_string(i);
+    CHECK(inOrder);
+    REQUIRE(eventually([&] { return engine.channel("backlog")->destinations.at(0).queued == 0; }));
+    engine.store().flush();
+    CHECK(countStatus(engine, "backlog", store::Status::Sent) == static_cast<std::size_t>(kCount));
+    CHECK(countStatus(engine, "backlog", store::Status::Queued) == 0);
 }

@@ -214,6 +214,10 @@ public:
 
     std::vector<PendingMessage> pendingMessages(const std::string& channel, std::size_t limit) override;
     std::vector<PendingDelivery> pendingDeliveries(const std::string& channel, std::size_t limit) override;
+    std::vector<PendingDelivery> pendingDeliveries(const std::string& channel, const std::string& destination,
+                                                   MessageId after, std::size_t limit) override;
+    std::uint64_t countQueued(const std::string& channel, const std::string& destination) override;
+    MessageId lastMessageId() override;
     std::vector<MessageSummary> search(const SearchQuery& query) override;
     std::optional<MessageDetail> get(MessageId id) override;
     std::vector<std::pair<Status, std::uint64_t>> countByStatus(const std::string& channel) override;
@@ -286,7 +290,8 @@ private:
     void apply(Op& op, std::int64_t now);
     void applyInsert(InsertOp& op, std::int64_t now);
     template <typename T, typename Row, typename Content>
-    std::vector<T> readPending(Stmt& st, const std::string& channel, std::size_t limit, Row row, Content content);
+    std::vector<T> readPending(Stmt& st, const std::string& channel, std::size_t limit, Row row, Content content,
+                               const std::function<void(Use&)>& bindMore = {});
     void markJournalApplied(const std::vector<Op>& ops, std::size_t begin, std::size_t end);
     void applyProcessed(ProcessedOp& op, std::int64_t now);
     void writeOutcome(MessageId id, const ProcessedMessage& p, std::int64_t now, const InsertOp* insert = nullptr);
@@ -482,7 +487,8 @@ SqliteStore::SqliteStore(const std::string& path, const StoreOptions& options) :
                              " WHERE channel = ?1 AND status = 'Received' ORDER BY id LIMIT ?2");
         rPendingDels_ = Stmt(rdb_,
                              "SELECT message_id, channel, destination, attempts, next_attempt FROM deliveries"
-                             " WHERE channel = ?1 AND status = 'Queued' ORDER BY message_id LIMIT ?2");
+                             " WHERE channel = ?1 AND status = 'Queued' AND message_id > ?3"
+                             " AND (?4 IS NULL OR destination = ?4) ORDER BY message_id LIMIT ?2");
         rGetMsg_ = Stmt(rdb_,
                         "SELECT id, channel, received_at, status, data_type, source, message_type, control_id,"
                         " patient_id, accession, error, raw_ref FROM messages WHERE id = ?1");
@@ -1478,7 +1484,7 @@ std::string SqliteStore::readContent(MessageId id, int kind, const std::string& 
 // read transaction that sees every acknowledged write.
 template <typename T, typename Row, typename Content>
 std::vector<T> SqliteStore::readPending(Stmt& st, const std::string& channel, std::size_t limit, Row row,
-                                        Content content) {
+                                        Content content, const std::function<void(Use&)>& bindMore) {
     catchUp();
     std::vector<T> out;
     std::lock_guard<std::mutex> lock(readMu_);
@@ -1487,6 +1493,7 @@ std::vector<T> SqliteStore::readPending(Stmt& st, const std::string& channel, st
         Use u(st);
         u.text(1, channel).int64(2, static_cast<std::int64_t>(
                                         std::min<std::size_t>(limit, std::numeric_limits<std::int64_t>::max())));
+        if (bindMore) bindMore(u);
         while (u.step()) out.push_back(row(u));
     }
     for (auto& t : out) content(t);
@@ -1526,6 +1533,11 @@ std::string SqliteStore::journalContent(std::uint64_t ref, MessageId id) const {
 }
 
 std::vector<PendingDelivery> SqliteStore::pendingDeliveries(const std::string& channel, std::size_t limit) {
+    return pendingDeliveries(channel, {}, 0, limit);
+}
+
+std::vector<PendingDelivery> SqliteStore::pendingDeliveries(const std::string& channel, const std::string& destination,
+                                                            MessageId after, std::size_t limit) {
     return readPending<PendingDelivery>(
         rPendingDels_, channel, limit,
         [](const Use& u) {
@@ -1537,7 +1549,11 @@ std::vector<PendingDelivery> SqliteStore::pendingDeliveries(const std::string& c
             pd.nextAttempt = u.isNull(4) ? Clock::time_point{} : fromMs(u.int64(4));
             return pd;
         },
-        [&](PendingDelivery& pd) { pd.encoded = readContent(pd.id, kEncoded, pd.destination); });
+        [&](PendingDelivery& pd) { pd.encoded = readContent(pd.id, kEncoded, pd.destination); },
+        [&](Use& u) {
+            u.int64(3, after);
+            u.textOrNull(4, destination);
+        });
 }
 
 namespace {
@@ -1665,6 +1681,24 @@ std::vector<std::pair<Status, std::uint64_t>> SqliteStore::countByStatus(const s
     while (u.step()) out.emplace_back(statusOf(u.str(0)), static_cast<std::uint64_t>(u.int64(1)));
     std::sort(out.begin(), out.end());
     return out;
+}
+
+std::uint64_t SqliteStore::countQueued(const std::string& channel, const std::string& destination) {
+    catchUp();
+    std::lock_guard<std::mutex> lock(readMu_);
+    Stmt st(rdb_,
+            "SELECT count(*) FROM deliveries WHERE channel = ?1 AND status = 'Queued' AND destination = ?2");
+    Use u(st);
+    u.text(1, channel).text(2, destination);
+    return u.step() ? static_cast<std::uint64_t>(u.int64(0)) : 0;
+}
+
+MessageId SqliteStore::lastMessageId() {
+    catchUp();
+    std::lock_guard<std::mutex> lock(readMu_);
+    Stmt st(rdb_, "SELECT coalesce(max(id), 0) FROM messages");
+    Use u(st);
+    return u.step() ? u.int64(0) : 0;
 }
 
 }  // namespace

@@ -198,6 +198,8 @@ int cmdRun(const Args& args) {
     core::EngineOptions opts;
     opts.config = *cfg;
     opts.store.synchronousFull = cfg->store.sync == "full";
+    opts.store.maxStoreBytes = cfg->store.maxSize;
+    opts.store.minFreeBytes = cfg->store.minFree;
     std::unique_ptr<core::Engine> engine;
     try {
         engine = std::make_unique<core::Engine>(opts);

@@ -54,7 +54,7 @@ EngineConfig loadEngineConfig(const std::optional<std::string>& path) {
         cfg.file = file;
         Node root = loadYamlFile(file);
         if (root.isNull()) root.kind = Node::Kind::Map;
-        checkSettings(root, {{T::Map, "store", false, "{ type, path, url, sync }"},
+        checkSettings(root, {{T::Map, "store", false, "{ type, path, sync, max_size, min_free }"},
                              {T::String, "channels", false, "folder of channel files"},
                              {T::Map, "admin", false, "{ port, bind }"}},
                       "the engine config");
@@ -62,8 +62,12 @@ EngineConfig loadEngineConfig(const std::optional<std::string>& path) {
             checkSettings(*s, {{T::String, "type", false, "", 0, 0, {"sqlite", "postgres"}},
                                {T::String, "path", false, "SQLite database file"},
                                {T::String, "url", false, "postgresql://user@host/db"},
-                               {T::String, "sync", false, "", 0, 0, {"full", "normal"}}},
+                               {T::String, "sync", false, "", 0, 0, {"full", "normal"}},
+                               {T::Bytes, "max_size", false, "disk budget of the store's files, e.g. 10GB"},
+                               {T::Bytes, "min_free", false, "free space to leave on the store's disk, e.g. 1GB"}},
                           "store");
+            if (auto n = s->find("max_size")) cfg.store.maxSize = n->asBytes("store.max_size");
+            if (auto n = s->find("min_free")) cfg.store.minFree = n->asBytes("store.min_free");
             if (auto n = s->find("type")) cfg.store.type = n->asString("store.type");
             if (auto n = s->find("path")) storePath = n->asString("store.path");
             if (auto n = s->find("url")) cfg.store.url = n->asString("store.url");

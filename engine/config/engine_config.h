@@ -1,6 +1,7 @@
 // The engine's own configuration (junction.yaml): store, channel folder, admin port.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -61,6 +62,8 @@ struct StoreConfig {
     std::string type = "sqlite";  // sqlite | postgres
     std::string path;             // sqlite: database file (absolute after loading)
     std::string url;              // postgres: postgresql://user@host/db
+    std::uint64_t maxSize = 0;    // bytes the store's files may take (0 = no bound)
+    std::uint64_t minFree = 0;    // bytes to leave free on its filesystem (0 = no bound)
     // full: every group commit is flushed to disk (survives power loss);
     // normal: committed to the OS, flushed at checkpoints (survives a crash of
     // Junction, not of the machine). See docs/channels.md.

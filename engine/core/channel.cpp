@@ -281,6 +281,16 @@ void Channel::submit(Inbound message, std::function<void(SubmitResult)> done) {
             r.error = "not stored: " + error;
             const hl7::Message* orig = pending && pending->original ? &*pending->original : nullptr;
             r.response = orig ? ackFor(orig, "AE", r.error) : std::string();
+            if (r.response.empty() && !ack.empty()) {
+                // The AA made for this message, turned into an AE: the sender is
+                // answered at once (and may send again) instead of waiting for nothing.
+                auto parsed = hl7::Message::parse(ack);
+                if (parsed.message) {
+                    parsed.message->set("MSA-1", "AE");
+                    parsed.message->set("MSA-3", r.error);
+                    r.response = parsed.message->serialize();
+                }
+            }
             if (done) done(std::move(r));
             else answer(pending, "AE", "not stored: " + error);
             inFlight_.fetch_sub(1);

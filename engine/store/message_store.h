@@ -168,6 +168,12 @@ struct StoreOptions {
     // One engine per store: the store is locked (`<db>.lock`) while open. An open
     // waits this long for a holder to let go, then fails naming the holder's pid.
     std::chrono::milliseconds lockWait{2000};
+    // Disk budget: new messages are refused (a source answers with an error at
+    // once) while the store's files take more than maxStoreBytes, or the
+    // filesystem has less than minFreeBytes free; a warning is logged at 80%
+    // of either. 0 = no such bound. Checked every second.
+    std::uint64_t maxStoreBytes = 0;
+    std::uint64_t minFreeBytes = 0;
     // For reading beside a running engine (`junction messages`): no lock, no
     // intake journal (the engine's is left alone; content is read from its files),
     // no schema change; the store must exist. Writes are not allowed.

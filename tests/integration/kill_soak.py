@@ -16,7 +16,6 @@ Short by default (ctest runs it); scripts/soak.sh runs it long.
   SOAK_PER_CYCLE messages each sender sends per cycle (default 1500)
   SOAK_SEED      random seed (default: time)
 """
-import asyncio
 import os
 import random
 import signal
@@ -24,7 +23,6 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 BIN = os.environ["JUNCTION_BIN"]
@@ -32,6 +30,7 @@ SRC = os.environ["JUNCTION_SOURCE_DIR"]
 LOAD = os.environ["MLLPLOAD"]
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 from checks import Checks, finish, free_port, port_open, wait_for  # noqa: E402
+from mllp_peer import Receiver  # noqa: E402
 
 CYCLES = int(os.environ.get("SOAK_CYCLES", "10"))
 SYNC = os.environ.get("SOAK_SYNC", "mixed")
@@ -50,46 +49,8 @@ tmp = tempfile.mkdtemp(prefix="junction-kill-soak-")
 DB = f"{tmp}/var/junction.db"
 
 
-# The receiver: an MLLP server that ACKs every message and records its MSH-10.
-received = {}
-received_lock = threading.Lock()
-
-
-async def serve(reader, writer):
-    buf = b""
-    while True:
-        try:
-            data = await reader.read(65536)
-        except ConnectionError:  # the engine was killed mid-connection
-            break
-        if not data:
-            break
-        buf += data
-        while True:
-            end = buf.find(b"\x1c\r")
-            if end < 0:
-                break
-            frame, buf = buf[:end], buf[end + 2:]
-            msg = frame[frame.find(b"\x0b") + 1:].decode("latin-1")
-            cid = msg.split("\r", 1)[0].split("|")[9]
-            with received_lock:
-                received[cid] = received.get(cid, 0) + 1
-            writer.write(f"\x0bMSH|^~\\&|RCV|RCV|||20260101||ACK|A{cid}|P|2.5\rMSA|AA|{cid}\r\x1c\r".encode())
-        await writer.drain()
-    writer.close()
-
-
 recv_port = free_port()
-loop = asyncio.new_event_loop()
-
-
-def receiver():
-    asyncio.set_event_loop(loop)
-    loop.run_until_complete(asyncio.start_server(serve, "127.0.0.1", recv_port))
-    loop.run_forever()
-
-
-threading.Thread(target=receiver, daemon=True).start()
+receiver = Receiver(recv_port)
 
 ports = [free_port() for _ in range(CHANNELS)]
 os.makedirs(f"{tmp}/channels")
@@ -202,14 +163,14 @@ try:
           if not lost else f"stopped after cycle {cycle}", flush=True)
 
     # Drain: every acknowledged message reaches the receiver; nothing is left unfinished.
-    delivered = wait_for(lambda: not (acked - set(received)), timeout=120, step=0.5)
-    missing = acked - set(received)
+    delivered = wait_for(lambda: not (acked - receiver.ids()), timeout=120, step=0.5)
+    missing = acked - receiver.ids()
     check(delivered, f"{len(missing)} acknowledged messages never reached the receiver, e.g. {sorted(missing)[:5]}")
     unfinished = "SELECT count(*) FROM deliveries WHERE status != 'Sent'"
     check(wait_for(lambda: query(unfinished) == 0, timeout=60), f"{query(unfinished)} deliveries left unfinished")
     check(query("SELECT count(*) FROM messages WHERE status = 'Received'") == 0, "no message left unprocessed")
-    dups = sum(n - 1 for n in received.values())
-    print(f"delivered {len(received)} distinct ({dups} duplicates); {time.time() - started:.0f} s", flush=True)
+    print(f"delivered {len(receiver.ids())} distinct ({receiver.duplicates()} duplicates); "
+          f"{time.time() - started:.0f} s", flush=True)
 finally:
     finish(procs, check, tmp)
 check.exit()

@@ -1,16 +1,15 @@
 """A destination's outage in the log: its first failure is logged once (not one
 line per retry), and its recovery is logged with how long it lasted."""
-import asyncio
 import os
 import subprocess
 import sys
 import tempfile
-import threading
 
 BIN = os.environ["JUNCTION_BIN"]
 SRC = os.environ["JUNCTION_SOURCE_DIR"]
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 from checks import Checks, finish, free_port, port_open, wait_for  # noqa: E402
+from mllp_peer import Receiver  # noqa: E402
 
 check = Checks()
 tmp = tempfile.mkdtemp(prefix="junction-outage-log-")
@@ -36,23 +35,6 @@ def log():
     return open(LOG).read()
 
 
-async def ack(reader, writer):
-    buf = b""
-    while data := await reader.read(65536):
-        buf += data
-        while (end := buf.find(b"\x1c\r")) >= 0:
-            frame, buf = buf[:end], buf[end + 2:]
-            cid = frame[frame.find(b"\x0b") + 1:].decode("latin-1").split("\r", 1)[0].split("|")[9]
-            writer.write(f"\x0bMSH|^~\\&|R|R|||20260101||ACK|A|P|2.5\rMSA|AA|{cid}\r\x1c\r".encode())
-    writer.close()
-
-
-def receiver(loop):
-    asyncio.set_event_loop(loop)
-    loop.run_until_complete(asyncio.start_server(ack, "127.0.0.1", peer))
-    loop.run_forever()
-
-
 engine = subprocess.Popen([BIN, "run"], cwd=tmp, stdout=open(LOG, "w"), stderr=subprocess.STDOUT)
 try:
     check(wait_for(lambda: port_open(port), timeout=15), "the engine listens")
@@ -65,7 +47,7 @@ try:
     wait_for(lambda: False, timeout=3)
     check(log().count("destination ris is failing") == 1, f"one line for the outage, not one per retry:\n{log()}")
     check(log().count("ris") <= 3, f"nothing else about it is logged meanwhile:\n{log()}")
-    threading.Thread(target=receiver, args=(asyncio.new_event_loop(),), daemon=True).start()
+    Receiver(peer)
     check(wait_for(lambda: "destination ris is back after" in log(), timeout=15), f"the recovery is logged:\n{log()}")
     check("failed attempt(s))" in log(), "the recovery says how many attempts failed")
 finally:

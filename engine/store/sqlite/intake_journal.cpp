@@ -360,7 +360,22 @@ IntakeJournal::IntakeJournal(const std::string& dbPath, bool syncEveryAppend, st
     }
     {
         std::lock_guard<std::mutex> lock(mu_);
-        openSegment(highest + 1);
+        // With little free space, smaller segments (down to 1 MB), then a clear error.
+        for (;;) {
+            try {
+                openSegment(highest + 1);
+                break;
+            } catch (const std::exception& e) {
+                constexpr std::uint64_t kSmallest = 1u << 20;
+                if (!sync_ || segmentBytes_ <= kSmallest)
+                    throw std::runtime_error(std::string(e.what()) + " (the intake journal needs " +
+                                             std::to_string(std::max<std::uint64_t>(segmentBytes_ >> 20, 1)) +
+                                             " MB free beside the store)");
+                segmentBytes_ = std::max(kSmallest, segmentBytes_ / 2);
+                std::fprintf(stderr, "junction: intake journal: little free space, trying segments of %llu MB\n",
+                             static_cast<unsigned long long>(segmentBytes_ >> 20));
+            }
+        }
     }
     if (sync_) {
         preparer_ = std::thread([this] {
@@ -406,6 +421,12 @@ void IntakeJournal::prepareLoop() {
         lock.unlock();
         bool ok = true;
         try {
+            // Not on a disk that has little room left: filling it to the brim, if
+            // only for a moment, would fail the store's other writes meanwhile.
+            std::error_code ec;
+            auto dir = std::filesystem::path(spareName()).parent_path();
+            auto space = std::filesystem::space(dir.empty() ? std::filesystem::path(".") : dir, ec);
+            if (!ec && space.available < 2 * segmentBytes_) throw std::runtime_error("little free space");
             createZeroed(spareName() + ".tmp", segmentBytes_);
             ok = ::rename((spareName() + ".tmp").c_str(), spareName().c_str()) == 0;
         } catch (const std::exception&) {
@@ -502,7 +523,18 @@ void onceThisRound(const void*& scheduled, const void* owner, Work work) {
 std::uint64_t IntakeJournal::add(MessageId id, std::string_view record, std::uint64_t* contentRef) {
     if (size_ > 0 && size_ + 8 + record.size() > segmentBytes_) {
         writePending(nullptr);  // the segment's last records (a failure is kept for their waiters)
-        openSegment(segments_.back().number + 1);
+        // A new segment that did not fit is tried again once a second; until then
+        // appends fail at once instead of each filling the disk to fail again.
+        auto now = std::chrono::steady_clock::now();
+        if (!rotateError_.empty() && now < rotateRetry_) throw std::runtime_error(rotateError_);
+        try {
+            openSegment(segments_.back().number + 1);
+            rotateError_.clear();
+        } catch (const std::exception& e) {
+            rotateError_ = e.what();
+            rotateRetry_ = now + std::chrono::seconds(1);
+            throw;
+        }
     }
     if (contentRef) {
         *contentRef = makeRef(segments_.back().number, size_);

@@ -36,6 +36,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <chrono>
 #include <string>
 #include <thread>
 #include <vector>
@@ -171,6 +172,8 @@ private:
     std::string base_;
     bool sync_;
     std::uint64_t segmentBytes_;
+    std::string rotateError_;  // why the last new segment could not be made (guarded by mu_)
+    std::chrono::steady_clock::time_point rotateRetry_;
     mutable std::mutex mu_;
     std::deque<Segment> segments_;  // the last one is written
     std::map<std::uint64_t, ContentFile> content_;  // by segment number

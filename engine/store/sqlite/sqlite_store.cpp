@@ -338,6 +338,19 @@ private:
     MessageId journalApplied_ = 0;       // writer: every journaled id <= this is in SQLite
     MessageId journalReleased_ = 0;      // writer: journal segments released up to this id
     bool journalBlocked_ = false;        // writer: a journaled insert could not be applied
+    // Why new messages are refused right now (empty: they are not): the writer
+    // cannot write SQLite (disk full, I/O error), or the disk budget is reached.
+    std::atomic<bool> refusing_{false};
+    mutable std::mutex refuseMu_;
+    std::string writerTrouble_, budgetTrouble_;
+    void setTrouble(std::string SqliteStore::*which, const std::string& why);
+    std::string refusal() const;
+    // The disk budget's watch (StoreOptions::maxStoreBytes, minFreeBytes).
+    std::thread budgetWatch_;
+    std::mutex budgetMu_;
+    std::condition_variable budgetCv_;
+    bool budgetStop_ = false;
+    void watchBudget();
     std::set<MessageId> voidRefs_;       // writer: failed records whose insert is still to come
     std::size_t flushWaiters_ = 0;       // under mu_
     std::map<int, WriterPart> wparts_;
@@ -531,6 +544,8 @@ SqliteStore::SqliteStore(const std::string& path, const StoreOptions& options) :
         }
     }
     checkpointer_ = std::thread([this] { checkpointLoop(); });
+    if (!options_.readOnly && (options_.maxStoreBytes || options_.minFreeBytes))
+        budgetWatch_ = std::thread([this] { watchBudget(); });
     writer_ = std::thread([this] { writerLoop(); });
     writerId_ = writer_.get_id();  // read by flush()/prune() callers, which come later
     if (journal_) flush();  // journaled messages of the last run are in SQLite before anyone reads
@@ -568,6 +583,12 @@ void SqliteStore::migrateSchema() {
 }
 
 SqliteStore::~SqliteStore() {
+    {
+        std::lock_guard<std::mutex> lock(budgetMu_);
+        budgetStop_ = true;
+    }
+    budgetCv_.notify_all();
+    if (budgetWatch_.joinable()) budgetWatch_.join();
     if (journal_) journal_->onWriteFailure(nullptr);
     {
         std::lock_guard<std::mutex> lock(mu_);
@@ -620,6 +641,14 @@ void SqliteStore::enqueue(Op&& op) {
 }
 
 void SqliteStore::insert(NewMessage message, InsertCompletion done) {
+    if (refusing_.load(std::memory_order_relaxed)) {
+        // Answered at once: a sender gets an error now rather than no answer.
+        std::string why = refusal();
+        if (!why.empty()) {
+            if (done) done(0, why);
+            return;
+        }
+    }
     if (journal_) return insertJournaled(std::move(message), std::move(done));
     std::int64_t received = message.receivedAt ? toMs(*message.receivedAt) : nowMs();
     enqueue(Op(InsertOp{std::move(message), std::move(done), received, 0, 0, false, {}}));
@@ -944,6 +973,14 @@ void SqliteStore::runSegment(std::vector<Op>& ops, std::size_t begin, std::size_
     for (std::size_t k = begin; k < end; ++k) {
         bool j = journaled(k);
         if (ops[k].failed && !j) continue;
+        // What an acknowledged message became (processed, delivered) must land
+        // too: on a disk that is full or failing it is retried like a journaled
+        // insert (a dropped delivery result would leave a sent message QUEUED,
+        // to be sent again). A store with a quota drops it instead: only a prune,
+        // queued behind it, could make room.
+        bool state = (std::holds_alternative<ProcessedOp>(ops[k].v) || std::holds_alternative<DeliveryOp>(ops[k].v)) &&
+                     options_.maxDatabaseBytes == 0;
+        bool troubled = false;
         for (int attempt = 0;; ++attempt) {
             try {
                 if (ops[k].failed) {
@@ -963,24 +1000,118 @@ void SqliteStore::runSegment(std::vector<Op>& ops, std::size_t begin, std::size_
                 rollback();
                 ops[k].failed = true;
                 ops[k].error = e.what();
-                if (!j) break;
-                if (attempt == 0)
-                    std::fprintf(stderr,
-                                 "junction: message %lld is in the intake journal but cannot be written to the"
-                                 " store (%s); retrying every second\n",
-                                 static_cast<long long>(std::get<InsertOp>(ops[k].v).id), e.what());
+                auto* se = dynamic_cast<const sqlite::Error*>(&e);
+                int rc = se ? (se->code & 0xff) : 0;
+                bool transient = rc == SQLITE_FULL || rc == SQLITE_IOERR || rc == SQLITE_BUSY || rc == SQLITE_LOCKED;
+                if (!j && !(state && transient)) break;
+                if (attempt == 0) {
+                    troubled = true;
+                    setTrouble(&SqliteStore::writerTrouble_, std::string("the store cannot be written: ") + e.what());
+                    if (j)
+                        std::fprintf(stderr,
+                                     "junction: message %lld is in the intake journal but cannot be written to the"
+                                     " store (%s); retrying every second, new messages refused meanwhile\n",
+                                     static_cast<long long>(std::get<InsertOp>(ops[k].v).id), e.what());
+                    else
+                        std::fprintf(stderr,
+                                     "junction: the result of message %lld cannot be written to the store (%s);"
+                                     " retrying every second, new messages refused meanwhile\n",
+                                     static_cast<long long>(std::holds_alternative<ProcessedOp>(ops[k].v)
+                                                                ? std::get<ProcessedOp>(ops[k].v).p.id
+                                                                : std::get<DeliveryOp>(ops[k].v).u.id),
+                                     e.what());
+                }
                 bool stopping;
                 {
                     std::lock_guard<std::mutex> lock(mu_);
                     stopping = stop_;
                 }
                 if (stopping) {
-                    journalBlocked_ = true;  // keep the journal; the next open applies it
+                    if (j) journalBlocked_ = true;  // keep the journal; the next open applies it
                     break;
                 }
                 std::this_thread::sleep_for(std::chrono::seconds(1));
             }
         }
+        if (troubled && !ops[k].failed) {
+            setTrouble(&SqliteStore::writerTrouble_, {});
+            std::fprintf(stderr, "junction: the store can be written again; new messages are accepted\n");
+            // The rest of the batch in one transaction again: one per write would
+            // cost a few pages of WAL each, on a disk that has just had room again.
+            if (k + 1 < end) runSegment(ops, k + 1, end);
+            return;
+        }
+    }
+}
+
+void SqliteStore::setTrouble(std::string SqliteStore::*which, const std::string& why) {
+    std::lock_guard<std::mutex> lock(refuseMu_);
+    this->*which = why;
+    refusing_ = !writerTrouble_.empty() || !budgetTrouble_.empty();
+}
+
+std::string SqliteStore::refusal() const {
+    std::lock_guard<std::mutex> lock(refuseMu_);
+    return !writerTrouble_.empty() ? writerTrouble_ : budgetTrouble_;
+}
+
+// Every second: the store's files against maxStoreBytes, the filesystem's free
+// space against minFreeBytes. Past either, new messages are refused until it
+// is back under; at 80% of either, a warning (once, again after it fell to 70%).
+void SqliteStore::watchBudget() {
+    util::nameThisThread("store-budget");
+    namespace fs = std::filesystem;
+    fs::path file(path_);
+    fs::path dir = file.has_parent_path() ? file.parent_path() : fs::path(".");
+    std::string prefix = file.filename().string();
+    bool warned = false;
+    std::string current;  // the refusal this watch has set
+    std::unique_lock<std::mutex> lock(budgetMu_);
+    while (!budgetStop_) {
+        lock.unlock();
+        std::uint64_t used = 0;
+        std::error_code ec;
+        for (fs::directory_iterator it(dir, ec), endIt; !ec && it != endIt; it.increment(ec)) {
+            if (it->path().filename().string().rfind(prefix, 0) != 0) continue;
+            std::error_code sec;
+            auto n = it->file_size(sec);
+            if (!sec) used += n;
+        }
+        auto space = fs::space(dir, ec);
+        std::uint64_t free = ec ? UINT64_MAX : space.available;
+        double share = 0;  // of the budget taken, the larger of the two
+        std::string over;
+        if (options_.maxStoreBytes) {
+            share = std::max(share, static_cast<double>(used) / static_cast<double>(options_.maxStoreBytes));
+            if (used >= options_.maxStoreBytes)
+                over = "the store's disk budget is reached (its files take " + std::to_string(used >> 20) +
+                       " MB, max_size " + std::to_string(options_.maxStoreBytes >> 20) + " MB)";
+        }
+        if (options_.minFreeBytes && free != UINT64_MAX) {
+            // 80% of the budget: free space down to 1.25 x min_free.
+            share = std::max(share, static_cast<double>(options_.minFreeBytes) /
+                                        std::max(1.0, static_cast<double>(free)));
+            if (free <= options_.minFreeBytes)
+                over = "the disk of the store has " + std::to_string(free >> 20) + " MB free, min_free is " +
+                       std::to_string(options_.minFreeBytes >> 20) + " MB";
+        }
+        if (!over.empty() && current != over) {
+            if (current.empty()) std::fprintf(stderr, "junction: %s; new messages refused\n", over.c_str());
+            setTrouble(&SqliteStore::budgetTrouble_, over);
+            current = over;
+        } else if (over.empty() && !current.empty()) {
+            setTrouble(&SqliteStore::budgetTrouble_, {});
+            current.clear();
+            std::fprintf(stderr, "junction: the store is within its disk budget again; new messages accepted\n");
+        }
+        if (!warned && share >= 0.8 && over.empty()) {
+            std::fprintf(stderr, "junction: the store is at %d%% of its disk budget\n", static_cast<int>(share * 100));
+            warned = true;
+        } else if (share < 0.7) {
+            warned = false;
+        }
+        lock.lock();
+        budgetCv_.wait_for(lock, std::chrono::seconds(1), [&] { return budgetStop_; });
     }
 }
 

@@ -133,23 +133,31 @@ Acceptor::Acceptor(AcceptorOptions options, Serve serve, Log log, std::function<
 
 Acceptor::~Acceptor() { stop(); }
 
+std::string checkListenHost(const std::string& host) {
+    in_addr a{};
+    if (::inet_pton(AF_INET, host.c_str(), &a) == 1) return {};
+    return "'" + host + "' is not an IPv4 address (0.0.0.0 for every interface, 127.0.0.1 for this machine only)";
+}
+
 void Acceptor::start() {
     Impl& s = *impl_;
     if (s.acceptThread.joinable()) return;
+    const std::string where = s.o.host + ":" + std::to_string(s.o.port);
     auto fail = [&](const std::string& what) {
-        std::string text = "cannot listen on port " + std::to_string(s.o.port) + ": " + what + ": " + std::strerror(errno);
+        std::string text = "cannot listen on " + where + ": " + what + ": " + std::strerror(errno);
         if (s.listenFd >= 0) ::close(s.listenFd);
         s.listenFd = -1;
         throw std::runtime_error(text);
     };
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<std::uint16_t>(s.o.port));
+    if (::inet_pton(AF_INET, s.o.host.c_str(), &addr.sin_addr) != 1)
+        throw std::runtime_error("cannot listen on " + where + ": " + checkListenHost(s.o.host));
     s.listenFd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (s.listenFd < 0) fail("socket");
     int one = 1;
     ::setsockopt(s.listenFd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_ANY);
-    addr.sin_port = htons(static_cast<std::uint16_t>(s.o.port));
     if (::bind(s.listenFd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) fail("bind");
     if (::listen(s.listenFd, 64) != 0) fail("listen");
 
@@ -166,7 +174,7 @@ void Acceptor::start() {
         s.net = nullptr;
         ::close(s.listenFd);
         s.listenFd = -1;
-        throw std::runtime_error("cannot listen on port " + std::to_string(s.o.port) + ": " + c.text());
+        throw std::runtime_error("cannot listen on " + where + ": " + c.text());
     }
     s.stopping = false;
     s.acceptThread = std::thread([&s] { s.acceptLoop(); });

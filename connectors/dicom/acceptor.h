@@ -18,6 +18,7 @@ struct T_ASC_Association;
 namespace junction::dicom::detail {
 
 struct AcceptorOptions {
+    std::string host = "0.0.0.0";  // IPv4 address to listen on (checkListenHost)
     int port = 0;
     long maxPdu = 16384;        // largest PDU we receive
     int maxAssociations = 32;   // concurrent associations; more are rejected (transient)
@@ -38,7 +39,7 @@ public:
     Acceptor& operator=(const Acceptor&) = delete;
 
     // Opens the port and accepts on a background thread; throws
-    // std::runtime_error ("cannot listen on port N: ...").
+    // std::runtime_error ("cannot listen on HOST:PORT: ...").
     void start();
     // Stops accepting, shuts down every open connection and joins every thread.
     void stop();
@@ -48,5 +49,9 @@ public:
 private:
     std::unique_ptr<Impl> impl_;
 };
+
+// Why a DICOM server cannot listen on `host`, or "" when it is an IPv4
+// address (0.0.0.0: every interface).
+std::string checkListenHost(const std::string& host);
 
 }  // namespace junction::dicom::detail

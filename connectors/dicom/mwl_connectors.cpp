@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "connectors/builtin.h"
+#include "connectors/dicom/listen_setting.h"
 #include "connectors/dicom/mwl_server.h"
 
 namespace junction::connectors {
@@ -40,7 +41,9 @@ public:
         server_.reset();
     }
 
-    std::string describe() const override { return "dicom_mwl " + options_.aeTitle + " :" + std::to_string(options_.port); }
+    std::string describe() const override {
+        return "dicom_mwl " + options_.aeTitle + " " + options_.host + ":" + std::to_string(options_.port);
+    }
 
 private:
     dicom::MwlServerOptions options_;
@@ -56,6 +59,7 @@ public:
         return {
             {T::String, "ae_title", false, "the called AE title modalities must use (default JUNCTION)"},
             {T::Int, "port", true, "TCP port to listen on", 1, 65535},
+            dicomHostSetting(),
             {T::StringList, "allowed_aes", false, "calling AE titles allowed to connect (default: any)"},
             {T::Bytes, "max_pdu", false, "largest PDU received, 4KB to 128KB (default 16KB)"},
             {T::Bool, "include_finished", false, "also answer completed, discontinued and cancelled items (default false)"},
@@ -69,6 +73,7 @@ public:
         if (auto n = conf.find("allowed_aes"))
             for (const auto& ae : n->asStringList("allowed_aes"))
                 if (auto why = dicom::checkAeTitle(ae); !why.empty()) n->fail("allowed_aes: '" + ae + "': " + why);
+        readDicomHost(conf);
         if (auto n = conf.find("max_pdu")) {
             std::size_t b = n->asBytes("max_pdu");
             if (b < 4096 || b > 131072) n->fail("max_pdu must be between 4KB and 128KB", "e.g. max_pdu: 16KB");
@@ -80,6 +85,7 @@ public:
         dicom::MwlServerOptions o;
         if (auto n = conf.find("ae_title")) o.aeTitle = n->asString("ae_title");
         o.port = static_cast<int>(conf.find("port")->asInt("port", 1, 65535));
+        o.host = readDicomHost(conf);
         if (auto n = conf.find("allowed_aes")) o.allowedAes = n->asStringList("allowed_aes");
         if (auto n = conf.find("max_pdu")) o.maxPdu = static_cast<std::uint32_t>(n->asBytes("max_pdu"));
         if (auto n = conf.find("include_finished")) o.includeFinished = n->asBool("include_finished");

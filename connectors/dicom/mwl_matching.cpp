@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "connectors/dicom/dicom_text.h"
@@ -201,6 +202,31 @@ bool stringMatchable(DcmEVR vr) {
     }
 }
 
+// What a sequence key with no item, or one empty item, asks for (universal
+// sequence matching, C.2.2.2.6): for the sequences of the worklist whose items
+// the standard defines (K.6.1), their attributes, each returned with the
+// worklist item's value or empty. nullptr for other sequences, which return
+// whole, as the worklist item has them.
+std::unique_ptr<DcmItem> universalKeys(const DcmTagKey& sequence) {
+    static const std::vector<DcmTagKey> step = {
+        DCM_Modality, DCM_RequestedContrastAgent, DCM_ScheduledStationAETitle, DCM_ScheduledProcedureStepStartDate,
+        DCM_ScheduledProcedureStepStartTime, DCM_ScheduledProcedureStepEndDate, DCM_ScheduledProcedureStepEndTime,
+        DCM_ScheduledPerformingPhysicianName, DCM_ScheduledProcedureStepDescription, DCM_ScheduledProtocolCodeSequence,
+        DCM_ScheduledProcedureStepID, DCM_ScheduledStationName, DCM_ScheduledProcedureStepLocation, DCM_PreMedication,
+        DCM_ScheduledProcedureStepStatus, DCM_CommentsOnTheScheduledProcedureStep};
+    static const std::vector<DcmTagKey> code = {DCM_CodeValue, DCM_CodingSchemeDesignator, DCM_CodingSchemeVersion,
+                                                DCM_CodeMeaning};
+    static const std::vector<DcmTagKey> reference = {DCM_ReferencedSOPClassUID, DCM_ReferencedSOPInstanceUID};
+    const std::vector<DcmTagKey>* keys = nullptr;
+    if (sequence == DCM_ScheduledProcedureStepSequence) keys = &step;
+    else if (sequence == DCM_ScheduledProtocolCodeSequence || sequence == DCM_RequestedProcedureCodeSequence) keys = &code;
+    else if (sequence == DCM_ReferencedStudySequence || sequence == DCM_ReferencedPatientSequence) keys = &reference;
+    if (!keys) return nullptr;
+    auto item = std::make_unique<DcmItem>();
+    for (const auto& k : *keys) addEmpty(*item, DcmTag(k));  // a sequence among them: universal in its turn
+    return item;
+}
+
 bool matchItem(DcmItem& query, DcmItem& cand, DcmItem& resp) {
     DcmElement* qDate = nullptr;
     DcmElement* qTime = nullptr;
@@ -218,10 +244,15 @@ bool matchItem(DcmItem& query, DcmItem& cand, DcmItem& resp) {
         if (q->ident() == EVR_SQ) {
             auto* qs = static_cast<DcmSequenceOfItems*>(q);
             DcmItem* qItem = qs->card() > 0 ? qs->getItem(0) : nullptr;
-            if (!qItem || qItem->card() == 0) {  // universal: the whole sequence
-                if (c && c->ident() == EVR_SQ) addCopy(resp, c, tag);
-                else resp.insert(new DcmSequenceOfItems(tag), true);
-                continue;
+            std::unique_ptr<DcmItem> expanded;
+            if (!qItem || qItem->card() == 0) {  // universal
+                expanded = universalKeys(tag);
+                if (!expanded) {  // the whole sequence
+                    if (c && c->ident() == EVR_SQ) addCopy(resp, c, tag);
+                    else resp.insert(new DcmSequenceOfItems(tag), true);
+                    continue;
+                }
+                qItem = expanded.get();
             }
             auto out = std::make_unique<DcmSequenceOfItems>(tag);
             auto* cs = (c && c->ident() == EVR_SQ) ? static_cast<DcmSequenceOfItems*>(c) : nullptr;
@@ -230,12 +261,14 @@ bool matchItem(DcmItem& query, DcmItem& cand, DcmItem& resp) {
                     auto ri = std::make_unique<DcmItem>();
                     if (matchItem(*qItem, *cs->getItem(k), *ri)) out->insert(ri.release());
                 }
+                if (out->card() == 0) return false;
             } else {
-                DcmItem none;
-                auto ri = std::make_unique<DcmItem>();
-                if (matchItem(*qItem, none, *ri)) out->insert(ri.release());
+                // The item has no such sequence, or no item in it: it matches
+                // when every key asked inside is universal, and the sequence
+                // returns with no item (not one item of empty values).
+                DcmItem none, unused;
+                if (!matchItem(*qItem, none, unused)) return false;
             }
-            if (out->card() == 0) return false;
             resp.insert(out.release(), true);
             continue;
         }

@@ -1,8 +1,11 @@
 // Modality Worklist matching (PS3.4 C.2.2.2 and K.2.2): decides whether a
 // worklist item matches a C-FIND identifier and builds the response, which
 // carries exactly the keys the query asked for (nested keys of sequences
-// included), with the item's values or empty when the item has none.
-// Internal to connectors/dicom (DCMTK types).
+// included), with the item's values or empty when the item has none; a
+// sequence the item lacks comes back with no item. A Scheduled Procedure Step
+// Sequence key with one empty item (or none) asks for every attribute of the
+// step (K.6.1), as do such keys of the code and referenced study / patient
+// sequences for theirs. Internal to connectors/dicom (DCMTK types).
 #pragma once
 
 #include <memory>

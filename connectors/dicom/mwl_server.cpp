@@ -14,6 +14,7 @@
 #include <dcmtk/dcmnet/scpthrd.h>
 #include <dcmtk/oflog/oflog.h>
 
+#include <atomic>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -24,6 +25,7 @@
 #include "connectors/dicom/dataset_json.h"
 #include "connectors/dicom/dicom_text.h"
 #include "connectors/dicom/mwl_matching.h"
+#include "connectors/dicom/server_scp.h"
 
 namespace junction::dicom {
 
@@ -80,6 +82,8 @@ struct MwlServer::State {
     std::mutex mppsUpdate;  // one MPPS event at a time: status updates stay in order
 
     DcmSharedSCPConfig shared;
+    detail::ScpPolicy policy;
+    std::atomic<bool> stopping{false};
     std::unique_ptr<detail::Acceptor> acceptor;
 
     State(MwlServerOptions o, store::WorklistStore& w, MppsHandler h, Log l)
@@ -99,34 +103,11 @@ namespace {
 
 using Counters = MwlServer::Counters;
 
-class MwlAssociation : public DcmThreadSCP {
+class MwlAssociation : public detail::ServerScp {
 public:
-    explicit MwlAssociation(MwlServer::State& s) : s_(s) {}
+    explicit MwlAssociation(MwlServer::State& s) : ServerScp(s.policy), s_(s) {}
 
 protected:
-    OFBool checkCalledAETitleAccepted(const OFString& calledAE) override {
-        if (trimSpaces(calledAE.c_str()) == trimSpaces(s_.opt.aeTitle)) return OFTrue;
-        s_.say("warn", "association from " + peer() + " rejected: called AE title '" + trimSpaces(calledAE.c_str()) +
-                           "' is not " + s_.opt.aeTitle);
-        return OFFalse;
-    }
-
-    OFBool checkCallingAETitleAccepted(const OFString& callingAE) override {
-        callingAe_ = trimSpaces(callingAE.c_str());
-        if (s_.opt.allowedAes.empty()) return OFTrue;
-        for (const auto& a : s_.opt.allowedAes)
-            if (trimSpaces(a) == callingAe_) return OFTrue;
-        s_.say("warn", "association from " + peer() + " rejected: calling AE title '" + callingAe_ + "' is not allowed");
-        return OFFalse;
-    }
-
-    void refuseAssociation(const DcmRefuseReasonType reason) override {
-        s_.count([](Counters& c) { ++c.rejected; });
-        if (reason == DCMSCP_NO_PRESENTATION_CONTEXTS)
-            s_.say("warn", "association from " + peer() + " rejected: none of the proposed SOP classes is served");
-        DcmThreadSCP::refuseAssociation(reason);
-    }
-
     void notifyAssociationAcknowledge() override {
         s_.count([](Counters& c) { ++c.associations; });
     }
@@ -140,15 +121,13 @@ protected:
         case DIMSE_N_CREATE_RQ: return handleCreate(msg->msg.NCreateRQ, info);
         case DIMSE_N_SET_RQ: return handleSet(msg->msg.NSetRQ, info);
         default:
-            s_.say("warn", "unsupported DIMSE command " + hex4(msg->CommandField) + " from " + callingAe_ + " at " +
-                               peer() + ": association aborted");
-            return DcmThreadSCP::handleIncomingCommand(msg, info);
+            s_.say("warn", "unsupported DIMSE command " + hex4(msg->CommandField) + " from " + callingAe() + " (" +
+                               peer() + ")");
+            return DcmThreadSCP::handleIncomingCommand(msg, info);  // fails: the association is aborted
         }
     }
 
 private:
-    std::string peer() const { return getPeerIP().c_str(); }
-
     // ------------------------------------------------------------ C-FIND
     OFCondition handleFind(T_DIMSE_C_FindRQ& rq, const DcmPresentationContextInfo& info) {
         s_.count([](Counters& c) { ++c.finds; });
@@ -158,7 +137,7 @@ private:
         if (cond.bad()) return cond;
         const OFString sopClass = rq.AffectedSOPClassUID;
         if (sopClass != UID_FINDModalityWorklistInformationModel || !query) {
-            s_.say("warn", "C-FIND for " + std::string(sopClass.c_str()) + " from " + callingAe_ + " refused");
+            s_.say("warn", "C-FIND for " + std::string(sopClass.c_str()) + " from " + callingAe() + " refused");
             return sendFINDResponse(info.presentationContextID, rq.MessageID, sopClass, nullptr,
                                     STATUS_FIND_Refused_SOPClassNotSupported);
         }
@@ -166,10 +145,10 @@ private:
         query->findAndGetOFStringArray(DCM_SpecificCharacterSet, queryCharset);
         std::string err;
         if (!toUtf8(*query, &err)) {
-            s_.say("warn", "C-FIND from " + callingAe_ + ": " + err);
+            s_.say("warn", "C-FIND from " + callingAe() + ": " + err);
             return failFind(rq, info, err);
         }
-        s_.say("debug", "C-FIND from " + callingAe_ + ": " + datasetToJson(*query));
+        s_.say("debug", "C-FIND from " + callingAe() + ": " + datasetToJson(*query));
         store::WorklistFilter filter = worklistFilterFor(*query);
         filter.includeFinished = s_.opt.includeFinished;
         std::vector<store::WorklistItem> items;
@@ -197,7 +176,7 @@ private:
                 if (copy.convertCharacterSet(cs.c_str(), 0).good()) *resp = copy;
             }
             if (checkForCANCEL(info.presentationContextID, rq.MessageID).good()) {
-                s_.say("info", "C-FIND from " + callingAe_ + " cancelled after " + std::to_string(matches) + " matches");
+                s_.say("info", "C-FIND from " + callingAe() + " cancelled after " + std::to_string(matches) + " matches");
                 return sendFINDResponse(info.presentationContextID, rq.MessageID, sopClass, nullptr,
                                         STATUS_FIND_Cancel_MatchingTerminatedDueToCancelRequest);
             }
@@ -225,7 +204,7 @@ private:
         std::memset(&rsp, 0, sizeof rsp);
         if (status != STATUS_N_Success) {
             s_.count([](Counters& c) { ++c.failures; });
-            s_.say("warn", std::string(create ? "N-CREATE" : "N-SET") + " " + sopInstance + " from " + callingAe_ +
+            s_.say("warn", std::string(create ? "N-CREATE" : "N-SET") + " " + sopInstance + " from " + callingAe() +
                                " answered " + hex4(status) + (comment.empty() ? "" : ": " + comment));
         }
         // N-CREATE-RSP and N-SET-RSP carry the same fields under their own option flags.
@@ -290,7 +269,7 @@ private:
         ev.kind = kind;
         ev.sopInstanceUid = uid;
         ev.status = status;
-        ev.callingAe = callingAe_;
+        ev.callingAe = callingAe();
         ev.peer = peer();
         Poco::JSON::Parser parser;
         auto obj = parser.parse(datasetToJson(instance)).extract<Poco::JSON::Object::Ptr>();
@@ -345,7 +324,7 @@ private:
             std::lock_guard<std::mutex> lock(s_.m);
             ++s_.counters.mppsCreates;
         }
-        s_.say("info", "MPPS " + uid + " IN PROGRESS from " + callingAe_);
+        s_.say("info", "MPPS " + uid + " IN PROGRESS from " + callingAe());
         return respondN(info, true, rq.MessageID, uid, STATUS_N_Success);
     }
 
@@ -387,7 +366,7 @@ private:
             std::lock_guard<std::mutex> lock(s_.m);
             ++s_.counters.mppsSets;
         }
-        s_.say("info", "MPPS " + uid + " " + trimSpaces(now.c_str()) + " from " + callingAe_);
+        s_.say("info", "MPPS " + uid + " " + trimSpaces(now.c_str()) + " from " + callingAe());
         return respondN(info, false, rq.MessageID, uid, STATUS_N_Success);
     }
 
@@ -404,7 +383,6 @@ private:
     }
 
     MwlServer::State& s_;
-    std::string callingAe_;
 };
 
 }  // namespace
@@ -441,13 +419,20 @@ void MwlServer::start() {
         if (c.bad()) throw std::runtime_error(std::string("DICOM presentation context: ") + c.text());
     }
     s.shared = DcmSharedSCPConfig(cfg);
+    State* st = &s;
+    s.policy.aeTitle = s.opt.aeTitle;
+    s.policy.allowedAes = s.opt.allowedAes;
+    s.policy.log = [st](const std::string& level, const std::string& text) { st->say(level, text); };
+    s.policy.onRefused = [st] { st->count([](Counters& c) { ++c.rejected; }); };
+    s.policy.stopping = &s.stopping;
+    s.stopping = false;
 
     detail::AcceptorOptions ao;
+    ao.host = s.opt.host;
     ao.port = s.opt.port;
     ao.maxPdu = static_cast<long>(s.opt.maxPdu);
     ao.maxAssociations = s.opt.maxAssociations;
     ao.requestTimeoutSeconds = 5;
-    State* st = &s;
     auto acceptor = std::make_unique<detail::Acceptor>(
         ao,
         [st](T_ASC_Association* assoc) {
@@ -456,14 +441,14 @@ void MwlServer::start() {
             OFCondition c = scp.run(assoc);
             if (c.bad()) st->say("warn", std::string("association ended: ") + c.text());
         },
-        [st](const std::string& level, const std::string& text) { st->say(level, text); },
-        [st] { st->count([](Counters& c) { ++c.rejected; }); });
+        s.policy.log, s.policy.onRefused);
     acceptor->start();
     s.acceptor = std::move(acceptor);
 }
 
 void MwlServer::stop() {
     State& s = *state_;
+    s.stopping = true;
     if (s.acceptor) s.acceptor->stop();
     s.acceptor.reset();
 }

@@ -16,6 +16,7 @@ namespace junction::dicom {
 
 struct MwlServerOptions {
     std::string aeTitle = "JUNCTION";      // the called AE title peers must use
+    std::string host = "0.0.0.0";          // IPv4 address to listen on (0.0.0.0: every interface)
     int port = 0;
     std::vector<std::string> allowedAes;   // calling AE titles; empty = any
     std::uint32_t maxPdu = 16384;          // largest PDU we receive

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <thread>
 
+#include "connectors/dicom/listen_setting.h"
 #include "connectors/dicom/store_client.h"
 #include "connectors/dicom/store_json.h"
 #include "connectors/dicom/store_server.h"
@@ -77,7 +78,7 @@ public:
     }
 
     std::string describe() const override {
-        return "dicom " + c_.server.aeTitle + " :" + std::to_string(c_.server.port);
+        return "dicom " + c_.server.aeTitle + " " + c_.server.host + ":" + std::to_string(c_.server.port);
     }
 
 private:
@@ -164,7 +165,8 @@ public:
     std::vector<Setting> settings() const override {
         return {
             {T::Int, "port", true, "TCP port to listen on", 1, 65535},
-            {T::String, "ae_title", false, "this server's AE title (default JUNCTION)"},
+            dicomHostSetting(),
+            {T::String, "ae_title", false, "the called AE title modalities must use (default JUNCTION)"},
             {T::StringList, "allowed_aes", false, "calling AE titles accepted (default: any)"},
             {T::Bytes, "max_pdu", false, "largest PDU received (default 116794)"},
             {T::String, "storage_dir", false, "where instances are written (default: dicom/ beside the store database)"},
@@ -193,6 +195,7 @@ private:
     static DicomSourceConfig read(const config::Node& conf, const core::BuildContext& ctx) {
         DicomSourceConfig c;
         c.server.port = static_cast<int>(conf.find("port")->asInt("port", 1, 65535));
+        c.server.host = readDicomHost(conf);
         if (auto n = conf.find("ae_title")) c.server.aeTitle = checkAe(*n, "ae_title");
         if (auto n = conf.find("allowed_aes")) c.server.allowedAEs = n->asStringList("allowed_aes");
         c.server.maxPdu = readMaxPdu(conf);

@@ -38,6 +38,7 @@
 #include "connectors/dicom/acceptor.h"
 #include "connectors/dicom/dicom_text.h"
 #include "connectors/dicom/part10_walk.h"
+#include "connectors/dicom/server_scp.h"
 #include "connectors/dicom/store_dcmtk.h"
 
 namespace fs = std::filesystem;
@@ -315,10 +316,6 @@ public:
     void log(const std::string& level, const std::string& text) const {
         if (log_) log_(level, text);
     }
-    bool callingAllowed(const std::string& ae) const {
-        if (o_.allowedAEs.empty()) return true;
-        return std::find(o_.allowedAEs.begin(), o_.allowedAEs.end(), ae) != o_.allowedAEs.end();
-    }
     std::string tempName() {
         std::lock_guard<std::mutex> lock(rngMutex_);
         char buf[40];
@@ -379,6 +376,7 @@ public:
     Handler handler_;
     Logger log_;
     DcmSharedSCPConfig config_;
+    detail::ScpPolicy policy_;
     std::atomic<bool> stopping_{false};
     std::unique_ptr<detail::Acceptor> acceptor_;
 
@@ -402,35 +400,14 @@ public:
 
 namespace {
 
-class AssociationScp : public DcmThreadSCP {
+class AssociationScp : public detail::ServerScp {
 public:
-    explicit AssociationScp(StoreServer::Impl& server) : server_(server) {}
+    explicit AssociationScp(StoreServer::Impl& server) : ServerScp(server.policy_), server_(server) {}
 
 protected:
-    OFBool checkCallingAETitleAccepted(const OFString& callingAE) override {
-        std::string ae = trimSpaces(callingAE.c_str());
-        if (server_.callingAllowed(ae)) return OFTrue;
-        server_.log("warn", "dicom: association from calling AE '" + ae + "' (" + getPeerIP().c_str() +
-                                ") rejected: not in allowed_aes");
-        std::lock_guard<std::mutex> lock(server_.countersMutex_);
-        ++server_.counters_.rejected;
-        return OFFalse;
-    }
-
     void notifyAssociationAcknowledge() override {
         std::lock_guard<std::mutex> lock(server_.countersMutex_);
         ++server_.counters_.associations;
-    }
-
-    void notifyAbortRequest() override {
-        server_.log("warn", std::string("dicom: association from ") + getPeerAETitle().c_str() + " (" +
-                                getPeerIP().c_str() + ") aborted by the peer");
-    }
-
-    void notifyDIMSEError(const OFCondition& cond) override {
-        if (!server_.stopping_)
-            server_.log("warn", std::string("dicom: ") + getPeerAETitle().c_str() + " (" + getPeerIP().c_str() +
-                                    "): " + cond.text());
     }
 
     OFCondition handleIncomingCommand(T_DIMSE_Message* msg, const DcmPresentationContextInfo& info) override {
@@ -454,7 +431,7 @@ private:
 
     OFCondition handleStore(T_DIMSE_C_StoreRQ& req, const DcmPresentationContextInfo& info) {
         const StoreServerOptions& o = server_.o_;
-        auto peer = [&] { return std::string(getPeerAETitle().c_str()) + " (" + getPeerIP().c_str() + ")"; };
+        auto from = [&] { return callingAe() + " (" + peer() + ")"; };
         std::error_code ec;
         std::string tmp = server_.spares_.take();
 
@@ -463,7 +440,7 @@ private:
             // Aborted or broken mid-transfer: no partial file stays behind.
             fs::remove(tmp, ec);
             failed();
-            server_.log("warn", "dicom: receiving " + std::string(req.AffectedSOPInstanceUID) + " from " + peer() +
+            server_.log("warn", "dicom: receiving " + std::string(req.AffectedSOPInstanceUID) + " from " + from() +
                                     " failed: " + c.text() + "; partial file removed");
             return c;
         }
@@ -471,7 +448,7 @@ private:
         auto reject = [&](Uint16 status, const std::string& why) {
             fs::remove(tmp, ec);
             failed();
-            server_.log("warn", "dicom: instance " + std::string(req.AffectedSOPInstanceUID) + " from " + peer() +
+            server_.log("warn", "dicom: instance " + std::string(req.AffectedSOPInstanceUID) + " from " + from() +
                                     " refused (status " + statusHex(status) + "): " + why);
             return respond(info.presentationContextID, req, status);
         };
@@ -492,8 +469,7 @@ private:
                                   std::to_string(o.maxBacklog) + " received instances still wait to become messages");
                 if (o.syncFiles && !fsyncPath(tmp, false))
                     return reject(STATUS_STORE_Refused_OutOfResources, "cannot flush " + tmp + " to disk");
-                std::string ready = server_.readyName(trimSpaces(getPeerAETitle().c_str()),
-                                                      trimSpaces(getCalledAETitle().c_str()), getPeerIP().c_str());
+                std::string ready = server_.readyName(callingAe(), trimSpaces(getCalledAETitle().c_str()), peer());
                 if (!renameInto(tmp, ready, ec))
                     return reject(STATUS_STORE_Refused_OutOfResources, "cannot rename to " + ready + ": " + ec.message());
                 if (o.syncFiles) fsyncPath(server_.readyDir(), true);
@@ -513,9 +489,9 @@ private:
             return reject(STATUS_STORE_Refused_OutOfResources, "cannot flush " + tmp + " to disk");
         std::string placeError = server_.place(tmp, rd, false, knownDir_);
         if (!placeError.empty()) return reject(STATUS_STORE_Refused_OutOfResources, placeError);
-        rd.r.callingAE = trimSpaces(getPeerAETitle().c_str());
+        rd.r.callingAE = callingAe();
         rd.r.calledAE = trimSpaces(getCalledAETitle().c_str());
-        rd.r.peer = getPeerIP().c_str();
+        rd.r.peer = peer();
 
         StoreOutcome outcome = server_.callHandler(rd.r);
         {
@@ -524,7 +500,7 @@ private:
             else ++server_.counters_.failed;
         }
         if (outcome.status != kStoreSuccess)
-            server_.log("warn", "dicom: instance " + rd.r.sopInstanceUid + " from " + peer() + " not accepted (status " +
+            server_.log("warn", "dicom: instance " + rd.r.sopInstanceUid + " from " + from() + " not accepted (status " +
                                     statusHex(outcome.status) + "): " + outcome.error);
         return respond(info.presentationContextID, req, outcome.status);
     }
@@ -734,7 +710,17 @@ void StoreServer::Impl::start() {
     OFCondition pc = cfg.setAndCheckAssociationProfile("DEFAULT");
     if (pc.bad()) throw std::runtime_error(std::string("DICOM presentation contexts: ") + pc.text());
 
+    policy_.aeTitle = o_.aeTitle;
+    policy_.allowedAes = o_.allowedAEs;
+    policy_.log = [this](const std::string& level, const std::string& text) { log(level, "dicom: " + text); };
+    policy_.onRefused = [this] {
+        std::lock_guard<std::mutex> lock(countersMutex_);
+        ++counters_.rejected;
+    };
+    policy_.stopping = &stopping_;
+
     detail::AcceptorOptions ao;
+    ao.host = o_.host;
     ao.port = o_.port;
     ao.maxPdu = o_.maxPdu;
     ao.maxAssociations = o_.maxAssociations;
@@ -746,11 +732,7 @@ void StoreServer::Impl::start() {
             scp.setSharedConfig(config_);
             scp.run(assoc);  // negotiates, serves, releases and destroys the association
         },
-        [this](const std::string& level, const std::string& text) { log(level, "dicom: " + text); },
-        [this] {
-            std::lock_guard<std::mutex> lock(countersMutex_);
-            ++counters_.rejected;
-        });
+        policy_.log, policy_.onRefused);
     stopping_ = false;
     spares_.start(incoming, [this] { return tempName(); }, 8);
     ingestThread_ = std::thread([this] { ingestLoop(); });

@@ -25,7 +25,7 @@ namespace junction::dicom {
 
 struct StoreServerOptions {
     std::string aeTitle = "JUNCTION";
-    std::string host = "0.0.0.0";  // informational; DCMTK listens on every interface
+    std::string host = "0.0.0.0";  // IPv4 address to listen on (0.0.0.0: every interface)
     int port = 0;
     std::vector<std::string> allowedAEs;  // empty = any calling AE
     std::uint32_t maxPdu = 116794;

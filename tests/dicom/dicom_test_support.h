@@ -1,7 +1,7 @@
 // Helpers for the DICOM tests: an in-memory WorklistStore (a test double of
 // our own interface, applying the column filters with the DICOM matching
 // rules), a SourceContext that records what a source submits, free ports in
-// the DICOM test range, and running the DCMTK / node peers.
+// the DICOM test range, running the DCMTK / node peers, and what listens where.
 #pragma once
 
 #include <Poco/Net/ServerSocket.h>
@@ -10,10 +10,12 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <mutex>
 #include <random>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -245,6 +247,37 @@ inline CommandResult run(const std::string& command) {
     int status = ::pclose(p);
     r.exitCode = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     return r;
+}
+
+// The IPv4 addresses listening on TCP `port` ("127.0.0.1", "0.0.0.0"), from /proc/net/tcp.
+inline std::vector<std::string> listeningAddresses(int port) {
+    std::ifstream table("/proc/net/tcp");
+    std::string line;
+    std::getline(table, line);  // the header
+    std::vector<std::string> out;
+    while (std::getline(table, line)) {
+        std::istringstream fields(line);
+        std::string slot, local, remote, state;
+        fields >> slot >> local >> remote >> state;
+        std::size_t colon = local.find(':');
+        if (state != "0A" || colon == std::string::npos) continue;  // 0A: LISTEN
+        if (std::stoi(local.substr(colon + 1), nullptr, 16) != port) continue;
+        // The address in network order, printed as a word of this (little-endian) machine.
+        unsigned long ip = std::stoul(local.substr(0, colon), nullptr, 16);
+        out.push_back(std::to_string(ip & 255) + "." + std::to_string((ip >> 8) & 255) + "." +
+                      std::to_string((ip >> 16) & 255) + "." + std::to_string(ip >> 24));
+    }
+    return out;
+}
+
+// Whether one of `lines` contains every one of `parts`.
+inline bool anyLineHas(const std::vector<std::string>& lines, const std::vector<std::string>& parts) {
+    for (const auto& l : lines) {
+        bool all = true;
+        for (const auto& p : parts) all = all && l.find(p) != std::string::npos;
+        if (all) return true;
+    }
+    return false;
 }
 
 inline bool eventuallyTrue(const std::function<bool()>& cond, std::chrono::milliseconds timeout = std::chrono::seconds(20)) {

@@ -185,15 +185,104 @@ TEST_CASE("Sequence matching inside the Scheduled Procedure Step") {
     REQUIRE(r2->findAndGetSequence(DCM_ScheduledProcedureStepSequence, seq).good());
     CHECK(seq->card() == 2);
 
-    // An item without the sequence fails a non-universal sequence key.
+    // An item without the sequence fails a non-universal sequence key, and
+    // matches universal ones with a sequence of no item.
     auto noSps = datasetFromJson(R"({"00100020":{"vr":"LO","Value":["P4"]}})");
     CHECK_FALSE(matches(*byModality, *noSps));
     auto universalKeys = query({}, {{DCM_Modality, ""}});
     auto r3 = matchWorklistItem(*universalKeys, *noSps);
     REQUIRE(r3);
-    DcmItem* emptyStep = nullptr;
-    REQUIRE(r3->findAndGetSequenceItem(DCM_ScheduledProcedureStepSequence, emptyStep, 0).good());
-    CHECK(emptyStep->tagExists(DCM_Modality));
+    REQUIRE(r3->findAndGetSequence(DCM_ScheduledProcedureStepSequence, seq).good());
+    CHECK(seq->card() == 0);
+}
+
+namespace {
+
+DcmSequenceOfItems* sequenceIn(DcmItem& ds, const DcmTagKey& tag) {
+    DcmSequenceOfItems* seq = nullptr;
+    return ds.findAndGetSequence(tag, seq).good() ? seq : nullptr;
+}
+
+}  // namespace
+
+TEST_CASE("A sequence the item lacks comes back with no item, not one item of empty values") {
+    auto it = item(ctOrder());  // no ReferencedStudySequence, no RequestedProcedureCodeSequence
+    auto q = query({{DCM_PatientID, "P1001"}}, {{DCM_Modality, ""}});
+    DcmItem* ref = nullptr;
+    q->findOrCreateSequenceItem(DCM_ReferencedStudySequence, ref, 0);
+    ref->putAndInsertString(DCM_ReferencedSOPClassUID, "");
+    ref->putAndInsertString(DCM_ReferencedSOPInstanceUID, "");
+    DcmItem* code = nullptr;
+    q->findOrCreateSequenceItem(DCM_RequestedProcedureCodeSequence, code, 0);
+    code->putAndInsertString(DCM_CodeValue, "");
+    q->insertEmptyElement(DCM_ReferencedPatientSequence);  // universal
+    auto r = matchWorklistItem(*q, *it);
+    REQUIRE(r);
+    for (const DcmTagKey& tag : {DCM_ReferencedStudySequence, DCM_RequestedProcedureCodeSequence, DCM_ReferencedPatientSequence}) {
+        INFO(DcmTag(tag).getTagName());
+        DcmSequenceOfItems* seq = sequenceIn(*r, tag);
+        REQUIRE(seq);
+        CHECK(seq->card() == 0);
+    }
+    // A value asked for in a sequence the item lacks matches nothing.
+    code->putAndInsertString(DCM_CodeValue, "CT123");
+    CHECK_FALSE(matches(*q, *it));
+    // The item's own sequence comes back with its items.
+    auto withCode = datasetFromJson(R"({"00100020":{"vr":"LO","Value":["P1001"]},
+      "00321064":{"vr":"SQ","Value":[{"00080100":{"vr":"SH","Value":["CT123"]},"00080102":{"vr":"SH","Value":["L"]}}]}})");
+    auto r2 = matchWorklistItem(*q, *withCode);
+    REQUIRE(r2);
+    REQUIRE(sequenceIn(*r2, DCM_RequestedProcedureCodeSequence));
+    REQUIRE(sequenceIn(*r2, DCM_RequestedProcedureCodeSequence)->card() == 1);
+    CHECK(get(*sequenceIn(*r2, DCM_RequestedProcedureCodeSequence)->getItem(0), DCM_CodeValue) == "CT123");
+}
+
+TEST_CASE("An empty Scheduled Procedure Step item asks for every attribute of the step") {
+    const std::vector<DcmTagKey> stepKeys = {
+        DCM_Modality, DCM_RequestedContrastAgent, DCM_ScheduledStationAETitle, DCM_ScheduledProcedureStepStartDate,
+        DCM_ScheduledProcedureStepStartTime, DCM_ScheduledProcedureStepEndDate, DCM_ScheduledProcedureStepEndTime,
+        DCM_ScheduledPerformingPhysicianName, DCM_ScheduledProcedureStepDescription, DCM_ScheduledProtocolCodeSequence,
+        DCM_ScheduledProcedureStepID, DCM_ScheduledStationName, DCM_ScheduledProcedureStepLocation, DCM_PreMedication,
+        DCM_ScheduledProcedureStepStatus, DCM_CommentsOnTheScheduledProcedureStep};
+    auto withProtocol = datasetFromJson(R"({"00100020":{"vr":"LO","Value":["P5"]},
+      "00400100":{"vr":"SQ","Value":[{"00080060":{"vr":"CS","Value":["MR"]},"00400009":{"vr":"SH","Value":["S5"]},
+        "00400008":{"vr":"SQ","Value":[{"00080100":{"vr":"SH","Value":["P1"]},"00080102":{"vr":"SH","Value":["L"]},
+                                        "00089999":{"vr":"LO","Value":["not a code attribute"]}}]}}]}})");
+    auto emptyItem = query({{DCM_PatientID, ""}}, {});  // one SPS item, no attribute in it
+    auto noItem = std::make_unique<DcmDataset>();
+    noItem->insertEmptyElement(DCM_ScheduledProcedureStepSequence);
+
+    for (auto* q : {emptyItem.get(), noItem.get()}) {
+        // The seed order's step: values where it has them, empty elsewhere; its
+        // RequestedProcedureDescription, no step attribute, is not among them.
+        auto r = matchWorklistItem(*q, *item(ctOrder()));
+        REQUIRE(r);
+        DcmItem* sps = nullptr;
+        REQUIRE(r->findAndGetSequenceItem(DCM_ScheduledProcedureStepSequence, sps, 0).good());
+        CHECK(sps->card() == stepKeys.size());
+        for (const auto& k : stepKeys) CHECK(sps->tagExists(k));
+        CHECK(get(*sps, DCM_Modality) == "CT");
+        CHECK(get(*sps, DCM_ScheduledStationAETitle) == "CT01");
+        CHECK(get(*sps, DCM_ScheduledProcedureStepID) == "SPS-ACC1");
+        CHECK(get(*sps, DCM_ScheduledStationName).empty());
+        REQUIRE(sequenceIn(*sps, DCM_ScheduledProtocolCodeSequence));
+        CHECK(sequenceIn(*sps, DCM_ScheduledProtocolCodeSequence)->card() == 0);
+        CHECK_FALSE(sps->tagExists(DCM_RequestedProcedureDescription));
+
+        // A protocol code: the attributes of a code, those it lacks empty.
+        auto r2 = matchWorklistItem(*q, *withProtocol);
+        REQUIRE(r2);
+        REQUIRE(r2->findAndGetSequenceItem(DCM_ScheduledProcedureStepSequence, sps, 0).good());
+        DcmSequenceOfItems* protocol = sequenceIn(*sps, DCM_ScheduledProtocolCodeSequence);
+        REQUIRE(protocol);
+        REQUIRE(protocol->card() == 1);
+        DcmItem* p = protocol->getItem(0);
+        CHECK(get(*p, DCM_CodeValue) == "P1");
+        CHECK(get(*p, DCM_CodingSchemeDesignator) == "L");
+        CHECK(p->tagExists(DCM_CodingSchemeVersion));
+        CHECK(p->tagExists(DCM_CodeMeaning));
+        CHECK(p->card() == 4);
+    }
 }
 
 TEST_CASE("Binary-valued keys are return keys, not matching keys") {

@@ -107,6 +107,36 @@ std::set<std::string> values(const std::vector<std::unique_ptr<DcmDataset>>& rs,
     return out;
 }
 
+// The upper layer by hand, for what DCMTK's tools will not send.
+std::string bigEndian(std::uint32_t v, int bytes) {
+    std::string out;
+    for (int i = bytes - 1; i >= 0; --i) out += static_cast<char>((v >> (8 * i)) & 0xFF);
+    return out;
+}
+
+std::string pduItem(unsigned char type, const std::string& payload) {
+    return std::string(1, static_cast<char>(type)) + '\0' + bigEndian(static_cast<std::uint32_t>(payload.size()), 2) + payload;
+}
+
+std::string uidValue(std::string uid) { return uid.size() % 2 ? uid + '\0' : uid; }
+
+// An A-ASSOCIATE-RQ proposing Verification, saying the peer takes PDUs of up to `maxPdu` bytes.
+std::string associateRq(const std::string& calling, const std::string& called, std::uint32_t maxPdu) {
+    std::string context = std::string("\x01\0\0\0", 4) + pduItem(0x30, uidValue("1.2.840.10008.1.1")) +
+                          pduItem(0x40, uidValue("1.2.840.10008.1.2"));
+    std::string user = pduItem(0x51, bigEndian(maxPdu, 4)) + pduItem(0x52, uidValue("1.2.826.0.1.3680043.9.7433.1"));
+    auto title = [](std::string ae) { return ae.append(16 - ae.size(), ' '); };
+    std::string body = bigEndian(1, 2) + bigEndian(0, 2) + title(called) + title(calling) + std::string(32, '\0') +
+                       pduItem(0x10, uidValue("1.2.840.10008.3.1.1.1")) + pduItem(0x20, context) + pduItem(0x50, user);
+    return std::string("\x01\0", 2) + bigEndian(static_cast<std::uint32_t>(body.size()), 4) + body;
+}
+
+// A P-DATA-TF PDU of one PDV of `size` bytes on presentation context 1.
+std::string pDataTf(std::size_t size) {
+    std::string pdv = bigEndian(static_cast<std::uint32_t>(size + 2), 4) + "\x01\x03" + std::string(size, '\0');
+    return std::string("\x04\0", 2) + bigEndian(static_cast<std::uint32_t>(pdv.size()), 4) + pdv;
+}
+
 std::string spsValue(DcmItem& ds, const DcmTagKey& tag) {
     DcmItem* sps = nullptr;
     if (ds.findAndGetSequenceItem(DCM_ScheduledProcedureStepSequence, sps, 0).bad()) return "<no SPS>";
@@ -251,7 +281,8 @@ TEST_CASE("Disallowed calling AE, wrong called AE and unserved SOP classes are r
 
     CHECK(f.server->counters().rejected == 3);
     auto logs = f.ctx.logs();
-    CHECK(std::any_of(logs.begin(), logs.end(), [](const std::string& l) { return l.find("INTRUDER") != std::string::npos; }));
+    CHECK(anyLineHas(logs, {"INTRUDER", "127.0.0.1", "allowed_aes"}));
+    CHECK(anyLineHas(logs, {"MODALITY1", "SOMEONE_ELSE", "127.0.0.1", "called AE title"}));
 
     CommandResult ok = run("echoscu " + f.peer("CT01"));
     INFO(ok.output);
@@ -367,6 +398,45 @@ TEST_CASE("Connections that send nothing, or half a request, hold no one up and 
         }
         CHECK(n == 0);
     }
+}
+
+TEST_CASE("A PDU larger than the negotiated maximum aborts the association, and the log says who sent it") {
+    Fixture f;
+    f.options.maxPdu = 4096;
+    f.start();
+    Poco::Net::StreamSocket s(Poco::Net::SocketAddress("127.0.0.1", static_cast<Poco::UInt16>(f.options.port)));
+    s.setReceiveTimeout(Poco::Timespan(10, 0));
+    std::string rq = associateRq("BIGPDU", f.options.aeTitle, 16384);
+    s.sendBytes(rq.data(), static_cast<int>(rq.size()));
+    char answer[4096];
+    REQUIRE(s.receiveBytes(answer, sizeof answer) > 0);
+    REQUIRE(answer[0] == 0x02);  // A-ASSOCIATE-AC: the server takes PDUs of up to 4096 bytes
+    std::string big = pDataTf(8192);
+    s.sendBytes(big.data(), static_cast<int>(big.size()));
+    int n = 0;
+    try {
+        n = s.receiveBytes(answer, sizeof answer);
+    } catch (const Poco::Exception&) {
+        n = 0;  // reset
+    }
+    CHECK((n == 0 || answer[0] == 0x07));  // A-ABORT, or the connection closed
+    CHECK(eventuallyTrue([&] { return anyLineHas(f.ctx.logs(), {"BIGPDU", "127.0.0.1", "PDU larger than the maximum"}); }));
+    for (const auto& l : f.ctx.logs()) UNSCOPED_INFO(l);
+    CHECK(run("echoscu " + f.peer()).exitCode == 0);  // the server keeps serving
+}
+
+TEST_CASE("With host 127.0.0.1 the MWL server listens there only") {
+    Fixture f;
+    f.options.host = "127.0.0.1";
+    f.start();
+    CHECK(listeningAddresses(f.options.port) == std::vector<std::string>{"127.0.0.1"});
+    CommandResult r = run("echoscu " + f.peer());
+    INFO(r.output);
+    CHECK(r.exitCode == 0);
+    f.server->stop();
+    f.options.host = "0.0.0.0";
+    f.start();
+    CHECK(listeningAddresses(f.options.port) == std::vector<std::string>{"0.0.0.0"});
 }
 
 TEST_CASE("An item with two scheduled steps is found by its second step, which alone is returned") {
@@ -513,7 +583,8 @@ TEST_CASE("The dicom_mwl source factory checks its settings and serves through a
     CHECK(factory->defaultDataType() == "json");
     int port = freeDicomPort();
     auto conf = config::loadYamlString("type: dicom_mwl\nport: " + std::to_string(port) +
-                                           "\nae_title: MWL\nallowed_aes: [CT01]\nmax_pdu: 32KB\n", "mwl.yaml");
+                                           "\nhost: 127.0.0.1\nae_title: MWL\nallowed_aes: [CT01]\nmax_pdu: 32KB\n",
+                                       "mwl.yaml");
     CHECK(factory->listenPort(conf) == port);
     core::BuildContext bc;
     bc.channel = "mwl";
@@ -525,11 +596,16 @@ TEST_CASE("The dicom_mwl source factory checks its settings and serves through a
     CHECK_THROWS_WITH(factory->validate(badPdu, bc), Catch::Contains("max_pdu"));
     auto badAllowed = config::loadYamlString("port: 104\nallowed_aes: ['A\\\\B']\n", "bad.yaml");
     CHECK_THROWS_WITH(factory->validate(badAllowed, bc), Catch::Contains("allowed_aes"));
+    for (const char* host : {"localhost", "10.0.0.300", "::1", "''"}) {
+        auto badHost = config::loadYamlString(std::string("port: 104\nhost: ") + host + "\n", "bad.yaml");
+        CHECK_THROWS_WITH(factory->validate(badHost, bc), Catch::Contains("bad.yaml:2:") && Catch::Contains("host"));
+    }
 
     auto source = factory->create(conf, bc);
     RecordingContext ctx;
     source->start(ctx);
-    CHECK(source->describe() == "dicom_mwl MWL :" + std::to_string(port));
+    CHECK(source->describe() == "dicom_mwl MWL 127.0.0.1:" + std::to_string(port));
+    CHECK(listeningAddresses(port) == std::vector<std::string>{"127.0.0.1"});
     std::string peer = " 127.0.0.1 " + std::to_string(port);
     CHECK(run("echoscu -aet CT01 -aec MWL" + peer).exitCode == 0);
     CHECK(run("echoscu -aet OTHER -aec MWL" + peer).exitCode != 0);

@@ -30,6 +30,7 @@
 #include "connectors/dicom/store_server.h"
 #include "engine/config/node.h"
 #include "engine/core/connector.h"
+#include "../dicom/dicom_test_support.h"
 
 extern char** environ;
 
@@ -118,6 +119,15 @@ bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds tim
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     return cond();
+}
+
+// A storage server called ARCHIVE on `port`, storing under `t`/store.
+dicom::StoreServerOptions archive(const Tmp& t, int port) {
+    dicom::StoreServerOptions o;
+    o.aeTitle = "ARCHIVE";
+    o.port = port;
+    o.storageDir = t.str("store");
+    return o;
 }
 
 std::unique_ptr<connectors::DicomStoreDestination> destination(int port, const std::string& called = "PACS") {
@@ -366,10 +376,7 @@ TEST_CASE("Peer statuses map to Ok, Retry and Error, the source answers only aft
     const int port = 28442;
     std::atomic<std::uint16_t> answer{dicom::kStoreSuccess};
     std::atomic<int> handled{0};
-    dicom::StoreServerOptions o;
-    o.aeTitle = "ARCHIVE";
-    o.port = port;
-    o.storageDir = t.str("store");
+    dicom::StoreServerOptions o = archive(t, port);
     o.allowedAEs = {"JUNCTION"};
     o.respondAfterHandler = true;
     dicom::StoreServer server(
@@ -412,6 +419,62 @@ TEST_CASE("Peer statuses map to Ok, Retry and Error, the source answers only aft
     server.stop();
 }
 
+TEST_CASE("A called AE title other than the source's is rejected at association time, with who called") {
+    Tmp t;
+    const int port = testing::freeDicomPort();
+    std::atomic<int> handled{0};
+    std::mutex mu;
+    std::vector<std::string> logs;
+    dicom::StoreServerOptions o = archive(t, port);
+    dicom::StoreServer server(
+        o,
+        [&](const dicom::ReceivedInstance&) {
+            ++handled;
+            return dicom::StoreOutcome{};
+        },
+        [&](const std::string& level, const std::string& text) {
+            std::lock_guard<std::mutex> lock(mu);
+            logs.push_back(level + ": " + text);
+        });
+    server.start();
+    const std::string to = " 127.0.0.1 " + std::to_string(port) + " " + kSamples + "CT_small.dcm";
+    testing::CommandResult wrong = testing::run("storescu -aet MODALITY -aec WRONGAE" + to);
+    INFO(wrong.output);
+    CHECK(wrong.exitCode != 0);
+    CHECK_THAT(wrong.output, Catch::Contains("Called AE Title Not Recognized"));
+    CHECK(server.counters().rejected == 1);
+    CHECK(server.counters().associations == 0);
+    CHECK(server.counters().stored == 0);
+    {
+        std::lock_guard<std::mutex> lock(mu);
+        for (const auto& l : logs) UNSCOPED_INFO(l);
+        CHECK(testing::anyLineHas(logs, {"MODALITY", "'WRONGAE'", "127.0.0.1", "called AE title"}));
+    }
+    // Its own title is served.
+    testing::CommandResult right = testing::run("storescu -aet MODALITY -aec ARCHIVE" + to);
+    INFO(right.output);
+    CHECK(right.exitCode == 0);
+    CHECK(eventually([&] { return handled == 1; }));
+    server.stop();
+}
+
+TEST_CASE("With host 127.0.0.1 the source listens there only, and an address it cannot use fails its start") {
+    Tmp t;
+    dicom::StoreServerOptions o = archive(t, testing::freeDicomPort());
+    o.host = "127.0.0.1";
+    {
+        dicom::StoreServer server(o, [](const dicom::ReceivedInstance&) { return dicom::StoreOutcome{}; }, {});
+        server.start();
+        CHECK(testing::listeningAddresses(o.port) == std::vector<std::string>{"127.0.0.1"});
+        testing::CommandResult echo = testing::run("echoscu -aec ARCHIVE 127.0.0.1 " + std::to_string(o.port));
+        INFO(echo.output);
+        CHECK(echo.exitCode == 0);
+    }
+    o.host = "192.0.2.1";  // TEST-NET-1: no interface of this machine has it
+    dicom::StoreServer elsewhere(o, [](const dicom::ReceivedInstance&) { return dicom::StoreOutcome{}; }, {});
+    CHECK_THROWS_WITH(elsewhere.start(), Catch::Contains("cannot listen on 192.0.2.1:" + std::to_string(o.port)));
+}
+
 TEST_CASE("By default the source answers once the instance is on disk, refused ones wait across a restart") {
     Tmp t;
     const int port = 28443;
@@ -419,10 +482,7 @@ TEST_CASE("By default the source answers once the instance is on disk, refused o
     std::atomic<int> attempts{0};
     std::mutex mu;
     std::vector<dicom::ReceivedInstance> handled;
-    dicom::StoreServerOptions o;
-    o.aeTitle = "ARCHIVE";
-    o.port = port;
-    o.storageDir = t.str("store");
+    dicom::StoreServerOptions o = archive(t, port);
     o.maxBacklog = 1;
     auto handler = [&](const dicom::ReceivedInstance& r) {
         ++attempts;
@@ -542,10 +602,7 @@ TEST_CASE("A study folder on another filesystem (no hard link possible) gets its
     std::mutex mu;
     std::vector<dicom::ReceivedInstance> handled;
     std::vector<std::string> logs;
-    dicom::StoreServerOptions o;
-    o.aeTitle = "ARCHIVE";
-    o.port = port;
-    o.storageDir = t.str("store");
+    dicom::StoreServerOptions o = archive(t, port);
     o.syncFiles = true;
     o.respondAfterHandler = afterHandler;
     auto handler = [&](const dicom::ReceivedInstance& r) {
@@ -598,9 +655,13 @@ TEST_CASE("dicom connector settings are checked") {
     bad(src, "{ port: 28450, ae_title: THIS-AE-TITLE-IS-FAR-TOO-LONG }");
     bad(src, "{ port: 28450, max_pdu: 100 }");
     bad(src, "{ port: 28450, timeout: 10ms }");
-    auto good = config::loadYamlString("{ port: 28450, allowed_aes: [A, B], stable_study: 30s }", "x.yaml");
+    bad(src, "{ port: 28450, host: 300.1.1.1 }");
+    auto badHost = config::loadYamlString("port: 28450\nhost: pacs.example\n", "x.yaml");
+    CHECK_THROWS_WITH(src->validate(badHost, ctx), Catch::Contains("x.yaml:2:") && Catch::Contains("not an IPv4 address"));
+    auto good = config::loadYamlString("{ port: 28450, host: 127.0.0.1, allowed_aes: [A, B], stable_study: 30s }", "x.yaml");
     CHECK_NOTHROW(src->validate(good, ctx));
     CHECK(src->listenPort(good) == 28450);
+    CHECK(src->create(good, ctx)->describe() == "dicom JUNCTION 127.0.0.1:28450");
     auto badDst = config::loadYamlString("{ host: h, port: 104, called_ae: \"\" }", "x.yaml");
     CHECK_THROWS_AS(dst->validate(badDst, ctx), config::ConfigError);
 }

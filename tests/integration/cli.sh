@@ -151,6 +151,17 @@ for f in "$T"/good/var/junction.db* "$T"/good/out/*; do
   [ $((8#$mode & 8#007)) = 0 ] && ok || bad "$f is mode $mode (others have access)"
 done
 expect "run with bad config" 1 "$BIN" run --config "$T/bad.yaml"
+# A port another process holds: the channel is counted as failed, not started.
+TAKEN=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+/usr/bin/python3 -c "import socket,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('0.0.0.0',$TAKEN)); s.listen(); time.sleep(8)" & HOLDER=$!
+mkdir -p "$T/taken/channels"; printf 'store: { path: var/j.db, sync: normal }\n' > "$T/taken/junction.yaml"
+printf 'channel: taken\nsource: { type: mllp, port: %s }\ndestinations: []\n' "$TAKEN" > "$T/taken/channels/t.yaml"
+sleep 0.5
+"$BIN" run --config "$T/taken/junction.yaml" >"$T/taken.out" 2>&1 & RUN_PID=$!
+for i in $(seq 50); do grep -q "running" "$T/taken.out" && break; sleep 0.1; done
+contains "a taken port fails the channel" "$T/taken.out" "[taken] failed to start: source did not start"
+contains "and it is not counted as started" "$T/taken.out" "running, 0 channel(s) started"
+kill -TERM "$RUN_PID"; wait "$RUN_PID"; RUN_PID=; kill "$HOLDER" 2>/dev/null; wait "$HOLDER" 2>/dev/null
 expect "messages lists the stored message" 0 "$BIN" messages --config "$T/good/junction.yaml" --channel orders
 contains "messages shows the control id" "$T/out" "ADT0001"
 

@@ -101,6 +101,13 @@ bool validName(const std::string& n) {
     return std::all_of(n.begin(), n.end(), [](unsigned char c) { return std::isalnum(c) || c == '-' || c == '_' || c == '.'; });
 }
 
+template <class Types>
+[[noreturn]] void failUnknownType(const Node& at, const std::string& kind, const std::string& type, const Types& known) {
+    std::string types;
+    for (const auto& t : known) types += (types.empty() ? "" : ", ") + t;
+    at.fail("unknown " + kind + " type '" + type + "'", "known: " + types);
+}
+
 DestinationConfig parseDestination(const Node& d, std::set<std::string>& names, const BuildContext& bctx,
                                    bool& needsScript) {
     auto& registry = ConnectorRegistry::instance();
@@ -110,11 +117,7 @@ DestinationConfig parseDestination(const Node& d, std::set<std::string>& names, 
     DestinationConfig dc;
     dc.type = dt->asString("destination.type");
     const DestinationFactory* df = registry.destination(dc.type);
-    if (!df) {
-        std::string types;
-        for (const auto& t : registry.destinationTypes()) types += (types.empty() ? "" : ", ") + t;
-        dt->fail("unknown destination type '" + dc.type + "'", "known: " + types);
-    }
+    if (!df) failUnknownType(*dt, "destination", dc.type, registry.destinationTypes());
     config::checkSettings(d, merged(destinationCommon(), df->settings()), "destination (" + dc.type + ")");
     dc.name = d.find("name")->asString("destination.name");
     if (!validName(dc.name)) d.find("name")->fail("invalid destination name '" + dc.name + "'");
@@ -215,11 +218,7 @@ ChannelConfig parseChannel(const Node& root, const std::string& file, const std:
         if (!typeNode) src.fail("missing key 'type' in source");
         c.sourceType = typeNode->asString("source.type");
         const SourceFactory* sf = registry.source(c.sourceType);
-        if (!sf) {
-            std::string types;
-            for (const auto& t : registry.sourceTypes()) types += (types.empty() ? "" : ", ") + t;
-            typeNode->fail("unknown source type '" + c.sourceType + "'", "known: " + types);
-        }
+        if (!sf) failUnknownType(*typeNode, "source", c.sourceType, registry.sourceTypes());
         config::checkSettings(src, merged(sourceCommon(), sf->settings()), "source (" + c.sourceType + ")");
         sf->validate(src, bctx);
         c.sourceSettings = src;

@@ -8,24 +8,18 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 BIN = os.environ["JUNCTION_BIN"]
 SRC = os.environ["JUNCTION_SOURCE_DIR"]
 LOAD = os.environ["MLLPLOAD"]
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from checks import Checks, finish, free_port, port_open, wait_for  # noqa: E402
+from checks import Checks, engine_dir, finish, free_port, port_open, wait_for  # noqa: E402
 
 check = Checks()
-tmp = tempfile.mkdtemp(prefix="junction-store-lock-")
 port = free_port()
-os.makedirs(f"{tmp}/channels")
-with open(f"{tmp}/junction.yaml", "w") as f:
-    f.write("store: { path: var/junction.db, sync: normal }\n")
-with open(f"{tmp}/channels/intake.yaml", "w") as f:
-    f.write(f"channel: intake\nsource: {{ type: mllp, port: {port}, host: 127.0.0.1 }}\n"
-            "storage: development\ndestinations: []\n")
+tmp = engine_dir("junction-store-lock-", {"intake": f"channel: intake\nsource: {{ type: mllp, port: {port}, "
+                                                     "host: 127.0.0.1 }\nstorage: development\ndestinations: []\n"})
 log = open(f"{tmp}/junction.log", "a")
 SAMPLE = os.path.join(SRC, "samples", "hl7", "orm_o01_nw.hl7")
 

@@ -70,3 +70,17 @@ def finish(procs, check, tmp, log="junction.log", timeout=10):
 def port_open(port):
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def engine_dir(prefix, channels, store="store: { path: var/junction.db, sync: normal }"):
+    """A temporary folder holding a junction.yaml (its store line) and, in
+    channels/, one file per entry of `channels` (name -> YAML text)."""
+    import tempfile
+    tmp = tempfile.mkdtemp(prefix=prefix)
+    os.makedirs(f"{tmp}/channels")
+    with open(f"{tmp}/junction.yaml", "w") as f:
+        f.write(store + "\n")
+    for name, text in channels.items():
+        with open(f"{tmp}/channels/{name}.yaml", "w") as f:
+            f.write(text)
+    return tmp

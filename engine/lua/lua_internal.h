@@ -1,6 +1,7 @@
 // Internal to engine/lua: the runtime state shared by the Lua modules
 // (script_runtime.cpp, lua_hl7.cpp, lua_json.cpp, lua_xml.cpp, shared_map.cpp,
-// lua_util.cpp, lua_worklist.cpp). Not included outside engine/lua.
+// lua_util.cpp, lua_worklist.cpp, lua_pattern.cpp, lua_sandbox.cpp). Not
+// included outside engine/lua.
 //
 // Error discipline: the Debian Lua library is built as C, so a Lua error is a
 // longjmp. A longjmp must never cross a C++ frame that owns objects with
@@ -13,6 +14,7 @@
 
 #include <lua.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <exception>
@@ -47,10 +49,14 @@ struct State {
     bool memFailed = false;      // an allocation was refused during this call
     std::string memWhere;        // "file:line" where it was refused
 
-    // instruction budget
+    // instruction budget, time limit, interruption (see checkLimits)
     std::uint64_t instrUsed = 0;
-    bool budgetExceeded = false;
-    std::string budgetWhere;
+    std::int64_t deadline = 0;  // monotonicMs() past which the call fails (0: none)
+    std::atomic<bool> interruptRequested{false};
+    // A limit error that pcall cannot catch: once set, every check and every
+    // pcall of the call re-raises `fatalError` ("file:line: ...").
+    enum class Fatal { None, Instructions, Time, Interrupted } fatal = Fatal::None;
+    std::string fatalError;
 
     // the current call
     Invocation* inv = nullptr;
@@ -118,6 +124,23 @@ inline void pushView(lua_State* L, std::string_view s) { lua_pushlstring(L, s.da
 // function), or the first level with a line.
 std::string whereString(lua_State* L, int level);
 
+// ------------------------------------------------------------ limits
+
+// A monotonic clock in milliseconds, cheap enough to read often (coarse: a few
+// milliseconds of resolution).
+std::int64_t monotonicMs();
+
+// Raises the fatal limit error of the call (instruction budget, time limit,
+// interruption) when one is due, else returns. For C functions that run long
+// loops: call it every few thousand iterations, from a frame without C++
+// objects that need destruction (it may longjmp).
+void checkLimits(lua_State* L);
+
+// Makes the shared metatable at `idx` unchangeable by scripts: getmetatable()
+// on its objects returns a read-only view of it; `name` says how a script
+// reaches it ("getmetatable('')") in the error a change gets.
+void protectMetatable(lua_State* L, int idx, const char* name);
+
 // ------------------------------------------------------------ modules
 // Each opener runs once per runtime inside the protected set-up; it creates
 // its metatables and sets its globals.
@@ -127,6 +150,14 @@ void openXml(lua_State* L);     // xml module
 void openMaps(lua_State* L);    // maps.channel/global/response
 void openUtil(lua_State* L);    // uuid, now, dicom.uid, log, route, filter, ack
 void openWorklist(lua_State* L);  // worklist.upsert/complete/cancel/set_status/find
+// string.find/match/gmatch/gsub with a step budget (lua_pattern.cpp)
+void openPatterns(lua_State* L);
+// Bounded replacements of standard functions that can loop long inside C
+// (string.rep, table.insert/remove/move/concat/sort, setmetatable, rawset)
+// (lua_sandbox.cpp).
+void openGuards(lua_State* L);
+// Makes the library tables read-only (lua_sandbox.cpp); runs after every opener.
+void protectLibraries(lua_State* L);
 
 // --- hl7 glue for the runtime (lua_hl7.cpp)
 // Creates the reusable msg userdata, anchors it in the registry (*ref) and

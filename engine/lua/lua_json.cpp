@@ -649,6 +649,7 @@ void openJson(lua_State* L) {
     lua_newtable(L);
     lua_pushliteral(L, "json.array");
     lua_setfield(L, -2, "__name");
+    protectMetatable(L, -1, "getmetatable(json.array())");  // shared by every array of the runtime
     lua_rawsetp(L, LUA_REGISTRYINDEX, &kArrayMetaKey);
 
     const luaL_Reg funcs[] = {{"encode", jsonEncodeL}, {"decode", jsonDecodeL}, {"array", jsonArrayL}, {nullptr, nullptr}};

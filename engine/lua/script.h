@@ -91,11 +91,23 @@ struct CallResult {
     bool ok = true;
     std::string error;        // "transforms/orders.lua:12: attempt to index a nil value"
     bool returnedFalse = false;  // the function returned false (a filter rejecting)
+    bool interrupted = false;    // the call was stopped by ScriptRuntime::interrupt()
 };
 
+// What a script may use. A call (and the load of a script) that exceeds the
+// instruction budget or the time limit fails with an error naming the limit,
+// which pcall cannot catch; the runtime stays usable for the next call.
 struct Limits {
     std::uint64_t instructions = 50'000'000;  // per call
     std::size_t memoryBytes = 64u << 20;      // per runtime (lua_State)
+    // Wall-clock time per call, checked in Lua code and inside the library
+    // functions that can loop long (pattern matching, table.insert/remove/
+    // move/concat); 0: none.
+    std::chrono::milliseconds time{5000};
+    // Steps of one pattern-matching call (string.find/match/gsub, one step of a
+    // string.gmatch iterator); past it the call fails with "pattern too
+    // complex". 0: no step limit (the time limit still applies).
+    std::uint64_t patternSteps = 100'000'000;
 };
 
 class ScriptRuntime {
@@ -127,6 +139,11 @@ public:
     CallResult call(std::string_view name, Invocation& invocation);
     // Memory in use by the Lua state (bytes).
     std::size_t memoryInUse() const;
+    // Thread-safe, for a runtime about to be discarded (a stop that does not
+    // wait for scripts): the call in progress fails at its next check (within
+    // milliseconds, inside pattern matching too) with "script interrupted",
+    // and so does every later call; CallResult::interrupted tells them apart.
+    void interrupt();
 
 private:
     ScriptRuntime();

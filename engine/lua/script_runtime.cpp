@@ -1,6 +1,9 @@
 // ScriptRuntime: the sandboxed lua_State, its allocator (memory cap),
-// instruction budget, error reporting, safe load/require/pcall, and the call
-// driver that hands the message to a script function and writes back the result.
+// instruction budget and time limit, error reporting, safe load/require/pcall,
+// and the call driver that hands the message to a script function and writes
+// back the result.
+#include <time.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -59,9 +62,18 @@ std::string whereString(lua_State* L, int level) {
     return {};
 }
 
+std::int64_t monotonicMs() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return static_cast<std::int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
+}
+
 namespace {
 
 constexpr int kHookEvery = 1000;
+
+void recordFatal(lua_State* L, Impl::Fatal kind);
+int raiseFatal(lua_State* L);
 
 // The chunk name a script path gets: "@path" so errors read "path:line:".
 std::string chunkNameFor(const std::string& name) {
@@ -118,24 +130,52 @@ void* allocate(void* ud, void* ptr, std::size_t osize, std::size_t nsize) {
     return p;
 }
 
-// ------------------------------------------------------------ budget
+// ------------------------------------------------------------ limits
 
-void countHook(lua_State* L, lua_Debug* ar) {
+std::string durationText(std::chrono::milliseconds d) {
+    if (d.count() % 1000 == 0) return std::to_string(d.count() / 1000) + " s";
+    return std::to_string(d.count()) + " ms";
+}
+
+// Records the call's first fatal error, "file:line: ..." at the running Lua
+// code. Returns normally (its C++ objects are gone before anything raises).
+void recordFatal(lua_State* L, Impl::Fatal kind) {
+    Impl& s = runtime(L);
+    if (s.fatal != Impl::Fatal::None) return;
+    s.fatal = kind;
+    try {
+        std::string where = whereString(L, 0);
+        s.fatalError = (where.empty() ? displayName(s) : where) + ": ";
+        switch (kind) {
+            case Impl::Fatal::Instructions:
+                s.fatalError += "instruction budget exceeded (infinite loop?): more than " +
+                                std::to_string(s.limits.instructions) + " instructions";
+                break;
+            case Impl::Fatal::Time:
+                s.fatalError += "script exceeded its time limit (" + durationText(s.limits.time) + ")";
+                break;
+            case Impl::Fatal::Interrupted:
+            default: s.fatalError += "script interrupted: its runtime is being stopped"; break;
+        }
+    } catch (...) {
+        s.fatalError = "script limit exceeded";
+    }
+}
+
+int raiseFatal(lua_State* L) {
+    Impl& s = runtime(L);
+    lua_pushlstring(L, s.fatalError.data(), s.fatalError.size());
+    return lua_error(L);
+}
+
+void countHook(lua_State* L, lua_Debug*) {
     Impl& s = runtime(L);
     s.instrUsed += kHookEvery;
-    if (s.instrUsed <= s.limits.instructions) return;
-    if (!s.budgetExceeded) {
-        s.budgetExceeded = true;
-        std::string where;
-        if (lua_getinfo(L, "Sl", ar) && ar->currentline > 0)
-            where = std::string(ar->short_src) + ":" + std::to_string(ar->currentline) + ": ";
-        else
-            where = displayName(s) + ": ";
-        s.budgetWhere = where + "instruction budget exceeded (infinite loop?): more than " +
-                        std::to_string(s.limits.instructions) + " instructions";
+    if (s.instrUsed > s.limits.instructions) {
+        recordFatal(L, Impl::Fatal::Instructions);
+        raiseFatal(L);
     }
-    lua_pushlstring(L, s.budgetWhere.data(), s.budgetWhere.size());
-    lua_error(L);
+    checkLimits(L);
 }
 
 // ------------------------------------------------------------ errors
@@ -210,7 +250,8 @@ int sandboxLoad(lua_State* L) {
     return lua_gettop(L);
 }
 
-// pcall/xpcall that cannot swallow the instruction budget error.
+// pcall/xpcall that cannot swallow the instruction budget, time limit or
+// interruption error.
 int sandboxPcall(lua_State* L) {
     Impl& s = runtime(L);
     int depth = s.nativeDepth;  // an error may have skipped NativeScope destructors
@@ -219,10 +260,7 @@ int sandboxPcall(lua_State* L) {
     lua_insert(L, 1);
     lua_call(L, n, LUA_MULTRET);
     s.nativeDepth = depth;
-    if (s.budgetExceeded) {
-        lua_pushlstring(L, s.budgetWhere.data(), s.budgetWhere.size());
-        return lua_error(L);
-    }
+    if (s.fatal != Impl::Fatal::None) return raiseFatal(L);
     return lua_gettop(L);
 }
 
@@ -336,6 +374,8 @@ int setup(lua_State* L) {
     lua_rawsetp(L, LUA_REGISTRYINDEX, &kLoadedKey);
     lua_pushcfunction(L, sandboxRequire);
     lua_setglobal(L, "require");
+    openPatterns(L);
+    openGuards(L);
 
     openHl7(L);
     openJson(L);
@@ -343,6 +383,7 @@ int setup(lua_State* L) {
     openMaps(L);
     openUtil(L);
     openWorklist(L);
+    protectLibraries(L);
 
     Impl& s = runtime(L);
     s.boundMsg = newBoundMessage(L, &s.msgRef);
@@ -510,6 +551,25 @@ int callDriver(lua_State* L) {
 }
 
 }  // namespace
+
+void checkLimits(lua_State* L) {
+    Impl& s = runtime(L);
+    if (s.fatal != Impl::Fatal::None) raiseFatal(L);
+    if (s.interruptRequested.load(std::memory_order_relaxed)) {
+        recordFatal(L, Impl::Fatal::Interrupted);
+        raiseFatal(L);
+    }
+    if (s.deadline != 0 && monotonicMs() > s.deadline) {
+        recordFatal(L, Impl::Fatal::Time);
+        raiseFatal(L);
+    }
+}
+
+// The deadline of a call starting now (0: no time limit).
+std::int64_t deadlineFrom(const Limits& limits) {
+    return limits.time.count() > 0 ? monotonicMs() + static_cast<std::int64_t>(limits.time.count()) : 0;
+}
+
 }  // namespace detail
 
 using detail::allocate;
@@ -574,10 +634,12 @@ std::unique_ptr<ScriptRuntime> ScriptRuntime::loadString(const std::string& sour
     lua_pushcfunction(L, messageHandler);
     lua_insert(L, 1);
     s.instrUsed = 0;
-    s.budgetExceeded = false;
+    s.fatal = Impl::Fatal::None;
     s.memFailed = false;
     s.nativeDepth = 0;
+    s.deadline = detail::deadlineFrom(limits);
     st = lua_pcall(L, 0, 0, 1);
+    s.deadline = 0;
     if (st != LUA_OK) return fail(errorText(L, st));
     lua_settop(L, 0);
     return rt;
@@ -602,11 +664,18 @@ CallResult ScriptRuntime::call(std::string_view name, Invocation& invocation) {
         r.error = displayName(s) + ": no message given to " + std::string(name);
         return r;
     }
+    if (s.interruptRequested.load(std::memory_order_relaxed)) {
+        r.ok = false;
+        r.interrupted = true;
+        r.error = displayName(s) + ": script interrupted: its runtime is being stopped";
+        return r;
+    }
     lua_State* L = s.L;
     s.inv = &invocation;
     s.callName = name;
     s.instrUsed = 0;
-    s.budgetExceeded = false;
+    s.fatal = Impl::Fatal::None;
+    s.deadline = detail::deadlineFrom(s.limits);
     s.memFailed = false;
     s.memWhere.clear();
     s.nativeDepth = 0;
@@ -618,9 +687,11 @@ CallResult ScriptRuntime::call(std::string_view name, Invocation& invocation) {
     if (st != LUA_OK) {
         r.ok = false;
         r.error = errorText(L, st);
+        r.interrupted = s.fatal == Impl::Fatal::Interrupted;
     } else {
         r.returnedFalse = s.returnedFalse;
     }
+    s.deadline = 0;
     lua_settop(L, base);
     detail::bindMessage(s.boundMsg, nullptr);
     s.inv = nullptr;
@@ -631,5 +702,7 @@ CallResult ScriptRuntime::call(std::string_view name, Invocation& invocation) {
 }
 
 std::size_t ScriptRuntime::memoryInUse() const { return impl_->memUsed; }
+
+void ScriptRuntime::interrupt() { impl_->interruptRequested.store(true, std::memory_order_relaxed); }
 
 }  // namespace junction::lua

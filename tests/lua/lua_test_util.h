@@ -3,7 +3,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <fstream>
+#include <future>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -83,5 +85,31 @@ struct Harness {
         REQUIRE(r.ok);
     }
 };
+
+// Runs h.call(fn) on another thread and requires it to end within `bound`;
+// past it the runtime is interrupted (so that the test ends) and the test fails.
+inline CallResult boundedCall(Harness& h, const std::string& fn, std::chrono::milliseconds bound) {
+    auto future = std::async(std::launch::async, [&h, fn] { return h.call(fn); });
+    if (future.wait_for(bound) != std::future_status::ready) {
+        h.rt->interrupt();
+        future.wait();
+        FAIL(fn << " did not end within " << bound.count() << " ms");
+    }
+    return future.get();
+}
+
+// A call of `fn` that must end within `bound` with an error containing `text`
+// at a line of the script; the runtime must then run `next` (a function that
+// succeeds) as usual.
+inline CallResult requireLimitError(Harness& h, const std::string& fn, const std::string& text,
+                                    std::chrono::milliseconds bound, std::string_view next = "fine") {
+    CallResult r = boundedCall(h, fn, bound);
+    INFO(fn << ": " << r.error);
+    CHECK_FALSE(r.ok);
+    CHECK(r.error.find(text) != std::string::npos);
+    CHECK(r.error.find("transforms/test.lua:") != std::string::npos);
+    h.ok(next);
+    return r;
+}
 
 }  // namespace junction::lua::test

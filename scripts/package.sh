@@ -8,6 +8,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD="${JUNCTION_PACKAGE_BUILD_DIR:-$ROOT/build-package}"
 JOBS="${JOBS:-$(nproc)}"
+export CCACHE_BASEDIR="$ROOT"
 "$ROOT/scripts/setup.sh"
 OPTS=(-DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/usr -DJUNCTION_PACKAGE=ON)
 # The compile flags of scripts/build.sh (JUNCTION_WERROR as there), so that ccache

@@ -9,6 +9,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 JOBS="${JOBS:-$(nproc)}"
 export JUNCTION_WERROR=ON
+# ccache hits across build folders (build/, build-asan/, the package's, a clone's).
+export CCACHE_BASEDIR="$ROOT"
 
 "$ROOT/scripts/setup.sh"
 
@@ -19,7 +21,6 @@ echo "== tests"
 ctest --test-dir "$ROOT/build" --output-on-failure -j "$JOBS"
 
 echo "== HL7, store and MLLP libraries under AddressSanitizer + UndefinedBehaviorSanitizer"
-export CCACHE_BASEDIR="$ROOT"
 cmake -S "$ROOT" -B "$ROOT/build-asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DJUNCTION_SANITIZE=ON -DJUNCTION_SANITIZER_SET=ON -DJUNCTION_WERROR=ON >/dev/null
 cmake --build "$ROOT/build-asan" -j "$JOBS"

@@ -76,6 +76,7 @@ void FrameDecoder::feed(const char* data, std::size_t size) {
             if (!start) return;
             i = until + 1;
             inFrame_ = true;
+            ++framesBegun_;
             frameBytes_ = 0;
             continue;
         }
@@ -88,6 +89,7 @@ void FrameDecoder::feed(const char* data, std::size_t size) {
             buffer_.clear();
             discarding_ = false;
             frameBytes_ = 0;
+            ++framesBegun_;
             i = static_cast<std::size_t>(nested - data) + 1;  // restart at the new frame
             continue;
         }

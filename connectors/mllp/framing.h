@@ -36,6 +36,8 @@ public:
     const Event* peek() const { return events_.empty() ? nullptr : &events_.front(); }
     // True while a frame has started and not ended.
     bool inFrame() const { return inFrame_; }
+    // Frames begun so far (a change tells a new frame from the one open before).
+    std::size_t framesBegun() const { return framesBegun_; }
     std::size_t buffered() const { return buffer_.size(); }
     // Bytes held: the open frame and the complete messages not taken yet.
     std::size_t held() const { return buffer_.size() + queuedBytes_; }
@@ -48,6 +50,7 @@ private:
     bool discarding_ = false;   // oversize frame: skipping to its end
     bool sawEnd_ = false;       // <FS> seen, <CR> expected
     std::size_t frameBytes_ = 0;
+    std::size_t framesBegun_ = 0;
     std::size_t queuedBytes_ = 0;  // payloads in events_
     std::deque<Event> events_;
 };

@@ -13,8 +13,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdio>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -24,6 +26,7 @@
 #include <vector>
 
 #include "connectors/mllp/framing.h"
+#include "connectors/mllp/tls.h"
 #include "connectors/mllp/uring.h"
 #include "engine/util/round.h"
 #include "engine/util/thread_name.h"
@@ -53,23 +56,49 @@ constexpr std::uint64_t kWakeKey = 1;
 enum class Req : std::uint64_t { Receive = 0, Writable = 1, Send = 2, Poll = 3 };
 std::uint64_t tag(std::uint64_t key, Req r) { return key << 2 | static_cast<std::uint64_t>(r); }
 
-std::string peerOf(const sockaddr_storage& a) {
+// The peer's address alone, and with its port ("10.0.0.7:51234", "[::1]:51234").
+std::string addressOf(const sockaddr_storage& a) {
     char host[INET6_ADDRSTRLEN] = "?";
-    int port = 0;
-    if (a.ss_family == AF_INET) {
-        auto* in = reinterpret_cast<const sockaddr_in*>(&a);
-        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
-        port = ntohs(in->sin_port);
-        return std::string(host) + ":" + std::to_string(port);
-    }
-    if (a.ss_family == AF_INET6) {
-        auto* in = reinterpret_cast<const sockaddr_in6*>(&a);
-        inet_ntop(AF_INET6, &in->sin6_addr, host, sizeof host);
-        port = ntohs(in->sin6_port);
-        return "[" + std::string(host) + "]:" + std::to_string(port);
-    }
+    if (a.ss_family == AF_INET) inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&a)->sin_addr, host, sizeof host);
+    if (a.ss_family == AF_INET6) inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&a)->sin6_addr, host, sizeof host);
+    return host;
+}
+
+std::string peerOf(const sockaddr_storage& a) {
+    if (a.ss_family == AF_INET) return addressOf(a) + ":" + std::to_string(ntohs(reinterpret_cast<const sockaddr_in*>(&a)->sin_port));
+    if (a.ss_family == AF_INET6)
+        return "[" + addressOf(a) + "]:" + std::to_string(ntohs(reinterpret_cast<const sockaddr_in6*>(&a)->sin6_port));
     return "?";
 }
+
+std::string seconds(Clock::duration d) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.1f s", std::chrono::duration<double>(d).count());
+    return text;
+}
+
+struct Loop;
+
+// What the accepting loop knows of every connection, whichever loop serves it:
+// enough to pick the one to close when the limit is reached. The serving loop
+// alone moves it between Idle and Active; the accepting loop alone marks an
+// Idle one Evicted (then the serving loop closes it).
+struct Slot {
+    enum State : int {
+        Idle,     // no message unanswered: may be evicted
+        Active,   // a message is taken in and not answered (its reply not all sent)
+        Evicted,  // chosen to make room: closed by its loop
+        Closed,   // closing for another reason
+    };
+    Slot(std::uint64_t i, std::string p, std::string a, Loop* l)
+        : id(i), peer(std::move(p)), address(std::move(a)), loop(l) {}
+    const std::uint64_t id;
+    const std::string peer, address;
+    Loop* const loop;
+    std::atomic<int> state{Idle};
+    std::atomic<Clock::rep> lastActive{Clock::now().time_since_epoch().count()};
+    bool wasEvicted = false;  // it was Evicted when its loop closed it (that loop only)
+};
 
 // Where replies for one loop's connections are posted. Shared with every
 // pending Reply, so a reply that comes after the loop ended finds it closed.
@@ -80,7 +109,8 @@ struct Mailbox {
     bool closed = false;
     bool signaled = false;
     std::vector<std::pair<std::uint64_t, std::string>> remote;  // from other threads
-    std::vector<std::pair<int, std::string>> handoffs;          // accepted sockets for this loop
+    std::vector<std::pair<int, std::shared_ptr<Slot>>> handoffs;  // accepted sockets for this loop
+    std::vector<std::uint64_t> evictions;                       // its connections to close to make room
     // A reply made on the loop's own thread (the message was stored at once) is
     // sent at once, before whatever the caller does next (such as waking a
     // delivery thread that would take the CPU before the ACK is out).
@@ -110,25 +140,36 @@ struct Mailbox {
         }
         if (signal) wake();
     }
-    bool handOff(int fd, std::string peer) {
+    bool handOff(int fd, std::shared_ptr<Slot> slot) {
         {
             std::lock_guard<std::mutex> lock(mu);
             if (closed) return false;
-            handoffs.emplace_back(fd, std::move(peer));
+            handoffs.emplace_back(fd, std::move(slot));
             signaled = true;
         }
         wake();
         return true;
     }
+    void evict(std::uint64_t conn) {
+        {
+            std::lock_guard<std::mutex> lock(mu);
+            if (closed) return;
+            evictions.push_back(conn);
+            signaled = true;
+        }
+        wake();
+    }
 };
 
 struct Conn {
-    Conn(int f, std::uint64_t i, std::string p, std::size_t max)
-        : fd(f), id(i), peer(std::move(p)), origin("mllp " + peer), decoder(max) {}
+    Conn(int f, std::shared_ptr<Slot> s, std::size_t max)
+        : fd(f), id(s->id), peer(s->peer), origin("mllp " + peer), decoder(max), slot(std::move(s)) {}
     int fd;
     std::uint64_t id;
     std::string peer, origin;
     FrameDecoder decoder;
+    std::shared_ptr<Slot> slot;
+    std::unique_ptr<TlsSession> tls;  // null: plain MLLP
     std::string out;
     std::size_t outOffset = 0;
     bool busy = false;        // a message is being processed; its reply is awaited
@@ -142,8 +183,17 @@ struct Conn {
     bool recvCancelling = false;  // ... and asked to end
     bool pollOutArmed = false;    // waiting for room to send
     bool ended = false;           // the peer ended its stream: close once served
-    Clock::time_point lastActive = Clock::now();
+    bool claimed = false;         // its slot is Active
+    Clock::time_point accepted = Clock::now();
+    // A frame (or TLS record) begun and not complete: since when it is awaited.
+    bool partial = false;
+    std::size_t framesBegun = 0;
+    Clock::time_point partialSince{};
     bool backlogged() const { return out.size() - outOffset > kMaxUnsent; }
+    Clock::time_point lastActive() const {
+        return Clock::time_point(Clock::duration(slot->lastActive.load(std::memory_order_relaxed)));
+    }
+    void touch(Clock::time_point now) { slot->lastActive.store(now.time_since_epoch().count(), std::memory_order_relaxed); }
 };
 
 struct Loop {
@@ -191,11 +241,19 @@ struct Listener::Impl {
     int listenFd = -1;
     std::vector<std::unique_ptr<Loop>> loops;
     std::atomic<bool> stopping{false};
-    std::atomic<bool> listenPaused{false};
-    std::atomic<int> total{0};
+    std::atomic<int> total{0};  // connections open (changed under slotsMu)
     std::atomic<std::uint64_t> nextId{2};
     std::atomic<std::uint64_t> batchedReplies{0}, batchCalls{0};
-    std::atomic<bool> listenNudge{false};  // another loop asks loop 0 to watch the listening socket again
+    std::unique_ptr<TlsServer> tls;
+    // Every open connection, for the accepting loop to choose one to evict.
+    std::mutex slotsMu;
+    std::unordered_map<std::uint64_t, std::shared_ptr<Slot>> slots;
+    std::unordered_map<std::string, int> perAddress;  // open connections by peer address
+    int evicting = 0;                                 // Evicted, not closed yet
+    // Refusals are logged at most every kRefusalLogEvery (loop 0 only).
+    static constexpr std::chrono::seconds kRefusalLogEvery{10};
+    Clock::time_point lastRefusalLog{};
+    int refusalsUnlogged = 0;
     std::mutex readyMu;  // start() waits until every loop has chosen io_uring or epoll
     std::condition_variable readyCv;
     std::size_t ready = 0;
@@ -209,7 +267,7 @@ struct Listener::Impl {
         if (h.log) h.log(level, text);
     }
     std::string where() const { return o.host + ":" + std::to_string(o.port); }
-    // Watch the listening socket (in loop 0) for new connections, or stop.
+    // Watch the listening socket (loop 0, on its thread) for new connections, or stop.
     void watchListen(bool on) {
         Loop& l0 = *loops[0];
         if (!l0.uring.load()) {
@@ -217,14 +275,6 @@ struct Listener::Impl {
             ev.events = on ? static_cast<std::uint32_t>(EPOLLIN) : 0u;
             ev.data.u64 = kListenKey;
             ::epoll_ctl(l0.ep, EPOLL_CTL_MOD, listenFd, &ev);
-            return;
-        }
-        if (std::this_thread::get_id() != l0.mailbox->loopThread.load()) {
-            // Only loop 0 may touch its ring (a connection closed in another loop).
-            if (on) {
-                listenNudge = true;
-                l0.mailbox->wake();
-            }
             return;
         }
         l0.listenOn = on;
@@ -245,8 +295,16 @@ struct Listener::Impl {
     void closeEnded(Loop& l);
     void writable(Loop& l, Conn& c);
     void acceptAll(Loop& l);
-    void adopt(Loop& l, int fd, std::string peer);
+    void accepted(Loop& l, int fd, const sockaddr_storage& addr);
+    std::shared_ptr<Slot> pickVictim();
+    void refuse(const std::string& why);
+    void forget(Slot& s);
+    void adopt(Loop& l, int fd, std::shared_ptr<Slot> slot);
     void readable(Loop& l, Conn& c);
+    void input(Loop& l, Conn& c, const char* data, std::size_t size);
+    void peerEnded(Loop& l, Conn& c);
+    void claim(Loop& l, Conn& c);
+    void settle(Conn& c);
     void pump(Loop& l, Conn& c);
     void complete(Loop& l, Conn& c, std::string response);
     void takeMail(Loop& l);
@@ -254,7 +312,7 @@ struct Listener::Impl {
     void watch(Loop& l, Conn& c);
     void kill(Loop& l, Conn& c);
     void reap(Loop& l);
-    void sweepIdle(Loop& l);
+    void sweep(Loop& l);
     void retryHeld(Loop& l);
     void endRound(Loop& l, util::Round& round);
     void sendQueued(Loop& l);
@@ -288,13 +346,21 @@ int Listener::port() const {
 void Listener::start() {
     Impl& m = *impl_;
     m.stopping = false;
+    std::string where = m.where();
+    m.tls.reset();
+    if (m.o.tls.enabled) {
+        try {
+            m.tls = std::make_unique<TlsServer>(m.o.tls);
+        } catch (const std::runtime_error& e) {
+            throw std::runtime_error("cannot listen on " + where + ": " + e.what());
+        }
+    }
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
     addrinfo* res = nullptr;
     std::string port = std::to_string(m.o.port);
-    std::string where = m.where();
     int rc = ::getaddrinfo(m.o.host.empty() ? nullptr : m.o.host.c_str(), port.c_str(), &hints, &res);
     if (rc != 0) throw std::runtime_error("cannot listen on " + where + ": " + gai_strerror(rc));
     int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -348,6 +414,13 @@ void Listener::stop() {
     for (auto& l : m.loops)
         if (l->thread.joinable()) l->thread.join();
     m.loops.clear();
+    {
+        std::lock_guard<std::mutex> lock(m.slotsMu);
+        m.slots.clear();
+        m.perAddress.clear();
+        m.evicting = 0;
+        m.total = 0;
+    }
     // A closed ring ends its requests later, in the kernel, and until then a
     // request holds the socket open and listening: a restart on the same port
     // (a redeploy) would find it in use. shutdown() stops the listening now.
@@ -373,9 +446,14 @@ void Listener::Impl::run(Loop& l) {
     l.mailbox->loopThread.store(std::this_thread::get_id());
     openRing(l);
     epoll_event events[64];
+    // Timeouts are checked every second, or four times in the shortest of them.
     auto sweepEvery = std::chrono::milliseconds(1000);
-    if (o.idleTimeout.count() > 0 && o.idleTimeout / 4 < sweepEvery)
-        sweepEvery = std::max(std::chrono::milliseconds(10), o.idleTimeout / 4);
+    bool sweeping = false;
+    for (auto t : {o.idleTimeout, o.frameTimeout, tls ? o.tls.handshakeTimeout : std::chrono::milliseconds(0)}) {
+        if (t.count() <= 0) continue;
+        sweeping = true;
+        sweepEvery = std::min(sweepEvery, std::max(std::chrono::milliseconds(10), t / 4));
+    }
     auto nextSweep = Clock::now() + sweepEvery;
     constexpr int kHeldRetryMs = 20;
     util::Round round;
@@ -421,10 +499,10 @@ void Listener::Impl::run(Loop& l) {
         reap(l);
         if (acceptRetryAt && &l == loops[0].get() && Clock::now() >= *acceptRetryAt) {
             acceptRetryAt.reset();
-            if (!listenPaused.load()) watchListen(true);
+            watchListen(true);
         }
-        if (o.idleTimeout.count() > 0 && Clock::now() >= nextSweep) {
-            sweepIdle(l);
+        if (sweeping && Clock::now() >= nextSweep) {
+            sweep(l);
             reap(l);
             nextSweep = Clock::now() + sweepEvery;
         }
@@ -438,7 +516,7 @@ void Listener::Impl::run(Loop& l) {
     for (auto& [id, c] : l.conns) {
         if (l.ring) ::shutdown(c->fd, SHUT_RDWR);  // ends the connection now, not when the ring lets go of it
         ::close(c->fd);
-        total.fetch_sub(1);
+        forget(*c->slot);
     }
     l.conns.clear();
     l.count = 0;
@@ -516,15 +594,14 @@ void Listener::Impl::received(Loop& l, Conn& c, const Ring::Completion& d) {
     }
     if (d.res > 0 && d.buffer >= 0) {
         std::string_view bytes = l.ring->buffer(d.buffer, static_cast<std::size_t>(d.res));
-        c.lastActive = Clock::now();
-        c.decoder.feed(bytes.data(), bytes.size());
+        input(l, c, bytes.data(), bytes.size());
+        if (c.dead) return;  // its receive is cancelled when it is reaped
         // Input while a message is in processing, or while the peer leaves its
         // replies unread: taken in up to kReadAhead, handed on once served.
         if (c.busy || c.backlogged()) c.readPaused = true;
         pump(l, c);
     } else if (d.res == 0) {
-        c.ended = true;  // closed once what it sent is answered
-        l.ended.push_back(c.id);
+        peerEnded(l, c);
     } else if (d.res != -ENOBUFS && d.res != -ECANCELED) {
         if (d.res != -ECONNRESET) log("warn", "mllp " + c.peer + ": " + std::strerror(-d.res));
         kill(l, c);
@@ -552,21 +629,11 @@ void Listener::Impl::dropRing(Loop& l, const std::string& error) {
     l.ended.clear();
     l.queued.clear();
     reap(l);
-    if (&l == loops[0].get()) watchListen(!listenPaused.load() && !acceptRetryAt);
+    if (&l == loops[0].get()) watchListen(!acceptRetryAt);
 }
 
 void Listener::Impl::acceptAll(Loop& l) {
     for (;;) {
-        if (total.load() >= o.maxConnections) {
-            // At the limit: leave further connections in the backlog until one closes.
-            listenPaused = true;
-            watchListen(false);
-            if (total.load() < o.maxConnections && listenPaused.exchange(false)) {
-                watchListen(true);
-                continue;
-            }
-            return;
-        }
         sockaddr_storage addr{};
         socklen_t len = sizeof addr;
         int fd = ::accept4(listenFd, reinterpret_cast<sockaddr*>(&addr), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -587,30 +654,123 @@ void Listener::Impl::acceptAll(Loop& l) {
             acceptRetryAt = now + kAcceptBackoff;
             return;
         }
-        int one = 1;
-        ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        total.fetch_add(1);
-        std::string peer = peerOf(addr);
-        // Spread connections over the loops, the least loaded first.
-        Loop* target = &l;
-        for (auto& other : loops)
-            if (other->count.load() < target->count.load()) target = other.get();
-        target->count.fetch_add(1);
-        if (target == &l) {
-            adopt(l, fd, std::move(peer));
-        } else {
-            if (!target->mailbox->handOff(fd, std::move(peer))) {
-                target->count.fetch_sub(1);
-                total.fetch_sub(1);
-                ::close(fd);
-            }
-        }
+        accepted(l, fd, addr);
     }
 }
 
-void Listener::Impl::adopt(Loop& l, int fd, std::string peer) {
-    std::uint64_t id = nextId.fetch_add(1);
-    auto c = std::make_unique<Conn>(fd, id, std::move(peer), o.maxMessageBytes);
+// A new connection: refused past max_connections_per_address; at
+// max_connections it takes the place of the longest-idle connection that has
+// no message unanswered, and is refused when there is none.
+void Listener::Impl::accepted(Loop& l, int fd, const sockaddr_storage& addr) {
+    // Spread connections over the loops, the least loaded first.
+    Loop* target = &l;
+    for (auto& other : loops)
+        if (other->count.load() < target->count.load()) target = other.get();
+    auto slot = std::make_shared<Slot>(nextId.fetch_add(1), peerOf(addr), addressOf(addr), target);
+    std::shared_ptr<Slot> victim;
+    std::string refusal;
+    {
+        std::lock_guard<std::mutex> lock(slotsMu);
+        auto from = perAddress.find(slot->address);
+        if (o.maxConnectionsPerAddress > 0 && from != perAddress.end() && from->second >= o.maxConnectionsPerAddress) {
+            refusal = "connection from " + slot->peer + " refused: " + std::to_string(from->second) + " open from " +
+                      slot->address + " (max_connections_per_address)";
+        } else if (total.load() - evicting >= o.maxConnections) {
+            victim = pickVictim();
+            if (victim)
+                ++evicting;
+            else
+                refusal = "connection from " + slot->peer + " refused: " + std::to_string(o.maxConnections) +
+                          " connections open (max_connections), each with a message unanswered";
+        }
+        if (refusal.empty()) {
+            slots.emplace(slot->id, slot);
+            ++perAddress[slot->address];
+            total.fetch_add(1);
+        }
+    }
+    if (!refusal.empty()) {
+        ::close(fd);
+        refuse(refusal);
+        return;
+    }
+    if (victim) {
+        auto idle = Clock::now() - Clock::time_point(Clock::duration(victim->lastActive.load(std::memory_order_relaxed)));
+        log("info", "mllp " + victim->peer + ": idle for " + seconds(idle) + ", closed to make room for " + slot->peer +
+                        " (max_connections " + std::to_string(o.maxConnections) + ")");
+        victim->loop->mailbox->evict(victim->id);
+    }
+    int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    target->count.fetch_add(1);
+    if (target == &l) {
+        adopt(l, fd, std::move(slot));
+    } else if (!target->mailbox->handOff(fd, slot)) {  // stopping
+        target->count.fetch_sub(1);
+        ::close(fd);
+        forget(*slot);
+    }
+}
+
+// The longest-idle connection with no message unanswered, marked Evicted; null
+// when there is none. Under slotsMu.
+std::shared_ptr<Slot> Listener::Impl::pickVictim() {
+    for (;;) {
+        std::shared_ptr<Slot> best;
+        Clock::rep oldest = 0;
+        for (const auto& [id, s] : slots) {
+            if (s->state.load() != Slot::Idle) continue;
+            Clock::rep since = s->lastActive.load(std::memory_order_relaxed);
+            if (!best || since < oldest) {
+                best = s;
+                oldest = since;
+            }
+        }
+        if (!best) return nullptr;
+        int idle = Slot::Idle;
+        if (best->state.compare_exchange_strong(idle, Slot::Evicted)) return best;
+        // It took a message in meanwhile: look again.
+    }
+}
+
+void Listener::Impl::refuse(const std::string& why) {
+    auto now = Clock::now();
+    if (now - lastRefusalLog < kRefusalLogEvery) {
+        ++refusalsUnlogged;
+        return;
+    }
+    std::string more = refusalsUnlogged > 0 ? " (and " + std::to_string(refusalsUnlogged) + " more refused before it)" : "";
+    log("warn", "mllp " + where() + ": " + why + more);
+    lastRefusalLog = now;
+    refusalsUnlogged = 0;
+}
+
+void Listener::Impl::forget(Slot& s) {
+    std::lock_guard<std::mutex> lock(slotsMu);
+    if (!slots.erase(s.id)) return;
+    auto it = perAddress.find(s.address);
+    if (it != perAddress.end() && --it->second <= 0) perAddress.erase(it);
+    if (s.wasEvicted || s.state.exchange(Slot::Closed) == Slot::Evicted) --evicting;
+    total.fetch_sub(1);
+}
+
+void Listener::Impl::adopt(Loop& l, int fd, std::shared_ptr<Slot> slot) {
+    std::uint64_t id = slot->id;
+    auto c = std::make_unique<Conn>(fd, std::move(slot), o.maxMessageBytes);
+    auto fail = [&](const std::string& why) {
+        log("warn", "mllp " + c->peer + ": " + why);
+        ::close(fd);
+        l.count.fetch_sub(1);
+        forget(*c->slot);
+    };
+    if (tls) {
+        try {
+            c->tls = std::make_unique<TlsSession>(*tls);
+        } catch (const std::runtime_error& e) {
+            fail(e.what());
+            return;
+        }
+    }
     if (l.ring) {
         watch(l, *c);  // arms its receive
         l.conns.emplace(id, std::move(c));
@@ -620,10 +780,7 @@ void Listener::Impl::adopt(Loop& l, int fd, std::string peer) {
     ev.events = EPOLLIN;
     ev.data.u64 = id;
     if (::epoll_ctl(l.ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
-        log("warn", "mllp " + c->peer + ": " + std::strerror(errno));
-        ::close(fd);
-        l.count.fetch_sub(1);
-        total.fetch_sub(1);
+        fail(std::strerror(errno));
         return;
     }
     l.conns.emplace(id, std::move(c));
@@ -634,15 +791,17 @@ void Listener::Impl::takeMail(Loop& l) {
     while (::read(l.mailbox->wakeFd, &counter, sizeof counter) > 0) {
     }
     std::vector<std::pair<std::uint64_t, std::string>> replies;
-    std::vector<std::pair<int, std::string>> handoffs;
+    std::vector<std::pair<int, std::shared_ptr<Slot>>> handoffs;
+    std::vector<std::uint64_t> evictions;
     {
         std::lock_guard<std::mutex> lock(l.mailbox->mu);
         replies.swap(l.mailbox->remote);
         handoffs.swap(l.mailbox->handoffs);
+        evictions.swap(l.mailbox->evictions);
         l.mailbox->signaled = false;
     }
-    for (auto& [fd, peer] : handoffs) adopt(l, fd, std::move(peer));
-    if (&l == loops[0].get() && listenNudge.exchange(false) && !listenPaused.load() && !acceptRetryAt) watchListen(true);
+    for (auto& [fd, slot] : handoffs) adopt(l, fd, std::move(slot));
+    forOpen(l, evictions, [&](Conn& c) { kill(l, c); });  // Evicted: it took no message in since
     for (auto& [id, response] : replies) {
         auto it = l.conns.find(id);
         if (it == l.conns.end() || it->second->dead) continue;  // closed meanwhile: the message is stored all the same
@@ -664,9 +823,62 @@ void Listener::Impl::readable(Loop& l, Conn& c) {
         kill(l, c);
         return;
     }
-    c.lastActive = Clock::now();
-    c.decoder.feed(l.buffer, static_cast<std::size_t>(n));
-    pump(l, c);
+    input(l, c, l.buffer, static_cast<std::size_t>(n));
+    if (!c.dead) pump(l, c);
+}
+
+// Bytes received: to the frame decoder, through TLS if the connection has it.
+// A message taken in makes the connection Active (see claim).
+void Listener::Impl::input(Loop& l, Conn& c, const char* data, std::size_t size) {
+    auto now = Clock::now();
+    c.touch(now);
+    if (!c.tls) {
+        c.decoder.feed(data, size);
+    } else {
+        std::string error;
+        TlsSession::Status status = c.tls->receive(data, size, c.decoder, error);
+        c.tls->drain(c.out);  // the handshake's answer, an alert
+        if (c.outOffset < c.out.size()) flush(l, c);
+        if (status == TlsSession::Status::Failed) {
+            log("warn", "mllp " + c.peer + ": " + error + "; closing the connection");
+            kill(l, c);
+            return;
+        }
+        if (status == TlsSession::Status::Ended) peerEnded(l, c);
+        if (c.dead || c.tls->handshaking()) return;
+    }
+    // The frame clock (frame_timeout) runs from the arrival of a frame's first byte.
+    bool partial = c.decoder.inFrame() || (c.tls && c.tls->partial());
+    if (partial && (!c.partial || c.decoder.framesBegun() != c.framesBegun)) c.partialSince = now;
+    c.partial = partial;
+    c.framesBegun = c.decoder.framesBegun();
+    claim(l, c);
+}
+
+// The peer ended its stream: closed once what it sent is answered.
+void Listener::Impl::peerEnded(Loop& l, Conn& c) {
+    if (c.ended) return;
+    c.ended = true;
+    l.ended.push_back(c.id);
+}
+
+// A connection that took a message in is not evicted until the reply is sent.
+// One chosen for eviction before is closed instead (the sender, not answered,
+// sends the message again).
+void Listener::Impl::claim(Loop& l, Conn& c) {
+    if (c.claimed || c.dead || !c.decoder.peek()) return;
+    int idle = Slot::Idle;
+    if (c.slot->state.compare_exchange_strong(idle, Slot::Active))
+        c.claimed = true;
+    else
+        kill(l, c);
+}
+
+// Evictable again once every message taken in is answered and its reply sent.
+void Listener::Impl::settle(Conn& c) {
+    if (!c.claimed || c.dead || c.busy || c.held || c.queued || c.decoder.peek() || c.outOffset < c.out.size()) return;
+    c.claimed = false;
+    c.slot->state.store(Slot::Idle);
 }
 
 // Room to send again: the rest of the replies goes out; a peer that read its
@@ -747,14 +959,25 @@ void Listener::Impl::pump(Loop& l, Conn& c) {
             return;
         }
     }
+    settle(c);
 }
 
 void Listener::Impl::complete(Loop& l, Conn& c, std::string response) {
     c.busy = false;
-    c.lastActive = Clock::now();
+    c.touch(Clock::now());
     if (!response.empty()) {
-        if (c.out.empty()) c.out.reserve(response.size() + 3);
-        appendFrame(c.out, response);
+        if (!c.tls) {
+            if (c.out.empty()) c.out.reserve(response.size() + 3);
+            appendFrame(c.out, response);
+        } else {
+            std::string error;
+            if (!c.tls->send(frame(response), error)) {
+                log("warn", "mllp " + c.peer + ": " + error + "; closing the connection");
+                kill(l, c);
+                return;
+            }
+            c.tls->drain(c.out);
+        }
         if (l.ring && !c.wantWrite && c.out.size() - c.outOffset <= kMaxBatched) {
             if (!c.queued) {
                 c.queued = true;
@@ -768,6 +991,7 @@ void Listener::Impl::complete(Loop& l, Conn& c, std::string response) {
         c.readPaused = false;
         watch(l, c);
     }
+    settle(c);
 }
 
 // Sends the replies queued in this round, together (one system call, which
@@ -784,7 +1008,10 @@ void Listener::Impl::sendQueued(Loop& l) {
         if (it == l.conns.end()) continue;
         Conn& c = *it->second;
         c.queued = false;
-        if (c.dead || c.outOffset >= c.out.size()) continue;
+        if (c.dead || c.outOffset >= c.out.size()) {
+            settle(c);
+            continue;
+        }
         l.ring->send(c.fd, c.out.data() + c.outOffset, c.out.size() - c.outOffset, tag(id, Req::Send));
         ++sends;
     }
@@ -842,6 +1069,7 @@ void Listener::Impl::flush(Loop& l, Conn& c) {
         c.wantWrite = false;
         watch(l, c);
     }
+    settle(c);
 }
 
 void Listener::Impl::watch(Loop& l, Conn& c) {
@@ -861,7 +1089,7 @@ void Listener::Impl::watch(Loop& l, Conn& c) {
         return;
     }
     epoll_event ev{};
-    ev.events = (c.readPaused ? 0u : static_cast<std::uint32_t>(EPOLLIN)) | (c.wantWrite ? EPOLLOUT : 0u);
+    ev.events = (c.readPaused || c.ended ? 0u : static_cast<std::uint32_t>(EPOLLIN)) | (c.wantWrite ? EPOLLOUT : 0u);
     ev.data.u64 = c.id;
     ::epoll_ctl(l.ep, EPOLL_CTL_MOD, c.fd, &ev);
 }
@@ -869,6 +1097,7 @@ void Listener::Impl::watch(Loop& l, Conn& c) {
 void Listener::Impl::kill(Loop& l, Conn& c) {
     if (c.dead) return;
     c.dead = true;
+    if (c.slot->state.exchange(Slot::Closed) == Slot::Evicted) c.slot->wasEvicted = true;
     l.dead.push_back(c.id);
 }
 
@@ -887,12 +1116,11 @@ void Listener::Impl::reap(Loop& l) {
             ::epoll_ctl(l.ep, EPOLL_CTL_DEL, c.fd, nullptr);
         }
         ::close(c.fd);
+        forget(*c.slot);
         l.conns.erase(it);
         l.count.fetch_sub(1);
-        total.fetch_sub(1);
     }
     l.dead.clear();
-    if (listenPaused.load() && total.load() < o.maxConnections && listenPaused.exchange(false)) watchListen(true);
 }
 
 void Listener::Impl::retryHeld(Loop& l) {
@@ -906,12 +1134,36 @@ void Listener::Impl::retryHeld(Loop& l) {
     });
 }
 
-void Listener::Impl::sweepIdle(Loop& l) {
+// Closes the connections past a timeout: a TLS handshake not done within
+// handshake_timeout, a frame begun and not ended within frame_timeout (its
+// clock stands while the connection is not read: a message in processing or
+// held, replies unread), no bytes at all for idle_timeout.
+void Listener::Impl::sweep(Loop& l) {
     auto now = Clock::now();
-    for (auto& [id, c] : l.conns) {
-        if (c->dead || c->busy || c->held || now - c->lastActive < o.idleTimeout) continue;
-        log("info", "mllp " + c->peer + ": idle timeout, closing");
-        kill(l, *c);
+    for (auto& [id, cp] : l.conns) {
+        Conn& c = *cp;
+        if (c.dead) continue;
+        if (c.tls && c.tls->handshaking() && o.tls.handshakeTimeout.count() > 0 &&
+            now - c.accepted >= o.tls.handshakeTimeout) {
+            log("info", "mllp " + c.peer + ": no TLS handshake within " + seconds(o.tls.handshakeTimeout) +
+                            " (handshake_timeout), closing");
+            kill(l, c);
+            continue;
+        }
+        if (c.busy || c.held || c.readPaused) {
+            c.partialSince = now;
+            if (c.busy || c.held) continue;
+        }
+        if (c.partial && o.frameTimeout.count() > 0 && now - c.partialSince >= o.frameTimeout) {
+            log("warn", "mllp " + c.peer + ": frame not complete after " + seconds(now - c.partialSince) +
+                            " (frame_timeout), closing");
+            kill(l, c);
+            continue;
+        }
+        if (o.idleTimeout.count() > 0 && now - c.lastActive() >= o.idleTimeout) {
+            log("info", "mllp " + c.peer + ": idle timeout, closing");
+            kill(l, c);
+        }
     }
 }
 

@@ -1,25 +1,14 @@
-// `mllp` source (an MLLP listener: io_uring or epoll loops, see listener.h; with TLS a POCO
-// TCPServer, one thread per connection)
-// and destination (a persistent MLLP client that checks the ACK).
-#include <Poco/Net/Context.h>
-#include <Poco/Net/NetException.h>
-#include <Poco/Net/SecureServerSocket.h>
-#include <Poco/Net/ServerSocket.h>
-#include <Poco/Net/StreamSocket.h>
-#include <Poco/Net/TCPServer.h>
-#include <Poco/Net/TCPServerConnection.h>
-#include <Poco/Net/TCPServerConnectionFactory.h>
-#include <Poco/Net/TCPServerParams.h>
-
+// `mllp` source (an MLLP listener: io_uring or epoll loops, with TLS on the
+// same loops, see listener.h) and destination (a persistent MLLP client that
+// checks the ACK).
 #include <algorithm>
-#include <atomic>
-#include <mutex>
-#include <set>
+#include <chrono>
+#include <string>
 #include <thread>
+#include <utility>
 
 #include "connectors/builtin.h"
 #include "connectors/mllp/client.h"
-#include "connectors/mllp/framing.h"
 #include "connectors/mllp/listener.h"
 #include "engine/hl7/ack.h"
 #include "engine/hl7/message.h"
@@ -37,15 +26,27 @@ struct TlsConfig {
     bool verifyClient = false;
 };
 
-TlsConfig readTls(const config::Node& conf, const std::string& base) {
+// The settings of `tls` on both sides; a source has more (sourceTlsSettings).
+std::vector<Setting> tlsSettings() {
+    return {{T::String, "cert", false, "PEM certificate"},
+            {T::String, "key", false, "PEM private key"},
+            {T::String, "ca", false, "PEM CA certificates"},
+            {T::Bool, "verify_client", false, "require a client certificate signed by ca"}};
+}
+
+std::vector<Setting> sourceTlsSettings() {
+    auto s = tlsSettings();
+    s.push_back({T::StringList, "allowed_names", false,
+                 "client certificate CNs or DNS names let in (default: any the CA signed; needs verify_client)"});
+    s.push_back({T::Duration, "handshake_timeout", false, "close a connection not through its handshake this long (default 10s, 100ms-5m)"});
+    return s;
+}
+
+TlsConfig readTls(const config::Node& conf, const std::string& base, const std::vector<Setting>& settings) {
     TlsConfig t;
     const config::Node* n = conf.find("tls");
     if (!n) return t;
-    config::checkSettings(*n, {{T::String, "cert", false, "PEM certificate"},
-                               {T::String, "key", false, "PEM private key"},
-                               {T::String, "ca", false, "PEM CA certificates"},
-                               {T::Bool, "verify_client", false, "require a client certificate"}},
-                          "tls");
+    config::checkSettings(*n, settings, "tls");
     t.enabled = true;
     auto path = [&](const char* k) {
         if (!n->find(k)) return std::string();
@@ -59,206 +60,122 @@ TlsConfig readTls(const config::Node& conf, const std::string& base) {
     return t;
 }
 
+std::string durationText(std::chrono::milliseconds t) {
+    for (auto [unit, ms] : {std::pair{"h", 3600000LL}, {"m", 60000LL}, {"s", 1000LL}})
+        if (t.count() % ms == 0) return std::to_string(t.count() / ms) + unit;
+    return std::to_string(t.count()) + "ms";
+}
+
+// A duration setting of at least `min` and at most `max` (0 too when `zero`).
+std::chrono::milliseconds boundedDuration(const config::Node& n, const std::string& what, std::chrono::milliseconds min,
+                                          std::chrono::milliseconds max, bool zero) {
+    auto t = n.asDuration(what);
+    if ((t.count() != 0 || !zero) && (t < min || t > max))
+        n.fail(what + " must be " + (zero ? "0 (never) or " : "") + "from " + durationText(min) + " to " + durationText(max));
+    return t;
+}
+
+mllp::ListenerTls readSourceTls(const config::Node& conf, const std::string& base) {
+    mllp::ListenerTls l;
+    TlsConfig t = readTls(conf, base, sourceTlsSettings());
+    if (!t.enabled) return l;
+    const config::Node& n = *conf.find("tls");
+    if (t.cert.empty() || t.key.empty()) n.fail("tls needs cert and key");
+    if (t.verifyClient && t.ca.empty()) n.find("verify_client")->fail("verify_client needs ca (the CAs client certificates must come from)");
+    l.enabled = true;
+    l.cert = t.cert;
+    l.key = t.key;
+    l.ca = t.ca;
+    l.verifyClient = t.verifyClient;
+    if (auto a = n.find("allowed_names")) {
+        l.allowedNames = a->asStringList("tls.allowed_names");
+        if (!t.verifyClient) a->fail("allowed_names needs verify_client: true");
+        for (const auto& name : l.allowedNames)
+            if (name.empty()) a->fail("tls.allowed_names has an empty name");
+    }
+    if (auto h = n.find("handshake_timeout"))
+        l.handshakeTimeout = boundedDuration(*h, "tls.handshake_timeout", std::chrono::milliseconds(100), std::chrono::minutes(5), false);
+    return l;
+}
+
 // ---------------------------------------------------------------- source
-
-struct MllpSourceConfig {
-    mllp::ListenerOptions listen;  // host, port, sizes, timeouts, loops (also used with TLS)
-    TlsConfig tls;
-};
-
-class MllpSource;
-
-class MllpConnection : public Poco::Net::TCPServerConnection {
-public:
-    MllpConnection(const Poco::Net::StreamSocket& s, MllpSource& source)
-        : Poco::Net::TCPServerConnection(s), source_(source) {}
-    void run() override;
-
-private:
-    MllpSource& source_;
-};
 
 class MllpSource : public core::Source {
 public:
-    explicit MllpSource(MllpSourceConfig c) : c_(std::move(c)) {}
+    explicit MllpSource(mllp::ListenerOptions o) : o_(std::move(o)) {}
     ~MllpSource() override { stop(); }
 
     void start(core::SourceContext& ctx) override {
         ctx_ = &ctx;
-        stopping_ = false;
-        if (!c_.tls.enabled) {
-            mllp::Listener::Handlers h;
-            h.message = [this](std::string payload, const std::string& origin, mllp::Listener::Reply reply) {
-                ctx_->submit(core::Inbound{std::move(payload), origin},
-                             [reply = std::move(reply)](core::SubmitResult r) { reply(std::move(r.response)); });
-            };
-            h.admit = [this] {
-                switch (ctx_->admission()) {
-                    case core::SourceContext::Admission::Accept: return mllp::Listener::Handlers::Admit::Yes;
-                    case core::SourceContext::Admission::Wait: return mllp::Listener::Handlers::Admit::Wait;
-                    case core::SourceContext::Admission::Stop: break;
-                }
-                return mllp::Listener::Handlers::Admit::Stop;
-            };
-            h.log = [this](const std::string& level, const std::string& text) { ctx_->log(level, text); };
-            listener_ = std::make_unique<mllp::Listener>(c_.listen, std::move(h));
-            listener_->start();
-            return;
-        }
-        Poco::Net::SocketAddress addr(c_.listen.host, static_cast<Poco::UInt16>(c_.listen.port));
-        std::unique_ptr<Poco::Net::ServerSocket> socket;
-        try {
-            if (c_.tls.enabled) {
-                auto context = Poco::Net::Context::Ptr(new Poco::Net::Context(
-                    Poco::Net::Context::TLS_SERVER_USE, c_.tls.key, c_.tls.cert, c_.tls.ca,
-                    c_.tls.verifyClient ? Poco::Net::Context::VERIFY_STRICT : Poco::Net::Context::VERIFY_NONE));
-                socket = std::make_unique<Poco::Net::SecureServerSocket>(addr, 64, context);
-            } else {
-                socket = std::make_unique<Poco::Net::ServerSocket>(addr, 64);
+        mllp::Listener::Handlers h;
+        h.message = [this](std::string payload, const std::string& origin, mllp::Listener::Reply reply) {
+            ctx_->submit(core::Inbound{std::move(payload), origin},
+                         [reply = std::move(reply)](core::SubmitResult r) { reply(std::move(r.response)); });
+        };
+        h.admit = [this] {
+            switch (ctx_->admission()) {
+                case core::SourceContext::Admission::Accept: return mllp::Listener::Handlers::Admit::Yes;
+                case core::SourceContext::Admission::Wait: return mllp::Listener::Handlers::Admit::Wait;
+                case core::SourceContext::Admission::Stop: break;
             }
-        } catch (const Poco::Exception& e) {
-            throw std::runtime_error("cannot listen on " + c_.listen.host + ":" + std::to_string(c_.listen.port) + ": " +
-                                     e.displayText());
-        }
-        auto params = new Poco::Net::TCPServerParams;
-        params->setMaxThreads(c_.listen.maxConnections);
-        params->setMaxQueued(c_.listen.maxConnections);
-        server_ = std::make_unique<Poco::Net::TCPServer>(new Factory(*this), *socket, params);
-        socket_ = std::move(socket);
-        server_->start();
+            return mllp::Listener::Handlers::Admit::Stop;
+        };
+        h.log = [this](const std::string& level, const std::string& text) { ctx_->log(level, text); };
+        listener_ = std::make_unique<mllp::Listener>(o_, std::move(h));
+        listener_->start();
     }
 
     void stop() override {
-        stopping_ = true;
-        if (listener_) {
-            listener_->stop();
-            listener_.reset();
-        }
-        if (!server_) return;
-        server_->stop();  // no new connections
-        {
-            std::lock_guard<std::mutex> lock(connMutex_);
-            for (auto* s : connections_) {
-                try {
-                    s->shutdown();
-                } catch (...) {
-                }
-            }
-        }
-        // Wait for connection threads to finish their current message.
-        for (int i = 0; i < 500 && server_->currentConnections() > 0; ++i)
-            std::this_thread::sleep_for(std::chrono::milliseconds(10));
-        server_.reset();
-        socket_.reset();
+        if (!listener_) return;
+        listener_->stop();
+        listener_.reset();
     }
 
-    std::string describe() const override { return "mllp " + c_.listen.host + ":" + std::to_string(c_.listen.port); }
-
-    void serve(Poco::Net::StreamSocket& socket) {
-        std::string peer;
-        try {
-            peer = socket.peerAddress().toString();
-        } catch (...) {
-            peer = "?";
-        }
-        {
-            std::lock_guard<std::mutex> lock(connMutex_);
-            connections_.insert(&socket);
-        }
-        try {
-            socket.setNoDelay(true);
-            if (c_.listen.idleTimeout.count() > 0)
-                socket.setReceiveTimeout(Poco::Timespan(static_cast<Poco::Timespan::TimeDiff>(c_.listen.idleTimeout.count()) * 1000));
-            mllp::FrameDecoder decoder(c_.listen.maxMessageBytes);
-            std::string origin = "mllp " + peer;
-            char buf[65536];
-            bool open = true;
-            while (open && !stopping_) {
-                if (!ctx_->waitUntilAccepting()) break;
-                int n = socket.receiveBytes(buf, sizeof buf);
-                if (n <= 0) break;
-                decoder.feed(buf, static_cast<std::size_t>(n));
-                mllp::FrameDecoder::Event ev;
-                while (open && decoder.next(ev)) {
-                    if (ev.isError) {
-                        // Broken framing: this connection only is closed.
-                        ctx_->log("warn", "mllp " + peer + ": " + ev.detail + "; closing the connection");
-                        open = false;
-                        break;
-                    }
-                    core::SubmitResult r = ctx_->submitAndWait(core::Inbound{std::move(ev.payload), origin});
-                    if (!r.response.empty()) {
-                        std::string framed = mllp::frame(r.response);
-                        socket.sendBytes(framed.data(), static_cast<int>(framed.size()));
-                    }
-                }
-            }
-        } catch (const Poco::TimeoutException&) {
-            ctx_->log("info", "mllp " + peer + ": idle timeout, closing");
-        } catch (const Poco::Exception& e) {
-            if (!stopping_) ctx_->log("warn", "mllp " + peer + ": " + e.displayText());
-        }
-        std::lock_guard<std::mutex> lock(connMutex_);
-        connections_.erase(&socket);
-    }
+    std::string describe() const override { return "mllp " + o_.host + ":" + std::to_string(o_.port); }
 
 private:
-    class Factory : public Poco::Net::TCPServerConnectionFactory {
-    public:
-        explicit Factory(MllpSource& s) : source_(s) {}
-        Poco::Net::TCPServerConnection* createConnection(const Poco::Net::StreamSocket& socket) override {
-            return new MllpConnection(socket, source_);
-        }
-
-    private:
-        MllpSource& source_;
-    };
-
-    MllpSourceConfig c_;
+    mllp::ListenerOptions o_;
     core::SourceContext* ctx_ = nullptr;
-    std::unique_ptr<Poco::Net::ServerSocket> socket_;
-    std::unique_ptr<Poco::Net::TCPServer> server_;
     std::unique_ptr<mllp::Listener> listener_;
-    std::atomic<bool> stopping_{false};
-    std::mutex connMutex_;
-    std::set<Poco::Net::StreamSocket*> connections_;
 };
-
-void MllpConnection::run() { source_.serve(socket()); }
-
-std::vector<Setting> tlsSetting() { return {{T::Map, "tls", false, "{ cert, key, ca, verify_client }"}}; }
 
 class MllpSourceFactory : public core::SourceFactory {
 public:
     std::vector<Setting> settings() const override {
-        auto s = std::vector<Setting>{
+        return {
             {T::Int, "port", true, "TCP port to listen on", 1, 65535},
             {T::String, "host", false, "address to bind (default 0.0.0.0)"},
             {T::Bytes, "max_message_bytes", false, "largest accepted message (default 16MB)"},
             {T::Duration, "idle_timeout", false, "close connections idle this long (default 5m, 0 = never)"},
-            {T::Int, "max_connections", false, "concurrent connections (default 200)", 1, 10000},
+            {T::Duration, "frame_timeout", false,
+             "close a connection whose frame is not complete this long after its first byte (default 30s, 0 = never, else 100ms-1h)"},
+            {T::Int, "max_connections", false,
+             "concurrent connections (default 200); a new one past it takes the place of the longest-idle one", 1, 10000},
+            {T::Int, "max_connections_per_address", false, "concurrent connections from one address (default: no limit)", 1, 10000},
             {T::Int, "threads", false, "threads serving the connections (default: the channel's workers, at most one a core)", 1, 64},
+            {T::Map, "tls", false, "{ cert, key, ca, verify_client, allowed_names, handshake_timeout }"},
         };
-        auto t = tlsSetting();
-        s.insert(s.end(), t.begin(), t.end());
-        return s;
     }
     int listenPort(const config::Node& conf) const override {
         auto p = conf.find("port");
         return p ? static_cast<int>(p->asInt("port", 1, 65535)) : 0;
     }
     std::unique_ptr<core::Source> create(const config::Node& conf, const core::BuildContext& ctx) const override {
-        MllpSourceConfig c;
-        c.listen.port = static_cast<int>(conf.find("port")->asInt("port", 1, 65535));
-        if (auto n = conf.find("host")) c.listen.host = n->asString("host");
-        if (auto n = conf.find("max_message_bytes")) c.listen.maxMessageBytes = n->asBytes("max_message_bytes");
-        if (auto n = conf.find("idle_timeout")) c.listen.idleTimeout = n->asDuration("idle_timeout");
-        if (auto n = conf.find("max_connections")) c.listen.maxConnections = static_cast<int>(n->asInt("max_connections", 1, 10000));
-        c.tls = readTls(conf, ctx.baseDir);
+        mllp::ListenerOptions o;
+        o.port = static_cast<int>(conf.find("port")->asInt("port", 1, 65535));
+        if (auto n = conf.find("host")) o.host = n->asString("host");
+        if (auto n = conf.find("max_message_bytes")) o.maxMessageBytes = n->asBytes("max_message_bytes");
+        if (auto n = conf.find("idle_timeout")) o.idleTimeout = n->asDuration("idle_timeout");
+        if (auto n = conf.find("frame_timeout"))
+            o.frameTimeout = boundedDuration(*n, "frame_timeout", std::chrono::milliseconds(100), std::chrono::hours(1), true);
+        if (auto n = conf.find("max_connections")) o.maxConnections = static_cast<int>(n->asInt("max_connections", 1, 10000));
+        if (auto n = conf.find("max_connections_per_address"))
+            o.maxConnectionsPerAddress = static_cast<int>(n->asInt("max_connections_per_address", 1, 10000));
+        o.tls = readSourceTls(conf, ctx.baseDir);
         // As many loops as the channel may process messages at once, one a core at most.
-        c.listen.threads = std::clamp(ctx.workers, 1, std::max(1, static_cast<int>(std::thread::hardware_concurrency())));
-        if (auto n = conf.find("threads")) c.listen.threads = static_cast<int>(n->asInt("threads", 1, 64));
-        return std::make_unique<MllpSource>(c);
+        o.threads = std::clamp(ctx.workers, 1, std::max(1, static_cast<int>(std::thread::hardware_concurrency())));
+        if (auto n = conf.find("threads")) o.threads = static_cast<int>(n->asInt("threads", 1, 64));
+        return std::make_unique<MllpSource>(o);
     }
 };
 
@@ -325,8 +242,7 @@ public:
              "messages sent before their ACKs are awaited (default 1; more pipelines them: see docs/channels.md)", 1,
              1000},
         };
-        auto t = tlsSetting();
-        s.insert(s.end(), t.begin(), t.end());
+        s.push_back({T::Map, "tls", false, "{ cert, key, ca, verify_client }"});
         return s;
     }
     std::unique_ptr<core::Destination> create(const config::Node& conf, const core::BuildContext& ctx) const override {
@@ -336,7 +252,7 @@ public:
         if (auto n = conf.find("connect_timeout")) o.connectTimeout = n->asDuration("connect_timeout");
         if (auto n = conf.find("response_timeout")) o.responseTimeout = n->asDuration("response_timeout");
         if (auto n = conf.find("max_response_bytes")) o.maxResponseBytes = n->asBytes("max_response_bytes");
-        TlsConfig tls = readTls(conf, ctx.baseDir);
+        TlsConfig tls = readTls(conf, ctx.baseDir, tlsSettings());
         o.tls = tls.enabled;
         o.caFile = tls.ca;
         bool check = !conf.find("check_ack") || conf.find("check_ack")->asBool("check_ack");

@@ -161,6 +161,22 @@ TEST_CASE("decoder: a frame may hold LF and other bytes except VT and FS", "[mll
     CHECK(o.payloads[0] == payload);
 }
 
+TEST_CASE("decoder: frames begun are counted, a frame open at the end of a chunk included", "[mllp][framing]") {
+    FrameDecoder d;
+    CHECK(d.framesBegun() == 0);
+    std::string two = frame("one") + "\r\n" + frame("two");
+    d.feed(two.data(), two.size() - 2);  // "two" is open
+    CHECK(d.framesBegun() == 2);
+    CHECK(d.inFrame());
+    std::string rest = two.substr(two.size() - 2) + junction::mllp::kStartBlock + "thr";
+    d.feed(rest.data(), rest.size());  // "two" ends, "thr..." begins in the same chunk
+    CHECK(d.framesBegun() == 3);
+    CHECK(d.inFrame());
+    std::string nested = std::string("ee") + junction::mllp::kStartBlock + "four";  // a start block inside the open frame begins a new one
+    d.feed(nested.data(), nested.size());
+    CHECK(d.framesBegun() == 4);
+}
+
 TEST_CASE("decoder: garbage before the start block", "[mllp][framing]") {
     FrameDecoder d(1 << 20);
     SECTION("in the same chunk") {

@@ -1,5 +1,6 @@
 // The MLLP listener (io_uring and epoll): order per connection, replies from other threads,
-// connections over several loops, idle timeout, connection limit, slow readers.
+// connections over several loops, idle timeout, slow readers (connection limits and
+// timeouts: listener_limits_test.cpp; TLS: listener_tls_test.cpp).
 #include <catch2/catch.hpp>
 
 #include <arpa/inet.h>
@@ -30,138 +31,11 @@
 #include "connectors/mllp/listener.h"
 #include "connectors/mllp/uring.h"
 #include "engine/util/round.h"
+#include "tests/mllp/listener_peers.h"
 
 using namespace junction::mllp;
 using namespace std::chrono_literals;
-
-namespace {
-
-// A blocking MLLP client with its own decoder (frames that arrive together are kept).
-class Peer {
-public:
-    explicit Peer(int port) {
-        fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        a.sin_port = htons(static_cast<std::uint16_t>(port));
-        connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-    }
-    ~Peer() { close(); }
-    bool connected() const { return connected_; }
-    void endWrites() { ::shutdown(fd_, SHUT_WR); }
-    void close() {
-        if (fd_ >= 0) ::close(fd_);
-        fd_ = -1;
-    }
-    void write(const std::string& bytes) {
-        std::size_t sent = 0;
-        while (sent < bytes.size()) {
-            ssize_t n = ::send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
-            if (n <= 0) return;
-            sent += static_cast<std::size_t>(n);
-        }
-    }
-    // The next frame, or false on close, error or timeout.
-    bool read(std::string& payload, std::chrono::milliseconds timeout = 5000ms) {
-        auto deadline = std::chrono::steady_clock::now() + timeout;
-        FrameDecoder::Event ev;
-        while (!decoder_.next(ev)) {
-            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-            if (left.count() <= 0) return false;
-            pollfd p{fd_, POLLIN, 0};
-            if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
-            char buf[65536];
-            ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-            if (n <= 0) {
-                closedByPeer_ = n == 0;
-                return false;
-            }
-            decoder_.feed(buf, static_cast<std::size_t>(n));
-        }
-        if (ev.isError) return false;
-        payload = std::move(ev.payload);
-        return true;
-    }
-    // True when the server closes the connection within `timeout`.
-    bool closedWithin(std::chrono::milliseconds timeout) {
-        std::string ignored;
-        while (read(ignored, timeout)) {
-        }
-        return closedByPeer_;
-    }
-
-private:
-    int fd_ = -1;
-    bool connected_ = false;
-    bool closedByPeer_ = false;
-    FrameDecoder decoder_{64u << 20};
-};
-
-// Messages handed on by the listener, answered later by the test.
-struct Pending {
-    std::string payload;
-    Listener::Reply reply;
-    std::thread::id thread;
-};
-
-class Inbox {
-public:
-    void push(Pending p) {
-        std::lock_guard<std::mutex> lock(mu_);
-        items_.push_back(std::move(p));
-        cv_.notify_all();
-    }
-    bool pop(Pending& out, std::chrono::milliseconds timeout = 5000ms) {
-        std::unique_lock<std::mutex> lock(mu_);
-        if (!cv_.wait_for(lock, timeout, [&] { return !items_.empty(); })) return false;
-        out = std::move(items_.front());
-        items_.pop_front();
-        return true;
-    }
-    std::size_t size() {
-        std::lock_guard<std::mutex> lock(mu_);
-        return items_.size();
-    }
-
-private:
-    std::mutex mu_;
-    std::condition_variable cv_;
-    std::deque<Pending> items_;
-};
-
-// `ioUring`: serve with io_uring where the kernel allows, else epoll (each
-// listener test runs with both).
-ListenerOptions loopback(bool ioUring, int threads = 1) {
-    ListenerOptions o;
-    o.host = "127.0.0.1";
-    o.port = 0;
-    o.threads = threads;
-    o.ioUring = ioUring;
-    return o;
-}
-
-Listener::Handlers deferTo(Inbox& inbox) {
-    Listener::Handlers h;
-    h.message = [&inbox](std::string payload, const std::string&, Listener::Reply reply) {
-        inbox.push({std::move(payload), std::move(reply), std::this_thread::get_id()});
-    };
-    return h;
-}
-
-Listener::Handlers echo(std::set<std::thread::id>* threads = nullptr, std::mutex* mu = nullptr) {
-    Listener::Handlers h;
-    h.message = [threads, mu](std::string payload, const std::string&, Listener::Reply reply) {
-        if (threads) {
-            std::lock_guard<std::mutex> lock(*mu);
-            threads->insert(std::this_thread::get_id());
-        }
-        reply("ACK " + payload);
-    };
-    return h;
-}
-
-}  // namespace
+using namespace mllp_test;
 
 TEST_CASE("listener: pipelined messages of a connection are handed on one at a time, answered in order", "[mllp][listener]") {
     Inbox inbox;
@@ -415,27 +289,6 @@ TEST_CASE("listener: an idle connection is closed, one waiting for its reply is 
     std::lock_guard<std::mutex> lock(mu);
     REQUIRE(!logs.empty());
     CHECK(logs[0].find("idle timeout") != std::string::npos);
-}
-
-TEST_CASE("listener: past max_connections a connection waits until another closes", "[mllp][listener]") {
-    auto o = loopback(GENERATE(true, false));
-    o.maxConnections = 2;
-    Listener l(o, echo());
-    l.start();
-    auto first = std::make_unique<Peer>(l.port());
-    Peer second(l.port()), third(l.port());
-    std::string got;
-    first->write(frame("1"));
-    REQUIRE(first->read(got));
-    second.write(frame("2"));
-    REQUIRE(second.read(got));
-    third.write(frame("3"));
-    CHECK_FALSE(third.read(got, 400ms));  // connected (backlog) but not served
-    CHECK(l.connections() == 2);
-    first.reset();
-    REQUIRE(third.read(got, 3000ms));
-    CHECK(got == "ACK 3");
-    l.stop();
 }
 
 TEST_CASE("listener: broken framing closes that connection only", "[mllp][listener]") {

@@ -43,8 +43,9 @@ def script(name, fn, value):
 
 
 def outputs(name):
+    # Not the hidden temporary file a file destination writes before its rename.
     d = os.path.join(tmp, "out", name)
-    return sorted(os.listdir(d)) if os.path.isdir(d) else []
+    return sorted(f for f in os.listdir(d) if not f.startswith(".")) if os.path.isdir(d) else []
 
 
 def send(name, tag):

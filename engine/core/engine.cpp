@@ -128,9 +128,8 @@ std::vector<LoadProblem> Engine::loadChannels() {
     std::vector<LoadProblem> problems;
     for (const auto& file : config::listChannelFiles(options_.config)) {
         try {
-            std::string text = readText(file);
-            ChannelConfig c = parseChannelFile(file, options_.config.baseDir);
-            std::string name = c.name, fp = fingerprint(text, c);
+            auto [c, fp] = readChannel(file);
+            std::string name = c.name;
             addChannel(std::move(c));
             fingerprints_[name] = std::move(fp);
         } catch (const config::ConfigError& e) {
@@ -242,20 +241,24 @@ void Engine::redeployChannel(const std::string& name) {
     std::lock_guard<std::recursive_mutex> lock(mutex_);
     Channel* ch = find(name);
     if (!ch) throw std::runtime_error("no channel named " + name);
-    ChannelConfig fresh = parseChannelFile(ch->config().file, options_.config.baseDir);
+    auto [fresh, fp] = readChannel(ch->config().file);
     if (fresh.name != name)
         throw config::ConfigError(fresh.file, 1, 1, "the channel was renamed to '" + fresh.name + "'",
                                   "a redeploy keeps the name; add it as a new channel instead");
     check(fresh);
-    bool wasRunning = ch->state() == ChannelState::Running || ch->state() == ChannelState::Paused;
-    ch->stop();  // queued deliveries stay in the store
-    channels_.erase(name);
-    addChannel(std::move(fresh));
-    if (wasRunning || started_) find(name)->start();
+    replaceChannel(name, std::move(fresh));
+    fingerprints_[name] = std::move(fp);
 }
 
-void Engine::startIfWanted(Channel& ch) {
-    if (!started_ || !ch.config().enabled) return;
+std::pair<ChannelConfig, std::string> Engine::readChannel(const std::string& file) const {
+    std::string text = readText(file);
+    ChannelConfig c = parseChannelFile(file, options_.config.baseDir);
+    std::string fp = fingerprint(text, c);
+    return {std::move(c), std::move(fp)};
+}
+
+void Engine::startIfWanted(Channel& ch, bool wasRunning) {
+    if (!(started_ || wasRunning) || !ch.config().enabled) return;
     try {
         ch.start();
     } catch (const std::exception& e) {
@@ -275,7 +278,7 @@ void Engine::replaceChannel(const std::string& name, ChannelConfig fresh) {
         if (wasRunning) old->start();
         throw;
     }
-    startIfWanted(*find(name));
+    startIfWanted(*find(name), wasRunning);
 }
 
 ReloadResult Engine::reloadChannels() {
@@ -289,10 +292,8 @@ ReloadResult Engine::reloadChannels() {
     std::set<std::string> brokenFiles;
     for (const auto& file : config::listChannelFiles(options_.config)) {
         try {
-            std::string text = readText(file);
-            ChannelConfig c = parseChannelFile(file, options_.config.baseDir);
+            auto [c, fp] = readChannel(file);
             check(c);
-            std::string fp = fingerprint(text, c);
             fresh.push_back({std::move(c), std::move(fp)});
         } catch (const config::ConfigError& e) {
             result.problems.push_back({file, e.what()});

@@ -96,7 +96,8 @@ public:
     bool pauseChannel(const std::string& name);   // source held, queues keep draining
     bool resumeChannel(const std::string& name);
     // Re-read the channel's file and restart it with the new config; queued messages survive.
-    // Throws config::ConfigError when the new file is invalid (the old channel keeps running).
+    // Throws config::ConfigError when the new file is invalid or cannot be deployed (a port
+    // clash): the old version then keeps running. A disabled channel is not started.
     void redeployChannel(const std::string& name);
     // Re-reads the channel folder (SIGHUP): a channel whose file or script changed
     // is redeployed (queued messages survive), a new file's channel is added and,
@@ -127,7 +128,10 @@ private:
     // Replaces a running channel with a checked new version; on failure the old
     // one is put back (and restarted if it ran) and the error rethrown.
     void replaceChannel(const std::string& name, ChannelConfig fresh);
-    void startIfWanted(Channel& ch);
+    // Starts a channel once the engine runs (or when its previous version ran), if enabled.
+    void startIfWanted(Channel& ch, bool wasRunning = false);
+    // Parses a channel file, with the fingerprint a reload compares.
+    std::pair<ChannelConfig, std::string> readChannel(const std::string& file) const;
     EngineOptions options_;
     // Per channel loaded from the folder: its file's and script's text when it was
     // read, so that a reload redeploys only what changed.

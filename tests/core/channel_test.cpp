@@ -803,3 +803,21 @@ destinations:
     CHECK(countStatus(engine, "backlog", store::Status::Sent) == static_cast<std::size_t>(kCount));
     CHECK(countStatus(engine, "backlog", store::Status::Queued) == 0);
 }
+
+TEST_CASE("a redeploy that cannot deploy the new version keeps the running one", "[core][channel]") {
+    TempDir dir;
+    int p1 = freePort(), p2 = freePort();
+    auto listener = [](const std::string& name, int port) {
+        return "channel: " + name + "\nsource: { type: mllp, port: " + std::to_string(port) + " }\ndestinations: []\n";
+    };
+    dir.write("channels/a.yaml", listener("a", p1));
+    dir.write("channels/b.yaml", listener("b", p2));
+    core::Engine engine(options(dir));
+    REQUIRE(engine.loadChannels().empty());
+    engine.start();
+    dir.write("channels/b.yaml", listener("b", p1));  // a's port
+    CHECK_THROWS_WITH(engine.redeployChannel("b"), Catch::Contains("is already used by channel a"));
+    REQUIRE(engine.channel("b"));
+    CHECK(engine.channel("b")->state == core::ChannelState::Running);
+    CHECK(send(p2, readFile(kSamples + "adt_a04.hl7")).ok());
+}

@@ -130,6 +130,17 @@ void Channel::stop() {
     // A source held by back-pressure or pause must be let go before it can stop.
     sourceStopping_ = true;
     notifyAccepting();
+    // Scripts get a moment to finish what they are doing; then every call is cut
+    // short, so that no script (a runaway one, or one over a long backlog) holds
+    // the stop. A message whose script was cut is not recorded: a live one is
+    // answered AE, a recovered one stays RECEIVED for the next start.
+    std::mutex graceMutex;
+    std::condition_variable graceCv;
+    bool settled = false;
+    std::thread grace([&] {
+        std::unique_lock<std::mutex> lock(graceMutex);
+        if (!graceCv.wait_for(lock, kScriptGrace, [&] { return settled; })) interruptScripts();
+    });
     if (source_) source_->stop();
     // Let messages already submitted reach the workers, then drain them.
     while (inFlight_.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -158,9 +169,22 @@ void Channel::stop() {
         }
         d->size = 0;
     }
+    {
+        std::lock_guard<std::mutex> lock(graceMutex);
+        settled = true;
+    }
+    graceCv.notify_all();
+    grace.join();
     store_.flush();
     source_.reset();
     if (state_ != ChannelState::Failed) state_ = ChannelState::Stopped;
+}
+
+void Channel::interruptScripts() {
+    for (auto& rt : runtimes_) rt->interrupt();
+    for (auto& d : dests_)
+        for (auto& lane : d->lanes)
+            if (lane->script) lane->script->interrupt();
 }
 
 void Channel::pause() {
@@ -270,6 +294,15 @@ void Channel::submit(Inbound message, std::function<void(SubmitResult)> done) {
         Lease lease(*this);
         *decision = decide(*payload, lease.runtime(), received);
     }
+    if (decision->interrupted) {
+        // Cut short by a stop: not stored, and the sender is told so (it sends again later).
+        SubmitResult r;
+        r.error = "channel " + config_.name + " is stopping: message not accepted";
+        r.response = refusal(pending.get(), ack, r.error);
+        auto& reply = deferred ? pending->done : done;
+        if (reply) reply(std::move(r));
+        return;
+    }
     decision->pm.meta = nm.meta;
     nm.processed = std::move(decision->pm);
     inFlight_.fetch_add(1);
@@ -279,18 +312,7 @@ void Channel::submit(Inbound message, std::function<void(SubmitResult)> done) {
             counters_.errored.fetch_add(1, std::memory_order_relaxed);
             SubmitResult r;
             r.error = "not stored: " + error;
-            const hl7::Message* orig = pending && pending->original ? &*pending->original : nullptr;
-            r.response = orig ? ackFor(orig, "AE", r.error) : std::string();
-            if (r.response.empty() && !ack.empty()) {
-                // The AA made for this message, turned into an AE: the sender is
-                // answered at once (and may send again) instead of waiting for nothing.
-                auto parsed = hl7::Message::parse(ack);
-                if (parsed.message) {
-                    parsed.message->set("MSA-1", "AE");
-                    parsed.message->set("MSA-3", r.error);
-                    r.response = parsed.message->serialize();
-                }
-            }
+            r.response = refusal(pending.get(), ack, r.error);
             if (done) done(std::move(r));
             else answer(pending, "AE", "not stored: " + error);
             inFlight_.fetch_sub(1);
@@ -307,6 +329,18 @@ void Channel::submit(Inbound message, std::function<void(SubmitResult)> done) {
         dispatch(*decision, id, pending);
         inFlight_.fetch_sub(1);
     });
+}
+
+std::string Channel::refusal(const PendingAck* pending, const std::string& preparedAck, const std::string& error) const {
+    if (pending && pending->original) return ackFor(&*pending->original, "AE", error);
+    if (preparedAck.empty()) return {};
+    // The AA made for this message, turned into an AE: the sender is answered
+    // at once (and may send again) instead of waiting for nothing.
+    auto parsed = hl7::Message::parse(preparedAck);
+    if (!parsed.message) return {};
+    parsed.message->set("MSA-1", "AE");
+    parsed.message->set("MSA-3", error);
+    return parsed.message->serialize();
 }
 
 bool Channel::overLimit() const {
@@ -402,6 +436,13 @@ Channel::Decision Channel::decide(lua::Payload& payload, lua::ScriptRuntime* rt,
     bool development = config_.storage == store::StorageMode::Development;
     ProcessOutcome out = pipeline_.process(payload, rt, d.responseMap, development);
     if (!out.logs.empty()) logScript(out.logs);
+    if (out.interrupted) {
+        d.interrupted = true;
+        d.status = store::Status::Error;
+        d.error = out.error;
+        log("warn", "message " + controlIdOf(payload) + ": not processed, the channel is stopping");
+        return d;
+    }
     latency_.record(since(received));
 
     store::ProcessedMessage& pm = d.pm;
@@ -532,6 +573,10 @@ void Channel::process(WorkItem& item) {
     }
     Lease lease(*this);
     Decision d = decide(*item.payload, lease.runtime(), item.received);
+    if (d.interrupted) {  // stays RECEIVED: processed at the next start
+        answer(item.pending, "AE", d.error);
+        return;
+    }
     store::ProcessedMessage pm = d.pm;
     pm.id = item.id;
     store_.recordProcessed(std::move(pm));

@@ -140,6 +140,7 @@ private:
         std::shared_ptr<lua::Payload> message;                     // for response scripts
         std::shared_ptr<lua::SharedMap> responseMap;
         SteadyClock::time_point received;
+        bool interrupted = false;  // a script was cut short by stop(): nothing decided
     };
     // Holds one processing slot (and its Lua runtime, null without a script).
     class Lease {
@@ -175,6 +176,12 @@ private:
     // Hash of the destination's order_by value in `message` (0 when not set).
     static std::size_t orderKey(const DestRuntime& dest, const hl7::Message* message);
     void recover();
+    // Cuts short every script call of the channel, running or to come (stop()).
+    void interruptScripts();
+    static constexpr std::chrono::milliseconds kScriptGrace{1000};  // how long stop() lets scripts finish
+    // The AE for a message not stored after its answer was prepared: made from
+    // the original message when kept, else from the prepared AA.
+    std::string refusal(const PendingAck* pending, const std::string& preparedAck, const std::string& error) const;
     void answer(const std::shared_ptr<PendingAck>& pending, const std::string& code, const std::string& text,
                 const std::string& response = {});
     void deliveryFinished(DestRuntime& dest, Lane& lane, Delivery& delivery, bool ok, const std::string& response,

@@ -77,6 +77,7 @@ ProcessOutcome Pipeline::process(lua::Payload& message, lua::ScriptRuntime* rt,
         if (!r.ok) {
             out.status = store::Status::Error;
             out.error = r.error;
+            out.interrupted = r.interrupted;
             return false;
         }
         if (r.returnedFalse && fn == config_.filter) inv.filtered = true;
@@ -134,6 +135,7 @@ ProcessOutcome Pipeline::process(lua::Payload& message, lua::ScriptRuntime* rt,
             if (!r.ok) {
                 dout.kind = DestinationOutcome::Kind::Error;
                 dout.reason = r.error;
+                if (r.interrupted) out.interrupted = true;
                 ok = false;
             } else if (dinv.filtered || (r.returnedFalse && fn == &d.filter)) {
                 dout.kind = DestinationOutcome::Kind::Filtered;

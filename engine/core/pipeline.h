@@ -32,6 +32,9 @@ struct ProcessOutcome {
     std::optional<std::string> ack;                     // set by a script through ack(...)
     bool routed = false;
     std::vector<std::string> routes;
+    // A script call was stopped by ScriptRuntime::interrupt() (the channel is
+    // stopping): the message was not processed and must not be recorded as such.
+    bool interrupted = false;
 };
 
 // Parses raw input into a payload of the channel's data type. For hl7v2 a parse

@@ -104,12 +104,19 @@ struct Acceptor::Impl {
         std::thread thread;
         int fd = -1;  // for shutting it down at stop; -1 once closed
         bool done = false;
+        bool waiting = true;   // its association request has not arrived yet
+        bool evicted = false;  // shut down to make room for a newer connection
+        std::chrono::steady_clock::time_point since;
+        std::string peer;
     };
     std::mutex m;
     std::list<Worker> workers;
     int active = 0;  // associations received and not refused
 
     void acceptLoop();
+    // At the limit: shuts down the connection that has waited longest without
+    // sending its association request (under m). False when none is waiting.
+    bool evictOneWaiting(const std::string& forPeer);
     void connection(Worker* w, int fd, const std::string& peer);
     void reap();
     // Before a socket is closed: stop() must not shut down a number reused since.
@@ -213,15 +220,22 @@ void Acceptor::Impl::acceptLoop() {
         ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         std::string peer = peerOf(from);
         std::lock_guard<std::mutex> lock(m);
-        if (static_cast<int>(workers.size()) >= o.maxAssociations + kPendingAllowance) {
+        int open = 0;
+        for (const auto& w : workers) open += !w.done && !w.evicted;
+        // Idle connections must not lock the port out: the one that has waited
+        // longest for nothing makes room. Only when every connection carries an
+        // association is a new one turned away.
+        if (open >= o.maxAssociations + kPendingAllowance && !evictOneWaiting(peer)) {
             ::close(fd);
-            log("warn", "connection from " + peer + " closed: " + std::to_string(workers.size()) +
+            log("warn", "connection from " + peer + " closed: " + std::to_string(open) +
                             " connections already open");
             continue;
         }
         workers.emplace_back();
         Worker* w = &workers.back();
         w->fd = fd;
+        w->since = std::chrono::steady_clock::now();
+        w->peer = peer;
         w->thread = std::thread([this, w, fd, peer] {
             connection(w, fd, peer);
             std::lock_guard<std::mutex> l(m);
@@ -231,12 +245,31 @@ void Acceptor::Impl::acceptLoop() {
     }
 }
 
+bool Acceptor::Impl::evictOneWaiting(const std::string& forPeer) {
+    Worker* oldest = nullptr;
+    for (auto& w : workers)
+        if (!w.done && !w.evicted && w.waiting && w.fd >= 0 && (!oldest || w.since < oldest->since)) oldest = &w;
+    if (!oldest) return false;
+    oldest->evicted = true;
+    ::shutdown(oldest->fd, SHUT_RDWR);  // its wait ends; its thread closes it
+    auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - oldest->since);
+    log("warn", "connection from " + oldest->peer + " closed after " + std::to_string(waited.count()) +
+                    " ms without an association request, to make room for one from " + forPeer);
+    return true;
+}
+
 void Acceptor::Impl::connection(Worker* w, int fd, const std::string& peer) {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(o.requestTimeoutSeconds);
-    switch (waitForRequest(fd, deadline)) {
+    Wait waited = waitForRequest(fd, deadline);
+    {
+        std::lock_guard<std::mutex> lock(m);
+        if (w->evicted) waited = Wait::Closed;  // logged by the eviction
+        w->waiting = false;
+    }
+    switch (waited) {
         case Wait::Ready:
             break;
-        case Wait::Closed:  // a port check, or the peer gave up
+        case Wait::Closed:  // a port check, the peer gave up, or evicted
             release(w, fd);
             return;
         case Wait::TimedOut:

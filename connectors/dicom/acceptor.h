@@ -6,7 +6,9 @@
 // would hold up every other caller until the ACSE timeout. The acceptor
 // listens and accepts itself, gives each connection its own thread, waits
 // there until the whole A-ASSOCIATE-RQ PDU has arrived, and only then hands
-// the socket to DCMTK, whose read then finds everything it needs.
+// the socket to DCMTK, whose read then finds everything it needs. When too
+// many connections are waiting, the one that has waited longest is closed to
+// make room: idle connections never lock the port out.
 #pragma once
 
 #include <functional>

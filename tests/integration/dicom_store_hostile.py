@@ -219,6 +219,20 @@ destinations:
         pass
     s.close()
 
+    # Idle connections (more than the server keeps waiting for a request) do not
+    # lock the port out: a new peer is served at once, the longest-idle one goes.
+    idle = [socket.create_connection(("127.0.0.1", JPORT), timeout=5) for _ in range(150)]
+    time.sleep(0.5)
+    began = time.time()
+    served = echo()
+    took = time.time() - began
+    check(served and took < 2, f"C-ECHO is served within 2 s while 150 idle connections are open ({took:.1f} s)")
+    check(wait_for(lambda: "without an association request, to make room" in open(f"{tmp}/junction.log").read(), 5),
+          "the eviction of an idle connection is logged")
+    for c in idle:
+        c.close()
+    time.sleep(0.3)
+
     # A peer that opens an association and goes silent is dropped after `timeout`.
     silent, kind = open_association()
 

@@ -138,6 +138,31 @@ TEST_CASE("journal records round-trip every field", "[store][journal]") {
     CHECK(p.deliveries[1].status == Status::Filtered);
     CHECK(p.deliveries[1].error == "not for the archive");
 
+    SECTION("a copy of the raw or transformed message is written as a reference") {
+        NewMessage c = m;
+        c.processed->transformed = c.raw;
+        c.processed->deliveries[0].encoded = c.raw;
+        c.processed->deliveries[1].encoded = "its own";
+        std::string copies = encodeRecord(1, 0, c);
+        c.processed->transformed = "T" + c.raw;
+        c.processed->deliveries[0].encoded = c.processed->transformed;
+        std::string changed = encodeRecord(1, 0, c);
+        CHECK(copies.size() + c.raw.size() + 1 < changed.size());
+        auto a = decodeRecord(copies);
+        CHECK(a.message.processed->transformed == m.raw);
+        CHECK(a.message.processed->deliveries[0].encoded == m.raw);
+        CHECK(a.message.processed->deliveries[1].encoded == "its own");
+        auto b = decodeRecord(changed);
+        CHECK(b.message.processed->transformed == "T" + m.raw);
+        CHECK(b.message.processed->deliveries[0].encoded == "T" + m.raw);
+    }
+    SECTION("records of the first format are read") {
+        NewMessage plain = m;
+        plain.processed.reset();  // the same bytes in both formats but the format byte
+        std::string v1 = encodeRecord(7, 0, plain);
+        v1[0] = 1;
+        CHECK(decodeRecord(v1).message.raw == m.raw);
+    }
     SECTION("a damaged payload is refused") {
         CHECK_THROWS_AS(decodeRecord(rec.substr(0, rec.size() - 3)), std::runtime_error);
         std::string bad = rec;

@@ -542,6 +542,63 @@ TEST_CASE("a journaled message's kept raw content stays in the journal's content
     CHECK(files("-raw.") == 0);
 }
 
+TEST_CASE("a copy of the raw or transformed message is stored once and read back whole", "[store]") {
+    const std::string raw = "MSH|^~\\&|RIS|H|" + std::string(4000, 'r');
+    const std::string other = "MSH|^~\\&|EMR|H|" + std::string(4000, 'o');
+    // As a source stores it: processed at intake, one write; "same" sends the
+    // message unchanged, "changed" a different one.
+    auto atIntake = [&](StorageMode mode, const std::string& transformed) {
+        NewMessage m = makeMessage("ch", raw, mode);
+        ProcessedMessage p;
+        p.status = Status::Transformed;
+        p.storage = mode;
+        if (mode == StorageMode::Development) p.transformed = transformed;
+        p.deliveries = {queued("same", transformed), queued("changed", other)};
+        m.processed = p;
+        return m;
+    };
+    for (bool journal : {true, false}) {
+        for (auto mode : {StorageMode::Development, StorageMode::Production, StorageMode::Metadata}) {
+            for (const std::string* transformed : {&raw, &other}) {
+                INFO("journal " << journal << ", mode " << toString(mode) << ", transformed "
+                                << (transformed == &raw ? "= raw" : "changed"));
+                TempDir d;
+                StoreOptions o = fastOptions();
+                if (!journal) o.maxDatabaseBytes = 256 << 20;  // a store with a quota journals nothing
+                MessageId id;
+                std::int64_t contentBytes;
+                {
+                    auto store = openSqliteStore(d.db(), o);
+                    id = insertSync(*store, atIntake(mode, *transformed));
+                    store->flush();
+                    RawDb db(d.db());
+                    contentBytes = db.scalar("SELECT coalesce(sum(length(data)), 0) FROM " + dayName(Clock::now()));
+                }
+                // Written: the raw (without a journal), the changed transformed and the
+                // encoded message that differs from it; copies are empty rows.
+                std::int64_t expected = 0;
+                if (!journal && mode != StorageMode::Metadata) expected += raw.size();
+                if (mode == StorageMode::Development && transformed == &other) expected += other.size();
+                if (mode == StorageMode::Metadata) expected += transformed->size() + other.size();
+                else if (transformed == &raw) expected += other.size();
+                else if (mode == StorageMode::Production) expected += other.size() * 2;  // no transformed kept to refer to
+                CHECK(contentBytes == expected);
+                auto store = openSqliteStore(d.db(), o);
+                auto m = store->get(id);
+                REQUIRE(m);
+                REQUIRE(m->deliveries.size() == 2);
+                CHECK(m->deliveries[0].destination == "changed");
+                CHECK(m->deliveries[0].encoded == other);
+                CHECK(m->deliveries[1].encoded == *transformed);
+                if (mode == StorageMode::Development) CHECK(m->transformed == *transformed);
+                auto pending = store->pendingDeliveries("ch", 10);
+                REQUIRE(pending.size() == 2);
+                for (const auto& pd : pending) CHECK(pd.encoded == (pd.destination == "same" ? *transformed : other));
+            }
+        }
+    }
+}
+
 TEST_CASE("a store that keeps no raw content leaves no content file", "[store]") {
     TempDir dir;
     {

@@ -33,7 +33,12 @@ std::uint32_t crc32(std::string_view data) {
 
 // ---------------------------------------------------------------- codec
 
-constexpr std::uint8_t kFormat = 1;
+// Format 2 writes a copy of the raw message (the transformed message, an
+// encoded one) as a one-byte reference instead of its bytes; format 1 records
+// (every content written out) are still read.
+constexpr std::uint8_t kFormatV1 = 1;
+constexpr std::uint8_t kFormat = 2;
+enum Copy : std::uint8_t { kOwnBytes = 0, kSameAsRaw = 1, kSameAsTransformed = 2 };
 
 void putU32(std::string& out, std::uint32_t v) {
     for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
@@ -44,6 +49,17 @@ void putU64(std::string& out, std::uint64_t v) {
 void putStr(std::string& out, std::string_view s) {
     putU32(out, static_cast<std::uint32_t>(s.size()));
     out.append(s);
+}
+// Content that may repeat the raw or the transformed message.
+void putCopy(std::string& out, std::string_view s, std::string_view raw, std::string_view transformed) {
+    if (!s.empty() && s == raw) {
+        out.push_back(static_cast<char>(kSameAsRaw));
+    } else if (!s.empty() && s == transformed) {
+        out.push_back(static_cast<char>(kSameAsTransformed));
+    } else {
+        out.push_back(static_cast<char>(kOwnBytes));
+        putStr(out, s);
+    }
 }
 void putMeta(std::string& out, const Metadata& m) {
     putStr(out, m.messageType);
@@ -281,7 +297,7 @@ std::string encodeRecord(MessageId id, std::int64_t receivedMs, const NewMessage
     if (m.processed) {
         const ProcessedMessage& p = *m.processed;
         out.push_back(static_cast<char>(p.status));
-        putStr(out, p.transformed);
+        putCopy(out, p.transformed, m.raw, {});
         putStr(out, p.error);
         putMeta(out, p.meta);
         out.push_back(static_cast<char>(p.storage));
@@ -289,7 +305,7 @@ std::string encodeRecord(MessageId id, std::int64_t receivedMs, const NewMessage
         for (const auto& d : p.deliveries) {
             putStr(out, d.destination);
             out.push_back(static_cast<char>(d.status));
-            putStr(out, d.encoded);
+            putCopy(out, d.encoded, m.raw, p.transformed);
             putStr(out, d.error);
         }
     }
@@ -304,7 +320,8 @@ void setRecordId(std::string& record, MessageId id) {
 
 JournalRecord decodeRecord(std::string_view payload) {
     Reader r(payload);
-    if (r.u8() != kFormat) throw std::runtime_error("journal record: unknown format");
+    const std::uint8_t format = r.u8();
+    if (format != kFormat && format != kFormatV1) throw std::runtime_error("journal record: unknown format");
     JournalRecord rec;
     rec.id = static_cast<MessageId>(r.u64());
     rec.receivedMs = static_cast<std::int64_t>(r.u64());
@@ -322,7 +339,16 @@ JournalRecord decodeRecord(std::string_view payload) {
         p.id = rec.id;
         p.channel = m.channel;
         p.status = r.status();
-        p.transformed = r.str();
+        auto copy = [&](const std::string& transformed) -> std::string {
+            if (format == kFormatV1) return r.str();
+            switch (r.u8()) {
+                case kOwnBytes: return r.str();
+                case kSameAsRaw: return m.raw;
+                case kSameAsTransformed: return transformed;
+                default: throw std::runtime_error("journal record: unknown content reference");
+            }
+        };
+        p.transformed = copy({});
         p.error = r.str();
         p.meta = r.meta();
         p.storage = r.storage();
@@ -331,7 +357,7 @@ JournalRecord decodeRecord(std::string_view payload) {
             ProcessedMessage::Delivery d;
             d.destination = r.str();
             d.status = r.status();
-            d.encoded = r.str();
+            d.encoded = copy(p.transformed);
             d.error = r.str();
             p.deliveries.push_back(std::move(d));
         }

@@ -7,7 +7,11 @@
 //                "Queued deliveries of a channel, oldest first" directly
 //   partitions   day (yyyymmdd, UTC) -> first message id of that day
 //   content_<yyyymmdd>  raw / transformed / encoded / response of the messages
-//                whose ids fall in that day's id range; the raw content of a
+//                whose ids fall in that day's id range. A copy is not written
+//                twice: an empty transformed row means "the same as the raw
+//                message", an empty encoded row "the same as the transformed
+//                message" (or the raw one when no transformed is kept). The raw
+//                content of a
 //                journaled message kept by its storage mode is not copied here:
 //                messages.raw_ref points at its record in the intake journal,
 //                whose segment is then kept as a content file (schema version 2)
@@ -317,6 +321,12 @@ private:
     };
     ReaderPart* readerPart(MessageId id);
     std::string readContent(MessageId id, int kind, const std::string& dest);
+    // The row of a content (nullopt when there is none; "" is a copy marker).
+    std::optional<std::string> contentRow(MessageId id, int kind, const std::string& dest);
+    // The raw message, wherever it is kept (journal content file or content row).
+    std::string rawOf(MessageId id);
+    // A delivery's encoded message, its copy marker resolved.
+    std::string encodedOf(MessageId id, const std::string& dest);
     // Raw content kept in the intake journal (messages.raw_ref); empty, with a log line, when gone.
     std::string journalContent(std::uint64_t ref, MessageId id) const;
 
@@ -1207,7 +1217,10 @@ void SqliteStore::markJournalApplied(const std::vector<Op>& ops, std::size_t beg
 }
 
 void SqliteStore::writeOutcome(MessageId id, const ProcessedMessage& p, std::int64_t now, const InsertOp* insert) {
-    if (keepsAll(p.storage) && !p.transformed.empty()) putContent(id, kTransformed, {}, p.transformed);
+    // The raw message is at hand (and kept) when the outcome comes with the insert.
+    const std::string* raw = insert && keepsRaw(insert->m.storage) ? &insert->m.raw : nullptr;
+    const bool keepTransformed = keepsAll(p.storage) && !p.transformed.empty();
+    if (keepTransformed) putContent(id, kTransformed, {}, raw && p.transformed == *raw ? std::string_view() : p.transformed);
     for (std::size_t i = 0; i < p.deliveries.size(); ++i) {
         const auto& d = p.deliveries[i];
         const FoldedDelivery* f = nullptr;
@@ -1229,7 +1242,10 @@ void SqliteStore::writeOutcome(MessageId id, const ProcessedMessage& p, std::int
         }
         if (f && f->response && keepsAll(f->storage)) putContent(id, kResponse, d.destination, *f->response);
         bool keep = keepEncoded(p.storage, d.status) && (!f || keepEncoded(f->storage, d.status));
-        if (keep && !d.encoded.empty()) putContent(id, kEncoded, d.destination, d.encoded);
+        if (keep && !d.encoded.empty()) {
+            bool copy = keepTransformed ? d.encoded == p.transformed : raw && d.encoded == *raw;
+            putContent(id, kEncoded, d.destination, copy ? std::string_view() : std::string_view(d.encoded));
+        }
     }
 }
 
@@ -1598,16 +1614,36 @@ SqliteStore::ReaderPart* SqliteStore::readerPart(MessageId id) {
     return &rparts_.emplace(day, std::move(rp)).first->second;
 }
 
-std::string SqliteStore::readContent(MessageId id, int kind, const std::string& dest) {
+std::optional<std::string> SqliteStore::contentRow(MessageId id, int kind, const std::string& dest) {
     ReaderPart* rp = readerPart(id);
-    if (!rp) return {};
+    if (!rp) return std::nullopt;
     try {
         Use u(rp->one);
         u.int64(1, id).int64(2, kind).text(3, dest);
-        return u.step() ? u.str(0) : std::string();
+        if (!u.step()) return std::nullopt;
+        return u.str(0);
     } catch (const sqlite::Error&) {
-        return {};  // the partition was dropped by prune (its messages are gone)
+        return std::nullopt;  // the partition was dropped by prune (its messages are gone)
     }
+}
+
+std::string SqliteStore::readContent(MessageId id, int kind, const std::string& dest) {
+    return contentRow(id, kind, dest).value_or(std::string());
+}
+
+std::string SqliteStore::rawOf(MessageId id) {
+    Use u(rGetMsg_);
+    u.int64(1, id);
+    if (u.step() && !u.isNull(11)) return journalContent(static_cast<std::uint64_t>(u.int64(11)), id);
+    return readContent(id, kRaw, {});
+}
+
+std::string SqliteStore::encodedOf(MessageId id, const std::string& dest) {
+    auto encoded = contentRow(id, kEncoded, dest);
+    if (!encoded || !encoded->empty()) return encoded.value_or(std::string());
+    auto transformed = contentRow(id, kTransformed, {});
+    if (transformed && !transformed->empty()) return std::move(*transformed);
+    return rawOf(id);
 }
 
 // The shared shape of the recovery reads: rows of `st` for a channel (up to
@@ -1680,7 +1716,7 @@ std::vector<PendingDelivery> SqliteStore::pendingDeliveries(const std::string& c
             pd.nextAttempt = u.isNull(4) ? Clock::time_point{} : fromMs(u.int64(4));
             return pd;
         },
-        [&](PendingDelivery& pd) { pd.encoded = readContent(pd.id, kEncoded, pd.destination); },
+        [&](PendingDelivery& pd) { pd.encoded = encodedOf(pd.id, pd.destination); },
         [&](Use& u) {
             u.int64(3, after);
             u.textOrNull(4, destination);
@@ -1782,6 +1818,8 @@ std::optional<MessageDetail> SqliteStore::get(MessageId id) {
             d.deliveries.push_back(std::move(r));
         }
     }
+    bool copied[4] = {};
+    std::vector<bool> copiedEncoded(d.deliveries.size());
     if (ReaderPart* rp = readerPart(id)) {
         try {
             Use u(rp->all);
@@ -1789,16 +1827,29 @@ std::optional<MessageDetail> SqliteStore::get(MessageId id) {
             while (u.step()) {
                 int kind = static_cast<int>(u.int64(0));
                 std::string dest = u.str(1);
-                if (kind == kRaw) d.raw = u.str(2);
-                else if (kind == kTransformed) d.transformed = u.str(2);
-                else
-                    for (auto& r : d.deliveries)
-                        if (r.destination == dest) (kind == kEncoded ? r.encoded : r.response) = u.str(2);
+                std::string data = u.str(2);
+                if (kind == kRaw) {
+                    d.raw = std::move(data);
+                } else if (kind == kTransformed) {
+                    copied[kTransformed] = data.empty();
+                    d.transformed = std::move(data);
+                } else {
+                    for (std::size_t i = 0; i < d.deliveries.size(); ++i) {
+                        auto& r = d.deliveries[i];
+                        if (r.destination != dest) continue;
+                        if (kind == kEncoded) copiedEncoded[i] = data.empty();
+                        (kind == kEncoded ? r.encoded : r.response) = data;
+                    }
+                }
             }
         } catch (const sqlite::Error&) {
             // partition dropped meanwhile: no content
         }
     }
+    // Copy markers (empty rows) stand for the content they repeat.
+    if (d.transformed.empty()) d.transformed = copied[kTransformed] ? d.raw : std::string();
+    for (std::size_t i = 0; i < d.deliveries.size(); ++i)
+        if (copiedEncoded[i]) d.deliveries[i].encoded = d.transformed.empty() ? d.raw : d.transformed;
     txn.commit();
     return d;
 }

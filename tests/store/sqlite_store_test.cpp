@@ -766,6 +766,38 @@ TEST_CASE("reopening recovers unfinished work", "[store]") {
     CHECK(insertSync(*store, makeMessage("ch", "new")) > done);
 }
 
+TEST_CASE("while SQLite falls behind the journal, what waits to be applied is bounded in bytes", "[store]") {
+    TempDir dir;
+    auto store = openSqliteStore(dir.db(), fastOptions());
+    insertSync(*store, makeMessage("ch", "first"));
+    store->flush();
+    // Another connection holds SQLite's write lock: the writer cannot apply anything.
+    sqlite3* blocker = nullptr;
+    REQUIRE(sqlite3_open_v2(dir.db().c_str(), &blocker, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(blocker, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+    const std::string big(1 << 20, 'x');  // 1 MB messages: the count bound alone would let 100,000 wait
+    std::atomic<int> accepted{0};
+    std::thread sender([&] {
+        for (int i = 0; i < 120; ++i) {
+            store->insert(makeMessage("ch", big + std::to_string(i), StorageMode::Production),
+                          [&](MessageId id, const std::string&) {
+                              if (id > 0) ++accepted;
+                          });
+        }
+    });
+    std::this_thread::sleep_for(1500ms);
+    int held = accepted.load();
+    CHECK(held >= 20);
+    CHECK(held <= 64);  // about 48 MB of content waits, then intake waits too
+    REQUIRE(sqlite3_exec(blocker, "ROLLBACK", nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(blocker);
+    sender.join();
+    store->flush();
+    CHECK(accepted.load() == 120);
+    CHECK(countOf(*store, "ch", Status::Received) == 121);
+    CHECK(store->pendingMessages("ch", 200).back().raw == big + "119");
+}
+
 TEST_CASE("acknowledged inserts survive a crash", "[store]") {
     TempDir dir;
     const int N = 3000, K = 700;

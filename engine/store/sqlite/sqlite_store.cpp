@@ -363,6 +363,7 @@ private:
     void watchBudget();
     std::set<MessageId> voidRefs_;       // writer: failed records whose insert is still to come
     std::size_t flushWaiters_ = 0;       // under mu_
+    std::size_t unappliedBytes_ = 0;     // under mu_: content of the journaled inserts queued or being applied
     std::map<int, WriterPart> wparts_;
     Stmt wJournalMark_, wDropRawRef_;
     Stmt wBegin_, wCommit_, wInsertMsg_, wProcessed_, wProcessedStatus_, wMeta_, wDeliveryNew_, wDeliveryAt_, wDeliveryUpd_, wDeliveryIns_, wAggregate_, wMessageStatus_,
@@ -665,9 +666,21 @@ void SqliteStore::insert(NewMessage message, InsertCompletion done) {
 }
 
 namespace {
-// Journaled inserts the writer has not applied yet, past which new inserts wait
-// (memory bound when SQLite falls behind).
+// Journaled inserts the writer has not applied yet (queued or in the batch it
+// is applying), past which new inserts wait: memory stays bounded when SQLite
+// falls behind, whatever the message size or the backlog.
 constexpr std::size_t kMaxUnapplied = 100000;
+constexpr std::size_t kMaxUnappliedBytes = 48u << 20;
+
+// What a journaled insert holds in memory until it is applied (about).
+std::size_t heldBytes(const NewMessage& m) {
+    std::size_t n = 512 + m.raw.size();
+    if (m.processed) {
+        n += m.processed->transformed.size();
+        for (const auto& d : m.processed->deliveries) n += 64 + d.encoded.size();
+    }
+    return n;
+}
 }  // namespace
 
 // Journal mode: the message is durable once its record is in the journal (and,
@@ -692,12 +705,14 @@ void SqliteStore::insertJournaled(NewMessage message, InsertCompletion done) {
     std::string record = encodeRecord(0, received, message);
     {
         std::unique_lock<std::mutex> lock(mu_);
-        if (queue_.size() >= kMaxUnapplied) {
+        auto full = [&] { return queue_.size() >= kMaxUnapplied || unappliedBytes_ >= kMaxUnappliedBytes; };
+        if (full()) {
             ++flushWaiters_;  // no lingering while someone waits
             cvWork_.notify_one();
-            cvDone_.wait(lock, [&] { return queue_.size() < kMaxUnapplied || stop_; });
+            cvDone_.wait(lock, [&] { return !full() || stop_; });
             --flushWaiters_;
         }
+        unappliedBytes_ += heldBytes(message);
     }
     std::function<void(const std::string&)> then;
     std::uint64_t seq = 0, rawRef = 0;
@@ -755,6 +770,7 @@ void SqliteStore::recoverJournal() {
             u.int64(1, rec.id);
             if (u.step()) continue;  // applied after a blocked one (see journalBlocked_)
         }
+        unappliedBytes_ += heldBytes(rec.message);
         queue_.push_back(Op(InsertOp{std::move(rec.message), nullptr, rec.receivedMs, rec.id, 0, true, {}, kept ? rec.ref : 0}));
         ++submitted_;
         ++replayed;
@@ -821,6 +837,9 @@ void SqliteStore::writerLoop() {
             // measured: no throughput gain, only added latency.
             batch.swap(queue_);
         }
+        std::size_t batchBytes = 0;
+        for (const auto& op : batch)
+            if (auto* ins = std::get_if<InsertOp>(&op.v); ins && ins->journaled) batchBytes += heldBytes(ins->m);
         std::size_t i = 0;
         while (i < batch.size()) {
             if (auto* pr = std::get_if<PruneOp>(&batch[i].v)) {
@@ -851,6 +870,7 @@ void SqliteStore::writerLoop() {
         {
             std::lock_guard<std::mutex> lock(mu_);
             completed_ += n;
+            unappliedBytes_ -= std::min(unappliedBytes_, batchBytes);
         }
         cvDone_.notify_all();
     }

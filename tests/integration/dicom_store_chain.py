@@ -18,9 +18,9 @@ import pydicom
 
 BIN = os.environ["JUNCTION_BIN"]
 SAMPLES = "/usr/lib/python3/dist-packages/pydicom/data/test_files"
-JPORT, PPORT = 28010, 28011
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from checks import Checks, finish, wait_for  # noqa: E402
+from checks import Checks, finish, wait_for, free_port  # noqa: E402
+JPORT, PPORT = free_port(), free_port()
 
 check = Checks()
 

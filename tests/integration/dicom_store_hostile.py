@@ -15,11 +15,11 @@ import pydicom
 
 BIN = os.environ["JUNCTION_BIN"]
 SAMPLES = "/usr/lib/python3/dist-packages/pydicom/data/test_files"
-JPORT = 28020
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from checks import Checks, finish, wait_for  # noqa: E402
+from checks import Checks, finish, wait_for, free_port  # noqa: E402
+JPORT = free_port()
 
 check = Checks()
 

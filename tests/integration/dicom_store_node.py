@@ -15,9 +15,9 @@ BIN = os.environ["JUNCTION_BIN"]
 SRC = os.environ["JUNCTION_SOURCE_DIR"]
 SAMPLES = "/usr/lib/python3/dist-packages/pydicom/data/test_files"
 NODE_DIR = os.path.join(SRC, "tests", "node")
-JPORT = 28030
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from checks import Checks, finish, wait_for  # noqa: E402
+from checks import Checks, finish, wait_for, free_port  # noqa: E402
+JPORT = free_port()
 
 check = Checks()
 

@@ -13,7 +13,7 @@
 #include <memory>
 #include <vector>
 
-#include "connectors/dicom/dicom_text.h"
+#include "engine/dicom/dicom_text.h"
 
 namespace junction::dicom {
 

@@ -22,8 +22,8 @@
 #include <sstream>
 
 #include "connectors/dicom/acceptor.h"
-#include "connectors/dicom/dataset_json.h"
-#include "connectors/dicom/dicom_text.h"
+#include "engine/dicom/dataset_json.h"
+#include "engine/dicom/dicom_text.h"
 #include "connectors/dicom/mwl_matching.h"
 #include "connectors/dicom/server_scp.h"
 

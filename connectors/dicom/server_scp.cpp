@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "connectors/dicom/dicom_text.h"
+#include "engine/dicom/dicom_text.h"
 
 namespace junction::dicom::detail {
 

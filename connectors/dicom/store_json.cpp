@@ -17,7 +17,7 @@
 #include <cstdio>
 #include <set>
 
-#include "connectors/dicom/dataset_json.h"
+#include "engine/dicom/dataset_json.h"
 #include "connectors/dicom/store_dcmtk.h"
 
 namespace junction::dicom {

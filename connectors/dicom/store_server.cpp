@@ -36,7 +36,7 @@
 #include <thread>
 
 #include "connectors/dicom/acceptor.h"
-#include "connectors/dicom/dicom_text.h"
+#include "engine/dicom/dicom_text.h"
 #include "connectors/dicom/part10_walk.h"
 #include "connectors/dicom/server_scp.h"
 #include "connectors/dicom/store_dcmtk.h"

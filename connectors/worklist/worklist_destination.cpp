@@ -20,7 +20,7 @@
 #include <sstream>
 
 #include "connectors/builtin.h"
-#include "connectors/dicom/keyword_json.h"
+#include "engine/dicom/keyword_json.h"
 #include "engine/core/engine.h"
 #include "engine/store/worklist_store.h"
 #include "engine/util/json_text.h"

@@ -7,7 +7,7 @@
 
 #include <iostream>
 
-#include "connectors/dicom/dicom_toolkit.h"
+#include "engine/dicom/dicom_toolkit.h"
 #include "engine/app/commands.h"
 
 namespace junction::app {

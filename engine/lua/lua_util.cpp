@@ -4,7 +4,7 @@
 #include <ctime>
 #include <random>
 
-#include "connectors/dicom/keyword_json.h"
+#include "engine/dicom/keyword_json.h"
 #include "engine/lua/lua_internal.h"
 
 namespace junction::lua::detail {

@@ -1,7 +1,7 @@
 // The worklist module: worklist.upsert / complete / cancel / set_status / find
 // over the engine's modality worklist (store::WorklistStore). Items are keyword
-// tables (connectors/dicom/keyword_json.h), stored as DICOM JSON.
-#include "connectors/dicom/keyword_json.h"
+// tables (engine/dicom/keyword_json.h), stored as DICOM JSON.
+#include "engine/dicom/keyword_json.h"
 #include "engine/lua/lua_internal.h"
 #include "engine/store/worklist_store.h"
 

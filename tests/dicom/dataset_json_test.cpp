@@ -10,7 +10,7 @@
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcsequen.h>
 
-#include "connectors/dicom/dataset_json.h"
+#include "engine/dicom/dataset_json.h"
 #include "dcmtk_test_support.h"
 
 using namespace junction::dicom;

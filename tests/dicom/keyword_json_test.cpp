@@ -3,7 +3,7 @@
 
 #include <string>
 
-#include "connectors/dicom/keyword_json.h"
+#include "engine/dicom/keyword_json.h"
 
 using namespace junction;
 

@@ -7,7 +7,7 @@
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcsequen.h>
 
-#include "connectors/dicom/dataset_json.h"
+#include "engine/dicom/dataset_json.h"
 #include "connectors/dicom/mwl_matching.h"
 #include "dcmtk_test_support.h"
 #include "dicom_test_support.h"

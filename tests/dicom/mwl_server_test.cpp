@@ -17,7 +17,7 @@
 #include <set>
 
 #include "connectors/dicom/mwl_connectors.h"
-#include "connectors/dicom/keyword_json.h"
+#include "engine/dicom/keyword_json.h"
 #include "connectors/dicom/mwl_server.h"
 #include "dcmtk_test_support.h"
 #include "dicom_test_support.h"

@@ -1,4 +1,5 @@
-#include "connectors/dicom/dicom_toolkit.h"
+// The DCMTK version and implementation class UID, from dcmdata (see dicom_toolkit.h).
+#include "engine/dicom/dicom_toolkit.h"
 
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dcuid.h>

@@ -1,4 +1,5 @@
-#include "connectors/dicom/dataset_json.h"
+// DICOM JSON (PS3.18 F.2) read into and written from DCMTK datasets (see dataset_json.h).
+#include "engine/dicom/dataset_json.h"
 
 #include <Poco/Base64Decoder.h>
 #include <Poco/JSON/Array.h>

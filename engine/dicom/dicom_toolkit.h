@@ -1,5 +1,5 @@
-// Facts about the DICOM toolkit Junction is built with. DCMTK types stay
-// inside connectors/dicom; this header exposes plain strings only.
+// Facts about the DICOM toolkit Junction is built with (for `junction
+// version`): plain strings, no DCMTK type crosses this header.
 #pragma once
 
 #include <string>

@@ -4,7 +4,8 @@
 // {"Alphabetic": ..., "Ideographic": ..., "Phonetic": ...} objects, numeric
 // VRs are JSON numbers, binary VRs travel as InlineBinary (base64), and an
 // attribute without "Value" is present and empty. Strings are UTF-8.
-// Internal to connectors/dicom (DCMTK types).
+// DCMTK types: for the code built on DCMTK (connectors/dicom, the DICOM
+// tests); the rest of the engine uses the plain keyword_json.h.
 #pragma once
 
 #include <memory>

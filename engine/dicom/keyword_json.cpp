@@ -1,7 +1,7 @@
 // Keyword tables ↔ DICOM JSON (PS3.18 F.2), with DCMTK's data dictionary for
 // tags and VRs. JSON is read with Poco and written here (attributes in tag order).
-#include "connectors/dicom/keyword_json.h"
-#include "connectors/dicom/dicom_text.h"
+#include "engine/dicom/keyword_json.h"
+#include "engine/dicom/dicom_text.h"
 #include "engine/util/json_text.h"
 
 #include <dcmtk/config/osconfig.h>

@@ -21,6 +21,7 @@
 
 #include "connectors/builtin.h"
 #include "engine/dicom/keyword_json.h"
+#include "engine/dicom/uid.h"
 #include "engine/core/engine.h"
 #include "engine/store/worklist_store.h"
 #include "engine/util/json_text.h"

@@ -27,7 +27,6 @@
 #include <map>
 #include <mutex>
 #include <optional>
-#include <random>
 #include <set>
 #include <stdexcept>
 #include <unordered_map>
@@ -497,24 +496,6 @@ store::WorklistItem worklistItemFromKeywords(const std::string& keywordJson, con
     }
     writeDataset(item.dataset, ds);
     return item;
-}
-
-std::string newUid() {
-    thread_local std::mt19937_64 rng([] {
-        std::random_device rd;
-        std::seed_seq seq{rd(), rd(), rd(), rd(), rd(), rd()};
-        return std::mt19937_64(seq);
-    }());
-    std::uint64_t hi = rng(), lo = rng();
-    hi = (hi & 0xFFFFFFFFFFFF0FFFull) | 0x0000000000004000ull;  // version 4
-    lo = (lo & 0x3FFFFFFFFFFFFFFFull) | 0x8000000000000000ull;  // variant 10
-    unsigned __int128 v = (static_cast<unsigned __int128>(hi) << 64) | lo;
-    std::string digits;
-    do {
-        digits += static_cast<char>('0' + static_cast<int>(v % 10));
-        v /= 10;
-    } while (v);
-    return "2.25." + std::string(digits.rbegin(), digits.rend());
 }
 
 std::string tagOfKeyword(const std::string& keyword) {

@@ -42,9 +42,6 @@ std::string dicomJsonToKeywords(const std::string& dicomJson);
 // ScheduledProcedureStepSequence). Status Scheduled. Throws std::invalid_argument.
 store::WorklistItem worklistItemFromKeywords(const std::string& keywordJson, const std::vector<std::string>& skip = {});
 
-// A new UID: "2.25." followed by the decimal value of a random UUID (ITU-T X.667).
-std::string newUid();
-
 // DICOM tag "(gggg,eeee)" of a keyword, or "" if the dictionary does not know it.
 std::string tagOfKeyword(const std::string& keyword);
 

@@ -2,10 +2,11 @@
 #include <cctype>
 #include <chrono>
 #include <ctime>
-#include <random>
 
 #include "engine/dicom/keyword_json.h"
+#include "engine/dicom/uid.h"
 #include "engine/lua/lua_internal.h"
+#include "engine/util/uuid.h"
 
 namespace junction::lua::detail {
 namespace {
@@ -119,51 +120,14 @@ int ackL(lua_State* L) {
 
 // ------------------------------------------------------------ ids and time
 
-std::mt19937_64& rng() {
-    thread_local std::mt19937_64 gen([] {
-        std::random_device rd;
-        std::seed_seq seq{rd(), rd(), rd(), rd(), rd(), rd()};
-        return std::mt19937_64(seq);
-    }());
-    return gen;
-}
-
-struct Uuid {
-    std::uint64_t hi, lo;
-};
-
-Uuid randomUuid() {
-    Uuid u{rng()(), rng()()};
-    u.hi = (u.hi & 0xFFFFFFFFFFFF0FFFull) | 0x0000000000004000ull;  // version 4
-    u.lo = (u.lo & 0x3FFFFFFFFFFFFFFFull) | 0x8000000000000000ull;  // variant 10
-    return u;
-}
-
 int uuidL(lua_State* L) {
-    Uuid u = randomUuid();
-    char buf[40];
-    std::snprintf(buf, sizeof buf, "%08x-%04x-%04x-%04x-%012llx", static_cast<unsigned>(u.hi >> 32),
-                  static_cast<unsigned>((u.hi >> 16) & 0xFFFF), static_cast<unsigned>(u.hi & 0xFFFF),
-                  static_cast<unsigned>(u.lo >> 48), static_cast<unsigned long long>(u.lo & 0xFFFFFFFFFFFFull));
-    lua_pushstring(L, buf);
+    lua_pushstring(L, util::uuidText(util::randomUuid()).c_str());
     return 1;
 }
 
 // dicom.uid(): "2.25." + the decimal value of a random UUID (ITU-T X.667).
 int dicomUidL(lua_State* L) {
-    Uuid u = randomUuid();
-    unsigned __int128 v = (static_cast<unsigned __int128>(u.hi) << 64) | u.lo;
-    char digits[48];
-    int n = 0;
-    do {
-        digits[n++] = static_cast<char>('0' + static_cast<int>(v % 10));
-        v /= 10;
-    } while (v);
-    char buf[64];
-    int k = std::snprintf(buf, sizeof buf, "2.25.");
-    for (int i = n - 1; i >= 0; --i) buf[k++] = digits[i];
-    buf[k] = 0;
-    lua_pushstring(L, buf);
+    lua_pushstring(L, dicom::newUid().c_str());
     return 1;
 }
 

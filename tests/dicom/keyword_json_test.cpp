@@ -4,6 +4,7 @@
 #include <string>
 
 #include "engine/dicom/keyword_json.h"
+#include "engine/dicom/uid.h"
 
 using namespace junction;
 

@@ -11,7 +11,7 @@
 #include <dcmtk/dcmdata/dcsequen.h>
 
 #include "engine/dicom/dataset_json.h"
-#include "dcmtk_test_support.h"
+#include "../dicom/dcmtk_test_support.h"
 
 using namespace junction::dicom;
 using junction::testing::get;

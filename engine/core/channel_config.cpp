@@ -8,6 +8,7 @@
 #include <set>
 
 #include "engine/core/connector.h"
+#include "engine/util/json_text.h"
 
 namespace fs = std::filesystem;
 
@@ -280,12 +281,7 @@ std::string schemaFor(const Setting& s) {
         case T::Map: out += "\"type\":\"object\""; break;
         case T::Any: break;
     }
-    std::string help;
-    for (char ch : s.help) {
-        if (ch == '"' || ch == '\\') help += '\\';
-        help += ch;
-    }
-    if (!help.empty()) out += std::string(out.size() > 1 ? "," : "") + "\"description\":\"" + help + "\"";
+    if (!s.help.empty()) out += std::string(out.size() > 1 ? "," : "") + "\"description\":" + util::jsonString(s.help);
     return out + "}";
 }
 

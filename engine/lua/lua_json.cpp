@@ -6,7 +6,8 @@
 // - Decoded arrays carry a marker metatable so [] encodes back as [];
 //   decoded objects carry a metatable with their key order, so re-encoding
 //   keeps the input's order (keys added later follow, sorted).
-// - Strings: UTF-8 passes through; \uXXXX escapes incl. surrogate pairs.
+// - Strings: UTF-8 passes through; \uXXXX escapes incl. surrogate pairs. The
+//   encoder writes other bytes as \u00XX (read as Latin-1), see engine/util/json_text.h.
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -14,6 +15,7 @@
 #include <unordered_set>
 
 #include "engine/lua/lua_internal.h"
+#include "engine/util/json_text.h"
 
 namespace junction::lua::detail {
 namespace {
@@ -334,59 +336,6 @@ void decValue(lua_State* L, Dec& d, int depth) {
 
 // ------------------------------------------------------------ encoder
 
-void appendEscaped(std::string& out, std::string_view s) {
-    static const char* hex = "0123456789abcdef";
-    out += '"';
-    const unsigned char* p = reinterpret_cast<const unsigned char*>(s.data());
-    const unsigned char* e = p + s.size();
-    while (p < e) {
-        const unsigned char* run = p;
-        while (p < e && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') ++p;
-        out.append(reinterpret_cast<const char*>(run), static_cast<std::size_t>(p - run));
-        if (p >= e) break;
-        unsigned char c = *p;
-        if (c < 0x80) {
-            switch (c) {
-                case '"': out += "\\\""; break;
-                case '\\': out += "\\\\"; break;
-                case '\n': out += "\\n"; break;
-                case '\r': out += "\\r"; break;
-                case '\t': out += "\\t"; break;
-                case '\b': out += "\\b"; break;
-                case '\f': out += "\\f"; break;
-                default:
-                    out += "\\u00";
-                    out += hex[c >> 4];
-                    out += hex[c & 15];
-            }
-            ++p;
-            continue;
-        }
-        // UTF-8 sequence: pass through when valid, else the byte as \u00XX (Latin-1).
-        int len = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c <= 0xDF ? 2 : 0;
-        bool valid = len > 0 && e - p >= len;
-        for (int k = 1; valid && k < len; ++k)
-            if ((p[k] & 0xC0) != 0x80) valid = false;
-        if (valid && len == 3) {
-            unsigned cp = ((c & 0x0F) << 12) | ((p[1] & 0x3F) << 6) | (p[2] & 0x3F);
-            if (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF)) valid = false;
-        } else if (valid && len == 4) {
-            unsigned cp = ((c & 0x07) << 18) | ((p[1] & 0x3F) << 12) | ((p[2] & 0x3F) << 6) | (p[3] & 0x3F);
-            if (cp < 0x10000 || cp > 0x10FFFF) valid = false;
-        }
-        if (valid) {
-            out.append(reinterpret_cast<const char*>(p), static_cast<std::size_t>(len));
-            p += len;
-        } else {
-            out += "\\u00";
-            out += hex[c >> 4];
-            out += hex[c & 15];
-            ++p;
-        }
-    }
-    out += '"';
-}
-
 void appendNumber(std::string& out, lua_State* L, int idx) {
     char buf[64];
     if (lua_isinteger(L, idx)) {
@@ -463,7 +412,7 @@ struct Encoder {
         if (!first) out += ',';
         first = false;
         newline(depth + 1);
-        appendEscaped(out, k.name);
+        util::appendJsonString(out, k.name, util::NonUtf8::Latin1);
         out += pretty ? ": " : ":";
         value(lua_gettop(L), depth + 1);
         lua_pop(L, 1);
@@ -575,7 +524,7 @@ struct Encoder {
             case LUA_TSTRING: {
                 std::size_t n;
                 const char* s = lua_tolstring(L, idx, &n);
-                appendEscaped(out, {s, n});
+                util::appendJsonString(out, {s, n}, util::NonUtf8::Latin1);
                 return;
             }
             case LUA_TTABLE: table(idx, depth); return;

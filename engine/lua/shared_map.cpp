@@ -11,6 +11,7 @@
 #include <new>
 
 #include "engine/lua/lua_internal.h"
+#include "engine/util/json_text.h"
 
 namespace junction::lua {
 
@@ -124,25 +125,6 @@ void pushValue(lua_State* L, const Value& v) {
 
 namespace {
 
-void jsonString(std::string& out, std::string_view s) {
-    static const char* hex = "0123456789abcdef";
-    out += '"';
-    for (char ch : s) {
-        unsigned char c = static_cast<unsigned char>(ch);
-        if (c == '"') out += "\\\"";
-        else if (c == '\\') out += "\\\\";
-        else if (c == '\n') out += "\\n";
-        else if (c == '\r') out += "\\r";
-        else if (c == '\t') out += "\\t";
-        else if (c < 0x20) {
-            out += "\\u00";
-            out += hex[c >> 4];
-            out += hex[c & 15];
-        } else out += ch;
-    }
-    out += '"';
-}
-
 std::string numberText(const Value& v) {
     char buf[64];
     if (auto* i = std::get_if<lua_Integer>(&v.v)) {
@@ -163,7 +145,7 @@ void toJson(std::string& out, const Value& v) {
         case 1: out += std::get<bool>(v.v) ? "true" : "false"; return;
         case 2:
         case 3: out += numberText(v); return;
-        case 4: jsonString(out, std::get<std::string>(v.v)); return;
+        case 4: util::appendJsonString(out, std::get<std::string>(v.v)); return;
         default: break;
     }
     const Table& t = *std::get<std::shared_ptr<const Table>>(v.v);
@@ -200,7 +182,7 @@ void toJson(std::string& out, const Value& v) {
     out += '{';
     for (std::size_t i = 0; i < members.size(); ++i) {
         if (i) out += ',';
-        jsonString(out, members[i].first);
+        util::appendJsonString(out, members[i].first);
         out += ':';
         toJson(out, *members[i].second);
     }

@@ -1,5 +1,6 @@
-// Writing JSON text by hand: string quoting shared by the places that emit
-// JSON without a JSON library (CLI output, DICOM JSON, connector content).
+// Writing JSON text by hand: the one JSON string quoting of the code base,
+// for the places that emit JSON without a JSON library (Lua's json.encode and
+// shared maps, CLI output, DICOM JSON, connector content, the channel schema).
 #pragma once
 
 #include <string>
@@ -7,11 +8,19 @@
 
 namespace junction::util {
 
+// What becomes of bytes that are no valid UTF-8.
+enum class NonUtf8 {
+    Keep,    // copied as they are: text in another character set (a DICOM value
+             // in ISO_IR 100) keeps its bytes
+    Latin1,  // each written as \u00XX, read as Latin-1, so that the output is
+             // valid JSON whatever the input (Lua's json.encode)
+};
+
 // Appends `s` as a JSON string literal: quotes, backslash escapes for " and \,
-// \n \r \t, \u00XX for the other control characters; other bytes (UTF-8
-// included) are copied as they are.
-void appendJsonString(std::string& out, std::string_view s);
+// \n \r \t \b \f, \u00XX for the other control characters; valid UTF-8 is
+// copied as it is, other bytes as `nonUtf8` says.
+void appendJsonString(std::string& out, std::string_view s, NonUtf8 nonUtf8 = NonUtf8::Keep);
 // The same, as a new string.
-std::string jsonString(std::string_view s);
+std::string jsonString(std::string_view s, NonUtf8 nonUtf8 = NonUtf8::Keep);
 
 }  // namespace junction::util

@@ -23,6 +23,7 @@
 #include "connectors/dicom/mwl_matching.h"
 #include "engine/core/connector.h"
 #include "engine/store/worklist_store.h"
+#include "engine/util/json_text.h"
 
 namespace junction::testing {
 
@@ -140,14 +141,7 @@ struct Order {
           birthDate(std::move(birthDate)) {}
 };
 
-inline std::string jsonString(const std::string& s) {
-    std::string out = "\"";
-    for (char c : s) {
-        if (c == '"' || c == '\\') out += '\\';
-        out += c;
-    }
-    return out + "\"";
-}
+using util::jsonString;
 
 // The worklist item of an order, as the store holds it (columns + DICOM JSON).
 inline store::WorklistItem worklistItem(const Order& o) {

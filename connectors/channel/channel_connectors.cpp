@@ -5,7 +5,6 @@
 #include <mutex>
 
 #include "connectors/builtin.h"
-#include "engine/core/engine.h"
 
 namespace junction::connectors {
 
@@ -31,16 +30,16 @@ public:
 
 class ChannelDestination : public core::Destination {
 public:
-    ChannelDestination(core::Engine* engine, std::string target, std::string from)
-        : engine_(engine), target_(std::move(target)), from_(std::move(from)) {}
+    ChannelDestination(core::ChannelRouter* router, std::string target, std::string from)
+        : router_(router), target_(std::move(target)), from_(std::move(from)) {}
 
     core::SendResult send(const core::Outbound& m) override {
-        if (!engine_) return core::SendResult::fail("no engine to hand the message to");
+        if (!router_) return core::SendResult::fail("no engine to hand the message to");
         std::mutex mu;
         std::condition_variable cv;
         bool ready = false;
         core::SubmitResult result;
-        bool found = engine_->submitTo(target_, core::Inbound{m.content, "channel " + from_}, [&](core::SubmitResult r) {
+        bool found = router_->submitTo(target_, core::Inbound{m.content, "channel " + from_}, [&](core::SubmitResult r) {
             std::lock_guard<std::mutex> lock(mu);
             result = std::move(r);
             ready = true;
@@ -56,7 +55,7 @@ public:
     std::string describe() const override { return "channel " + target_; }
 
 private:
-    core::Engine* engine_;
+    core::ChannelRouter* router_;
     std::string target_, from_;
 };
 
@@ -66,7 +65,7 @@ public:
         return {{T::String, "channel", true, "the channel that receives the message"}};
     }
     std::unique_ptr<core::Destination> create(const config::Node& conf, const core::BuildContext& ctx) const override {
-        return std::make_unique<ChannelDestination>(ctx.engine, conf.find("channel")->asString("channel"), ctx.channel);
+        return std::make_unique<ChannelDestination>(ctx.router, conf.find("channel")->asString("channel"), ctx.channel);
     }
 };
 

@@ -2,13 +2,12 @@
 // the engine's worklist, C-ECHO, and MPPS N-CREATE/N-SET, which update the
 // worklist status and enter the channel as JSON messages.
 #include "connectors/dicom/mwl_connectors.h"
-#include "engine/core/engine.h"
 
 #include <stdexcept>
 
-#include "connectors/builtin.h"
 #include "connectors/dicom/listen_setting.h"
 #include "connectors/dicom/mwl_server.h"
+#include "engine/store/worklist_store.h"
 
 namespace junction::connectors {
 
@@ -53,8 +52,6 @@ private:
 
 class MwlSourceFactory : public core::SourceFactory {
 public:
-    explicit MwlSourceFactory(WorklistResolver worklist) : worklist_(std::move(worklist)) {}
-
     std::vector<Setting> settings() const override {
         return {
             {T::String, "ae_title", false, "the called AE title modalities must use (default JUNCTION)"},
@@ -90,7 +87,8 @@ public:
         if (auto n = conf.find("max_pdu")) o.maxPdu = static_cast<std::uint32_t>(n->asBytes("max_pdu"));
         if (auto n = conf.find("include_finished")) o.includeFinished = n->asBool("include_finished");
         if (auto n = conf.find("max_associations")) o.maxAssociations = static_cast<int>(n->asInt("max_associations", 1, 1000));
-        return std::make_unique<MwlSource>(o, worklist_(ctx));
+        if (!ctx.worklist) throw std::runtime_error("dicom_mwl: no engine to serve the worklist from");
+        return std::make_unique<MwlSource>(o, *ctx.worklist);
     }
 
     std::string defaultDataType() const override { return "json"; }
@@ -99,22 +97,10 @@ public:
         auto p = conf.find("port");
         return p ? static_cast<int>(p->asInt("port", 1, 65535)) : 0;
     }
-
-private:
-    WorklistResolver worklist_;
 };
 
 }  // namespace
 
-std::unique_ptr<core::SourceFactory> dicomMwlSourceFactory(WorklistResolver worklist) {
-    return std::make_unique<MwlSourceFactory>(std::move(worklist));
-}
-
-std::unique_ptr<core::SourceFactory> dicomMwlSourceFactory() {
-    return dicomMwlSourceFactory([](const core::BuildContext& ctx) -> store::WorklistStore& {
-        if (!ctx.engine) throw std::runtime_error("dicom_mwl: no engine to serve the worklist from");
-        return ctx.engine->worklist();
-    });
-}
+std::unique_ptr<core::SourceFactory> dicomMwlSourceFactory() { return std::make_unique<MwlSourceFactory>(); }
 
 }  // namespace junction::connectors

@@ -14,7 +14,6 @@
 #include "connectors/dicom/store_client.h"
 #include "connectors/dicom/store_json.h"
 #include "connectors/dicom/store_server.h"
-#include "engine/core/engine.h"
 #include "engine/util/json_text.h"
 
 namespace fs = std::filesystem;
@@ -215,14 +214,14 @@ private:
             if (dir.empty()) n->fail("storage_dir is empty");
         }
         if (dir.empty()) {
-            std::string db = ctx.engine ? ctx.engine->options().config.store.path : std::string();
+            std::string db = ctx.store ? ctx.store->path : std::string();
             dir = db.empty() ? (fs::path(ctx.baseDir) / "var" / "dicom").string()
                              : (fs::path(db).parent_path() / "dicom").string();
         } else if (fs::path(dir).is_relative()) {
             dir = (fs::path(ctx.baseDir) / dir).lexically_normal().string();
         }
         c.server.storageDir = dir;
-        if (ctx.engine) c.server.syncFiles = ctx.engine->options().store.synchronousFull;
+        if (ctx.store) c.server.syncFiles = ctx.store->synchronousFull;
         return c;
     }
 };

@@ -22,7 +22,6 @@
 #include "connectors/builtin.h"
 #include "engine/dicom/keyword_json.h"
 #include "engine/dicom/uid.h"
-#include "engine/core/engine.h"
 #include "engine/store/worklist_store.h"
 #include "engine/util/json_text.h"
 
@@ -126,10 +125,10 @@ store::WorklistItem withStudyUid(store::WorklistStore& wl, const Operation& op) 
 
 class WorklistDestination : public core::Destination {
 public:
-    explicit WorklistDestination(core::Engine* engine) : engine_(engine) {}
+    explicit WorklistDestination(store::WorklistStore* worklist) : worklist_(worklist) {}
 
     core::SendResult send(const core::Outbound& m) override {
-        if (!engine_) return core::SendResult::fail("worklist: no engine (and so no worklist) to write to");
+        if (!worklist_) return core::SendResult::fail("worklist: no engine (and so no worklist) to write to");
         // Everything is read and checked first: bad content writes nothing.
         std::vector<Operation> ops;
         try {
@@ -157,7 +156,7 @@ public:
         } catch (const std::invalid_argument& e) {
             return core::SendResult::fail(std::string("worklist: ") + e.what());
         }
-        store::WorklistStore& wl = engine_->worklist();
+        store::WorklistStore& wl = *worklist_;
         // Applied in order; a retry after a busy database repeats them, which is
         // harmless (upserts find their item, status changes are idempotent).
         std::string response;
@@ -187,14 +186,14 @@ public:
     std::string describe() const override { return "worklist"; }
 
 private:
-    core::Engine* engine_;
+    store::WorklistStore* worklist_;
 };
 
 class WorklistDestinationFactory : public core::DestinationFactory {
 public:
     std::vector<Setting> settings() const override { return {}; }
     std::unique_ptr<core::Destination> create(const config::Node&, const core::BuildContext& ctx) const override {
-        return std::make_unique<WorklistDestination>(ctx.engine);
+        return std::make_unique<WorklistDestination>(ctx.worklist);
     }
 };
 

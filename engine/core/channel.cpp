@@ -59,7 +59,7 @@ void Channel::start() {
     stopping_ = false;
     sourceStopping_ = false;
     error_.clear();
-    BuildContext ctx{config_.name, config_.baseDir, &engine_, config_.workers};
+    BuildContext ctx = engine_.buildContext(config_);
     auto& registry = ConnectorRegistry::instance();
     try {
         // One slot per worker: a message is processed by whoever holds a slot (the

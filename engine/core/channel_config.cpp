@@ -210,7 +210,7 @@ ChannelConfig parseChannel(const Node& root, const std::string& file, const std:
     });
 
     // source
-    BuildContext bctx{c.name, baseDir, nullptr};
+    BuildContext bctx{c.name, baseDir};
     const Node* srcNode = root.find("source");
     bool sourceOk = srcNode && problems.attempt([&] {
         const Node& src = *srcNode;

@@ -1,22 +1,27 @@
 // Connectors: sources bring messages into a channel, destinations send them
 // out. Each type registers a factory under its name (registerBuiltinConnectors);
 // a factory declares its settings (checked once, with file:line) and builds
-// runtime objects. Destinations return Ok / Retry / Error; the engine owns
-// retries, backoff and queues, so no connector writes its own retry loop.
+// runtime objects from a BuildContext: the channel's facts and a few narrow
+// engine services, never the engine itself. Destinations return Ok / Retry / Error;
+// the engine owns retries, backoff and queues, so no connector writes its own
+// retry loop.
 #pragma once
 
 #include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "engine/config/node.h"
 
-namespace junction::core {
+namespace junction::store {
+class WorklistStore;
+}
 
-class Engine;
+namespace junction::core {
 
 // ---------------------------------------------------------------- sources
 
@@ -113,13 +118,36 @@ public:
     virtual std::string describe() const = 0;
 };
 
-// ---------------------------------------------------------------- registry
+// ---------------------------------------------------------------- what a factory is given
 
+// In-process hand-off to another channel (the `channel` destination); the
+// engine provides it.
+class ChannelRouter {
+public:
+    virtual ~ChannelRouter() = default;
+    // Hands `message` to the running channel named `channel`; `done` runs as for
+    // SourceContext::submit. Returns false (and never runs `done`) when no
+    // running channel has that name.
+    virtual bool submitTo(const std::string& channel, Inbound message, std::function<void(SubmitResult)> done) = 0;
+};
+
+// What connectors that keep files of their own (the `dicom` source) follow of
+// the engine's message store.
+struct StoreFacts {
+    std::string path;             // the database file (store.path)
+    bool synchronousFull = true;  // store.sync: full: written files are flushed to disk
+};
+
+// What a factory may use to check settings and build a connector. The engine
+// services are absent while a channel file is only checked (parseChannel,
+// `junction test`): validate() must not need them, create() may.
 struct BuildContext {
     std::string channel;
     std::string baseDir;  // relative paths resolve against this
-    Engine* engine = nullptr;
-    int workers = 1;  // the channel's `workers`: messages it may process at once
+    int workers = 1;      // the channel's `workers`: messages it may process at once
+    store::WorklistStore* worklist = nullptr;  // the modality worklist (same database as the store)
+    ChannelRouter* router = nullptr;           // hand-off to other channels
+    std::optional<StoreFacts> store{};         // the message store's path and sync mode
 };
 
 class SourceFactory {

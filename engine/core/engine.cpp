@@ -68,6 +68,11 @@ store::MessageStore& Engine::store() { return *store_; }
 
 store::WorklistStore& Engine::worklist() { return *worklist_; }
 
+BuildContext Engine::buildContext(const ChannelConfig& c) {
+    return {c.name, c.baseDir, c.workers, worklist_.get(), this,
+            StoreFacts{options_.config.store.path, options_.store.synchronousFull}};
+}
+
 Channel* Engine::find(const std::string& name) const {
     auto it = channels_.find(name);
     return it == channels_.end() ? nullptr : it->second.get();

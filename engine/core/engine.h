@@ -68,10 +68,11 @@ struct EngineOptions {
     int worklistBusyTimeoutMs = 10000;
 };
 
-class Engine {
+// The engine is also the channel router its connectors are given (BuildContext).
+class Engine : public ChannelRouter {
 public:
     explicit Engine(EngineOptions options);
-    ~Engine();
+    ~Engine() override;
     Engine(const Engine&) = delete;
     Engine& operator=(const Engine&) = delete;
 
@@ -111,7 +112,7 @@ public:
 
     // In-process hand-off to a channel (the `channel` destination type).
     // Returns false when no running channel has that name.
-    bool submitTo(const std::string& channel, Inbound message, std::function<void(SubmitResult)> done);
+    bool submitTo(const std::string& channel, Inbound message, std::function<void(SubmitResult)> done) override;
 
     // Drop finished messages older than each channel's `prune` age; returns how
     // many were removed. Runs at start and hourly while the engine runs.
@@ -122,6 +123,9 @@ public:
     store::WorklistStore& worklist();
     const EngineOptions& options() const { return options_; }
     std::shared_ptr<lua::SharedMap> globalMap() const { return globalMap_; }
+    // What the factories of `channel`'s connectors are given: its facts and the
+    // engine's services (worklist, router, store facts).
+    BuildContext buildContext(const ChannelConfig& channel);
 
 private:
     Channel* find(const std::string& name) const;

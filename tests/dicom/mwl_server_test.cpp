@@ -579,7 +579,7 @@ TEST_CASE("Stopping the server ends an open association at once") {
 TEST_CASE("The dicom_mwl source factory checks its settings and serves through a channel context") {
     InMemoryWorklist worklist;
     worklist.upsert(worklistItem({"P1", "A^B", "ACC1", "CT", "CT01", "20260315", "090000", "CT", "1.2.3"}));
-    auto factory = connectors::dicomMwlSourceFactory([&](const core::BuildContext&) -> store::WorklistStore& { return worklist; });
+    auto factory = connectors::dicomMwlSourceFactory();
     CHECK(factory->defaultDataType() == "json");
     int port = freeDicomPort();
     auto conf = config::loadYamlString("type: dicom_mwl\nport: " + std::to_string(port) +
@@ -589,6 +589,8 @@ TEST_CASE("The dicom_mwl source factory checks its settings and serves through a
     core::BuildContext bc;
     bc.channel = "mwl";
     CHECK_NOTHROW(factory->validate(conf, bc));
+    CHECK_THROWS_WITH(factory->create(conf, bc), Catch::Contains("no engine"));  // no worklist offered
+    bc.worklist = &worklist;
 
     auto badAe = config::loadYamlString("port: 104\nae_title: THIS_AE_TITLE_IS_TOO_LONG\n", "bad.yaml");
     CHECK_THROWS_WITH(factory->validate(badAe, bc), Catch::Contains("bad.yaml") && Catch::Contains("ae_title"));
@@ -616,7 +618,7 @@ TEST_CASE("The dicom_mwl source factory checks its settings and serves through a
     source->stop();
     CHECK(run("echoscu -aet CT01 -aec MWL" + peer).exitCode != 0);  // stopped: nothing listens
 
-    // The registered factory needs the engine's worklist.
+    // The registered factory is the same.
     core::registerBuiltinConnectors();
     const core::SourceFactory* registered = core::ConnectorRegistry::instance().source("dicom_mwl");
     REQUIRE(registered != nullptr);

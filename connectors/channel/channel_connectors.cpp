@@ -1,10 +1,10 @@
 // `channel` source and destination: an in-process hand-off from one channel to
 // another, durable like any other (the target stores the message before the
 // sending destination counts it as sent).
+#include "connectors/channel/channel_connectors.h"
+
 #include <condition_variable>
 #include <mutex>
-
-#include "connectors/builtin.h"
 
 namespace junction::connectors {
 
@@ -71,9 +71,9 @@ public:
 
 }  // namespace
 
-std::unique_ptr<core::SourceFactory> channelSourceFactory() { return std::make_unique<ChannelSourceFactory>(); }
-std::unique_ptr<core::DestinationFactory> channelDestinationFactory() {
-    return std::make_unique<ChannelDestinationFactory>();
+void registerChannel(core::ConnectorRegistry& registry) {
+    registry.addSource("channel", std::make_unique<ChannelSourceFactory>());
+    registry.addDestination("channel", std::make_unique<ChannelDestinationFactory>());
 }
 
 }  // namespace junction::connectors

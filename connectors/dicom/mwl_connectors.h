@@ -1,5 +1,5 @@
-// The `dicom_mwl` source factory. It serves the worklist its BuildContext
-// offers. No DICOM toolkit types here.
+// The `dicom_mwl` source factory (registered by registerDicom). It serves the
+// worklist its BuildContext offers. No DICOM toolkit types here.
 #pragma once
 
 #include <memory>

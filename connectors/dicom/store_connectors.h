@@ -1,5 +1,6 @@
-// The `dicom` destination as seen by callers that check a peer (tests, the
-// admin API): a Destination that also answers C-ECHO.
+// The `dicom` source and destination factories (registered by registerDicom),
+// and the destination as seen by callers that check a peer (tests, the admin
+// API): a Destination that also answers C-ECHO.
 #pragma once
 
 #include "engine/core/connector.h"

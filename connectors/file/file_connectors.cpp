@@ -1,4 +1,6 @@
 // `file` source (poll a directory) and destination (write one file per message).
+#include "connectors/file/file_connectors.h"
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -10,7 +12,6 @@
 #include <sstream>
 #include <thread>
 
-#include "connectors/builtin.h"
 #include "engine/hl7/batch.h"
 #include "engine/hl7/message.h"
 
@@ -290,7 +291,9 @@ public:
 
 }  // namespace
 
-std::unique_ptr<core::SourceFactory> fileSourceFactory() { return std::make_unique<FileSourceFactory>(); }
-std::unique_ptr<core::DestinationFactory> fileDestinationFactory() { return std::make_unique<FileDestinationFactory>(); }
+void registerFile(core::ConnectorRegistry& registry) {
+    registry.addSource("file", std::make_unique<FileSourceFactory>());
+    registry.addDestination("file", std::make_unique<FileDestinationFactory>());
+}
 
 }  // namespace junction::connectors

@@ -7,7 +7,8 @@
 #include <thread>
 #include <utility>
 
-#include "connectors/builtin.h"
+#include "connectors/mllp/mllp_connectors.h"
+
 #include "connectors/mllp/client.h"
 #include "connectors/mllp/listener.h"
 #include "engine/hl7/ack.h"
@@ -264,7 +265,9 @@ public:
 
 }  // namespace
 
-std::unique_ptr<core::SourceFactory> mllpSourceFactory() { return std::make_unique<MllpSourceFactory>(); }
-std::unique_ptr<core::DestinationFactory> mllpDestinationFactory() { return std::make_unique<MllpDestinationFactory>(); }
+void registerMllp(core::ConnectorRegistry& registry) {
+    registry.addSource("mllp", std::make_unique<MllpSourceFactory>());
+    registry.addDestination("mllp", std::make_unique<MllpDestinationFactory>());
+}
 
 }  // namespace junction::connectors

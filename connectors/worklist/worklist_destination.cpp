@@ -10,6 +10,8 @@
 //       → each in order (a message with several orders)
 //
 // Bad content is an Error (retrying cannot fix it); a busy database is a Retry.
+#include "connectors/worklist/worklist_connectors.h"
+
 #include <Poco/Dynamic/Var.h>
 #include <Poco/Exception.h>
 #include <Poco/JSON/Array.h>
@@ -19,7 +21,6 @@
 #include <optional>
 #include <sstream>
 
-#include "connectors/builtin.h"
 #include "engine/dicom/keyword_json.h"
 #include "engine/dicom/uid.h"
 #include "engine/store/worklist_store.h"
@@ -199,8 +200,8 @@ public:
 
 }  // namespace
 
-std::unique_ptr<core::DestinationFactory> worklistDestinationFactory() {
-    return std::make_unique<WorklistDestinationFactory>();
+void registerWorklist(core::ConnectorRegistry& registry) {
+    registry.addDestination("worklist", std::make_unique<WorklistDestinationFactory>());
 }
 
 }  // namespace junction::connectors

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "engine/app/commands.h"
+#include "engine/app/connectors.h"
 #include "engine/config/engine_config.h"
 #include "engine/core/engine.h"
 #include "engine/util/systemd_notify.h"
@@ -158,8 +159,9 @@ int cmdValidate(const Args& args) {
     opts.store.synchronousFull = false;
     std::vector<core::LoadProblem> problems;
     std::size_t valid = 0;
+    const core::ConnectorRegistry connectors = builtinConnectors();
     {
-        core::Engine engine(opts);
+        core::Engine engine(opts, connectors);
         problems = engine.loadChannels();
         report(problems, engine);
         valid = engine.channels().size();
@@ -200,9 +202,10 @@ int cmdRun(const Args& args) {
     opts.store.synchronousFull = cfg->store.sync == "full";
     opts.store.maxStoreBytes = cfg->store.maxSize;
     opts.store.minFreeBytes = cfg->store.minFree;
+    const core::ConnectorRegistry connectors = builtinConnectors();
     std::unique_ptr<core::Engine> engine;
     try {
-        engine = std::make_unique<core::Engine>(opts);
+        engine = std::make_unique<core::Engine>(opts, connectors);
     } catch (const std::exception& e) {
         std::cerr << "junction run: cannot open the store: " << e.what() << "\n";
         return 1;
@@ -235,7 +238,7 @@ int cmdSchema(const Args& args) {
         std::cout << "usage: junction schema\n\nPrints the JSON Schema of channel files (docs/channel.schema.json).\n";
         return 0;
     }
-    std::cout << core::channelJsonSchema() << "\n";
+    std::cout << core::channelJsonSchema(builtinConnectors()) << "\n";
     return 0;
 }
 

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "engine/app/commands.h"
+#include "engine/app/connectors.h"
 #include "engine/config/engine_config.h"
 #include "engine/core/channel_config.h"
 #include "engine/core/pipeline.h"
@@ -90,7 +91,7 @@ int cmdTest(const Args& args) {
             std::cerr << "junction test: no channel named '" << channel << "' in " << cfg.channelsDir << "\n";
             return 2;
         }
-        cc = core::parseChannelFile(file, cfg.baseDir);
+        cc = core::parseChannelFile(file, cfg.baseDir, builtinConnectors());
     } catch (const config::ConfigError& e) {
         std::cerr << e.what() << "\n";
         return 1;

@@ -60,7 +60,7 @@ void Channel::start() {
     sourceStopping_ = false;
     error_.clear();
     BuildContext ctx = engine_.buildContext(config_);
-    auto& registry = ConnectorRegistry::instance();
+    const ConnectorRegistry& registry = engine_.connectors();
     try {
         // One slot per worker: a message is processed by whoever holds a slot (the
         // source's thread, or the recovery worker); with one slot, channel order is kept.

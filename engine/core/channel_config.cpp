@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <set>
 
-#include "engine/core/connector.h"
+#include "engine/core/registry.h"
 #include "engine/util/json_text.h"
 
 namespace fs = std::filesystem;
@@ -110,8 +110,7 @@ template <class Types>
 }
 
 DestinationConfig parseDestination(const Node& d, std::set<std::string>& names, const BuildContext& bctx,
-                                   bool& needsScript) {
-    auto& registry = ConnectorRegistry::instance();
+                                   const ConnectorRegistry& registry, bool& needsScript) {
     if (!d.isMap()) d.fail("a destination must be a mapping");
     const Node* dt = d.find("type");
     if (!dt) d.fail("missing key 'type' in destination");
@@ -163,13 +162,12 @@ DestinationConfig parseDestination(const Node& d, std::set<std::string>& names, 
 
 }  // namespace
 
-ChannelConfig parseChannelFile(const std::string& file, const std::string& baseDir) {
-    return parseChannel(config::loadYamlFile(file), file, baseDir);
+ChannelConfig parseChannelFile(const std::string& file, const std::string& baseDir, const ConnectorRegistry& registry) {
+    return parseChannel(config::loadYamlFile(file), file, baseDir, registry);
 }
 
-ChannelConfig parseChannel(const Node& root, const std::string& file, const std::string& baseDir) {
-    registerBuiltinConnectors();
-    auto& registry = ConnectorRegistry::instance();
+ChannelConfig parseChannel(const Node& root, const std::string& file, const std::string& baseDir,
+                           const ConnectorRegistry& registry) {
     if (!root.isMap()) root.fail("a channel file must be a mapping", "start with 'channel: NAME'");
     // Each part is checked on its own, so that one pass reports every problem.
     config::ConfigProblems problems;
@@ -237,7 +235,7 @@ ChannelConfig parseChannel(const Node& root, const std::string& file, const std:
     bool destinationsOk = false;
     if (const Node* dests = root.find("destinations")) destinationsOk = problems.attempt([&] {
         if (dests->kind != Node::Kind::List) dests->fail("destinations must be a list", "- { name: out, type: mllp, ... }");
-        for (const Node& d : dests->list) problems.attempt([&] { c.destinations.push_back(parseDestination(d, names, bctx, needsScript)); });
+        for (const Node& d : dests->list) problems.attempt([&] { c.destinations.push_back(parseDestination(d, names, bctx, registry, needsScript)); });
     });
     problems.attempt([&] {
         if (needsScript && c.script.empty() && !root.find("script"))
@@ -297,9 +295,7 @@ std::string objectSchema(const std::vector<Setting>& settings, const std::string
 
 }  // namespace
 
-std::string channelJsonSchema() {
-    registerBuiltinConnectors();
-    auto& registry = ConnectorRegistry::instance();
+std::string channelJsonSchema(const ConnectorRegistry& registry) {
     std::string sources, dests;
     for (const auto& t : registry.sourceTypes()) {
         auto settings = merged(sourceCommon(), registry.source(t)->settings());

@@ -64,14 +64,18 @@ struct ChannelConfig {
     std::vector<DestinationConfig> destinations;
 };
 
-// Parses and checks one channel file: unknown keys, wrong types, unknown
-// connector types and their settings, duplicate destination names, missing
-// script files. Lua functions are checked by the engine (it loads the script).
-// Throws config::ConfigError with file:line.
-ChannelConfig parseChannelFile(const std::string& file, const std::string& baseDir);
-ChannelConfig parseChannel(const config::Node& root, const std::string& file, const std::string& baseDir);
+class ConnectorRegistry;
 
-// The JSON Schema of channel files (docs/channel.schema.json is generated from it).
-std::string channelJsonSchema();
+// Parses and checks one channel file: unknown keys, wrong types, unknown
+// connector types (those of `connectors`) and their settings, duplicate
+// destination names, missing script files. Lua functions are checked by the
+// engine (it loads the script). Throws config::ConfigError with file:line.
+ChannelConfig parseChannelFile(const std::string& file, const std::string& baseDir, const ConnectorRegistry& connectors);
+ChannelConfig parseChannel(const config::Node& root, const std::string& file, const std::string& baseDir,
+                           const ConnectorRegistry& connectors);
+
+// The JSON Schema of channel files with the connector types of `connectors`
+// (docs/channel.schema.json is generated from it).
+std::string channelJsonSchema(const ConnectorRegistry& connectors);
 
 }  // namespace junction::core

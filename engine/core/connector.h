@@ -1,15 +1,15 @@
 // Connectors: sources bring messages into a channel, destinations send them
-// out. Each type registers a factory under its name (registerBuiltinConnectors);
-// a factory declares its settings (checked once, with file:line) and builds
-// runtime objects from a BuildContext: the channel's facts and a few narrow
-// engine services, never the engine itself. Destinations return Ok / Retry / Error;
+// out. Each type has a factory registered under its name in a ConnectorRegistry
+// (engine/core/registry.h; engine/app registers the built-in ones); a factory
+// declares its settings (checked once, with file:line) and builds runtime
+// objects from a BuildContext: the channel's facts and a few narrow engine
+// services, never the engine itself. Destinations return Ok / Retry / Error;
 // the engine owns retries, backoff and queues, so no connector writes its own
 // retry loop.
 #pragma once
 
 #include <chrono>
 #include <functional>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -169,24 +169,5 @@ public:
     virtual void validate(const config::Node& conf, const BuildContext& ctx) const {}
     virtual std::unique_ptr<Destination> create(const config::Node& conf, const BuildContext& ctx) const = 0;
 };
-
-// Name → factory. Registering a name twice throws (like Envoy's registry).
-class ConnectorRegistry {
-public:
-    static ConnectorRegistry& instance();
-    void addSource(const std::string& type, std::unique_ptr<SourceFactory> factory);
-    void addDestination(const std::string& type, std::unique_ptr<DestinationFactory> factory);
-    const SourceFactory* source(const std::string& type) const;
-    const DestinationFactory* destination(const std::string& type) const;
-    std::vector<std::string> sourceTypes() const;
-    std::vector<std::string> destinationTypes() const;
-
-private:
-    std::map<std::string, std::unique_ptr<SourceFactory>> sources_;
-    std::map<std::string, std::unique_ptr<DestinationFactory>> destinations_;
-};
-
-// Registers every built-in connector type once (safe to call again).
-void registerBuiltinConnectors();
 
 }  // namespace junction::core

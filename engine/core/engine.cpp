@@ -52,9 +52,8 @@ SubmitResult SourceContext::submitAndWait(Inbound message) {
     return result;
 }
 
-Engine::Engine(EngineOptions options)
-    : options_(std::move(options)), globalMap_(std::make_shared<lua::SharedMap>()) {
-    registerBuiltinConnectors();
+Engine::Engine(EngineOptions options, const ConnectorRegistry& connectors)
+    : options_(std::move(options)), connectors_(connectors), globalMap_(std::make_shared<lua::SharedMap>()) {
     if (options_.config.store.type != "sqlite")
         throw std::runtime_error("store type '" + options_.config.store.type + "' is not available in this build");
     store_ = store::openSqliteStore(options_.config.store.path, options_.store);
@@ -112,13 +111,13 @@ void Engine::addChannel(ChannelConfig channel) {
     if (find(channel.name))
         throw config::ConfigError(channel.file, 1, 1, "duplicate channel name '" + channel.name + "'",
                                   "also in " + find(channel.name)->config().file);
-    auto* factory = ConnectorRegistry::instance().source(channel.sourceType);
+    auto* factory = connectors_.source(channel.sourceType);
     int port = factory ? factory->listenPort(channel.sourceSettings) : 0;
     if (port && port == options_.config.admin.port)
         throw config::ConfigError(channel.file, channel.sourceSettings.mark.line, channel.sourceSettings.mark.column,
                                   "port " + std::to_string(port) + " is the admin port");
     for (const auto& [name, other] : channels_) {
-        auto* of = ConnectorRegistry::instance().source(other->config().sourceType);
+        auto* of = connectors_.source(other->config().sourceType);
         if (port && of && of->listenPort(other->config().sourceSettings) == port)
             throw config::ConfigError(channel.file, channel.sourceSettings.mark.line,
                                       channel.sourceSettings.mark.column,
@@ -257,7 +256,7 @@ void Engine::redeployChannel(const std::string& name) {
 
 std::pair<ChannelConfig, std::string> Engine::readChannel(const std::string& file) const {
     std::string text = readText(file);
-    ChannelConfig c = parseChannelFile(file, options_.config.baseDir);
+    ChannelConfig c = parseChannelFile(file, options_.config.baseDir, connectors_);
     std::string fp = fingerprint(text, c);
     return {std::move(c), std::move(fp)};
 }

@@ -14,6 +14,7 @@
 #include "engine/config/engine_config.h"
 #include "engine/core/channel_config.h"
 #include "engine/core/connector.h"
+#include "engine/core/registry.h"
 #include "engine/core/stats.h"
 #include "engine/lua/script.h"
 #include "engine/store/message_store.h"
@@ -71,7 +72,8 @@ struct EngineOptions {
 // The engine is also the channel router its connectors are given (BuildContext).
 class Engine : public ChannelRouter {
 public:
-    explicit Engine(EngineOptions options);
+    // `connectors` holds the connector types channels may use; it must outlive the engine.
+    Engine(EngineOptions options, const ConnectorRegistry& connectors);
     ~Engine() override;
     Engine(const Engine&) = delete;
     Engine& operator=(const Engine&) = delete;
@@ -123,6 +125,7 @@ public:
     store::WorklistStore& worklist();
     const EngineOptions& options() const { return options_; }
     std::shared_ptr<lua::SharedMap> globalMap() const { return globalMap_; }
+    const ConnectorRegistry& connectors() const { return connectors_; }
     // What the factories of `channel`'s connectors are given: its facts and the
     // engine's services (worklist, router, store facts).
     BuildContext buildContext(const ChannelConfig& channel);
@@ -137,6 +140,7 @@ private:
     // Parses a channel file, with the fingerprint a reload compares.
     std::pair<ChannelConfig, std::string> readChannel(const std::string& file) const;
     EngineOptions options_;
+    const ConnectorRegistry& connectors_;
     // Per channel loaded from the folder: its file's and script's text when it was
     // read, so that a reload redeploys only what changed.
     std::map<std::string, std::string> fingerprints_;

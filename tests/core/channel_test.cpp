@@ -10,6 +10,7 @@
 #include "engine/core/pipeline.h"
 #include "engine/hl7/message.h"
 #include "tests/core/test_support.h"
+#include "tests/support/connectors.h"
 
 using namespace junction;
 using namespace junction::testing;
@@ -29,7 +30,8 @@ core::EngineOptions options(const TempDir& dir) {
 }
 
 core::ChannelConfig channel(const TempDir& dir, const std::string& yaml) {
-    return core::parseChannel(config::loadYamlString(yaml, "test.yaml"), dir.str() + "/test.yaml", dir.str());
+    return core::parseChannel(config::loadYamlString(yaml, "test.yaml"), dir.str() + "/test.yaml", dir.str(),
+                              connectorRegistry());
 }
 
 mllp::ClientResult send(int port, const std::string& msg) {
@@ -65,7 +67,7 @@ function tag(msg)
   msg:set("ZJN-1", "routed by junction")
 end
 )");
-    core::Engine engine(options(dir));
+    core::Engine engine(options(dir), connectorRegistry());
     engine.addChannel(channel(dir, R"(
 channel: orders
 source: { type: mllp, port: )" + std::to_string(port) + R"( }
@@ -128,7 +130,7 @@ TEST_CASE("development keeps the transformed message, production does not", "[co
     dir.write("t.lua", R"(
 function tag(msg) msg:set("MSH-5", "EMR") end
 )");
-    core::Engine engine(options(dir));
+    core::Engine engine(options(dir), connectorRegistry());
     int dev = freePort(), prod = freePort();
     for (auto [name, port, mode] : {std::tuple{"dev", dev, "development"}, std::tuple{"prod", prod, "production"}})
         engine.addChannel(channel(dir, std::string("channel: ") + name + "\nsource: { type: mllp, port: " +
@@ -178,7 +180,7 @@ TEST_CASE("the accession search column falls back from OBR-18 to ORC-3, IPC-1 an
 TEST_CASE("malformed HL7 gets a NAK with ERR and is kept as ERROR", "[core][channel]") {
     TempDir dir;
     int port = freePort();
-    core::Engine engine(options(dir));
+    core::Engine engine(options(dir), connectorRegistry());
     engine.addChannel(channel(dir, R"(
 channel: in
 source: { type: mllp, port: )" + std::to_string(port) + R"( }
@@ -222,7 +224,7 @@ end
 )");
     auto opts = options(dir);
     opts.limits.instructions = 2000000;
-    core::Engine engine(opts);
+    core::Engine engine(opts, connectorRegistry());
     engine.addChannel(channel(dir, R"(
 channel: guarded
 source: { type: mllp, port: )" + std::to_string(port) + R"(, ack: after_destinations }
@@ -263,7 +265,7 @@ end
 function audit_only_ct(msg) return msg:get("OBR-24") == "CT" end
 function audit_shape(msg) return "AUDIT " .. msg:get("MSH-10") .. " " .. msg:get("OBR-18") end
 )");
-    core::Engine engine(options(dir));
+    core::Engine engine(options(dir), connectorRegistry());
     engine.addChannel(channel(dir, R"(
 channel: router
 source: { type: mllp, port: )" + std::to_string(port) + R"( }
@@ -307,7 +309,7 @@ destinations:
     retry: { attempts: 3, backoff: 20ms, max_backoff: 50ms }
 )";
     {
-        core::Engine engine(options(dir));
+        core::Engine engine(options(dir), connectorRegistry());
         engine.addChannel(channel(dir, yaml));
         engine.start();
         REQUIRE(send(port, withControlId(readFile(kSamples + "orm_o01_nw.hl7"), "R1")).ok());
@@ -322,7 +324,7 @@ destinations:
     std::string patient = yaml;
     patient.replace(patient.find("attempts: 3"), 11, "attempts: 1000");
     {
-        core::Engine engine(options(dir));
+        core::Engine engine(options(dir), connectorRegistry());
         engine.addChannel(channel(dir, patient));
         engine.start();
         REQUIRE(send(port, withControlId(readFile(kSamples + "orm_o01_nw.hl7"), "R2")).ok());
@@ -330,7 +332,7 @@ destinations:
         engine.stop();
     }
     MllpPeer peer(downPort);
-    core::Engine engine(options(dir));
+    core::Engine engine(options(dir), connectorRegistry());
     engine.addChannel(channel(dir, patient));
     engine.start();
     REQUIRE(eventually([&] { return peer.count() == 1; }));
@@ -342,7 +344,7 @@ TEST_CASE("a peer that accepts and never answers times out and is retried", "[co
     int port = freePort();
     MllpPeer peer;
     peer.silent = true;
-    core::Engine engine(options(dir));
+    core::Engine engine(options(dir), connectorRegistry());
     engine.addChannel(channel(dir, R"(
 channel: slow
 source: { type: mllp, port: )" + std::to_string(port) + R"( }
@@ -369,7 +371,7 @@ destinations:
   - { name: out, type: file, directory: out }
 )");
     auto opts = options(dir);
-    core::Engine engine(opts);
+    core::Engine engine(opts, connectorRegistry());
     REQUIRE(engine.loadChannels().empty());
     engine.start();
     REQUIRE(send(port, readFile(kSamples + "adt_a04.hl7")).ok());
@@ -402,7 +404,7 @@ TEST_CASE("file source reads, splits batches and moves files after storing", "[c
     TempDir dir;
     dir.write("in/batch.hl7", readFile(kSamples + "batch.hl7"));
     dir.write("in/skip.txt", "not matched");
-    core::Engine engine(options(dir));
+    core::Engine engine(options(dir), connectorRegistry());
     engine.addChannel(channel(dir, R"(
 channel: files
 source: { type: file, directory: in, pattern: "*.hl7", poll_interval: 50ms }
@@ -421,7 +423,7 @@ destinations:
 TEST_CASE("channel destination hands off to another channel durably", "[core][channel]") {
     TempDir dir;
     int port = freePort();
-    core::Engine engine(options(dir));
+    core::Engine engine(options(dir), connectorRegistry());
     engine.addChannel(channel(dir, R"(
 channel: front
 source: { type: mllp, port: )" + std::to_string(port) + R"( }
@@ -446,7 +448,7 @@ TEST_CASE("back-pressure: a full queue holds the source", "[core][channel]") {
     int port = freePort();
     MllpPeer peer;
     peer.silent = true;
-    core::Engine engine(options(dir));
+    core::Engine engine(options(dir), connectorRegistry());
     engine.addChannel(channel(dir, R"(
 channel: bp
 queue_limit: 3
@@ -485,7 +487,7 @@ destinations:
 TEST_CASE("pruning drops finished messages older than the channel's age", "[core][channel]") {
     TempDir dir;
     int port = freePort();
-    core::Engine engine(options(dir));
+    core::Engine engine(options(dir), connectorRegistry());
     engine.addChannel(channel(dir, R"(
 channel: short
 prune: 50ms
@@ -513,7 +515,7 @@ function upper(text) return string.upper(text) end
     dir.write("in-json/a.json", R"({"patient":"DOE","count":41})");
     dir.write("in-xml/a.xml", R"(<order id="7"><patient>DOE</patient></order>)");
     dir.write("in-raw/a.txt", "plain text");
-    core::Engine engine(options(dir));
+    core::Engine engine(options(dir), connectorRegistry());
     for (auto [name, type, fn, ext] : {std::tuple{"json", "json", "enrich", "json"}, std::tuple{"xml", "xml", "rename", "xml"},
                                        std::tuple{"raw", "raw", "upper", "txt"}}) {
         engine.addChannel(channel(dir, std::string("channel: ") + name + "\nsource: { type: file, directory: in-" + name +
@@ -543,7 +545,7 @@ TEST_CASE("several workers process in parallel and lose nothing", "[core][channe
     TempDir dir;
     int port = freePort();
     dir.write("t.lua", "function tag(msg) msg:set('ZJN-1', 'w') end\n");
-    core::Engine engine(options(dir));
+    core::Engine engine(options(dir), connectorRegistry());
     engine.addChannel(channel(dir, R"(
 channel: par
 workers: 3
@@ -579,7 +581,7 @@ TEST_CASE("MLLP over TLS", "[core][channel]") {
                       "/key.pem -out " + dir.str() + "/cert.pem >/dev/null 2>&1";
     REQUIRE(std::system(cmd.c_str()) == 0);
     int port = freePort();
-    core::Engine engine(options(dir));
+    core::Engine engine(options(dir), connectorRegistry());
     engine.addChannel(channel(dir, R"(
 channel: secure
 source: { type: mllp, port: )" + std::to_string(port) + R"(, tls: { cert: cert.pem, key: key.pem } }
@@ -608,7 +610,7 @@ destinations:
 TEST_CASE("a paused file channel stops promptly", "[core][channel]") {
     TempDir dir;
     dir.write("in/a.hl7", readFile(kSamples + "adt_a04.hl7"));
-    core::Engine engine(options(dir));
+    core::Engine engine(options(dir), connectorRegistry());
     engine.addChannel(channel(dir, R"(
 channel: held
 source: { type: file, directory: in, poll_interval: 20ms }
@@ -637,7 +639,7 @@ TEST_CASE("loading reports duplicate names and port clashes with the file, the r
     dir.write("channels/d.yaml", "channel: dupdest\nsource: { type: file, directory: y }\ndestinations:\n"
                                  "  - { name: o, type: file, directory: o }\n  - { name: o, type: file, directory: p }\n");
     dir.write("channels/e.yaml", "channel: fine\nsource: { type: file, directory: z }\ndestinations: []\n");
-    core::Engine engine(options(dir));
+    core::Engine engine(options(dir), connectorRegistry());
     auto problems = engine.loadChannels();
     REQUIRE(problems.size() == 3);
     CHECK(problems[0].error.find("b.yaml:1:1: duplicate channel name 'first'") != std::string::npos);
@@ -652,7 +654,7 @@ TEST_CASE("destination threads send over several connections and keep order per 
     TempDir dir;
     MllpPeer peer;
     int port = freePort();
-    core::Engine engine(options(dir));
+    core::Engine engine(options(dir), connectorRegistry());
     engine.addChannel(channel(dir, R"(
 channel: fanout
 source: { type: mllp, port: )" + std::to_string(port) + R"( }
@@ -719,7 +721,7 @@ destinations:
 )";
     std::string base = readFile(kSamples + "orm_o01_nw.hl7");
     {
-        core::Engine engine(options(dir));
+        core::Engine engine(options(dir), connectorRegistry());
         engine.addChannel(channel(dir, yaml));
         engine.start();
         for (int i = 0; i < 10; ++i) REQUIRE(send(port, withControlId(base, "W" + std::to_string(i))).ok());
@@ -735,7 +737,7 @@ destinations:
         std::string code = id == "W3" && refusals++ == 0 ? "AR" : "AA";
         return "MSH|^~\\&|PEER|PEER|||20260101000000||ACK|A" + id + "|P|2.5.1\rMSA|" + code + "|" + id + "\r";
     };
-    core::Engine engine(options(dir));
+    core::Engine engine(options(dir), connectorRegistry());
     engine.addChannel(channel(dir, yaml));
     engine.start();
     REQUIRE(eventually([&] { return engine.channel("piped")->destinations[0].counters.sent == 10; }));
@@ -761,7 +763,7 @@ destinations:
 )";
     std::string sample = readFile(kSamples + "adt_a04.hl7");
     {
-        core::Engine engine(options(dir));
+        core::Engine engine(options(dir), connectorRegistry());
         engine.addChannel(channel(dir, yaml));
         engine.start();
         mllp::ClientOptions o;
@@ -780,7 +782,7 @@ destinations:
         CHECK_FALSE(engine.channel("backlog")->backPressure);
     }
     // After a restart: only the head is read back; then everything goes, in order.
-    core::Engine engine(options(dir));
+    core::Engine engine(options(dir), connectorRegistry());
     engine.addChannel(channel(dir, yaml));
     engine.start();
     CHECK(engine.channel("backlog")->destinations.at(0).held <= 4096);
@@ -812,7 +814,7 @@ TEST_CASE("a redeploy that cannot deploy the new version keeps the running one",
     };
     dir.write("channels/a.yaml", listener("a", p1));
     dir.write("channels/b.yaml", listener("b", p2));
-    core::Engine engine(options(dir));
+    core::Engine engine(options(dir), connectorRegistry());
     REQUIRE(engine.loadChannels().empty());
     engine.start();
     dir.write("channels/b.yaml", listener("b", p1));  // a's port

@@ -16,6 +16,7 @@
 #include "engine/core/engine.h"
 #include "engine/hl7/message.h"
 #include "tests/core/test_support.h"
+#include "tests/support/connectors.h"
 
 using namespace junction;
 using namespace junction::testing;
@@ -37,7 +38,7 @@ core::EngineOptions wlOptions(const TempDir& dir) {
 // The shipped ris-worklist channel, submitted to in-process (no listener needed:
 // its port is left unused).
 void addRisWorklistInProcess(core::Engine& engine) {
-    auto ch = core::parseChannelFile(kSource + "/channels/ris-worklist.yaml", kSource);
+    auto ch = core::parseChannelFile(kSource + "/channels/ris-worklist.yaml", kSource, connectorRegistry());
     ch.sourceType = "channel";
     ch.sourceSettings = config::loadYamlString("type: channel", "inline.yaml");
     engine.addChannel(std::move(ch));
@@ -73,10 +74,10 @@ TEST_CASE("ris-worklist: NW creates, XO updates, CA cancels, OMI^O23 creates", "
     auto at = yaml.find("port: 6663");
     REQUIRE(at != std::string::npos);
     yaml.replace(at, 10, "port: " + std::to_string(port));
-    auto first = std::make_unique<core::Engine>(wlOptions(dir));
+    auto first = std::make_unique<core::Engine>(wlOptions(dir), connectorRegistry());
     core::Engine& engine = *first;
     engine.addChannel(core::parseChannel(config::loadYamlString(yaml, "ris-worklist.yaml"),
-                                         kSource + "/channels/ris-worklist.yaml", kSource));
+                                         kSource + "/channels/ris-worklist.yaml", kSource, connectorRegistry()));
     engine.start();
     store::WorklistStore& wl = engine.worklist();
 
@@ -155,7 +156,7 @@ TEST_CASE("ris-worklist: NW creates, XO updates, CA cancels, OMI^O23 creates", "
     first.reset();  // one engine per store: the next one opens it once this one is gone
 
     // The items are in the engine's database file: a new engine sees them.
-    core::Engine again(wlOptions(dir));
+    core::Engine again(wlOptions(dir), connectorRegistry());
     CHECK(again.worklist().count() == 2);
     CHECK(again.worklist().get(ct.id)->status == store::WorklistStatus::Cancelled);
 }
@@ -180,7 +181,7 @@ function to_item(msg)
   return {action = "in_progress", AccessionNumber = "LUA1"}
 end
 )");
-    core::Engine engine(wlOptions(dir));
+    core::Engine engine(wlOptions(dir), connectorRegistry());
     engine.addChannel(core::parseChannel(config::loadYamlString(R"(
 channel: wl
 source: { type: mllp, port: )" + std::to_string(port) + R"( }
@@ -188,7 +189,7 @@ script: wl.lua
 transform: to_item
 destinations:
   - { name: worklist, type: worklist, retry: { attempts: 5, backoff: 10ms } }
-)", "wl.yaml"), dir.str() + "/wl.yaml", dir.str()));
+)", "wl.yaml"), dir.str() + "/wl.yaml", dir.str(), connectorRegistry()));
     engine.start();
     std::string base = readFile(kSource + "/samples/hl7/orm_o01_nw.hl7");
     auto withId = [&](const std::string& id) {
@@ -242,7 +243,7 @@ TEST_CASE("worklist destination: a locked database is retried, then the item is 
     TempDir dir;
     core::EngineOptions o = wlOptions(dir);
     o.worklistBusyTimeoutMs = 100;
-    core::Engine engine(o);
+    core::Engine engine(o, connectorRegistry());
     addRisWorklistInProcess(engine);
     engine.start();
     // Another program holds the database's write lock.
@@ -274,7 +275,7 @@ TEST_CASE("worklist destination: a locked database is retried, then the item is 
 
 TEST_CASE("ris-worklist: a message with two orders gives two items", "[core][worklist]") {
     TempDir dir;
-    core::Engine engine(wlOptions(dir));
+    core::Engine engine(wlOptions(dir), connectorRegistry());
     addRisWorklistInProcess(engine);
     engine.start();
     hl7::Message m = hl7::Message::parseOrThrow(readFile(kSource + "/samples/hl7/orm_o01_nw.hl7"));
@@ -309,7 +310,7 @@ TEST_CASE("ris-worklist: a message with two orders gives two items", "[core][wor
 
 TEST_CASE("ris-worklist: an order without study UID gets one, and its update keeps it", "[core][worklist]") {
     TempDir dir;
-    core::Engine engine(wlOptions(dir));
+    core::Engine engine(wlOptions(dir), connectorRegistry());
     addRisWorklistInProcess(engine);
     engine.start();
     auto submit = [&](const std::string& sample) {

@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <set>
 
+#include "connectors/dicom/dicom_connectors.h"
 #include "connectors/dicom/mwl_connectors.h"
 #include "engine/dicom/keyword_json.h"
 #include "connectors/dicom/mwl_server.h"
@@ -618,9 +619,10 @@ TEST_CASE("The dicom_mwl source factory checks its settings and serves through a
     source->stop();
     CHECK(run("echoscu -aet CT01 -aec MWL" + peer).exitCode != 0);  // stopped: nothing listens
 
-    // The registered factory is the same.
-    core::registerBuiltinConnectors();
-    const core::SourceFactory* registered = core::ConnectorRegistry::instance().source("dicom_mwl");
+    // The DICOM connector library registers it under its name.
+    core::ConnectorRegistry registry;
+    connectors::registerDicom(registry);
+    const core::SourceFactory* registered = registry.source("dicom_mwl");
     REQUIRE(registered != nullptr);
     CHECK(registered->defaultDataType() == "json");
 }

@@ -24,12 +24,13 @@
 #include <thread>
 #include <vector>
 
+#include "connectors/dicom/dicom_connectors.h"
 #include "connectors/dicom/store_client.h"
 #include "connectors/dicom/store_connectors.h"
 #include "connectors/dicom/store_json.h"
 #include "connectors/dicom/store_server.h"
 #include "engine/config/node.h"
-#include "engine/core/connector.h"
+#include "engine/core/registry.h"
 #include "../dicom/dicom_test_support.h"
 
 extern char** environ;
@@ -130,15 +131,24 @@ dicom::StoreServerOptions archive(const Tmp& t, int port) {
     return o;
 }
 
+// The DICOM connector types, registered as the app does.
+const core::ConnectorRegistry& dicomConnectors() {
+    static const core::ConnectorRegistry registry = [] {
+        core::ConnectorRegistry r;
+        connectors::registerDicom(r);
+        return r;
+    }();
+    return registry;
+}
+
 std::unique_ptr<connectors::DicomStoreDestination> destination(int port, const std::string& called = "PACS") {
-    core::registerBuiltinConnectors();
     auto node = config::loadYamlString("{ host: 127.0.0.1, port: " + std::to_string(port) + ", called_ae: " + called +
                                            ", timeout: 5s, connect_timeout: 2s }",
                                        "dest.yaml");
     core::BuildContext ctx;
     ctx.channel = "test";
     ctx.baseDir = "/tmp";
-    const auto* factory = core::ConnectorRegistry::instance().destination("dicom");
+    const auto* factory = dicomConnectors().destination("dicom");
     REQUIRE(factory);
     factory->validate(node, ctx);
     auto d = factory->create(node, ctx);
@@ -639,12 +649,11 @@ TEST_CASE("A study folder on another filesystem (no hard link possible) gets its
 }
 
 TEST_CASE("dicom connector settings are checked") {
-    core::registerBuiltinConnectors();
     core::BuildContext ctx;
     ctx.channel = "test";
     ctx.baseDir = "/tmp";
-    const auto* src = core::ConnectorRegistry::instance().source("dicom");
-    const auto* dst = core::ConnectorRegistry::instance().destination("dicom");
+    const auto* src = dicomConnectors().source("dicom");
+    const auto* dst = dicomConnectors().destination("dicom");
     REQUIRE(src);
     REQUIRE(dst);
     CHECK(src->defaultDataType() == "json");

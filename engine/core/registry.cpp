@@ -1,17 +1,9 @@
-// The connector registry and the list of built-in connector types.
-#include <mutex>
+// The connector registry: factories by type name, each name registered once.
+#include "engine/core/registry.h"
+
 #include <stdexcept>
 
-#include "connectors/builtin.h"
-#include "connectors/dicom/store_connectors.h"
-#include "engine/core/connector.h"
-
 namespace junction::core {
-
-ConnectorRegistry& ConnectorRegistry::instance() {
-    static ConnectorRegistry registry;
-    return registry;
-}
 
 void ConnectorRegistry::addSource(const std::string& type, std::unique_ptr<SourceFactory> factory) {
     if (!sources_.emplace(type, std::move(factory)).second)
@@ -43,23 +35,6 @@ std::vector<std::string> ConnectorRegistry::destinationTypes() const {
     std::vector<std::string> out;
     for (const auto& [k, v] : destinations_) out.push_back(k);
     return out;
-}
-
-void registerBuiltinConnectors() {
-    static std::once_flag once;
-    std::call_once(once, [] {
-        auto& r = ConnectorRegistry::instance();
-        r.addSource("mllp", connectors::mllpSourceFactory());
-        r.addDestination("mllp", connectors::mllpDestinationFactory());
-        r.addSource("file", connectors::fileSourceFactory());
-        r.addDestination("file", connectors::fileDestinationFactory());
-        r.addSource("channel", connectors::channelSourceFactory());
-        r.addDestination("channel", connectors::channelDestinationFactory());
-        r.addDestination("worklist", connectors::worklistDestinationFactory());
-        r.addSource("dicom", connectors::dicomSourceFactory());
-        r.addDestination("dicom", connectors::dicomDestinationFactory());
-        r.addSource("dicom_mwl", connectors::dicomMwlSourceFactory());
-    });
 }
 
 }  // namespace junction::core

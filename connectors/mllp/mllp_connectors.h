@@ -1,0 +1,11 @@
+// The `mllp` connector type: its source and destination factories, registered
+// by the app.
+#pragma once
+
+#include "engine/core/registry.h"
+
+namespace junction::connectors {
+
+void registerMllp(core::ConnectorRegistry& registry);
+
+}  // namespace junction::connectors

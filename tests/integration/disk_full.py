@@ -94,7 +94,7 @@ try:
     engine = run(d)
     check(wait_for(lambda: port_open(port), timeout=15), f"the engine starts on a 96 MB disk:\n{log(d)}")
     fields, acked = load(port, 60000, "F", d)
-    check(fields.get("unacked") == "0", f"every message is answered, none waits for nothing: {fields}")
+    check(fields.get("unacked") == "0", f"every message is answered, none waits for nothing: {fields}\n{log(d)[-3000:]}")
     check(int(fields.get("ok", 0)) > 1000 and int(fields.get("bad", 0)) > 0,
           f"AA while there was room, then AE: {fields}")
     check("new messages refused" in log(d), "the log says new messages are refused")

@@ -600,6 +600,7 @@ void Channel::enqueue(DestRuntime& dest, Delivery delivery, std::size_t key) {
         // Its row is in the store (written before it was dispatched): a page reads
         // it back (and counts it then if it belongs to the recovered ones).
         if (delivery.id > dest.recovered || dest.countedAtRecovery) dest.size.fetch_add(1, std::memory_order_relaxed);
+        if (delivery.id > dest.maxDropped) dest.maxDropped = delivery.id;
         return;
     }
     if (dest.spilled && delivery.id > dest.pagedThrough) dest.heldWhileSpilled.insert(delivery.id);
@@ -608,9 +609,16 @@ void Channel::enqueue(DestRuntime& dest, Delivery delivery, std::size_t key) {
 }
 
 void Channel::pageIn(DestRuntime& dest) {
+    if (!dest.spilled.load()) return;
+    // A delivery left to the store was submitted to it before: once the store
+    // has committed what was submitted, a read finds it. That wait happens here,
+    // not under spillMutex, which the sources take to enqueue: a store that
+    // cannot write for a while (a full disk) holds up this lane only, never the
+    // sources' answers.
+    store_.flush();
     std::lock_guard<std::mutex> lock(dest.spillMutex);
     if (!dest.spilled) return;
-    auto page = store_.pendingDeliveries(config_.name, dest.config.name, dest.pagedThrough, kPage);
+    auto page = store_.pendingDeliveries(config_.name, dest.config.name, dest.pagedThrough, kPage, false);
     for (auto& pd : page) {
         dest.pagedThrough = pd.id;
         if (dest.heldWhileSpilled.erase(pd.id)) continue;  // in memory already
@@ -630,7 +638,10 @@ void Channel::pageIn(DestRuntime& dest) {
         del.received = SteadyClock::now();
         hold(dest, std::move(del), key);
     }
-    if (page.size() < kPage) {  // the store holds no more: new deliveries are held again
+    // The store holds no more, and every delivery left to it has been read (one
+    // submitted after the flush above may not be committed yet: then a later
+    // page reads it): new deliveries are held again.
+    if (page.size() < kPage && dest.maxDropped <= dest.pagedThrough) {
         dest.spilled = false;
         dest.heldWhileSpilled.clear();
     }
@@ -711,6 +722,15 @@ void Channel::deliveryLoop(DestRuntime& dest, Lane& lane) {
                     auto now = SteadyClock::now();
                     if (lane.queue.front().notBefore <= now) break;
                     lane.cv.wait_until(lock, lane.queue.front().notBefore);
+                } else if (dest.spilled.load()) {
+                    // Nothing held, but deliveries wait in the store (a page came
+                    // back short of one not committed yet): read again soon.
+                    lane.cv.wait_for(lock, std::chrono::milliseconds(100));
+                    if (lane.queue.empty() && dest.spilled.load() && !stopping_) {
+                        lock.unlock();  // pageIn takes spillMutex, then the lanes' mutexes
+                        pageIn(dest);
+                        lock.lock();
+                    }
                 } else {
                     lane.cv.wait(lock);
                 }

@@ -104,6 +104,7 @@ private:
         std::atomic<bool> spilled{false};
         store::MessageId pagedThrough = 0;  // while spilled: every queued id above it is in the store only
         store::MessageId maxHeld = 0;       // the highest id held in memory
+        store::MessageId maxDropped = 0;    // the highest id left to the store while spilled
         // Messages up to `recovered` were stored before this start: their queued
         // deliveries are counted in `size` as they are read back, unless all were
         // counted at recovery (`countedAtRecovery`, when a queue_limit needs it).

@@ -213,8 +213,10 @@ public:
     virtual std::vector<PendingDelivery> pendingDeliveries(const std::string& channel, std::size_t limit) = 0;
     // One page of a destination's queue: its queued deliveries after message `after`,
     // in message order (empty `destination`: every destination of the channel).
+    // `waitForWrites`: first wait until everything submitted is committed (as
+    // flush()); without it, what is committed now (never blocks on the writer).
     virtual std::vector<PendingDelivery> pendingDeliveries(const std::string& channel, const std::string& destination,
-                                                           MessageId after, std::size_t limit) = 0;
+                                                           MessageId after, std::size_t limit, bool waitForWrites) = 0;
     // How many deliveries of a destination are queued (a scan of its queue).
     virtual std::uint64_t countQueued(const std::string& channel, const std::string& destination) = 0;
     // The highest message id stored so far (0 when none).

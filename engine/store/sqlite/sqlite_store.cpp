@@ -219,7 +219,7 @@ public:
     std::vector<PendingMessage> pendingMessages(const std::string& channel, std::size_t limit) override;
     std::vector<PendingDelivery> pendingDeliveries(const std::string& channel, std::size_t limit) override;
     std::vector<PendingDelivery> pendingDeliveries(const std::string& channel, const std::string& destination,
-                                                   MessageId after, std::size_t limit) override;
+                                                   MessageId after, std::size_t limit, bool waitForWrites) override;
     std::uint64_t countQueued(const std::string& channel, const std::string& destination) override;
     MessageId lastMessageId() override;
     std::vector<MessageSummary> search(const SearchQuery& query) override;
@@ -295,7 +295,7 @@ private:
     void applyInsert(InsertOp& op, std::int64_t now);
     template <typename T, typename Row, typename Content>
     std::vector<T> readPending(Stmt& st, const std::string& channel, std::size_t limit, Row row, Content content,
-                               const std::function<void(Use&)>& bindMore = {});
+                               const std::function<void(Use&)>& bindMore = {}, bool waitForWrites = true);
     void markJournalApplied(const std::vector<Op>& ops, std::size_t begin, std::size_t end);
     void applyProcessed(ProcessedOp& op, std::int64_t now);
     void writeOutcome(MessageId id, const ProcessedMessage& p, std::int64_t now, const InsertOp* insert = nullptr);
@@ -1671,8 +1671,8 @@ std::string SqliteStore::encodedOf(MessageId id, const std::string& dest) {
 // read transaction that sees every acknowledged write.
 template <typename T, typename Row, typename Content>
 std::vector<T> SqliteStore::readPending(Stmt& st, const std::string& channel, std::size_t limit, Row row,
-                                        Content content, const std::function<void(Use&)>& bindMore) {
-    catchUp();
+                                        Content content, const std::function<void(Use&)>& bindMore, bool waitForWrites) {
+    if (waitForWrites) catchUp();
     std::vector<T> out;
     std::lock_guard<std::mutex> lock(readMu_);
     ReadTxn txn(rBegin_, rCommit_, rRollback_);
@@ -1720,11 +1720,11 @@ std::string SqliteStore::journalContent(std::uint64_t ref, MessageId id) const {
 }
 
 std::vector<PendingDelivery> SqliteStore::pendingDeliveries(const std::string& channel, std::size_t limit) {
-    return pendingDeliveries(channel, {}, 0, limit);
+    return pendingDeliveries(channel, {}, 0, limit, true);
 }
 
 std::vector<PendingDelivery> SqliteStore::pendingDeliveries(const std::string& channel, const std::string& destination,
-                                                            MessageId after, std::size_t limit) {
+                                                            MessageId after, std::size_t limit, bool waitForWrites) {
     return readPending<PendingDelivery>(
         rPendingDels_, channel, limit,
         [](const Use& u) {
@@ -1740,7 +1740,8 @@ std::vector<PendingDelivery> SqliteStore::pendingDeliveries(const std::string& c
         [&](Use& u) {
             u.int64(3, after);
             u.textOrNull(4, destination);
-        });
+        },
+        waitForWrites);
 }
 
 namespace {

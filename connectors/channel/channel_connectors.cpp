@@ -10,9 +10,6 @@ namespace junction::connectors {
 
 namespace {
 
-using config::Setting;
-using T = config::Setting::Type;
-
 class ChannelSource : public core::Source {
 public:
     void start(core::SourceContext&) override {}
@@ -20,10 +17,12 @@ public:
     std::string describe() const override { return "channel (in-process)"; }
 };
 
-class ChannelSourceFactory : public core::SourceFactory {
+class ChannelSourceFactory : public core::MappedSourceFactory<config::NoSettings> {
 public:
-    std::vector<Setting> settings() const override { return {}; }
-    std::unique_ptr<core::Source> create(const config::Node&, const core::BuildContext&) const override {
+    ChannelSourceFactory() : MappedSourceFactory(config::noSettings()) {}
+
+protected:
+    std::unique_ptr<core::Source> build(config::NoSettings, const core::BuildContext&) const override {
         return std::make_unique<ChannelSource>();
     }
 };
@@ -59,13 +58,24 @@ private:
     std::string target_, from_;
 };
 
-class ChannelDestinationFactory : public core::DestinationFactory {
+struct ChannelDestinationSettings {
+    std::string channel;
+};
+
+const config::Map<ChannelDestinationSettings>& channelDestinationMap() {
+    static const config::Map<ChannelDestinationSettings> map{
+        {"channel", &ChannelDestinationSettings::channel, config::required, "the channel that receives the message"},
+    };
+    return map;
+}
+
+class ChannelDestinationFactory : public core::MappedDestinationFactory<ChannelDestinationSettings> {
 public:
-    std::vector<Setting> settings() const override {
-        return {{T::String, "channel", true, "the channel that receives the message"}};
-    }
-    std::unique_ptr<core::Destination> create(const config::Node& conf, const core::BuildContext& ctx) const override {
-        return std::make_unique<ChannelDestination>(ctx.router, conf.find("channel")->asString("channel"), ctx.channel);
+    ChannelDestinationFactory() : MappedDestinationFactory(channelDestinationMap()) {}
+
+protected:
+    std::unique_ptr<core::Destination> build(ChannelDestinationSettings s, const core::BuildContext& ctx) const override {
+        return std::make_unique<ChannelDestination>(ctx.router, s.channel, ctx.channel);
     }
 };
 

@@ -1,27 +1,45 @@
-// The `host` setting both DICOM sources (`dicom`, `dicom_mwl`) take: the
-// address their server listens on. No DICOM toolkit types here.
+// Settings the DICOM connectors share: the `host` both sources (`dicom`,
+// `dicom_mwl`) listen on and the checks of AE titles. No DICOM toolkit types here.
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "connectors/dicom/acceptor.h"
-#include "engine/config/node.h"
+#include "connectors/dicom/mwl_server.h"
+#include "engine/config/config_map.h"
 
 namespace junction::connectors {
 
-inline config::Setting dicomHostSetting() {
-    return {config::Setting::Type::String, "host", false,
-            "IPv4 address to listen on (default 0.0.0.0: every interface)"};
+// `host` of a DICOM source: an IPv4 address of the machine (a config error at
+// its line otherwise).
+template <class S>
+typename config::Map<S>::Entry dicomHostEntry() {
+    return {"host", &S::host,
+            config::check(
+                [](const std::string& host) {
+                    std::string why = dicom::detail::checkListenHost(host);
+                    return why.empty() ? why : "host: " + why;
+                },
+                "e.g. host: 127.0.0.1"),
+            "IPv4 address to listen on (0.0.0.0: every interface)"};
 }
 
-// The source's `host`, checked (a config error at its line when it is no
-// IPv4 address); 0.0.0.0 when absent.
-inline std::string readDicomHost(const config::Node& conf) {
-    auto n = conf.find("host");
-    if (!n) return "0.0.0.0";
-    std::string host = n->asString("host");
-    if (auto why = dicom::detail::checkListenHost(host); !why.empty()) n->fail("host: " + why, "e.g. host: 127.0.0.1");
-    return host;
+// An AE title setting: "NAME: why" at the value when it is not one.
+inline auto aeTitleCheck(std::string name) {
+    return config::check([name](const std::string& ae) {
+        std::string why = dicom::checkAeTitle(ae);
+        return why.empty() ? why : name + ": " + why;
+    });
+}
+
+// A list of AE titles: "NAME: 'TITLE': why" for the first that is not one.
+inline auto aeTitlesCheck(std::string name) {
+    return config::check([name](const std::vector<std::string>& titles) {
+        for (const auto& ae : titles)
+            if (std::string why = dicom::checkAeTitle(ae); !why.empty()) return name + ": '" + ae + "': " + why;
+        return std::string();
+    });
 }
 
 }  // namespace junction::connectors

@@ -13,9 +13,6 @@ namespace junction::connectors {
 
 namespace {
 
-using config::Setting;
-using T = config::Setting::Type;
-
 class MwlSource : public core::Source {
 public:
     MwlSource(dicom::MwlServerOptions options, store::WorklistStore& worklist)
@@ -50,52 +47,32 @@ private:
     std::unique_ptr<dicom::MwlServer> server_;
 };
 
-class MwlSourceFactory : public core::SourceFactory {
+const config::Map<dicom::MwlServerOptions>& mwlSourceMap() {
+    using S = dicom::MwlServerOptions;
+    static const config::Map<S> map{
+        {"ae_title", &S::aeTitle, aeTitleCheck("ae_title"), "the called AE title modalities must use"},
+        {"port", &S::port, config::required, config::range(1, 65535), "TCP port to listen on"},
+        dicomHostEntry<S>(),
+        {"allowed_aes", &S::allowedAes, aeTitlesCheck("allowed_aes"), config::byDefault("any"),
+         "calling AE titles allowed to connect"},
+        {"max_pdu", &S::maxPdu, config::bytes, config::range(4096, 131072), "largest PDU received"},
+        {"include_finished", &S::includeFinished, "also answer completed, discontinued and cancelled items"},
+        {"max_associations", &S::maxAssociations, config::range(1, 1000), "concurrent associations"},
+    };
+    return map;
+}
+
+class MwlSourceFactory : public core::MappedSourceFactory<dicom::MwlServerOptions> {
 public:
-    std::vector<Setting> settings() const override {
-        return {
-            {T::String, "ae_title", false, "the called AE title modalities must use (default JUNCTION)"},
-            {T::Int, "port", true, "TCP port to listen on", 1, 65535},
-            dicomHostSetting(),
-            {T::StringList, "allowed_aes", false, "calling AE titles allowed to connect (default: any)"},
-            {T::Bytes, "max_pdu", false, "largest PDU received, 4KB to 128KB (default 16KB)"},
-            {T::Bool, "include_finished", false, "also answer completed, discontinued and cancelled items (default false)"},
-            {T::Int, "max_associations", false, "concurrent associations (default 32)", 1, 1000},
-        };
-    }
-
-    void validate(const config::Node& conf, const core::BuildContext&) const override {
-        if (auto n = conf.find("ae_title"))
-            if (auto why = dicom::checkAeTitle(n->asString("ae_title")); !why.empty()) n->fail("ae_title: " + why);
-        if (auto n = conf.find("allowed_aes"))
-            for (const auto& ae : n->asStringList("allowed_aes"))
-                if (auto why = dicom::checkAeTitle(ae); !why.empty()) n->fail("allowed_aes: '" + ae + "': " + why);
-        readDicomHost(conf);
-        if (auto n = conf.find("max_pdu")) {
-            std::size_t b = n->asBytes("max_pdu");
-            if (b < 4096 || b > 131072) n->fail("max_pdu must be between 4KB and 128KB", "e.g. max_pdu: 16KB");
-        }
-    }
-
-    std::unique_ptr<core::Source> create(const config::Node& conf, const core::BuildContext& ctx) const override {
-        validate(conf, ctx);
-        dicom::MwlServerOptions o;
-        if (auto n = conf.find("ae_title")) o.aeTitle = n->asString("ae_title");
-        o.port = static_cast<int>(conf.find("port")->asInt("port", 1, 65535));
-        o.host = readDicomHost(conf);
-        if (auto n = conf.find("allowed_aes")) o.allowedAes = n->asStringList("allowed_aes");
-        if (auto n = conf.find("max_pdu")) o.maxPdu = static_cast<std::uint32_t>(n->asBytes("max_pdu"));
-        if (auto n = conf.find("include_finished")) o.includeFinished = n->asBool("include_finished");
-        if (auto n = conf.find("max_associations")) o.maxAssociations = static_cast<int>(n->asInt("max_associations", 1, 1000));
-        if (!ctx.worklist) throw std::runtime_error("dicom_mwl: no engine to serve the worklist from");
-        return std::make_unique<MwlSource>(o, *ctx.worklist);
-    }
+    MwlSourceFactory() : MappedSourceFactory(mwlSourceMap()) {}
 
     std::string defaultDataType() const override { return "json"; }
 
-    int listenPort(const config::Node& conf) const override {
-        auto p = conf.find("port");
-        return p ? static_cast<int>(p->asInt("port", 1, 65535)) : 0;
+protected:
+    int port(const dicom::MwlServerOptions& o) const override { return o.port; }
+    std::unique_ptr<core::Source> build(dicom::MwlServerOptions o, const core::BuildContext& ctx) const override {
+        if (!ctx.worklist) throw std::runtime_error("dicom_mwl: no engine to serve the worklist from");
+        return std::make_unique<MwlSource>(o, *ctx.worklist);
     }
 };
 

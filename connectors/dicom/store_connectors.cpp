@@ -22,26 +22,8 @@ namespace junction::connectors {
 
 namespace {
 
-using config::Setting;
-using T = config::Setting::Type;
-
+using namespace std::chrono_literals;
 using util::jsonString;
-
-std::string checkAe(const config::Node& n, const std::string& what) {
-    std::string ae = n.asString(what);
-    if (ae.empty() || ae.size() > 16) n.fail(what + " must be 1 to 16 characters", "e.g. JUNCTION");
-    for (char c : ae)
-        if (c == '\\' || static_cast<unsigned char>(c) < 0x20) n.fail(what + " has a character not allowed in an AE title");
-    return ae;
-}
-
-std::uint32_t readMaxPdu(const config::Node& conf) {
-    auto n = conf.find("max_pdu");
-    if (!n) return 116794;
-    std::size_t v = n->asBytes("max_pdu");
-    if (v < 4096 || v > 131072) n->fail("max_pdu must be between 4KB and 128KB", "DICOM limits the PDU size; 116794 is usual");
-    return static_cast<std::uint32_t>(v);
-}
 
 // ---------------------------------------------------------------- source
 
@@ -159,70 +141,52 @@ private:
     std::thread stableThread_;
 };
 
-class DicomSourceFactory : public core::SourceFactory {
-public:
-    std::vector<Setting> settings() const override {
-        return {
-            {T::Int, "port", true, "TCP port to listen on", 1, 65535},
-            dicomHostSetting(),
-            {T::String, "ae_title", false, "the called AE title modalities must use (default JUNCTION)"},
-            {T::StringList, "allowed_aes", false, "calling AE titles accepted (default: any)"},
-            {T::Bytes, "max_pdu", false, "largest PDU received (default 116794)"},
-            {T::String, "storage_dir", false, "where instances are written (default: dicom/ beside the store database)"},
-            {T::Duration, "stable_study", false, "also emit one message per study once no instance came for this long (0 = off)"},
-            {T::Int, "max_associations", false, "concurrent associations (default 32)", 1, 1000},
-            {T::Duration, "timeout", false, "drop an association silent this long (default 60s)"},
-            {T::String, "respond_after", false,
-             "file: answer C-STORE once the instance is safely on disk, make the message right after (default); "
-             "message: answer once the message is stored",
-             0, 0, {"file", "message"}},
-            {T::Int, "max_backlog", false, "instances answered but not yet messages before new ones are refused (default 1000)",
-             1, 1000000},
-        };
-    }
-    std::string defaultDataType() const override { return "json"; }
-    int listenPort(const config::Node& conf) const override {
-        auto p = conf.find("port");
-        return p ? static_cast<int>(p->asInt("port", 1, 65535)) : 0;
-    }
-    void validate(const config::Node& conf, const core::BuildContext& ctx) const override { read(conf, ctx); }
-    std::unique_ptr<core::Source> create(const config::Node& conf, const core::BuildContext& ctx) const override {
-        return std::make_unique<DicomSource>(read(conf, ctx));
-    }
+// The server's options as a channel file sets them.
+struct DicomSourceSettings : dicom::StoreServerOptions {
+    std::chrono::milliseconds stableStudy{0};
+};
 
-private:
-    static DicomSourceConfig read(const config::Node& conf, const core::BuildContext& ctx) {
-        DicomSourceConfig c;
-        c.server.port = static_cast<int>(conf.find("port")->asInt("port", 1, 65535));
-        c.server.host = readDicomHost(conf);
-        if (auto n = conf.find("ae_title")) c.server.aeTitle = checkAe(*n, "ae_title");
-        if (auto n = conf.find("allowed_aes")) c.server.allowedAEs = n->asStringList("allowed_aes");
-        c.server.maxPdu = readMaxPdu(conf);
-        if (auto n = conf.find("stable_study")) c.stableStudy = n->asDuration("stable_study");
-        if (auto n = conf.find("max_associations"))
-            c.server.maxAssociations = static_cast<int>(n->asInt("max_associations", 1, 1000));
-        if (auto n = conf.find("timeout")) {
-            auto t = n->asDuration("timeout");
-            if (t.count() < 1000) n->fail("timeout must be at least 1s");
-            c.server.dimseTimeoutSeconds = static_cast<int>(t.count() / 1000);
-        }
-        if (auto n = conf.find("respond_after")) c.server.respondAfterHandler = n->asString("respond_after") == "message";
-        if (auto n = conf.find("max_backlog")) c.server.maxBacklog = static_cast<int>(n->asInt("max_backlog", 1, 1000000));
-        std::string dir;
-        if (auto n = conf.find("storage_dir")) {
-            dir = n->asString("storage_dir");
-            if (dir.empty()) n->fail("storage_dir is empty");
-        }
-        if (dir.empty()) {
+const config::Map<DicomSourceSettings>& dicomSourceMap() {
+    using S = DicomSourceSettings;
+    static const config::Map<S> map{
+        {"port", &S::port, config::required, config::range(1, 65535), "TCP port to listen on"},
+        dicomHostEntry<S>(),
+        {"ae_title", &S::aeTitle, aeTitleCheck("ae_title"), "the called AE title modalities must use"},
+        {"allowed_aes", &S::allowedAEs, aeTitlesCheck("allowed_aes"), config::byDefault("any"),
+         "calling AE titles accepted"},
+        {"max_pdu", &S::maxPdu, config::bytes, config::range(4096, 131072), "largest PDU received"},
+        {"storage_dir", &S::storageDir, config::path,
+         config::check([](const std::string& dir) { return dir.empty() ? std::string("storage_dir is empty") : std::string(); }),
+         config::byDefault("dicom/ beside the store database"), "where instances are written"},
+        {"stable_study", &S::stableStudy,
+         "also emit one message per study once no instance came for this long (0: off)"},
+        {"max_associations", &S::maxAssociations, config::range(1, 1000), "concurrent associations"},
+        {"timeout", &S::dimseTimeoutSeconds, config::seconds, config::atLeast(1s), "drop an association silent this long"},
+        {"respond_after", &S::respondAfterHandler, config::choices<bool>({{"file", false}, {"message", true}}),
+         "file: answer C-STORE once the instance is safely on disk, make the message right after; "
+         "message: answer once the message is stored"},
+        {"max_backlog", &S::maxBacklog, config::range(1, 1000000),
+         "instances answered but not yet messages before new ones are refused"},
+    };
+    return map;
+}
+
+class DicomSourceFactory : public core::MappedSourceFactory<DicomSourceSettings> {
+public:
+    DicomSourceFactory() : MappedSourceFactory(dicomSourceMap()) {}
+    std::string defaultDataType() const override { return "json"; }
+
+protected:
+    int port(const DicomSourceSettings& s) const override { return s.port; }
+    std::unique_ptr<core::Source> build(DicomSourceSettings s, const core::BuildContext& ctx) const override {
+        DicomSourceConfig c{s, s.stableStudy};
+        if (c.server.storageDir.empty()) {
             std::string db = ctx.store ? ctx.store->path : std::string();
-            dir = db.empty() ? (fs::path(ctx.baseDir) / "var" / "dicom").string()
-                             : (fs::path(db).parent_path() / "dicom").string();
-        } else if (fs::path(dir).is_relative()) {
-            dir = (fs::path(ctx.baseDir) / dir).lexically_normal().string();
+            c.server.storageDir = db.empty() ? (fs::path(ctx.baseDir) / "var" / "dicom").string()
+                                             : (fs::path(db).parent_path() / "dicom").string();
         }
-        c.server.storageDir = dir;
         if (ctx.store) c.server.syncFiles = ctx.store->synchronousFull;
-        return c;
+        return std::make_unique<DicomSource>(c);
     }
 };
 
@@ -269,40 +233,28 @@ private:
     dicom::StoreClient client_;
 };
 
-class DicomDestinationFactory : public core::DestinationFactory {
-public:
-    std::vector<Setting> settings() const override {
-        return {
-            {T::String, "host", true, "peer address"},
-            {T::Int, "port", true, "peer port", 1, 65535},
-            {T::String, "called_ae", true, "the peer's AE title"},
-            {T::String, "calling_ae", false, "Junction's AE title (default JUNCTION)"},
-            {T::Duration, "connect_timeout", false, "default 5s"},
-            {T::Duration, "timeout", false, "association and response timeout (default 30s)"},
-            {T::Bytes, "max_pdu", false, "largest PDU received (default 116794)"},
-        };
-    }
-    void validate(const config::Node& conf, const core::BuildContext&) const override { read(conf); }
-    std::unique_ptr<core::Destination> create(const config::Node& conf, const core::BuildContext&) const override {
-        return std::make_unique<DicomDestination>(read(conf));
-    }
+const config::Map<dicom::StoreClientOptions>& dicomDestinationMap() {
+    using S = dicom::StoreClientOptions;
+    static const config::Map<S> map{
+        {"host", &S::host, config::required, "peer address"},
+        {"port", &S::port, config::required, config::range(1, 65535), "peer port"},
+        {"called_ae", &S::calledAE, config::required, aeTitleCheck("called_ae"), "the peer's AE title"},
+        {"calling_ae", &S::callingAE, aeTitleCheck("calling_ae"), "Junction's AE title"},
+        {"connect_timeout", &S::connectTimeoutSeconds, config::seconds, config::atLeast(1s),
+         "give up a connection attempt after this long"},
+        {"timeout", &S::timeoutSeconds, config::seconds, config::atLeast(1s), "association and response timeout"},
+        {"max_pdu", &S::maxPdu, config::bytes, config::range(4096, 131072), "largest PDU received"},
+    };
+    return map;
+}
 
-private:
-    static dicom::StoreClientOptions read(const config::Node& conf) {
-        dicom::StoreClientOptions o;
-        o.host = conf.find("host")->asString("host");
-        o.port = static_cast<int>(conf.find("port")->asInt("port", 1, 65535));
-        o.calledAE = checkAe(*conf.find("called_ae"), "called_ae");
-        if (auto n = conf.find("calling_ae")) o.callingAE = checkAe(*n, "calling_ae");
-        auto seconds = [](const config::Node& n, const std::string& what) {
-            auto t = n.asDuration(what);
-            if (t.count() < 1000) n.fail(what + " must be at least 1s");
-            return static_cast<int>(t.count() / 1000);
-        };
-        if (auto n = conf.find("connect_timeout")) o.connectTimeoutSeconds = seconds(*n, "connect_timeout");
-        if (auto n = conf.find("timeout")) o.timeoutSeconds = seconds(*n, "timeout");
-        o.maxPdu = readMaxPdu(conf);
-        return o;
+class DicomDestinationFactory : public core::MappedDestinationFactory<dicom::StoreClientOptions> {
+public:
+    DicomDestinationFactory() : MappedDestinationFactory(dicomDestinationMap()) {}
+
+protected:
+    std::unique_ptr<core::Destination> build(dicom::StoreClientOptions o, const core::BuildContext&) const override {
+        return std::make_unique<DicomDestination>(o);
     }
 };
 

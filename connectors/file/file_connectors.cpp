@@ -21,14 +21,6 @@ namespace junction::connectors {
 
 namespace {
 
-using config::Setting;
-using T = config::Setting::Type;
-
-std::string resolve(const std::string& base, const std::string& p) {
-    fs::path path(p);
-    return (path.is_absolute() ? path : fs::path(base) / path).lexically_normal().string();
-}
-
 // ---------------------------------------------------------------- source
 
 struct FileSourceConfig {
@@ -40,8 +32,24 @@ struct FileSourceConfig {
     std::string moveTo;              // default <directory>/processed
     std::string errorDir;            // default <directory>/error
     bool splitBatches = true;
-    std::string dataType = "hl7v2";
+    std::string dataType = "hl7v2";  // the channel's
 };
+
+const config::Map<FileSourceConfig>& fileSourceMap() {
+    using S = FileSourceConfig;
+    static const config::Map<S> map{
+        {"directory", &S::directory, config::required, config::path, "folder to poll"},
+        {"pattern", &S::pattern, "glob of file names to read"},
+        {"poll_interval", &S::pollInterval, "time between polls"},
+        {"min_age", &S::minAge, "skip files modified more recently than this"},
+        {"after_read", &S::afterRead, config::oneOf({"move", "delete"}), "what happens to a file once stored"},
+        {"move_to", &S::moveTo, config::path, config::byDefault("DIRECTORY/processed"), "folder for read files"},
+        {"error_dir", &S::errorDir, config::path, config::byDefault("DIRECTORY/error"),
+         "folder for files that could not be stored"},
+        {"split_batches", &S::splitBatches, "split HL7 batch files into messages"},
+    };
+    return map;
+}
 
 class FileSource : public core::Source {
 public:
@@ -149,33 +157,15 @@ private:
     std::thread thread_;
 };
 
-class FileSourceFactory : public core::SourceFactory {
+class FileSourceFactory : public core::MappedSourceFactory<FileSourceConfig> {
 public:
-    std::vector<Setting> settings() const override {
-        return {
-            {T::String, "directory", true, "folder to poll"},
-            {T::String, "pattern", false, "glob of file names to read (default *)"},
-            {T::Duration, "poll_interval", false, "time between polls (default 1s)"},
-            {T::Duration, "min_age", false, "skip files modified more recently than this"},
-            {T::String, "after_read", false, "what happens to a file once stored", 0, 0, {"move", "delete"}},
-            {T::String, "move_to", false, "folder for read files (default DIRECTORY/processed)"},
-            {T::String, "error_dir", false, "folder for files that could not be stored (default DIRECTORY/error)"},
-            {T::Bool, "split_batches", false, "split HL7 batch files into messages (default true)"},
-        };
-    }
-    std::unique_ptr<core::Source> create(const config::Node& conf, const core::BuildContext& ctx) const override {
-        FileSourceConfig c;
-        c.directory = resolve(ctx.baseDir, conf.find("directory")->asString("directory"));
-        if (auto n = conf.find("pattern")) c.pattern = n->asString("pattern");
-        if (auto n = conf.find("poll_interval")) c.pollInterval = n->asDuration("poll_interval");
-        if (auto n = conf.find("min_age")) c.minAge = n->asDuration("min_age");
-        if (auto n = conf.find("after_read")) c.afterRead = n->asString("after_read");
-        c.moveTo = conf.find("move_to") ? resolve(ctx.baseDir, conf.find("move_to")->asString("move_to"))
-                                        : (fs::path(c.directory) / "processed").string();
-        c.errorDir = conf.find("error_dir") ? resolve(ctx.baseDir, conf.find("error_dir")->asString("error_dir"))
-                                            : (fs::path(c.directory) / "error").string();
-        if (auto n = conf.find("split_batches")) c.splitBatches = n->asBool("split_batches");
-        if (auto n = conf.find("data_type")) c.dataType = n->asString("data_type");
+    FileSourceFactory() : MappedSourceFactory(fileSourceMap()) {}
+
+protected:
+    std::unique_ptr<core::Source> build(FileSourceConfig c, const core::BuildContext& ctx) const override {
+        if (c.moveTo.empty()) c.moveTo = (fs::path(c.directory) / "processed").string();
+        if (c.errorDir.empty()) c.errorDir = (fs::path(c.directory) / "error").string();
+        c.dataType = ctx.dataType;
         return std::make_unique<FileSource>(c);
     }
 };
@@ -272,20 +262,30 @@ private:
     bool append_;
 };
 
-class FileDestinationFactory : public core::DestinationFactory {
+struct FileDestinationSettings {
+    std::string directory;
+    std::string filename = "${id}.hl7";
+    bool append = false;
+};
+
+const config::Map<FileDestinationSettings>& fileDestinationMap() {
+    using S = FileDestinationSettings;
+    static const config::Map<S> map{
+        {"directory", &S::directory, config::required, config::path, "folder to write to"},
+        {"filename", &S::filename,
+         "name template: ${id} ${MSH-10} ${channel} ${destination} ${timestamp} ${uuid}"},
+        {"append", &S::append, "append every message to one file"},
+    };
+    return map;
+}
+
+class FileDestinationFactory : public core::MappedDestinationFactory<FileDestinationSettings> {
 public:
-    std::vector<Setting> settings() const override {
-        return {
-            {T::String, "directory", true, "folder to write to"},
-            {T::String, "filename", false, "name template: ${id} ${MSH-10} ${channel} ${timestamp} ${uuid} (default ${id}.hl7)"},
-            {T::Bool, "append", false, "append every message to one file"},
-        };
-    }
-    std::unique_ptr<core::Destination> create(const config::Node& conf, const core::BuildContext& ctx) const override {
-        std::string dir = resolve(ctx.baseDir, conf.find("directory")->asString("directory"));
-        std::string tmpl = conf.find("filename") ? conf.find("filename")->asString("filename") : "${id}.hl7";
-        bool append = conf.find("append") && conf.find("append")->asBool("append");
-        return std::make_unique<FileDestination>(dir, tmpl, append);
+    FileDestinationFactory() : MappedDestinationFactory(fileDestinationMap()) {}
+
+protected:
+    std::unique_ptr<core::Destination> build(FileDestinationSettings s, const core::BuildContext&) const override {
+        return std::make_unique<FileDestination>(s.directory, s.filename, s.append);
     }
 };
 

@@ -3,6 +3,7 @@
 // checks the ACK).
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -18,85 +19,46 @@ namespace junction::connectors {
 
 namespace {
 
-using config::Setting;
-using T = config::Setting::Type;
+using namespace std::chrono_literals;
+using TlsMap = config::Map<mllp::ListenerTls>;
 
-struct TlsConfig {
-    bool enabled = false;
-    std::string cert, key, ca;
-    bool verifyClient = false;
-};
-
-// The settings of `tls` on both sides; a source has more (sourceTlsSettings).
-std::vector<Setting> tlsSettings() {
-    return {{T::String, "cert", false, "PEM certificate"},
-            {T::String, "key", false, "PEM private key"},
-            {T::String, "ca", false, "PEM CA certificates"},
-            {T::Bool, "verify_client", false, "require a client certificate signed by ca"}};
+// The settings of `tls` on both sides; a source has more (sourceTlsMap).
+std::vector<TlsMap::Entry> tlsEntries() {
+    return {{"cert", &mllp::ListenerTls::cert, config::path, "PEM certificate"},
+            {"key", &mllp::ListenerTls::key, config::path, "PEM private key"},
+            {"ca", &mllp::ListenerTls::ca, config::path, "PEM CA certificates"},
+            {"verify_client", &mllp::ListenerTls::verifyClient, "require a client certificate signed by ca"}};
 }
 
-std::vector<Setting> sourceTlsSettings() {
-    auto s = tlsSettings();
-    s.push_back({T::StringList, "allowed_names", false,
-                 "client certificate CNs or DNS names let in (default: any the CA signed; needs verify_client)"});
-    s.push_back({T::Duration, "handshake_timeout", false, "close a connection not through its handshake this long (default 10s, 100ms-5m)"});
-    return s;
+const TlsMap& sourceTlsMap() {
+    static const TlsMap map(
+        [] {
+            auto e = tlsEntries();
+            e.push_back({"allowed_names", &mllp::ListenerTls::allowedNames,
+                         config::check([](const std::vector<std::string>& names) {
+                             bool empty = std::find(names.begin(), names.end(), "") != names.end();
+                             return empty ? std::string("tls.allowed_names has an empty name") : std::string();
+                         }),
+                         config::byDefault("any the CA signed"),
+                         "client certificate CNs or DNS names let in (needs verify_client)"});
+            e.push_back({"handshake_timeout", &mllp::ListenerTls::handshakeTimeout, config::range(100ms, 5min),
+                         "close a connection not through its handshake this long"});
+            return e;
+        }(),
+        [](mllp::ListenerTls& t, const config::Node& n) {
+            if (t.cert.empty() || t.key.empty()) n.fail("tls needs cert and key");
+            if (t.verifyClient && t.ca.empty())
+                n.find("verify_client")->fail("verify_client needs ca (the CAs client certificates must come from)");
+            if (auto a = n.find("allowed_names"); a && !t.verifyClient) a->fail("allowed_names needs verify_client: true");
+            t.enabled = true;
+        });
+    return map;
 }
 
-TlsConfig readTls(const config::Node& conf, const std::string& base, const std::vector<Setting>& settings) {
-    TlsConfig t;
-    const config::Node* n = conf.find("tls");
-    if (!n) return t;
-    config::checkSettings(*n, settings, "tls");
-    t.enabled = true;
-    auto path = [&](const char* k) {
-        if (!n->find(k)) return std::string();
-        std::string p = n->find(k)->asString(k);
-        return p.empty() || p[0] == '/' ? p : base + "/" + p;
-    };
-    t.cert = path("cert");
-    t.key = path("key");
-    t.ca = path("ca");
-    if (auto v = n->find("verify_client")) t.verifyClient = v->asBool("verify_client");
-    return t;
-}
-
-std::string durationText(std::chrono::milliseconds t) {
-    for (auto [unit, ms] : {std::pair{"h", 3600000LL}, {"m", 60000LL}, {"s", 1000LL}})
-        if (t.count() % ms == 0) return std::to_string(t.count() / ms) + unit;
-    return std::to_string(t.count()) + "ms";
-}
-
-// A duration setting of at least `min` and at most `max` (0 too when `zero`).
-std::chrono::milliseconds boundedDuration(const config::Node& n, const std::string& what, std::chrono::milliseconds min,
-                                          std::chrono::milliseconds max, bool zero) {
-    auto t = n.asDuration(what);
-    if ((t.count() != 0 || !zero) && (t < min || t > max))
-        n.fail(what + " must be " + (zero ? "0 (never) or " : "") + "from " + durationText(min) + " to " + durationText(max));
-    return t;
-}
-
-mllp::ListenerTls readSourceTls(const config::Node& conf, const std::string& base) {
-    mllp::ListenerTls l;
-    TlsConfig t = readTls(conf, base, sourceTlsSettings());
-    if (!t.enabled) return l;
-    const config::Node& n = *conf.find("tls");
-    if (t.cert.empty() || t.key.empty()) n.fail("tls needs cert and key");
-    if (t.verifyClient && t.ca.empty()) n.find("verify_client")->fail("verify_client needs ca (the CAs client certificates must come from)");
-    l.enabled = true;
-    l.cert = t.cert;
-    l.key = t.key;
-    l.ca = t.ca;
-    l.verifyClient = t.verifyClient;
-    if (auto a = n.find("allowed_names")) {
-        l.allowedNames = a->asStringList("tls.allowed_names");
-        if (!t.verifyClient) a->fail("allowed_names needs verify_client: true");
-        for (const auto& name : l.allowedNames)
-            if (name.empty()) a->fail("tls.allowed_names has an empty name");
-    }
-    if (auto h = n.find("handshake_timeout"))
-        l.handshakeTimeout = boundedDuration(*h, "tls.handshake_timeout", std::chrono::milliseconds(100), std::chrono::minutes(5), false);
-    return l;
+// A destination verifies its peer with `ca`; the other keys are taken as on a source.
+const TlsMap& destinationTlsMap() {
+    static const TlsMap map(tlsEntries(), [](mllp::ListenerTls& t, const config::Node&) { t.enabled = true; });
+    return map;
 }
 
 // ---------------------------------------------------------------- source
@@ -140,42 +102,42 @@ private:
     std::unique_ptr<mllp::Listener> listener_;
 };
 
-class MllpSourceFactory : public core::SourceFactory {
+// The listener's options as a channel file sets them.
+struct MllpSourceSettings : mllp::ListenerOptions {
+    std::optional<int> loops;  // `threads`
+};
+
+const config::Map<MllpSourceSettings>& mllpSourceMap() {
+    using S = MllpSourceSettings;
+    static const config::Map<S> map{
+        {"port", &S::port, config::required, config::range(1, 65535), "TCP port to listen on"},
+        {"host", &S::host, "address to bind"},
+        {"max_message_bytes", &S::maxMessageBytes, config::bytes, "largest accepted message"},
+        {"idle_timeout", &S::idleTimeout, "close connections idle this long (0: never)"},
+        {"frame_timeout", &S::frameTimeout, config::range(100ms, 1h).orZero("never"),
+         "close a connection whose frame is not complete this long after its first byte"},
+        {"max_connections", &S::maxConnections, config::range(1, 10000),
+         "concurrent connections; a new one past it takes the place of the longest-idle one"},
+        {"max_connections_per_address", &S::maxConnectionsPerAddress, config::range(1, 10000),
+         config::byDefault("no limit"), "concurrent connections from one address"},
+        {"threads", &S::loops, config::range(1, 64), config::byDefault("the channel's workers, at most one a core"),
+         "threads serving the connections"},
+        {"tls", &S::tls, sourceTlsMap(), "TLS on the listener's connections"},
+    };
+    return map;
+}
+
+class MllpSourceFactory : public core::MappedSourceFactory<MllpSourceSettings> {
 public:
-    std::vector<Setting> settings() const override {
-        return {
-            {T::Int, "port", true, "TCP port to listen on", 1, 65535},
-            {T::String, "host", false, "address to bind (default 0.0.0.0)"},
-            {T::Bytes, "max_message_bytes", false, "largest accepted message (default 16MB)"},
-            {T::Duration, "idle_timeout", false, "close connections idle this long (default 5m, 0 = never)"},
-            {T::Duration, "frame_timeout", false,
-             "close a connection whose frame is not complete this long after its first byte (default 30s, 0 = never, else 100ms-1h)"},
-            {T::Int, "max_connections", false,
-             "concurrent connections (default 200); a new one past it takes the place of the longest-idle one", 1, 10000},
-            {T::Int, "max_connections_per_address", false, "concurrent connections from one address (default: no limit)", 1, 10000},
-            {T::Int, "threads", false, "threads serving the connections (default: the channel's workers, at most one a core)", 1, 64},
-            {T::Map, "tls", false, "{ cert, key, ca, verify_client, allowed_names, handshake_timeout }"},
-        };
-    }
-    int listenPort(const config::Node& conf) const override {
-        auto p = conf.find("port");
-        return p ? static_cast<int>(p->asInt("port", 1, 65535)) : 0;
-    }
-    std::unique_ptr<core::Source> create(const config::Node& conf, const core::BuildContext& ctx) const override {
-        mllp::ListenerOptions o;
-        o.port = static_cast<int>(conf.find("port")->asInt("port", 1, 65535));
-        if (auto n = conf.find("host")) o.host = n->asString("host");
-        if (auto n = conf.find("max_message_bytes")) o.maxMessageBytes = n->asBytes("max_message_bytes");
-        if (auto n = conf.find("idle_timeout")) o.idleTimeout = n->asDuration("idle_timeout");
-        if (auto n = conf.find("frame_timeout"))
-            o.frameTimeout = boundedDuration(*n, "frame_timeout", std::chrono::milliseconds(100), std::chrono::hours(1), true);
-        if (auto n = conf.find("max_connections")) o.maxConnections = static_cast<int>(n->asInt("max_connections", 1, 10000));
-        if (auto n = conf.find("max_connections_per_address"))
-            o.maxConnectionsPerAddress = static_cast<int>(n->asInt("max_connections_per_address", 1, 10000));
-        o.tls = readSourceTls(conf, ctx.baseDir);
+    MllpSourceFactory() : MappedSourceFactory(mllpSourceMap()) {}
+
+protected:
+    int port(const MllpSourceSettings& s) const override { return s.port; }
+    std::unique_ptr<core::Source> build(MllpSourceSettings s, const core::BuildContext& ctx) const override {
+        mllp::ListenerOptions o = s;
         // As many loops as the channel may process messages at once, one a core at most.
-        o.threads = std::clamp(ctx.workers, 1, std::max(1, static_cast<int>(std::thread::hardware_concurrency())));
-        if (auto n = conf.find("threads")) o.threads = static_cast<int>(n->asInt("threads", 1, 64));
+        o.threads = s.loops.value_or(
+            std::clamp(ctx.workers, 1, std::max(1, static_cast<int>(std::thread::hardware_concurrency()))));
         return std::make_unique<MllpSource>(o);
     }
 };
@@ -229,37 +191,39 @@ private:
     std::size_t window_;
 };
 
-class MllpDestinationFactory : public core::DestinationFactory {
+// The client's options as a channel file sets them.
+struct MllpDestinationSettings : mllp::ClientOptions {
+    bool checkAck = true;
+    std::size_t window = 1;
+    mllp::ListenerTls tlsFiles;  // `tls`
+};
+
+const config::Map<MllpDestinationSettings>& mllpDestinationMap() {
+    using S = MllpDestinationSettings;
+    static const config::Map<S> map{
+        {"host", &S::host, config::required, "peer address"},
+        {"port", &S::port, config::required, config::range(1, 65535), "peer port"},
+        {"connect_timeout", &S::connectTimeout, "give up a connection attempt after this long"},
+        {"response_timeout", &S::responseTimeout, "wait for each ACK this long"},
+        {"check_ack", &S::checkAck, "AE/AR answers are errors"},
+        {"max_response_bytes", &S::maxResponseBytes, config::bytes, "largest accepted response"},
+        {"window", &S::window, config::range(1, 1000),
+         "messages sent before their ACKs are awaited (more pipelines them: see docs/channels.md)"},
+        {"tls", &S::tlsFiles, destinationTlsMap(), "TLS to the peer, verified with ca"},
+    };
+    return map;
+}
+
+class MllpDestinationFactory : public core::MappedDestinationFactory<MllpDestinationSettings> {
 public:
-    std::vector<Setting> settings() const override {
-        auto s = std::vector<Setting>{
-            {T::String, "host", true, "peer address"},
-            {T::Int, "port", true, "peer port", 1, 65535},
-            {T::Duration, "connect_timeout", false, "default 5s"},
-            {T::Duration, "response_timeout", false, "wait for the ACK this long (default 30s)"},
-            {T::Bool, "check_ack", false, "AE/AR answers are errors (default true)"},
-            {T::Bytes, "max_response_bytes", false, "default 16MB"},
-            {T::Int, "window", false,
-             "messages sent before their ACKs are awaited (default 1; more pipelines them: see docs/channels.md)", 1,
-             1000},
-        };
-        s.push_back({T::Map, "tls", false, "{ cert, key, ca, verify_client }"});
-        return s;
-    }
-    std::unique_ptr<core::Destination> create(const config::Node& conf, const core::BuildContext& ctx) const override {
-        mllp::ClientOptions o;
-        o.host = conf.find("host")->asString("host");
-        o.port = static_cast<int>(conf.find("port")->asInt("port", 1, 65535));
-        if (auto n = conf.find("connect_timeout")) o.connectTimeout = n->asDuration("connect_timeout");
-        if (auto n = conf.find("response_timeout")) o.responseTimeout = n->asDuration("response_timeout");
-        if (auto n = conf.find("max_response_bytes")) o.maxResponseBytes = n->asBytes("max_response_bytes");
-        TlsConfig tls = readTls(conf, ctx.baseDir, tlsSettings());
-        o.tls = tls.enabled;
-        o.caFile = tls.ca;
-        bool check = !conf.find("check_ack") || conf.find("check_ack")->asBool("check_ack");
-        std::size_t window = 1;
-        if (auto n = conf.find("window")) window = static_cast<std::size_t>(n->asInt("window", 1, 1000));
-        return std::make_unique<MllpDestination>(o, check, window);
+    MllpDestinationFactory() : MappedDestinationFactory(mllpDestinationMap()) {}
+
+protected:
+    std::unique_ptr<core::Destination> build(MllpDestinationSettings s, const core::BuildContext&) const override {
+        mllp::ClientOptions o = s;
+        o.tls = s.tlsFiles.enabled;
+        o.caFile = s.tlsFiles.ca;
+        return std::make_unique<MllpDestination>(o, s.checkAck, s.window);
     }
 };
 

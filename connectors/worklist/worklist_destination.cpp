@@ -30,8 +30,6 @@ namespace junction::connectors {
 
 namespace {
 
-using config::Setting;
-
 using util::jsonString;
 
 // The action names of the content's "action" key and the status they set.
@@ -190,10 +188,12 @@ private:
     store::WorklistStore* worklist_;
 };
 
-class WorklistDestinationFactory : public core::DestinationFactory {
+class WorklistDestinationFactory : public core::MappedDestinationFactory<config::NoSettings> {
 public:
-    std::vector<Setting> settings() const override { return {}; }
-    std::unique_ptr<core::Destination> create(const config::Node&, const core::BuildContext& ctx) const override {
+    WorklistDestinationFactory() : MappedDestinationFactory(config::noSettings()) {}
+
+protected:
+    std::unique_ptr<core::Destination> build(config::NoSettings, const core::BuildContext& ctx) const override {
         return std::make_unique<WorklistDestination>(ctx.worklist);
     }
 };

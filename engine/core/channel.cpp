@@ -799,7 +799,7 @@ void Channel::deliveryLoop(DestRuntime& dest, Lane& lane) {
 bool Channel::settle(DestRuntime& dest, Lane& lane, Delivery& del, const SendResult& res, const SettleTime& when) {
     const auto& cfg = dest.config;
     del.attempts++;
-    bool retry = res.kind == SendResult::Kind::Retry || (res.kind == SendResult::Kind::Error && cfg.retryOnReject);
+    bool retry = res.kind == SendResult::Kind::Retry || (res.kind == SendResult::Kind::Error && cfg.retry.onReject);
     store::DeliveryUpdate up;
     up.id = del.id;
     up.channel = config_.name;

@@ -19,6 +19,7 @@ struct RetryPolicy {
     std::chrono::milliseconds backoff{1000};         // first wait
     std::chrono::milliseconds maxBackoff{300000};    // cap
     double jitter = 0.2;                             // ± fraction of each wait
+    bool onReject = false;  // AE/AR (Error) results retried instead of ending in ERROR
     // Delay before attempt number `attempt` (2 = first retry), with jitter from `random01`.
     std::chrono::milliseconds delay(int attempt, double random01) const;
 };
@@ -29,7 +30,6 @@ struct DestinationConfig {
     bool enabled = true;
     std::string filter, transform, response;  // Lua function names (optional)
     RetryPolicy retry;
-    bool retryOnReject = false;  // AE/AR (Error) results retried instead of ending in ERROR
     std::size_t queueLimit = 0;  // 0 = the channel's
     // Deliveries sent at a time, each lane with its own connection and thread.
     // With more than one, order is kept only among messages with the same
@@ -77,5 +77,9 @@ ChannelConfig parseChannel(const config::Node& root, const std::string& file, co
 // The JSON Schema of channel files with the connector types of `connectors`
 // (docs/channel.schema.json is generated from it).
 std::string channelJsonSchema(const ConnectorRegistry& connectors);
+// The settings tables of docs/channels.md: blocks (channel, sources,
+// destinations), each between its two marker comments, generated from the
+// same declarations as the schema and the reading.
+std::string channelSettingsMarkdown(const ConnectorRegistry& connectors);
 
 }  // namespace junction::core

@@ -1,11 +1,12 @@
 // Connectors: sources bring messages into a channel, destinations send them
 // out. Each type has a factory registered under its name in a ConnectorRegistry
 // (engine/core/registry.h; engine/app registers the built-in ones); a factory
-// declares its settings (checked once, with file:line) and builds runtime
-// objects from a BuildContext: the channel's facts and a few narrow engine
-// services, never the engine itself. Destinations return Ok / Retry / Error;
-// the engine owns retries, backoff and queues, so no connector writes its own
-// retry loop.
+// declares its settings once, in a config map (checked with file:line:column,
+// the same read at validation and at creation), and builds runtime objects from
+// the filled struct and a BuildContext: the channel's facts and a few narrow
+// engine services, never the engine itself. Destinations return Ok / Retry /
+// Error; the engine owns retries, backoff and queues, so no connector writes
+// its own retry loop.
 #pragma once
 
 #include <chrono>
@@ -15,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/config/config_map.h"
 #include "engine/config/node.h"
 
 namespace junction::store {
@@ -145,17 +147,32 @@ struct BuildContext {
     std::string channel;
     std::string baseDir;  // relative paths resolve against this
     int workers = 1;      // the channel's `workers`: messages it may process at once
+    std::string dataType = "hl7v2";            // the channel's `data_type`: how its source's messages are parsed
     store::WorklistStore* worklist = nullptr;  // the modality worklist (same database as the store)
     ChannelRouter* router = nullptr;           // hand-off to other channels
     std::optional<StoreFacts> store{};         // the message store's path and sync mode
 };
 
+// The keys every source takes besides its type's (type, data_type, ack,
+// ack_from), and every destination (name, type, enabled, retry ...): the
+// channel reads them (channel_config.cpp), a factory's read lets them be.
+const config::MapBase& sourceCommonSettings();
+const config::MapBase& destinationCommonSettings();
+
+// How a factory reads its part of a source or destination mapping: named
+// "source (TYPE)" in messages, paths relative to the channel's base folder.
+config::ReadContext connectorReadContext(const config::Node& conf, const std::string& section,
+                                         const BuildContext& ctx);
+
 class SourceFactory {
 public:
     virtual ~SourceFactory() = default;
-    virtual std::vector<config::Setting> settings() const = 0;  // besides `type`
-    // Extra checks beyond settings (e.g. port ranges, file paths); throw ConfigError.
-    virtual void validate(const config::Node& conf, const BuildContext& ctx) const {}
+    // This type's settings, besides the common source keys.
+    virtual const config::MapBase& settings() const = 0;
+    // Reads and checks `conf` (the whole source mapping) as create() does:
+    // every problem a ConfigError with file:line:column. parseChannel runs it,
+    // so `junction validate` reports what a run would meet.
+    virtual void validate(const config::Node& conf, const BuildContext& ctx) const = 0;
     virtual std::unique_ptr<Source> create(const config::Node& conf, const BuildContext& ctx) const = 0;
     virtual std::string defaultDataType() const { return "hl7v2"; }
     // TCP port the source listens on (for clash detection), 0 for none.
@@ -165,9 +182,53 @@ public:
 class DestinationFactory {
 public:
     virtual ~DestinationFactory() = default;
-    virtual std::vector<config::Setting> settings() const = 0;  // besides the common destination keys
-    virtual void validate(const config::Node& conf, const BuildContext& ctx) const {}
+    virtual const config::MapBase& settings() const = 0;  // besides the common destination keys
+    virtual void validate(const config::Node& conf, const BuildContext& ctx) const = 0;
     virtual std::unique_ptr<Destination> create(const config::Node& conf, const BuildContext& ctx) const = 0;
+};
+
+// A source type whose settings fill the struct S with a config map: validate()
+// and create() read alike, and build() gets the filled struct.
+template <class S>
+class MappedSourceFactory : public SourceFactory {
+public:
+    explicit MappedSourceFactory(const config::Map<S>& map) : map_(map) {}
+    const config::MapBase& settings() const final { return map_; }
+    void validate(const config::Node& conf, const BuildContext& ctx) const final { read(conf, ctx); }
+    std::unique_ptr<Source> create(const config::Node& conf, const BuildContext& ctx) const final {
+        return build(read(conf, ctx), ctx);
+    }
+    int listenPort(const config::Node& conf) const final { return port(read(conf, BuildContext{})); }
+
+protected:
+    virtual std::unique_ptr<Source> build(S settings, const BuildContext& ctx) const = 0;
+    virtual int port(const S& settings) const { return 0; }
+
+private:
+    S read(const config::Node& conf, const BuildContext& ctx) const {
+        return map_.read(conf, connectorReadContext(conf, "source", ctx));
+    }
+    const config::Map<S>& map_;
+};
+
+template <class S>
+class MappedDestinationFactory : public DestinationFactory {
+public:
+    explicit MappedDestinationFactory(const config::Map<S>& map) : map_(map) {}
+    const config::MapBase& settings() const final { return map_; }
+    void validate(const config::Node& conf, const BuildContext& ctx) const final { read(conf, ctx); }
+    std::unique_ptr<Destination> create(const config::Node& conf, const BuildContext& ctx) const final {
+        return build(read(conf, ctx), ctx);
+    }
+
+protected:
+    virtual std::unique_ptr<Destination> build(S settings, const BuildContext& ctx) const = 0;
+
+private:
+    S read(const config::Node& conf, const BuildContext& ctx) const {
+        return map_.read(conf, connectorReadContext(conf, "destination", ctx));
+    }
+    const config::Map<S>& map_;
 };
 
 }  // namespace junction::core

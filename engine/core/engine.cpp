@@ -68,7 +68,7 @@ store::MessageStore& Engine::store() { return *store_; }
 store::WorklistStore& Engine::worklist() { return *worklist_; }
 
 BuildContext Engine::buildContext(const ChannelConfig& c) {
-    return {c.name, c.baseDir, c.workers, worklist_.get(), this,
+    return {c.name, c.baseDir, c.workers, c.dataType, worklist_.get(), this,
             StoreFacts{options_.config.store.path, options_.store.synchronousFull}};
 }
 

@@ -13,7 +13,8 @@ with verify_client a client certificate is checked against the CA alone,
 whatever its names (neither CN is the client's address); tls.allowed_names
 lets in the names listed and closes the others, logging the certificate's
 names. Every message answered is delivered, no refused one is. Settings out
-of their bounds keep their channel from starting, saying why."""
+of their bounds keep their channel from loading, saying why at their
+file:line:column (as `junction validate` does)."""
 import os
 import socket
 import ssl
@@ -68,7 +69,7 @@ settings = {
     "mutual": f"tls: {{ {SERVER}, ca: pki/ca.pem, verify_client: true }}",
     "named": f"tls: {{ {SERVER}, ca: pki/ca.pem, verify_client: true, allowed_names: [lab-a] }}",
 }
-# Channels that must not start, and what their error says.
+# Channels that must not load, and what their error says.
 invalid = {
     "short_frame": ("frame_timeout: 50ms", "frame_timeout must be 0 (never) or from 100ms to 1h"),
     "long_handshake": (f"tls: {{ {SERVER}, handshake_timeout: 1h }}", "handshake_timeout must be from 100ms to 5m"),
@@ -190,7 +191,8 @@ try:
     procs.append(engine)
     check(wait_for(lambda: all(port_open(p) for p in ports.values()), timeout=15), "the engine listens")
     for name, (_, error) in invalid.items():
-        check(wait_for(lambda: log_lines(f"[{name}] failed to start", error), timeout=3), f"{name}: not started ({error})")
+        check(wait_for(lambda: log_lines(f"channels/{name}.yaml:2:", error), timeout=3),
+              f"{name}: refused at its file:line:column ({error})")
     delivered = []
 
     # 200 idle connections: the limit reached, a new sender is still answered.

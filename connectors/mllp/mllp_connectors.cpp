@@ -208,7 +208,7 @@ const config::Map<MllpDestinationSettings>& mllpDestinationMap() {
         {"check_ack", &S::checkAck, "AE/AR answers are errors"},
         {"max_response_bytes", &S::maxResponseBytes, config::bytes, "largest accepted response"},
         {"window", &S::window, config::range(1, 1000),
-         "messages sent before their ACKs are awaited (more pipelines them: see docs/channels.md)"},
+         "messages sent before their ACKs are awaited (more than 1 pipelines them)"},
         {"tls", &S::tlsFiles, destinationTlsMap(), "TLS to the peer, verified with ca"},
     };
     return map;

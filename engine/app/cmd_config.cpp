@@ -235,10 +235,22 @@ int cmdRun(const Args& args) {
 
 int cmdSchema(const Args& args) {
     if (wantsHelp(args)) {
-        std::cout << "usage: junction schema\n\nPrints the JSON Schema of channel files (docs/channel.schema.json).\n";
+        std::cout << "usage: junction schema [--markdown]\n\n"
+                     "Prints the JSON Schema of channel files (docs/channel.schema.json); with\n"
+                     "--markdown, the settings tables of docs/channels.md instead, each between its\n"
+                     "marker comments. Both come from the declarations the channel files are read with.\n";
         return 0;
     }
-    std::cout << core::channelJsonSchema(builtinConnectors()) << "\n";
+    bool markdown = false;
+    for (const auto& a : args) {
+        if (a != "--markdown") {
+            std::cerr << "junction schema: unexpected argument '" << a << "'\n";
+            return 2;
+        }
+        markdown = true;
+    }
+    const core::ConnectorRegistry connectors = builtinConnectors();
+    std::cout << (markdown ? core::channelSettingsMarkdown(connectors) : core::channelJsonSchema(connectors) + "\n");
     return 0;
 }
 

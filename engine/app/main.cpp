@@ -15,7 +15,7 @@ const char* kUsage =
     "  run [--config FILE]          start the engine on the configured channels\n"
     "  validate [--config FILE]     check the engine config and channels, then exit\n"
     "  test CHANNEL --input FILE... dry-run a channel's scripts on sample messages\n"
-    "  schema                       print the JSON Schema of channel files\n"
+    "  schema [--markdown]          print the JSON Schema of channel files (or the docs' settings tables)\n"
     "  messages [--channel C] ...   search the message store\n"
     "  hl7 parse FILE [--json]      print an HL7 v2 message as a tree of positions\n"
     "  hl7 send HOST:PORT FILE...   send HL7 messages over MLLP and print the ACKs\n"

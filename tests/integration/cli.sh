@@ -22,7 +22,7 @@ expect "version" 0 "$BIN" version
 for lib in "junction " "POCO " "Xerces-C " "DCMTK " "yaml-cpp " "Lua 5.4" "SQLite "; do contains "version lists $lib" "$T/out" "$lib"; done
 expect "no command" 2 "$BIN"
 expect "unknown command" 2 "$BIN" frobnicate
-for c in "run" "validate" "version" "hl7 parse" "hl7 send"; do
+for c in "run" "validate" "schema" "version" "hl7 parse" "hl7 send"; do
   expect "$c --help" 0 "$BIN" $c --help
   contains "$c --help shows usage" "$T/out" "usage: junction $c"
 done
@@ -119,6 +119,38 @@ contains "problem 3: workers" "$T/err" "many.yaml:5:10: the channel.workers must
 contains "problem 4: unknown destination key" "$T/err" "many.yaml:7:46: unknown key 'filname'"
 contains "problem 5: unknown destination type" "$T/err" "many.yaml:8:25: unknown destination type 'nosuch'"
 [ "$(grep -c 'workers must be' "$T/err")" = 1 ] && ok || bad "a problem is told once"
+# Each connector type's settings are read by validate as a run reads them: a
+# value out of its bounds (or none of its choices, or of a wrong type) is told
+# with file:line:column, not first when the channel starts.
+mkdir -p "$T/bounds/channels"
+printf 'channels: channels\n' > "$T/bounds/junction.yaml"
+chan() { printf 'channel: %s\nsource: %s\ndestinations:\n  - %s\n' "$1" "$2" "$3" > "$T/bounds/channels/$1.yaml"; }
+OUT='{ name: out, type: file, directory: out }'
+chan s-mllp '{ type: mllp, port: 70000 }' "$OUT"
+chan s-mllp-tls '{ type: mllp, port: 6661, tls: { cert: a.pem, key: a.key, handshake_timeout: 1h } }' "$OUT"
+chan s-file '{ type: file, directory: in, after_read: copy }' "$OUT"
+chan s-channel '{ type: channel, port: 1 }' "$OUT"
+chan s-dicom '{ type: dicom, port: 11112, max_associations: 0 }' "$OUT"
+chan s-dicom-mwl '{ type: dicom_mwl, port: 11113, max_pdu: 1MB }' "$OUT"
+chan d-mllp '{ type: channel }' '{ name: o, type: mllp, host: h, port: 2575, window: 0 }'
+chan d-file '{ type: channel }' '{ name: o, type: file, directory: out, append: maybe }'
+chan d-channel '{ type: channel }' '{ name: o, type: channel, retry: { attempts: 0 } }'
+chan d-worklist '{ type: channel }' '{ name: o, type: worklist, threads: 65 }'
+chan d-dicom '{ type: channel }' '{ name: o, type: dicom, host: h, port: 104, called_ae: PACS, timeout: 500ms }'
+expect "validate reports each connector's bad settings" 1 "$BIN" validate --config "$T/bounds/junction.yaml"
+contains "mllp source: port" "$T/err" "s-mllp.yaml:2:29: source (mllp).port must be between 1 and 65535"
+contains "mllp source: tls" "$T/err" "s-mllp-tls.yaml:2:86: tls.handshake_timeout must be from 100ms to 5m"
+contains "file source: after_read" "$T/err" "s-file.yaml:2:50: source (file).after_read cannot be 'copy'"
+contains "channel source: no settings" "$T/err" "s-channel.yaml:2:26: unknown key 'port' in source (channel)"
+contains "dicom source: max_associations" "$T/err" "s-dicom.yaml:2:55: source (dicom).max_associations must be between 1 and 1000"
+contains "dicom_mwl source: max_pdu" "$T/err" "s-dicom-mwl.yaml:2:50: source (dicom_mwl).max_pdu must be between 4KB and 128KB"
+contains "mllp destination: window" "$T/err" "d-mllp.yaml:4:57: destination (mllp).window must be between 1 and 1000"
+contains "file destination: append" "$T/err" "d-file.yaml:4:52: destination (file).append must be true or false"
+contains "channel destination: retry" "$T/err" "d-channel.yaml:4:50: retry.attempts must be between 1 and 1000000"
+contains "channel destination: channel" "$T/err" "d-channel.yaml:4:5: missing key 'channel' in destination (channel)"
+contains "worklist destination: threads" "$T/err" "d-worklist.yaml:4:41: destination (worklist).threads must be between 1 and 64"
+contains "dicom destination: timeout" "$T/err" "d-dicom.yaml:4:75: destination (dicom).timeout must be at least 1s"
+contains "none valid" "$T/out" "0 channel(s) valid, 11 invalid"
 expect "validate good" 0 "$BIN" validate --config "$T/good/junction.yaml"
 (cd "$T/good" && "$BIN" validate >"$T/out" 2>"$T/err"); [ $? = 0 ] && ok || bad "validate finds ./junction.yaml"
 contains "cwd config used" "$T/out" "junction.yaml"
@@ -133,7 +165,10 @@ expect "run rejects a postgres store" 1 "$BIN" run --config "$T/pg.yaml"
 expect "validate the shipped channels" 0 "$BIN" validate --config "$SRC/junction.yaml"
 expect "schema" 0 "$BIN" schema
 /usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert "mllp" in json.dumps(d["properties"]["source"])' "$T/out" && ok || bad "schema is JSON naming mllp"
-cmp -s "$T/out" "$SRC/docs/channel.schema.json" && ok || bad "docs/channel.schema.json is current (junction schema > docs/channel.schema.json)"
+cmp -s "$T/out" "$SRC/docs/channel.schema.json" && ok || bad "docs/channel.schema.json is current (scripts/docs.sh)"
+expect "schema --markdown" 0 "$BIN" schema --markdown
+contains "the markdown has the mllp source's table" "$T/out" "| \`port\` | integer, from 1 to 65535 | required | TCP port to listen on |"
+expect "schema with a stray argument" 2 "$BIN" schema --bogus
 
 "$BIN" run --config "$T/good/junction.yaml" >"$T/run.out" 2>&1 & RUN_PID=$!
 for i in $(seq 50); do grep -q "running" "$T/run.out" && break; sleep 0.1; done

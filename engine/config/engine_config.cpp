@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "engine/config/config_map.h"
 #include "engine/config/node.h"
 
 namespace fs = std::filesystem;
@@ -29,11 +30,45 @@ ConfigError ConfigError::several(const std::vector<ConfigError>& problems) {
 
 namespace {
 
-using T = Setting::Type;
-
 std::string resolve(const std::string& base, const std::string& p) {
     fs::path path(p);
     return (path.is_absolute() ? path : fs::path(base) / path).lexically_normal().string();
+}
+
+const Map<StoreConfig>& storeMap() {
+    static const Map<StoreConfig> map(
+        {
+            {"type", &StoreConfig::type, oneOf({"sqlite", "postgres"}), "the kind of store"},
+            {"path", &StoreConfig::path, path, byDefault("var/junction.db"), "SQLite database file"},
+            {"url", &StoreConfig::url, "postgresql://user@host/db"},
+            {"sync", &StoreConfig::sync, oneOf({"full", "normal"}), "when commits are flushed to disk"},
+            {"max_size", &StoreConfig::maxSize, bytes, byDefault("no bound"), "disk budget of the store's files, e.g. 10GB"},
+            {"min_free", &StoreConfig::minFree, bytes, byDefault("no bound"),
+             "free space to leave on the store's disk, e.g. 1GB"},
+        },
+        [](StoreConfig& s, const Node& n) {
+            if (s.type == "postgres")
+                n.find("type")->fail("store type 'postgres' is not available in this build",
+                                     "use type: sqlite; a PostgreSQL store for several nodes is planned");
+        });
+    return map;
+}
+
+const Map<AdminConfig>& adminMap() {
+    static const Map<AdminConfig> map{
+        {"port", &AdminConfig::port, range(0, 65535), "HTTP port of the admin API"},
+        {"bind", &AdminConfig::bind, "address to bind"},
+    };
+    return map;
+}
+
+const Map<EngineConfig>& engineMap() {
+    static const Map<EngineConfig> map{
+        {"store", &EngineConfig::store, storeMap(), "{ type, path, sync, max_size, min_free }"},
+        {"channels", &EngineConfig::channelsDir, path, byDefault("channels"), "folder of channel files"},
+        {"admin", &EngineConfig::admin, adminMap(), "{ port, bind }"},
+    };
+    return map;
 }
 
 }  // namespace
@@ -48,44 +83,14 @@ EngineConfig loadEngineConfig(const std::optional<std::string>& path) {
         file = "junction.yaml";
     }
     cfg.baseDir = file.empty() ? fs::current_path().string() : fs::absolute(file).parent_path().string();
-    std::string storePath = "var/junction.db";
-    std::string channels = "channels";
     if (!file.empty()) {
         cfg.file = file;
         Node root = loadYamlFile(file);
         if (root.isNull()) root.kind = Node::Kind::Map;
-        checkSettings(root, {{T::Map, "store", false, "{ type, path, sync, max_size, min_free }"},
-                             {T::String, "channels", false, "folder of channel files"},
-                             {T::Map, "admin", false, "{ port, bind }"}},
-                      "the engine config");
-        if (const Node* s = root.find("store")) {
-            checkSettings(*s, {{T::String, "type", false, "", 0, 0, {"sqlite", "postgres"}},
-                               {T::String, "path", false, "SQLite database file"},
-                               {T::String, "url", false, "postgresql://user@host/db"},
-                               {T::String, "sync", false, "", 0, 0, {"full", "normal"}},
-                               {T::Bytes, "max_size", false, "disk budget of the store's files, e.g. 10GB"},
-                               {T::Bytes, "min_free", false, "free space to leave on the store's disk, e.g. 1GB"}},
-                          "store");
-            if (auto n = s->find("max_size")) cfg.store.maxSize = n->asBytes("store.max_size");
-            if (auto n = s->find("min_free")) cfg.store.minFree = n->asBytes("store.min_free");
-            if (auto n = s->find("type")) cfg.store.type = n->asString("store.type");
-            if (auto n = s->find("path")) storePath = n->asString("store.path");
-            if (auto n = s->find("url")) cfg.store.url = n->asString("store.url");
-            if (auto n = s->find("sync")) cfg.store.sync = n->asString("store.sync");
-            if (cfg.store.type == "postgres")
-                s->find("type")->fail("store type 'postgres' is not available in this build",
-                                      "use type: sqlite; a PostgreSQL store for several nodes is planned");
-        }
-        if (auto n = root.find("channels")) channels = n->asString("channels");
-        if (const Node* a = root.find("admin")) {
-            checkSettings(*a, {{T::Int, "port", false, "", 0, 65535}, {T::String, "bind", false, "address to bind"}},
-                          "admin");
-            if (auto n = a->find("port")) cfg.admin.port = static_cast<int>(n->asInt("admin.port", 0, 65535));
-            if (auto n = a->find("bind")) cfg.admin.bind = n->asString("admin.bind");
-        }
+        engineMap().readInto(cfg, root, {"the engine config", cfg.baseDir});
     }
-    cfg.store.path = resolve(cfg.baseDir, storePath);
-    cfg.channelsDir = resolve(cfg.baseDir, channels);
+    if (cfg.store.path.empty()) cfg.store.path = resolve(cfg.baseDir, "var/junction.db");
+    if (cfg.channelsDir.empty()) cfg.channelsDir = resolve(cfg.baseDir, "channels");
     return cfg;
 }
 

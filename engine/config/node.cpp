@@ -156,45 +156,4 @@ Node loadYamlFile(const std::string& file) {
     }
 }
 
-void checkSettings(const Node& map, const std::vector<Setting>& settings, const std::string& where) {
-    if (!map.isMap()) map.fail(where + " must be a mapping");
-    ConfigProblems problems;
-    for (const auto& [key, value] : map.map) problems.attempt([&, &key = key, &value = value] {
-        auto it = std::find_if(settings.begin(), settings.end(), [&](const Setting& s) { return s.name == key; });
-        if (it == settings.end()) {
-            std::string names;
-            for (const auto& s : settings) names += (names.empty() ? "" : ", ") + s.name;
-            throw ConfigError(value.keyMark.file, value.keyMark.line, value.keyMark.column,
-                              "unknown key '" + key + "' in " + where, "allowed: " + names);
-        }
-        std::string what = where + "." + key;
-        switch (it->type) {
-            case Setting::Type::String: {
-                std::string v = value.asString(what);
-                if (!it->choices.empty() && std::find(it->choices.begin(), it->choices.end(), v) == it->choices.end()) {
-                    std::string list;
-                    for (const auto& c : it->choices) list += (list.empty() ? "" : ", ") + c;
-                    value.fail(what + " cannot be '" + v + "'", "one of: " + list);
-                }
-                break;
-            }
-            case Setting::Type::Int: value.asInt(what, it->min, it->max); break;
-            case Setting::Type::Bool: value.asBool(what); break;
-            case Setting::Type::Duration: value.asDuration(what); break;
-            case Setting::Type::Bytes: value.asBytes(what); break;
-            case Setting::Type::StringList: value.asStringList(what); break;
-            case Setting::Type::Map:
-                if (!value.isMap()) value.fail(what + " must be a mapping");
-                break;
-            case Setting::Type::Any: break;
-        }
-    });
-    for (const auto& s : settings) {
-        if (s.required && !map.find(s.name)) problems.attempt([&] {
-            map.fail("missing key '" + s.name + "' in " + where, s.help.empty() ? std::string() : s.help);
-        });
-    }
-    problems.finish();
-}
-
 }  // namespace junction::config

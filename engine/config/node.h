@@ -52,30 +52,4 @@ public:
 Node loadYamlFile(const std::string& file);
 Node loadYamlString(const std::string& text, const std::string& file);
 
-// The declared settings of a connector or section (Fluent Bit style config map):
-// unknown keys, missing required keys and wrong types are rejected.
-struct Setting {
-    enum class Type { String, Int, Bool, Duration, Bytes, StringList, Map, Any } type = Type::String;
-    std::string name;
-    bool required = false;
-    std::string help;  // shown in hints and in the JSON Schema
-    long long min = 0, max = 0;  // Int bounds (both 0 = unbounded)
-    std::vector<std::string> choices;  // String: allowed values
-
-    Setting() = default;
-    // Lists of settings are written as braces; the fields after `name` are optional.
-    Setting(Type type, std::string name, bool required = false, std::string help = {}, long long min = 0,
-            long long max = 0, std::vector<std::string> choices = {})
-        : type(type),
-          name(std::move(name)),
-          required(required),
-          help(std::move(help)),
-          min(min),
-          max(max),
-          choices(std::move(choices)) {}
-};
-
-// Checks `map` against `settings`; `where` names the section in messages ("source (mllp)").
-void checkSettings(const Node& map, const std::vector<Setting>& settings, const std::string& where);
-
 }  // namespace junction::config

@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "engine/config/config_map.h"
@@ -187,48 +188,44 @@ public:
     virtual std::unique_ptr<Destination> create(const config::Node& conf, const BuildContext& ctx) const = 0;
 };
 
-// A source type whose settings fill the struct S with a config map: validate()
-// and create() read alike, and build() gets the filled struct.
-template <class S>
-class MappedSourceFactory : public SourceFactory {
+// A connector type (Factory: SourceFactory or DestinationFactory) whose
+// settings fill the struct S with a config map: validate() and create() read
+// alike, and build() gets the filled struct.
+template <class Factory, class Product, class S>
+class MappedFactory : public Factory {
 public:
-    explicit MappedSourceFactory(const config::Map<S>& map) : map_(map) {}
+    explicit MappedFactory(const config::Map<S>& map) : map_(map) {}
     const config::MapBase& settings() const final { return map_; }
     void validate(const config::Node& conf, const BuildContext& ctx) const final { read(conf, ctx); }
-    std::unique_ptr<Source> create(const config::Node& conf, const BuildContext& ctx) const final {
+    std::unique_ptr<Product> create(const config::Node& conf, const BuildContext& ctx) const final {
         return build(read(conf, ctx), ctx);
     }
-    int listenPort(const config::Node& conf) const final { return port(read(conf, BuildContext{})); }
 
 protected:
-    virtual std::unique_ptr<Source> build(S settings, const BuildContext& ctx) const = 0;
-    virtual int port(const S& settings) const { return 0; }
+    virtual std::unique_ptr<Product> build(S settings, const BuildContext& ctx) const = 0;
+    S read(const config::Node& conf, const BuildContext& ctx) const {
+        constexpr bool source = std::is_same_v<Factory, SourceFactory>;
+        return map_.read(conf, connectorReadContext(conf, source ? "source" : "destination", ctx));
+    }
 
 private:
-    S read(const config::Node& conf, const BuildContext& ctx) const {
-        return map_.read(conf, connectorReadContext(conf, "source", ctx));
-    }
     const config::Map<S>& map_;
 };
 
 template <class S>
-class MappedDestinationFactory : public DestinationFactory {
+class MappedSourceFactory : public MappedFactory<SourceFactory, Source, S> {
 public:
-    explicit MappedDestinationFactory(const config::Map<S>& map) : map_(map) {}
-    const config::MapBase& settings() const final { return map_; }
-    void validate(const config::Node& conf, const BuildContext& ctx) const final { read(conf, ctx); }
-    std::unique_ptr<Destination> create(const config::Node& conf, const BuildContext& ctx) const final {
-        return build(read(conf, ctx), ctx);
-    }
+    using MappedFactory<SourceFactory, Source, S>::MappedFactory;
+    int listenPort(const config::Node& conf) const final { return port(this->read(conf, BuildContext{})); }
 
 protected:
-    virtual std::unique_ptr<Destination> build(S settings, const BuildContext& ctx) const = 0;
+    virtual int port(const S& settings) const { return 0; }
+};
 
-private:
-    S read(const config::Node& conf, const BuildContext& ctx) const {
-        return map_.read(conf, connectorReadContext(conf, "destination", ctx));
-    }
-    const config::Map<S>& map_;
+template <class S>
+class MappedDestinationFactory : public MappedFactory<DestinationFactory, Destination, S> {
+public:
+    using MappedFactory<DestinationFactory, Destination, S>::MappedFactory;
 };
 
 }  // namespace junction::core

@@ -112,15 +112,6 @@ std::string numberText(double v) {
     return out.str();
 }
 
-std::string jsonQuoted(const std::string& s) {
-    std::string out = "\"";
-    for (char ch : s) {
-        if (ch == '"' || ch == '\\') out += '\\';
-        out += ch;
-    }
-    return out + "\"";
-}
-
 void declarationError(const std::string& name, const std::string& problem) {
     throw std::logic_error("config map: setting '" + name + "': " + problem);
 }
@@ -242,7 +233,7 @@ std::string jsonSchema(const Field& f) {
             parts.push_back("\"type\":\"string\"");
             if (!f.words.empty()) {
                 std::string list;
-                for (const auto& w : f.words) list += (list.empty() ? "" : ",") + detail::jsonQuoted(w);
+                for (const auto& w : f.words) list += (list.empty() ? "" : ",") + util::jsonString(w);
                 parts.push_back("\"enum\":[" + list + "]");
             }
             break;
@@ -271,7 +262,7 @@ std::string jsonSchema(const Field& f) {
         case Kind::List: parts.push_back("\"type\":\"array\""); break;
     }
     if (!f.defaultJson.empty()) parts.push_back("\"default\":" + f.defaultJson);
-    if (std::string d = description(f); !d.empty()) parts.push_back("\"description\":" + detail::jsonQuoted(d));
+    if (std::string d = description(f); !d.empty()) parts.push_back("\"description\":" + util::jsonString(d));
     std::string out = "{";
     for (std::size_t i = 0; i < parts.size(); ++i) out += (i ? "," : "") + parts[i];
     return out + "}";
@@ -284,9 +275,9 @@ std::string jsonSchema(const std::vector<const MapBase*>& maps,
         for (const auto& f : m->fields()) {
             std::string s = jsonSchema(f);
             for (const auto& [key, value] : constants)
-                if (key == f.name) s.insert(1, "\"const\":" + detail::jsonQuoted(value) + ",");
-            props += (props.empty() ? "" : ",") + detail::jsonQuoted(f.name) + ":" + s;
-            if (f.required) required += (required.empty() ? "" : ",") + detail::jsonQuoted(f.name);
+                if (key == f.name) s.insert(1, "\"const\":" + util::jsonString(value) + ",");
+            props += (props.empty() ? "" : ",") + util::jsonString(f.name) + ":" + s;
+            if (f.required) required += (required.empty() ? "" : ",") + util::jsonString(f.name);
         }
     return "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{" + props + "}" +
            (required.empty() ? "" : ",\"required\":[" + required + "]") + "}";

@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "engine/config/node.h"
+#include "engine/util/json_text.h"
 
 namespace junction::config {
 
@@ -172,7 +173,6 @@ std::size_t readWord(const Node& n, const std::string& what, const std::vector<s
 std::string durationText(std::chrono::milliseconds t);
 std::string bytesText(std::uint64_t b);
 std::string numberText(double v);
-std::string jsonQuoted(const std::string& s);
 [[noreturn]] void declarationError(const std::string& name, const std::string& problem);
 
 template <class U>
@@ -394,7 +394,7 @@ Map<T>::Entry::Entry(std::string name, U C::*member, Options&&... options) {
             for (const auto& w : words->words)
                 if (w.second == d) {
                     field.defaultText = w.first;
-                    field.defaultJson = detail::jsonQuoted(w.first);
+                    field.defaultJson = util::jsonString(w.first);
                 }
             if (field.defaultText.empty()) detail::declarationError(field.name, "its default is none of its choices");
             return;
@@ -408,10 +408,10 @@ Map<T>::Entry::Entry(std::string name, U C::*member, Options&&... options) {
             detail::declarationError(field.name, "its default is out of its range (declare byDefault(...))");
         if (kind == Kind::Bytes) {
             field.defaultText = detail::bytesText(static_cast<std::uint64_t>(d));
-            field.defaultJson = detail::jsonQuoted(field.defaultText);
+            field.defaultJson = util::jsonString(field.defaultText);
         } else if (kind == Kind::Duration) {
             field.defaultText = detail::durationText(std::chrono::seconds(d));
-            field.defaultJson = detail::jsonQuoted(field.defaultText);
+            field.defaultJson = util::jsonString(field.defaultText);
         } else {
             field.defaultText = field.defaultJson = std::to_string(d);
         }
@@ -422,11 +422,11 @@ Map<T>::Entry::Entry(std::string name, U C::*member, Options&&... options) {
         if (!inRange(static_cast<double>(d.count())))
             detail::declarationError(field.name, "its default is out of its range (declare byDefault(...))");
         field.defaultText = detail::durationText(d);
-        field.defaultJson = detail::jsonQuoted(field.defaultText);
+        field.defaultJson = util::jsonString(field.defaultText);
     } else if constexpr (std::is_same_v<V, std::string>) {
         if (d.empty()) return;
         field.defaultText = d;
-        field.defaultJson = detail::jsonQuoted(d);
+        field.defaultJson = util::jsonString(d);
     }
 }
 

@@ -236,8 +236,8 @@ std::string channelJsonSchema(const ConnectorRegistry& registry) {
         std::string v = f.name == "source"         ? "{\"oneOf\":[" + sources + "]}"
                         : f.name == "destinations" ? "{\"type\":\"array\",\"items\":{\"oneOf\":[" + dests + "]}}"
                                                    : config::jsonSchema(f);
-        top += (top.empty() ? "" : ",") + config::detail::jsonQuoted(f.name) + ":" + v;
-        if (f.required) required += (required.empty() ? "" : ",") + config::detail::jsonQuoted(f.name);
+        top += (top.empty() ? "" : ",") + util::jsonString(f.name) + ":" + v;
+        if (f.required) required += (required.empty() ? "" : ",") + util::jsonString(f.name);
     }
     return "{\"$schema\":\"https://json-schema.org/draft/2020-12/schema\",\"title\":\"Junction channel\","
            "\"type\":\"object\",\"additionalProperties\":false,\"required\":[" + required + "],"

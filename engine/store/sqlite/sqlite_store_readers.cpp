@@ -1,0 +1,346 @@
+// SqliteStore's reads (see sqlite_store_impl.h), on the reader connection, each
+// in one read transaction that sees every acknowledged write: what recovery
+// needs (messages not processed, deliveries queued), searches, a message's
+// detail with its content, counts.
+#include "engine/store/sqlite/sqlite_store_impl.h"
+
+#include <cstdio>
+#include <limits>
+#include <unordered_map>
+
+namespace junction::store::detail {
+
+namespace {
+
+Clock::time_point fromMs(std::int64_t ms) {
+    return Clock::time_point(std::chrono::duration_cast<Clock::duration>(std::chrono::milliseconds(ms)));
+}
+
+Status statusOf(const std::string& s) {
+    for (Status st : {Status::Received, Status::Filtered, Status::Transformed, Status::Queued, Status::Sent,
+                      Status::Error})
+        if (s == dbStatus(st)) return st;
+    return Status::Error;
+}
+
+// One read transaction on the reader connection (caller holds readMu_).
+class ReadTxn {
+public:
+    ReadTxn(const Stmt& begin, const Stmt& commit, const Stmt& rollback) : commit_(commit), rollback_(rollback) {
+        Use(begin).run();
+    }
+    ~ReadTxn() {
+        if (!done_) {
+            try {
+                Use(rollback_).run();
+            } catch (...) {
+            }
+        }
+    }
+    void commit() {
+        Use(commit_).run();
+        done_ = true;
+    }
+
+private:
+    const Stmt& commit_;
+    const Stmt& rollback_;
+    bool done_ = false;
+};
+
+std::string orEmpty(const Use& u, int col) { return u.isNull(col) ? std::string() : u.str(col); }
+
+}  // namespace
+
+SqliteStore::ReaderPart* SqliteStore::readerPart(MessageId id) {
+    int day;
+    {
+        std::lock_guard<std::mutex> lock(partsMu_);
+        int idx = partitionIndex(parts_, id);
+        if (idx < 0 || parts_[idx].dropped) return nullptr;
+        day = parts_[idx].day;
+    }
+    auto it = rparts_.find(day);
+    if (it != rparts_.end()) return &it->second;
+    ReaderPart rp;
+    std::string t = contentTable(day);
+    try {
+        rp.all = Stmt(rdb_, "SELECT kind, destination, data FROM " + t + " WHERE kind IN (0, 1, 2, 3) AND message_id = ?1");
+        rp.one = Stmt(rdb_, "SELECT data FROM " + t + " WHERE message_id = ?1 AND kind = ?2 AND destination = ?3");
+    } catch (const sqlite::Error&) {
+        return nullptr;  // dropped meanwhile
+    }
+    return &rparts_.emplace(day, std::move(rp)).first->second;
+}
+
+std::optional<std::string> SqliteStore::contentRow(MessageId id, int kind, const std::string& dest) {
+    ReaderPart* rp = readerPart(id);
+    if (!rp) return std::nullopt;
+    try {
+        Use u(rp->one);
+        u.int64(1, id).int64(2, kind).text(3, dest);
+        if (!u.step()) return std::nullopt;
+        return u.str(0);
+    } catch (const sqlite::Error&) {
+        return std::nullopt;  // the partition was dropped by prune (its messages are gone)
+    }
+}
+
+std::string SqliteStore::readContent(MessageId id, int kind, const std::string& dest) {
+    return contentRow(id, kind, dest).value_or(std::string());
+}
+
+std::string SqliteStore::rawOf(MessageId id) {
+    Use u(rGetMsg_);
+    u.int64(1, id);
+    if (u.step() && !u.isNull(11)) return journalContent(static_cast<std::uint64_t>(u.int64(11)), id);
+    return readContent(id, kRaw, {});
+}
+
+std::string SqliteStore::encodedOf(MessageId id, const std::string& dest) {
+    auto encoded = contentRow(id, kEncoded, dest);
+    if (!encoded || !encoded->empty()) return encoded.value_or(std::string());
+    auto transformed = contentRow(id, kTransformed, {});
+    if (transformed && !transformed->empty()) return std::move(*transformed);
+    return rawOf(id);
+}
+
+// The shared shape of the recovery reads: rows of `st` for a channel (up to
+// `limit`), each made by `row`, then given its content by `content`, all in one
+// read transaction that sees every acknowledged write.
+template <typename T, typename Row, typename Content>
+std::vector<T> SqliteStore::readPending(Stmt& st, const std::string& channel, std::size_t limit, Row row,
+                                        Content content, const std::function<void(Use&)>& bindMore, bool waitForWrites) {
+    if (waitForWrites) catchUp();
+    std::vector<T> out;
+    std::lock_guard<std::mutex> lock(readMu_);
+    ReadTxn txn(rBegin_, rCommit_, rRollback_);
+    {
+        Use u(st);
+        u.text(1, channel).int64(2, static_cast<std::int64_t>(
+                                        std::min<std::size_t>(limit, std::numeric_limits<std::int64_t>::max())));
+        if (bindMore) bindMore(u);
+        while (u.step()) out.push_back(row(u));
+    }
+    for (auto& t : out) content(t);
+    txn.commit();
+    return out;
+}
+
+std::vector<PendingMessage> SqliteStore::pendingMessages(const std::string& channel, std::size_t limit) {
+    static const std::string kNoDest;
+    std::unordered_map<MessageId, std::uint64_t> refs;  // raw content in the journal
+    return readPending<PendingMessage>(
+        rPendingMsgs_, channel, limit,
+        [&](const Use& u) {
+            PendingMessage pm;
+            pm.id = u.int64(0);
+            pm.channel = u.str(1);
+            pm.dataType = u.str(2);
+            pm.source = u.str(3);
+            pm.receivedAt = fromMs(u.int64(4));
+            if (!u.isNull(5)) refs[pm.id] = static_cast<std::uint64_t>(u.int64(5));
+            return pm;
+        },
+        [&](PendingMessage& pm) {
+            auto it = refs.find(pm.id);
+            pm.raw = it != refs.end() ? journalContent(it->second, pm.id) : readContent(pm.id, kRaw, kNoDest);
+        });
+}
+
+std::string SqliteStore::journalContent(std::uint64_t ref, MessageId id) const {
+    std::optional<std::string> raw = journal_ ? journal_->readContent(ref, id) : readContentFile(path_, ref, id);
+    if (!raw) {
+        std::fprintf(stderr, "junction: the raw content of message %lld is missing from the intake journal's files\n",
+                     static_cast<long long>(id));
+        return {};
+    }
+    return std::move(*raw);
+}
+
+std::vector<PendingDelivery> SqliteStore::pendingDeliveries(const std::string& channel, std::size_t limit) {
+    return pendingDeliveries(channel, {}, 0, limit, true);
+}
+
+std::vector<PendingDelivery> SqliteStore::pendingDeliveries(const std::string& channel, const std::string& destination,
+                                                            MessageId after, std::size_t limit, bool waitForWrites) {
+    return readPending<PendingDelivery>(
+        rPendingDels_, channel, limit,
+        [](const Use& u) {
+            PendingDelivery pd;
+            pd.id = u.int64(0);
+            pd.channel = u.str(1);
+            pd.destination = u.str(2);
+            pd.attempts = static_cast<int>(u.int64(3));
+            pd.nextAttempt = u.isNull(4) ? Clock::time_point{} : fromMs(u.int64(4));
+            return pd;
+        },
+        [&](PendingDelivery& pd) { pd.encoded = encodedOf(pd.id, pd.destination); },
+        [&](Use& u) {
+            u.int64(3, after);
+            u.textOrNull(4, destination);
+        },
+        waitForWrites);
+}
+
+namespace {
+
+MessageSummary summaryFrom(const Use& u) {
+    MessageSummary s;
+    s.id = u.int64(0);
+    s.channel = u.str(1);
+    s.receivedAt = fromMs(u.int64(2));
+    s.status = statusOf(u.str(3));
+    s.dataType = u.str(4);
+    s.source = u.str(5);
+    s.meta.messageType = orEmpty(u, 6);
+    s.meta.controlId = orEmpty(u, 7);
+    s.meta.patientId = orEmpty(u, 8);
+    s.meta.accession = orEmpty(u, 9);
+    s.error = u.str(10);
+    return s;
+}
+
+}  // namespace
+
+std::vector<MessageSummary> SqliteStore::search(const SearchQuery& q) {
+    catchUp();
+    std::string sql =
+        "SELECT id, channel, received_at, status, data_type, source, message_type, control_id, patient_id,"
+        " accession, error FROM messages WHERE 1";
+    int n = 0;
+    auto add = [&](bool on, const char* cond) {
+        if (!on) return 0;
+        sql += " AND ";
+        sql += cond;
+        sql += " ?" + std::to_string(++n);
+        return n;
+    };
+    int pChannel = add(!q.channel.empty(), "channel =");
+    if (q.status) {  // a literal, so that the partial status indexes apply
+        sql += " AND status = '";
+        sql += dbStatus(*q.status);
+        sql += "'";
+    }
+    int pType = add(!q.messageType.empty(), "message_type =");
+    int pControl = add(!q.controlId.empty(), "control_id =");
+    int pPatient = add(!q.patientId.empty(), "patient_id =");
+    int pAccession = add(!q.accession.empty(), "accession =");
+    int pFrom = add(q.from.has_value(), "received_at >=");
+    int pTo = add(q.to.has_value(), "received_at <");
+    int pBefore = add(q.beforeId > 0, "id <");
+    sql += " ORDER BY id DESC LIMIT ?" + std::to_string(++n);
+    int pLimit = n;
+
+    std::vector<MessageSummary> out;
+    std::lock_guard<std::mutex> lock(readMu_);
+    auto it = rSearch_.find(sql);
+    if (it == rSearch_.end()) it = rSearch_.emplace(sql, Stmt(rdb_, sql)).first;
+    Use u(it->second);
+    if (pChannel) u.text(pChannel, q.channel);
+    if (pType) u.text(pType, q.messageType);
+    if (pControl) u.text(pControl, q.controlId);
+    if (pPatient) u.text(pPatient, q.patientId);
+    if (pAccession) u.text(pAccession, q.accession);
+    if (pFrom) u.int64(pFrom, toMs(*q.from));
+    if (pTo) u.int64(pTo, toMs(*q.to));
+    if (pBefore) u.int64(pBefore, q.beforeId);
+    u.int64(pLimit, q.limit > 0 ? q.limit : 100);
+    while (u.step()) out.push_back(summaryFrom(u));
+    return out;
+}
+
+std::optional<MessageDetail> SqliteStore::get(MessageId id) {
+    catchUp();
+    std::lock_guard<std::mutex> lock(readMu_);
+    ReadTxn txn(rBegin_, rCommit_, rRollback_);
+    MessageDetail d;
+    {
+        Use u(rGetMsg_);
+        u.int64(1, id);
+        if (!u.step()) {
+            return std::nullopt;
+        }
+        d.summary = summaryFrom(u);
+        if (!u.isNull(11)) d.raw = journalContent(static_cast<std::uint64_t>(u.int64(11)), id);
+    }
+    {
+        Use u(rGetDels_);
+        u.int64(1, id);
+        while (u.step()) {
+            DeliveryRecord r;
+            r.destination = u.str(0);
+            r.status = statusOf(u.str(1));
+            r.attempts = static_cast<int>(u.int64(2));
+            if (!u.isNull(3)) r.nextAttempt = fromMs(u.int64(3));
+            r.error = u.str(4);
+            r.updatedAt = fromMs(u.int64(5));
+            d.deliveries.push_back(std::move(r));
+        }
+    }
+    bool copied[4] = {};
+    std::vector<bool> copiedEncoded(d.deliveries.size());
+    if (ReaderPart* rp = readerPart(id)) {
+        try {
+            Use u(rp->all);
+            u.int64(1, id);
+            while (u.step()) {
+                int kind = static_cast<int>(u.int64(0));
+                std::string dest = u.str(1);
+                std::string data = u.str(2);
+                if (kind == kRaw) {
+                    d.raw = std::move(data);
+                } else if (kind == kTransformed) {
+                    copied[kTransformed] = data.empty();
+                    d.transformed = std::move(data);
+                } else {
+                    for (std::size_t i = 0; i < d.deliveries.size(); ++i) {
+                        auto& r = d.deliveries[i];
+                        if (r.destination != dest) continue;
+                        if (kind == kEncoded) copiedEncoded[i] = data.empty();
+                        (kind == kEncoded ? r.encoded : r.response) = data;
+                    }
+                }
+            }
+        } catch (const sqlite::Error&) {
+            // partition dropped meanwhile: no content
+        }
+    }
+    // Copy markers (empty rows) stand for the content they repeat.
+    if (d.transformed.empty()) d.transformed = copied[kTransformed] ? d.raw : std::string();
+    for (std::size_t i = 0; i < d.deliveries.size(); ++i)
+        if (copiedEncoded[i]) d.deliveries[i].encoded = d.transformed.empty() ? d.raw : d.transformed;
+    txn.commit();
+    return d;
+}
+
+std::vector<std::pair<Status, std::uint64_t>> SqliteStore::countByStatus(const std::string& channel) {
+    catchUp();
+    std::vector<std::pair<Status, std::uint64_t>> out;
+    std::lock_guard<std::mutex> lock(readMu_);
+    Use u(channel.empty() ? rCountAll_ : rCount_);
+    if (!channel.empty()) u.text(1, channel);
+    while (u.step()) out.emplace_back(statusOf(u.str(0)), static_cast<std::uint64_t>(u.int64(1)));
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+std::uint64_t SqliteStore::countQueued(const std::string& channel, const std::string& destination) {
+    catchUp();
+    std::lock_guard<std::mutex> lock(readMu_);
+    Stmt st(rdb_,
+            "SELECT count(*) FROM deliveries WHERE channel = ?1 AND status = 'Queued' AND destination = ?2");
+    Use u(st);
+    u.text(1, channel).text(2, destination);
+    return u.step() ? static_cast<std::uint64_t>(u.int64(0)) : 0;
+}
+
+MessageId SqliteStore::lastMessageId() {
+    catchUp();
+    std::lock_guard<std::mutex> lock(readMu_);
+    Stmt st(rdb_, "SELECT coalesce(max(id), 0) FROM messages");
+    Use u(st);
+    return u.step() ? u.int64(0) : 0;
+}
+
+}  // namespace junction::store::detail

@@ -21,6 +21,20 @@ namespace {
 
 std::int64_t nowMs() { return toMs(Clock::now()); }
 
+// Called in a catch block: a completion callback threw. Said on stderr, as the
+// store's other errors are; the store and its caller go on.
+void logCallbackError(MessageId id) {
+    std::string why = "not a std::exception";
+    try {
+        throw;
+    } catch (const std::exception& e) {
+        why = e.what();
+    } catch (...) {
+    }
+    std::fprintf(stderr, "junction: a store completion callback threw (message %lld): %s; ignored\n",
+                 static_cast<long long>(id), why.c_str());
+}
+
 // Message status from its deliveries: any Error -> Error, else any Queued ->
 // Queued, else any Sent -> Sent, else (all Filtered) Filtered.
 Status aggregate(const std::vector<ProcessedMessage::Delivery>& ds) {
@@ -84,6 +98,7 @@ void complete(const InsertCompletion& done, MessageId id, const std::string& err
     try {
         done(id, error);
     } catch (...) {
+        logCallbackError(id);
     }
 }
 }  // namespace
@@ -509,6 +524,11 @@ void SqliteStore::callbacks(std::vector<Op>& ops, std::size_t begin, std::size_t
             }
         } catch (...) {
             // A throwing callback must not take the writer down.
+            MessageId id = 0;
+            if (auto* ins = std::get_if<InsertOp>(&op.v)) id = ins->id;
+            else if (auto* p = std::get_if<ProcessedOp>(&op.v)) id = p->p.id;
+            else if (auto* d = std::get_if<DeliveryOp>(&op.v)) id = d->u.id;
+            logCallbackError(id);
         }
     }
 }

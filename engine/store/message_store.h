@@ -29,11 +29,13 @@ enum class Status { Received, Filtered, Transformed, Queued, Sent, Error };
 const char* toString(Status s);
 std::optional<Status> parseStatus(std::string_view s);
 
-// How much content is kept (DESIGN.md): development = all (raw, transformed,
-// encoded, response); production = raw + errors, and the encoded content of a
-// delivery only until it is Sent; metadata = no content except what recovery
-// needs (raw until processed, encoded until sent); disabled = for now the same
-// as metadata (recovery still needs the rows; pruning removes them).
+// How much content is kept: a channel's `storage:` (docs/channels.md, whose
+// "Data flow and states" tells where the kept raw content lives). development =
+// all (raw, transformed, encoded, response); production = raw + errors, and the
+// encoded content of a delivery only until it is Sent; metadata = no content
+// except what recovery needs (raw until processed, encoded until sent);
+// disabled = for now the same as metadata (recovery still needs the rows;
+// pruning removes them).
 enum class StorageMode { Development, Production, Metadata, Disabled };
 const char* toString(StorageMode m);
 std::optional<StorageMode> parseStorageMode(std::string_view s);

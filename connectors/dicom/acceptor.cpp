@@ -1,3 +1,6 @@
+// The DICOM servers' acceptor (acceptor.h): listening, a thread per connection
+// that waits for the whole A-ASSOCIATE-RQ before DCMTK reads it, and the
+// eviction of the longest-waiting connection when too many wait.
 #include "connectors/dicom/acceptor.h"
 
 #include <arpa/inet.h>

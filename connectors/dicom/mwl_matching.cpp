@@ -1,3 +1,6 @@
+// Modality Worklist matching (mwl_matching.h): wildcards, date and time
+// ranges, sequence matching, and the C-FIND response built with the keys the
+// query asked for.
 #include "connectors/dicom/mwl_matching.h"
 
 #include <dcmtk/config/osconfig.h>

@@ -1,3 +1,6 @@
+// The `dicom_mwl` source's server (mwl_server.h) on DCMTK: C-ECHO, worklist
+// C-FIND answered from the WorklistStore, and MPPS N-CREATE / N-SET passed to
+// the channel and kept for later N-SETs.
 #include "connectors/dicom/mwl_server.h"
 
 #include <Poco/JSON/Object.h>

@@ -1,3 +1,6 @@
+// The structural walk of a Part 10 file (part10_walk.h): element headers and
+// lengths, sequence and encapsulated items, and the UIDs an instance is filed
+// under.
 #include "connectors/dicom/part10_walk.h"
 
 #include <cstdio>

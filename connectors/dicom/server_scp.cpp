@@ -1,3 +1,5 @@
+// What both DICOM servers check of an association request and log of its end
+// (server_scp.h): the called and calling AE titles, refusals, DIMSE errors.
 #include "connectors/dicom/server_scp.h"
 
 #include <algorithm>

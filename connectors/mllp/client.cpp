@@ -1,3 +1,6 @@
+// The MLLP client (client.h) over POCO sockets: one kept-open connection,
+// a message or a window of pipelined messages sent and their framed
+// responses read, with one reconnect when the peer closed it while idle.
 #include "connectors/mllp/client.h"
 
 #include <Poco/Net/Context.h>

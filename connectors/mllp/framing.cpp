@@ -1,3 +1,5 @@
+// MLLP framing (framing.h): framing a payload, and the incremental decoder
+// that finds frames in received bytes and reports broken framing as values.
 #include "connectors/mllp/framing.h"
 
 #include <cstring>

@@ -1,3 +1,6 @@
+// TLS for the listener's loops (tls.h): the server context made from the
+// certificate, key and CAs, and each connection's session, OpenSSL over
+// memory buffers, with the client certificate's names checked.
 #include "connectors/mllp/tls.h"
 
 #include <openssl/bio.h>

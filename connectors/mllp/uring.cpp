@@ -1,3 +1,6 @@
+// A loop's io_uring (uring.h) over liburing: the ring and its provided
+// receive buffers, the requests (receive, poll, send, cancel) and the one
+// call that submits them and waits for completions.
 #include "connectors/mllp/uring.h"
 
 #include <liburing.h>

@@ -1,3 +1,6 @@
+// Config maps (config_map.h): reading a mapping into its struct (types,
+// bounds, choices, paths, every problem at its file:line:column), and the JSON
+// Schema and Markdown tables generated from the declarations.
 #include "engine/config/config_map.h"
 
 #include <algorithm>

@@ -1,3 +1,7 @@
+// junction.yaml read and checked with its config maps (engine_config.h): the
+// store, channel folder and admin settings, paths resolved against the file's
+// folder; ConfigError; the channel files of the folder and the name each one
+// declares.
 #include "engine/config/engine_config.h"
 
 #include <algorithm>

@@ -1,3 +1,6 @@
+// The configuration tree (node.h): YAML converted into Nodes that keep the
+// file and line of every value, and the typed reads (strings, integers,
+// booleans, durations, sizes) that report errors there.
 #include "engine/config/node.h"
 
 #include <yaml-cpp/yaml.h>

@@ -1,3 +1,7 @@
+// A channel file parsed and checked with its config maps (channel_config.h):
+// the channel's keys, the settings common to sources and to destinations and
+// each connector's own, retry policies; the JSON Schema and the settings
+// tables (Markdown) of channel files.
 #include "engine/core/channel_config.h"
 
 #include "engine/hl7/message.h"

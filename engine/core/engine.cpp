@@ -1,3 +1,6 @@
+// The engine (engine.h): the store, the channels loaded from the channel
+// folder, starting and stopping them, reloads and redeploys, prunes, and
+// what the admin API and CLI ask of them.
 #include "engine/core/engine.h"
 
 #include <fstream>

@@ -1,3 +1,6 @@
+// A channel's scripted processing (pipeline.h): preprocessor, filter,
+// transformer, routing and each destination's filter and transformer, the
+// postprocessor and response scripts, and the search metadata of a message.
 #include "engine/core/pipeline.h"
 
 #include <algorithm>

@@ -1,3 +1,5 @@
+// Channel and destination statistics (stats.h): the latency histograms'
+// buckets and their snapshots, and counter snapshots.
 #include "engine/core/stats.h"
 
 #include <cmath>

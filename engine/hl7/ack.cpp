@@ -1,3 +1,6 @@
+// HL7 acknowledgements (ack.h): ACKs and NAKs built from the original
+// message's header (original and enhanced mode), with escaped texts and
+// ERR segments.
 #include "engine/hl7/ack.h"
 
 #include "engine/hl7/types.h"

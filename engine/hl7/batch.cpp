@@ -1,3 +1,5 @@
+// HL7 batches (batch.h): FHS/BHS ... BTS/FTS envelopes, or messages one
+// after another, split into their messages.
 #include "engine/hl7/batch.h"
 
 #include <cstdlib>

@@ -1,3 +1,6 @@
+// The HL7 v2 message model (message.h): delimiters, parsing into segments
+// and fields, paths, reading and editing values (escaped and unescaped) and
+// serializing.
 #include "engine/hl7/split.h"
 #include "engine/hl7/message.h"
 

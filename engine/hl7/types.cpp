@@ -1,3 +1,5 @@
+// HL7 data types (types.h): TS/DTM timestamps parsed, formatted and converted
+// to time points, and XPN/XCN person names.
 #include "engine/hl7/types.h"
 
 #include <cstdio>

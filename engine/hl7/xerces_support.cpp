@@ -1,3 +1,5 @@
+// Xerces-C support for Junction's XML code (xerces_support.h): start-up,
+// UTF-16 to UTF-8, error collection and the hardened DOM parser.
 #include "engine/hl7/xerces_support.h"
 
 #include <xercesc/sax/SAXException.hpp>

@@ -1,3 +1,5 @@
+// The names of the message store's states and storage modes (message_store.h),
+// to text and back; the store itself is in sqlite/.
 #include "engine/store/message_store.h"
 
 #include <cctype>

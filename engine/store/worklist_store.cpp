@@ -1,3 +1,5 @@
+// The names of the worklist items' states (worklist_store.h), to text and
+// back; the worklist store itself is in sqlite/sqlite_worklist.cpp.
 #include "engine/store/worklist_store.h"
 
 #include <cctype>

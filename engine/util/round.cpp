@@ -1,3 +1,5 @@
+// An event loop's rounds (round.h): the work left for the end of the current
+// round and for after its replies, kept per thread and run by Round.
 #include "engine/util/round.h"
 
 #include <utility>

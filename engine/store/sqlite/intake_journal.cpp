@@ -1,3 +1,6 @@
+// The intake journal (intake_journal.h): its record format, segments and
+// content files, appends and group fdatasync, and the recovery of records at
+// open.
 #include "engine/store/sqlite/intake_journal.h"
 
 #include <fcntl.h>

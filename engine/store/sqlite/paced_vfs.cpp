@@ -1,3 +1,5 @@
+// The paced SQLite VFS (paced_vfs.h): writes to the database file and its WAL
+// pass through it, and past every 256 KB written it starts their write-back.
 #include "engine/store/sqlite/paced_vfs.h"
 
 #include <fcntl.h>

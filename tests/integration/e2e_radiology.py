@@ -95,7 +95,10 @@ try:
     r = subprocess.run(["storescu", "-aec", "JUNCTION", "-aet", "CT1", "127.0.0.1", str(store_port), image],
                        capture_output=True, text=True, env=dict(os.environ, TCP_NODELAY="1"))
     check(r.returncode == 0, f"storescu: {r.stderr[-500:]}")
-    stored = glob.glob(f"{tmp}/var/dicom/{study}/*/{ds.SOPInstanceUID}.dcm")
+    # Answered once safely on disk (respond_after: file); filed under its study just after.
+    filed = lambda: glob.glob(f"{tmp}/var/dicom/{study}/*/{ds.SOPInstanceUID}.dcm")  # noqa: E731
+    wait_for(lambda: len(filed()) == 1, 10)
+    stored = filed()
     check(len(stored) == 1, f"the instance is kept under its study: {stored}")
     if stored:
         kept = pydicom.dcmread(stored[0])

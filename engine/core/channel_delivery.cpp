@@ -46,42 +46,48 @@ void Channel::enqueue(DestRuntime& dest, Delivery delivery, std::size_t key) {
 }
 
 void Channel::pageIn(DestRuntime& dest) {
-    if (!dest.spilled.load()) return;
-    // A delivery left to the store was submitted to it before: once the store
-    // has committed what was submitted, a read finds it. That wait happens here,
-    // not under spillMutex, which the sources take to enqueue: a store that
-    // cannot write for a while (a full disk) holds up this lane only, never the
-    // sources' answers.
-    store_.flush();
-    std::lock_guard<std::mutex> lock(dest.spillMutex);
-    if (!dest.spilled) return;
-    auto page = store_.pendingDeliveries(config_.name, dest.config.name, dest.pagedThrough, kPage, false);
-    for (auto& pd : page) {
-        dest.pagedThrough = pd.id;
-        if (dest.heldWhileSpilled.erase(pd.id)) continue;  // in memory already
-        if (pd.id <= dest.recovered && !dest.countedAtRecovery) dest.size.fetch_add(1, std::memory_order_relaxed);
-        std::size_t key = 0;
-        if (dest.orderBy && dest.lanes.size() > 1) {
-            auto parsed = hl7::Message::parse(pd.encoded);
-            if (parsed.message) key = orderKey(dest, &*parsed.message);
+    // A page is read from what the store has committed, without waiting for it.
+    // A page that comes back short of a delivery left to the store (submitted,
+    // not committed yet) is read once more after the store has committed what
+    // was submitted. That wait happens outside spillMutex, which the sources
+    // take to enqueue: a store that cannot write for a while (a full disk)
+    // holds up this lane only, never the sources' answers.
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        if (!dest.spilled.load()) return;
+        if (attempt > 0) store_.flush();
+        std::lock_guard<std::mutex> lock(dest.spillMutex);
+        if (!dest.spilled) return;
+        auto page = store_.pendingDeliveries(config_.name, dest.config.name, dest.pagedThrough, kPage, false);
+        for (auto& pd : page) {
+            dest.pagedThrough = pd.id;
+            if (dest.heldWhileSpilled.erase(pd.id)) continue;  // in memory already
+            if (pd.id <= dest.recovered && !dest.countedAtRecovery) dest.size.fetch_add(1, std::memory_order_relaxed);
+            std::size_t key = 0;
+            if (dest.orderBy && dest.lanes.size() > 1) {
+                auto parsed = hl7::Message::parse(pd.encoded);
+                if (parsed.message) key = orderKey(dest, &*parsed.message);
+            }
+            Delivery del;
+            del.id = pd.id;
+            del.encoded = std::move(pd.encoded);
+            del.attempts = pd.attempts;
+            auto wait = pd.nextAttempt - store::Clock::now();
+            del.notBefore = SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(
+                                                     wait.count() > 0 ? wait : store::Clock::duration::zero());
+            del.received = SteadyClock::now();
+            hold(dest, std::move(del), key);
         }
-        Delivery del;
-        del.id = pd.id;
-        del.encoded = std::move(pd.encoded);
-        del.attempts = pd.attempts;
-        auto wait = pd.nextAttempt - store::Clock::now();
-        del.notBefore = SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(
-                                                 wait.count() > 0 ? wait : store::Clock::duration::zero());
-        del.received = SteadyClock::now();
-        hold(dest, std::move(del), key);
+        if (page.size() == kPage) return;  // more to read as the lanes drain
+        // The store holds no more, and every delivery left to it has been read:
+        // new deliveries are held again.
+        if (dest.maxDropped <= dest.pagedThrough) {
+            dest.spilled = false;
+            dest.heldWhileSpilled.clear();
+            return;
+        }
     }
-    // The store holds no more, and every delivery left to it has been read (one
-    // submitted after the flush above may not be committed yet: then a later
-    // page reads it): new deliveries are held again.
-    if (page.size() < kPage && dest.maxDropped <= dest.pagedThrough) {
-        dest.spilled = false;
-        dest.heldWhileSpilled.clear();
-    }
+    // Still short of one not committed (left to the store during the wait):
+    // the queue stays spilled and a lane reads again soon.
 }
 
 // Callers hold dest.spillMutex.

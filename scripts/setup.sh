@@ -9,6 +9,7 @@ PACKAGES=(
   catch2 libsqlite3-dev zlib1g-dev liburing-dev
   python3 python3-hl7   # test peer: python-hl7's MLLP client and server
   python3-pydicom       # DICOM sample files (CT, MR, JPEG 2000, RLE ...) for the dicom tests
+  orthanc orthanc-dicomweb  # test peer: the image archive, with its DICOMweb plugin
   nodejs                # test peer: dcmjs-dimse (tests/node)
   dpkg-dev file         # scripts/package.sh: dpkg-shlibdeps computes the package's Depends
 )

@@ -116,6 +116,12 @@ struct Client::Impl {
         const std::string where = r.method + " " + t.scheme + "://" + t.host + ":" + std::to_string(t.port) + t.pathAndQuery;
         try {
             auto& s = sessionFor(t, reused);
+            const auto wait = r.timeout.count() > 0 ? r.timeout : o.timeout;
+            s.setTimeout(span(std::min(o.connectTimeout, wait)), span(wait), span(wait));
+            if (*reused) {
+                s.socket().setSendTimeout(span(wait));
+                s.socket().setReceiveTimeout(span(wait));
+            }
             Poco::Net::HTTPRequest req(r.method, t.pathAndQuery, Poco::Net::HTTPMessage::HTTP_1_1);
             req.setKeepAlive(true);
             for (const auto& h : r.headers) req.set(h.name, h.value);

@@ -38,6 +38,7 @@ struct Request {
     std::string url;  // http://host:port/path?query or https://...
     std::vector<Header> headers;
     std::string body;
+    std::chrono::milliseconds timeout{0};  // for this request (0: the client's)
 };
 
 struct Response {

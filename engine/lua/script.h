@@ -19,6 +19,9 @@
 namespace junction::store {
 class WorklistStore;
 }
+namespace junction::orthanc {
+class Servers;
+}
 
 namespace junction::lua {
 
@@ -77,6 +80,9 @@ struct Invocation {
     // The engine's modality worklist for the worklist module (null: its
     // functions raise an error).
     store::WorklistStore* worklist = nullptr;
+    // The Orthanc servers of junction.yaml for the orthanc module (null or
+    // empty: its functions raise an error).
+    orthanc::Servers* orthanc = nullptr;
 
     // Decisions made by the script.
     bool routed = false;                  // route(...) was called

@@ -383,6 +383,7 @@ int setup(lua_State* L) {
     openMaps(L);
     openUtil(L);
     openWorklist(L);
+    openOrthanc(L);
     protectLibraries(L);
 
     Impl& s = runtime(L);

@@ -14,7 +14,7 @@ Server::Server(ServerOptions options) : o_(std::move(options)) {
 Server::~Server() = default;
 
 http::Result Server::call(const std::string& method, const std::string& path, const std::string& body,
-                          const std::string& contentType) {
+                          const std::string& contentType, std::chrono::milliseconds timeout, const std::string& accept) {
     std::unique_ptr<http::Client> client;
     {
         std::lock_guard<std::mutex> lock(m_);
@@ -35,8 +35,9 @@ http::Result Server::call(const std::string& method, const std::string& path, co
     r.url = base_ + path;
     if (!auth_.empty()) r.headers.push_back({"Authorization", auth_});
     if (!contentType.empty()) r.headers.push_back({"Content-Type", contentType});
-    r.headers.push_back({"Accept", "application/json"});
+    if (!accept.empty()) r.headers.push_back({"Accept", accept});
     r.body = body;
+    if (timeout.count() > 0 && timeout < o_.timeout) r.timeout = timeout;
     http::Result res = client->send(r);
     std::lock_guard<std::mutex> lock(m_);
     if (idle_.size() < 8) idle_.push_back(std::move(client));

@@ -30,8 +30,10 @@ public:
     const ServerOptions& options() const { return o_; }
 
     // One REST call; `path` starts with '/' ("/system", "/changes?since=3").
+    // `timeout` bounds this call below the server's own (0: the server's).
     http::Result call(const std::string& method, const std::string& path, const std::string& body = {},
-                      const std::string& contentType = {});
+                      const std::string& contentType = {}, std::chrono::milliseconds timeout = {},
+                      const std::string& accept = "application/json");
     // "orthanc server 'main' (URL): GET /x: 404 Not Found" — for errors and logs.
     std::string describe(const std::string& method, const std::string& path, const http::Result& r) const;
     // Checks the URL and credentials (GET /system): "" when they work, else

@@ -1,6 +1,7 @@
 // A real Orthanc (the Debian package) for the tests of engine/orthanc and the
 // orthanc connectors: started on free loopback ports with a temporary
-// configuration (a user, a short StableAge), stopped at the end.
+// configuration (a user, a short StableAge, the DICOMweb plugin), stopped at
+// the end.
 #pragma once
 
 #include <Poco/Net/ServerSocket.h>
@@ -40,7 +41,8 @@ public:
             << ", \"DicomAet\": \"ORTHANC\", \"RemoteAccessAllowed\": false, \"AuthenticationEnabled\": true,"
                " \"RegisteredUsers\": {\""
             << user_ << "\": \"" << password_ << "\"}, \"StableAge\": " << stableAge
-            << ", \"Plugins\": [], \"HttpThreadsCount\": 10}";
+            << ", \"Plugins\": [\"/usr/share/orthanc/plugins/libOrthancDicomWeb.so\"],"
+               " \"DicomWeb\": {\"Enable\": true, \"Root\": \"/dicom-web/\"}, \"HttpThreadsCount\": 10}";
         start();
     }
     ~OrthancProcess() {

@@ -66,13 +66,61 @@ const Map<AdminConfig>& adminMap() {
     return map;
 }
 
+const Map<OrthancServerConfig::Tls>& orthancTlsMap() {
+    using Tls = OrthancServerConfig::Tls;
+    static const Map<Tls> map{
+        {"ca", &Tls::ca, path, byDefault("the system's CAs"), "PEM file of the CAs to trust"},
+        {"verify", &Tls::verify, "check the server's certificate and name"},
+    };
+    return map;
+}
+
+// One server of the `orthanc:` section.
+const Map<OrthancServerConfig>& orthancServerMap() {
+    using O = OrthancServerConfig;
+    static const Map<O> map(
+        {
+            {"url", &O::url, required, "http(s)://host:port of the server's REST API"},
+            {"username", &O::username, "a user of the server's RegisteredUsers"},
+            {"password", &O::password, "that user's password"},
+            {"timeout", &O::timeout, range(std::chrono::milliseconds(100), std::chrono::hours(1)), "per request"},
+            {"tls", &O::tls, orthancTlsMap(), "{ ca, verify }"},
+        },
+        [](O& o, const Node& n) {
+            if (o.url.rfind("http://", 0) != 0 && o.url.rfind("https://", 0) != 0)
+                n.find("url")->fail("url: '" + o.url + "' is not an http:// or https:// URL", "e.g. url: http://127.0.0.1:8042");
+            if (o.username.empty() != o.password.empty()) n.fail("username and password go together");
+        });
+    return map;
+}
+
 const Map<EngineConfig>& engineMap() {
     static const Map<EngineConfig> map{
         {"store", &EngineConfig::store, storeMap(), "{ type, path, sync, max_size, min_free }"},
         {"channels", &EngineConfig::channelsDir, path, byDefault("channels"), "folder of channel files"},
         {"admin", &EngineConfig::admin, adminMap(), "{ port, bind }"},
+        {"orthanc", Kind::Map, "Orthanc servers by name: { main: { url, username, password, timeout, tls } }"},
     };
     return map;
+}
+
+// The `orthanc:` section: servers by name, each read with its map.
+std::vector<OrthancServerConfig> readOrthancServers(const Node& root, const std::string& baseDir) {
+    std::vector<OrthancServerConfig> out;
+    const Node* section = root.find("orthanc");
+    if (!section || section->isNull()) return out;
+    if (!section->isMap())
+        section->fail("orthanc must be a mapping of servers by name", "orthanc: { main: { url: http://127.0.0.1:8042 } }");
+    ConfigProblems problems;
+    for (const auto& [name, n] : section->map) {
+        problems.attempt([&] {
+            OrthancServerConfig o = orthancServerMap().read(n, {"orthanc." + name, baseDir});
+            o.name = name;
+            out.push_back(std::move(o));
+        });
+    }
+    problems.finish();
+    return out;
 }
 
 }  // namespace
@@ -92,6 +140,7 @@ EngineConfig loadEngineConfig(const std::optional<std::string>& path) {
         Node root = loadYamlFile(file);
         if (root.isNull()) root.kind = Node::Kind::Map;
         engineMap().readInto(cfg, root, {"the engine config", cfg.baseDir});
+        cfg.orthanc = readOrthancServers(root, cfg.baseDir);
     }
     if (cfg.store.path.empty()) cfg.store.path = resolve(cfg.baseDir, "var/junction.db");
     if (cfg.channelsDir.empty()) cfg.channelsDir = resolve(cfg.baseDir, "channels");

@@ -1,6 +1,7 @@
 // The engine's own configuration (junction.yaml): store, channel folder, admin port.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
@@ -75,12 +76,25 @@ struct AdminConfig {
     std::string bind = "0.0.0.0";
 };
 
+// An Orthanc server named in junction.yaml (`orthanc: { NAME: { url, ... } }`).
+struct OrthancServerConfig {
+    std::string name;
+    std::string url;  // http(s)://host:port
+    std::string username, password;
+    std::chrono::milliseconds timeout{30000};
+    struct Tls {
+        std::string ca;  // PEM file of the CAs to trust (absolute; "" = the system's)
+        bool verify = true;
+    } tls;
+};
+
 struct EngineConfig {
     std::string file;        // the junction.yaml read, empty when built-in defaults are used
     std::string baseDir;     // relative paths resolve against this (absolute)
     StoreConfig store;
     std::string channelsDir; // absolute
     AdminConfig admin;
+    std::vector<OrthancServerConfig> orthanc;  // in file order
 };
 
 // Load `path`, or ./junction.yaml when it exists, else the built-in defaults

@@ -75,3 +75,40 @@ TEST_CASE("engine config: errors carry file:line and a hint", "[config]") {
     std::string noName = t.write("c.yaml", "source: { type: mllp }\n");
     CHECK_THROWS_WITH(readChannelName(noName), Catch::Contains("missing key 'channel'"));
 }
+
+TEST_CASE("engine config: Orthanc servers by name", "[config]") {
+    TempDir t;
+    std::string file = t.write("junction.yaml",
+                               "orthanc:\n"
+                               "  main: { url: http://127.0.0.1:8042, username: junction, password: s3cret, timeout: 10s }\n"
+                               "  research:\n"
+                               "    url: https://pacs.example:8043\n"
+                               "    tls: { ca: certs/ca.pem, verify: false }\n");
+    EngineConfig c = loadEngineConfig(file);
+    REQUIRE(c.orthanc.size() == 2);
+    CHECK(c.orthanc[0].name == "main");
+    CHECK(c.orthanc[0].url == "http://127.0.0.1:8042");
+    CHECK(c.orthanc[0].username == "junction");
+    CHECK(c.orthanc[0].password == "s3cret");
+    CHECK(c.orthanc[0].timeout == std::chrono::seconds(10));
+    CHECK(c.orthanc[0].tls.verify);
+    CHECK(c.orthanc[1].name == "research");
+    CHECK(c.orthanc[1].timeout == std::chrono::seconds(30));
+    CHECK(c.orthanc[1].tls.ca == (t.path / "certs/ca.pem").string());
+    CHECK_FALSE(c.orthanc[1].tls.verify);
+
+    auto error = [&](const std::string& text) {
+        std::string bad = t.write("bad.yaml", text);
+        try {
+            loadEngineConfig(bad);
+        } catch (const ConfigError& e) {
+            return std::to_string(e.line()) + ": " + e.what();
+        }
+        return std::string("no error");
+    };
+    CHECK_THAT(error("orthanc:\n  main: { username: a, password: b }\n"), Catch::StartsWith("2: ") && Catch::Contains("missing"));
+    CHECK_THAT(error("orthanc:\n  main:\n    url: ftp://x\n"), Catch::StartsWith("3: ") && Catch::Contains("not an http:// or https:// URL"));
+    CHECK_THAT(error("orthanc:\n  main: { url: http://x, username: a }\n"), Catch::Contains("username and password go together"));
+    CHECK_THAT(error("orthanc:\n  main: { url: http://x, user: a }\n"), Catch::Contains("unknown key 'user'"));
+    CHECK_THAT(error("orthanc: [a]\n"), Catch::Contains("orthanc must be a mapping"));
+}

@@ -1,7 +1,7 @@
 // Runs every ```lua block of docs/lua.md: each defines `function example(msg)`
 // and checks its own results with assert(). Also checks that every documented
 // API function has an example. The worklist module works on a temporary SQLite
-// worklist.
+// worklist, the orthanc module on a real Orthanc holding the CT sample.
 #include "tests/lua/lua_test_util.h"
 
 #include <filesystem>
@@ -9,7 +9,9 @@
 #include <sstream>
 #include <unistd.h>
 
+#include "engine/orthanc/server.h"
 #include "engine/store/worklist_store.h"
+#include "tests/orthanc/orthanc_fixture.h"
 
 using namespace junction::lua;
 using namespace junction::lua::test;
@@ -61,6 +63,8 @@ const std::vector<std::string> kApi = {
     "uuid()", "dicom.uid()", "dicom.keywords(", "dicom.json(", "now(",
     "require(", "load(",
     "worklist.upsert", "worklist.find", "worklist.complete(", "worklist.cancel(", "worklist.set_status(",
+    "orthanc.get(", "orthanc.delete(", "orthanc.post(", "orthanc.find", "orthanc.preview(", "orthanc.file(",
+    "orthanc.qido(", "orthanc.server(",
 };
 
 }  // namespace
@@ -96,6 +100,23 @@ TEST_CASE("every lua example of docs/lua.md runs and passes", "[lua][docs]") {
     } cleanup{wlDir};
     auto worklist = junction::store::openSqliteWorklist(wlDir + "/junction.db", false);
 
+    // The orthanc examples: a real Orthanc, named "main", holding pydicom's CT_small.dcm.
+    orthanc_test::OrthancProcess orthancPeer;
+    junction::orthanc::Servers orthancServers;
+    {
+        junction::orthanc::ServerOptions o;
+        o.name = "main";
+        o.url = orthancPeer.url();
+        o.username = orthancPeer.user();
+        o.password = orthancPeer.password();
+        orthancServers.add(o);
+        std::ifstream ct(std::string(JUNCTION_SOURCE_DIR) + "/samples/dicom/ct_small.dcm", std::ios::binary);
+        std::ostringstream bytes;
+        bytes << ct.rdbuf();
+        auto up = orthancServers.find("main")->call("POST", "/instances", bytes.str(), "application/dicom");
+        REQUIRE(up.response.status == 200);
+    }
+
     // Chunks are named after a file in tests/lua/scripts so require() finds helpers.lua.
     const std::string chunk = std::string(JUNCTION_SOURCE_DIR) + "/tests/lua/scripts/docs_lua_md.lua";
     for (const auto& b : blocks) {
@@ -116,6 +137,7 @@ TEST_CASE("every lua example of docs/lua.md runs and passes", "[lua][docs]") {
         inv.globalMap = global;
         inv.responseMap = response;
         inv.worklist = worklist.get();
+        inv.orthanc = &orthancServers;
         CallResult r = rt->call("example", inv);
         INFO(r.error);
         CHECK(r.ok);

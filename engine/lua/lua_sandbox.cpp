@@ -338,7 +338,7 @@ void openGuards(lua_State* L) {
 
 void protectLibraries(lua_State* L) {
     for (const char* name : {LUA_STRLIBNAME, LUA_TABLIBNAME, LUA_MATHLIBNAME, LUA_UTF8LIBNAME, "hl7", "json", "xml",
-                             "log", "dicom", "maps", "worklist", "orthanc"}) {
+                             "log", "dicom", "maps", "worklist", "orthanc", "http", "base64"}) {
         if (lua_getglobal(L, name) == LUA_TTABLE) {
             pushReadOnlyView(L, -1, name);
             lua_setglobal(L, name);

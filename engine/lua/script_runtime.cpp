@@ -384,6 +384,7 @@ int setup(lua_State* L) {
     openUtil(L);
     openWorklist(L);
     openOrthanc(L);
+    openHttp(L);
     protectLibraries(L);
 
     Impl& s = runtime(L);

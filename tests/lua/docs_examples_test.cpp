@@ -9,8 +9,10 @@
 #include <sstream>
 #include <unistd.h>
 
+#include "engine/http/server.h"
 #include "engine/orthanc/server.h"
 #include "engine/store/worklist_store.h"
+#include "engine/util/json_text.h"
 #include "tests/orthanc/orthanc_fixture.h"
 
 using namespace junction::lua;
@@ -65,6 +67,8 @@ const std::vector<std::string> kApi = {
     "worklist.upsert", "worklist.find", "worklist.complete(", "worklist.cancel(", "worklist.set_status(",
     "orthanc.get(", "orthanc.delete(", "orthanc.post(", "orthanc.find", "orthanc.preview(", "orthanc.file(",
     "orthanc.qido(", "orthanc.server(",
+    "http.get(", "http.delete(", "http.post(", "http.put(", "http.multipart", "http.urlencode(",
+    "base64.encode(", "base64.decode(",
 };
 
 }  // namespace
@@ -117,12 +121,28 @@ TEST_CASE("every lua example of docs/lua.md runs and passes", "[lua][docs]") {
         REQUIRE(up.response.status == 200);
     }
 
+    // The http examples: `emr` is a server answering with an account of each request.
+    junction::http::ServerOptions ho;
+    ho.host = "127.0.0.1";
+    junction::http::Server emr(ho, [](const junction::http::ServerRequest& r) {
+        junction::http::ServerResponse out;
+        if (r.path.rfind("/status/", 0) == 0) out.status = std::stoi(r.path.substr(8));
+        auto q = [](const std::string& s) { return junction::util::jsonString(s); };
+        out.body = "{\"method\": " + q(r.method) + ", \"path\": " + q(r.path) + ", \"query\": " + q(r.query) +
+                   ", \"authorization\": " + q(r.header("Authorization")) + ", \"content_type\": " +
+                   q(r.header("Content-Type")) + ", \"body\": " + q(r.body) + "}";
+        return out;
+    });
+    emr.start();
+    const std::string emrPrelude = "emr = 'http://127.0.0.1:" + std::to_string(emr.port()) + "' ";
+
     // Chunks are named after a file in tests/lua/scripts so require() finds helpers.lua.
     const std::string chunk = std::string(JUNCTION_SOURCE_DIR) + "/tests/lua/scripts/docs_lua_md.lua";
     for (const auto& b : blocks) {
         INFO("docs/lua.md block at line " << b.line);
         std::string err;
-        auto rt = ScriptRuntime::loadString(b.code, chunk, {}, &err);
+        // `emr` is set on the first line, which is blank (line numbers stay those of docs/lua.md).
+        auto rt = ScriptRuntime::loadString(emrPrelude + b.code, chunk, {}, &err);
         INFO(err);
         REQUIRE(rt);
         REQUIRE(rt->hasFunction("example"));

@@ -219,11 +219,15 @@ int cmdRun(const Args& args) {
     std::cout << "junction: running, " << running << " channel(s) started, " << problems.size()
               << " skipped; stop with Ctrl-C" << std::endl;
     util::notifySystemd("READY=1\nSTATUS=" + std::to_string(running) + " channel(s) running");
+    // The Orthanc servers of junction.yaml are checked beside the start, not before it.
+    std::thread orthancCheck([&] { engine->checkOrthancServers(); });
     int sig = 0;
     while (sigwait(&set, &sig) == 0 && sig == SIGHUP) reload(*engine);
     std::cout << "junction: stopping (signal " << sig << ")" << std::endl;
     util::notifySystemd("STOPPING=1");
     StopWatchdog watchdog(set, std::chrono::seconds(10));
+    watchdog.phase("the check of the Orthanc servers");
+    orthancCheck.join();
     engine->stop([&](const std::string& what) { watchdog.phase(what); });
     for (const auto& c : engine->channels())
         std::cout << "channel " << c.name << ": received " << c.counters.received << ", sent " << c.counters.sent

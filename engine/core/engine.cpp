@@ -62,6 +62,26 @@ Engine::Engine(EngineOptions options, const ConnectorRegistry& connectors)
     store_ = store::openSqliteStore(options_.config.store.path, options_.store);
     worklist_ = store::openSqliteWorklist(options_.config.store.path, options_.store.synchronousFull,
                                           options_.worklistBusyTimeoutMs);
+    for (const auto& c : options_.config.orthanc) {
+        orthanc::ServerOptions o;
+        o.name = c.name;
+        o.url = c.url;
+        o.username = c.username;
+        o.password = c.password;
+        o.timeout = c.timeout;
+        o.tls.ca = c.tls.ca;
+        o.tls.verify = c.tls.verify;
+        orthanc_.add(std::move(o));
+    }
+}
+
+void Engine::checkOrthancServers() {
+    for (const auto& name : orthanc_.names()) {
+        orthanc::Server& server = *orthanc_.find(name);
+        std::string why = server.check();
+        if (why.empty()) std::cout << "orthanc server '" << name << "' (" << server.options().url << "): reachable\n";
+        else std::cerr << "junction: warning: " << why << "\n";
+    }
 }
 
 Engine::~Engine() { stop(); }

@@ -18,6 +18,7 @@
 #include "engine/core/stats.h"
 #include "engine/lua/script.h"
 #include "engine/store/message_store.h"
+#include "engine/orthanc/server.h"
 #include "engine/store/worklist_store.h"
 
 namespace junction::core {
@@ -123,6 +124,11 @@ public:
     store::MessageStore& store();
     // The modality worklist, in the same database file as the message store.
     store::WorklistStore& worklist();
+    // The Orthanc servers of junction.yaml (scripts reach them through the orthanc module).
+    orthanc::Servers& orthancServers() { return orthanc_; }
+    // Checks each Orthanc server's URL and credentials (GET /system) and logs
+    // the outcome; one that fails is logged with what is wrong, not fatal.
+    void checkOrthancServers();
     const EngineOptions& options() const { return options_; }
     std::shared_ptr<lua::SharedMap> globalMap() const { return globalMap_; }
     const ConnectorRegistry& connectors() const { return connectors_; }
@@ -146,6 +152,7 @@ private:
     std::map<std::string, std::string> fingerprints_;
     std::unique_ptr<store::MessageStore> store_;
     std::unique_ptr<store::WorklistStore> worklist_;
+    orthanc::Servers orthanc_;
     std::shared_ptr<lua::SharedMap> globalMap_;
     mutable std::recursive_mutex mutex_;
     std::map<std::string, std::shared_ptr<Channel>> channels_;  // shared: a hand-off in progress keeps its target alive

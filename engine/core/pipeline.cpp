@@ -46,8 +46,13 @@ store::Metadata metadataOf(const lua::Payload& payload) {
 }
 
 Pipeline::Pipeline(const ChannelConfig& config, std::shared_ptr<lua::SharedMap> channelMap,
-                   std::shared_ptr<lua::SharedMap> globalMap, store::WorklistStore* worklist)
-    : config_(config), channelMap_(std::move(channelMap)), globalMap_(std::move(globalMap)), worklist_(worklist) {}
+                   std::shared_ptr<lua::SharedMap> globalMap, store::WorklistStore* worklist,
+                   orthanc::Servers* orthanc)
+    : config_(config),
+      channelMap_(std::move(channelMap)),
+      globalMap_(std::move(globalMap)),
+      worklist_(worklist),
+      orthanc_(orthanc) {}
 
 lua::Invocation Pipeline::invocation(lua::Payload& message, const std::string& destination,
                                      const std::shared_ptr<lua::SharedMap>& responseMap) const {
@@ -59,6 +64,7 @@ lua::Invocation Pipeline::invocation(lua::Payload& message, const std::string& d
     inv.globalMap = globalMap_;
     inv.responseMap = responseMap;
     inv.worklist = worklist_;
+    inv.orthanc = orthanc_;
     return inv;
 }
 

@@ -49,7 +49,8 @@ public:
     // `worklist` is handed to every script call (the Lua worklist module); null
     // where there is none (a dry run).
     Pipeline(const ChannelConfig& config, std::shared_ptr<lua::SharedMap> channelMap,
-             std::shared_ptr<lua::SharedMap> globalMap, store::WorklistStore* worklist = nullptr);
+             std::shared_ptr<lua::SharedMap> globalMap, store::WorklistStore* worklist = nullptr,
+             orthanc::Servers* orthanc = nullptr);
 
     // Runs the channel's scripts on `message` (edited in place) with `runtime`
     // (null when the channel has no script). The transformed message is
@@ -83,6 +84,7 @@ private:
     const ChannelConfig& config_;
     std::shared_ptr<lua::SharedMap> channelMap_, globalMap_;
     store::WorklistStore* worklist_ = nullptr;
+    orthanc::Servers* orthanc_ = nullptr;
 };
 
 }  // namespace junction::core

@@ -155,6 +155,8 @@ else
   [ "$(getent passwd junction | cut -d: -f6)" = /var/lib/junction ] && ok || bad "junction's home: $(getent passwd junction)"
   [ "$(stat -c '%U:%G %a' /var/lib/junction 2>&1)" = "junction:junction 750" ] && ok ||
     bad "/var/lib/junction: $(stat -c '%U:%G %a' /var/lib/junction 2>&1), wanted junction:junction 750"
+  [ "$(stat -c '%U:%G %a' /etc/junction/junction.yaml 2>&1)" = "root:junction 640" ] && ok ||
+    bad "/etc/junction/junction.yaml: $(stat -c '%U:%G %a' /etc/junction/junction.yaml 2>&1), wanted root:junction 640 (it may hold passwords)"
   dpkg-query -W -f='${Conffiles}\n' junction > "$T/dpkg-conffiles"
   contains "dpkg records the conffiles" "$T/dpkg-conffiles" "/etc/junction/junction.yaml"
   expect "installed validate as the junction user" 0 runuser -u junction -- /usr/bin/junction validate --config /etc/junction/junction.yaml

@@ -3,7 +3,7 @@
 # performance tables (README, docs/performance.md). BENCH_SKIP_RELIABILITY=1,
 # BENCH_SKIP_DICOM=1 and BENCH_SKIP_BACKLOG=1 leave out the slow parts (the
 # full-size reliability run; C-STORE and MWL; the deep backlog, whose size
-# BENCH_BACKLOG sets: 10000000 for the full figure, about 27 GB of disk).
+# BENCH_BACKLOG sets: 10000000 for the full figure, about 12 GB of disk).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$ROOT/scripts/setup.sh"

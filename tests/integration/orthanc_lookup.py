@@ -73,10 +73,12 @@ end
     orthanc.stop()
     r = send("second")
     check(r.returncode == 0, f"with Orthanc gone the order is still taken (stored): {r.stdout}{r.stderr}")
-    q = subprocess.run([BIN, "messages", "--config", f"{tmp}/junction.yaml", "--channel", "lookup", "--status", "ERROR"],
-                       capture_output=True, text=True)
-    check("SECOND" in q.stdout and "orthanc server 'main'" in q.stdout and "connection refused" in q.stdout,
-          f"and kept as ERROR with an error naming the server: {q.stdout}{q.stderr}")
+    errors = lambda: subprocess.run([BIN, "messages", "--config", f"{tmp}/junction.yaml", "--channel", "lookup",  # noqa: E731
+                                     "--status", "ERROR"], capture_output=True, text=True).stdout
+    # (the engine moves what its journal acknowledged into SQLite moments later)
+    check(wait_for(lambda: "SECOND" in errors(), 10) and "orthanc server 'main'" in errors()
+          and "connection refused" in errors(),
+          f"and kept as ERROR with an error naming the server: {errors()}")
     check(engine.poll() is None, "the engine goes on")
 finally:
     orthanc.stop()

@@ -68,6 +68,10 @@ struct Harness {
         REQUIRE(rt);
     }
 
+    // The engine's services a call is given (none by default).
+    store::WorklistStore* worklist = nullptr;
+    orthanc::Servers* orthanc = nullptr;
+
     CallResult call(std::string_view fn) {
         inv = Invocation{};
         inv.channel = "test";
@@ -75,6 +79,8 @@ struct Harness {
         inv.channelMap = channelMap;
         inv.globalMap = globalMap;
         inv.responseMap = responseMap;
+        inv.worklist = worklist;
+        inv.orthanc = orthanc;
         return rt->call(fn, inv);
     }
 

@@ -29,15 +29,10 @@ struct TempWorklist {
     }
 };
 
+// A call given `wl` as the engine's worklist.
 CallResult callWith(Harness& h, store::WorklistStore* wl, std::string_view fn) {
-    h.inv = Invocation{};
-    h.inv.channel = "test";
-    h.inv.message = &h.payload;
-    h.inv.channelMap = h.channelMap;
-    h.inv.globalMap = h.globalMap;
-    h.inv.responseMap = h.responseMap;
-    h.inv.worklist = wl;
-    return h.rt->call(fn, h.inv);
+    h.worklist = wl;
+    return h.call(fn);
 }
 
 }  // namespace

@@ -44,15 +44,10 @@ const std::string& uploaded() {
     return id;
 }
 
+// A call given `servers` as the engine's orthanc.
 CallResult callWith(Harness& h, orthanc::Servers* servers, std::string_view fn) {
-    h.inv = Invocation{};
-    h.inv.channel = "test";
-    h.inv.message = &h.payload;
-    h.inv.channelMap = h.channelMap;
-    h.inv.globalMap = h.globalMap;
-    h.inv.responseMap = h.responseMap;
-    h.inv.orthanc = servers;
-    return h.rt->call(fn, h.inv);
+    h.orthanc = servers;
+    return h.call(fn);
 }
 
 }  // namespace

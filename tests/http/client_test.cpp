@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "engine/http/client.h"
+#include "tests/support/test_certificates.h"
 
 using namespace junction::http;
 using namespace std::chrono_literals;
@@ -101,31 +102,6 @@ void reply(Poco::Net::HTTPServerResponse& res, int status, const std::string& bo
     res.setContentLength(static_cast<std::streamsize>(body.size()));
     res.send() << body;
 }
-
-// A CA, a server certificate for 127.0.0.1 from it, and another CA.
-class Certificates {
-public:
-    Certificates() {
-        char dir[] = "/tmp/http-tls-XXXXXX";
-        if (!::mkdtemp(dir)) throw std::runtime_error("mkdtemp failed");
-        dir_ = dir;
-        std::string script = "cd " + dir_ + R"( && {
-set -e
-ca() { openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -keyout $1.key -out $1.pem -subj "/CN=$2"; }
-ca ca "Test CA"
-ca other-ca "Other CA"
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key -out server.csr -subj "/CN=127.0.0.1"
-printf "subjectAltName=DNS:localhost,IP:127.0.0.1\n" > server.ext
-openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile server.ext -out server.pem
-} >/dev/null 2>&1)";
-        if (std::system(script.c_str()) != 0) throw std::runtime_error("openssl could not make the test certificates");
-    }
-    ~Certificates() { std::filesystem::remove_all(dir_); }
-    std::string operator()(const std::string& file) const { return dir_ + "/" + file; }
-
-private:
-    std::string dir_;
-};
 
 }  // namespace
 
@@ -236,7 +212,11 @@ TEST_CASE("a kept-alive connection the server closed is reopened without an erro
 }
 
 TEST_CASE("HTTPS: the server's certificate is checked against the configured CA", "[http]") {
-    static Certificates certs;
+    // A CA, a server certificate for 127.0.0.1 from it, and another CA.
+    static test_support::Certificates certs(R"(
+ca ca "Test CA"
+ca other-ca "Other CA"
+issue server 127.0.0.1 ca "subjectAltName=DNS:localhost,IP:127.0.0.1\n")");
     Poco::Net::Context::Params p;
     p.privateKeyFile = certs("server.key");
     p.certificateFile = certs("server.pem");

@@ -24,6 +24,7 @@
 #include "connectors/mllp/framing.h"
 #include "connectors/mllp/listener.h"
 #include "tests/mllp/listener_peers.h"
+#include "tests/support/test_certificates.h"
 
 using namespace junction::mllp;
 using namespace std::chrono_literals;
@@ -33,38 +34,14 @@ namespace {
 
 // A CA, a server certificate (localhost), client certificates lab-a (CN) and
 // lab-b (CN, and DNS name lab-b.example), and "stranger" (CN lab-a) from another CA.
-class Certificates {
-public:
-    Certificates() {
-        char dir[] = "/tmp/mllp-tls-XXXXXX";
-        if (!::mkdtemp(dir)) throw std::runtime_error("mkdtemp failed");
-        dir_ = dir;
-        std::string script = "cd " + dir_ + R"( && {
-set -e
-ca() { openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -keyout $1.key -out $1.pem -subj "/CN=$2"; }
-issue() {
-  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $1.key -out $1.csr -subj "/CN=$2"
-  printf "$4" > $1.ext
-  openssl x509 -req -in $1.csr -CA $3.pem -CAkey $3.key -CAcreateserial -days 2 -extfile $1.ext -out $1.pem
-}
+const test_support::Certificates& certs() {
+    static test_support::Certificates c(R"(
 ca ca "Test CA"
 ca other-ca "Other CA"
 issue server localhost ca "subjectAltName=DNS:localhost,IP:127.0.0.1\n"
 issue lab-a lab-a ca "extendedKeyUsage=clientAuth\n"
 issue lab-b lab-b ca "extendedKeyUsage=clientAuth\nsubjectAltName=DNS:lab-b.example\n"
-issue stranger lab-a other-ca "extendedKeyUsage=clientAuth\n"
-} >/dev/null 2>&1)";
-        if (std::system(script.c_str()) != 0) throw std::runtime_error("openssl could not make the test certificates");
-    }
-    ~Certificates() { std::filesystem::remove_all(dir_); }
-    std::string operator()(const std::string& file) const { return dir_ + "/" + file; }
-
-private:
-    std::string dir_;
-};
-
-const Certificates& certs() {
-    static Certificates c;
+issue stranger lab-a other-ca "extendedKeyUsage=clientAuth\n")");
     return c;
 }
 

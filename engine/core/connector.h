@@ -23,6 +23,9 @@
 namespace junction::store {
 class WorklistStore;
 }
+namespace junction::orthanc {
+class Servers;
+}
 
 namespace junction::core {
 
@@ -152,6 +155,7 @@ struct BuildContext {
     store::WorklistStore* worklist = nullptr;  // the modality worklist (same database as the store)
     ChannelRouter* router = nullptr;           // hand-off to other channels
     std::optional<StoreFacts> store{};         // the message store's path and sync mode
+    orthanc::Servers* orthanc = nullptr;       // the Orthanc servers named in junction.yaml
 };
 
 // The keys every source takes besides its type's (type, data_type, ack,

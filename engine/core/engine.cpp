@@ -92,7 +92,7 @@ store::WorklistStore& Engine::worklist() { return *worklist_; }
 
 BuildContext Engine::buildContext(const ChannelConfig& c) {
     return {c.name, c.baseDir, c.workers, c.dataType, worklist_.get(), this,
-            StoreFacts{options_.config.store.path, options_.store.synchronousFull}};
+            StoreFacts{options_.config.store.path, options_.store.synchronousFull}, &orthanc_};
 }
 
 Channel* Engine::find(const std::string& name) const {

@@ -7,6 +7,7 @@
 #include "connectors/dicom/dicom_connectors.h"
 #include "connectors/file/file_connectors.h"
 #include "connectors/mllp/mllp_connectors.h"
+#include "connectors/schedule/schedule_connectors.h"
 #include "connectors/worklist/worklist_connectors.h"
 
 namespace junction::app {
@@ -18,6 +19,7 @@ core::ConnectorRegistry builtinConnectors() {
     connectors::registerChannel(registry);
     connectors::registerWorklist(registry);
     connectors::registerDicom(registry);
+    connectors::registerSchedule(registry);
     return registry;
 }
 

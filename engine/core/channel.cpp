@@ -190,6 +190,11 @@ void Channel::resume() {
     }
 }
 
+bool Channel::trigger() {
+    if (state_ != ChannelState::Running || !source_) return false;
+    return source_->trigger();
+}
+
 void Channel::recover() {
     store_.flush();
     constexpr std::size_t kAll = 100000000;

@@ -31,6 +31,9 @@ public:
     void stop();
     void pause();
     void resume();
+    // Asks the source to run now (Source::trigger); false when it has nothing
+    // to run on demand or the channel is not running.
+    bool trigger();
     ChannelState state() const { return state_.load(); }
     ChannelInfo info() const;
     const ChannelConfig& config() const { return config_; }

@@ -256,6 +256,12 @@ bool Engine::pauseChannel(const std::string& name) {
     return true;
 }
 
+bool Engine::triggerChannel(const std::string& name) {
+    std::lock_guard<std::recursive_mutex> lock(mutex_);
+    Channel* ch = find(name);
+    return ch && ch->trigger();
+}
+
 bool Engine::resumeChannel(const std::string& name) {
     std::lock_guard<std::recursive_mutex> lock(mutex_);
     Channel* ch = find(name);

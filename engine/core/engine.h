@@ -99,6 +99,9 @@ public:
     bool stopChannel(const std::string& name);
     bool pauseChannel(const std::string& name);   // source held, queues keep draining
     bool resumeChannel(const std::string& name);
+    // Runs a channel's source now (a schedule or a poll); false when the
+    // channel is unknown, not running, or its source has nothing to run.
+    bool triggerChannel(const std::string& name);
     // Re-read the channel's file and restart it with the new config; queued messages survive.
     // Throws config::ConfigError when the new file is invalid or cannot be deployed (a port
     // clash): the old version then keeps running. A disabled channel is not started.

@@ -823,3 +823,58 @@ TEST_CASE("a redeploy that cannot deploy the new version keeps the running one",
     CHECK(engine.channel("b")->state == core::ChannelState::Running);
     CHECK(send(p2, readFile(kSamples + "adt_a04.hl7")).ok());
 }
+
+TEST_CASE("a schedule source runs at start, every interval, and when triggered", "[core][channel]") {
+    TempDir dir;
+    dir.write("t.lua", R"(
+function tag(run) run.tagged = run.reason .. "#" .. run.run end
+)");
+    core::Engine engine(options(dir), connectorRegistry());
+    engine.addChannel(channel(dir, R"(
+channel: ticks
+source: { type: schedule, interval: 1h }
+script: t.lua
+transform: tag
+destinations:
+  - { name: out, type: file, directory: out, filename: "${id}.json" }
+)"));
+    engine.addChannel(channel(dir, R"(
+channel: quiet
+source: { type: schedule, interval: 1h, run_at_start: false, message: "sync now", data_type: raw }
+destinations:
+  - { name: out, type: file, directory: quiet, filename: "${id}.txt" }
+)"));
+    engine.addChannel(channel(dir, R"(
+channel: every
+source: { type: schedule, interval: 1s }
+destinations:
+  - { name: out, type: file, directory: every, filename: "${id}.json" }
+)"));
+    CHECK_FALSE(engine.triggerChannel("ticks"));  // not running yet
+    engine.start();
+    REQUIRE(eventually([&] { return engine.channel("ticks")->destinations[0].counters.sent == 1; }));
+    auto files = [&](const std::string& d) {
+        std::vector<std::string> out;
+        if (std::filesystem::exists(dir.path / d))
+            for (auto& e : std::filesystem::directory_iterator(dir.path / d)) out.push_back(readFile(e.path().string()));
+        std::sort(out.begin(), out.end());
+        return out;
+    };
+    CHECK(files("out")[0].find("\"tagged\":\"start#1\"") != std::string::npos);
+    CHECK(files("quiet").empty());  // no run at start; the next is an hour away
+    REQUIRE(engine.triggerChannel("ticks"));
+    REQUIRE(engine.triggerChannel("quiet"));
+    REQUIRE(eventually([&] {
+        return engine.channel("ticks")->destinations[0].counters.sent == 2 &&
+               engine.channel("quiet")->destinations[0].counters.sent == 1;
+    }));
+    auto ticks = files("out");
+    CHECK(std::count_if(ticks.begin(), ticks.end(),
+                        [](const std::string& t) { return t.find("\"tagged\":\"trigger#2\"") != std::string::npos; }) == 1);
+    CHECK(files("quiet") == std::vector<std::string>{"sync now"});
+    CHECK_FALSE(engine.triggerChannel("nosuch"));
+    REQUIRE(eventually([&] { return files("every").size() >= 2; }));
+    CHECK(files("every")[1].find("\"reason\": \"interval\"") != std::string::npos);
+    engine.pauseChannel("ticks");
+    CHECK_FALSE(engine.triggerChannel("ticks"));  // paused: nothing runs
+}

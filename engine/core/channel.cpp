@@ -27,7 +27,7 @@ Channel::Channel(ChannelConfig config, Engine& engine)
       engine_(engine),
       store_(engine.store()),
       channelMap_(std::make_shared<lua::SharedMap>()),
-      pipeline_(config_, channelMap_, engine.globalMap(), &engine.worklist(), &engine.orthancServers()) {}
+      pipeline_(config_, channelMap_, engine.globalMap(), engine.scriptServices()) {}
 
 Channel::~Channel() { stop(); }
 

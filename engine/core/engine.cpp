@@ -62,6 +62,8 @@ Engine::Engine(EngineOptions options, const ConnectorRegistry& connectors)
     store_ = store::openSqliteStore(options_.config.store.path, options_.store);
     worklist_ = store::openSqliteWorklist(options_.config.store.path, options_.store.synchronousFull,
                                           options_.worklistBusyTimeoutMs);
+    keyValues_ = store::openSqliteKeyValues(options_.config.store.path, options_.store.synchronousFull,
+                                            options_.worklistBusyTimeoutMs);
     for (const auto& c : options_.config.orthanc) {
         orthanc::ServerOptions o;
         o.name = c.name;

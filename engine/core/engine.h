@@ -14,11 +14,13 @@
 #include "engine/config/engine_config.h"
 #include "engine/core/channel_config.h"
 #include "engine/core/connector.h"
+#include "engine/core/pipeline.h"
 #include "engine/core/registry.h"
 #include "engine/core/stats.h"
 #include "engine/lua/script.h"
 #include "engine/store/message_store.h"
 #include "engine/orthanc/server.h"
+#include "engine/store/key_value_store.h"
 #include "engine/store/worklist_store.h"
 
 namespace junction::core {
@@ -129,6 +131,9 @@ public:
     store::WorklistStore& worklist();
     // The Orthanc servers of junction.yaml (scripts reach them through the orthanc module).
     orthanc::Servers& orthancServers() { return orthanc_; }
+    // What a channel's scripts are given: the worklist, the Orthanc servers and
+    // the durable key-value table (the Lua store module).
+    ScriptServices scriptServices() { return {worklist_.get(), &orthanc_, keyValues_.get()}; }
     // Checks each Orthanc server's URL and credentials (GET /system) and logs
     // the outcome; one that fails is logged with what is wrong, not fatal.
     void checkOrthancServers();
@@ -155,6 +160,7 @@ private:
     std::map<std::string, std::string> fingerprints_;
     std::unique_ptr<store::MessageStore> store_;
     std::unique_ptr<store::WorklistStore> worklist_;
+    std::unique_ptr<store::KeyValueStore> keyValues_;
     orthanc::Servers orthanc_;
     std::shared_ptr<lua::SharedMap> globalMap_;
     mutable std::recursive_mutex mutex_;

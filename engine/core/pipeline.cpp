@@ -46,13 +46,8 @@ store::Metadata metadataOf(const lua::Payload& payload) {
 }
 
 Pipeline::Pipeline(const ChannelConfig& config, std::shared_ptr<lua::SharedMap> channelMap,
-                   std::shared_ptr<lua::SharedMap> globalMap, store::WorklistStore* worklist,
-                   orthanc::Servers* orthanc)
-    : config_(config),
-      channelMap_(std::move(channelMap)),
-      globalMap_(std::move(globalMap)),
-      worklist_(worklist),
-      orthanc_(orthanc) {}
+                   std::shared_ptr<lua::SharedMap> globalMap, ScriptServices services)
+    : config_(config), channelMap_(std::move(channelMap)), globalMap_(std::move(globalMap)), services_(services) {}
 
 lua::Invocation Pipeline::invocation(lua::Payload& message, const std::string& destination,
                                      const std::shared_ptr<lua::SharedMap>& responseMap) const {
@@ -63,8 +58,9 @@ lua::Invocation Pipeline::invocation(lua::Payload& message, const std::string& d
     inv.channelMap = channelMap_;
     inv.globalMap = globalMap_;
     inv.responseMap = responseMap;
-    inv.worklist = worklist_;
-    inv.orthanc = orthanc_;
+    inv.worklist = services_.worklist;
+    inv.orthanc = services_.orthanc;
+    inv.keyValues = services_.keyValues;
     return inv;
 }
 

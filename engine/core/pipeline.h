@@ -44,13 +44,18 @@ std::optional<lua::Payload> makePayload(const std::string& dataType, std::string
 // Search columns of an HL7 message (type, control id, PID-3.1, accession).
 store::Metadata metadataOf(const lua::Payload& payload);
 
+// The engine's services a script call is given (the Lua worklist, orthanc and
+// store modules); each null where there is none (a dry run).
+struct ScriptServices {
+    store::WorklistStore* worklist = nullptr;
+    orthanc::Servers* orthanc = nullptr;
+    store::KeyValueStore* keyValues = nullptr;
+};
+
 class Pipeline {
 public:
-    // `worklist` is handed to every script call (the Lua worklist module); null
-    // where there is none (a dry run).
     Pipeline(const ChannelConfig& config, std::shared_ptr<lua::SharedMap> channelMap,
-             std::shared_ptr<lua::SharedMap> globalMap, store::WorklistStore* worklist = nullptr,
-             orthanc::Servers* orthanc = nullptr);
+             std::shared_ptr<lua::SharedMap> globalMap, ScriptServices services = {});
 
     // Runs the channel's scripts on `message` (edited in place) with `runtime`
     // (null when the channel has no script). The transformed message is
@@ -83,8 +88,7 @@ private:
                                const std::shared_ptr<lua::SharedMap>& responseMap) const;
     const ChannelConfig& config_;
     std::shared_ptr<lua::SharedMap> channelMap_, globalMap_;
-    store::WorklistStore* worklist_ = nullptr;
-    orthanc::Servers* orthanc_ = nullptr;
+    ScriptServices services_;
 };
 
 }  // namespace junction::core

@@ -18,6 +18,7 @@
 
 namespace junction::store {
 class WorklistStore;
+class KeyValueStore;
 }
 namespace junction::orthanc {
 class Servers;
@@ -83,6 +84,9 @@ struct Invocation {
     // The Orthanc servers of junction.yaml for the orthanc module (null or
     // empty: its functions raise an error).
     orthanc::Servers* orthanc = nullptr;
+    // The durable key-value table for the store module (null: its functions
+    // raise an error).
+    store::KeyValueStore* keyValues = nullptr;
 
     // Decisions made by the script.
     bool routed = false;                  // route(...) was called

@@ -384,6 +384,7 @@ int setup(lua_State* L) {
     openUtil(L);
     openWorklist(L);
     openOrthanc(L);
+    openStore(L);
     openHttp(L);
     protectLibraries(L);
 

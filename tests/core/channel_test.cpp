@@ -878,3 +878,33 @@ destinations:
     engine.pauseChannel("ticks");
     CHECK_FALSE(engine.triggerChannel("ticks"));  // paused: nothing runs
 }
+
+TEST_CASE("a script's store values outlive the engine", "[core][channel]") {
+    TempDir dir;
+    dir.write("t.lua", R"(
+function count(run)
+  local n = tonumber(store.get("test.runs") or "0") + 1
+  store.put("test.runs", n)
+  run.count = n
+end
+)");
+    const std::string yaml = R"(
+channel: counting
+source: { type: schedule, interval: 1h }
+script: t.lua
+transform: count
+destinations:
+  - { name: out, type: file, directory: out, filename: "${id}.json" }
+)";
+    for (int round = 1; round <= 2; ++round) {
+        core::Engine engine(options(dir), connectorRegistry());
+        engine.addChannel(channel(dir, yaml));
+        engine.start();
+        REQUIRE(eventually([&] { return engine.channel("counting")->destinations[0].counters.sent == 1; }));
+        engine.stop();
+    }
+    bool sawSecond = false;
+    for (auto& e : std::filesystem::directory_iterator(dir.path / "out"))
+        if (readFile(e.path().string()).find("\"count\":2") != std::string::npos) sawSecond = true;
+    CHECK(sawSecond);
+}

@@ -11,6 +11,7 @@
 
 #include "engine/http/server.h"
 #include "engine/orthanc/server.h"
+#include "engine/store/key_value_store.h"
 #include "engine/store/worklist_store.h"
 #include "engine/util/json_text.h"
 #include "tests/orthanc/orthanc_fixture.h"
@@ -67,6 +68,7 @@ const std::vector<std::string> kApi = {
     "worklist.upsert", "worklist.find", "worklist.complete(", "worklist.cancel(", "worklist.set_status(",
     "orthanc.get(", "orthanc.delete(", "orthanc.post(", "orthanc.find", "orthanc.preview(", "orthanc.file(",
     "orthanc.qido(", "orthanc.server(",
+    "store.get(", "store.put(", "store.delete(", "store.keys(",
     "http.get(", "http.delete(", "http.post(", "http.put(", "http.multipart", "http.urlencode(",
     "base64.encode(", "base64.decode(",
 };
@@ -103,6 +105,7 @@ TEST_CASE("every lua example of docs/lua.md runs and passes", "[lua][docs]") {
         }
     } cleanup{wlDir};
     auto worklist = junction::store::openSqliteWorklist(wlDir + "/junction.db", false);
+    auto keyValues = junction::store::openSqliteKeyValues(wlDir + "/junction.db", false);
 
     // The orthanc examples: a real Orthanc, named "main", holding pydicom's CT_small.dcm.
     orthanc_test::OrthancProcess orthancPeer;
@@ -158,6 +161,7 @@ TEST_CASE("every lua example of docs/lua.md runs and passes", "[lua][docs]") {
         inv.responseMap = response;
         inv.worklist = worklist.get();
         inv.orthanc = &orthancServers;
+        inv.keyValues = keyValues.get();
         CallResult r = rt->call("example", inv);
         INFO(r.error);
         CHECK(r.ok);

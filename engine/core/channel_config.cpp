@@ -61,6 +61,7 @@ const config::Map<ChannelConfig>& channelMap() {
         {"queue_limit", &ChannelConfig::queueLimit, config::range(1, 100000000), config::byDefault("no limit"),
          "queued deliveries per destination before back-pressure"},
         {"destinations", Kind::List, config::required, "list of destinations"},
+        {"vars", Kind::Map, config::byDefault("none"), "named text values the scripts read as vars.NAME"},
     };
     return map;
 }
@@ -184,6 +185,11 @@ ChannelConfig parseChannel(const Node& root, const std::string& file, const std:
     for (const char* key : {"preprocessor", "filter", "transform", "postprocessor"})
         if (auto n = root.find(key)) c.functionMarks[key] = n->mark;
     bool needsScript = !c.functionMarks.empty();
+
+    if (const Node* vars = root.find("vars")) problems.attempt([&] {
+        if (!vars->isMap()) vars->fail("vars must be a mapping of names to values", "vars: { openmrs_url: http://... }");
+        for (const auto& [name, value] : vars->map) c.vars[name] = value.asString("vars." + name);
+    });
 
     // source
     BuildContext bctx{c.name, baseDir};

@@ -62,6 +62,9 @@ struct ChannelConfig {
     std::chrono::milliseconds pruneAfter{0};  // 0 = keep forever
     std::size_t queueLimit = 0;  // queued deliveries per destination before back-pressure (0 = no limit)
     std::vector<DestinationConfig> destinations;
+    // `vars:` — named values for the channel's scripts (the Lua `vars` table):
+    // URLs, accounts, codes that differ between sites.
+    std::map<std::string, std::string> vars;
 };
 
 class ConnectorRegistry;

@@ -61,6 +61,7 @@ lua::Invocation Pipeline::invocation(lua::Payload& message, const std::string& d
     inv.worklist = services_.worklist;
     inv.orthanc = services_.orthanc;
     inv.keyValues = services_.keyValues;
+    inv.vars = &config_.vars;
     return inv;
 }
 

@@ -152,6 +152,7 @@ void openUtil(lua_State* L);    // uuid, now, dicom.uid, log, route, filter, ack
 void openWorklist(lua_State* L);  // worklist.upsert/complete/cancel/set_status/find
 void openOrthanc(lua_State* L);   // orthanc.get/post/put/delete/find/preview/file/qido/server
 void openStore(lua_State* L);     // store.get/put/delete/keys
+void openVars(lua_State* L);      // vars.NAME: the channel's vars (read-only)
 void openHttp(lua_State* L);      // http.get/post/put/patch/delete/multipart/urlencode, base64
 // string.find/match/gmatch/gsub with a step budget (lua_pattern.cpp)
 void openPatterns(lua_State* L);

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -87,6 +88,8 @@ struct Invocation {
     // The durable key-value table for the store module (null: its functions
     // raise an error).
     store::KeyValueStore* keyValues = nullptr;
+    // The channel's `vars:` for the vars table (null: none).
+    const std::map<std::string, std::string>* vars = nullptr;
 
     // Decisions made by the script.
     bool routed = false;                  // route(...) was called

@@ -385,6 +385,7 @@ int setup(lua_State* L) {
     openWorklist(L);
     openOrthanc(L);
     openStore(L);
+    openVars(L);
     openHttp(L);
     protectLibraries(L);
 

@@ -908,3 +908,31 @@ destinations:
         if (readFile(e.path().string()).find("\"count\":2") != std::string::npos) sawSecond = true;
     CHECK(sawSecond);
 }
+
+TEST_CASE("a channel's vars reach its scripts; vars that are not a mapping are refused at their line", "[core][channel]") {
+    TempDir dir;
+    dir.write("t.lua", "function stamp(run) run.site = vars.site; run.none = vars.none == nil end\n");
+    core::Engine engine(options(dir), connectorRegistry());
+    engine.addChannel(channel(dir, R"(
+channel: stamped
+vars: { site: CITYHOSP, port: 8042 }
+source: { type: schedule, interval: 1h }
+script: t.lua
+transform: stamp
+destinations:
+  - { name: out, type: file, directory: out, filename: "${id}.json" }
+)"));
+    engine.start();
+    REQUIRE(eventually([&] { return engine.channel("stamped")->destinations[0].counters.sent == 1; }));
+    std::string out;
+    for (auto& e : std::filesystem::directory_iterator(dir.path / "out")) out = readFile(e.path().string());
+    CHECK(out.find("\"site\":\"CITYHOSP\"") != std::string::npos);
+    CHECK(out.find("\"none\":true") != std::string::npos);
+    try {
+        channel(dir, "channel: bad\nvars: [a, b]\nsource: { type: schedule }\ndestinations: []\n");
+        FAIL("vars as a list was accepted");
+    } catch (const config::ConfigError& e) {
+        CHECK(std::string(e.what()).find("test.yaml:2:") != std::string::npos);
+        CHECK(std::string(e.what()).find("vars must be a mapping") != std::string::npos);
+    }
+}

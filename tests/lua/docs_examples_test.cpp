@@ -68,6 +68,7 @@ const std::vector<std::string> kApi = {
     "worklist.upsert", "worklist.find", "worklist.complete(", "worklist.cancel(", "worklist.set_status(",
     "orthanc.get(", "orthanc.delete(", "orthanc.post(", "orthanc.find", "orthanc.preview(", "orthanc.file(",
     "orthanc.qido(", "orthanc.server(",
+    "vars.", "pairs(vars)",
     "store.get(", "store.put(", "store.delete(", "store.keys(",
     "http.get(", "http.delete(", "http.post(", "http.put(", "http.multipart", "http.urlencode(",
     "base64.encode(", "base64.decode(",
@@ -106,6 +107,7 @@ TEST_CASE("every lua example of docs/lua.md runs and passes", "[lua][docs]") {
     } cleanup{wlDir};
     auto worklist = junction::store::openSqliteWorklist(wlDir + "/junction.db", false);
     auto keyValues = junction::store::openSqliteKeyValues(wlDir + "/junction.db", false);
+    const std::map<std::string, std::string> vars{{"site", "CITYHOSP"}};
 
     // The orthanc examples: a real Orthanc, named "main", holding pydicom's CT_small.dcm.
     orthanc_test::OrthancProcess orthancPeer;
@@ -162,6 +164,7 @@ TEST_CASE("every lua example of docs/lua.md runs and passes", "[lua][docs]") {
         inv.worklist = worklist.get();
         inv.orthanc = &orthancServers;
         inv.keyValues = keyValues.get();
+        inv.vars = &vars;
         CallResult r = rt->call("example", inv);
         INFO(r.error);
         CHECK(r.ok);

@@ -7,7 +7,6 @@ update (ORC-5 CM) built by transforms/mpps_to_ris.lua."""
 import glob
 import json
 import os
-import re
 import shutil
 import sys
 import subprocess
@@ -20,19 +19,9 @@ SRC = os.environ["JUNCTION_SOURCE_DIR"]
 SAMPLE = "/usr/lib/python3/dist-packages/pydicom/data/test_files/CT_small.dcm"
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 from checks import Checks, finish, free_port, port_open, wait_for  # noqa: E402
+from shipped import shipped  # noqa: E402
 
 check = Checks()
-
-
-
-
-
-
-def shipped(name, port):
-    """A shipped channel file with its port moved and its script path made absolute."""
-    text = open(f"{SRC}/channels/{name}.yaml").read()
-    text = re.sub(r"port: \d+", f"port: {port}", text, count=1)
-    return text.replace("script: transforms/", f"script: {SRC}/transforms/")
 
 
 def findscu(port, keys, out):

@@ -15,25 +15,11 @@
 
 local LISTED = "openmrs.worklist.listed"  -- store key: the keys of the requests listed last time
 
-local function setting(name)
-  local v = vars[name]
-  if v == nil or v == "" then error("vars." .. name .. " is not set in the channel file", 0) end
-  return v
-end
-
-local function account()
-  return {username = setting("openmrs_user"), password = vars.openmrs_password or ""}
-end
+local openmrs = require("lib.openmrs")
 
 -- The requests OpenMRS lists now, or an error saying why not.
 local function listed_requests()
-  local url = setting("openmrs_url") .. "/ws/rest/v1/worklist/requests"
-  local r = http.get(url, {auth = account(), timeout = 30})
-  if r.status ~= 200 then
-    error(string.format("GET %s answered %d: %s", url, r.status, r.body:sub(1, 300)), 0)
-  end
-  local ok, requests = pcall(json.decode, r.body)
-  if not ok then error("GET " .. url .. ": the answer is not JSON: " .. tostring(requests), 0) end
+  local requests, url = openmrs.get("/worklist/requests")
   if type(requests) ~= "table" or (next(requests) ~= nil and requests[1] == nil) then
     error("GET " .. url .. ": the answer is not a JSON array of worklist requests", 0)
   end

@@ -55,7 +55,8 @@ class Request:
 
 
 class RecordingServer:
-    """routes: {(method, path): handler}; a handler takes the Request and
+    """routes: {(method, path): handler}, a path ending with '*' taking every
+    path under it; a handler takes the Request and
     returns (status, body[, headers]); body may be a dict/list (sent as JSON),
     str or bytes. A list of handlers or tuples is answered in turn (the last
     one repeats): e.g. [(500, "busy"), (201, {...})] for a retry test."""
@@ -103,6 +104,11 @@ class RecordingServer:
         key = (req.method, req.path)
         with self.lock:
             route = self.routes.get(key)
+            if route is None:  # a route whose path ends with '*' takes every path under it
+                for (method, path), r in self.routes.items():
+                    if method == req.method and path.endswith("*") and req.path.startswith(path[:-1]):
+                        key, route = (method, path), r
+                        break
             if route is None:
                 return 404, {"error": f"no route {req.method} {req.path}"}, {}
             if isinstance(route, list):

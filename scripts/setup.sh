@@ -10,6 +10,7 @@ PACKAGES=(
   python3 python3-hl7   # test peer: python-hl7's MLLP client and server
   python3-pydicom       # DICOM sample files (CT, MR, JPEG 2000, RLE ...) for the dicom tests
   orthanc orthanc-dicomweb  # test peer: the image archive, with its DICOMweb plugin
+  dicom3tools           # dciodvfy checks the DICOM instances Junction builds (reports)
   nodejs                # test peer: dcmjs-dimse (tests/node)
   dpkg-dev file         # scripts/package.sh: dpkg-shlibdeps computes the package's Depends
 )

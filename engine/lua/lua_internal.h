@@ -1,6 +1,6 @@
 // Internal to engine/lua: the runtime state shared by the Lua modules
 // (script_runtime.cpp, lua_hl7.cpp, lua_json.cpp, lua_xml.cpp, shared_map.cpp,
-// lua_util.cpp, lua_worklist.cpp, lua_pattern.cpp, lua_sandbox.cpp). Not
+// lua_util.cpp, lua_dicom.cpp, lua_worklist.cpp, lua_pattern.cpp, lua_sandbox.cpp). Not
 // included outside engine/lua.
 //
 // Error discipline: the Debian Lua library is built as C, so a Lua error is a
@@ -148,7 +148,8 @@ void openHl7(lua_State* L);     // hl7 module, msg and node metatables
 void openJson(lua_State* L);    // json module
 void openXml(lua_State* L);     // xml module
 void openMaps(lua_State* L);    // maps.channel/global/response
-void openUtil(lua_State* L);    // uuid, now, dicom.uid, log, route, filter, ack
+void openUtil(lua_State* L);    // uuid, now, log, route, filter, ack
+void openDicom(lua_State* L);   // dicom.uid/keywords/json/wrap_pdf/text_sr
 void openWorklist(lua_State* L);  // worklist.upsert/complete/cancel/set_status/find
 void openOrthanc(lua_State* L);   // orthanc.get/post/put/delete/find/preview/file/qido/server
 void openStore(lua_State* L);     // store.get/put/delete/keys

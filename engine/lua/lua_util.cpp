@@ -1,10 +1,7 @@
-// Small globals: log.*, print, route, filter, ack, uuid, now, dicom.uid.
-#include <cctype>
+// Small globals: log.*, print, route, filter, ack, uuid, now.
 #include <chrono>
 #include <ctime>
 
-#include "engine/dicom/keyword_json.h"
-#include "engine/dicom/uid.h"
 #include "engine/lua/lua_internal.h"
 #include "engine/util/uuid.h"
 
@@ -125,12 +122,6 @@ int uuidL(lua_State* L) {
     return 1;
 }
 
-// dicom.uid(): "2.25." + the decimal value of a random UUID (ITU-T X.667).
-int dicomUidL(lua_State* L) {
-    lua_pushstring(L, dicom::newUid().c_str());
-    return 1;
-}
-
 // now() → "2026-11-23T08:15:00.123Z"; now("hl7") → "20261123081500.123+0000".
 int nowL(lua_State* L) {
     const char* fmt = luaL_optstring(L, 1, "iso");
@@ -155,76 +146,12 @@ int nowL(lua_State* L) {
     return 1;
 }
 
-bool isTagKey(lua_State* L, int idx) {
-    if (lua_type(L, idx) != LUA_TSTRING) return false;
-    std::size_t n = 0;
-    const char* k = lua_tolstring(L, idx, &n);
-    if (n != 8) return false;
-    for (std::size_t i = 0; i < n; ++i)
-        if (!std::isxdigit(static_cast<unsigned char>(k[i]))) return false;
-    return true;
-}
-
-// dicom.keywords(t): a DICOM JSON dataset ({["00100020"] = {vr = "LO", Value = {...}}})
-// as a keyword table ({PatientID = "..."}). Other keys of `t` (not 8 hex
-// digits, e.g. the `file` or `kind` a DICOM source adds) are kept as they are.
-int dicomKeywordsL(lua_State* L) {
-    luaL_checktype(L, 1, LUA_TTABLE);
-    lua_settop(L, 1);
-    lua_newtable(L);  // 2: the DICOM part
-    lua_newtable(L);  // 3: the other keys
-    lua_pushnil(L);
-    while (lua_next(L, 1)) {
-        lua_pushvalue(L, -2);
-        lua_insert(L, -2);  // key, key, value
-        lua_rawset(L, isTagKey(L, -2) ? 2 : 3);
-    }
-    std::string out;
-    protect(L, [&] {
-        try {
-            out = dicom::dicomJsonToKeywords(jsonEncode(L, 2, false));
-        } catch (const std::invalid_argument& e) {
-            throw LuaError(std::string("dicom.keywords: ") + e.what());
-        }
-        return 0;
-    });
-    jsonDecodePush(L, out, "dicom.keywords");  // 4
-    lua_pushnil(L);
-    while (lua_next(L, 3)) {
-        lua_pushvalue(L, -2);
-        lua_insert(L, -2);
-        lua_rawset(L, 4);
-    }
-    return 1;
-}
-
-// dicom.json(t): a keyword table as a DICOM JSON dataset (the reverse).
-int dicomJsonL(lua_State* L) {
-    luaL_checktype(L, 1, LUA_TTABLE);
-    std::string out;
-    protect(L, [&] {
-        try {
-            out = dicom::keywordsToDicomJson(jsonEncode(L, 1, false));
-        } catch (const std::invalid_argument& e) {
-            throw LuaError(std::string("dicom.json: ") + e.what());
-        }
-        return 0;
-    });
-    jsonDecodePush(L, out, "dicom.json");
-    return 1;
-}
-
 }  // namespace
 
 void openUtil(lua_State* L) {
     const luaL_Reg logFuncs[] = {{"info", logInfo}, {"warn", logWarn}, {"error", logError}, {nullptr, nullptr}};
     luaL_newlib(L, logFuncs);
     lua_setglobal(L, "log");
-
-    const luaL_Reg dicomFuncs[] = {
-        {"uid", dicomUidL}, {"keywords", dicomKeywordsL}, {"json", dicomJsonL}, {nullptr, nullptr}};
-    luaL_newlib(L, dicomFuncs);
-    lua_setglobal(L, "dicom");
 
     const luaL_Reg globals[] = {{"print", printL}, {"route", routeL}, {"filter", filterL}, {"ack", ackL},
                                 {"uuid", uuidL},   {"now", nowL},     {nullptr, nullptr}};

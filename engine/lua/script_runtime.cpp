@@ -382,6 +382,7 @@ int setup(lua_State* L) {
     openXml(L);
     openMaps(L);
     openUtil(L);
+    openDicom(L);
     openWorklist(L);
     openOrthanc(L);
     openStore(L);

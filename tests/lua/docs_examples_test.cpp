@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <unistd.h>
 
@@ -67,7 +68,7 @@ const std::vector<std::string> kApi = {
     "require(", "load(",
     "worklist.upsert", "worklist.find", "worklist.complete(", "worklist.cancel(", "worklist.set_status(",
     "orthanc.get(", "orthanc.delete(", "orthanc.post(", "orthanc.find", "orthanc.preview(", "orthanc.file(",
-    "orthanc.qido(", "orthanc.server(",
+    "orthanc.qido(", "orthanc.server(", "dicom.text_sr(", "dicom.wrap_pdf(",
     "vars.", "pairs(vars)",
     "store.get(", "store.put(", "store.delete(", "store.keys(",
     "http.get(", "http.delete(", "http.post(", "http.put(", "http.multipart", "http.urlencode(",
@@ -109,7 +110,8 @@ TEST_CASE("every lua example of docs/lua.md runs and passes", "[lua][docs]") {
     auto keyValues = junction::store::openSqliteKeyValues(wlDir + "/junction.db", false);
     const std::map<std::string, std::string> vars{{"site", "CITYHOSP"}};
 
-    // The orthanc examples: a real Orthanc, named "main", holding pydicom's CT_small.dcm.
+    // The orthanc examples: a real Orthanc, named "main", holding pydicom's
+    // CT_small.dcm given the sample order's accession number (ACC20261123001).
     orthanc_test::OrthancProcess orthancPeer;
     junction::orthanc::Servers orthancServers;
     {
@@ -119,11 +121,22 @@ TEST_CASE("every lua example of docs/lua.md runs and passes", "[lua][docs]") {
         o.username = orthancPeer.user();
         o.password = orthancPeer.password();
         orthancServers.add(o);
+        junction::orthanc::Server& main = *orthancServers.find("main");
         std::ifstream ct(std::string(JUNCTION_SOURCE_DIR) + "/samples/dicom/ct_small.dcm", std::ios::binary);
         std::ostringstream bytes;
         bytes << ct.rdbuf();
-        auto up = orthancServers.find("main")->call("POST", "/instances", bytes.str(), "application/dicom");
+        auto up = main.call("POST", "/instances", bytes.str(), "application/dicom");
         REQUIRE(up.response.status == 200);
+        std::smatch id;
+        REQUIRE(std::regex_search(up.response.body, id, std::regex(R"re("ID"\s*:\s*"([0-9a-f-]+)")re")));
+        const std::string instance = "/instances/" + id[1].str();
+        auto modified = main.call("POST", instance + "/modify",
+                                  R"({"Replace": {"AccessionNumber": "ACC20261123001"}, "Force": true,)"
+                                  R"( "Keep": ["StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"]})",
+                                  "application/json", {}, "application/dicom");
+        REQUIRE(modified.response.status == 200);
+        REQUIRE(main.call("DELETE", instance).response.status == 200);
+        REQUIRE(main.call("POST", "/instances", modified.response.body, "application/dicom").response.status == 200);
     }
 
     // The http examples: `emr` is a server answering with an account of each request.

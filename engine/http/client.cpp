@@ -195,7 +195,7 @@ std::string basicAuth(const std::string& user, const std::string& password) {
     return "Basic " + out.str();
 }
 
-std::string multipartBody(const std::vector<FormPart>& parts, std::string* boundary) {
+std::string multipartBody(const std::vector<BodyPart>& parts, std::string* boundary) {
     static thread_local std::mt19937_64 rng(std::random_device{}());
     std::string b = "----junction";
     for (int i = 0; i < 2; ++i) {
@@ -203,13 +203,16 @@ std::string multipartBody(const std::vector<FormPart>& parts, std::string* bound
         std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(rng()));
         b += hex;
     }
+    std::size_t size = b.size() + 8;
+    for (const auto& p : parts) {
+        size += b.size() + 8 + p.data.size();
+        for (const auto& h : p.headers) size += h.name.size() + h.value.size() + 4;
+    }
     std::string out;
+    out.reserve(size);
     for (const auto& p : parts) {
         out += "--" + b + "\r\n";
-        out += "Content-Disposition: form-data; name=\"" + p.name + "\"";
-        if (!p.filename.empty()) out += "; filename=\"" + p.filename + "\"";
-        out += "\r\n";
-        if (!p.contentType.empty()) out += "Content-Type: " + p.contentType + "\r\n";
+        for (const auto& h : p.headers) out += h.name + ": " + h.value + "\r\n";
         out += "\r\n";
         out += p.data;
         out += "\r\n";
@@ -217,6 +220,18 @@ std::string multipartBody(const std::vector<FormPart>& parts, std::string* bound
     out += "--" + b + "--\r\n";
     if (boundary) *boundary = b;
     return out;
+}
+
+std::string multipartBody(const std::vector<FormPart>& parts, std::string* boundary) {
+    std::vector<BodyPart> body;
+    for (const auto& p : parts) {
+        std::string disposition = "form-data; name=\"" + p.name + "\"";
+        if (!p.filename.empty()) disposition += "; filename=\"" + p.filename + "\"";
+        BodyPart part{{{"Content-Disposition", disposition}}, p.data};
+        if (!p.contentType.empty()) part.headers.push_back({"Content-Type", p.contentType});
+        body.push_back(std::move(part));
+    }
+    return multipartBody(body, boundary);
 }
 
 std::string urlEncode(std::string_view s) {

@@ -84,9 +84,18 @@ private:
 // "Basic base64(user:password)".
 std::string basicAuth(const std::string& user, const std::string& password);
 
+// A multipart body (RFC 2046): each part's headers and bytes, between
+// boundary lines. Returns the body; `boundary` receives the random boundary
+// for the Content-Type header ("multipart/related; type=\"application/dicom\";
+// boundary=..." for STOW-RS).
+struct BodyPart {
+    std::vector<Header> headers;
+    std::string_view data;
+};
+std::string multipartBody(const std::vector<BodyPart>& parts, std::string* boundary);
+
 // A multipart/form-data body: parts with a name, an optional file name and
-// content type, and their bytes. Returns the body; `boundary` receives the
-// boundary for the Content-Type header ("multipart/form-data; boundary=...").
+// content type, and their bytes ("multipart/form-data; boundary=...").
 struct FormPart {
     std::string name;
     std::string data;

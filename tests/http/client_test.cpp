@@ -244,7 +244,7 @@ issue server 127.0.0.1 ca "subjectAltName=DNS:localhost,IP:127.0.0.1\n")");
     CHECK(Client(unchecked).send({"GET", server.url(), {}, {}}).response.body == "secure");
 }
 
-TEST_CASE("multipart/form-data bodies, basic auth and URL encoding", "[http]") {
+TEST_CASE("multipart/form-data and multipart/related bodies, basic auth and URL encoding", "[http]") {
     std::string boundary;
     std::string body = multipartBody({{"patient", "uuid-1", "", ""}, {"file", std::string("\x89PNG\r\n\0x", 8), "preview.png", "image/png"}},
                                      &boundary);
@@ -252,6 +252,13 @@ TEST_CASE("multipart/form-data bodies, basic auth and URL encoding", "[http]") {
     CHECK(body == "--" + boundary + "\r\nContent-Disposition: form-data; name=\"patient\"\r\n\r\nuuid-1\r\n--" + boundary +
                       "\r\nContent-Disposition: form-data; name=\"file\"; filename=\"preview.png\"\r\nContent-Type: "
                       "image/png\r\n\r\n" + std::string("\x89PNG\r\n\0x", 8) + "\r\n--" + boundary + "--\r\n");
+    // multipart/related (STOW-RS): parts with headers of their own, bytes as they are.
+    const std::string dicom = std::string(128, '\0') + "DICM\r\n--\r\n";
+    std::string related = multipartBody(std::vector<BodyPart>{{{{"Content-Type", "application/dicom"}}, dicom},
+                                                              {{{"Content-Type", "application/dicom"}}, "DICM2"}},
+                                        &boundary);
+    CHECK(related == "--" + boundary + "\r\nContent-Type: application/dicom\r\n\r\n" + dicom + "\r\n--" + boundary +
+                         "\r\nContent-Type: application/dicom\r\n\r\nDICM2\r\n--" + boundary + "--\r\n");
     CHECK(basicAuth("admin", "Admin123") == "Basic YWRtaW46QWRtaW4xMjM=");
     CHECK(urlEncode("1.2.840/x y&z=é") == "1.2.840%2Fx%20y%26z%3D%C3%A9");
 }

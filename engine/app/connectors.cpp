@@ -5,6 +5,7 @@
 
 #include "connectors/channel/channel_connectors.h"
 #include "connectors/dicom/dicom_connectors.h"
+#include "connectors/dicomweb/dicomweb_connectors.h"
 #include "connectors/file/file_connectors.h"
 #include "connectors/mllp/mllp_connectors.h"
 #include "connectors/schedule/schedule_connectors.h"
@@ -20,6 +21,7 @@ core::ConnectorRegistry builtinConnectors() {
     connectors::registerWorklist(registry);
     connectors::registerDicom(registry);
     connectors::registerSchedule(registry);
+    connectors::registerDicomweb(registry);
     return registry;
 }
 

@@ -80,23 +80,6 @@ int dicomJsonL(lua_State* L) {
 
 // ------------------------------------------------------------ reports
 
-// The string `key` of the table at `t` (nil: ""); an error naming `what` otherwise.
-std::string stringAt(lua_State* L, int t, const char* key, const std::string& what) {
-    lua_getfield(L, t, key);
-    std::string out;
-    if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER) {
-        std::size_t n = 0;
-        const char* s = lua_tolstring(L, -1, &n);
-        out.assign(s, n);
-    } else if (!lua_isnil(L, -1)) {
-        std::string type = luaL_typename(L, -1);
-        lua_pop(L, 1);
-        throw LuaError(what + " must be a string, not a " + type);
-    }
-    lua_pop(L, 1);
-    return out;
-}
-
 // A code table at the top of the stack: {"18748-4", "LN", "Diagnostic
 // Imaging Report"} or {code = ..., scheme = ..., meaning = ...}.
 dicom::Code codeAtTop(lua_State* L, const std::string& what) {
@@ -105,9 +88,9 @@ dicom::Code codeAtTop(lua_State* L, const std::string& what) {
                               "{code = ..., scheme = ..., meaning = ...}");
     int t = lua_gettop(L);
     dicom::Code c;
-    c.value = stringAt(L, t, "code", what + ".code");
-    c.scheme = stringAt(L, t, "scheme", what + ".scheme");
-    c.meaning = stringAt(L, t, "meaning", what + ".meaning");
+    c.value = stringField(L, t, "code", what + ".code");
+    c.scheme = stringField(L, t, "scheme", what + ".scheme");
+    c.meaning = stringField(L, t, "meaning", what + ".meaning");
     const char* names[] = {"value", "scheme", "meaning"};
     std::string* fields[] = {&c.value, &c.scheme, &c.meaning};
     for (int i = 0; i < 3; ++i) {

@@ -19,19 +19,7 @@ namespace junction::lua::detail {
 namespace {
 
 std::string fieldString(lua_State* L, int table, const char* key) {
-    lua_getfield(L, table, key);
-    std::string out;
-    if (lua_isstring(L, -1)) {
-        std::size_t n = 0;
-        const char* s = lua_tolstring(L, -1, &n);
-        out.assign(s, n);
-    } else if (!lua_isnil(L, -1)) {
-        std::string type = luaL_typename(L, -1);
-        lua_pop(L, 1);
-        throw LuaError(std::string("option ") + key + " must be a string, not a " + type);
-    }
-    lua_pop(L, 1);
-    return out;
+    return stringField(L, table, key, std::string("option ") + key);
 }
 
 std::string argString(lua_State* L, int idx) {

@@ -120,6 +120,10 @@ inline std::string_view checkView(lua_State* L, int idx) {
 
 inline void pushView(lua_State* L, std::string_view s) { lua_pushlstring(L, s.data(), s.size()); }
 
+// The string (or number) `key` of the table at `table`, "" when nil; a
+// LuaError "WHAT must be a string, not a TYPE" otherwise. Call it inside protect().
+std::string stringField(lua_State* L, int table, const char* key, const std::string& what);
+
 // "file:line" of the Lua function at `level` (1 = the caller of the running C
 // function), or the first level with a line.
 std::string whereString(lua_State* L, int level);

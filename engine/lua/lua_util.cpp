@@ -148,6 +148,22 @@ int nowL(lua_State* L) {
 
 }  // namespace
 
+std::string stringField(lua_State* L, int table, const char* key, const std::string& what) {
+    lua_getfield(L, table, key);
+    std::string out;
+    if (lua_isstring(L, -1)) {
+        std::size_t n = 0;
+        const char* s = lua_tolstring(L, -1, &n);
+        out.assign(s, n);
+    } else if (!lua_isnil(L, -1)) {
+        std::string type = luaL_typename(L, -1);
+        lua_pop(L, 1);
+        throw LuaError(what + " must be a string, not a " + type);
+    }
+    lua_pop(L, 1);
+    return out;
+}
+
 void openUtil(lua_State* L) {
     const luaL_Reg logFuncs[] = {{"info", logInfo}, {"warn", logWarn}, {"error", logError}, {nullptr, nullptr}};
     luaL_newlib(L, logFuncs);

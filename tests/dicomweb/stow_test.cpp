@@ -100,7 +100,7 @@ TEST_CASE("STOW-RS stores a report into its study on an Orthanc of junction.yaml
     CHECK(r.error.find("POST /no-dicom-web/studies/" + kStudyUid + ": 404") != std::string::npos);
 }
 
-TEST_CASE("STOW-RS by URL with basic authentication; wrong credentials and a server that is down", "[dicomweb]") {
+TEST_CASE("STOW-RS by URL with basic authentication, wrong credentials and a server that is down", "[dicomweb]") {
     mainServer();
     StowTarget t;
     t.url = peer().url() + "/dicom-web/";

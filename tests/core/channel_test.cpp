@@ -909,7 +909,7 @@ destinations:
     CHECK(sawSecond);
 }
 
-TEST_CASE("a channel's vars reach its scripts; vars that are not a mapping are refused at their line", "[core][channel]") {
+TEST_CASE("a channel's vars reach its scripts, and vars that are not a mapping are refused at their line", "[core][channel]") {
     TempDir dir;
     dir.write("t.lua", "function stamp(run) run.site = vars.site; run.none = vars.none == nil end\n");
     core::Engine engine(options(dir), connectorRegistry());

@@ -95,6 +95,13 @@ std::size_t readWord(const Node& n, const std::string& what, const std::vector<s
     n.fail(what + " cannot be '" + v + "'", "one of: " + list);
 }
 
+StringMap readStringMap(const Node& n, const std::string& what) {
+    if (!n.isMap()) n.fail(what + " must be a mapping of names to text", "e.g. { Accept: application/json }");
+    StringMap out;
+    for (const auto& [key, value] : n.map) out.emplace_back(key, value.asString(what + "." + key));
+    return out;
+}
+
 std::string durationText(std::chrono::milliseconds t) {
     if (t.count() == 0) return "0";
     for (auto [unit, ms] : {std::pair{"d", 86400000LL}, {"h", 3600000LL}, {"m", 60000LL}, {"s", 1000LL}})
@@ -198,6 +205,7 @@ std::string valueText(const Field& f) {
         case Kind::Duration: return "duration" + bounds;
         case Kind::Bytes: return "size" + bounds;
         case Kind::StringList: return "list of text";
+        case Kind::StringMap: return "mapping of text";
         case Kind::Map: return "mapping";
         case Kind::List: return "list";
     }
@@ -254,6 +262,7 @@ std::string jsonSchema(const Field& f) {
             break;
         case Kind::Bytes: parts.push_back("\"type\":[\"string\",\"number\"],\"pattern\":\"^[0-9.]+([KMG]i?B?|B)?$\""); break;
         case Kind::StringList: parts.push_back("\"type\":[\"string\",\"array\"],\"items\":{\"type\":\"string\"}"); break;
+        case Kind::StringMap: parts.push_back("\"type\":\"object\",\"additionalProperties\":{\"type\":\"string\"}"); break;
         case Kind::Map:
             if (f.nested) {
                 std::string object = jsonSchema({f.nested.get()});

@@ -21,6 +21,7 @@
 // with config::seconds: whole seconds written as a duration),
 // double, std::string (with config::path: resolved against the base folder),
 // std::vector<std::string> (a scalar counts as a list of one),
+// config::StringMap (a mapping of names to text, in file order: HTTP headers),
 // std::chrono::milliseconds (a duration such as 250ms, 5s, 2m), a nested
 // struct with its own map, any type with config::choices (words mapped to
 // values), and std::optional of these (unset when the key is absent).
@@ -47,7 +48,10 @@ namespace junction::config {
 class MapBase;
 
 // How a setting is written.
-enum class Kind { String, Int, Bool, Number, Duration, Bytes, StringList, Map, List };
+enum class Kind { String, Int, Bool, Number, Duration, Bytes, StringList, StringMap, Map, List };
+
+// A mapping of names to text, in the order of the file ({ Accept: application/json }).
+using StringMap = std::vector<std::pair<std::string, std::string>>;
 
 // Bounds of a number, a duration (in milliseconds) or a size (in bytes).
 struct Range {
@@ -170,6 +174,7 @@ std::chrono::milliseconds readDuration(const Node& n, const std::string& what, c
 std::uint64_t readBytes(const Node& n, const std::string& what, const Range& r);
 std::string readString(const Node& n, const std::string& what, bool path, const std::string& baseDir);
 std::size_t readWord(const Node& n, const std::string& what, const std::vector<std::string>& words);
+StringMap readStringMap(const Node& n, const std::string& what);
 std::string durationText(std::chrono::milliseconds t);
 std::string bytesText(std::uint64_t b);
 std::string numberText(double v);
@@ -192,7 +197,7 @@ inline constexpr bool isInteger = std::is_integral_v<U> && !std::is_same_v<U, bo
 // A struct read from a nested mapping by a map of its own.
 template <class U>
 inline constexpr bool isSection = std::is_class_v<U> && !isDuration<U> && !std::is_same_v<U, std::string> &&
-                                  !std::is_same_v<U, std::vector<std::string>>;
+                                  !std::is_same_v<U, std::vector<std::string>> && !std::is_same_v<U, StringMap>;
 template <class O>
 struct IsChoices : std::false_type {};
 template <class U>
@@ -334,6 +339,8 @@ Map<T>::Entry::Entry(std::string name, U C::*member, Options&&... options) {
         field.kind = Kind::String;
     } else if constexpr (std::is_same_v<V, std::vector<std::string>>) {
         field.kind = Kind::StringList;
+    } else if constexpr (std::is_same_v<V, StringMap>) {
+        field.kind = Kind::StringMap;
     } else {
         detail::declarationError(field.name, "a field of this type needs choices or a nested map");
     }
@@ -369,6 +376,8 @@ Map<T>::Entry::Entry(std::string name, U C::*member, Options&&... options) {
             v = detail::readString(n, what, isPath, rc.baseDir);
         } else if constexpr (std::is_same_v<V, std::vector<std::string>>) {
             v = n.asStringList(what);
+        } else if constexpr (std::is_same_v<V, StringMap>) {
+            v = detail::readStringMap(n, what);
         }
         if (valueCheck)
             if (std::string why = valueCheck(v); !why.empty()) n.fail(why, checkHint);

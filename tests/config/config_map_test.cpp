@@ -29,6 +29,7 @@ struct Options {
     std::optional<int> threads;
     std::string dir;
     Tls tls;
+    StringMap headers;
 };
 
 const Map<Tls>& tlsMap() {
@@ -59,6 +60,7 @@ const Map<Options>& optionsMap() {
         {"threads", &Options::threads, range(1, 64), byDefault("one a core"), "loops"},
         {"dir", &Options::dir, path, "a folder"},
         {"tls", &Options::tls, tlsMap(), "TLS"},
+        {"headers", &Options::headers, "names and values"},
     };
     return map;
 }
@@ -148,6 +150,19 @@ TEST_CASE("config map: a nested map is named by its key, its check runs after it
     CHECK_THAT(error("port: 1\ntls: { verify: maybe }\n"), Catch::Contains("tls.verify must be true or false"));
     CHECK_THAT(error("port: 1\ntls: { verify: true }\n"), Catch::StartsWith("x.yaml:2:6: tls needs cert and key"));
     CHECK_THAT(error("port: 1\ntls: yes\n"), Catch::Contains("tls must be a mapping"));
+}
+
+TEST_CASE("config map: a mapping of text keeps its keys in file order", "[config]") {
+    Options o = read("port: 1\nheaders: { X-B: two, Accept: application/json, X-N: 5 }\n");
+    CHECK(o.headers == StringMap{{"X-B", "two"}, {"Accept", "application/json"}, {"X-N", "5"}});
+    CHECK(read("port: 1\n").headers.empty());
+    CHECK_THAT(error("port: 1\nheaders: [a, b]\n"),
+               Catch::StartsWith("x.yaml:2:10: source (test).headers must be a mapping of names to text"));
+    CHECK_THAT(error("port: 1\nheaders: { A: [x] }\n"), Catch::Contains("source (test).headers.A must be a string"));
+    CHECK_THAT(jsonSchema({&optionsMap()}),
+               Catch::Contains("\"headers\":{\"type\":\"object\",\"additionalProperties\":{\"type\":\"string\"},"
+                               "\"description\":\"names and values\"}"));
+    CHECK_THAT(markdownTable({&optionsMap()}), Catch::Contains("| `headers` | mapping of text |  | names and values |\n"));
 }
 
 TEST_CASE("config map: declarations are checked when the map is made", "[config]") {

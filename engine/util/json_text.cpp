@@ -78,4 +78,19 @@ std::string jsonString(std::string_view s, NonUtf8 nonUtf8) {
     return out;
 }
 
+bool validUtf8(std::string_view s) {
+    const unsigned char* p = reinterpret_cast<const unsigned char*>(s.data());
+    const unsigned char* e = p + s.size();
+    while (p < e) {
+        if (*p < 0x80) {
+            ++p;
+            continue;
+        }
+        int len = utf8Length(p, e);
+        if (!len) return false;
+        p += len;
+    }
+    return true;
+}
+
 }  // namespace junction::util

@@ -22,5 +22,7 @@ enum class NonUtf8 {
 void appendJsonString(std::string& out, std::string_view s, NonUtf8 nonUtf8 = NonUtf8::Keep);
 // The same, as a new string.
 std::string jsonString(std::string_view s, NonUtf8 nonUtf8 = NonUtf8::Keep);
+// True when `s` is valid UTF-8 (so that a JSON string can hold it unchanged).
+bool validUtf8(std::string_view s);
 
 }  // namespace junction::util

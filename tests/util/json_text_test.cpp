@@ -8,6 +8,7 @@
 
 using junction::util::jsonString;
 using junction::util::NonUtf8;
+using junction::util::validUtf8;
 
 TEST_CASE("JSON strings: escapes, control characters, UTF-8", "[util][json]") {
     CHECK(jsonString("") == "\"\"");
@@ -28,4 +29,15 @@ TEST_CASE("JSON strings: bytes that are no UTF-8 are kept, or escaped as Latin-1
     CHECK(jsonString("\xe6\x97", NonUtf8::Latin1) == "\"\\u00e6\\u0097\"");
     CHECK(jsonString("\xc0\xaf", NonUtf8::Latin1) == "\"\\u00c0\\u00af\"");
     CHECK(jsonString("\xed\xa0\x80", NonUtf8::Latin1) == "\"\\u00ed\\u00a0\\u0080\"");
+}
+
+TEST_CASE("UTF-8 validity: text passes, bytes that are no UTF-8 do not", "[util][json]") {
+    CHECK(validUtf8(""));
+    CHECK(validUtf8("plain ascii\r\n\t"));
+    CHECK(validUtf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"));
+    CHECK_FALSE(validUtf8("\x89PNG\r\n"));         // a PNG's first byte
+    CHECK_FALSE(validUtf8("caf\xe9"));              // Latin-1
+    CHECK_FALSE(validUtf8("\xe2\x82"));             // cut short
+    CHECK_FALSE(validUtf8("\xc0\xaf"));             // overlong
+    CHECK_FALSE(validUtf8("\xed\xa0\x80"));         // a surrogate
 }

@@ -10,13 +10,16 @@
 #include <Poco/Net/HTTPSClientSession.h>
 #include <Poco/Net/NetException.h>
 #include <Poco/Net/SSLException.h>
+#include <Poco/Net/StreamSocket.h>
 #include <Poco/URI.h>
 
 #include <algorithm>
 #include <cctype>
 #include <istream>
 #include <mutex>
+#include <optional>
 #include <random>
+#include <utility>
 #include <sstream>
 
 namespace junction::http {
@@ -83,6 +86,10 @@ struct Client::Impl {
     std::string sessionKey;
     std::unique_ptr<Poco::Net::HTTPClientSession> session;
     Poco::Net::Context::Ptr context;
+    // The socket of the request in progress, for abort() (which does not take `m`).
+    std::mutex activeMutex;
+    std::optional<Poco::Net::StreamSocket> active;
+    bool aborted = false;
 
     Poco::Net::Context::Ptr tlsContext() {
         if (!context) {
@@ -111,6 +118,13 @@ struct Client::Impl {
         return *session;
     }
 
+    // Forgets the socket of the request that ended; true when abort() cut it short.
+    bool finishActive() {
+        std::lock_guard<std::mutex> lock(activeMutex);
+        active.reset();
+        return std::exchange(aborted, false);
+    }
+
     Result once(const Target& t, const Request& r, bool* reused) {
         Result out;
         const std::string where = r.method + " " + t.scheme + "://" + t.host + ":" + std::to_string(t.port) + t.pathAndQuery;
@@ -121,6 +135,14 @@ struct Client::Impl {
             if (*reused) {
                 s.socket().setSendTimeout(span(wait));
                 s.socket().setReceiveTimeout(span(wait));
+            }
+            {
+                std::lock_guard<std::mutex> lock(activeMutex);
+                if (aborted) {
+                    session.reset();
+                    return Result{false, {}, where + ": aborted"};
+                }
+                active = s.socket();
             }
             Poco::Net::HTTPRequest req(r.method, t.pathAndQuery, Poco::Net::HTTPMessage::HTTP_1_1);
             req.setKeepAlive(true);
@@ -175,10 +197,25 @@ Result Client::send(const Request& request) {
     std::lock_guard<std::mutex> lock(impl_->m);
     bool reused = false;
     Result r = impl_->once(t, request, &reused);
+    bool aborted = impl_->finishActive();
     // A kept-alive connection closed by the server while idle fails at once
     // without an answer: open a new one and send again.
-    if (!r.answered && reused) r = impl_->once(t, request, &reused);
+    if (!r.answered && reused && !aborted) {
+        r = impl_->once(t, request, &reused);
+        aborted = impl_->finishActive();
+    }
+    if (aborted && !r.answered && r.error.find("aborted") == std::string::npos) r.error += " (aborted)";
     return r;
+}
+
+void Client::abort() {
+    std::lock_guard<std::mutex> lock(impl_->activeMutex);
+    impl_->aborted = true;
+    if (!impl_->active) return;
+    try {
+        impl_->active->shutdown();
+    } catch (const Poco::Exception&) {
+    }
 }
 
 void Client::reset() {
@@ -194,6 +231,21 @@ std::string basicAuth(const std::string& user, const std::string& password) {
     enc.close();
     return "Basic " + out.str();
 }
+
+namespace {
+// A name or file name inside a part's header, as browsers write them: a quote
+// or a line break would end the value or the header early.
+std::string dispositionValue(std::string_view v) {
+    std::string out;
+    for (char c : v) {
+        if (c == '"') out += "%22";
+        else if (c == '\r') out += "%0D";
+        else if (c == '\n') out += "%0A";
+        else out += c;
+    }
+    return out;
+}
+}  // namespace
 
 std::string multipartBody(const std::vector<BodyPart>& parts, std::string* boundary) {
     static thread_local std::mt19937_64 rng(std::random_device{}());
@@ -225,10 +277,10 @@ std::string multipartBody(const std::vector<BodyPart>& parts, std::string* bound
 std::string multipartBody(const std::vector<FormPart>& parts, std::string* boundary) {
     std::vector<BodyPart> body;
     for (const auto& p : parts) {
-        std::string disposition = "form-data; name=\"" + p.name + "\"";
-        if (!p.filename.empty()) disposition += "; filename=\"" + p.filename + "\"";
+        std::string disposition = "form-data; name=\"" + dispositionValue(p.name) + "\"";
+        if (!p.filename.empty()) disposition += "; filename=\"" + dispositionValue(p.filename) + "\"";
         BodyPart part{{{"Content-Disposition", disposition}}, p.data};
-        if (!p.contentType.empty()) part.headers.push_back({"Content-Type", p.contentType});
+        if (!p.contentType.empty()) part.headers.push_back({"Content-Type", dispositionValue(p.contentType)});
         body.push_back(std::move(part));
     }
     return multipartBody(body, boundary);

@@ -75,6 +75,9 @@ public:
     Result send(const Request& request);
     // Closes the kept connection now (a later send opens a new one).
     void reset();
+    // From another thread: a send waiting for its answer fails now ("aborted")
+    // instead of at its timeout. A later send opens a new connection.
+    void abort();
 
 private:
     struct Impl;

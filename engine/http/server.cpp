@@ -39,7 +39,7 @@ namespace {
 Poco::Timespan span(std::chrono::milliseconds ms) { return Poco::Timespan(static_cast<Poco::Timespan::TimeDiff>(ms.count()) * 1000); }
 
 void send(Poco::Net::HTTPServerResponse& res, const ServerResponse& r) {
-    res.setStatus(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(r.status));
+    res.setStatusAndReason(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(r.status));  // "404 Not Found", not "404 OK"
     if (!r.contentType.empty()) res.setContentType(r.contentType);
     for (const auto& h : r.headers) res.set(h.name, h.value);
     res.setContentLength(static_cast<std::streamsize>(r.body.size()));

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -194,6 +195,42 @@ TEST_CASE("the HTTP client reports a peer that is not there, too slow or too lar
     }
 }
 
+TEST_CASE("abort() ends a send waiting for its answer, and the client sends again afterwards", "[http]") {
+    std::mutex m;
+    std::condition_variable cv;
+    bool arrived = false, release = false;
+    TestServer server([&](auto& req, auto& res) {
+        if (req.getURI() == "/hold") {
+            std::unique_lock<std::mutex> lock(m);
+            arrived = true;
+            cv.notify_all();
+            cv.wait_for(lock, 20s, [&] { return release; });
+        }
+        reply(res, 200, "done");
+    });
+    Client client;  // a 30 s timeout: only abort() can end the first send early
+    Result held;
+    std::thread sender([&] { held = client.send({"POST", server.url("/hold"), {}, "x"}); });
+    {
+        std::unique_lock<std::mutex> lock(m);
+        REQUIRE(cv.wait_for(lock, 10s, [&] { return arrived; }));
+    }
+    client.abort();
+    sender.join();
+    {
+        std::lock_guard<std::mutex> lock(m);
+        CHECK_FALSE(release);  // the server had not answered
+        release = true;
+    }
+    cv.notify_all();
+    CHECK_FALSE(held.answered);
+    CHECK(held.error.find("aborted") != std::string::npos);
+    CHECK(classify(held) == Outcome::Retry);
+    Result next = client.send({"GET", server.url("/again"), {}, {}});
+    CHECK(next.answered);
+    CHECK(next.response.body == "done");
+}
+
 TEST_CASE("a kept-alive connection the server closed is reopened without an error", "[http]") {
     std::atomic<bool> closeAfter{false};
     TestServer server([&](auto&, auto& res) {
@@ -259,6 +296,10 @@ TEST_CASE("multipart/form-data and multipart/related bodies, basic auth and URL 
                                         &boundary);
     CHECK(related == "--" + boundary + "\r\nContent-Type: application/dicom\r\n\r\n" + dicom + "\r\n--" + boundary +
                          "\r\nContent-Type: application/dicom\r\n\r\nDICM2\r\n--" + boundary + "--\r\n");
+    // A quote or a line break in a name cannot end the part's header early.
+    body = multipartBody({{"a\"b\r\nX: y", "v", "c\".png", "image/png\r\nX: z"}}, &boundary);
+    CHECK(body == "--" + boundary + "\r\nContent-Disposition: form-data; name=\"a%22b%0D%0AX: y\"; filename=\"c%22.png\"\r\n"
+                  "Content-Type: image/png%0D%0AX: z\r\n\r\nv\r\n--" + boundary + "--\r\n");
     CHECK(basicAuth("admin", "Admin123") == "Basic YWRtaW46QWRtaW4xMjM=");
     CHECK(urlEncode("1.2.840/x y&z=é") == "1.2.840%2Fx%20y%26z%3D%C3%A9");
 }

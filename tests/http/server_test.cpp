@@ -84,6 +84,7 @@ TEST_CASE("the HTTP server refuses a body over its bound with 413", "[http]") {
     std::string url = "http://127.0.0.1:" + std::to_string(server.port()) + "/";
     Result r = client.send({"POST", url, {}, std::string(1001, 'x')});
     CHECK(r.response.status == 413);
+    CHECK(r.response.reason == "Request Entity Too Large");  // the reason of the status, not "OK"
     CHECK(r.response.body.find("larger than 1000") != std::string::npos);
     CHECK(client.send({"POST", url, {}, std::string(1000, 'x')}).response.status == 200);
     // Chunked, with no length announced: cut at the bound as well.

@@ -30,6 +30,10 @@ namespace junction::lua {
 enum class DataType { Hl7v2, Json, Xml, Raw };
 std::optional<DataType> parseDataType(std::string_view s);  // "hl7v2" "json" "xml" "raw"
 const char* toString(DataType t);
+// Why `text` cannot be a message of data type `type`: JSON that json.decode
+// refuses, XML that xml.parse refuses (the error with its line and column).
+// "" when it can, and for hl7v2 and raw (the engine parses HL7 itself).
+std::string payloadError(DataType type, std::string_view text);
 
 // The message content a script sees. For Hl7v2 the script gets `msg` as an
 // HL7 message object over `hl7` (when `hl7` is empty, `text` is parsed for the

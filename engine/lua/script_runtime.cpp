@@ -710,4 +710,37 @@ std::size_t ScriptRuntime::memoryInUse() const { return impl_->memUsed; }
 
 void ScriptRuntime::interrupt() { impl_->interruptRequested.store(true, std::memory_order_relaxed); }
 
+std::string payloadError(DataType type, std::string_view text) {
+    if (type != DataType::Json && type != DataType::Xml) return {};
+    // The decoders the scripts use, in a bare state of their own: what passes
+    // here is what a script will be given.
+    detail::State s;
+    s.limits.memoryBytes = (64u << 20) + 32 * text.size();
+    s.memReserve = 1u << 20;
+    lua_State* L = lua_newstate(allocate, &s);
+    if (!L) return {};
+    s.L = L;
+    *static_cast<detail::State**>(lua_getextraspace(L)) = &s;
+    struct Args {
+        DataType type;
+        std::string_view text;
+    } args{type, text};
+    lua_pushcfunction(L, [](lua_State* L) -> int {
+        const auto* a = static_cast<const Args*>(lua_touserdata(L, 1));
+        if (a->type == DataType::Json) detail::jsonDecodePush(L, a->text, "not JSON");
+        else detail::xmlDecodePush(L, a->text, "not XML");
+        return 0;
+    });
+    lua_pushlightuserdata(L, &args);
+    int st = lua_pcall(L, 1, 0, 0);
+    std::string error;
+    // Out of memory proves nothing about the text: the scripts have limits of their own.
+    if (st != LUA_OK && st != LUA_ERRMEM) {
+        const char* m = lua_tostring(L, -1);
+        error = m ? m : "cannot be read";
+    }
+    lua_close(L);
+    return error;
+}
+
 }  // namespace junction::lua

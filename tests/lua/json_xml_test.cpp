@@ -146,3 +146,18 @@ TEST_CASE("xml parse and encode", "[lua][xml]") {
     h.ok("go");
     h.ok("errors");
 }
+
+TEST_CASE("payloadError tells whether text is a message of a data type, as the scripts would read it", "[lua][json][xml]") {
+    CHECK(payloadError(DataType::Json, R"({"a": [1, 2.5, "x", null, true]})").empty());
+    CHECK(payloadError(DataType::Json, " [] ").empty());
+    CHECK_THAT(payloadError(DataType::Json, "{\"a\": 1,\n \"b\": }"),
+               Catch::Contains("not JSON: unexpected character '}'") && Catch::Contains("line 2, column 7"));
+    CHECK_THAT(payloadError(DataType::Json, R"({"a": 1} trailing)"), Catch::Contains("expected end of input"));
+    CHECK_THAT(payloadError(DataType::Json, ""), Catch::Contains("unexpected end of input"));
+    CHECK(payloadError(DataType::Xml, "<order id=\"1\"><item>CT</item></order>").empty());
+    CHECK_THAT(payloadError(DataType::Xml, "<order><item></order>"), Catch::StartsWith("not XML: line 1"));
+    CHECK_THAT(payloadError(DataType::Xml, "{\"json\": true}"), Catch::StartsWith("not XML"));
+    // HL7 is the engine's to parse; raw is anything.
+    CHECK(payloadError(DataType::Hl7v2, "not hl7").empty());
+    CHECK(payloadError(DataType::Raw, "\x01\x02").empty());
+}

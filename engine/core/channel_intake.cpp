@@ -57,6 +57,7 @@ void Channel::submit(Inbound message, std::function<void(SubmitResult)> done) {
             r.accepted = id > 0;
             r.id = id;
             r.error = id > 0 ? parseError : "not stored: " + error;
+            r.malformed = true;
             r.response = nak;
             done(std::move(r));
             inFlight_.fetch_sub(1);

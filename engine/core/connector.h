@@ -43,6 +43,7 @@ struct SubmitResult {
     long long id = 0;       // message id in the store (0 when not stored)
     std::string response;   // bytes to send back (an ACK/NAK for HL7 sources; may be empty)
     std::string error;      // why it was not accepted / what was wrong with it
+    bool malformed = false;  // the input could not be read as the channel's data type (kept as ERROR)
 };
 
 // The engine's side of a source: where it hands its messages.

@@ -8,12 +8,11 @@
 #include <fnmatch.h>
 #include <fstream>
 #include <mutex>
-#include <random>
 #include <sstream>
 #include <thread>
 
+#include "engine/core/message_template.h"
 #include "engine/hl7/batch.h"
-#include "engine/hl7/message.h"
 
 namespace fs = std::filesystem;
 
@@ -181,13 +180,13 @@ std::string sanitize(std::string name) {
 
 class FileDestination : public core::Destination {
 public:
-    FileDestination(std::string dir, std::string tmpl, bool append)
-        : dir_(std::move(dir)), template_(std::move(tmpl)), append_(append) {}
+    FileDestination(std::string dir, const std::string& tmpl, bool append)
+        : dir_(std::move(dir)), template_(tmpl), append_(append) {}
 
     core::SendResult send(const core::Outbound& m) override {
         std::error_code ec;
         fs::create_directories(dir_, ec);
-        std::string name = sanitize(expand(m));
+        std::string name = sanitize(template_.expand(m));
         fs::path target = fs::path(dir_) / name;
         if (append_) {
             std::ofstream out(target, std::ios::binary | std::ios::app);
@@ -209,56 +208,11 @@ public:
         return core::SendResult::ok(target.string());
     }
 
-    std::string describe() const override { return "file " + dir_ + "/" + template_; }
+    std::string describe() const override { return "file " + dir_ + "/" + template_.text(); }
 
 private:
-    std::string expand(const core::Outbound& m) const {
-        std::string out;
-        std::optional<hl7::Message> parsed;
-        bool triedParse = false;
-        std::size_t i = 0;
-        while (i < template_.size()) {
-            std::size_t open = template_.find("${", i);
-            if (open == std::string::npos) {
-                out += template_.substr(i);
-                break;
-            }
-            out += template_.substr(i, open - i);
-            std::size_t close = template_.find('}', open);
-            if (close == std::string::npos) {
-                out += template_.substr(open);
-                break;
-            }
-            std::string key = template_.substr(open + 2, close - open - 2);
-            i = close + 1;
-            if (key == "id") out += std::to_string(m.messageId);
-            else if (key == "channel") out += m.channel;
-            else if (key == "destination") out += m.destination;
-            else if (key == "attempt") out += std::to_string(m.attempt);
-            else if (key == "timestamp") {
-                auto now = std::chrono::system_clock::now();
-                out += std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count());
-            } else if (key == "uuid") {
-                static thread_local std::mt19937_64 rng(std::random_device{}());
-                char buf[40];
-                std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(rng()),
-                              static_cast<unsigned long long>(rng()));
-                out += buf;
-            } else if (hl7::Path::parse(key)) {
-                if (!triedParse) {
-                    triedParse = true;
-                    auto r = hl7::Message::parse(m.content);
-                    if (r) parsed.emplace(std::move(*r.message));
-                }
-                out += parsed ? parsed->get(key) : std::string();
-            } else if (m.lookup) {
-                out += m.lookup(key);
-            }
-        }
-        return out;
-    }
-
-    std::string dir_, template_;
+    std::string dir_;
+    core::MessageTemplate template_;
     bool append_;
 };
 
@@ -272,8 +226,8 @@ const config::Map<FileDestinationSettings>& fileDestinationMap() {
     using S = FileDestinationSettings;
     static const config::Map<S> map{
         {"directory", &S::directory, config::required, config::path, "folder to write to"},
-        {"filename", &S::filename,
-         "name template: ${id} ${MSH-10} ${channel} ${destination} ${timestamp} ${uuid}"},
+        {"filename", &S::filename, config::check([](const std::string& t) { return core::MessageTemplate::check(t); }),
+         std::string("name template; fields: ") + core::MessageTemplate::kFields},
         {"append", &S::append, "append every message to one file"},
     };
     return map;

@@ -7,6 +7,7 @@
 #include "connectors/dicom/dicom_connectors.h"
 #include "connectors/dicomweb/dicomweb_connectors.h"
 #include "connectors/file/file_connectors.h"
+#include "connectors/http/http_connectors.h"
 #include "connectors/mllp/mllp_connectors.h"
 #include "connectors/schedule/schedule_connectors.h"
 #include "connectors/worklist/worklist_connectors.h"
@@ -22,6 +23,7 @@ core::ConnectorRegistry builtinConnectors() {
     connectors::registerDicom(registry);
     connectors::registerSchedule(registry);
     connectors::registerDicomweb(registry);
+    connectors::registerHttp(registry);
     return registry;
 }
 

@@ -3,7 +3,8 @@
 # performance tables (README, docs/performance.md). BENCH_SKIP_RELIABILITY=1,
 # BENCH_SKIP_DICOM=1 and BENCH_SKIP_BACKLOG=1 leave out the slow parts (the
 # full-size reliability run; C-STORE and MWL; the deep backlog, whose size
-# BENCH_BACKLOG sets: 10000000 for the full figure, about 12 GB of disk).
+# BENCH_BACKLOG sets: 10000000 for the full figure, about 12 GB of disk);
+# BENCH_SKIP_HTTP=1 leaves out the http destination rows.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$ROOT/scripts/setup.sh"
@@ -202,6 +203,66 @@ echo "mllpecho floor: $("$BUILD/tests/bench_mllp_latency" 127.0.0.1 $P_FLOOR "$M
 # The floor of the sync: full rows: a durable append (write + fdatasync) on the
 # disk the stores above use, at the same rate, with nothing else running.
 echo "disk flush floor: $("$BUILD/tests/bench_flush_latency" "$T" --rate 1000 --seconds 5 --bytes 700)"
+
+# ---------------------------------------------------------------- HTTP destination
+# Junction (MLLP in, stored, an http destination POSTing each message) and a
+# plain keep-alive HTTP client (http_load, the engine's own HTTP client with
+# nothing around it) send the same messages to the same sink (http_sink, on the
+# engine's HTTP server); both figures are the sink's, from the first message
+# it received to the last, so the ratio is what the engine costs around the
+# HTTP request itself. Junction's intake (MLLP, sync: normal) outruns its
+# delivery, so its figure is the destination's.
+if [ -z "${BENCH_SKIP_HTTP:-}" ]; then
+  HSINK="$BUILD/tests/http_sink"
+  HLOAD="$BUILD/tests/http_load"
+  P_H1=17731; P_H4=17732; P_HS1=17733; P_HS4=17734; P_HP=17735
+  http_forwarder() {  # http_forwarder DIR PORT SINK_PORT THREADS
+    junction_instance "$1" normal <<EOF
+channel: bench-http
+source: { type: mllp, port: $2, host: 127.0.0.1 }
+storage: production
+destinations:
+  - { name: sink, type: http, url: "http://127.0.0.1:$3/in", threads: $4 }
+EOF
+  }
+  http_forwarder "$T/h1" $P_H1 $P_HS1 1
+  http_forwarder "$T/h4" $P_H4 $P_HS4 4
+  wait_port $P_H1; wait_port $P_H4
+  http_forward_once() {  # http_forward_once PORT SINK_PORT COUNT PREFIX
+    settle
+    "$HSINK" "$2" --count "$3" --idle 60 >"$T/hsink.$2" &
+    local sink=$! intake
+    wait_port "$2" >/dev/null
+    intake=$("$LOAD" 127.0.0.1 "$1" --count "$3" --conns 4 --msg "$MSG" --prefix "$4" | tail -1)
+    wait "$sink" || true
+    echo "$(grep -oE 'rate=[0-9]+/s' "$T/hsink.$2") delivered; sink: $(cat "$T/hsink.$2"); intake: $(grep -oE 'rate=[0-9]+/s' <<<"$intake")"
+  }
+  http_forward() {  # http_forward PORT SINK_PORT
+    http_forward_once "$1" "$2" "$WARMUP" "HW$1-" >/dev/null
+    local r
+    for r in $(seq "$REPEAT"); do http_forward_once "$1" "$2" "$COUNT" "HB$1-$r-"; done | median
+  }
+  http_client() {  # http_client CONNS
+    local r
+    for r in $(seq "$REPEAT"); do
+      settle
+      "$HSINK" $P_HP --count "$COUNT" --idle 60 >"$T/hsink.peer" &
+      local sink=$!
+      wait_port $P_HP >/dev/null
+      "$HLOAD" "http://127.0.0.1:$P_HP/in" --msg "$MSG" --count "$COUNT" --conns "$1" --prefix "HP$1-$r-" >/dev/null
+      wait "$sink" || true
+      cat "$T/hsink.peer"
+    done | median
+  }
+  echo
+  echo "== HTTP destination, $COUNT x ORM^O01 POSTed to http_sink (the median of $REPEAT runs each)"
+  hc1=$(http_client 1); echo "http_load, 1 connection:                  $hc1"
+  hc4=$(http_client 4); echo "http_load, 4 connections:                 $hc4"
+  hd1=$(http_forward $P_H1 $P_HS1); echo "Junction -> http destination:             $hd1"
+  hd4=$(http_forward $P_H4 $P_HS4); echo "Junction -> http destination, threads: 4: $hd4"
+  echo "RESULT http_dest_msg_s=$(rate "$hd1") http_client_msg_s=$(rate "$hc1") ratio_http_dest_client=$(ratio "$hd1" "$hc1")"
+  echo "RESULT http_dest_threads4_msg_s=$(rate "$hd4") http_client_conns4_msg_s=$(rate "$hc4") ratio_http_dest_threads4_client4=$(ratio "$hd4" "$hc4")"
+fi
 
 if [ -z "${BENCH_SKIP_DICOM:-}" ]; then
   echo

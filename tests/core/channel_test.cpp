@@ -19,20 +19,9 @@ namespace {
 
 const std::string kSamples = std::string(JUNCTION_SOURCE_DIR) + "/samples/hl7/";
 
-core::EngineOptions options(const TempDir& dir) {
-    core::EngineOptions o;
-    o.config.baseDir = dir.str();
-    o.config.store.path = dir.str() + "/var/junction.db";
-    o.config.channelsDir = dir.str() + "/channels";
-    o.config.admin.port = 0;
-    o.store.synchronousFull = false;
-    return o;
-}
+core::EngineOptions options(const TempDir& dir) { return engineOptions(dir.str()); }
 
-core::ChannelConfig channel(const TempDir& dir, const std::string& yaml) {
-    return core::parseChannel(config::loadYamlString(yaml, "test.yaml"), dir.str() + "/test.yaml", dir.str(),
-                              connectorRegistry());
-}
+core::ChannelConfig channel(const TempDir& dir, const std::string& yaml) { return testChannel(dir.str(), yaml); }
 
 mllp::ClientResult send(int port, const std::string& msg) {
     mllp::ClientOptions o;
@@ -46,12 +35,6 @@ std::string withControlId(std::string msg, const std::string& id) {
     hl7::Message m = hl7::Message::parseOrThrow(msg);
     m.set("MSH-10", id);
     return m.serialize();
-}
-
-std::size_t countStatus(core::Engine& e, const std::string& ch, store::Status s) {
-    for (auto& [status, n] : e.store().countByStatus(ch))
-        if (status == s) return n;
-    return 0;
 }
 
 }  // namespace

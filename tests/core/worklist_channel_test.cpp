@@ -25,15 +25,7 @@ namespace {
 
 const std::string kSource = JUNCTION_SOURCE_DIR;
 
-core::EngineOptions wlOptions(const TempDir& dir) {
-    core::EngineOptions o;
-    o.config.baseDir = dir.str();
-    o.config.store.path = dir.str() + "/var/junction.db";
-    o.config.channelsDir = dir.str() + "/channels";
-    o.config.admin.port = 0;
-    o.store.synchronousFull = false;
-    return o;
-}
+core::EngineOptions wlOptions(const TempDir& dir) { return engineOptions(dir.str()); }
 
 // The shipped ris-worklist channel, submitted to in-process (no listener needed:
 // its port is left unused).
@@ -55,12 +47,6 @@ std::string sendOrder(int port, const std::string& sample) {
     auto r = c.send(readFile(kSource + "/samples/hl7/" + sample));
     REQUIRE(r.ok());
     return hl7::Message::parseOrThrow(r.response).get("MSA-1");
-}
-
-std::size_t countStatus(core::Engine& e, const std::string& ch, store::Status s) {
-    for (auto& [status, n] : e.store().countByStatus(ch))
-        if (status == s) return n;
-    return 0;
 }
 
 bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }

@@ -13,6 +13,7 @@
 #include "engine/http/server.h"
 #include "tests/core/test_support.h"
 #include "tests/support/connectors.h"
+#include "tests/support/test_certificates.h"
 
 using namespace junction;
 using namespace junction::testing;
@@ -22,20 +23,16 @@ namespace {
 
 const std::string kSamples = std::string(JUNCTION_SOURCE_DIR) + "/samples/hl7/";
 
-core::EngineOptions options(const TempDir& dir) {
-    core::EngineOptions o;
-    o.config.baseDir = dir.str();
-    o.config.store.path = dir.str() + "/var/junction.db";
-    o.config.channelsDir = dir.str() + "/channels";
-    o.config.admin.port = 0;
-    o.store.synchronousFull = false;
-    return o;
-}
-
-core::ChannelConfig channel(const TempDir& dir, const std::string& yaml) {
-    return core::parseChannel(config::loadYamlString(yaml, "test.yaml"), dir.str() + "/test.yaml", dir.str(),
-                              connectorRegistry());
-}
+// An engine in a folder of its own, running the channel `yaml`.
+struct Running {
+    TempDir dir;
+    core::Engine engine{engineOptions(dir.str()), connectorRegistry()};
+    explicit Running(const std::string& yaml) {
+        engine.addChannel(testChannel(dir.str(), yaml));
+        engine.start();
+    }
+    ~Running() { engine.stop(); }
+};
 
 // The peer the destination sends to: records requests, answers `status`.
 struct Peer {
@@ -66,12 +63,6 @@ http::Result post(int port, const std::string& path, const std::string& body, st
     return c.send({method, "http://127.0.0.1:" + std::to_string(port) + path, std::move(headers), body});
 }
 
-std::size_t countStatus(core::Engine& e, const std::string& ch, store::Status s) {
-    for (auto& [status, n] : e.store().countByStatus(ch))
-        if (status == s) return n;
-    return 0;
-}
-
 std::size_t countAll(core::Engine& e, const std::string& ch) {
     std::size_t n = 0;
     for (auto& [status, k] : e.store().countByStatus(ch)) n += k;
@@ -83,17 +74,15 @@ const http::Header kBearer{"Authorization", "Bearer s3cret"};
 }  // namespace
 
 TEST_CASE("http source: a request is answered once stored and forwarded by an http destination", "[http_connectors]") {
-    TempDir dir;
     Peer peer;
     int port = freePort();
-    core::Engine engine(options(dir), connectorRegistry());
-    engine.addChannel(channel(dir, R"(
+    Running run(R"(
 channel: hook
 source: { type: http, port: )" + std::to_string(port) + R"(, host: 127.0.0.1, path: /hook, auth: { type: bearer, token: s3cret } }
 destinations:
   - { name: emr, type: http, url: ")" + peer.url() + R"(/api/patients/${/id}", headers: { X-From: "${channel}" } }
-)"));
-    engine.start();
+)");
+    auto& engine = run.engine;
     const std::string body = R"({"id": "MRN482913", "name": "DOE^JANE"})";
     http::Result r = post(port, "/hook?source=ris", body, {kBearer});
     REQUIRE(r.answered);
@@ -126,20 +115,17 @@ destinations:
     CHECK_THAT(sent->deliveries[0].response, Catch::StartsWith("{\"status\":201,") &&
                                                  Catch::EndsWith("\"body\":\"{\\\"peer\\\":\\\"answer\\\"}\"}"));
     CHECK(post(port, "/hook", "[1, 2]", {kBearer}, "PUT").response.status == 200);
-    engine.stop();
 }
 
 TEST_CASE("http source: wrong path, no credentials, other methods, large and unreadable bodies", "[http_connectors]") {
-    TempDir dir;
     int port = freePort();
-    core::Engine engine(options(dir), connectorRegistry());
-    engine.addChannel(channel(dir, R"(
+    Running run(R"(
 channel: hook
 source: { type: http, port: )" + std::to_string(port) + R"(, host: 127.0.0.1, path: /hook, max_body: 1KB,
           auth: { type: basic, username: ris, password: "pa:ss" } }
 destinations: []
-)"));
-    engine.start();
+)");
+    auto& engine = run.engine;
     const http::Header basic{"Authorization", http::basicAuth("ris", "pa:ss")};
     http::Result r = post(port, "/other", "{}", {basic});
     CHECK(r.response.status == 404);
@@ -173,19 +159,16 @@ destinations: []
     CHECK(post(port, "/hook", "{\"ok\": true}", {basic}).response.status == 200);
     engine.store().flush();
     CHECK(countStatus(engine, "hook", store::Status::Error) == 2);
-    engine.stop();
 }
 
 TEST_CASE("http source: HL7 over HTTP is answered with its ACK, broken HL7 with a NAK and 400", "[http_connectors]") {
-    TempDir dir;
     int port = freePort();
-    core::Engine engine(options(dir), connectorRegistry());
-    engine.addChannel(channel(dir, R"(
+    Running run(R"(
 channel: hl7-in
 source: { type: http, port: )" + std::to_string(port) + R"(, host: 127.0.0.1, data_type: hl7v2 }
 destinations: []
-)"));
-    engine.start();
+)");
+    auto& engine = run.engine;
     http::Result r = post(port, "/anything", readFile(kSamples + "orm_o01_nw.hl7"));
     CHECK(r.response.status == 200);
     CHECK(r.response.header("Content-Type") == "x-application/hl7-v2+er7");
@@ -195,21 +178,17 @@ destinations: []
     CHECK_THAT(r.response.body, Catch::Contains("MSA|AE"));
     engine.store().flush();
     CHECK(countStatus(engine, "hl7-in", store::Status::Error) == 1);
-    engine.stop();
 }
 
 TEST_CASE("http source: ack after_destinations relays the destination's answer, 500 when it failed", "[http_connectors]") {
-    TempDir dir;
     Peer peer;
     int port = freePort();
-    core::Engine engine(options(dir), connectorRegistry());
-    engine.addChannel(channel(dir, R"(
+    Running run(R"(
 channel: relay
 source: { type: http, port: )" + std::to_string(port) + R"(, host: 127.0.0.1, ack: after_destinations }
 destinations:
   - { name: emr, type: http, url: ")" + peer.url() + R"(/fhir", retry: { attempts: 1 } }
-)"));
-    engine.start();
+)");
     http::Result r = post(port, "/", "{\"resourceType\": \"Patient\"}");
     CHECK(r.response.status == 200);
     CHECK(r.response.header("Content-Type") == "application/json");
@@ -219,19 +198,16 @@ destinations:
     CHECK(r.response.status == 500);
     CHECK_THAT(r.response.body, Catch::StartsWith("{\"status\":422,"));
     CHECK_FALSE(r.response.header("X-Message-Id").empty());
-    engine.stop();
 }
 
 TEST_CASE("http source: a paused channel answers 503 once its timeout passes, and takes requests again after", "[http_connectors]") {
-    TempDir dir;
     int port = freePort();
-    core::Engine engine(options(dir), connectorRegistry());
-    engine.addChannel(channel(dir, R"(
+    Running run(R"(
 channel: hold
 source: { type: http, port: )" + std::to_string(port) + R"(, host: 127.0.0.1, timeout: 1s }
 destinations: []
-)"));
-    engine.start();
+)");
+    auto& engine = run.engine;
     REQUIRE(engine.pauseChannel("hold"));
     http::Result r = post(port, "/", "{}");
     CHECK(r.response.status == 503);
@@ -240,20 +216,71 @@ destinations: []
     CHECK(countAll(engine, "hold") == 0);
     REQUIRE(engine.resumeChannel("hold"));
     CHECK(post(port, "/", "{}").response.status == 200);
-    engine.stop();
+}
+
+TEST_CASE("https: the source speaks TLS with its certificate, the destination checks its peer's with tls.ca", "[http_connectors]") {
+    test_support::Certificates certs(
+        "ca ca 'Junction Test CA'\n"
+        "issue server 127.0.0.1 ca 'subjectAltName=IP:127.0.0.1\\n'\n"
+        "ca other 'Another CA'\n");
+    // The peer of the destination: HTTPS with the same certificate.
+    std::mutex m;
+    std::vector<std::string> seen;
+    http::ServerOptions so;
+    so.host = "127.0.0.1";
+    so.tls.enabled = true;
+    so.tls.cert = certs("server.pem");
+    so.tls.key = certs("server.key");
+    http::Server peer(so, [&](const http::ServerRequest& r) {
+        std::lock_guard<std::mutex> lock(m);
+        seen.push_back(r.body);
+        return http::ServerResponse{200, "application/json", {}, "{}"};
+    });
+    peer.start();
+    const std::string peerUrl = "https://127.0.0.1:" + std::to_string(peer.port());
+    int port = freePort();
+    Running run(R"(
+channel: secure
+source: { type: http, port: )" + std::to_string(port) + R"(, host: 127.0.0.1,
+          tls: { cert: ")" + certs("server.pem") + R"(", key: ")" + certs("server.key") + R"(" } }
+destinations:
+  - { name: trusted, type: http, url: ")" + peerUrl + R"(/a", tls: { ca: ")" + certs("ca.pem") + R"(" } }
+  - { name: untrusted, type: http, url: ")" + peerUrl + R"(/b", tls: { ca: ")" + certs("other.pem") + R"(" },
+      retry: { attempts: 1 } }
+)");
+    http::ClientOptions co;
+    co.tls.ca = certs("ca.pem");
+    http::Client client(co);
+    http::Result r = client.send({"POST", "https://127.0.0.1:" + std::to_string(port) + "/", {}, "{\"secure\": true}"});
+    REQUIRE(r.answered);
+    CHECK(r.response.status == 200);
+    CHECK_FALSE(post(port, "/", "{}").answered);  // plain HTTP on the TLS port gets no answer
+    const long long id = std::stoll(r.response.header("X-Message-Id"));
+    auto delivery = [&](const std::string& name) {
+        run.engine.store().flush();
+        auto stored = run.engine.store().get(id);
+        for (const auto& d : stored ? stored->deliveries : std::vector<store::DeliveryRecord>{})
+            if (d.destination == name) return d;
+        return store::DeliveryRecord{};
+    };
+    REQUIRE(eventually([&] { return delivery("trusted").status == store::Status::Sent; }));
+    REQUIRE(eventually([&] { return delivery("untrusted").status == store::Status::Error; }));
+    CHECK_THAT(delivery("untrusted").error, Catch::Contains("TLS"));
+    std::lock_guard<std::mutex> lock(m);
+    CHECK(seen == std::vector<std::string>{"{\"secure\": true}"});  // only the destination that trusts the CA sent it
 }
 
 TEST_CASE("http source: two channels cannot listen on one port, and its settings are checked", "[http_connectors]") {
     TempDir dir;
     int port = freePort();
-    core::Engine engine(options(dir), connectorRegistry());
-    engine.addChannel(channel(dir, "channel: a\nsource: { type: http, port: " + std::to_string(port) + " }\ndestinations: []\n"));
-    CHECK_THROWS_WITH(engine.addChannel(channel(dir, "channel: b\nsource: { type: http, port: " + std::to_string(port) +
+    core::Engine engine(engineOptions(dir.str()), connectorRegistry());
+    engine.addChannel(testChannel(dir.str(), "channel: a\nsource: { type: http, port: " + std::to_string(port) + " }\ndestinations: []\n"));
+    CHECK_THROWS_WITH(engine.addChannel(testChannel(dir.str(), "channel: b\nsource: { type: http, port: " + std::to_string(port) +
                                                          ", path: /b }\ndestinations: []\n")),
                       Catch::Contains("port " + std::to_string(port) + " is already used by channel a"));
     auto refused = [&](const std::string& source) {
         try {
-            channel(dir, "channel: c\nsource: { type: http, " + source + " }\ndestinations: []\n");
+            testChannel(dir.str(), "channel: c\nsource: { type: http, " + source + " }\ndestinations: []\n");
         } catch (const config::ConfigError& e) {
             return std::string(e.what());
         }

@@ -7,31 +7,14 @@
 // client (http_load) the benchmark compares it with.
 //
 //   http_sink PORT --count N [--idle SECONDS] [--threads N]
-#include <atomic>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <mutex>
 #include <string>
-#include <thread>
-#include <unordered_set>
 
 #include "engine/http/server.h"
 #include "tests/support/msh10.h"
-
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
-std::atomic<long> unique{0}, duplicates{0};
-std::atomic<long long> firstNs{0}, lastNs{0};
-std::mutex idsMutex;
-std::unordered_set<std::string> ids;
-
-long long nowNs() { return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count(); }
-
-}  // namespace
+#include "tests/support/sink_count.h"
 
 int main(int argc, char** argv) {
     if (argc < 2) {
@@ -49,16 +32,9 @@ int main(int argc, char** argv) {
         else if (!std::strcmp(argv[i], "--idle")) idle = std::atoi(argv[i + 1]);
         else if (!std::strcmp(argv[i], "--threads")) o.threads = std::atoi(argv[i + 1]);
     }
-    junction::http::Server server(o, [](const junction::http::ServerRequest& r) {
-        std::string id = junction::testing::msh10(r.body);
-        {
-            std::lock_guard<std::mutex> lock(idsMutex);
-            if (ids.insert(id).second) unique.fetch_add(1);
-            else duplicates.fetch_add(1);
-        }
-        long long t = nowNs(), zero = 0;
-        firstNs.compare_exchange_strong(zero, t);
-        lastNs = t;
+    junction::testing::SinkCount counted;
+    junction::http::Server server(o, [&counted](const junction::http::ServerRequest& r) {
+        counted.note(junction::testing::msh10(r.body));
         return junction::http::ServerResponse{200, "application/json", {}, "{\"ok\":true}"};
     });
     try {
@@ -67,23 +43,7 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "http_sink: %s\n", e.what());
         return 2;
     }
-    long seen = -1;
-    auto lastChange = Clock::now();
-    while (unique.load() < count) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-        long r = unique.load();
-        if (r != seen) {
-            seen = r;
-            lastChange = Clock::now();
-        } else if (Clock::now() - lastChange > std::chrono::seconds(idle)) {
-            std::printf("received=%ld of %ld duplicates=%ld: nothing for %d s\n", r, count, duplicates.load(), idle);
-            return 1;
-        }
-    }
-    double secs = static_cast<double>(lastNs.load() - firstNs.load()) / 1e9;
-    std::printf("received=%ld duplicates=%ld secs=%g rate=%.0f/s\n", unique.load(), duplicates.load(), secs,
-                secs > 0 ? static_cast<double>(unique.load()) / secs : 0.0);
-    std::fflush(stdout);
+    int status = counted.waitFor(count, idle);
     // At once: a stop would wait for the sender's kept-alive connections to close.
-    std::_Exit(0);
+    std::_Exit(status);
 }

@@ -23,21 +23,11 @@
 
 #include "tests/support/loopback_server.h"
 #include "tests/support/msh10.h"
+#include "tests/support/sink_count.h"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-std::atomic<long> received{0};
-std::atomic<long> duplicates{0};
-std::atomic<long> unique{0};
-std::atomic<long long> firstNs{0}, lastNs{0};
-std::mutex idsMutex;
-std::unordered_set<std::string> ids;
-
-long long nowNs() {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
-}
+junction::testing::SinkCount counted;
 
 void serve(int c) {
     int one = 1;
@@ -54,16 +44,7 @@ void serve(int c) {
             std::string m = buf.substr(b + 1, e - b - 1);
             buf.erase(0, e + 2);
             std::string id = junction::testing::msh10(m);
-            {
-                std::lock_guard<std::mutex> lock(idsMutex);
-                if (ids.insert(id).second) unique.fetch_add(1);
-                else duplicates.fetch_add(1);
-            }
-            long long t = nowNs();
-            long long zero = 0;
-            firstNs.compare_exchange_strong(zero, t);
-            lastNs = t;
-            received.fetch_add(1);
+            counted.note(id);
             std::string ack = "\x0bMSH|^~\\&|SINK|SINK|||20260101000000||ACK|A" + id + "|P|2.5.1\rMSA|AA|" + id +
                               "\r\x1c\r";
             send(c, ack.data(), ack.size(), MSG_NOSIGNAL);
@@ -97,21 +78,5 @@ int main(int argc, char** argv) {
             if (c >= 0) std::thread(serve, c).detach();
         }
     }).detach();
-    long seen = -1;
-    auto lastChange = Clock::now();
-    while (unique.load() < count) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-        long r = unique.load();
-        if (r != seen) {
-            seen = r;
-            lastChange = Clock::now();
-        } else if (Clock::now() - lastChange > std::chrono::seconds(idle)) {
-            std::printf("received=%ld of %ld duplicates=%ld: nothing for %d s\n", r, count, duplicates.load(), idle);
-            return 1;
-        }
-    }
-    double secs = static_cast<double>(lastNs.load() - firstNs.load()) / 1e9;
-    std::printf("received=%ld duplicates=%ld secs=%g rate=%.0f/s\n", unique.load(), duplicates.load(), secs,
-                secs > 0 ? static_cast<double>(unique.load()) / secs : 0.0);
-    return 0;
+    return counted.waitFor(count, idle);
 }

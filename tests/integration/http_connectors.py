@@ -6,7 +6,9 @@ and it is SENT; a 4xx is an ERROR with the peer's answer kept (junction
 messages --show); the source refuses missing credentials (401), a body over
 max_body (413) and JSON the channel cannot read (400, kept as ERROR); and a
 message answered 200 survives a SIGKILL right after it, delivered after the
-restart."""
+restart; a destination transform's list of parts goes out as the
+multipart/form-data body OpenMRS takes for an attachment (a PNG file part,
+patient and fileCaption fields)."""
 import base64
 import json
 import os
@@ -49,8 +51,9 @@ peer = RecordingServer({
     ("POST", "/flaky"): [(500, "busy, try later"), (200, {"ok": True})],
     ("POST", "/missing"): (404, {"error": "no such patient"}),
     ("POST", "/durable"): durable_answer,
+    ("POST", "/openmrs/ws/rest/v1/attachment"): (201, {"uuid": "att-1"}),
 }).start()
-ports = {name: free_port() for name in ("hook", "flaky", "missing", "durable")}
+ports = {name: free_port() for name in ("hook", "flaky", "missing", "durable", "attach")}
 retry = "retry: { attempts: 100, backoff: 200ms, max_backoff: 400ms, jitter: 0 }"
 channels = {
     "hook": f"""channel: hook
@@ -80,8 +83,29 @@ source: {{ type: http, port: {ports['durable']}, host: 127.0.0.1 }}
 destinations:
   - {{ name: peer, type: http, url: "{peer.url}/durable", {retry} }}
 """,
+    "attach": f"""channel: attach
+source: {{ type: http, port: {ports['attach']}, host: 127.0.0.1 }}
+script: attach.lua
+destinations:
+  - name: openmrs
+    type: http
+    url: "{peer.url}/openmrs/ws/rest/v1/attachment"
+    body: multipart
+    auth: {{ type: basic, username: admin, password: Admin123 }}
+    transform: to_attachment
+""",
 }
 tmp = engine_dir("junction-http-", channels)
+with open(f"{tmp}/attach.lua", "w") as f:
+    f.write("""
+function to_attachment(msg)
+  return {
+    {name = "patient", value = msg.patient},
+    {name = "fileCaption", value = msg.caption},
+    {name = "file", filename = "preview.png", content_type = "image/png", base64 = msg.png},
+  }
+end
+""")
 procs = []
 log_path = f"{tmp}/junction.log"
 
@@ -160,6 +184,24 @@ try:
     check("1 attempt(s)" in shown and "HTTP 404 Not Found" in shown and "no such patient" in shown,
           f"4xx: not retried, the error and the peer's body shown: {shown}")
     check(len(peer.received("POST", "/missing")) == 1, "4xx: one request")
+
+    # -- a multipart body from the parts a transform returns (an OpenMRS attachment)
+    png = bytes([0x89]) + b"PNG\r\n\x1a\n" + bytes(range(256))
+    status, _, _ = post(ports["attach"], "/", json.dumps({"patient": "5b2f2c8a-uuid", "caption": "CT chest, série 1",
+                                                          "png": base64.b64encode(png).decode()}))
+    check(status == 200, f"attach: taken ({status})")
+    check(wait_for(lambda: len(peer.received("POST", "/openmrs/ws/rest/v1/attachment")) == 1, 15), "attach: posted")
+    posted = peer.received("POST", "/openmrs/ws/rest/v1/attachment")
+    if posted:
+        parts = posted[0].multipart()
+        check(sorted(parts) == ["file", "fileCaption", "patient"], f"attach: the three parts: {sorted(parts)}")
+        check(parts.get("patient", ({}, b""))[1] == b"5b2f2c8a-uuid", "attach: patient")
+        check(parts.get("fileCaption", ({}, b""))[1] == "CT chest, série 1".encode(), "attach: fileCaption, UTF-8")
+        head, data = parts.get("file", ({}, b""))
+        check(data == png, "attach: the file part holds the PNG's bytes")
+        check(head.get("content-type") == "image/png" and 'filename="preview.png"' in head.get("content-disposition", ""),
+              f"attach: the file part's headers: {head}")
+        check(posted[0].headers.get("authorization") == "Basic " + base64.b64encode(b"admin:Admin123").decode(), "attach: auth")
 
     # -- answered means stored: SIGKILL right after the 200s, then a restart delivers them
     bodies = [json.dumps({"seq": i}) for i in range(20)]

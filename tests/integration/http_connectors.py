@@ -55,6 +55,17 @@ peer = RecordingServer({
 }).start()
 ports = {name: free_port() for name in ("hook", "flaky", "missing", "durable", "attach")}
 retry = "retry: { attempts: 100, backoff: 200ms, max_backoff: 400ms, jitter: 0 }"
+
+
+def forwarder(name):
+    """A channel taking requests on its port and POSTing each to the peer's /NAME."""
+    return f"""channel: {name}
+source: {{ type: http, port: {ports[name]}, host: 127.0.0.1 }}
+destinations:
+  - {{ name: peer, type: http, url: "{peer.url}/{name}", {retry} }}
+"""
+
+
 channels = {
     "hook": f"""channel: hook
 source: {{ type: http, port: {ports['hook']}, host: 127.0.0.1, path: /hook, max_body: 4KB,
@@ -68,21 +79,6 @@ destinations:
     content_type: application/fhir+json
     auth: {{ type: basic, username: admin, password: "Admin123" }}
 """,
-    "flaky": f"""channel: flaky
-source: {{ type: http, port: {ports['flaky']}, host: 127.0.0.1 }}
-destinations:
-  - {{ name: peer, type: http, url: "{peer.url}/flaky", {retry} }}
-""",
-    "missing": f"""channel: missing
-source: {{ type: http, port: {ports['missing']}, host: 127.0.0.1 }}
-destinations:
-  - {{ name: peer, type: http, url: "{peer.url}/missing", {retry} }}
-""",
-    "durable": f"""channel: durable
-source: {{ type: http, port: {ports['durable']}, host: 127.0.0.1 }}
-destinations:
-  - {{ name: peer, type: http, url: "{peer.url}/durable", {retry} }}
-""",
     "attach": f"""channel: attach
 source: {{ type: http, port: {ports['attach']}, host: 127.0.0.1 }}
 script: attach.lua
@@ -95,6 +91,7 @@ destinations:
     transform: to_attachment
 """,
 }
+channels.update({name: forwarder(name) for name in ("flaky", "missing", "durable")})
 tmp = engine_dir("junction-http-", channels)
 with open(f"{tmp}/attach.lua", "w") as f:
     f.write("""

@@ -89,8 +89,9 @@ const config::Map<HttpDestinationSettings>& httpDestinationMap() {
             {"auth", &S::auth, httpAuthMap(), "credentials sent with every request"},
             {"content_type", &S::contentType, config::byDefault("by content: JSON, HL7, XML or text/plain"),
              "Content-Type of the body"},
-            {"body", &S::body, config::oneOf({"content", "multipart"}),
-             "content: the message as it is; multipart: a multipart/form-data body from the message's JSON parts"},
+            {"body", &S::body, config::oneOf({"content", "multipart", "none"}),
+             "content: the message as it is; multipart: a multipart/form-data body from the message's JSON parts; "
+             "none: no body (the message only fills the url's fields)"},
             {"tls", &S::tls, destinationTlsMap(), "for https:// URLs: the CAs to trust, verification, a client certificate"},
             {"connect_timeout", &S::connectTimeout, config::range(100ms, 5min), "give up a connection attempt after this long"},
             {"timeout", &S::timeout, config::range(100ms, 1h), "wait this long for each answer"},
@@ -114,6 +115,8 @@ const config::Map<HttpDestinationSettings>& httpDestinationMap() {
                 if (sameName(name, "Content-Length") || sameName(name, "Host") || sameName(name, "Transfer-Encoding"))
                     headers->fail("headers cannot set " + name + ": the client sets it");
             }
+            if (s.body == "none" && n.find("content_type"))
+                n.find("content_type")->fail("body: none sends no body, so no Content-Type");
             if (s.body == "multipart") {
                 if (!sendsBody(s.method)) n.find("body")->fail("body: multipart needs method POST, PUT or PATCH");
                 if (n.find("content_type")) n.find("content_type")->fail("body: multipart sets the Content-Type itself");
@@ -265,7 +268,9 @@ public:
         r.url = url_.expand(m, http::urlEncode);
         for (const auto& [name, value] : headers_) r.headers.push_back({name, value.expand(m, headerSafe)});
         if (!authorization_.empty()) r.headers.push_back({"Authorization", authorization_});
-        if (sendsBody(s_.method)) {
+        if (sendsBody(s_.method) && s_.body == "none") {
+            r.body.clear();  // an empty POST: Content-Length 0, no Content-Type
+        } else if (sendsBody(s_.method)) {
             std::string type = s_.contentType;
             if (s_.body == "multipart") {
                 std::string error;

@@ -144,6 +144,17 @@ TEST_CASE("http destination: URL and headers from the message, the content as th
     auto t = destination("url: " + sink.url() + "/t\n");
     CHECK(t->send(message("plain words")).kind == core::SendResult::Kind::Ok);
     CHECK(sink.last().header("Content-Type") == "text/plain");
+
+    // body: none: a POST whose message only fills the URL (OpenMRS's updaterequeststatus).
+    auto n = destination("url: " + sink.url() + "/status?study=${/study}&step=${/step}\nbody: none\n");
+    CHECK(n->send(message(R"({"study": "1.2.3", "step": "SPS-1"})")).kind == core::SendResult::Kind::Ok);
+    CHECK(sink.last().method == "POST");
+    CHECK(sink.last().query == "study=1.2.3&step=SPS-1");
+    CHECK(sink.last().body.empty());
+    CHECK(sink.last().header("Content-Length") == "0");
+    CHECK(sink.last().header("Content-Type").empty());
+    CHECK(refusal("url: http://x/y\nbody: none\ncontent_type: text/plain\n").find("body: none sends no body") !=
+          std::string::npos);
 }
 
 TEST_CASE("http destination: basic and bearer credentials", "[http_connectors]") {

@@ -94,6 +94,8 @@ public:
     // equals `key`; returns how many changed. Throws std::invalid_argument for
     // an empty key.
     virtual std::size_t setStatus(const std::string& key, WorklistStatus status) = 0;
+    // Set the status of the item with this id alone; false when there is none.
+    virtual bool setItemStatus(std::int64_t id, WorklistStatus status) = 0;
     // Items matching every filter value, by SPS start date and time, then id.
     virtual std::vector<WorklistItem> find(const WorklistFilter& filter) = 0;
     virtual std::optional<WorklistItem> get(std::int64_t id) = 0;

@@ -54,6 +54,15 @@ public:
             }
         return n;
     }
+    bool setItemStatus(std::int64_t id, store::WorklistStatus status) override {
+        std::lock_guard<std::mutex> lock(m_);
+        for (auto& it : items_)
+            if (it.id == id) {
+                it.status = status;
+                return true;
+            }
+        return false;
+    }
     std::vector<store::WorklistItem> find(const store::WorklistFilter& f) override {
         std::lock_guard<std::mutex> lock(m_);
         filters.push_back(f);

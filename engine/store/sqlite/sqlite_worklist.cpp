@@ -232,6 +232,7 @@ public:
             setStatus_ = Stmt(wdb_,
                               "UPDATE worklist SET status=?, updated_at=? WHERE (accession_number = ? OR "
                               "study_instance_uid = ?) AND status <> ?");
+            setItemStatus_ = Stmt(wdb_, "UPDATE worklist SET status=?, updated_at=? WHERE id = ?");
 
             rdb_ = openConnection(path, busyTimeoutMs_);
             sqlite::exec(rdb_, "PRAGMA query_only = 1");
@@ -296,6 +297,16 @@ public:
             u.text(1, st).int64(2, nowMs()).text(3, key).text(4, key).text(5, st);
             u.run();
             return static_cast<std::size_t>(u.changes());
+        });
+    }
+
+    bool setItemStatus(std::int64_t id, WorklistStatus status) override {
+        std::lock_guard<std::mutex> lock(wmu_);
+        return guarded("status change", [&] {
+            Use u(setItemStatus_);
+            u.text(1, toString(status)).int64(2, nowMs()).int64(3, id);
+            u.run();
+            return u.changes() > 0;
         });
     }
 
@@ -479,7 +490,7 @@ private:
     sqlite3* rdb_ = nullptr;
     std::mutex wmu_;
     mutable std::mutex rmu_;
-    Stmt byKey_, byUid_, insert_, update_, updateKeep_, setStatus_, dropSteps_, addStep_;
+    Stmt byKey_, byUid_, insert_, update_, updateKeep_, setStatus_, setItemStatus_, dropSteps_, addStep_;
     Stmt get_, count_, getMpps_, putMpps_, anySteps_;
     std::map<std::string, Stmt> readCache_;
     FindStats findStats_;  // under rmu_

@@ -416,6 +416,8 @@ ChannelInfo Channel::info() const {
     i.description = config_.description;
     i.file = config_.file;
     i.sourceType = config_.sourceType;
+    i.script = config_.script;
+    i.enabled = config_.enabled;
     i.state = state_.load();
     i.error = error_;
     i.counters = snapshot(counters_);
@@ -440,6 +442,7 @@ ChannelInfo Channel::info() const {
         {
             std::lock_guard<std::mutex> lock(d->errorMutex);
             di.lastError = d->lastError;
+            di.failing = d->outage.on;
         }
         i.destinations.push_back(std::move(di));
     }

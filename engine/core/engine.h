@@ -37,10 +37,13 @@ struct DestinationInfo {
     std::size_t queued = 0;       // deliveries waiting (in the store; after a restart, as read back)
     std::size_t held = 0;         // of those, held in memory (the head of the queue)
     std::string lastError;
+    bool failing = false;  // in an outage: its last attempt failed
 };
 
 struct ChannelInfo {
     std::string name, description, file, sourceType;
+    std::string script;  // the Lua script's path, "" when none
+    bool enabled = true;
     ChannelState state = ChannelState::Stopped;
     std::string error;  // why it failed to start
     CountersSnapshot counters;

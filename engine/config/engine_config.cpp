@@ -58,10 +58,20 @@ const Map<StoreConfig>& storeMap() {
     return map;
 }
 
+const Map<AdminConfig::Tls>& adminTlsMap() {
+    using Tls = AdminConfig::Tls;
+    static const Map<Tls> map{
+        {"cert", &Tls::cert, path, required, "PEM file of the server's certificate (and its chain)"},
+        {"key", &Tls::key, path, required, "PEM file of its private key"},
+    };
+    return map;
+}
+
 const Map<AdminConfig>& adminMap() {
     static const Map<AdminConfig> map{
-        {"port", &AdminConfig::port, range(0, 65535), "HTTP port of the admin API"},
-        {"bind", &AdminConfig::bind, "address to bind"},
+        {"port", &AdminConfig::port, range(0, 65535), "port of the admin API (0: none)"},
+        {"bind", &AdminConfig::bind, "address to listen on"},
+        {"tls", &AdminConfig::tls, adminTlsMap(), "{ cert, key }: HTTPS"},
     };
     return map;
 }
@@ -98,7 +108,7 @@ const Map<EngineConfig>& engineMap() {
     static const Map<EngineConfig> map{
         {"store", &EngineConfig::store, storeMap(), "{ type, path, sync, max_size, min_free }"},
         {"channels", &EngineConfig::channelsDir, path, byDefault("channels"), "folder of channel files"},
-        {"admin", &EngineConfig::admin, adminMap(), "{ port, bind }"},
+        {"admin", &EngineConfig::admin, adminMap(), "{ port, bind, tls }"},
         {"orthanc", Kind::Map, "Orthanc servers by name: { main: { url, username, password, timeout, tls } }"},
     };
     return map;

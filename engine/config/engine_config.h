@@ -72,8 +72,11 @@ struct StoreConfig {
 };
 
 struct AdminConfig {
-    int port = 8080;
-    std::string bind = "0.0.0.0";
+    int port = 8080;  // 0: no admin API
+    std::string bind = "127.0.0.1";
+    struct Tls {
+        std::string cert, key;  // PEM files (absolute); both set: HTTPS
+    } tls;
 };
 
 // An Orthanc server named in junction.yaml (`orthanc: { NAME: { url, ... } }`).

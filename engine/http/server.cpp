@@ -34,6 +34,12 @@ std::string ServerRequest::param(std::string_view name) const {
     return {};
 }
 
+std::vector<std::pair<std::string, std::string>> ServerRequest::params() const {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (auto& [k, v] : Poco::URI("/?" + query).getQueryParameters()) out.emplace_back(std::move(k), std::move(v));
+    return out;
+}
+
 namespace {
 
 Poco::Timespan span(std::chrono::milliseconds ms) { return Poco::Timespan(static_cast<Poco::Timespan::TimeDiff>(ms.count()) * 1000); }

@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/http/client.h"
@@ -24,6 +25,8 @@ struct ServerRequest {
     std::string header(std::string_view name) const { return headerValue(headers, name); }
     // The value of a query parameter (decoded), "" when absent.
     std::string param(std::string_view name) const;
+    // Every query parameter (decoded), in order.
+    std::vector<std::pair<std::string, std::string>> params() const;
 };
 
 struct ServerResponse {

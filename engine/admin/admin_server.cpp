@@ -1,0 +1,101 @@
+// The admin API server (admin_server.h): the route tables in one router, and
+// each request authenticated, authorised, checked and handed to its route.
+#include "engine/admin/admin_server.h"
+
+#include <iostream>
+
+#include "engine/core/engine.h"
+
+namespace junction::admin {
+
+AdminServer::AdminServer(core::Engine& engine, Accounts& accounts, AdminOptions options)
+    : options_(std::move(options)), ctx_{engine, accounts, router_, options_.version} {
+    router_.add(channelRoutes(ctx_));
+    router_.add(messageRoutes(ctx_));
+    router_.add(statsRoutes(ctx_));
+    router_.add(worklistRoutes(ctx_));
+    router_.add(userRoutes(ctx_));
+}
+
+AdminServer::~AdminServer() { stop(); }
+
+void AdminServer::start() {
+    http::ServerOptions o;
+    o.host = options_.bind;
+    o.port = options_.port;
+    o.maxBodyBytes = options_.maxBodyBytes;
+    o.threads = options_.threads;
+    o.maxQueued = 32;
+    if (!options_.tlsCert.empty()) {
+        o.tls.enabled = true;
+        o.tls.cert = options_.tlsCert;
+        o.tls.key = options_.tlsKey;
+    }
+    server_ = std::make_unique<http::Server>(o, [this](const http::ServerRequest& r) { return handle(r); });
+    server_->start();
+}
+
+void AdminServer::stop() {
+    if (server_) server_->stop();
+    server_.reset();
+}
+
+int AdminServer::port() const { return server_ ? server_->port() : 0; }
+
+namespace {
+
+http::ServerResponse error(int status, const std::string& text, std::vector<http::Header> headers = {}) {
+    return {status, "application/json", std::move(headers), http::jsonError(text)};
+}
+
+bool isJson(const std::string& contentType) {
+    std::string t = contentType.substr(0, contentType.find(';'));
+    while (!t.empty() && t.back() == ' ') t.pop_back();
+    for (auto& c : t) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return t == "application/json";
+}
+
+}  // namespace
+
+http::ServerResponse AdminServer::handle(const http::ServerRequest& req) {
+    try {
+        Router::Match m = router_.match(req.method, req.path);
+        if (!m.route) {
+            if (m.otherMethod) throw ApiError(405, req.method + " is not a method of " + req.path);
+            throw ApiError(404, "no route " + req.method + " " + req.path);
+        }
+        const Route& route = *m.route;
+        ApiRequest in{req, {}, std::move(m.path), {}, {}};
+        if (route.role != Role::Public) {
+            auto o = ctx_.accounts.authenticate(req.header("Authorization"), req.peer);
+            using Kind = Accounts::Outcome::Kind;
+            // Bearer, not Basic: a browser would offer its own login prompt and keep the password.
+            const http::Header challenge{"WWW-Authenticate", "Bearer realm=\"junction\""};
+            if (o.kind == Kind::Missing) return error(401, "credentials required (HTTP basic or a bearer token)", {challenge});
+            if (o.kind == Kind::Invalid) return error(401, "wrong user name, password or token", {challenge});
+            if (o.kind == Kind::Limited)
+                return error(429, "too many failed logins; try again in " + std::to_string(o.retryAfter.count()) + " s",
+                             {{"Retry-After", std::to_string(o.retryAfter.count())}});
+            in.principal = o.principal;
+            if (in.principal.role < route.role)
+                throw ApiError(403, std::string("this needs the role ") + toString(route.role) + "; user '" +
+                                        in.principal.user + "' is " + toString(in.principal.role));
+        }
+        in.query = checkQuery(route.query, req.params());
+        if (route.request) {
+            if (!isJson(req.header("Content-Type"))) throw ApiError(415, "the body must be application/json");
+            in.body = checkBody(*route.request, req.body);
+        } else if (!req.body.empty()) {
+            throw ApiError(400, req.method + " " + route.pattern + " takes no body");
+        }
+        ApiResponse out = route.handler(in);
+        return {out.status, out.contentType, std::move(out.headers), std::move(out.body)};
+    } catch (const ApiError& e) {
+        return error(e.status(), e.what());
+    } catch (const std::exception& e) {
+        std::cerr << "admin API: " << req.method << " " << req.path << ": " << e.what() << "\n";
+        return error(500, e.what());
+    }
+}
+
+}  // namespace junction::admin

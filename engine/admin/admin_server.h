@@ -1,0 +1,72 @@
+// The admin API server: the engine's REST API (/api/v1), /metrics, /health
+// and /ready on the admin port, served by engine/http's server. Each request
+// is matched to a route of the table, authenticated (HTTP basic or a bearer
+// token), checked against the route's role and schemas, then handled.
+// engine/app starts it beside the engine at `junction run`.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "engine/admin/accounts.h"
+#include "engine/admin/router.h"
+#include "engine/http/server.h"
+
+namespace junction::core {
+class Engine;
+}
+
+namespace junction::admin {
+
+struct AdminOptions {
+    std::string bind = "127.0.0.1";
+    int port = 8080;  // 0: any free port (see AdminServer::port())
+    std::string tlsCert, tlsKey;  // both set: HTTPS
+    std::size_t maxBodyBytes = 1u << 20;
+    int threads = 4;
+    std::string version = "0";  // of the engine, in the OpenAPI document
+};
+
+// What the route tables work with.
+struct AdminContext {
+    core::Engine& engine;
+    Accounts& accounts;
+    const Router& router;
+    std::string version;
+    std::atomic<bool> ready{false};
+};
+
+// The route table of each area (routes_*.cpp).
+std::vector<Route> channelRoutes(AdminContext& ctx);
+std::vector<Route> messageRoutes(AdminContext& ctx);
+std::vector<Route> statsRoutes(AdminContext& ctx);
+std::vector<Route> worklistRoutes(AdminContext& ctx);
+std::vector<Route> userRoutes(AdminContext& ctx);
+
+class AdminServer {
+public:
+    AdminServer(core::Engine& engine, Accounts& accounts, AdminOptions options);
+    ~AdminServer();
+    AdminServer(const AdminServer&) = delete;
+    AdminServer& operator=(const AdminServer&) = delete;
+
+    // Opens the port; throws std::runtime_error when it cannot.
+    void start();
+    void stop();
+    int port() const;
+    // What /ready answers: true once the channels are deployed and running.
+    void setReady(bool ready) { ctx_.ready = ready; }
+    const Router& router() const { return router_; }
+    // One request, as the HTTP server hands it over.
+    http::ServerResponse handle(const http::ServerRequest& request);
+
+private:
+    AdminOptions options_;
+    Router router_;
+    AdminContext ctx_;
+    std::unique_ptr<http::Server> server_;
+};
+
+}  // namespace junction::admin

@@ -9,6 +9,7 @@
 #include <optional>
 #include <thread>
 
+#include "engine/app/admin.h"
 #include "engine/app/commands.h"
 #include "engine/app/connectors.h"
 #include "engine/config/engine_config.h"
@@ -213,6 +214,9 @@ int cmdRun(const Args& args) {
     auto problems = engine->loadChannels();
     report(problems, *engine);
     engine->start();
+    // Beside the channels, not before them: a taken admin port stops no channel.
+    std::unique_ptr<AdminService> admin = startAdmin(*engine, *cfg);
+    if (admin) admin->setReady(true);
     std::size_t running = 0;
     for (const auto& c : engine->channels())
         if (c.state == core::ChannelState::Running) ++running;
@@ -226,6 +230,11 @@ int cmdRun(const Args& args) {
     std::cout << "junction: stopping (signal " << sig << ")" << std::endl;
     util::notifySystemd("STOPPING=1");
     StopWatchdog watchdog(set, std::chrono::seconds(10));
+    if (admin) {
+        watchdog.phase("the admin API's requests in progress");
+        admin->setReady(false);
+        admin->stop();
+    }
     watchdog.phase("the check of the Orthanc servers");
     orthancCheck.join();
     engine->stop([&](const std::string& what) { watchdog.phase(what); });

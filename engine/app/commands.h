@@ -17,6 +17,8 @@ int cmdHl7Send(const Args& args);
 int cmdTest(const Args& args);
 int cmdSchema(const Args& args);
 int cmdMessages(const Args& args);
+int cmdChannel(const Args& args);
+int cmdUser(const Args& args);
 
 // True when args contain -h or --help.
 bool wantsHelp(const Args& args);

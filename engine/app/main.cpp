@@ -17,6 +17,9 @@ const char* kUsage =
     "  test CHANNEL --input FILE... dry-run a channel's scripts on sample messages\n"
     "  schema [--markdown]          print the JSON Schema of channel files (or the docs' settings tables)\n"
     "  messages [--channel C] ...   search the message store\n"
+    "  channel list|show|start|stop|pause|resume|trigger|redeploy [NAME]\n"
+    "                               control the running engine's channels (its admin API)\n"
+    "  user list|add|passwd|role|remove|token ...  manage the admin API's users\n"
     "  hl7 parse FILE [--json]      print an HL7 v2 message as a tree of positions\n"
     "  hl7 send HOST:PORT FILE...   send HL7 messages over MLLP and print the ACKs\n"
     "  version                      print the version and the linked libraries\n"
@@ -54,6 +57,8 @@ int main(int argc, char** argv) {
         if (cmd == "test") return cmdTest(rest);
         if (cmd == "schema") return cmdSchema(rest);
         if (cmd == "messages") return cmdMessages(rest);
+        if (cmd == "channel") return cmdChannel(rest);
+        if (cmd == "user") return cmdUser(rest);
         if (cmd == "version" || cmd == "--version") return cmdVersion(rest);
         if (cmd == "hl7") {
             if (rest.empty() || rest[0] == "-h" || rest[0] == "--help") {

@@ -68,7 +68,12 @@ std::string host(const std::string& address) {
 }  // namespace
 
 Accounts::Accounts(store::UserStore& store, int iterations, LoginLimits limits)
-    : store_(store), iterations_(iterations), limits_(limits), cacheKey_(newToken()) {}
+    : store_(store),
+      iterations_(iterations),
+      limits_(limits),
+      cacheKey_(newToken()),
+      unknownUserHash_("pbkdf2-sha256$" + std::to_string(iterations) + "$AAAAAAAAAAAAAAAAAAAAAA==$" +
+                       "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=") {}
 
 void Accounts::checkPassword(const std::string& password) const {
     if (password.size() < 8) throw ApiError(400, "a password has at least 8 characters");
@@ -183,6 +188,8 @@ Accounts::Outcome Accounts::authenticate(const std::string& authorization, const
     if (auto s = limiter_.refusedFor(userKey, limits_.perUser, limits_.window, now); s.count() > 0) return limited(s);
     auto u = store_.user(name);
     auto role = u ? parseRole(u->role) : std::nullopt;
+    // An unknown name costs the same PBKDF2 run as a wrong password: timing tells no names.
+    if (!u) verifyPassword(password, unknownUserHash_);
     if (!role || !passwordMatches(*u, password)) {
         limiter_.fail(userKey, now);
         limiter_.fail(addrKey, now);

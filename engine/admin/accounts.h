@@ -99,6 +99,7 @@ private:
     std::mutex cacheMu_;
     std::string cacheKey_;
     std::map<std::string, std::pair<std::string, std::string>> verified_;
+    std::string unknownUserHash_;  // checked against for names that are no user
 };
 
 }  // namespace junction::admin

@@ -30,7 +30,7 @@ TEST_CASE("passwords are kept as salted PBKDF2-HMAC-SHA256 with a high iteration
     CHECK(users->token(id)->hash != token);
 }
 
-TEST_CASE("HTTP basic and bearer tokens authenticate; a revoked token no longer does", "[admin]") {
+TEST_CASE("HTTP basic and bearer tokens authenticate, and a revoked token no longer does", "[admin]") {
     AdminFixture f;
     auto basic = [&](const std::string& user, const std::string& pw) {
         return f.call("GET", "/api/v1/me", "", "", {{"Authorization", http::basicAuth(user, pw)}});
@@ -118,7 +118,7 @@ TEST_CASE("the login limit lets a user in again once the window has passed", "[a
     CHECK(accounts.authenticate("", "10.0.0.3:5000").kind == Kind::Missing);
 }
 
-TEST_CASE("the first start makes an admin account; the last admin cannot be removed", "[admin]") {
+TEST_CASE("the first start makes an admin account, and the last admin cannot be removed", "[admin]") {
     TempDir dir;
     auto users = store::openSqliteUsers(dir.str() + "/j.db");
     admin::Accounts accounts(*users, kTestIterations);

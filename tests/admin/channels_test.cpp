@@ -85,7 +85,7 @@ TEST_CASE("channels are stopped, started, paused, resumed and triggered through 
     CHECK(messagesOf(f, "sched") == 2);
 }
 
-TEST_CASE("channels are redeployed from their files; a broken file is told with file:line:column", "[admin]") {
+TEST_CASE("channels are redeployed from their files, and a broken file is told with file:line:column", "[admin]") {
     AdminFixture f;
     f.dir.write("sched.lua", "function run(msg) msg = msg end\n");
     auto r = f.as(Role::Admin, "POST", "/api/v1/channels/sched/redeploy");

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <cstring>
+#include <fstream>
 #include <regex>
 #include <sstream>
 #include <set>
@@ -163,7 +164,7 @@ TEST_CASE("/metrics is Prometheus text with the counters of every channel and de
     CHECK(seen);
 }
 
-TEST_CASE("/health and /ready answer without credentials; /ready only once the channels run", "[admin]") {
+TEST_CASE("/health and /ready answer without credentials, /ready only once the channels run", "[admin]") {
     AdminFixture f;
     CHECK(f.call("GET", "/health").status == 200);
     CHECK(f.call("GET", "/ready").status == 200);
@@ -207,4 +208,25 @@ TEST_CASE("the OpenAPI document holds every route with its role, parameters and 
     std::size_t documented = 0;
     for (const auto& [path, item] : *paths) documented += item.extract<Poco::JSON::Object::Ptr>()->size();
     CHECK(documented == operations);
+}
+
+TEST_CASE("the docs' route table (docs/admin-api.md) names every route with its role", "[admin]") {
+    AdminFixture f;
+    std::ifstream in(std::string(JUNCTION_SOURCE_DIR) + "/docs/admin-api.md");
+    REQUIRE(in);
+    // | GET | `/api/v1/channels` | viewer | ... |
+    const std::regex row(R"(^\| (GET|POST|PUT|DELETE) \| `([^`]+)` \| (none|viewer|operator|admin) \|.*)");
+    std::map<std::pair<std::string, std::string>, std::string> documented;
+    std::string line;
+    while (std::getline(in, line)) {
+        std::smatch m;
+        if (std::regex_match(line, m, row)) documented[{m[1], m[2]}] = m[3] == "none" ? "public" : std::string(m[3]);
+    }
+    for (const auto& r : f.server->router().routes()) {
+        INFO(r.method << " " << r.pattern);
+        auto it = documented.find({r.method, r.pattern});
+        REQUIRE(it != documented.end());
+        CHECK(it->second == admin::toString(r.role));
+    }
+    CHECK(documented.size() == f.server->router().routes().size());
 }

@@ -2,24 +2,16 @@
 // counters, the YAML and script text), start, stop, pause, resume, trigger,
 // redeploy one or all from disk, and validate a proposed channel file.
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "engine/admin/admin_server.h"
 #include "engine/admin/route_support.h"
 #include "engine/config/node.h"
 #include "engine/core/engine.h"
+#include "engine/util/file_text.h"
 
 namespace junction::admin {
 
 namespace {
-
-std::string readText(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    std::stringstream s;
-    s << f.rdbuf();
-    return s.str();
-}
 
 Schema destinationSchema() {
     return object({{"name", string(), true},
@@ -83,9 +75,9 @@ void writeChannel(JsonWriter& w, const core::ChannelInfo& c, bool withText) {
     }
     w.endArray();
     if (withText) {
-        w.field("yaml", readText(c.file));
+        w.field("yaml", util::readFileText(c.file));
         w.field("script_file", c.script);
-        w.field("script", c.script.empty() ? std::string() : readText(c.script));
+        w.field("script", c.script.empty() ? std::string() : util::readFileText(c.script));
     }
     w.endObject();
 }

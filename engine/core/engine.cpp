@@ -3,28 +3,20 @@
 // what the admin API and CLI ask of them.
 #include "engine/core/engine.h"
 
-#include <fstream>
 #include <iostream>
 #include <set>
-#include <sstream>
 
 #include "engine/core/channel.h"
+#include "engine/util/file_text.h"
 
 namespace junction::core {
 
 namespace {
 
-std::string readText(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::ostringstream out;
-    out << in.rdbuf();
-    return out.str();
-}
-
 // A channel's file text and its script's: what a reload compares. The file is
 // read before it is parsed, so a change made meanwhile shows at the next reload.
 std::string fingerprint(const std::string& fileText, const ChannelConfig& c) {
-    return fileText + '\0' + (c.script.empty() ? std::string() : readText(c.script));
+    return fileText + '\0' + (c.script.empty() ? std::string() : util::readFileText(c.script));
 }
 
 }  // namespace
@@ -286,7 +278,7 @@ void Engine::redeployChannel(const std::string& name) {
 }
 
 std::pair<ChannelConfig, std::string> Engine::readChannel(const std::string& file) const {
-    std::string text = readText(file);
+    std::string text = util::readFileText(file);
     ChannelConfig c = parseChannelFile(file, options_.config.baseDir, connectors_);
     std::string fp = fingerprint(text, c);
     return {std::move(c), std::move(fp)};

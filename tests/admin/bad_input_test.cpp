@@ -4,31 +4,14 @@
 // else is disturbed.
 #include <catch2/catch.hpp>
 
-#include <Poco/Net/StreamSocket.h>
-
 #include "tests/admin/admin_test_support.h"
+#include "tests/support/raw_http.h"
 
 using namespace junction;
 using namespace junction::testing;
 using admin::Role;
 
-namespace {
-
-// Sends `request` as it is (no client normalises its path) and returns the answer.
-std::string raw(int port, const std::string& request) {
-    Poco::Net::StreamSocket s(Poco::Net::SocketAddress("127.0.0.1", static_cast<Poco::UInt16>(port)));
-    s.setReceiveTimeout(Poco::Timespan(5, 0));
-    s.sendBytes(request.data(), static_cast<int>(request.size()));
-    std::string out;
-    char buf[4096];
-    try {
-        for (int n; (n = s.receiveBytes(buf, sizeof buf)) > 0;) out.append(buf, static_cast<std::size_t>(n));
-    } catch (const Poco::Exception&) {
-    }
-    return out;
-}
-
-}  // namespace
+using test_support::rawExchange;
 
 TEST_CASE("bad requests get a 4xx with a JSON error and disturb nothing", "[admin]") {
     AdminFixture f({}, 4096);
@@ -67,14 +50,14 @@ TEST_CASE("bad requests get a 4xx with a JSON error and disturb nothing", "[admi
 
     // Dot segments as sent, not as a client would clean them up.
     for (const char* target : {"/api/v1/channels/../../../etc/passwd", "/api/v1/channels/./sched", "/api//v1/channels"}) {
-        std::string answer = raw(f.server->port(), std::string("GET ") + target + " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+        std::string answer = rawExchange(f.server->port(), std::string("GET ") + target + " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
                                                         f.tokens[Role::Admin] + "\r\nConnection: close\r\n\r\n");
         INFO(target << ": " << answer);
         CHECK(answer.rfind("HTTP/1.1 400", 0) == 0);
         CHECK(answer.find("{\"error\": ") != std::string::npos);
     }
     // A request that is no HTTP at all.
-    raw(f.server->port(), "\x16\x03\x01 hello\r\n\r\n");
+    rawExchange(f.server->port(), "\x16\x03\x01 hello\r\n\r\n");
 
     // The engine and the API are as they were.
     CHECK(f.call("GET", "/health").status == 200);

@@ -12,23 +12,11 @@
 
 #include "engine/http/client.h"
 #include "engine/http/server.h"
+#include "tests/support/raw_http.h"
 
 using namespace junction::http;
 
-namespace {
-std::string rawExchange(int port, const std::string& request) {
-    Poco::Net::StreamSocket s(Poco::Net::SocketAddress("127.0.0.1", static_cast<Poco::UInt16>(port)));
-    s.setReceiveTimeout(Poco::Timespan(5, 0));
-    s.sendBytes(request.data(), static_cast<int>(request.size()));
-    std::string out;
-    char buf[4096];
-    try {
-        for (int n; (n = s.receiveBytes(buf, sizeof buf)) > 0;) out.append(buf, static_cast<std::size_t>(n));
-    } catch (const Poco::Exception&) {
-    }
-    return out;
-}
-}  // namespace
+using test_support::rawExchange;
 
 TEST_CASE("the HTTP server hands each request whole to its handler and sends its answer", "[http]") {
     std::mutex m;

@@ -214,9 +214,13 @@ int cmdRun(const Args& args) {
     auto problems = engine->loadChannels();
     report(problems, *engine);
     engine->start();
-    // Beside the channels, not before them: a taken admin port stops no channel.
-    std::unique_ptr<AdminService> admin = startAdmin(*engine, *cfg);
-    if (admin) admin->setReady(true);
+    // Beside the channels, on a thread of its own: a taken admin port stops no
+    // channel, and a database another program holds locked delays no stop.
+    std::unique_ptr<AdminService> admin;
+    std::thread adminStart([&] {
+        admin = startAdmin(*engine, *cfg);
+        if (admin) admin->setReady(true);
+    });
     std::size_t running = 0;
     for (const auto& c : engine->channels())
         if (c.state == core::ChannelState::Running) ++running;
@@ -230,6 +234,8 @@ int cmdRun(const Args& args) {
     std::cout << "junction: stopping (signal " << sig << ")" << std::endl;
     util::notifySystemd("STOPPING=1");
     StopWatchdog watchdog(set, std::chrono::seconds(10));
+    watchdog.phase("the admin API's start (its accounts in the database)");
+    adminStart.join();
     if (admin) {
         watchdog.phase("the admin API's requests in progress");
         admin->setReady(false);

@@ -45,7 +45,8 @@ public:
 
     // Keeps a new token's hash; returns its id.
     virtual std::int64_t addToken(const std::string& user, const std::string& label, const std::string& hash) = 0;
-    // The token with this hash and when it was last used (marked now).
+    // The token with this hash; its last use becomes now (kept at most once a
+    // minute, and not when the database is busy).
     virtual std::optional<TokenRecord> useToken(const std::string& hash) = 0;
     virtual std::optional<TokenRecord> token(std::int64_t id) = 0;
     // The tokens of `user` (empty: of every user), by id.

@@ -52,7 +52,9 @@ class SqliteUsers : public UserStore {
 public:
     explicit SqliteUsers(const std::string& path) : path_(path) {
         sqlite::createParentDirectory(path);
-        db_ = sqlite::open(path, "user store", 10000);
+        // A short wait for locks: the engine's commits are shorter, and a request
+        // does not hang on a database another program holds locked.
+        db_ = sqlite::open(path, "user store", 2000);
         try {
             sqlite::useWal(db_, path);
             for (const char* sql : kSchema) sqlite::exec(db_, sql);
@@ -134,8 +136,17 @@ public:
                 if (!u.step()) return std::nullopt;
                 t = readToken(u);
             }
-            Stmt s(db_, "UPDATE admin_tokens SET last_used = ? WHERE id = ?");
-            Use(s).int64(1, toMs(Clock::now())).int64(2, t->id).run();
+            // At most once a minute, and not at the cost of the request: a busy
+            // database leaves last_used as it was.
+            auto now = Clock::now();
+            if (!t->lastUsed || now - *t->lastUsed >= std::chrono::minutes(1)) {
+                try {
+                    Stmt s(db_, "UPDATE admin_tokens SET last_used = ? WHERE id = ?");
+                    Use(s).int64(1, toMs(now)).int64(2, t->id).run();
+                    t->lastUsed = now;
+                } catch (const sqlite::Error&) {
+                }
+            }
             return t;
         });
     }

@@ -4,7 +4,8 @@
 # BENCH_SKIP_DICOM=1 and BENCH_SKIP_BACKLOG=1 leave out the slow parts (the
 # full-size reliability run; C-STORE and MWL; the deep backlog, whose size
 # BENCH_BACKLOG sets: 10000000 for the full figure, about 12 GB of disk);
-# BENCH_SKIP_HTTP=1 leaves out the http destination rows.
+# BENCH_SKIP_HTTP=1 leaves out the http destination rows, BENCH_SKIP_ORTHANC=1 the orthanc
+# source's (BENCH_ORTHANC_COUNT instances, 10000 by default).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$ROOT/scripts/setup.sh"
@@ -262,6 +263,12 @@ EOF
   hd4=$(http_forward $P_H4 $P_HS4); echo "Junction -> http destination, threads: 4: $hd4"
   echo "RESULT http_dest_msg_s=$(rate "$hd1") http_client_msg_s=$(rate "$hc1") ratio_http_dest_client=$(ratio "$hd1" "$hc1")"
   echo "RESULT http_dest_threads4_msg_s=$(rate "$hd4") http_client_conns4_msg_s=$(rate "$hc4") ratio_http_dest_threads4_client4=$(ratio "$hd4" "$hc4")"
+fi
+
+if [ -z "${BENCH_SKIP_ORTHANC:-}" ]; then
+  echo
+  echo "== orthanc source: a real Orthanc's /changes against its own Lua OnStoredInstance callback (${BENCH_ORTHANC_COUNT:-10000} instances)"
+  /usr/bin/python3 "$ROOT/tests/bench/orthanc_changes.py" "$JUNCTION" "${BENCH_ORTHANC_COUNT:-10000}"
 fi
 
 if [ -z "${BENCH_SKIP_DICOM:-}" ]; then

@@ -206,7 +206,9 @@ struct Loop {
     std::vector<std::uint64_t> dead;
     std::vector<std::uint64_t> held;
     std::uint64_t pumping = 0;           // the connection pump() is handing on (0: none)
-    std::vector<std::uint64_t> repump;   // answered at the end of the round: hand on their next message
+    // Answered at the end of the round, or read again once the round's sends
+    // took their unread replies: hand on their next message.
+    std::vector<std::uint64_t> repump;
     std::unique_ptr<Ring> ring;          // null: epoll, replies sent one by one
     std::atomic<bool> uring{false};      // ring is set (read by other loops)
     std::vector<Ring::Completion> stash;  // completions that came with the sends, for the next round
@@ -296,6 +298,8 @@ struct Listener::Impl {
     void dropRing(Loop& l, const std::string& error);
     void closeEnded(Loop& l);
     void writable(Loop& l, Conn& c);
+    void sentInRound(Loop& l, Conn& c);
+    bool unpause(Loop& l, Conn& c);
     void acceptAll(Loop& l);
     void accepted(Loop& l, int fd, const sockaddr_storage& addr);
     std::shared_ptr<Slot> pickVictim();
@@ -887,18 +891,32 @@ void Listener::Impl::settle(Conn& c) {
 // replies is read from again.
 void Listener::Impl::writable(Loop& l, Conn& c) {
     flush(l, c);
-    if (!c.dead && c.readPaused && !c.busy && !c.held && !c.backlogged()) {
-        c.readPaused = false;
-        watch(l, c);
-        pump(l, c);
-    }
+    if (unpause(l, c)) pump(l, c);
+}
+
+// The round's sends took some of the connection's replies: the rest goes out
+// as any reply's; a peer that read its replies is read from again, and its
+// next message handed on once the round's sends are done (endRound).
+void Listener::Impl::sentInRound(Loop& l, Conn& c) {
+    flush(l, c);
+    if (unpause(l, c)) l.repump.push_back(c.id);
+}
+
+// A connection not read while its replies were unread is read from again once
+// they are no longer too many (and no message of it is in processing or held).
+// True when it is.
+bool Listener::Impl::unpause(Loop& l, Conn& c) {
+    if (c.dead || !c.readPaused || c.busy || c.held || c.backlogged()) return false;
+    c.readPaused = false;
+    watch(l, c);
+    return true;
 }
 
 // Runs the work the round's messages left for its end (such as the journal's
 // write and fdatasync that their ACKs wait for), sends the round's replies
 // together, runs what waited for them (waking delivery threads), then hands on
-// the next message of every connection answered meanwhile; those may leave
-// work for the end again.
+// the next message of every connection answered meanwhile or read again once
+// those sends took its unread replies; those may leave work for the end again.
 void Listener::Impl::endRound(Loop& l, util::Round& round) {
     for (;;) {
         bool ran = round.end();
@@ -1040,7 +1058,7 @@ void Listener::Impl::sendQueued(Loop& l) {
                 kill(l, c);
                 continue;
             }
-            flush(l, c);  // the rest, if any; clears the buffer once all is out
+            sentInRound(l, c);  // the rest, if any; clears the buffer once all is out
         }
         done.clear();
     }
@@ -1129,10 +1147,7 @@ void Listener::Impl::retryHeld(Loop& l) {
     forOpen(l, l.held, [&](Conn& c) {
         c.held = false;
         pump(l, c);
-        if (!c.held && !c.busy && !c.dead && c.readPaused && !c.backlogged()) {
-            c.readPaused = false;
-            watch(l, c);
-        }
+        unpause(l, c);
     });
 }
 

@@ -496,7 +496,9 @@ TEST_CASE("listener: a sender that never reads its ACKs is held, then served whe
         ++handled;
         r(reply);
     };
-    Listener l(loopback(GENERATE(true, false)), h);
+    bool ioUring = GENERATE(true, false);
+    CAPTURE(ioUring);
+    Listener l(loopback(ioUring), h);
     l.start();
     constexpr int kMessages = 20000;
     Peer p(l.port());
@@ -519,6 +521,58 @@ TEST_CASE("listener: a sender that never reads its ACKs is held, then served whe
     writer.join();
     CHECK(read == kMessages);
     CHECK(handled.load() == kMessages + 1);
+    l.stop();
+}
+
+TEST_CASE("listener: a sender held for its unread replies is served again when they all leave with the round's sends", "[mllp][listener]") {
+    // The loop takes the sender's messages in until 1 MB of replies is unread
+    // and stops; at the end of that round, before the round's replies go out
+    // together, the sender reads all its socket holds, so that those sends
+    // take every reply left: the sender's next messages are handed on then.
+    constexpr int kMessages = 1500;  // under 16 KB of frames: one read
+    const std::string reply(10000, 'r');
+    std::atomic<int> handled{0};
+    std::mutex mu;
+    std::condition_variable cv;
+    bool endArmed = false, reading = false, drained = false;
+    Listener::Handlers h;
+    h.message = [&](std::string, const std::string&, Listener::Reply r) {
+        ++handled;
+        r(reply);
+        if (endArmed) return;
+        endArmed = true;
+        junction::util::Round::defer([&] {
+            endArmed = false;
+            std::unique_lock<std::mutex> lock(mu);
+            if (reading || handled.load() == kMessages) return;
+            reading = true;
+            cv.notify_all();
+            cv.wait_for(lock, 5s, [&] { return drained; });
+        });
+    };
+    bool ioUring = GENERATE(true, false);
+    CAPTURE(ioUring);
+    Listener l(loopback(ioUring), h);
+    l.start();
+    Peer p(l.port());
+    std::string frames;
+    for (int i = 0; i < kMessages; ++i) frames += frame("m" + std::to_string(i));
+    p.write(frames);
+    {
+        std::unique_lock<std::mutex> lock(mu);
+        REQUIRE(cv.wait_for(lock, 5s, [&] { return reading; }));
+    }
+    int read = 0;
+    std::string got;
+    while (p.read(got, 300ms)) ++read;  // what the socket holds
+    {
+        std::lock_guard<std::mutex> lock(mu);
+        drained = true;
+        cv.notify_all();
+    }
+    while (read < kMessages && p.read(got, 5000ms)) ++read;
+    CHECK(read == kMessages);
+    CHECK(handled.load() == kMessages);
     l.stop();
 }
 

@@ -590,6 +590,8 @@ void Listener::Impl::dispatch(Loop& l, const Ring::Completion& d) {
     } else if (req == Req::Writable && c) {
         c->pollOutArmed = false;
         if (c->wantWrite) writable(l, *c);
+        // The poll fires once: armed again while replies still wait for room.
+        if (!c->dead) watch(l, *c);
     }
 }
 

@@ -576,6 +576,27 @@ TEST_CASE("listener: a sender held for its unread replies is served again when t
     l.stop();
 }
 
+TEST_CASE("listener: a reply many times the size of the socket buffers goes out whole to a peer that reads it", "[mllp][listener]") {
+    const std::string big(32u << 20, 'x');  // the socket takes a few MB at a time
+    Listener::Handlers h;
+    h.message = [&](std::string payload, const std::string&, Listener::Reply reply) {
+        reply(payload == "big" ? big : "ACK " + payload);
+    };
+    bool ioUring = GENERATE(true, false);
+    CAPTURE(ioUring);
+    Listener l(loopback(ioUring), h);
+    l.start();
+    Peer p(l.port());
+    // "small" is handed on once less than 1 MB of the big reply is left unread.
+    p.write(frame("big") + frame("small"));
+    std::string got;
+    REQUIRE(p.read(got, 10000ms));
+    CHECK(got.size() == big.size());
+    REQUIRE(p.read(got));
+    CHECK(got == "ACK small");
+    l.stop();
+}
+
 TEST_CASE("listener: serves with io_uring where the kernel allows, with epoll when told", "[mllp][listener]") {
     Listener withRing(loopback(true), echo());
     withRing.start();

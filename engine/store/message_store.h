@@ -66,6 +66,16 @@ struct ProcessedMessage {
     std::vector<Delivery> deliveries;
 };
 
+// A source's position in what it reads (the Orthanc source's change sequence
+// number): written with the message it belongs to, in the same intake journal
+// record and the same SQLite transaction, so that the position a source
+// resumes from after a crash or a restart never runs ahead of the messages it
+// stored, nor behind them. The store keeps the latest value per key.
+struct SourceMark {
+    std::string key;    // whose position, e.g. "studies/orthanc" (channel and source type)
+    std::string value;  // opaque to the store
+};
+
 struct NewMessage {
     std::string channel;
     std::string dataType = "hl7v2";
@@ -79,6 +89,8 @@ struct NewMessage {
     // Already processed (filter/transform/route ran before the insert): the
     // message and its deliveries are written in one go, in the same transaction.
     std::optional<ProcessedMessage> processed;
+    // The source's position after this message, stored with it (see SourceMark).
+    std::optional<SourceMark> mark;
 };
 
 // Outcome of one delivery attempt.
@@ -208,6 +220,15 @@ public:
     virtual void recordDelivery(DeliveryUpdate update, Completion done = {}) = 0;
     // Wait until everything submitted so far is committed.
     virtual void flush() = 0;
+
+    // Stores a source mark without a message (a source that read past input it
+    // made no message of). Durable and ordered with the inserts submitted
+    // before it as an insert is; `done` runs as an insert's completion does.
+    virtual void saveMark(SourceMark mark, Completion done) = 0;
+    // The latest durable value of a source mark, whether it came with a message
+    // or alone (nullopt: never written). It counts the records of the intake
+    // journal not yet applied to SQLite.
+    virtual std::optional<std::string> sourceMark(const std::string& key) = 0;
 
     // Crash recovery: messages of `channel` still Received, oldest first.
     virtual std::vector<PendingMessage> pendingMessages(const std::string& channel, std::size_t limit) = 0;

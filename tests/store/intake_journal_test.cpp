@@ -552,3 +552,36 @@ TEST_CASE("a round's failed journal write is reported to its waiters, and the ne
     CHECK((failures & 1) == 0);  // the round's waiter got the write's error
     CHECK((failures & 2) == 0);  // the segment reads 1 then 3
 }
+
+TEST_CASE("journal records carry a source mark or a mark alone, and records without one keep format 2", "[store][marks][journal]") {
+    NewMessage m = sampleMessage();
+    m.mark = SourceMark{"studies/orthanc", "{\"server\":\"main\",\"seq\":42}"};
+    std::string rec = encodeRecord(0, 1700000000123, m);
+    CHECK(rec[0] == 3);
+    setRecordId(rec, 77);
+    JournalRecord r = decodeRecord(rec);
+    CHECK(r.id == 77);
+    CHECK_FALSE(r.markOnly);
+    CHECK(r.message.raw == sampleMessage().raw);
+    CHECK(r.message.processed);
+    REQUIRE(r.message.mark);
+    CHECK(r.message.mark->key == "studies/orthanc");
+    CHECK(r.message.mark->value == "{\"server\":\"main\",\"seq\":42}");
+
+    std::string alone = encodeMarkRecord(78, 1700000000124, {"studies/orthanc", "43"});
+    JournalRecord a = decodeRecord(alone);
+    CHECK(a.id == 78);
+    CHECK(a.markOnly);
+    REQUIRE(a.message.mark);
+    CHECK(a.message.mark->value == "43");
+
+    m.mark.reset();
+    std::string plain = encodeRecord(79, 0, m);
+    CHECK(plain[0] == 2);  // read by the releases before marks
+    CHECK_FALSE(decodeRecord(plain).message.mark);
+
+    std::string bad = alone;
+    bad[bad.size() - 2 - 4 - 15 - 4 - 1] = 9;  // the flags byte: then a 15-byte key, a 2-byte value
+    CHECK_THROWS_AS(decodeRecord(bad), std::runtime_error);
+    CHECK_THROWS_AS(decodeRecord(alone.substr(0, alone.size() - 1)), std::runtime_error);
+}

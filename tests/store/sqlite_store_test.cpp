@@ -146,6 +146,15 @@ struct RawDb {
         sqlite3_finalize(st);
         return v;
     }
+    std::string text(const std::string& sql) {
+        sqlite3_stmt* st = nullptr;
+        REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK);
+        std::string v;
+        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+            v = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+        sqlite3_finalize(st);
+        return v;
+    }
     bool hasTable(const std::string& name) {
         return scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '" + name + "'") == 1;
     }
@@ -155,6 +164,51 @@ std::uint64_t countOf(MessageStore& s, const std::string& channel, Status st) {
     for (auto& [status, n] : s.countByStatus(channel))
         if (status == st) return n;
     return 0;
+}
+
+// For the source mark tests (at the end).
+
+// The intake journal on (the default) or off (a store with a quota commits each insert itself).
+StoreOptions options(bool journal, bool lingering = false) {
+    StoreOptions o;
+    o.synchronousFull = false;
+    if (!journal) o.maxDatabaseBytes = 1u << 30;
+    if (lingering) {  // the writer applies nothing until flushed
+        o.maxBatchDelay = std::chrono::milliseconds(60000);
+        o.maxBatchRows = 100000;
+    }
+    return o;
+}
+
+NewMessage withMark(const std::string& raw, const std::string& key, const std::string& value) {
+    NewMessage m;
+    m.channel = "studies";
+    m.dataType = "json";
+    m.source = "test";
+    m.raw = raw;
+    m.mark = SourceMark{key, value};
+    return m;
+}
+
+void markSync(MessageStore& s, const std::string& key, const std::string& value) {
+    std::promise<std::pair<bool, std::string>> p;
+    auto f = p.get_future();
+    s.saveMark({key, value}, [&](bool ok, const std::string& err) { p.set_value({ok, err}); });
+    auto r = f.get();
+    INFO(r.second);
+    REQUIRE(r.first);
+}
+
+// The source_marks row of `key` as SQLite has it ("" when none).
+std::string markOf(const std::string& db, const std::string& key) {
+    return RawDb(db).text("SELECT value FROM source_marks WHERE key = '" + key + "'");
+}
+
+std::size_t messagesOf(MessageStore& s) {
+    SearchQuery q;
+    q.channel = "studies";
+    q.limit = 10000;
+    return s.search(q).size();
 }
 
 }  // namespace
@@ -615,7 +669,7 @@ TEST_CASE("a store that keeps no raw content leaves no content file", "[store]")
     CHECK(store->pendingMessages("ch", 100).at(3).raw == "raw-3");  // in SQLite until processed
 }
 
-TEST_CASE("a store of schema version 1 gets the raw content reference column", "[store]") {
+TEST_CASE("a store of schema version 1 gets the raw content reference column and the source marks", "[store]") {
     TempDir dir;
     MessageId old = 0;
     {
@@ -625,10 +679,11 @@ TEST_CASE("a store of schema version 1 gets the raw content reference column", "
     {
         sqlite3* db = nullptr;
         REQUIRE(sqlite3_open(dir.db().c_str(), &db) == SQLITE_OK);
-        // As an older release left it: no raw_ref, raw content in the content table.
+        // As an older release left it: no raw_ref, raw content in the content table, no source marks.
         const std::string day = dayName(Clock::now());
         std::string sql = "INSERT INTO " + day + " (message_id, kind, destination, data) SELECT id, 0, '', 'before'"
                           " FROM messages WHERE raw_ref IS NOT NULL; ALTER TABLE messages DROP COLUMN raw_ref;"
+                          " DROP TABLE source_marks;"
                           " PRAGMA user_version = 1;";
         char* err = nullptr;
         int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
@@ -637,7 +692,8 @@ TEST_CASE("a store of schema version 1 gets the raw content reference column", "
         sqlite3_close(db);
     }
     auto store = openSqliteStore(dir.db(), fastOptions());
-    CHECK(RawDb(dir.db()).scalar("PRAGMA user_version") == 2);
+    CHECK(RawDb(dir.db()).scalar("PRAGMA user_version") == 3);
+    CHECK(RawDb(dir.db()).hasTable("source_marks"));
     CHECK(store->get(old)->raw == "before");
     MessageId id = insertSync(*store, makeMessage("ch", "after"));
     CHECK(store->get(id)->raw == "after");
@@ -1250,4 +1306,140 @@ TEST_CASE("a read-only store reads beside the engine and leaves its lock and int
     auto reopened = openSqliteStore(t.db(), fastOptions());
     CHECK(reopened->get(later)->raw == "MSH|later");
     CHECK(reopened->search({}).size() == 6);
+}
+
+// ---------------------------------------------------------------- source marks
+
+TEST_CASE("a source mark is stored with its message and is the latest value, before and after a reopen", "[store][marks]") {
+    for (bool journal : {true, false}) {
+        DYNAMIC_SECTION((journal ? "with" : "without") << " the intake journal") {
+            TempDir dir;
+            {
+                auto store = openSqliteStore(dir.db(), options(journal));
+                CHECK_FALSE(store->sourceMark("studies/orthanc"));
+                MessageId a = insertSync(*store, withMark("{\"n\":1}", "studies/orthanc", "seq 1"));
+                CHECK(store->sourceMark("studies/orthanc") == std::optional<std::string>("seq 1"));
+                insertSync(*store, withMark("{\"n\":2}", "studies/orthanc", "seq 2"));
+                insertSync(*store, withMark("{\"n\":9}", "other/orthanc", "seq 9"));
+                NewMessage plain = withMark("{\"n\":3}", "", "");
+                plain.mark.reset();  // a message without a mark leaves the marks alone
+                MessageId c = insertSync(*store, plain);
+                CHECK(c > a);
+                CHECK(store->sourceMark("studies/orthanc") == std::optional<std::string>("seq 2"));
+                CHECK(store->sourceMark("other/orthanc") == std::optional<std::string>("seq 9"));
+                store->flush();
+                CHECK(markOf(dir.db(), "studies/orthanc") == "seq 2");
+                CHECK(store->get(a)->raw == "{\"n\":1}");
+            }
+            auto store = openSqliteStore(dir.db(), options(journal));
+            CHECK(store->sourceMark("studies/orthanc") == std::optional<std::string>("seq 2"));
+            CHECK(store->sourceMark("other/orthanc") == std::optional<std::string>("seq 9"));
+            CHECK(messagesOf(*store) == 4);
+        }
+    }
+}
+
+TEST_CASE("a mark with no message advances the position in order with the messages", "[store][marks]") {
+    for (bool journal : {true, false}) {
+        DYNAMIC_SECTION((journal ? "with" : "without") << " the intake journal") {
+            TempDir dir;
+            MessageId before = 0, after = 0;
+            {
+                auto store = openSqliteStore(dir.db(), options(journal));
+                before = insertSync(*store, withMark("m1", "studies/orthanc", "10"));
+                markSync(*store, "studies/orthanc", "25");  // changes 11..25 made no message
+                CHECK(store->sourceMark("studies/orthanc") == std::optional<std::string>("25"));
+                after = insertSync(*store, withMark("m2", "studies/orthanc", "26"));
+                CHECK(after > before);
+                markSync(*store, "studies/orthanc", "30");
+                store->flush();
+                CHECK(markOf(dir.db(), "studies/orthanc") == "30");
+                CHECK(messagesOf(*store) == 2);  // a mark is no message
+            }
+            auto store = openSqliteStore(dir.db(), options(journal));
+            CHECK(store->sourceMark("studies/orthanc") == std::optional<std::string>("30"));
+            // Ids go on after those of the marks: none is taken twice.
+            CHECK(insertSync(*store, withMark("m3", "studies/orthanc", "31")) > after + 1);
+        }
+    }
+}
+
+TEST_CASE("a source mark is read back before the writer applies its record", "[store][marks]") {
+    TempDir dir;
+    auto store = openSqliteStore(dir.db(), options(true, true));
+    insertSync(*store, withMark("m1", "studies/orthanc", "1"));
+    markSync(*store, "studies/orthanc", "7");
+    CHECK(markOf(dir.db(), "studies/orthanc").empty());  // still in the journal only
+    CHECK(store->sourceMark("studies/orthanc") == std::optional<std::string>("7"));
+    store->flush();
+    CHECK(markOf(dir.db(), "studies/orthanc") == "7");
+}
+
+TEST_CASE("after a crash the journal gives back each message with its mark and the latest mark", "[store][marks]") {
+    TempDir dir;
+    const int applied = 20, journaled = 30;
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        int failures = 0;
+        auto store = openSqliteStore(dir.db(), options(true, true));
+        for (int i = 1; i <= applied; ++i)
+            if (insertSync(*store, withMark("m" + std::to_string(i), "studies/orthanc", std::to_string(i))) <= 0) failures |= 1;
+        store->flush();  // these are in SQLite, the rest only in the journal
+        for (int i = applied + 1; i <= journaled; ++i)
+            if (insertSync(*store, withMark("m" + std::to_string(i), "studies/orthanc", std::to_string(i))) <= 0) failures |= 2;
+        std::promise<bool> p;
+        store->saveMark({"studies/orthanc", "40"}, [&](bool ok, const std::string&) { p.set_value(ok); });
+        if (!p.get_future().get()) failures |= 4;
+        _exit(failures);  // crash: no destructor, no flush
+    }
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    REQUIRE(WIFEXITED(status));
+    REQUIRE(WEXITSTATUS(status) == 0);
+    CHECK(markOf(dir.db(), "studies/orthanc") == std::to_string(applied));
+    auto store = openSqliteStore(dir.db(), options(true));
+    CHECK(store->sourceMark("studies/orthanc") == std::optional<std::string>("40"));
+    CHECK(messagesOf(*store) == static_cast<std::size_t>(journaled));  // each once
+    store->flush();
+    CHECK(markOf(dir.db(), "studies/orthanc") == "40");
+    // Once more, with nothing left in the journal: the database alone says the same.
+    store.reset();
+    store = openSqliteStore(dir.db(), options(true));
+    CHECK(store->sourceMark("studies/orthanc") == std::optional<std::string>("40"));
+    CHECK(messagesOf(*store) == static_cast<std::size_t>(journaled));
+}
+
+TEST_CASE("a replayed journal never puts an older mark back over a newer one", "[store][marks]") {
+    // What a journal kept whole after a blocked insert replays at the next open:
+    // records already in SQLite come again, in order, the messages skipped as
+    // present, the marks alone applied again. The row's record id keeps the newer value.
+    TempDir dir;
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        auto store = openSqliteStore(dir.db(), options(true));
+        insertSync(*store, withMark("m1", "studies/orthanc", "1"));
+        markSync(*store, "studies/orthanc", "2");
+        insertSync(*store, withMark("m3", "studies/orthanc", "3"));
+        store->flush();
+        _exit(0);  // the journal stays
+    }
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    REQUIRE(WIFEXITED(status));
+    REQUIRE(WEXITSTATUS(status) == 0);
+    REQUIRE(markOf(dir.db(), "studies/orthanc") == "3");
+    {
+        sqlite3* h = nullptr;
+        REQUIRE(sqlite3_open(dir.db().c_str(), &h) == SQLITE_OK);
+        REQUIRE(sqlite3_exec(h, "UPDATE store_meta SET value = 0 WHERE key = 'journal_applied'", nullptr, nullptr,
+                             nullptr) == SQLITE_OK);
+        sqlite3_close(h);
+    }
+    auto store = openSqliteStore(dir.db(), options(true));
+    CHECK(store->sourceMark("studies/orthanc") == std::optional<std::string>("3"));
+    CHECK(messagesOf(*store) == 2);
+    store->flush();
+    CHECK(markOf(dir.db(), "studies/orthanc") == "3");
 }

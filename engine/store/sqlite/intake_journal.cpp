@@ -38,10 +38,15 @@ std::uint32_t crc32(std::string_view data) {
 
 // Format 2 writes a copy of the raw message (the transformed message, an
 // encoded one) as a one-byte reference instead of its bytes; format 1 records
-// (every content written out) are still read.
+// (every content written out) are still read. Format 3 is format 2 followed by
+// a source mark: a flags byte (kHasMark, and kMarkOnly when the record is the
+// mark alone, its message fields empty and unused), the mark's key and value.
+// A record without a mark is written in format 2, as before.
 constexpr std::uint8_t kFormatV1 = 1;
-constexpr std::uint8_t kFormat = 2;
+constexpr std::uint8_t kFormatV2 = 2;
+constexpr std::uint8_t kFormatMark = 3;
 enum Copy : std::uint8_t { kOwnBytes = 0, kSameAsRaw = 1, kSameAsTransformed = 2 };
+enum MarkFlags : std::uint8_t { kHasMark = 1, kMarkOnly = 2 };
 
 void putU32(std::string& out, std::uint32_t v) {
     for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
@@ -278,14 +283,25 @@ void syncDirectoryOf(const std::string& path) {
 
 }  // namespace
 
+namespace {
+
+void putMark(std::string& out, const SourceMark& mark, bool markOnly) {
+    out.push_back(static_cast<char>(kHasMark | (markOnly ? kMarkOnly : 0)));
+    putStr(out, mark.key);
+    putStr(out, mark.value);
+}
+
+}  // namespace
+
 std::string encodeRecord(MessageId id, std::int64_t receivedMs, const NewMessage& m) {
     std::string out;
     std::size_t size = 64 + m.channel.size() + m.dataType.size() + m.source.size() + m.raw.size() + m.error.size();
     if (m.processed)
         for (const auto& d : m.processed->deliveries) size += 16 + d.destination.size() + d.encoded.size() + d.error.size();
     if (m.processed) size += m.processed->transformed.size() + m.processed->error.size() + 64;
+    if (m.mark) size += 16 + m.mark->key.size() + m.mark->value.size();
     out.reserve(size);
-    out.push_back(static_cast<char>(kFormat));
+    out.push_back(static_cast<char>(m.mark ? kFormatMark : kFormatV2));
     putU64(out, static_cast<std::uint64_t>(id));
     putU64(out, static_cast<std::uint64_t>(receivedMs));
     putStr(out, m.channel);
@@ -312,6 +328,14 @@ std::string encodeRecord(MessageId id, std::int64_t receivedMs, const NewMessage
             putStr(out, d.error);
         }
     }
+    if (m.mark) putMark(out, *m.mark, false);
+    return out;
+}
+
+std::string encodeMarkRecord(MessageId id, std::int64_t receivedMs, const SourceMark& mark) {
+    std::string out = encodeRecord(id, receivedMs, NewMessage{});
+    out[0] = static_cast<char>(kFormatMark);
+    putMark(out, mark, true);
     return out;
 }
 
@@ -324,7 +348,8 @@ void setRecordId(std::string& record, MessageId id) {
 JournalRecord decodeRecord(std::string_view payload) {
     Reader r(payload);
     const std::uint8_t format = r.u8();
-    if (format != kFormat && format != kFormatV1) throw std::runtime_error("journal record: unknown format");
+    if (format != kFormatV1 && format != kFormatV2 && format != kFormatMark)
+        throw std::runtime_error("journal record: unknown format");
     JournalRecord rec;
     rec.id = static_cast<MessageId>(r.u64());
     rec.receivedMs = static_cast<std::int64_t>(r.u64());
@@ -365,6 +390,15 @@ JournalRecord decodeRecord(std::string_view payload) {
             p.deliveries.push_back(std::move(d));
         }
         m.processed = std::move(p);
+    }
+    if (format == kFormatMark) {
+        std::uint8_t flags = r.u8();
+        if (!(flags & kHasMark) || (flags & ~(kHasMark | kMarkOnly))) throw std::runtime_error("journal record: bad mark flags");
+        rec.markOnly = (flags & kMarkOnly) != 0;
+        SourceMark mark;
+        mark.key = r.str();
+        mark.value = r.str();
+        m.mark = std::move(mark);
     }
     if (!r.done()) throw std::runtime_error("journal record: trailing bytes");
     m.receivedAt = Clock::time_point(std::chrono::duration_cast<Clock::duration>(std::chrono::milliseconds(rec.receivedMs)));

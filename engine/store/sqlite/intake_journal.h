@@ -48,12 +48,16 @@ namespace junction::store {
 struct JournalRecord {
     MessageId id = 0;
     std::int64_t receivedMs = 0;
-    NewMessage message;
+    NewMessage message;     // its mark (format 3) in message.mark
+    bool markOnly = false;  // a source mark alone (encodeMarkRecord): `message` holds only the mark
     std::uint64_t ref = 0;  // where it is (see append's contentRef), from recover()
 };
 
 // Record payload codec (exposed for tests).
 std::string encodeRecord(MessageId id, std::int64_t receivedMs, const NewMessage& m);
+// A record of a source mark alone (MessageStore::saveMark), ordered with the
+// messages by its id as they are.
+std::string encodeMarkRecord(MessageId id, std::int64_t receivedMs, const SourceMark& mark);
 // Sets the id of an encoded record (encode first, take the id under the ordering lock).
 void setRecordId(std::string& record, MessageId id);
 // Throws std::runtime_error on a malformed payload.

@@ -13,7 +13,7 @@ namespace detail {
 
 namespace {
 
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 
 const char* kAggregateSql =
     "UPDATE messages SET status = (SELECT CASE WHEN max(status = 'Error') THEN 'Error' "
@@ -121,11 +121,17 @@ SqliteStore::SqliteStore(const std::string& path, const StoreOptions& options) :
             Stmt s(wdb_,
                    "SELECT max(coalesce((SELECT max(id) FROM messages), 0),"
                    " coalesce((SELECT value FROM store_meta WHERE key = 'last_id'), 0),"
+                   " coalesce((SELECT max(id) FROM source_marks), 0),"
                    " coalesce((SELECT max(first_id) - 1 FROM partitions), 0))");
             Use u(s);
             if (u.step()) last = u.int64(0);
         }
         nextId_ = last + 1;
+        {
+            Stmt s(wdb_, "SELECT key, id, value FROM source_marks");
+            Use u(s);
+            while (u.step()) marks_[u.str(0)] = {u.int64(1), u.str(2)};
+        }
 
         wBegin_ = Stmt(wdb_, "BEGIN IMMEDIATE");
         wCommit_ = Stmt(wdb_, "COMMIT");
@@ -160,6 +166,10 @@ SqliteStore::SqliteStore(const std::string& path, const StoreOptions& options) :
         wPartition_ = Stmt(wdb_, "INSERT OR REPLACE INTO partitions (day, first_id, dropped) VALUES (?1, ?2, 0)");
         wJournalMark_ = Stmt(wdb_, "INSERT OR REPLACE INTO store_meta (key, value) VALUES ('journal_applied', ?1)");
         wDropRawRef_ = Stmt(wdb_, "UPDATE messages SET raw_ref = NULL WHERE id = ?1 AND raw_ref IS NOT NULL");
+        if (!options_.readOnly)
+            wSourceMark_ = Stmt(wdb_,
+                                "INSERT INTO source_marks (key, value, id) VALUES (?1, ?2, ?3) ON CONFLICT (key) DO"
+                                " UPDATE SET value = excluded.value, id = excluded.id WHERE excluded.id >= source_marks.id");
 
         // Reader connection.
         rdb_ = openConnection(path);
@@ -205,7 +215,7 @@ SqliteStore::SqliteStore(const std::string& path, const StoreOptions& options) :
             journal_ = std::make_unique<IntakeJournal>(path, options_.synchronousFull, options_.journalSegmentBytes);
             journal_->onWriteFailure([this](std::vector<JournalRecord>&& failed) {
                 for (auto& rec : failed)
-                    if (keepsRaw(rec.message.storage)) enqueue(Op(RawRepairOp{rec.id, std::move(rec.message.raw)}));
+                    if (!rec.markOnly && keepsRaw(rec.message.storage)) enqueue(Op(RawRepairOp{rec.id, std::move(rec.message.raw)}));
             });
             recoverJournal();
         } catch (const std::exception& e) {
@@ -246,6 +256,10 @@ void SqliteStore::migrateSchema() {
         if (version == 1) {  // raw content referenced in the intake journal's content files
             sqlite::exec(wdb_, "ALTER TABLE messages ADD COLUMN raw_ref INTEGER");
             version = 2;
+        }
+        if (version == 2) {  // source marks
+            sqlite::exec(wdb_, "CREATE TABLE source_marks (key TEXT PRIMARY KEY, value TEXT NOT NULL, id INTEGER NOT NULL)");
+            version = 3;
         }
         sqlite::exec(wdb_, ("PRAGMA user_version = " + std::to_string(version)).c_str());
         sqlite::exec(wdb_, "COMMIT");
@@ -292,7 +306,7 @@ void SqliteStore::finalizeStatements() {
     wparts_.clear();
     rparts_.clear();
     rSearch_.clear();
-    for (Stmt* s : {&wJournalMark_, &wDropRawRef_, &wBegin_, &wCommit_, &wInsertMsg_, &wProcessed_, &wProcessedStatus_, &wMeta_,
+    for (Stmt* s : {&wJournalMark_, &wDropRawRef_, &wSourceMark_, &wBegin_, &wCommit_, &wInsertMsg_, &wProcessed_, &wProcessedStatus_, &wMeta_,
                     &wDeliveryNew_, &wDeliveryAt_, &wDeliveryUpd_, &wDeliveryIns_, &wAggregate_, &wMessageStatus_,
                     &wPartition_, &rBegin_, &rCommit_, &rRollback_, &rPendingMsgs_, &rPendingDels_, &rGetMsg_, &rGetDels_,
                     &rCountAll_, &rCount_})
@@ -316,6 +330,15 @@ void SqliteStore::recoverJournal() {
     std::size_t replayed = 0;
     for (auto& rec : records) {
         maxId = std::max(maxId, rec.id);
+        // Durable, applied or not: the latest value of its source mark.
+        if (rec.message.mark) noteMark(*rec.message.mark, rec.id);
+        if (rec.markOnly) {
+            if (rec.id <= applied) continue;
+            queue_.push_back(Op(MarkOp{std::move(*rec.message.mark), nullptr, rec.id, true}));
+            ++submitted_;
+            ++replayed;
+            continue;
+        }
         // Applied or not, SQLite may reference its raw content: keep its segment.
         bool kept = keepsRaw(rec.message.storage);
         if (kept) journal_->keep(rec.ref);

@@ -3,7 +3,7 @@
 // the files that implement it; the public entry is openSqliteStore
 // (engine/store/message_store.h).
 //
-// Layout (schema version 2, PRAGMA user_version):
+// Layout (schema version 3, PRAGMA user_version):
 //   messages     one row per message (metadata + search columns), INTEGER PRIMARY KEY id
 //   deliveries   one row per (message, destination), WITHOUT ROWID, with the channel
 //                copied in so that the partial index deliveries_queued answers
@@ -19,6 +19,13 @@
 //                messages.raw_ref points at its record in the intake journal,
 //                whose segment is then kept as a content file (schema version 2)
 //   store_meta   key/value (last_id high-water mark, written by prune)
+//   source_marks key -> value of each source mark (MessageStore::saveMark,
+//                NewMessage::mark) and the id of the record that wrote it:
+//                a mark is only replaced by one of a later record, so that
+//                replaying the journal after a crash never puts an older
+//                value back (schema version 3). Ids of mark-only records
+//                are taken from the message ids (never reused; a gap in
+//                the messages' ids)
 //
 // Writes: one writer thread owns the write connection (group commit). Public write
 // calls enqueue and return; the writer takes everything queued, runs it in one
@@ -164,6 +171,8 @@ public:
     void recordProcessed(ProcessedMessage processed, Completion done) override;
     void recordDelivery(DeliveryUpdate update, Completion done) override;
     void flush() override;
+    void saveMark(SourceMark mark, Completion done) override;
+    std::optional<std::string> sourceMark(const std::string& key) override;
 
     std::vector<PendingMessage> pendingMessages(const std::string& channel, std::size_t limit) override;
     std::vector<PendingDelivery> pendingDeliveries(const std::string& channel, std::size_t limit) override;
@@ -218,10 +227,18 @@ private:
         MessageId id = 0;
         std::string raw;
     };
+    // A source mark alone (saveMark). Journaled: acknowledged once its record is
+    // durable, `done` already run (nullptr here).
+    struct MarkOp {
+        SourceMark mark;
+        Completion done;
+        MessageId id = 0;  // its record's (journaled), else taken by the writer
+        bool journaled = false;
+    };
     struct Op {
         template <class T>
         explicit Op(T&& alt) : v(std::forward<T>(alt)) {}
-        std::variant<InsertOp, ProcessedOp, DeliveryOp, PruneOp, RawRepairOp> v;
+        std::variant<InsertOp, ProcessedOp, DeliveryOp, PruneOp, RawRepairOp, MarkOp> v;
         bool failed = false;
         std::string error;
     };
@@ -233,6 +250,16 @@ private:
         if (journal_) flush();
     }
     void insertJournaled(NewMessage message, InsertCompletion done);
+    // Appends a journal record under the ordering lock with the next id, queues
+    // `op(id)` for the writer in the same order, and runs `answer(id, error)`
+    // once the record is durable (or with the error of its write); it must not block.
+    // (MakeOp: Op(MessageId); Answer: void(MessageId, const std::string& error).)
+    template <class MakeOp, class Answer>
+    void appendJournaled(std::string& record, std::uint64_t* contentRef, MakeOp&& op, Answer&& answer);
+    // The latest durable value of each source mark (sourceMark), and the id of
+    // the record that wrote it: a mark is replaced only by a later one.
+    void noteMark(const SourceMark& mark, MessageId id);
+    void applyMark(const SourceMark& mark, MessageId id);  // writer: the source_marks row
     void checkSchema();    // read-only: the schema must be this build's
     void migrateSchema();  // creates or upgrades it
     void recoverJournal();
@@ -246,6 +273,8 @@ private:
     std::vector<T> readPending(Stmt& st, const std::string& channel, std::size_t limit, Row row, Content content,
                                const std::function<void(Use&)>& bindMore = {}, bool waitForWrites = true);
     void markJournalApplied(const std::vector<Op>& ops, std::size_t begin, std::size_t end);
+    // The id of a journaled insert or mark (0 for any other op).
+    static MessageId journaledId(const Op& op);
     void applyProcessed(ProcessedOp& op, std::int64_t now);
     void writeOutcome(MessageId id, const ProcessedMessage& p, std::int64_t now, const InsertOp* insert = nullptr);
     void applyDelivery(DeliveryOp& op, std::int64_t now);
@@ -304,6 +333,7 @@ private:
     std::string writerTrouble_, budgetTrouble_;
     void setTrouble(std::string SqliteStore::*which, const std::string& why);
     std::string refusal() const;
+    std::string refusedNow() const;  // refusal() when new writes are refused, else "" (cheap)
     // The disk budget's watch (StoreOptions::maxStoreBytes, minFreeBytes).
     std::thread budgetWatch_;
     std::mutex budgetMu_;
@@ -314,7 +344,9 @@ private:
     std::size_t flushWaiters_ = 0;       // under mu_
     std::size_t unappliedBytes_ = 0;     // under mu_: content of the journaled inserts queued or being applied
     std::map<int, WriterPart> wparts_;
-    Stmt wJournalMark_, wDropRawRef_;
+    Stmt wJournalMark_, wDropRawRef_, wSourceMark_;
+    std::mutex marksMu_;
+    std::map<std::string, std::pair<MessageId, std::string>> marks_;  // key -> (record id, value), durable
     Stmt wBegin_, wCommit_, wInsertMsg_, wProcessed_, wProcessedStatus_, wMeta_, wDeliveryNew_, wDeliveryAt_, wDeliveryUpd_, wDeliveryIns_, wAggregate_, wMessageStatus_,
         wPartition_;
     std::thread::id writerId_;

@@ -64,16 +64,19 @@ void SqliteStore::enqueue(Op&& op) {
 }
 
 void SqliteStore::insert(NewMessage message, InsertCompletion done) {
-    if (refusing_.load(std::memory_order_relaxed)) {
-        // Answered at once: a sender gets an error now rather than no answer.
-        std::string why = refusal();
-        if (!why.empty()) {
-            if (done) done(0, why);
-            return;
-        }
+    // Refused: answered at once, a sender gets an error now rather than no answer.
+    if (std::string why = refusedNow(); !why.empty()) {
+        if (done) done(0, why);
+        return;
     }
     if (journal_) return insertJournaled(std::move(message), std::move(done));
     std::int64_t received = message.receivedAt ? toMs(*message.receivedAt) : nowMs();
+    if (message.mark) {  // committed with the message: its latest value once the callback runs
+        done = [this, mark = *message.mark, done = std::move(done)](MessageId id, const std::string& error) {
+            if (id > 0) noteMark(mark, id);
+            if (done) done(id, error);
+        };
+    }
     enqueue(Op(InsertOp{std::move(message), std::move(done), received, 0, 0, false, {}}));
 }
 
@@ -103,6 +106,30 @@ void complete(const InsertCompletion& done, MessageId id, const std::string& err
 }
 }  // namespace
 
+template <class MakeOp, class Answer>
+void SqliteStore::appendJournaled(std::string& record, std::uint64_t* contentRef, MakeOp&& op, Answer&& answer) {
+    std::function<void(const std::string&)> then;
+    std::uint64_t seq = 0;
+    bool inRound = util::Round::active();
+    {
+        std::lock_guard<std::mutex> jl(journalMu_);
+        MessageId id = nextId_.fetch_add(1);
+        setRecordId(record, id);
+        then = [answer = std::forward<Answer>(answer), id](const std::string& error) { answer(id, error); };
+        try {
+            // On an event loop's thread the record is written at the end of the
+            // round, with the round's others, and `then` runs after that.
+            if (inRound) journal_->appendInRound(id, record, std::move(then), contentRef);
+            else seq = journal_->append(id, record, contentRef);
+        } catch (const std::exception& e) {
+            then(e.what());  // still ours: appendInRound takes it only once the record is in
+            return;
+        }
+        enqueue(op(id));
+    }
+    if (!inRound) journal_->whenDurable(seq, std::move(then));
+}
+
 void SqliteStore::insertJournaled(NewMessage message, InsertCompletion done) {
     std::int64_t received = message.receivedAt ? toMs(*message.receivedAt) : nowMs();
     std::string record = encodeRecord(0, received, message);
@@ -117,34 +144,58 @@ void SqliteStore::insertJournaled(NewMessage message, InsertCompletion done) {
         }
         unappliedBytes_ += heldBytes(message);
     }
-    std::function<void(const std::string&)> then;
-    std::uint64_t seq = 0, rawRef = 0;
+    std::uint64_t rawRef = 0;
     // Raw content kept after processing stays in the journal: SQLite gets its reference.
     std::uint64_t* contentRef = keepsRaw(message.storage) ? &rawRef : nullptr;
-    bool inRound = util::Round::active();
-    {
-        std::lock_guard<std::mutex> jl(journalMu_);
-        MessageId id = nextId_.fetch_add(1);
-        setRecordId(record, id);
+    std::optional<SourceMark> mark = message.mark;
+    appendJournaled(
+        record, contentRef,
+        [&](MessageId id) { return Op(InsertOp{std::move(message), nullptr, received, id, 0, true, {}, rawRef}); },
         // Answers the insert once its record is durable. A failed write or sync:
         // not acknowledged, though the record may still be applied (a resend is
         // then a duplicate, not a loss).
-        then = [done = std::move(done), id](const std::string& error) {
-            if (error.empty()) complete(done, id, error);
-            else complete(done, 0, error);
-        };
-        try {
-            // On an event loop's thread the record is written at the end of the
-            // round, with the round's others, and `then` runs after that.
-            if (inRound) journal_->appendInRound(id, record, std::move(then), contentRef);
-            else seq = journal_->append(id, record, contentRef);
-        } catch (const std::exception& e) {
-            then(e.what());  // still ours: appendInRound takes it only once the record is in
-            return;
-        }
-        enqueue(Op(InsertOp{std::move(message), nullptr, received, id, 0, true, {}, rawRef}));
+        [this, done = std::move(done), mark = std::move(mark)](MessageId id, const std::string& error) {
+            if (!error.empty()) return complete(done, 0, error);
+            if (mark) noteMark(*mark, id);
+            complete(done, id, error);
+        });
+}
+
+void SqliteStore::saveMark(SourceMark mark, Completion done) {
+    if (std::string why = refusedNow(); !why.empty()) {
+        if (done) done(false, why);
+        return;
     }
-    if (!inRound) journal_->whenDurable(seq, std::move(then));
+    if (!journal_) {
+        enqueue(Op(MarkOp{std::move(mark), std::move(done), 0, false}));
+        return;
+    }
+    std::string record = encodeMarkRecord(0, nowMs(), mark);
+    SourceMark kept = mark;
+    appendJournaled(
+        record, nullptr, [&](MessageId id) { return Op(MarkOp{std::move(mark), nullptr, id, true}); },
+        [this, done = std::move(done), kept = std::move(kept)](MessageId id, const std::string& error) {
+            if (error.empty()) noteMark(kept, id);
+            if (!done) return;
+            try {
+                done(error.empty(), error);
+            } catch (...) {
+                logCallbackError(id);
+            }
+        });
+}
+
+std::optional<std::string> SqliteStore::sourceMark(const std::string& key) {
+    std::lock_guard<std::mutex> lock(marksMu_);
+    auto it = marks_.find(key);
+    if (it == marks_.end()) return std::nullopt;
+    return it->second.second;
+}
+
+void SqliteStore::noteMark(const SourceMark& mark, MessageId id) {
+    std::lock_guard<std::mutex> lock(marksMu_);
+    auto [it, added] = marks_.try_emplace(mark.key, id, mark.value);
+    if (!added && id >= it->second.first) it->second = {id, mark.value};
 }
 
 void SqliteStore::recordProcessed(ProcessedMessage processed, Completion done) {
@@ -259,6 +310,10 @@ void SqliteStore::assignIds(std::vector<Op>& ops, std::size_t begin, std::size_t
     // get theirs here. Either way ids reach this point in increasing order, so
     // each day's partition owns a contiguous id range.
     for (std::size_t k = begin; k < end; ++k) {
+        if (auto* mark = std::get_if<MarkOp>(&ops[k].v); mark && mark->id == 0) {
+            mark->id = nextId_++;  // orders it with the messages (an id no message will have)
+            continue;
+        }
         auto* ins = std::get_if<InsertOp>(&ops[k].v);
         if (!ins || ins->day != 0 || ops[k].failed) continue;
         int day = dayOf(ins->receivedMs);
@@ -322,13 +377,9 @@ void SqliteStore::runSegment(std::vector<Op>& ops, std::size_t begin, std::size_
     assignIds(ops, begin, end);
     foldDeliveries(ops, begin, end);
     std::int64_t now = nowMs();
-    auto journaled = [&](std::size_t k) {
-        auto* ins = std::get_if<InsertOp>(&ops[k].v);
-        return ins && ins->journaled;
-    };
+    auto journaled = [&](std::size_t k) { return journaledId(ops[k]) != 0; };
     auto noteApplied = [&](std::size_t k) {
-        auto* ins = std::get_if<InsertOp>(&ops[k].v);
-        if (ins && ins->journaled && !journalBlocked_) journalApplied_ = std::max(journalApplied_, ins->id);
+        if (!journalBlocked_) journalApplied_ = std::max(journalApplied_, journaledId(ops[k]));
     };
     std::size_t live = 0;
     bool anyJournaled = false, journaledFailed = false;
@@ -403,9 +454,10 @@ void SqliteStore::runSegment(std::vector<Op>& ops, std::size_t begin, std::size_
                     setTrouble(&SqliteStore::writerTrouble_, std::string("the store cannot be written: ") + e.what());
                     if (j)
                         std::fprintf(stderr,
-                                     "junction: message %lld is in the intake journal but cannot be written to the"
+                                     "junction: %s %lld is in the intake journal but cannot be written to the"
                                      " store (%s); retrying every second, new messages refused meanwhile\n",
-                                     static_cast<long long>(std::get<InsertOp>(ops[k].v).id), e.what());
+                                     std::holds_alternative<MarkOp>(ops[k].v) ? "source mark" : "message",
+                                     static_cast<long long>(journaledId(ops[k])), e.what());
                     else
                         std::fprintf(stderr,
                                      "junction: the result of message %lld cannot be written to the store (%s);"
@@ -447,6 +499,10 @@ void SqliteStore::setTrouble(std::string SqliteStore::*which, const std::string&
 std::string SqliteStore::refusal() const {
     std::lock_guard<std::mutex> lock(refuseMu_);
     return !writerTrouble_.empty() ? writerTrouble_ : budgetTrouble_;
+}
+
+std::string SqliteStore::refusedNow() const {
+    return refusing_.load(std::memory_order_relaxed) ? refusal() : std::string();
 }
 
 // Every second: the store's files against maxStoreBytes, the filesystem's free
@@ -521,6 +577,9 @@ void SqliteStore::callbacks(std::vector<Op>& ops, std::size_t begin, std::size_t
             } else if (auto* d = std::get_if<DeliveryOp>(&op.v)) {
                 const Op& applied = d->foldedInto == kNotFolded ? op : ops[d->foldedInto];
                 if (d->done) d->done(!applied.failed, applied.failed ? applied.error : kNoError);
+            } else if (auto* m = std::get_if<MarkOp>(&op.v)) {
+                if (!m->journaled && !op.failed) noteMark(m->mark, m->id);  // committed now
+                if (m->done) m->done(!op.failed, op.failed ? op.error : kNoError);
             }
         } catch (...) {
             // A throwing callback must not take the writer down.
@@ -528,6 +587,7 @@ void SqliteStore::callbacks(std::vector<Op>& ops, std::size_t begin, std::size_t
             if (auto* ins = std::get_if<InsertOp>(&op.v)) id = ins->id;
             else if (auto* p = std::get_if<ProcessedOp>(&op.v)) id = p->p.id;
             else if (auto* d = std::get_if<DeliveryOp>(&op.v)) id = d->u.id;
+            else if (auto* m = std::get_if<MarkOp>(&op.v)) id = m->id;
             logCallbackError(id);
         }
     }
@@ -540,6 +600,13 @@ void SqliteStore::apply(Op& op, std::int64_t now) {
         if (d->foldedInto == kNotFolded) applyDelivery(*d, now);
     }
     if (auto* r = std::get_if<RawRepairOp>(&op.v)) applyRawRepair(*r);
+    if (auto* m = std::get_if<MarkOp>(&op.v)) applyMark(m->mark, m->id);
+}
+
+void SqliteStore::applyMark(const SourceMark& mark, MessageId id) {
+    Use u(wSourceMark_);
+    u.text(1, mark.key).text(2, mark.value).int64(3, id);
+    u.run();
 }
 
 void SqliteStore::applyRawRepair(RawRepairOp& op) {
@@ -588,6 +655,7 @@ void SqliteStore::applyInsert(InsertOp& op, std::int64_t now) {
     // (in the journal's content file when the record is there: op.rawRef).
     if (!op.rawRef && ((status == Status::Received && !p) || keepsRaw(m.storage))) putContent(op.id, kRaw, {}, m.raw);
     if (p) writeOutcome(op.id, *p, now, &op);
+    if (m.mark) applyMark(*m.mark, op.id);
 }
 
 // Records, in the transaction applying them, the last journaled id applied
@@ -595,14 +663,18 @@ void SqliteStore::applyInsert(InsertOp& op, std::int64_t now) {
 void SqliteStore::markJournalApplied(const std::vector<Op>& ops, std::size_t begin, std::size_t end) {
     if (journalBlocked_) return;
     MessageId last = 0;
-    for (std::size_t k = begin; k < end; ++k) {
-        auto* ins = std::get_if<InsertOp>(&ops[k].v);
-        if (ins && ins->journaled && !ops[k].failed) last = std::max(last, ins->id);
-    }
+    for (std::size_t k = begin; k < end; ++k)
+        if (!ops[k].failed) last = std::max(last, journaledId(ops[k]));
     if (last == 0) return;
     Use u(wJournalMark_);
     u.int64(1, last);
     u.run();
+}
+
+MessageId SqliteStore::journaledId(const Op& op) {
+    if (auto* ins = std::get_if<InsertOp>(&op.v)) return ins->journaled ? ins->id : 0;
+    if (auto* m = std::get_if<MarkOp>(&op.v)) return m->journaled ? m->id : 0;
+    return 0;
 }
 
 void SqliteStore::writeOutcome(MessageId id, const ProcessedMessage& p, std::int64_t now, const InsertOp* insert) {

@@ -44,6 +44,8 @@ public:
     Admission admission() override;
     const std::string& channelName() const override { return config_.name; }
     void log(const std::string& level, const std::string& text) override;
+    std::optional<std::string> sourceMark() override;
+    void submitMark(std::string mark, std::function<void(SubmitResult)> done) override;
 
 private:
     using SteadyClock = std::chrono::steady_clock;
@@ -191,6 +193,8 @@ private:
     void deliveryFinished(DestRuntime& dest, Lane& lane, Delivery& delivery, bool ok, const std::string& response,
                           const std::string& error);
     void notifyAccepting();
+    // The store's key of the source's positions: "CHANNEL/SOURCE-TYPE".
+    std::string markKey() const { return config_.name + "/" + config_.sourceType; }
     bool overLimit() const;
     std::string ackFor(const hl7::Message* original, const std::string& code, const std::string& text) const;
     void logScript(const std::vector<lua::LogLine>& logs);

@@ -1,7 +1,8 @@
 // Channel, source side: a message submitted by the source is parsed,
 // processed on the source's thread and stored with its outcome in one write;
 // admission and back-pressure; the ACK or NAK the sender gets, at once or once
-// the deliveries it waits for are done (answer).
+// the deliveries it waits for are done (answer); a polling source's positions,
+// stored with its messages (Inbound::mark) or alone (submitMark).
 #include "engine/core/channel.h"
 
 #include "engine/hl7/ack.h"
@@ -35,6 +36,7 @@ void Channel::submit(Inbound message, std::function<void(SubmitResult)> done) {
     nm.dataType = config_.dataType;
     nm.source = std::move(message.origin);
     nm.storage = config_.storage;
+    if (message.mark) nm.mark = store::SourceMark{markKey(), std::move(*message.mark)};
     if (!payload) {
         // Malformed or unreadable input: kept as ERROR with its error, answered with a NAK (HL7).
         nm.status = store::Status::Error;
@@ -120,6 +122,17 @@ void Channel::submit(Inbound message, std::function<void(SubmitResult)> done) {
         if (pending) pending->id = id;
         dispatch(*decision, id, pending);
         inFlight_.fetch_sub(1);
+    });
+}
+
+std::optional<std::string> Channel::sourceMark() { return store_.sourceMark(markKey()); }
+
+void Channel::submitMark(std::string mark, std::function<void(SubmitResult)> done) {
+    store_.saveMark({markKey(), std::move(mark)}, [done = std::move(done)](bool ok, const std::string& error) {
+        SubmitResult r;
+        r.accepted = ok;
+        if (!ok) r.error = "position not stored: " + error;
+        done(std::move(r));
     });
 }
 

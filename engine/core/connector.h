@@ -35,6 +35,11 @@ struct Inbound {
     std::string raw;     // the received bytes (one message)
     std::string origin;  // e.g. "mllp 127.0.0.1:53422", "file /in/a.hl7"
     std::string error{};  // set when the source could not read what it received: kept as ERROR, not processed
+    // A polling source's position once this message is read (the orthanc
+    // source's change sequence number): stored with the message, in the same
+    // write, and read back with SourceContext::sourceMark() when the source
+    // starts again. Not stored when the message is not (accepted false).
+    std::optional<std::string> mark{};
 };
 
 // What the engine answers a source about one submitted message.
@@ -66,6 +71,16 @@ public:
     virtual const std::string& channelName() const = 0;
     // Log a connector event (connection errors, framing errors ...).
     virtual void log(const std::string& level, const std::string& text) = 0;
+
+    // Positions of a polling source (Inbound::mark), one per channel: the
+    // latest durably stored, nullopt when none was (a new source).
+    virtual std::optional<std::string> sourceMark() { return std::nullopt; }
+    // Stores a position without a message (the source read past input it made
+    // no message of), after the messages submitted before it; `done` as for
+    // submit (accepted: durable).
+    virtual void submitMark(std::string mark, std::function<void(SubmitResult)> done) {
+        done(SubmitResult{false, 0, {}, "this channel keeps no source positions"});
+    }
 };
 
 class Source {

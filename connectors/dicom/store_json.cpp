@@ -13,11 +13,14 @@
 #include <Poco/JSON/Object.h>
 #include <Poco/JSON/Parser.h>
 
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <set>
 
 #include "engine/dicom/dataset_json.h"
+#include "engine/dicom/part10_dcmtk.h"
 #include "connectors/dicom/store_dcmtk.h"
 
 namespace junction::dicom {
@@ -316,24 +319,70 @@ JsonResult datasetJsonFromFile(const std::string& path) {
     return r;
 }
 
+namespace {
+
+// Loads `path` into `file` and applies the message's tag changes to it
+// (r.changed of them); false with r.error when either fails.
+bool loadEdited(DcmFileFormat& file, const std::string& path, const std::string& messageJson, EditResult& r) {
+    OFCondition c = file.loadFile(path.c_str());
+    if (c.bad()) {
+        r.error = "cannot read " + path + ": " + c.text();
+        return false;
+    }
+    int n = detail::applyJson(*file.getDataset(), messageJson, r.error);
+    if (n < 0) return false;
+    r.changed = n;
+    return true;
+}
+
+bool readWhole(const std::string& path, std::string& bytes, std::string& error) {
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    if (!f) {
+        error = "cannot read " + path + ": " + std::strerror(errno);
+        return false;
+    }
+    bytes.clear();
+    char buf[65536];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) bytes.append(buf, n);
+    bool ok = !std::ferror(f);
+    std::fclose(f);
+    if (!ok) error = "cannot read " + path;
+    return ok;
+}
+
+}  // namespace
+
 EditResult applyJsonToFile(const std::string& inPath, const std::string& messageJson, const std::string& outPath) {
     EditResult r;
     DcmFileFormat file;
-    OFCondition c = file.loadFile(inPath.c_str());
-    if (c.bad()) {
-        r.error = "cannot read " + inPath + ": " + c.text();
-        return r;
-    }
-    int n = detail::applyJson(*file.getDataset(), messageJson, r.error);
-    if (n < 0) return r;
-    r.changed = n;
-    E_TransferSyntax xfer = file.getDataset()->getOriginalXfer();
-    c = file.saveFile(outPath.c_str(), xfer);
+    if (!loadEdited(file, inPath, messageJson, r)) return r;
+    OFCondition c = file.saveFile(outPath.c_str(), file.getDataset()->getOriginalXfer());
     if (c.bad()) {
         r.error = "cannot write " + outPath + ": " + c.text();
         return r;
     }
     r.ok = true;
+    return r;
+}
+
+EditResult part10Bytes(const std::string& path, const std::string& messageJson, std::string& bytes) {
+    EditResult r;
+    if (!messageJson.empty()) {
+        DcmFileFormat file;
+        if (!loadEdited(file, path, messageJson, r)) return r;
+        if (r.changed > 0) {
+            try {
+                bytes = writePart10(file, file.getDataset()->getOriginalXfer());
+            } catch (const std::runtime_error& e) {
+                r.error = "cannot write " + path + " with the message's tags: " + e.what();
+                return r;
+            }
+            r.ok = true;
+            return r;
+        }
+    }
+    r.ok = readWhole(path, bytes, r.error);
     return r;
 }
 

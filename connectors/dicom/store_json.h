@@ -36,6 +36,12 @@ struct EditResult {
 // Lua changes nothing. Pixel data is copied as it is.
 EditResult applyJsonToFile(const std::string& inPath, const std::string& messageJson, const std::string& outPath);
 
+// The Part-10 bytes to send of `path` as the message `messageJson` describes
+// the instance (a `dicom` source's message, possibly edited by a script), into
+// `bytes`: the file's own bytes when the message changes no tag (or is
+// empty), else the file written again with the `changed` changes applied.
+EditResult part10Bytes(const std::string& path, const std::string& messageJson, std::string& bytes);
+
 }  // namespace junction::dicom
 
 namespace junction::dicom {

@@ -9,6 +9,7 @@
 #include "connectors/file/file_connectors.h"
 #include "connectors/http/http_connectors.h"
 #include "connectors/mllp/mllp_connectors.h"
+#include "connectors/orthanc/orthanc_connectors.h"
 #include "connectors/schedule/schedule_connectors.h"
 #include "connectors/worklist/worklist_connectors.h"
 
@@ -24,6 +25,7 @@ core::ConnectorRegistry builtinConnectors() {
     connectors::registerSchedule(registry);
     connectors::registerDicomweb(registry);
     connectors::registerHttp(registry);
+    connectors::registerOrthanc(registry);
     return registry;
 }
 

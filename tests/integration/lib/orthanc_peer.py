@@ -114,5 +114,15 @@ class Orthanc:
     def changes(self, since=0, limit=100):
         return self.get(f"/changes?since={since}&limit={limit}")
 
+    def create_study(self, patient):
+        """A new instance of a new study of patient `patient` (POST /tools/create-dicom);
+        returns Orthanc's answer (ID, ParentStudy ...)."""
+        return self.post("/tools/create-dicom", {"Tags": {
+            "PatientID": patient, "PatientName": f"TEST^{patient}", "Modality": "OT",
+            "SOPClassUID": "1.2.840.10008.5.1.4.1.1.7"}})
+
+    def last_change(self):
+        return self.get("/changes?last")["Last"]
+
     def wait_stable(self, study_id, timeout=30):
         return wait_for(lambda: self.get(f"/studies/{study_id}").get("IsStable"), timeout, 0.2)

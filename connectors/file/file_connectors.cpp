@@ -1,18 +1,15 @@
 // `file` source (poll a directory) and destination (write one file per message).
 #include "connectors/file/file_connectors.h"
 
-#include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <filesystem>
 #include <fnmatch.h>
 #include <fstream>
-#include <mutex>
 #include <sstream>
-#include <thread>
 
 #include "engine/core/message_template.h"
 #include "engine/hl7/batch.h"
+#include "engine/util/loop_thread.h"
 
 namespace fs = std::filesystem;
 
@@ -63,27 +60,18 @@ public:
         if (c_.afterRead == "move") fs::create_directories(c_.moveTo, ec);
         fs::create_directories(c_.errorDir, ec);
         ctx_ = &ctx;
-        running_ = true;
-        thread_ = std::thread([this] { loop(); });
+        thread_.start([this] { loop(); });
     }
 
-    void stop() override {
-        {
-            std::lock_guard<std::mutex> lock(m_);
-            running_ = false;
-        }
-        cv_.notify_all();
-        if (thread_.joinable()) thread_.join();
-    }
+    void stop() override { thread_.stop(); }
 
     std::string describe() const override { return "file " + c_.directory + "/" + c_.pattern; }
 
 private:
     void loop() {
-        while (running_) {
+        while (thread_.running()) {
             pollOnce();
-            std::unique_lock<std::mutex> lock(m_);
-            cv_.wait_for(lock, c_.pollInterval, [&] { return !running_; });
+            thread_.waitFor(c_.pollInterval);
         }
     }
 
@@ -103,7 +91,7 @@ private:
         }
         std::sort(files.begin(), files.end());
         for (const auto& f : files) {
-            if (!running_) return;
+            if (!thread_.running()) return;
             if (!ctx_->waitUntilAccepting()) return;
             readFile(f);
         }
@@ -150,10 +138,7 @@ private:
 
     FileSourceConfig c_;
     core::SourceContext* ctx_ = nullptr;
-    std::atomic<bool> running_{false};
-    std::mutex m_;
-    std::condition_variable cv_;
-    std::thread thread_;
+    util::LoopThread thread_;
 };
 
 class FileSourceFactory : public core::MappedSourceFactory<FileSourceConfig> {

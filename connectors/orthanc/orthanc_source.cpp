@@ -7,19 +7,16 @@
 #include <Poco/JSON/Parser.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <future>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <sstream>
-#include <thread>
 
 #include "connectors/orthanc/orthanc_common.h"
+#include "engine/util/loop_thread.h"
 
 namespace junction::connectors::orthanc_connector {
 
@@ -123,18 +120,13 @@ public:
 
     void start(core::SourceContext& ctx) override {
         ctx_ = &ctx;
-        running_ = true;
-        thread_ = std::thread([this] { loop(); });
+        thread_.start([this] { loop(); });
     }
 
-    void stop() override {
-        {
-            std::lock_guard<std::mutex> lock(m_);
-            running_ = false;
-        }
-        cv_.notify_all();
-        if (thread_.joinable()) thread_.join();
-    }
+    void stop() override { thread_.stop(); }
+
+    // Reads the changes now (a wait between polls, or a back-off, is cut short).
+    bool trigger() override { return thread_.trigger(); }
 
     std::string describe() const override { return "orthanc " + s_.server + " /changes"; }
 
@@ -152,7 +144,7 @@ private:
     void loop() {
         constexpr auto kFirstBackoff = 1s, kMaxBackoff = 30s;
         std::chrono::milliseconds backoff = kFirstBackoff;
-        while (running_) {
+        while (thread_.running()) {
             if (!ctx_->waitUntilAccepting()) break;
             Step step = Step::Trouble;
             try {
@@ -169,8 +161,7 @@ private:
                 backoff = kFirstBackoff;
                 if (step == Step::Idle) wait = s_.pollInterval;
             }
-            std::unique_lock<std::mutex> lock(m_);
-            cv_.wait_for(lock, wait, [&] { return !running_; });
+            if (thread_.waitFor(wait) == util::LoopThread::Wake::Trigger) backoff = kFirstBackoff;
         }
     }
 
@@ -197,7 +188,7 @@ private:
 
         std::int64_t readTo = *position_;  // every change up to here is handled (a message, or skipped)
         for (std::size_t i = 0; changes && i < changes->size(); ++i) {
-            if (!running_) return Step::Stop;
+            if (!thread_.running()) return Step::Stop;
             Object::Ptr change = changes->getObject(static_cast<unsigned>(i));
             if (!change) continue;
             std::int64_t seq = change->getValue<std::int64_t>("Seq");
@@ -375,10 +366,7 @@ private:
     orthanc::Server& server_;
     std::set<std::string> kept_;  // change types made messages (empty: all)
     core::SourceContext* ctx_ = nullptr;
-    std::thread thread_;
-    std::mutex m_;
-    std::condition_variable cv_;
-    std::atomic<bool> running_{false};
+    util::LoopThread thread_;
     // The source's thread only:
     bool checked_ = false;                  // GET /system answered with these credentials
     std::optional<std::int64_t> position_;  // the last change handled and stored

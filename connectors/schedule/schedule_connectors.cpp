@@ -6,12 +6,10 @@
 #include "connectors/schedule/schedule_connectors.h"
 
 #include <chrono>
-#include <condition_variable>
 #include <ctime>
-#include <mutex>
-#include <thread>
 
 #include "engine/util/json_text.h"
+#include "engine/util/loop_thread.h"
 
 namespace junction::connectors {
 
@@ -53,32 +51,12 @@ public:
 
     void start(core::SourceContext& ctx) override {
         ctx_ = &ctx;
-        {
-            std::lock_guard<std::mutex> lock(m_);
-            running_ = true;
-            triggered_ = false;
-        }
-        thread_ = std::thread([this] { loop(); });
+        thread_.start([this] { loop(); });
     }
 
-    void stop() override {
-        {
-            std::lock_guard<std::mutex> lock(m_);
-            running_ = false;
-        }
-        cv_.notify_all();
-        if (thread_.joinable()) thread_.join();
-    }
+    void stop() override { thread_.stop(); }
 
-    bool trigger() override {
-        {
-            std::lock_guard<std::mutex> lock(m_);
-            if (!running_) return false;
-            triggered_ = true;
-        }
-        cv_.notify_all();
-        return true;
-    }
+    bool trigger() override { return thread_.trigger(); }
 
     std::string describe() const override {
         return "schedule every " + std::to_string(s_.interval.count() / 1000) + " s";
@@ -89,13 +67,9 @@ private:
         auto next = std::chrono::steady_clock::now() + (s_.runAtStart ? 0ms : s_.interval);
         const char* reason = s_.runAtStart ? "start" : "interval";
         for (;;) {
-            {
-                std::unique_lock<std::mutex> lock(m_);
-                cv_.wait_until(lock, next, [&] { return !running_ || triggered_; });
-                if (!running_) return;
-                if (triggered_) reason = "trigger";
-                triggered_ = false;
-            }
+            util::LoopThread::Wake wake = thread_.waitUntil(next);
+            if (wake == util::LoopThread::Wake::Stop) return;
+            if (wake == util::LoopThread::Wake::Trigger) reason = "trigger";
             // The next run is due an interval after this one began, however long it takes.
             next = std::chrono::steady_clock::now() + s_.interval;
             run(reason);
@@ -116,11 +90,8 @@ private:
 
     ScheduleSettings s_;
     core::SourceContext* ctx_ = nullptr;
-    std::mutex m_;
-    std::condition_variable cv_;
-    bool running_ = false, triggered_ = false;
     long long runs_ = 0;
-    std::thread thread_;
+    util::LoopThread thread_;
 };
 
 class ScheduleSourceFactory : public core::MappedSourceFactory<ScheduleSettings> {

@@ -193,7 +193,7 @@ destinations:
     CHECK(parseObject(all[1].raw)->getObject("change")->getValue<std::string>("ID") == studyB);
 }
 
-TEST_CASE("from: now begins after the server's last change, and only the change types asked for are messages",
+TEST_CASE("from: now begins after the server's last change, only the change types asked for are messages, and a trigger polls at once",
           "[orthanc_connectors][source]") {
     orthanc_test::OrthancProcess orthanc;
     Rest rest{orthanc};
@@ -206,15 +206,22 @@ TEST_CASE("from: now begins after the server's last change, and only the change 
     core::Engine engine(options(dir, orthanc), connectorRegistry());
     engine.addChannel(channel(dir, R"(
 channel: new-studies
-source: { type: orthanc, server: main, changes: [NewStudy], poll_interval: 200ms }
+source: { type: orthanc, server: main, changes: [NewStudy], poll_interval: 1h }
 destinations: []
 )"));
     engine.start();
     // The starting position is stored at once (a restart goes on from there).
     std::int64_t last = rest.lastChange();
     REQUIRE(eventually([&] { return storedSeq(engine, "new-studies/orthanc") == last; }));
+    // Polled at start, then an hour later: or at once, when triggered.
     auto after = rest.newStudy("NEW");
-    REQUIRE(eventually([&] { return messages(engine, "new-studies").size() == 1; }));
+    auto lastPoll = std::chrono::steady_clock::now();
+    auto poll = [&] {  // a trigger every 100 ms
+        if (std::chrono::steady_clock::now() - lastPoll < std::chrono::milliseconds(100)) return true;
+        lastPoll = std::chrono::steady_clock::now();
+        return engine.triggerChannel("new-studies");
+    };
+    REQUIRE(eventually([&] { return poll() && messages(engine, "new-studies").size() == 1; }));
     // Changes are read in order: the new study's message came after any of the old one.
     auto msg = parseObject(messages(engine, "new-studies").front().raw);
     CHECK(msg->getObject("change")->getValue<std::string>("ChangeType") == "NewStudy");
@@ -224,7 +231,7 @@ destinations: []
     // The changes after it (its patient, the stable ones) move the position without a message.
     REQUIRE(eventually([&] { return rest.hasChange("StablePatient", after->getValue<std::string>("ParentPatient")); },
                        std::chrono::seconds(30)));
-    REQUIRE(eventually([&] { return storedSeq(engine, "new-studies/orthanc") == rest.lastChange(); }));
+    REQUIRE(eventually([&] { return poll() && storedSeq(engine, "new-studies/orthanc") == rest.lastChange(); }));
     CHECK(messages(engine, "new-studies").size() == 1);
 }
 

@@ -9,6 +9,8 @@ SRC = os.environ.get("JUNCTION_SOURCE_DIR", os.path.join(os.path.dirname(os.path
 
 
 def shipped(name, port=None, vars=None, replace=()):
+    """`replace`: (old, new) pairs, each replacing the first `old` left (a
+    text found twice is listed twice)."""
     text = open(f"{SRC}/channels/{name}.yaml").read()
     if port is not None:
         text = re.sub(r"port: \d+", f"port: {port}", text, count=1)
@@ -21,5 +23,5 @@ def shipped(name, port=None, vars=None, replace=()):
     for old, new in replace:
         if old not in text:
             raise ValueError(f"channels/{name}.yaml has no {old!r}")
-        text = text.replace(old, new)
+        text = text.replace(old, new, 1)
     return text

@@ -5,8 +5,8 @@
 -- StudyInstanceUID with its patient's MRN, so that the EMR links it to its
 -- patient record.
 --
---   PUT {emr}/patients/{mrn}   {"mrn", "name", "birthDate", "sex", "orthanc": {"server", "id"}}
---   PUT {emr}/studies/{uid}    {"uid", "mrn", "accession", "date", "time", "description",
+--   PUT {emr}/api/patients/{mrn}   {"mrn", "name", "birthDate", "sex", "orthanc": {"server", "id"}}
+--   PUT {emr}/api/studies/{uid}    {"uid", "mrn", "accession", "date", "time", "description",
 --                               "modalities", "referringPhysician", "series", "instances",
 --                               "orthanc": {"server", "id"}}
 local function date(d)  -- DICOM DA 20261207 -> 2026-12-07

@@ -349,6 +349,7 @@ private:
             failures_ = 0;
             ctx_->log("error", error + "; trying again with back-off (1s doubling up to 30s)");
         }
+        ctx_->setProblem(error);
         ++failures_;
         return Step::Trouble;
     }
@@ -356,6 +357,7 @@ private:
     void recovered() {
         if (!troubled_) return;
         troubled_ = false;
+        ctx_->setProblem("");
         auto secs = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - troubleSince_);
         ctx_->log("info", "orthanc server '" + s_.server + "' answers again (after " + std::to_string(failures_) +
                               " failed attempt(s), " + std::to_string(secs.count()) + "s); following its changes after " +

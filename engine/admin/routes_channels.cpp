@@ -33,7 +33,10 @@ Schema channelSchema() {
                    {"file", string("the channel file"), true},
                    {"source", object({{"type", string(), true},
                                       {"state", words({"stopped", "running", "paused", "failed"}), true},
-                                      {"back_pressure", boolean("held because a queue is full"), true}}),
+                                      {"back_pressure", boolean("held because a queue is full"), true},
+                                      {"problem", string("what keeps the source from working now (an unreachable "
+                                                         "server), empty when nothing"),
+                                       true}}),
                     true},
                    {"counters", countersSchema(), true},
                    {"latency", latencySchema(), true},
@@ -53,6 +56,7 @@ void writeChannel(JsonWriter& w, const core::ChannelInfo& c, bool withText) {
         .field("type", c.sourceType)
         .field("state", core::toString(c.state))
         .field("back_pressure", c.backPressure)
+        .field("problem", c.sourceProblem)
         .endObject();
     w.key("counters");
     writeCounters(w, c.counters);

@@ -190,6 +190,11 @@ void Channel::resume() {
     }
 }
 
+void Channel::setProblem(const std::string& problem) {
+    std::lock_guard<std::mutex> lock(problemMutex_);
+    sourceProblem_ = problem;
+}
+
 bool Channel::trigger() {
     if (state_ != ChannelState::Running || !source_) return false;
     return source_->trigger();
@@ -423,6 +428,10 @@ ChannelInfo Channel::info() const {
     i.counters = snapshot(counters_);
     i.latency = latency_.snapshot();
     i.backPressure = backPressure_.load();
+    {
+        std::lock_guard<std::mutex> lock(problemMutex_);
+        i.sourceProblem = sourceProblem_;
+    }
     if (dests_.empty()) {  // not started: the configured destinations, without figures
         for (const auto& dc : config_.destinations) {
             DestinationInfo di;

@@ -44,6 +44,7 @@ public:
     Admission admission() override;
     const std::string& channelName() const override { return config_.name; }
     void log(const std::string& level, const std::string& text) override;
+    void setProblem(const std::string& problem) override;
     std::optional<std::string> sourceMark() override;
     void submitMark(std::string mark, std::function<void(SubmitResult)> done) override;
 
@@ -226,6 +227,8 @@ private:
     std::atomic<bool> sourceStopping_{false};  // the source is being stopped: stop accepting
     std::atomic<bool> backPressure_{false};
     std::string error_;
+    mutable std::mutex problemMutex_;
+    std::string sourceProblem_;  // SourceContext::setProblem, under problemMutex_
 
     Counters counters_;
     Histogram latency_;

@@ -71,6 +71,10 @@ public:
     virtual const std::string& channelName() const = 0;
     // Log a connector event (connection errors, framing errors ...).
     virtual void log(const std::string& level, const std::string& text) = 0;
+    // What keeps the source from working now ("orthanc server 'main': wrong
+    // username or password"), shown in the channel's state (ChannelInfo,
+    // the admin API); "" once it works again.
+    virtual void setProblem(const std::string& problem) {}
 
     // Positions of a polling source (Inbound::mark), one per channel: the
     // latest durably stored, nullopt when none was (a new source).

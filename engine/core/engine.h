@@ -49,6 +49,7 @@ struct ChannelInfo {
     CountersSnapshot counters;
     Histogram::Snapshot latency;  // received → processed
     bool backPressure = false;    // the source is held because a queue is full
+    std::string sourceProblem;    // what keeps the source from working now (SourceContext::setProblem)
     std::vector<DestinationInfo> destinations;
 };
 

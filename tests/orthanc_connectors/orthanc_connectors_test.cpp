@@ -235,6 +235,33 @@ destinations: []
     CHECK(messages(engine, "new-studies").size() == 1);
 }
 
+TEST_CASE("credentials the server refuses are the channel's source problem, shown while it keeps trying", "[orthanc_connectors][source]") {
+    orthanc_test::OrthancProcess orthanc;
+    TempDir dir;
+    auto opts = options(dir, orthanc);
+    auto late = serverConfig("late", orthanc);
+    late.password = "not-the-password";
+    opts.config.orthanc.push_back(late);
+    core::Engine engine(opts, connectorRegistry());
+    engine.addChannel(channel(dir, R"(
+channel: locked
+source: { type: orthanc, server: late, poll_interval: 100ms }
+destinations: []
+)"));
+    engine.addChannel(channel(dir, R"(
+channel: open
+source: { type: orthanc, server: main, poll_interval: 100ms }
+destinations: []
+)"));
+    engine.start();
+    REQUIRE(eventually([&] { return !engine.channel("locked")->sourceProblem.empty(); }));
+    auto info = engine.channel("locked");
+    CHECK(info->state == core::ChannelState::Running);  // it keeps trying
+    CHECK(info->sourceProblem.find("orthanc server 'late'") != std::string::npos);
+    CHECK(info->sourceProblem.find("wrong username or password") != std::string::npos);
+    CHECK(engine.channel("open")->sourceProblem.empty());
+}
+
 TEST_CASE("an orthanc connector naming a server junction.yaml lacks fails to start, naming it", "[orthanc_connectors]") {
     orthanc_test::OrthancProcess orthanc;
     TempDir dir;

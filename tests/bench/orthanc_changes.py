@@ -15,7 +15,6 @@ new UIDs) are uploaded one after the other with POST /instances.
 
 Usage: orthanc_changes.py JUNCTION_BIN [COUNT]   (COUNT default 10000)"""
 import io
-import json
 import os
 import shutil
 import subprocess

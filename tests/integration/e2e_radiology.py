@@ -7,7 +7,6 @@ update (ORC-5 CM) built by transforms/mpps_to_ris.lua."""
 import glob
 import json
 import os
-import shutil
 import sys
 import subprocess
 import tempfile
@@ -19,21 +18,14 @@ SRC = os.environ["JUNCTION_SOURCE_DIR"]
 SAMPLE = "/usr/lib/python3/dist-packages/pydicom/data/test_files/CT_small.dcm"
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 from checks import Checks, finish, free_port, port_open, wait_for  # noqa: E402
+from mwl_query import findscu as query  # noqa: E402
 from shipped import shipped  # noqa: E402
 
 check = Checks()
 
 
 def findscu(port, keys, out):
-    shutil.rmtree(out, ignore_errors=True)
-    os.makedirs(out)
-    args = ["findscu", "-W", "-aec", "JUNCTION", "-X", "-od", out]
-    for k in keys:
-        args += ["-k", k]
-    r = subprocess.run(args + ["127.0.0.1", str(port)], capture_output=True, text=True,
-                       env=dict(os.environ, TCP_NODELAY="1"))
-    check(r.returncode == 0, f"findscu {keys}: {r.stderr[-500:]}")
-    return [pydicom.dcmread(f) for f in sorted(glob.glob(f"{out}/*"))]
+    return query(check, port, keys, out)
 
 
 tmp = tempfile.mkdtemp(prefix="junction-e2e-")

@@ -4,18 +4,16 @@ documented API, with basic auth) lists become Junction's modality worklist,
 which DCMTK's findscu queries (channels/modality-worklist.yaml). A request
 OpenMRS stops listing is cancelled; an answer that is not JSON, or a 500, is
 an ERROR message with the reason while the items stay as they were."""
-import glob
 import os
-import shutil
 import subprocess
 import sys
 
-import pydicom
 
 BIN = os.environ["JUNCTION_BIN"]
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 from checks import Checks, engine_dir, finish, free_port, port_open, wait_for  # noqa: E402
 from openmrs_peer import BASE, OpenMRS  # noqa: E402
+from mwl_query import findscu as query  # noqa: E402
 from shipped import shipped  # noqa: E402
 
 check = Checks()
@@ -38,17 +36,9 @@ REQUESTS = [
 
 
 def findscu(port, out):
-    shutil.rmtree(out, ignore_errors=True)
-    os.makedirs(out)
     keys = ["PatientID", "PatientName", "AccessionNumber", "StudyInstanceUID",
             "ScheduledProcedureStepSequence[0].Modality", "ScheduledProcedureStepSequence[0].ScheduledProcedureStepID"]
-    args = ["findscu", "-W", "-aec", "JUNCTION", "-X", "-od", out]
-    for k in keys:
-        args += ["-k", k]
-    r = subprocess.run(args + ["127.0.0.1", str(port)], capture_output=True, text=True,
-                       env=dict(os.environ, TCP_NODELAY="1"))
-    check(r.returncode == 0, f"findscu: {r.stderr[-500:]}")
-    return sorted((pydicom.dcmread(f) for f in glob.glob(f"{out}/*")), key=lambda d: d.AccessionNumber)
+    return sorted(query(check, port, keys, out), key=lambda d: d.AccessionNumber)
 
 
 def messages(tmp, status):

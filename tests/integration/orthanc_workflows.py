@@ -31,6 +31,7 @@ from checks import Checks, engine_dir, finish, free_port, port_open, stop, wait_
 from openmrs_peer import BASE, OpenMRS  # noqa: E402
 from orthanc_peer import Orthanc  # noqa: E402
 from recording_http import RecordingServer  # noqa: E402
+from mwl_query import findscu as query  # noqa: E402
 from shipped import shipped  # noqa: E402
 
 check = Checks()
@@ -51,13 +52,7 @@ def instance(path, number, step=None):
 
 
 def findscu(port, out):
-    shutil.rmtree(out, ignore_errors=True)
-    os.makedirs(out)
-    r = subprocess.run(["findscu", "-W", "-aec", "JUNCTION", "-X", "-od", out, "-k", "AccessionNumber",
-                        "-k", "ScheduledProcedureStepSequence[0].Modality", "127.0.0.1", str(port)],
-                       capture_output=True, text=True, env=dict(os.environ, TCP_NODELAY="1"))
-    check(r.returncode == 0, f"findscu: {r.stderr[-300:]}")
-    return [pydicom.dcmread(f) for f in glob.glob(f"{out}/*")]
+    return query(check, port, ["AccessionNumber", "ScheduledProcedureStepSequence[0].Modality"], out)
 
 
 base = tempfile.mkdtemp(prefix="junction-orthanc-workflows-")

@@ -63,14 +63,20 @@ inline bool eventually(const std::function<bool()>& cond, std::chrono::milliseco
 }
 
 // An MLLP peer on loopback: records every message and answers with `reply`
-// (by default an AA echoing MSH-10). Set `silent` to accept and never answer.
+// (by default aa(), an AA echoing MSH-10). Set `silent` to accept and never answer.
 class MllpPeer {
 public:
     std::function<std::string(const std::string&)> reply;
     std::atomic<bool> silent{false};
 
-    explicit MllpPeer(int port = 0) : socket_(Poco::Net::SocketAddress("127.0.0.1", static_cast<Poco::UInt16>(port))) {
+    // `reply` given here is in place before the first connection is accepted.
+    explicit MllpPeer(int port = 0, std::function<std::string(const std::string&)> answer = {})
+        : reply(std::move(answer)), socket_(Poco::Net::SocketAddress("127.0.0.1", static_cast<Poco::UInt16>(port))) {
         thread_ = std::thread([this] { acceptLoop(); });
+    }
+    // The default answer: an AA echoing the message's MSH-10.
+    static std::string aa(const std::string& msg) {
+        return "MSH|^~\\&|PEER|PEER|||20260101000000||ACK|A" + controlId(msg) + "|P|2.5.1\rMSA|AA|" + controlId(msg) + "\r";
     }
     ~MllpPeer() {
         stop_ = true;
@@ -107,6 +113,9 @@ private:
         mllp::FrameDecoder dec(64u << 20);
         char buf[65536];
         s.setReceiveTimeout(Poco::Timespan(0, 100000));
+        // Each ACK leaves at once, not after the previous one's TCP ACK: with
+        // Nagle on, a pipelined window waits a delayed ACK (40 ms) for its answers.
+        s.setNoDelay(true);
         while (!stop_) {
             int n;
             try {
@@ -126,9 +135,7 @@ private:
                     received_.push_back(ev.payload);
                 }
                 if (silent) continue;
-                std::string ack = reply ? reply(ev.payload)
-                                        : "MSH|^~\\&|PEER|PEER|||20260101000000||ACK|A" + controlId(ev.payload) +
-                                              "|P|2.5.1\rMSA|AA|" + controlId(ev.payload) + "\r";
+                std::string ack = reply ? reply(ev.payload) : aa(ev.payload);
                 std::string framed = mllp::frame(ack);
                 try {
                     s.sendBytes(framed.data(), static_cast<int>(framed.size()));

@@ -234,16 +234,23 @@ public:
     virtual std::vector<PendingMessage> pendingMessages(const std::string& channel, std::size_t limit) = 0;
     // Deliveries of `channel` still Queued, oldest first.
     virtual std::vector<PendingDelivery> pendingDeliveries(const std::string& channel, std::size_t limit) = 0;
-    // One page of a destination's queue: its queued deliveries after message `after`,
-    // in message order (empty `destination`: every destination of the channel).
-    // `waitForWrites`: first wait until everything submitted is committed (as
-    // flush()); without it, what is committed now (never blocks on the writer).
+    // One page of a destination's queue: its queued deliveries of messages after
+    // `after` up to `through`, in message order (empty `destination`: every
+    // destination of the channel). `waitForWrites`: first wait until everything
+    // submitted is committed (as flush()); without it, what is committed now
+    // (never blocks on the writer). Inserted messages are committed in id
+    // order: a page never shows a message while one with a lower id, inserted
+    // before it, is still to be committed.
     virtual std::vector<PendingDelivery> pendingDeliveries(const std::string& channel, const std::string& destination,
-                                                           MessageId after, std::size_t limit, bool waitForWrites) = 0;
+                                                           MessageId after, MessageId through, std::size_t limit,
+                                                           bool waitForWrites) = 0;
     // How many deliveries of a destination are queued (a scan of its queue).
     virtual std::uint64_t countQueued(const std::string& channel, const std::string& destination) = 0;
     // The highest message id stored so far (0 when none).
     virtual MessageId lastMessageId() = 0;
+    // The highest id given to a message so far, committed or not (0 when none):
+    // a message inserted after this call returns gets a higher one. Never waits.
+    virtual MessageId lastAssignedId() const = 0;
 
     virtual std::vector<MessageSummary> search(const SearchQuery& query) = 0;
     virtual std::optional<MessageDetail> get(MessageId id) = 0;

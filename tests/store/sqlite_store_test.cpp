@@ -283,6 +283,29 @@ TEST_CASE("recordProcessed queues deliveries", "[store]") {
     CHECK(statusOf(*store, id) == Status::Queued);
 }
 
+TEST_CASE("a destination's queue is read a page at a time, between two message ids", "[store]") {
+    TempDir dir;
+    auto store = openSqliteStore(dir.db(), fastOptions());
+    CHECK(store->lastAssignedId() == 0);
+    std::vector<MessageId> ids;
+    for (int i = 0; i < 6; ++i) {
+        ids.push_back(insertSync(*store, makeMessage("ch", "raw")));
+        CHECK(store->lastAssignedId() == ids.back());  // once the insert is answered, committed or not
+        processedSync(*store, processed(ids.back(), "ch", {queued("A", "enc-A"), queued("B", "enc-B")}));
+    }
+    auto idsOf = [](const std::vector<PendingDelivery>& page) {
+        std::vector<MessageId> out;
+        for (const auto& pd : page) out.push_back(pd.id);
+        return out;
+    };
+    // After the first, up to the fourth: the second, third and fourth.
+    CHECK(idsOf(store->pendingDeliveries("ch", "A", ids[0], ids[3], 10, false)) ==
+          std::vector<MessageId>{ids[1], ids[2], ids[3]});
+    CHECK(idsOf(store->pendingDeliveries("ch", "A", ids[0], ids[3], 2, false)) == std::vector<MessageId>{ids[1], ids[2]});
+    CHECK(store->pendingDeliveries("ch", "A", ids[3], ids[3], 10, false).empty());
+    CHECK(store->pendingDeliveries("ch", "", ids[4], ids[5], 10, false).size() == 2);  // A and B
+}
+
 TEST_CASE("delivery updates drive the message status", "[store]") {
     TempDir dir;
     auto store = openSqliteStore(dir.db(), fastOptions());

@@ -183,7 +183,7 @@ SqliteStore::SqliteStore(const std::string& path, const StoreOptions& options) :
                              " WHERE channel = ?1 AND status = 'Received' ORDER BY id LIMIT ?2");
         rPendingDels_ = Stmt(rdb_,
                              "SELECT message_id, channel, destination, attempts, next_attempt FROM deliveries"
-                             " WHERE channel = ?1 AND status = 'Queued' AND message_id > ?3"
+                             " WHERE channel = ?1 AND status = 'Queued' AND message_id > ?3 AND message_id <= ?5"
                              " AND (?4 IS NULL OR destination = ?4) ORDER BY message_id LIMIT ?2");
         rGetMsg_ = Stmt(rdb_,
                         "SELECT id, channel, received_at, status, data_type, source, message_type, control_id,"

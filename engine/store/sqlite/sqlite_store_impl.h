@@ -177,9 +177,11 @@ public:
     std::vector<PendingMessage> pendingMessages(const std::string& channel, std::size_t limit) override;
     std::vector<PendingDelivery> pendingDeliveries(const std::string& channel, std::size_t limit) override;
     std::vector<PendingDelivery> pendingDeliveries(const std::string& channel, const std::string& destination,
-                                                   MessageId after, std::size_t limit, bool waitForWrites) override;
+                                                   MessageId after, MessageId through, std::size_t limit,
+                                                   bool waitForWrites) override;
     std::uint64_t countQueued(const std::string& channel, const std::string& destination) override;
     MessageId lastMessageId() override;
+    MessageId lastAssignedId() const override { return nextId_.load() - 1; }
     std::vector<MessageSummary> search(const SearchQuery& query) override;
     std::optional<MessageDetail> get(MessageId id) override;
     std::vector<std::pair<Status, std::uint64_t>> countByStatus(const std::string& channel) override;

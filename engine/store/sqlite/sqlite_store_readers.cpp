@@ -159,11 +159,12 @@ std::string SqliteStore::journalContent(std::uint64_t ref, MessageId id) const {
 }
 
 std::vector<PendingDelivery> SqliteStore::pendingDeliveries(const std::string& channel, std::size_t limit) {
-    return pendingDeliveries(channel, {}, 0, limit, true);
+    return pendingDeliveries(channel, {}, 0, std::numeric_limits<MessageId>::max(), limit, true);
 }
 
 std::vector<PendingDelivery> SqliteStore::pendingDeliveries(const std::string& channel, const std::string& destination,
-                                                            MessageId after, std::size_t limit, bool waitForWrites) {
+                                                            MessageId after, MessageId through, std::size_t limit,
+                                                            bool waitForWrites) {
     return readPending<PendingDelivery>(
         rPendingDels_, channel, limit,
         [](const Use& u) {
@@ -179,6 +180,7 @@ std::vector<PendingDelivery> SqliteStore::pendingDeliveries(const std::string& c
         [&](Use& u) {
             u.int64(3, after);
             u.textOrNull(4, destination);
+            u.int64(5, through);
         },
         waitForWrites);
 }

@@ -173,11 +173,32 @@ private:
     };
     // Records the result of one send of `delivery`; false when it is queued for a retry.
     bool settle(DestRuntime& dest, Lane& lane, Delivery& delivery, const SendResult& result, const SettleTime& when);
+    // Places a new delivery: held, or left to the store (the queue's invariants
+    // are stated with it, in channel_delivery.cpp).
     void enqueue(DestRuntime& dest, Delivery delivery, std::size_t key);
     // Puts a delivery on its lane (key: the order_by hash, 0 = by message id).
     void hold(DestRuntime& dest, Delivery delivery, std::size_t key);
     // Reads the next page of a spilled destination's queue from the store.
     void pageIn(DestRuntime& dest);
+    // A message on its way into the queues: its delivery rows may be in the
+    // store before its intake has queued them (dispatch), and those are the
+    // intake's to queue, not a page's. From before the message is inserted
+    // until its deliveries are queued, an Arrival holds a floor below the
+    // message's id (the store's lastAssignedId() when it is made); no page
+    // reads past the lowest floor held.
+    class Arrival {
+    public:
+        explicit Arrival(Channel& channel);
+        ~Arrival();
+        Arrival(const Arrival&) = delete;
+        Arrival& operator=(const Arrival&) = delete;
+
+    private:
+        Channel& channel_;
+        std::multiset<store::MessageId>::iterator floor_;
+    };
+    // The highest message id a page may read now: below every Arrival's message.
+    store::MessageId pageLimit();
     static constexpr std::size_t kResident = 4096;   // deliveries held per destination
     static constexpr std::size_t kPage = 1024;       // read back at a time, below kResident - kPage
     // Hash of the destination's order_by value in `message` (0 when not set).
@@ -218,6 +239,9 @@ private:
     std::deque<WorkItem> work_;
     std::atomic<std::size_t> workSize_{0};
     std::atomic<std::size_t> inFlight_{0};  // submitted, not yet committed
+
+    std::mutex arrivalsMutex_;
+    std::multiset<store::MessageId> arrivals_;  // the floors the Arrivals hold
 
     std::mutex acceptMutex_;
     std::condition_variable acceptCv_;

@@ -27,6 +27,21 @@ std::size_t Channel::orderKey(const DestRuntime& dest, const hl7::Message* messa
     return std::hash<std::string>{}(message->get(*dest.orderBy)) | 1;  // never 0
 }
 
+// A destination's queue. Every queued delivery is in exactly one of three places:
+//  - held: in one lane's queue, put there by enqueue or by a page;
+//  - left to the store: queued in the store only, above pagedThrough, while the
+//    queue is spilled; a later page reads it (pages read in id order, and a
+//    message is committed before any with a higher id: no page passes it unread);
+//  - arriving: its message is stored, or being stored, but its intake has not
+//    run enqueue for it yet; enqueue places it.
+// So, under spillMutex: a page reads only above pagedThrough, skips what is held
+// already (heldWhileSpilled: held above pagedThrough), and never reads an
+// arriving delivery, whose row may be committed well before its enqueue runs (a
+// sync thread answering many senders, a thread that loses the CPU): it reads no
+// further than pageLimit(), below every Arrival. Enqueue holds a delivery at or
+// below pagedThrough (no page will read it), and one a sender waits for; it
+// leaves any other to the store while spilled. The queue stops being spilled
+// once a page has read everything left to the store (maxDropped).
 void Channel::enqueue(DestRuntime& dest, Delivery delivery, std::size_t key) {
     std::lock_guard<std::mutex> lock(dest.spillMutex);
     if (!dest.spilled && dest.resident.load() >= kResident && !delivery.pending) {
@@ -45,19 +60,38 @@ void Channel::enqueue(DestRuntime& dest, Delivery delivery, std::size_t key) {
     hold(dest, std::move(delivery), key);
 }
 
+Channel::Arrival::Arrival(Channel& channel) : channel_(channel) {
+    std::lock_guard<std::mutex> lock(channel_.arrivalsMutex_);
+    floor_ = channel_.arrivals_.insert(channel_.store_.lastAssignedId());
+}
+
+Channel::Arrival::~Arrival() {
+    std::lock_guard<std::mutex> lock(channel_.arrivalsMutex_);
+    channel_.arrivals_.erase(floor_);
+}
+
+store::MessageId Channel::pageLimit() {
+    // With no Arrival: what the store has given out so far. A message inserted
+    // later gets a higher id; one inserted before is arriving or queued.
+    std::lock_guard<std::mutex> lock(arrivalsMutex_);
+    return arrivals_.empty() ? store_.lastAssignedId() : *arrivals_.begin();
+}
+
 void Channel::pageIn(DestRuntime& dest) {
-    // A page is read from what the store has committed, without waiting for it.
-    // A page that comes back short of a delivery left to the store (submitted,
-    // not committed yet) is read once more after the store has committed what
-    // was submitted. That wait happens outside spillMutex, which the sources
-    // take to enqueue: a store that cannot write for a while (a full disk)
-    // holds up this lane only, never the sources' answers.
+    // A page is read from what the store has committed, without waiting for it,
+    // up to pageLimit(). A page that comes back short of a delivery left to the
+    // store (submitted, not committed yet, or above the limit) is read once more
+    // after the store has committed what was submitted. That wait happens
+    // outside spillMutex, which the sources take to enqueue: a store that cannot
+    // write for a while (a full disk) holds up this lane only, never the
+    // sources' answers.
     for (int attempt = 0; attempt < 2; ++attempt) {
         if (!dest.spilled.load()) return;
         if (attempt > 0) store_.flush();
         std::lock_guard<std::mutex> lock(dest.spillMutex);
         if (!dest.spilled) return;
-        auto page = store_.pendingDeliveries(config_.name, dest.config.name, dest.pagedThrough, kPage, false);
+        store::MessageId limit = pageLimit();
+        auto page = store_.pendingDeliveries(config_.name, dest.config.name, dest.pagedThrough, limit, kPage, false);
         for (auto& pd : page) {
             dest.pagedThrough = pd.id;
             if (dest.heldWhileSpilled.erase(pd.id)) continue;  // in memory already
@@ -78,16 +112,16 @@ void Channel::pageIn(DestRuntime& dest) {
             hold(dest, std::move(del), key);
         }
         if (page.size() == kPage) return;  // more to read as the lanes drain
-        // The store holds no more, and every delivery left to it has been read:
-        // new deliveries are held again.
+        // The store holds no more up to the limit, and every delivery left to
+        // it has been read: new deliveries are held again.
         if (dest.maxDropped <= dest.pagedThrough) {
             dest.spilled = false;
             dest.heldWhileSpilled.clear();
             return;
         }
     }
-    // Still short of one not committed (left to the store during the wait):
-    // the queue stays spilled and a lane reads again soon.
+    // Still short of one not committed (left to the store during the wait) or
+    // above the limit: the queue stays spilled and a lane reads again soon.
 }
 
 // Callers hold dest.spillMutex.

@@ -100,9 +100,13 @@ void Channel::submit(Inbound message, std::function<void(SubmitResult)> done) {
     decision->pm.meta = nm.meta;
     nm.processed = std::move(decision->pm);
     inFlight_.fetch_add(1);
+    // Its delivery rows may be committed before dispatch below queues them: no
+    // page reads them meanwhile.
+    auto arrival = decision->queued.empty() ? nullptr : std::make_shared<Arrival>(*this);
     store_.insert(std::move(nm), [this, decision, pending, done = deferred ? std::function<void(SubmitResult)>() : std::move(done),
-                                  ack = std::move(ack)](store::MessageId id, const std::string& error) mutable {
+                                  ack = std::move(ack), arrival](store::MessageId id, const std::string& error) mutable {
         if (id <= 0) {
+            arrival.reset();
             counters_.errored.fetch_add(1, std::memory_order_relaxed);
             SubmitResult r;
             r.error = "not stored: " + error;
@@ -121,6 +125,7 @@ void Channel::submit(Inbound message, std::function<void(SubmitResult)> done) {
         }
         if (pending) pending->id = id;
         dispatch(*decision, id, pending);
+        arrival.reset();
         inFlight_.fetch_sub(1);
     });
 }

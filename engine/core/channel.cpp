@@ -411,7 +411,10 @@ void Channel::process(WorkItem& item) {
     }
     store::ProcessedMessage pm = d.pm;
     pm.id = item.id;
-    store_.recordProcessed(std::move(pm));
+    // Its delivery rows are committed out of id order, after those of later
+    // messages: no page reads past it until they are committed and queued.
+    auto arrival = d.queued.empty() ? nullptr : std::make_shared<Arrival>(*this, item.id - 1);
+    store_.recordProcessed(std::move(pm), [arrival](bool, const std::string&) mutable { arrival.reset(); });
     dispatch(d, item.id, item.pending);
 }
 

@@ -182,13 +182,15 @@ private:
     void pageIn(DestRuntime& dest);
     // A message on its way into the queues: its delivery rows may be in the
     // store before its intake has queued them (dispatch), and those are the
-    // intake's to queue, not a page's. From before the message is inserted
-    // until its deliveries are queued, an Arrival holds a floor below the
-    // message's id (the store's lastAssignedId() when it is made); no page
-    // reads past the lowest floor held.
+    // intake's to queue, not a page's. From before the message is inserted (a
+    // recovered one: before its outcome is recorded) until its deliveries are
+    // queued (and a recovered one's outcome is committed), an Arrival holds a
+    // floor below the message's id; no page reads past the lowest floor held.
     class Arrival {
     public:
-        explicit Arrival(Channel& channel);
+        // `below`: an id lower than the message's; by default the store's
+        // lastAssignedId(), taken now, before the message is inserted.
+        explicit Arrival(Channel& channel, std::optional<store::MessageId> below = std::nullopt);
         ~Arrival();
         Arrival(const Arrival&) = delete;
         Arrival& operator=(const Arrival&) = delete;

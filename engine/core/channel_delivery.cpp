@@ -30,8 +30,9 @@ std::size_t Channel::orderKey(const DestRuntime& dest, const hl7::Message* messa
 // A destination's queue. Every queued delivery is in exactly one of three places:
 //  - held: in one lane's queue, put there by enqueue or by a page;
 //  - left to the store: queued in the store only, above pagedThrough, while the
-//    queue is spilled; a later page reads it (pages read in id order, and a
-//    message is committed before any with a higher id: no page passes it unread);
+//    queue is spilled; a later page reads it (pages read in id order, a new
+//    message is committed before any with a higher id, and a recovered one
+//    stays arriving until its outcome is committed: no page passes it unread);
 //  - arriving: its message is stored, or being stored, but its intake has not
 //    run enqueue for it yet; enqueue places it.
 // So, under spillMutex: a page reads only above pagedThrough, skips what is held
@@ -60,9 +61,9 @@ void Channel::enqueue(DestRuntime& dest, Delivery delivery, std::size_t key) {
     hold(dest, std::move(delivery), key);
 }
 
-Channel::Arrival::Arrival(Channel& channel) : channel_(channel) {
+Channel::Arrival::Arrival(Channel& channel, std::optional<store::MessageId> below) : channel_(channel) {
     std::lock_guard<std::mutex> lock(channel_.arrivalsMutex_);
-    floor_ = channel_.arrivals_.insert(channel_.store_.lastAssignedId());
+    floor_ = channel_.arrivals_.insert(below ? *below : channel_.store_.lastAssignedId());
 }
 
 Channel::Arrival::~Arrival() {
@@ -112,9 +113,12 @@ void Channel::pageIn(DestRuntime& dest) {
             hold(dest, std::move(del), key);
         }
         if (page.size() == kPage) return;  // more to read as the lanes drain
-        // The store holds no more up to the limit, and every delivery left to
-        // it has been read: new deliveries are held again.
-        if (dest.maxDropped <= dest.pagedThrough) {
+        // The store holds no more up to the limit. Every delivery left to it has
+        // been read once that covers the last one enqueue left (maxDropped) and
+        // those queued before this start, which no enqueue left (up to
+        // `recovered`; a limit below it means a recovered message is still
+        // arriving): new deliveries are held again.
+        if (dest.maxDropped <= dest.pagedThrough && limit >= dest.recovered) {
             dest.spilled = false;
             dest.heldWhileSpilled.clear();
             return;

@@ -276,3 +276,34 @@ TEST_CASE("a backlog read back from the store reaches an MLLP peer once per mess
     SECTION("four lanes, window 8") { eachDeliveredOnce(mllp.target(4, 8)); }
     SECTION("four lanes, window 1") { eachDeliveredOnce(mllp.target(4, 1)); }
 }
+
+// What a crash left: messages stored and not processed yet among messages
+// whose deliveries are queued, more than memory holds. At start the queued
+// ones are read back a page at a time while the others are processed, their
+// deliveries recorded after those of later messages: each arrives once.
+TEST_CASE("messages processed at start among a queued backlog reach the destination once each", "[core][channel]") {
+    const int kMessages = 12000;
+    TempDir dir;
+    {
+        core::Engine crashed(engineOptions(dir.str()), registry());
+        const std::string hl7 = sample();
+        for (int i = 0; i < kMessages; ++i) {
+            store::NewMessage m;
+            m.channel = "dup";
+            m.raw = withControlId(hl7, "R" + std::to_string(i));
+            if (i % 2) {  // processed: its delivery queued
+                store::ProcessedMessage p;
+                p.channel = "dup";
+                p.deliveries.push_back({"out", store::Status::Queued, m.raw, ""});
+                m.processed = std::move(p);
+            }
+            crashed.store().insert(std::move(m), [](store::MessageId, const std::string&) {});
+        }
+        crashed.store().flush();
+    }
+    int threads = GENERATE(1, 4);
+    board().reset();
+    board().letThrough();
+    auto engine = startEngine(dir, "{ name: out, type: record, threads: " + std::to_string(threads) + " }");
+    eachArrivedOnce(*engine, board().arrivals, kMessages);
+}

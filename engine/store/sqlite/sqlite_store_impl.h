@@ -284,6 +284,19 @@ private:
     void callbacks(std::vector<Op>& ops, std::size_t begin, std::size_t end);
     std::uint64_t runPrune(const std::string& channel, std::int64_t cutoffMs);
     void rollback();
+    // Runs `body` in one transaction of the writer's connection: committed when
+    // it returns, rolled back (and the exception passed on) when it throws.
+    template <class F>
+    void inTransaction(F&& body) {
+        Use(wBegin_).run();
+        try {
+            body();
+            Use(wCommit_).run();
+        } catch (...) {
+            rollback();
+            throw;
+        }
+    }
     void syncWal();
     void finalizeStatements();
 

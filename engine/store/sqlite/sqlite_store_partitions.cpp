@@ -22,19 +22,12 @@ void SqliteStore::ensurePartition(int day, MessageId firstId) {
     std::string sql = "CREATE TABLE IF NOT EXISTS " + contentTable(day) +
                       " (message_id INTEGER NOT NULL, kind INTEGER NOT NULL, destination TEXT NOT NULL,"
                       " data BLOB NOT NULL, PRIMARY KEY (kind, message_id, destination)) WITHOUT ROWID";
-    try {
-        Use(wBegin_).run();
+    inTransaction([&] {
         sqlite::exec(wdb_, sql.c_str());
-        {
-            Use u(wPartition_);
-            u.int64(1, day).int64(2, firstId);
-            u.run();
-        }
-        Use(wCommit_).run();
-    } catch (...) {
-        rollback();
-        throw;
-    }
+        Use u(wPartition_);
+        u.int64(1, day).int64(2, firstId);
+        u.run();
+    });
     std::lock_guard<std::mutex> lock(partsMu_);
     parts_.push_back({day, firstId, false});
 }
@@ -53,17 +46,12 @@ std::uint64_t SqliteStore::prune(const std::string& channel, Clock::time_point c
 std::uint64_t SqliteStore::runPrune(const std::string& channel, std::int64_t cutoffMs) {
     if (parts_.empty()) return 0;
     // Ids are never reused: remember the high-water mark before deleting the newest rows.
-    Use(wBegin_).run();
-    try {
+    inTransaction([&] {
         Stmt hw(wdb_, "INSERT OR REPLACE INTO store_meta (key, value) VALUES ('last_id', ?1)");
         Use u(hw);
         u.int64(1, nextId_ - 1);
         u.run();
-        Use(wCommit_).run();
-    } catch (...) {
-        rollback();
-        throw;
-    }
+    });
 
     Stmt delMsgs(wdb_,
                  "DELETE FROM messages WHERE id BETWEEN ?1 AND ?2 AND (?3 = '' OR channel = ?3)"
@@ -87,8 +75,7 @@ std::uint64_t SqliteStore::runPrune(const std::string& channel, std::int64_t cut
         std::uint64_t removed = 0;
         for (MessageId a = lo; a <= hi; a += kPruneChunk) {
             MessageId b = std::min(hi, a + kPruneChunk - 1);
-            Use(wBegin_).run();
-            try {
+            inTransaction([&] {
                 {
                     Use u(delMsgs);
                     u.int64(1, a).int64(2, b).text(3, channel).int64(4, cutoffMs);
@@ -100,11 +87,7 @@ std::uint64_t SqliteStore::runPrune(const std::string& channel, std::int64_t cut
                     u.int64(1, a).int64(2, b);
                     u.run();
                 }
-                Use(wCommit_).run();
-            } catch (...) {
-                rollback();
-                throw;
-            }
+            });
         }
         total += removed;
         if (removed == 0) continue;
@@ -119,17 +102,12 @@ std::uint64_t SqliteStore::runPrune(const std::string& channel, std::int64_t cut
             // The whole day is gone: drop its table (pages go to the freelist,
             // incremental_vacuum below gives them back to the file system).
             wparts_.erase(part.day);  // finalize statements on the table first
-            Use(wBegin_).run();
-            try {
+            inTransaction([&] {
                 sqlite::exec(wdb_, ("DROP TABLE IF EXISTS " + contentTable(part.day)).c_str());
                 Use u(markDropped);
                 u.int64(1, part.day);
                 u.run();
-                Use(wCommit_).run();
-            } catch (...) {
-                rollback();
-                throw;
-            }
+            });
             {
                 std::lock_guard<std::mutex> lock(partsMu_);
                 parts_[k].dropped = true;
@@ -143,16 +121,11 @@ std::uint64_t SqliteStore::runPrune(const std::string& channel, std::int64_t cut
                                           " (SELECT 1 FROM messages m WHERE m.id = message_id)");
             for (MessageId a = lo; a <= hi; a += kPruneChunk) {
                 MessageId b = std::min(hi, a + kPruneChunk - 1);
-                Use(wBegin_).run();
-                try {
+                inTransaction([&] {
                     Use u(delContentRows);
                     u.int64(1, a).int64(2, b);
                     u.run();
-                    Use(wCommit_).run();
-                } catch (...) {
-                    rollback();
-                    throw;
-                }
+                });
             }
         }
     }

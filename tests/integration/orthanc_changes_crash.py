@@ -79,6 +79,8 @@ try:
     for kill in range(2):
         n = len(sources("changes"))
         check(wait_for(lambda: len(sources("changes")) > n + 5, 60), f"messages come before kill {kill + 1}")
+        # A run killed before its locked source's first attempt has logged nothing yet.
+        check(wait_for(lambda: log().count(wanted) == kill + 1, 15), f"run {kill + 1} logged the refused credentials")
         engine.send_signal(signal.SIGKILL)
         engine.wait()
         procs.remove(engine)

@@ -159,6 +159,13 @@ struct SearchQuery {
     std::optional<Status> status;
     std::string messageType, controlId, patientId, accession;  // exact match when set
     std::optional<Clock::time_point> from, to;  // received_at in [from, to)
+    // Substring of the raw content, case-insensitive (ASCII letters always;
+    // other letters where the text index answers). Taken literally (no
+    // wildcards, no query syntax). Messages whose raw content is not kept
+    // (storage: metadata, disabled) never match. Answered by the text index
+    // (StoreOptions::textIndex) for the messages it covers, by reading the
+    // raw content of the others.
+    std::string text;
     MessageId beforeId = 0;  // paging: only ids lower than this (0 = newest)
     int limit = 100;
 };
@@ -192,6 +199,11 @@ struct StoreOptions {
     // intake journal (the engine's is left alone; content is read from its files),
     // no schema change; the store must exist. Writes are not allowed.
     bool readOnly = false;
+    // Text index of the raw content kept (SearchQuery::text): a trigram index
+    // (SQLite FTS5) per day partition, written with each message in the
+    // writer's transaction and dropped with its partition. It covers the
+    // messages stored since it was last turned on; turning it off drops it.
+    bool textIndex = true;
 };
 
 struct StoreStats {

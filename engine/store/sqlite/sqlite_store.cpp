@@ -133,6 +133,8 @@ SqliteStore::SqliteStore(const std::string& path, const StoreOptions& options) :
             while (u.step()) marks_[u.str(0)] = {u.int64(1), u.str(2)};
         }
 
+        if (!options_.readOnly) setUpTextIndex();
+
         wBegin_ = Stmt(wdb_, "BEGIN IMMEDIATE");
         wCommit_ = Stmt(wdb_, "COMMIT");
         wInsertMsg_ = Stmt(wdb_,

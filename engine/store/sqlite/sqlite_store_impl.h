@@ -18,7 +18,11 @@
 //                journaled message kept by its storage mode is not copied here:
 //                messages.raw_ref points at its record in the intake journal,
 //                whose segment is then kept as a content file (schema version 2)
-//   store_meta   key/value (last_id high-water mark, written by prune)
+//   text_<yyyymmdd>  the text index (FTS5, trigram tokenizer) of the raw content
+//                kept of that day's messages, rowid = message id; made, filled
+//                and dropped with content_<yyyymmdd> (StoreOptions::textIndex)
+//   store_meta   key/value (last_id high-water mark, written by prune;
+//                text_index_from: the first id the text index covers)
 //   source_marks key -> value of each source mark (MessageStore::saveMark,
 //                NewMessage::mark) and the id of the record that wrote it:
 //                a mark is only replaced by one of a later record, so that
@@ -64,6 +68,7 @@
 //                                budget, checkpoints
 //   sqlite_store_partitions.cpp  day partitions (their creation) and prune
 //   sqlite_store_readers.cpp     reads (recovery, searches, a message's detail, counts)
+//   sqlite_store_text.cpp        the text index: its tables, its rows, text searches
 #pragma once
 
 #include "engine/store/message_store.h"
@@ -112,6 +117,7 @@ inline int dayOf(std::int64_t ms) {
 }
 
 inline std::string contentTable(int day) { return "content_" + std::to_string(day); }
+inline std::string textTable(int day) { return "text_" + std::to_string(day); }
 
 inline bool keepsAll(StorageMode m) { return m == StorageMode::Development; }
 inline bool keepsRaw(StorageMode m) { return m == StorageMode::Development || m == StorageMode::Production; }
@@ -161,6 +167,12 @@ inline int partitionIndex(const std::vector<Partition>& parts, MessageId id) {
                                [](MessageId v, const Partition& p) { return v < p.firstId; });
     return static_cast<int>(it - parts.begin()) - 1;
 }
+
+// The columns of a MessageSummary (summaryFrom reads them), of messages m.
+inline constexpr const char* kSummaryColumns =
+    "SELECT m.id, m.channel, m.received_at, m.status, m.data_type, m.source, m.message_type, m.control_id,"
+    " m.patient_id, m.accession, m.error";
+MessageSummary summaryFrom(const Use& u);
 
 class SqliteStore final : public MessageStore {
 public:
@@ -303,11 +315,25 @@ private:
     // ------------------------------------------------------------ partitions
     struct WriterPart {
         Stmt put, del;
+        Stmt textPut, textDel;  // with the text index
     };
     void ensurePartition(int day, MessageId firstId);
     WriterPart* writerPart(MessageId id);  // nullptr when the id has no (live) partition
     void putContent(MessageId id, int kind, std::string_view dest, std::string_view data);
     void delContent(MessageId id, int kind, std::string_view dest);
+
+    // ------------------------------------------------------------ text index (sqlite_store_text.cpp)
+    void setUpTextIndex();                 // at open: tables made or dropped, text_index_from
+    void createTextTable(int day);         // writer, in a transaction
+    void indexText(MessageId id, std::string_view raw);  // writer: the message's row
+    void unindexText(MessageId id);        // writer: its raw content is not kept any more
+    // prune: the day's rows of messages that are gone (its table when `drop`).
+    void pruneText(int day, MessageId lo, MessageId hi, bool drop);
+    // A search with SearchQuery::text (caller holds readMu_, in a read transaction).
+    // `where` are the other conditions on messages m (bound by `bind` from ?1 on).
+    std::vector<MessageSummary> searchText(const SearchQuery& q, const std::string& where, int params,
+                                           const std::function<void(Use&)>& bind);
+    bool textIndex_ = false;  // this store writes the text index
 
     struct ReaderPart {
         Stmt all, one;

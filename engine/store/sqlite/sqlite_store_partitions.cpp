@@ -24,6 +24,7 @@ void SqliteStore::ensurePartition(int day, MessageId firstId) {
                       " data BLOB NOT NULL, PRIMARY KEY (kind, message_id, destination)) WITHOUT ROWID";
     inTransaction([&] {
         sqlite::exec(wdb_, sql.c_str());
+        if (textIndex_) createTextTable(day);
         Use u(wPartition_);
         u.int64(1, day).int64(2, firstId);
         u.run();
@@ -104,6 +105,7 @@ std::uint64_t SqliteStore::runPrune(const std::string& channel, std::int64_t cut
             wparts_.erase(part.day);  // finalize statements on the table first
             inTransaction([&] {
                 sqlite::exec(wdb_, ("DROP TABLE IF EXISTS " + contentTable(part.day)).c_str());
+                pruneText(part.day, lo, hi, true);
                 Use u(markDropped);
                 u.int64(1, part.day);
                 u.run();
@@ -127,6 +129,7 @@ std::uint64_t SqliteStore::runPrune(const std::string& channel, std::int64_t cut
                     u.run();
                 });
             }
+            pruneText(part.day, lo, hi, false);
         }
     }
     if (droppedAny) {

@@ -185,8 +185,7 @@ std::vector<PendingDelivery> SqliteStore::pendingDeliveries(const std::string& c
         waitForWrites);
 }
 
-namespace {
-
+// A MessageSummary from the columns of kSummaryColumns.
 MessageSummary summaryFrom(const Use& u) {
     MessageSummary s;
     s.id = u.int64(0);
@@ -203,26 +202,23 @@ MessageSummary summaryFrom(const Use& u) {
     return s;
 }
 
-}  // namespace
-
 std::vector<MessageSummary> SqliteStore::search(const SearchQuery& q) {
     catchUp();
-    std::string sql =
-        "SELECT id, channel, received_at, status, data_type, source, message_type, control_id, patient_id,"
-        " accession, error FROM messages WHERE 1";
+    // The conditions on messages m, their parameters numbered from ?1.
+    std::string where;
     int n = 0;
     auto add = [&](bool on, const char* cond) {
         if (!on) return 0;
-        sql += " AND ";
-        sql += cond;
-        sql += " ?" + std::to_string(++n);
+        where += " AND m.";
+        where += cond;
+        where += " ?" + std::to_string(++n);
         return n;
     };
     int pChannel = add(!q.channel.empty(), "channel =");
     if (q.status) {  // a literal, so that the partial status indexes apply
-        sql += " AND status = '";
-        sql += dbStatus(*q.status);
-        sql += "'";
+        where += " AND m.status = '";
+        where += dbStatus(*q.status);
+        where += "'";
     }
     int pType = add(!q.messageType.empty(), "message_type =");
     int pControl = add(!q.controlId.empty(), "control_id =");
@@ -230,22 +226,33 @@ std::vector<MessageSummary> SqliteStore::search(const SearchQuery& q) {
     int pAccession = add(!q.accession.empty(), "accession =");
     int pFrom = add(q.from.has_value(), "received_at >=");
     int pTo = add(q.to.has_value(), "received_at <");
+    auto bind = [&](Use& u) {
+        if (pChannel) u.text(pChannel, q.channel);
+        if (pType) u.text(pType, q.messageType);
+        if (pControl) u.text(pControl, q.controlId);
+        if (pPatient) u.text(pPatient, q.patientId);
+        if (pAccession) u.text(pAccession, q.accession);
+        if (pFrom) u.int64(pFrom, toMs(*q.from));
+        if (pTo) u.int64(pTo, toMs(*q.to));
+    };
+
+    std::lock_guard<std::mutex> lock(readMu_);
+    if (!q.text.empty()) {
+        ReadTxn txn(rBegin_, rCommit_, rRollback_);
+        auto out = searchText(q, where, n, bind);
+        txn.commit();
+        return out;
+    }
     int pBefore = add(q.beforeId > 0, "id <");
-    sql += " ORDER BY id DESC LIMIT ?" + std::to_string(++n);
+    std::string sql = std::string(kSummaryColumns) + " FROM messages m WHERE 1" + where + " ORDER BY m.id DESC LIMIT ?" +
+                      std::to_string(++n);
     int pLimit = n;
 
     std::vector<MessageSummary> out;
-    std::lock_guard<std::mutex> lock(readMu_);
     auto it = rSearch_.find(sql);
     if (it == rSearch_.end()) it = rSearch_.emplace(sql, Stmt(rdb_, sql)).first;
     Use u(it->second);
-    if (pChannel) u.text(pChannel, q.channel);
-    if (pType) u.text(pType, q.messageType);
-    if (pControl) u.text(pControl, q.controlId);
-    if (pPatient) u.text(pPatient, q.patientId);
-    if (pAccession) u.text(pAccession, q.accession);
-    if (pFrom) u.int64(pFrom, toMs(*q.from));
-    if (pTo) u.int64(pTo, toMs(*q.to));
+    bind(u);
     if (pBefore) u.int64(pBefore, q.beforeId);
     u.int64(pLimit, q.limit > 0 ? q.limit : 100);
     while (u.step()) out.push_back(summaryFrom(u));

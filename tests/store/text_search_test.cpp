@@ -1,0 +1,225 @@
+// Searching the raw content (SearchQuery::text): through the text index, by
+// reading the content of the messages it does not cover, after prune, and for
+// storage modes that keep no raw content.
+#include <catch2/catch.hpp>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <future>
+#include <string>
+#include <vector>
+
+#include "engine/store/message_store.h"
+
+using namespace junction::store;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct TextDir {
+    std::string path;
+    TextDir() {
+        char tmpl[] = "/tmp/junction-text-test-XXXXXX";
+        REQUIRE(mkdtemp(tmpl) != nullptr);
+        path = tmpl;
+    }
+    ~TextDir() {
+        std::error_code ec;
+        std::filesystem::remove_all(path, ec);
+    }
+    std::string db() const { return path + "/store.db"; }
+};
+
+StoreOptions textOptions(bool index) {
+    StoreOptions o;
+    o.synchronousFull = false;
+    o.textIndex = index;
+    return o;
+}
+
+MessageId put(MessageStore& s, const std::string& raw, StorageMode mode = StorageMode::Development,
+              const std::string& channel = "orders", std::optional<Clock::time_point> at = {}) {
+    NewMessage m;
+    m.channel = channel;
+    m.source = "test";
+    m.raw = raw;
+    m.storage = mode;
+    m.receivedAt = at;
+    std::promise<MessageId> p;
+    auto f = p.get_future();
+    s.insert(std::move(m), [&](MessageId id, const std::string&) { p.set_value(id); });
+    MessageId id = f.get();
+    REQUIRE(id > 0);
+    return id;
+}
+
+// Processed with no destination (Filtered): finished, prunable.
+void finish(MessageStore& s, MessageId id, StorageMode mode = StorageMode::Development,
+            const std::string& channel = "orders") {
+    ProcessedMessage pm;
+    pm.id = id;
+    pm.channel = channel;
+    pm.status = Status::Filtered;
+    pm.storage = mode;
+    std::promise<bool> p;
+    auto f = p.get_future();
+    s.recordProcessed(std::move(pm), [&](bool ok, const std::string&) { p.set_value(ok); });
+    REQUIRE(f.get());
+}
+
+std::vector<MessageId> found(MessageStore& s, const std::string& text, MessageId before = 0, int limit = 100,
+                             const std::string& channel = {}) {
+    SearchQuery q;
+    q.text = text;
+    q.beforeId = before;
+    q.limit = limit;
+    q.channel = channel;
+    std::vector<MessageId> ids;
+    for (const auto& m : s.search(q)) ids.push_back(m.id);
+    return ids;
+}
+
+std::int64_t scalar(const std::string& db, const std::string& sql) {
+    sqlite3* h = nullptr;
+    REQUIRE(sqlite3_open_v2(db.c_str(), &h, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+    sqlite3_stmt* st = nullptr;
+    std::int64_t v = -1;
+    if (sqlite3_prepare_v2(h, sql.c_str(), -1, &st, nullptr) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return v;
+}
+
+std::string textTableOf(Clock::time_point tp) {
+    using namespace std::chrono;
+    year_month_day ymd{floor<days>(tp)};
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "text_%04d%02u%02u", static_cast<int>(ymd.year()),
+                  static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()));
+    return buf;
+}
+
+std::int64_t tables(const std::string& db, const std::string& name) {
+    return scalar(db, "SELECT count(*) FROM sqlite_master WHERE name = '" + name + "'");
+}
+
+const std::string kOrm =
+    "MSH|^~\\&|RIS|HOSP|PACS|HOSP|20240101120000||ORM^O01|CTRL1|P|2.5\rPID|1||P100^^^HOSP||Smith^John\r"
+    "ORC|NW|ACC1\rOBR|1|ACC1||CTCHEST^CT Chest";
+
+}  // namespace
+
+TEST_CASE("text search finds a substring of the raw content in any case, taken literally", "[store][text]") {
+    TextDir dir;
+    auto store = openSqliteStore(dir.db(), textOptions(true));
+    MessageId smith = put(*store, kOrm);
+    MessageId jones = put(*store, "MSH|^~\\&|RIS\rPID|1||P200^^^HOSP||JONES^MARY\rOBR|1|ACC2||MRHEAD^MR Head");
+    MessageId sqlish = put(*store, "MSH|^~\\&|RIS\rNTE|1||'; DROP TABLE messages; -- and \"a\" OR b*");
+    MessageId other = put(*store, "MSH|^~\\&|LAB\rNTE|1||a b ab bb OR", StorageMode::Development, "labs");
+
+    CHECK(found(*store, "smith^john") == std::vector<MessageId>{smith});
+    CHECK(found(*store, "SMITH") == std::vector<MessageId>{smith});
+    CHECK(found(*store, "mr head") == std::vector<MessageId>{jones});
+    CHECK(found(*store, "MSH|^~\\&|RIS") == std::vector<MessageId>{sqlish, jones, smith});  // newest first
+    CHECK(found(*store, "'; DROP") == std::vector<MessageId>{sqlish});
+    CHECK(found(*store, "\"a\" OR b*") == std::vector<MessageId>{sqlish});
+    CHECK(found(*store, "a\" OR") == std::vector<MessageId>{sqlish});
+    CHECK(found(*store, "OR b*").size() == 1);
+    CHECK(found(*store, "nowhere to be found").empty());
+    CHECK(found(*store, "MSH|^~\\&|").size() == 4);
+    // with the other conditions and keyset paging
+    CHECK(found(*store, "MSH|", 0, 100, "labs") == std::vector<MessageId>{other});
+    CHECK(found(*store, "MSH|^~\\&|RIS", sqlish) == std::vector<MessageId>{jones, smith});
+    CHECK(found(*store, "MSH|^~\\&|RIS", 0, 2) == std::vector<MessageId>{sqlish, jones});
+    // shorter than a trigram: found by reading the content
+    CHECK(found(*store, "b*") == std::vector<MessageId>{sqlish});
+    // the index holds the rows
+    CHECK(scalar(dir.db(), "SELECT count(*) FROM " + textTableOf(Clock::now())) == 4);
+}
+
+TEST_CASE("messages stored while the text index was off are found by reading their content", "[store][text]") {
+    TextDir dir;
+    MessageId before;
+    {
+        auto store = openSqliteStore(dir.db(), textOptions(false));
+        before = put(*store, kOrm);
+        CHECK(found(*store, "smith^JOHN") == std::vector<MessageId>{before});
+        CHECK(tables(dir.db(), textTableOf(Clock::now())) == 0);
+    }
+    auto store = openSqliteStore(dir.db(), textOptions(true));
+    CHECK(found(*store, "smith^JOHN") == std::vector<MessageId>{before});  // not in the index: read
+    MessageId after = put(*store, kOrm);
+    CHECK(found(*store, "smith^JOHN") == std::vector<MessageId>{after, before});
+    CHECK(found(*store, "smith^JOHN", after) == std::vector<MessageId>{before});
+    // only the later one is in the index
+    CHECK(scalar(dir.db(), "SELECT rowid FROM " + textTableOf(Clock::now())) == after);
+    CHECK(scalar(dir.db(), "SELECT count(*) FROM " + textTableOf(Clock::now())) == 1);
+    store.reset();
+    // turned off again: the index is dropped, the messages are still found (by reading)
+    store = openSqliteStore(dir.db(), textOptions(false));
+    CHECK(tables(dir.db(), textTableOf(Clock::now())) == 0);
+    CHECK(found(*store, "smith^JOHN") == std::vector<MessageId>{after, before});
+}
+
+TEST_CASE("a read-only store searches the text of a running store's messages", "[store][text]") {
+    TextDir dir;
+    auto store = openSqliteStore(dir.db(), textOptions(true));
+    MessageId id = put(*store, kOrm);
+    store->flush();
+    StoreOptions ro;
+    ro.readOnly = true;
+    auto reader = openSqliteStore(dir.db(), ro);
+    CHECK(found(*reader, "ctchest") == std::vector<MessageId>{id});
+}
+
+TEST_CASE("storage modes that keep no raw content put nothing in the text index", "[store][text]") {
+    TextDir dir;
+    auto store = openSqliteStore(dir.db(), textOptions(true));
+    MessageId meta = put(*store, kOrm, StorageMode::Metadata);
+    MessageId disabled = put(*store, kOrm, StorageMode::Disabled);
+    finish(*store, meta, StorageMode::Metadata);
+    finish(*store, disabled, StorageMode::Disabled);
+    // kept at insert, not once processed (the channel's storage changed meanwhile)
+    MessageId changed = put(*store, kOrm);
+    CHECK(found(*store, "smith") == std::vector<MessageId>{changed});
+    finish(*store, changed, StorageMode::Metadata);
+    MessageId kept = put(*store, kOrm, StorageMode::Production);
+    finish(*store, kept, StorageMode::Production);
+    store->flush();
+    CHECK(found(*store, "smith") == std::vector<MessageId>{kept});
+    CHECK(found(*store, "sm") == std::vector<MessageId>{kept});  // read: the same answer
+    CHECK(scalar(dir.db(), "SELECT count(*) FROM " + textTableOf(Clock::now())) == 1);
+}
+
+TEST_CASE("prune takes the pruned messages out of the text index", "[store][text]") {
+    TextDir dir;
+    auto store = openSqliteStore(dir.db(), textOptions(true));
+    auto now = Clock::now();
+    auto day3 = now - 72h, day2 = now - 48h;
+    std::vector<MessageId> old3, old2;
+    for (int i = 0; i < 5; ++i) {
+        old3.push_back(put(*store, kOrm, StorageMode::Development, "orders", day3 + std::chrono::seconds(i)));
+        finish(*store, old3.back());
+    }
+    for (int i = 0; i < 5; ++i) {
+        old2.push_back(put(*store, kOrm, StorageMode::Development, "orders", day2 + std::chrono::seconds(i)));
+        finish(*store, old2.back());
+    }
+    // another channel keeps day 2 alive
+    MessageId lab = put(*store, kOrm, StorageMode::Development, "labs", day2 + 10s);
+    finish(*store, lab, StorageMode::Development, "labs");
+    MessageId fresh = put(*store, kOrm, StorageMode::Development, "orders", now);
+    store->flush();
+    REQUIRE(found(*store, "smith").size() == 12);
+    REQUIRE(tables(dir.db(), textTableOf(day3)) == 1);
+
+    CHECK(store->prune("orders", now - 24h) == 10);
+    CHECK(tables(dir.db(), textTableOf(day3)) == 0);  // dropped with its day
+    CHECK(tables(dir.db(), textTableOf(day3) + "_data") == 0);
+    CHECK(scalar(dir.db(), "SELECT count(*) FROM " + textTableOf(day2)) == 1);  // only the lab message's row
+    CHECK(scalar(dir.db(), "SELECT rowid FROM " + textTableOf(day2)) == lab);
+    CHECK(found(*store, "smith") == std::vector<MessageId>{fresh, lab});
+}

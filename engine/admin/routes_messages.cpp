@@ -2,6 +2,7 @@
 // status, message type, control id, patient id, accession number), newest
 // first, paged by id (keyset: each page says where the next one starts), and
 // one message with every content stage and its deliveries.
+#include <algorithm>
 #include <charconv>
 
 #include "engine/admin/admin_server.h"
@@ -55,6 +56,7 @@ std::vector<Route> messageRoutes(AdminContext& ctx) {
                            {"control_id", string("MSH-10")},
                            {"patient_id", string("PID-3.1")},
                            {"accession", string("accession number")},
+                           {"text", string("in the raw content: a substring, any case, at least 3 characters")},
                            {"from", string("received at or after (ISO 8601)")},
                            {"to", string("received before (ISO 8601)")},
                            {"before", integer("only ids lower than this (the previous page's next)")},
@@ -70,6 +72,12 @@ std::vector<Route> messageRoutes(AdminContext& ctx) {
         sq.controlId = q.str("control_id");
         sq.patientId = q.str("patient_id");
         sq.accession = q.str("accession");
+        if (q.has("text")) {
+            sq.text = q.str("text");
+            auto chars = std::count_if(sq.text.begin(), sq.text.end(),
+                                       [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; });
+            if (chars < 3) throw ApiError(400, "text needs at least 3 characters");
+        }
         if (q.has("from")) sq.from = parseIsoTime(q.str("from"), "from");
         if (q.has("to")) sq.to = parseIsoTime(q.str("to"), "to");
         sq.beforeId = q.integer("before", 0);

@@ -203,6 +203,7 @@ int cmdRun(const Args& args) {
     opts.store.synchronousFull = cfg->store.sync == "full";
     opts.store.maxStoreBytes = cfg->store.maxSize;
     opts.store.minFreeBytes = cfg->store.minFree;
+    opts.store.textIndex = cfg->store.textIndex;
     const core::ConnectorRegistry connectors = builtinConnectors();
     std::unique_ptr<core::Engine> engine;
     try {

@@ -12,8 +12,10 @@ namespace junction::app {
 namespace {
 const char* kMessagesUsage =
     "usage: junction messages [--config FILE] [--channel NAME] [--status STATUS] [--control-id ID]\n"
-    "                         [--patient ID] [--accession ACC] [--limit N] [--counts] [--show ID]\n\n"
+    "                         [--patient ID] [--accession ACC] [--text STR] [--limit N] [--counts]\n"
+    "                         [--show ID]\n\n"
     "Lists stored messages, newest first (STATUS: RECEIVED FILTERED TRANSFORMED QUEUED SENT ERROR).\n"
+    "--text STR: messages whose raw content holds STR (any case, taken literally).\n"
     "--counts prints the number of messages per status of --channel (required with it).\n"
     "--show ID prints one message with its contents and deliveries.\n";
 
@@ -52,6 +54,7 @@ int cmdMessages(const Args& args) {
         } else if (a == "--control-id" && hasValue) q.controlId = args[++i];
         else if (a == "--patient" && hasValue) q.patientId = args[++i];
         else if (a == "--accession" && hasValue) q.accession = args[++i];
+        else if (a == "--text" && hasValue) q.text = args[++i];
         else if (a == "--limit" && hasValue) q.limit = std::atoi(args[++i].c_str());
         else if (a == "--show" && hasValue) show = std::atoll(args[++i].c_str());
         else {

@@ -49,6 +49,8 @@ const Map<StoreConfig>& storeMap() {
             {"max_size", &StoreConfig::maxSize, bytes, byDefault("no bound"), "disk budget of the store's files, e.g. 10GB"},
             {"min_free", &StoreConfig::minFree, bytes, byDefault("no bound"),
              "free space to leave on the store's disk, e.g. 1GB"},
+            {"text_index", &StoreConfig::textIndex, byDefault("true"),
+             "index the raw content kept for searches by text (docs/operations.md)"},
         },
         [](StoreConfig& s, const Node& n) {
             if (s.type == "postgres")
@@ -106,7 +108,7 @@ const Map<OrthancServerConfig>& orthancServerMap() {
 
 const Map<EngineConfig>& engineMap() {
     static const Map<EngineConfig> map{
-        {"store", &EngineConfig::store, storeMap(), "{ type, path, sync, max_size, min_free }"},
+        {"store", &EngineConfig::store, storeMap(), "{ type, path, sync, max_size, min_free, text_index }"},
         {"channels", &EngineConfig::channelsDir, path, byDefault("channels"), "folder of channel files"},
         {"admin", &EngineConfig::admin, adminMap(), "{ port, bind, tls }"},
         {"orthanc", Kind::Map, "Orthanc servers by name: { main: { url, username, password, timeout, tls } }"},

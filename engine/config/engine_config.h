@@ -69,6 +69,9 @@ struct StoreConfig {
     // normal: committed to the OS, flushed at checkpoints (survives a crash of
     // Junction, not of the machine). See docs/channels.md.
     std::string sync = "full";
+    // Text index of the raw content kept (searches by text); off: such
+    // searches read the content of every candidate message instead.
+    bool textIndex = true;
 };
 
 struct AdminConfig {

@@ -6,7 +6,9 @@
 // store's own threads (the SQLite writer and the checkpointer).
 // --random-keys gives every message its own patient id and accession number,
 // as a hospital's traffic has (the MLLP benchmark repeats one of each).
-// Usage: bench_store_apply DIR MESSAGE_FILE [--count N] [--random-keys]
+// --no-text-index leaves the text index of the raw content out (its cost is the
+// difference).
+// Usage: bench_store_apply DIR MESSAGE_FILE [--count N] [--random-keys] [--no-text-index]
 #include <time.h>
 
 #include <chrono>
@@ -37,10 +39,12 @@ int main(int argc, char** argv) {
     }
     long count = 50000;
     bool randomKeys = false;
+    bool textIndex = true;
     for (int i = 3; i < argc; ++i) {
         std::string a = argv[i];
         if (a == "--count" && i + 1 < argc) count = std::atol(argv[++i]);
         else if (a == "--random-keys") randomKeys = true;
+        else if (a == "--no-text-index") textIndex = false;
     }
     std::ifstream in(argv[2], std::ios::binary);
     std::string raw((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -50,6 +54,7 @@ int main(int argc, char** argv) {
     }
     junction::store::StoreOptions options;
     options.synchronousFull = false;
+    options.textIndex = textIndex;
     auto store = junction::store::openSqliteStore(std::string(argv[1]) + "/store-apply.db", options);
     std::mt19937_64 rng(42);
     double process0 = cpuSeconds(CLOCK_PROCESS_CPUTIME_ID), self0 = cpuSeconds(CLOCK_THREAD_CPUTIME_ID);

@@ -140,6 +140,22 @@ TEST_CASE("text search finds a substring of the raw content in any case, taken l
     CHECK(scalar(dir.db(), "SELECT count(*) FROM " + textTableOf(Clock::now())) == 4);
 }
 
+TEST_CASE("the text index folds the case of letters beyond ASCII, reading the content only that of ASCII ones",
+          "[store][text]") {
+    TextDir dir;
+    MessageId unindexed;
+    {
+        auto store = openSqliteStore(dir.db(), textOptions(false));
+        unindexed = put(*store, "PID|1||P1||M\xC3\x9CLLER^J\xC3\x96RG");  // MÜLLER^JÖRG
+        CHECK(found(*store, "M\xC3\x9CLLER") == std::vector<MessageId>{unindexed});
+        CHECK(found(*store, "m\xC3\xbcller").empty());  // müller: read, ASCII folding only
+    }
+    auto store = openSqliteStore(dir.db(), textOptions(true));
+    MessageId indexed = put(*store, "PID|1||P2||M\xC3\x9CLLER^J\xC3\x96RG");
+    CHECK(found(*store, "m\xC3\xbcller^j\xC3\xb6rg") == std::vector<MessageId>{indexed});  // through the index
+    CHECK(found(*store, "M\xC3\x9CLLER") == std::vector<MessageId>{indexed, unindexed});
+}
+
 TEST_CASE("messages stored while the text index was off are found by reading their content", "[store][text]") {
     TextDir dir;
     MessageId before;
@@ -222,4 +238,51 @@ TEST_CASE("prune takes the pruned messages out of the text index", "[store][text
     CHECK(scalar(dir.db(), "SELECT count(*) FROM " + textTableOf(day2)) == 1);  // only the lab message's row
     CHECK(scalar(dir.db(), "SELECT rowid FROM " + textTableOf(day2)) == lab);
     CHECK(found(*store, "smith") == std::vector<MessageId>{fresh, lab});
+}
+
+namespace {
+
+// The query plan of `where` in the shape MessageStore::search gives a search
+// (sqlite_store_readers.cpp), as SQLite's EXPLAIN QUERY PLAN details joined by "; ".
+std::string planOf(const std::string& db, const std::string& where) {
+    sqlite3* h = nullptr;
+    REQUIRE(sqlite3_open_v2(db.c_str(), &h, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+    std::string sql =
+        "EXPLAIN QUERY PLAN SELECT m.id, m.channel, m.received_at, m.status, m.data_type, m.source, m.message_type,"
+        " m.control_id, m.patient_id, m.accession, m.error FROM messages m WHERE 1" + where +
+        " ORDER BY m.id DESC LIMIT ?9";
+    sqlite3_stmt* st = nullptr;
+    REQUIRE(sqlite3_prepare_v2(h, sql.c_str(), -1, &st, nullptr) == SQLITE_OK);
+    std::string plan;
+    while (sqlite3_step(st) == SQLITE_ROW)
+        plan += std::string(plan.empty() ? "" : "; ") + reinterpret_cast<const char*>(sqlite3_column_text(st, 3));
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return plan;
+}
+
+}  // namespace
+
+TEST_CASE("exact searches read an index in id order, with no sort", "[store][text]") {
+    TextDir dir;
+    { openSqliteStore(dir.db(), textOptions(true)); }
+    struct Case {
+        const char* where;
+        const char* plan;
+    };
+    for (const Case& c : std::vector<Case>{
+             {" AND m.control_id = ?1", "SEARCH m USING INDEX messages_control_id (control_id=?)"},
+             {" AND m.patient_id = ?1", "SEARCH m USING INDEX messages_patient_id (patient_id=?)"},
+             {" AND m.accession = ?1", "SEARCH m USING INDEX messages_accession (accession=?)"},
+             {" AND m.patient_id = ?1 AND m.id < ?2", "SEARCH m USING INDEX messages_patient_id (patient_id=? AND rowid<?)"},
+             {" AND m.accession = ?1 AND m.channel = ?2 AND m.id < ?3",
+              "SEARCH m USING INDEX messages_accession (accession=? AND rowid<?)"},
+             {" AND m.channel = ?1 AND m.id < ?2", "SEARCH m USING INDEX messages_channel (channel=? AND id<?)"},
+             {" AND m.channel = ?1 AND m.status = 'Error'", "SEARCH m USING INDEX messages_error (channel=?)"},
+             {" AND m.channel = ?1 AND m.status = 'Received' AND m.id < ?2",
+              "SEARCH m USING INDEX messages_received (channel=? AND id<?)"},
+         }) {
+        INFO(c.where);
+        CHECK(planOf(dir.db(), c.where) == c.plan);
+    }
 }

@@ -157,6 +157,7 @@ std::vector<MessageSummary> SqliteStore::searchText(const SearchQuery& q, const 
         return it->second;
     };
 
+    const std::string phrase = phraseQuery(q.text);  // bound as is (not copied) while the statement runs
     // Ids a..b through the day's index, newest first; false when the day has no index.
     auto byIndex = [&](int day, MessageId a, MessageId b) {
         std::string t = textTable(day);
@@ -166,7 +167,7 @@ std::vector<MessageSummary> SqliteStore::searchText(const SearchQuery& q, const 
         try {
             Use u(statement(sql));
             bind(u);
-            u.text(params + 1, phraseQuery(q.text)).int64(params + 2, a).int64(params + 3, b);
+            u.text(params + 1, phrase).int64(params + 2, a).int64(params + 3, b);
             u.int64(params + 4, static_cast<std::int64_t>(limit - out.size()));
             while (u.step()) out.push_back(summaryFrom(u));
             return true;

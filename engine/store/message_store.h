@@ -159,12 +159,11 @@ struct SearchQuery {
     std::optional<Status> status;
     std::string messageType, controlId, patientId, accession;  // exact match when set
     std::optional<Clock::time_point> from, to;  // received_at in [from, to)
-    // Substring of the raw content, case-insensitive (ASCII letters always;
-    // other letters where the text index answers). Taken literally (no
-    // wildcards, no query syntax). Messages whose raw content is not kept
-    // (storage: metadata, disabled) never match. Answered by the text index
-    // (StoreOptions::textIndex) for the messages it covers, by reading the
-    // raw content of the others.
+    // Substring of the raw content, case-insensitive for ASCII letters, taken
+    // literally (no wildcards, no query syntax). Messages whose raw content is
+    // not kept (storage: metadata, disabled) never match. Answered by the text
+    // index (StoreOptions::textIndex) for the messages it covers, by reading
+    // the raw content of the others.
     std::string text;
     MessageId beforeId = 0;  // paging: only ids lower than this (0 = newest)
     int limit = 100;
@@ -200,9 +199,11 @@ struct StoreOptions {
     // no schema change; the store must exist. Writes are not allowed.
     bool readOnly = false;
     // Text index of the raw content kept (SearchQuery::text): a trigram index
-    // (SQLite FTS5) per day partition, written with each message in the
-    // writer's transaction and dropped with its partition. It covers the
-    // messages stored since it was last turned on; turning it off drops it.
+    // (SQLite FTS5) in a database beside the store (<path>-text), one table per
+    // day partition, written by a background thread at idle CPU priority that
+    // follows the committed messages (so that it never slows intake down), and
+    // dropped with its partition. Turning it off deletes it; turned on, it
+    // indexes the whole store again in the background.
     bool textIndex = true;
 };
 
@@ -276,6 +277,13 @@ public:
     virtual std::uint64_t prune(const std::string& channel, Clock::time_point cutoff) = 0;
 
     virtual StoreStats stats() const = 0;
+
+    // Waits until the text index (StoreOptions::textIndex), which follows the
+    // committed messages in the background, covers every message committed
+    // before the call and every prune done before it. Searches do not need
+    // it (they read the content of what the index does not cover yet); for
+    // tests and benchmarks.
+    virtual void catchUpTextIndex() {}
 };
 
 // Opens (creating if needed) the SQLite store at `path` (WAL mode).

@@ -133,8 +133,6 @@ SqliteStore::SqliteStore(const std::string& path, const StoreOptions& options) :
             while (u.step()) marks_[u.str(0)] = {u.int64(1), u.str(2)};
         }
 
-        if (!options_.readOnly) setUpTextIndex();
-
         wBegin_ = Stmt(wdb_, "BEGIN IMMEDIATE");
         wCommit_ = Stmt(wdb_, "COMMIT");
         wInsertMsg_ = Stmt(wdb_,
@@ -173,6 +171,8 @@ SqliteStore::SqliteStore(const std::string& path, const StoreOptions& options) :
                                 "INSERT INTO source_marks (key, value, id) VALUES (?1, ?2, ?3) ON CONFLICT (key) DO"
                                 " UPDATE SET value = excluded.value, id = excluded.id WHERE excluded.id >= source_marks.id");
 
+        openTextIndex();
+
         // Reader connection.
         rdb_ = openConnection(path);
         sqlite::exec(rdb_, "PRAGMA cache_size = -16384");
@@ -195,6 +195,7 @@ SqliteStore::SqliteStore(const std::string& path, const StoreOptions& options) :
                          " WHERE message_id = ?1 ORDER BY destination");
         rCountAll_ = Stmt(rdb_, "SELECT status, count(*) FROM messages GROUP BY status");
         rCount_ = Stmt(rdb_, "SELECT status, count(*) FROM messages WHERE channel = ?1 GROUP BY status");
+        attachTextIndex();
 
         // Checkpoints run on their own connection and thread so that copying the WAL
         // into the database (and its fsync) does not stall the writer.
@@ -204,6 +205,7 @@ SqliteStore::SqliteStore(const std::string& path, const StoreOptions& options) :
     } catch (const std::exception& e) {
         // Stmt members are finalized by their destructors; close_v2 defers until then.
         if (cdb_) sqlite3_close_v2(cdb_);
+        if (xdb_) sqlite3_close_v2(xdb_);
         if (rdb_) sqlite3_close_v2(rdb_);
         if (wdb_) sqlite3_close_v2(wdb_);
         throw std::runtime_error(std::string("message store: ") + e.what());
@@ -222,6 +224,7 @@ SqliteStore::SqliteStore(const std::string& path, const StoreOptions& options) :
             recoverJournal();
         } catch (const std::exception& e) {
             finalizeStatements();
+            if (xdb_) sqlite3_close_v2(xdb_);
             sqlite3_close_v2(cdb_);
             sqlite3_close_v2(rdb_);
             sqlite3_close_v2(wdb_);
@@ -234,6 +237,7 @@ SqliteStore::SqliteStore(const std::string& path, const StoreOptions& options) :
     writer_ = std::thread([this] { writerLoop(); });
     writerId_ = writer_.get_id();  // read by flush()/prune() callers, which come later
     if (journal_) flush();  // journaled messages of the last run are in SQLite before anyone reads
+    if (xdb_) textIndexer_ = std::thread([this] { textIndexLoop(); });
 }
 
 void SqliteStore::checkSchema() {
@@ -272,6 +276,7 @@ void SqliteStore::migrateSchema() {
 }
 
 SqliteStore::~SqliteStore() {
+    closeTextIndex();  // first: it reads what the others write
     {
         std::lock_guard<std::mutex> lock(budgetMu_);
         budgetStop_ = true;

@@ -18,11 +18,11 @@
 //                journaled message kept by its storage mode is not copied here:
 //                messages.raw_ref points at its record in the intake journal,
 //                whose segment is then kept as a content file (schema version 2)
-//   text_<yyyymmdd>  the text index (FTS5, trigram tokenizer) of the raw content
-//                kept of that day's messages, rowid = message id; made, filled
-//                and dropped with content_<yyyymmdd> (StoreOptions::textIndex)
-//   store_meta   key/value (last_id high-water mark, written by prune;
-//                text_index_from: the first id the text index covers)
+//   store_meta   key/value (last_id high-water mark, written by prune)
+//
+// The text index of the raw content (StoreOptions::textIndex) is a database of
+// its own beside the store, <db>-text, written by a thread of its own at idle
+// CPU priority, behind the writer (see sqlite_store_text.cpp).
 //   source_marks key -> value of each source mark (MessageStore::saveMark,
 //                NewMessage::mark) and the id of the record that wrote it:
 //                a mark is only replaced by one of a later record, so that
@@ -117,7 +117,6 @@ inline int dayOf(std::int64_t ms) {
 }
 
 inline std::string contentTable(int day) { return "content_" + std::to_string(day); }
-inline std::string textTable(int day) { return "text_" + std::to_string(day); }
 
 inline bool keepsAll(StorageMode m) { return m == StorageMode::Development; }
 inline bool keepsRaw(StorageMode m) { return m == StorageMode::Development || m == StorageMode::Production; }
@@ -315,7 +314,6 @@ private:
     // ------------------------------------------------------------ partitions
     struct WriterPart {
         Stmt put, del;
-        Stmt textPut, textDel;  // with the text index
     };
     void ensurePartition(int day, MessageId firstId);
     WriterPart* writerPart(MessageId id);  // nullptr when the id has no (live) partition
@@ -323,17 +321,31 @@ private:
     void delContent(MessageId id, int kind, std::string_view dest);
 
     // ------------------------------------------------------------ text index (sqlite_store_text.cpp)
-    void setUpTextIndex();                 // at open: tables made or dropped, text_index_from
-    void createTextTable(int day);         // writer, in a transaction
-    void indexText(MessageId id, std::string_view raw);  // writer: the message's row
-    void unindexText(MessageId id);        // writer: its raw content is not kept any more
-    // prune: the day's rows of messages that are gone (its table when `drop`).
-    void pruneText(int day, MessageId lo, MessageId hi, bool drop);
+    struct TextPrune {
+        int day = 0;
+        MessageId lo = 0, hi = 0;  // the day's id range
+        bool drop = false;         // the whole day is gone
+    };
+    void openTextIndex();   // at open (after the partitions are known): the indexer, or the index removed
+    void attachTextIndex();  // the reader's connection sees the index (when there is one)
+    void closeTextIndex();
+    void textIndexLoop();
+    bool indexTextBatch();  // one step of the indexer (true: there may be more to do)
+    void pruneText(std::vector<TextPrune> prunes);  // prune: handed to the indexer
+    void catchUpTextIndex() override;
     // A search with SearchQuery::text (caller holds readMu_, in a read transaction).
     // `where` are the other conditions on messages m (bound by `bind` from ?1 on).
     std::vector<MessageSummary> searchText(const SearchQuery& q, const std::string& where, int params,
                                            const std::function<void(Use&)>& bind);
-    bool textIndex_ = false;  // this store writes the text index
+    std::string textPath_;        // <db>-text
+    bool textAttached_ = false;   // the reader's connection has it as "text"
+    sqlite3* xdb_ = nullptr;      // the indexer's connection (its database; the store's attached as "store")
+    std::thread textIndexer_;
+    std::mutex textMu_;
+    std::condition_variable textCv_;
+    bool textStop_ = false;
+    std::uint64_t textRequested_ = 0, textDone_ = 0;  // catch-up requests, and those answered
+    std::vector<TextPrune> textPrunes_;               // to apply before the next batch
 
     struct ReaderPart {
         Stmt all, one;

@@ -24,7 +24,6 @@ void SqliteStore::ensurePartition(int day, MessageId firstId) {
                       " data BLOB NOT NULL, PRIMARY KEY (kind, message_id, destination)) WITHOUT ROWID";
     inTransaction([&] {
         sqlite::exec(wdb_, sql.c_str());
-        if (textIndex_) createTextTable(day);
         Use u(wPartition_);
         u.int64(1, day).int64(2, firstId);
         u.run();
@@ -68,6 +67,7 @@ std::uint64_t SqliteStore::runPrune(const std::string& channel, std::int64_t cut
     int cutoffDay = dayOf(cutoffMs);
     std::uint64_t total = 0;
     bool droppedAny = false;
+    std::vector<TextPrune> textPrunes;  // for the text index, once the messages are gone
     for (std::size_t k = 0; k < parts_.size(); ++k) {
         Partition part = parts_[k];
         if (part.dropped || part.day > cutoffDay) continue;
@@ -92,6 +92,7 @@ std::uint64_t SqliteStore::runPrune(const std::string& channel, std::int64_t cut
         }
         total += removed;
         if (removed == 0) continue;
+        textPrunes.push_back({part.day, lo, hi, false});
         bool left;
         {
             Use u(remaining);
@@ -105,7 +106,6 @@ std::uint64_t SqliteStore::runPrune(const std::string& channel, std::int64_t cut
             wparts_.erase(part.day);  // finalize statements on the table first
             inTransaction([&] {
                 sqlite::exec(wdb_, ("DROP TABLE IF EXISTS " + contentTable(part.day)).c_str());
-                pruneText(part.day, lo, hi, true);
                 Use u(markDropped);
                 u.int64(1, part.day);
                 u.run();
@@ -115,6 +115,7 @@ std::uint64_t SqliteStore::runPrune(const std::string& channel, std::int64_t cut
                 parts_[k].dropped = true;
             }
             droppedAny = true;
+            textPrunes.back().drop = true;
         } else {
             // Other channels (or the newest partition) still use the day: delete the
             // content rows of the removed messages.
@@ -129,9 +130,9 @@ std::uint64_t SqliteStore::runPrune(const std::string& channel, std::int64_t cut
                     u.run();
                 });
             }
-            pruneText(part.day, lo, hi, false);
         }
     }
+    if (!textPrunes.empty()) pruneText(std::move(textPrunes));
     if (droppedAny) {
         sqlite::exec(wdb_, "PRAGMA incremental_vacuum");
         sqlite3_wal_checkpoint_v2(wdb_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);

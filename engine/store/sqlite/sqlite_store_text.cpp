@@ -1,46 +1,49 @@
-// SqliteStore's text index (see sqlite_store_impl.h): one FTS5 table per day
-// partition, text_<yyyymmdd>, with the trigram tokenizer over the raw content
-// kept (storage development and production), rowid = message id. The writer
-// adds a message's row in the transaction that inserts the message (the raw
-// content is at hand then, wherever it is kept afterwards) and takes it out
-// when the content is not kept any more; prune deletes the rows of the
-// messages it removed, or drops the table with its day's content table.
+// SqliteStore's text index (see sqlite_store_impl.h): the raw content kept
+// (storage development and production) in a trigram index, SQLite FTS5, so
+// that a search for a substring (SearchQuery::text) does not read every
+// message.
 //
-// A search for a substring S (SearchQuery::text) asks the index for the
-// phrase "S": the trigram tokenizer makes a token of every three characters,
-// so the phrase matches where the trigrams of S follow one another, which is
-// where S is (case folded). The index covers the ids from store_meta's
-// text_index_from on (the first message stored after it was turned on); the
-// messages before it are found by reading their raw content.
+// Where: a database of its own beside the store, <db>-text, with one FTS5
+// table per day partition, t_<yyyymmdd> (rowid = message id; a day's table is
+// dropped with the day), the messages it has passed (meta 'through') and the
+// ones it passed while they were still Received (deferred: whether their raw
+// content stays depends on their channel's storage mode, known once they are
+// processed).
+//
+// When: indexing a 600-byte HL7 message costs several times what storing it
+// does (a trigram per character), so it is not done in the writer's
+// transaction: a thread of its own follows the committed messages in batches
+// by id, behind the writer, at idle CPU priority (SCHED_IDLE), on its own
+// database (no lock shared with the writer). Under a load that keeps every
+// core busy the index falls behind and catches up afterwards; intake does not
+// slow down. A search reads the index up to 'through' and the raw content of
+// the messages past it (and of the deferred ones).
+//
+// How: a search for S asks the index for raw LIKE '%S%' (the trigram tokenizer
+// answers LIKE from its trigrams, then SQLite checks the pattern on the
+// candidates); '%' and '_' in S become '_' (any character) and every row is
+// checked against S itself, so S is taken literally. Case-insensitive for
+// ASCII letters, as LIKE and the reading path are.
 #include "engine/store/sqlite/sqlite_store_impl.h"
+#include "engine/util/thread_name.h"
+
+#include <pthread.h>
+#include <sched.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <filesystem>
 #include <limits>
+#include <set>
 
 namespace junction::store::detail {
 
 namespace {
 
-// Messages read per step when searching without the index.
-constexpr std::int64_t kScanChunk = 512;
+constexpr std::int64_t kIndexBatch = 1000;  // messages per indexer transaction
+constexpr std::int64_t kScanChunk = 512;    // messages read per step when searching without the index
 
-// FTS5 query of one phrase, the text taken literally: inside double quotes
-// nothing is syntax but a double quote, which is doubled.
-std::string phraseQuery(std::string_view text) {
-    std::string q = "\"";
-    for (char c : text) {
-        if (c == '"') q += '"';
-        q += c;
-    }
-    q += '"';
-    return q;
-}
-
-std::size_t codepoints(std::string_view s) {
-    return static_cast<std::size_t>(std::count_if(s.begin(), s.end(), [](char c) {
-        return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
-    }));
-}
+std::string tTable(int day) { return "t_" + std::to_string(day); }
 
 char lowerAscii(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 
@@ -50,87 +53,251 @@ bool containsFolded(std::string_view hay, const std::string& lowered) {
                        [](char a, char b) { return lowerAscii(a) == b; }) != hay.end();
 }
 
+// The LIKE pattern whose matches include every text holding `text`.
+std::string likePattern(std::string_view text) {
+    std::string p = "%";
+    for (char c : text) p += c == '%' || c == '_' ? '_' : c;
+    p += '%';
+    return p;
+}
+
+std::string sqlQuoted(const std::string& s) {
+    std::string q = "'";
+    for (char c : s) {
+        if (c == '\'') q += '\'';
+        q += c;
+    }
+    return q + "'";
+}
+
 }  // namespace
 
-// ================================================================== writer side
+// ================================================================== the indexer
 
-void SqliteStore::setUpTextIndex() {
-    textIndex_ = options_.textIndex;
-    sqlite::exec(wdb_, "BEGIN IMMEDIATE");
+void SqliteStore::openTextIndex() {
+    textPath_ = path_ + "-text";
+    if (options_.readOnly) return;
+    namespace fs = std::filesystem;
+    if (!options_.textIndex) {  // off: it would fall behind for good; indexed afresh when turned on again
+        std::error_code ec;
+        for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(textPath_ + suffix, ec);
+        return;
+    }
+    xdb_ = sqlite::open(textPath_, "text index", 10000);
     try {
-        if (textIndex_) {
-            for (const auto& p : parts_)
-                if (!p.dropped) createTextTable(p.day);
-            Stmt from(wdb_, "INSERT OR IGNORE INTO store_meta (key, value) VALUES ('text_index_from', ?1)");
-            Use u(from);
-            u.int64(1, nextId_.load());
-            u.run();
-        } else {
-            // Off: the index would fall behind; it is dropped (its disk space freed
-            // by the next prune's vacuum) and starts afresh when turned on again.
+        sqlite::useWal(xdb_, textPath_);
+        sqlite::exec(xdb_, "PRAGMA synchronous = NORMAL");  // lost on power loss: indexed again
+        sqlite::exec(xdb_, "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value)");
+        sqlite::exec(xdb_, "CREATE TABLE IF NOT EXISTS deferred (id INTEGER PRIMARY KEY)");
+        sqlite::exec(xdb_, ("ATTACH " + sqlQuoted(path_) + " AS store").c_str());
+        // An index of another store (this one was made anew beside it): start over.
+        MessageId through = sqlite::queryInt(xdb_, "SELECT value FROM meta WHERE key = 'through'", 0);
+        if (through >= nextId_.load()) {
             std::vector<std::string> tables;
             {
-                Stmt s(wdb_,
-                       "SELECT name FROM sqlite_master WHERE type = 'table' AND name GLOB 'text_[0-9]*'"
-                       " AND sql LIKE 'CREATE VIRTUAL TABLE%'");
+                Stmt s(xdb_, "SELECT name FROM main.sqlite_master WHERE type = 'table' AND name GLOB 't_[0-9]*'"
+                             " AND sql LIKE 'CREATE VIRTUAL TABLE%'");
                 Use u(s);
                 while (u.step()) tables.push_back(u.str(0));
             }
-            for (const auto& t : tables) sqlite::exec(wdb_, ("DROP TABLE " + t).c_str());
-            sqlite::exec(wdb_, "DELETE FROM store_meta WHERE key = 'text_index_from'");
+            for (const auto& t : tables) sqlite::exec(xdb_, ("DROP TABLE main." + t).c_str());
+            sqlite::exec(xdb_, "DELETE FROM meta");
+            sqlite::exec(xdb_, "DELETE FROM deferred");
         }
-        sqlite::exec(wdb_, "COMMIT");
     } catch (...) {
-        sqlite3_exec(wdb_, "ROLLBACK", nullptr, nullptr, nullptr);
+        sqlite3_close_v2(xdb_);
+        xdb_ = nullptr;
         throw;
     }
 }
 
-void SqliteStore::createTextTable(int day) {
-    // columnsize=0: no per-row token counts (they serve only ranking, which a
-    // substring search does not use): one b-tree insert less per message.
-    sqlite::exec(wdb_, ("CREATE VIRTUAL TABLE IF NOT EXISTS " + textTable(day) +
-                        " USING fts5(raw, tokenize = 'trigram', columnsize = 0)")
-                           .c_str());
+void SqliteStore::attachTextIndex() {
+    if (options_.readOnly ? !std::filesystem::exists(textPath_) : !options_.textIndex) return;
+    sqlite::exec(rdb_, ("ATTACH " + sqlQuoted(textPath_) + " AS text").c_str());
+    textAttached_ = true;
 }
 
-void SqliteStore::indexText(MessageId id, std::string_view raw) {
-    if (raw.empty()) return;
-    WriterPart* wp = writerPart(id);
-    if (!wp || !wp->textPut) return;
-    Use u(wp->textPut);
-    u.int64(1, id).text(2, raw);
-    u.run();
-}
-
-void SqliteStore::unindexText(MessageId id) {
-    WriterPart* wp = writerPart(id);
-    if (!wp || !wp->textDel) return;
-    Use u(wp->textDel);
-    u.int64(1, id);
-    u.run();
-}
-
-void SqliteStore::pruneText(int day, MessageId lo, MessageId hi, bool drop) {
-    std::string t = textTable(day);
-    if (drop) {  // in prune's transaction dropping the day's content
-        sqlite::exec(wdb_, ("DROP TABLE IF EXISTS " + t).c_str());
-        return;
+void SqliteStore::closeTextIndex() {
+    {
+        std::lock_guard<std::mutex> lock(textMu_);
+        textStop_ = true;
     }
-    if (sqlite::queryInt(wdb_, ("SELECT count(*) FROM sqlite_master WHERE name = '" + t + "'").c_str(), 0) == 0)
-        return;  // no index of that day
-    constexpr MessageId kChunk = 20000;
-    Stmt del(wdb_, "DELETE FROM " + t +
-                       " WHERE rowid BETWEEN ?1 AND ?2 AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = " + t +
-                       ".rowid)");
-    for (MessageId a = lo; a <= hi; a += kChunk) {
-        MessageId b = std::min(hi, a + kChunk - 1);
-        inTransaction([&] {
+    textCv_.notify_all();
+    if (textIndexer_.joinable()) textIndexer_.join();
+    if (xdb_) sqlite3_close_v2(xdb_);
+    xdb_ = nullptr;
+}
+
+void SqliteStore::pruneText(std::vector<TextPrune> prunes) {
+    if (!xdb_) return;
+    {
+        std::lock_guard<std::mutex> lock(textMu_);
+        for (auto& p : prunes) textPrunes_.push_back(p);
+    }
+    textCv_.notify_all();
+}
+
+void SqliteStore::catchUpTextIndex() {
+    if (!xdb_) return;
+    flush();
+    std::unique_lock<std::mutex> lock(textMu_);
+    std::uint64_t target = ++textRequested_;
+    textCv_.notify_all();
+    textCv_.wait(lock, [&] { return textDone_ >= target || textStop_; });
+}
+
+void SqliteStore::textIndexLoop() {
+    util::nameThisThread("store-text");
+    // Only the CPU time nobody else wants.
+    sched_param idle{};
+    pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle);
+    bool troubled = false;
+    for (;;) {
+        std::uint64_t requested;
+        {
+            std::lock_guard<std::mutex> lock(textMu_);
+            if (textStop_) return;
+            requested = textRequested_;
+        }
+        bool more;
+        try {
+            more = indexTextBatch();
+            if (troubled) std::fprintf(stderr, "junction: the text index is written again\n");
+            troubled = false;
+        } catch (const std::exception& e) {
+            sqlite3_exec(xdb_, "ROLLBACK", nullptr, nullptr, nullptr);
+            if (!troubled) std::fprintf(stderr, "junction: the text index cannot be written (%s); retrying\n", e.what());
+            troubled = true;
+            more = false;
+        }
+        std::unique_lock<std::mutex> lock(textMu_);
+        if (!more && !troubled && textPrunes_.empty()) {
+            textDone_ = requested;
+            textCv_.notify_all();
+        }
+        if (!more || troubled)
+            textCv_.wait_for(lock, std::chrono::milliseconds(troubled ? 1000 : 200),
+                             [&] { return textStop_ || textRequested_ != textDone_ || !textPrunes_.empty(); });
+    }
+}
+
+bool SqliteStore::indexTextBatch() {
+    std::vector<TextPrune> prunes;
+    {
+        std::lock_guard<std::mutex> lock(textMu_);
+        prunes.swap(textPrunes_);
+    }
+    std::vector<Partition> parts;
+    {
+        std::lock_guard<std::mutex> lock(partsMu_);
+        parts = parts_;
+    }
+    auto tableExists = [&](const std::string& t) {
+        Stmt s(xdb_, "SELECT 1 FROM main.sqlite_master WHERE name = ?1");
+        Use u(s);
+        u.text(1, t);
+        return u.step();
+    };
+    sqlite::exec(xdb_, "BEGIN");
+    // Prunes first: the messages are gone from the store already.
+    for (const auto& p : prunes) {
+        std::string t = "main." + tTable(p.day);
+        if (p.drop) {
+            sqlite::exec(xdb_, ("DROP TABLE IF EXISTS " + t).c_str());
+        } else if (tableExists(tTable(p.day))) {
+            Stmt del(xdb_, "DELETE FROM " + t + " WHERE rowid BETWEEN ?1 AND ?2 AND rowid NOT IN"
+                                                " (SELECT id FROM store.messages WHERE id BETWEEN ?1 AND ?2)");
             Use u(del);
-            u.int64(1, a).int64(2, b);
+            u.int64(1, p.lo).int64(2, p.hi);
             u.run();
-        });
+        }
+        Stmt del(xdb_, "DELETE FROM deferred WHERE id BETWEEN ?1 AND ?2 AND id NOT IN"
+                       " (SELECT id FROM store.messages WHERE id BETWEEN ?1 AND ?2)");
+        Use u(del);
+        u.int64(1, p.lo).int64(2, p.hi);
+        u.run();
     }
+
+    std::set<int> ready;  // days whose table exists
+    // Indexes message `id` when its raw content is kept.
+    auto index = [&](MessageId id, std::optional<std::int64_t> ref) {
+        int k = partitionIndex(parts, id);
+        if (k < 0 || parts[k].dropped) return;
+        int day = parts[k].day;
+        std::string raw;
+        if (ref) {
+            raw = journalContent(static_cast<std::uint64_t>(*ref), id);
+        } else {
+            try {
+                Stmt s(xdb_, "SELECT data FROM store." + contentTable(day) +
+                                 " WHERE kind = 0 AND message_id = ?1 AND destination = ''");
+                Use u(s);
+                u.int64(1, id);
+                if (u.step()) raw = u.str(0);
+            } catch (const sqlite::Error&) {
+                return;  // the day was dropped meanwhile
+            }
+        }
+        if (raw.empty()) return;
+        std::string t = tTable(day);
+        if (!ready.count(day)) {
+            sqlite::exec(xdb_, ("CREATE VIRTUAL TABLE IF NOT EXISTS main." + t +
+                                " USING fts5(raw, tokenize = 'trigram', detail = none)")
+                                   .c_str());
+            ready.insert(day);
+        }
+        Stmt put(xdb_, "INSERT OR REPLACE INTO main." + t + " (rowid, raw) VALUES (?1, ?2)");
+        Use u(put);
+        u.int64(1, id).text(2, raw);
+        u.run();
+    };
+    struct Row {
+        MessageId id = 0;
+        std::optional<std::int64_t> ref;
+        std::optional<std::string> status;  // nullopt: the message is gone
+    };
+    auto rows = [&](Stmt& s, const std::function<void(Use&)>& bind) {
+        std::vector<Row> out;
+        Use u(s);
+        if (bind) bind(u);
+        while (u.step())
+            out.push_back({u.int64(0), u.isNull(1) ? std::nullopt : std::optional<std::int64_t>(u.int64(1)),
+                           u.isNull(2) ? std::nullopt : std::optional<std::string>(u.str(2))});
+        return out;
+    };
+
+    // The deferred ones that are processed (or gone) now.
+    Stmt deferred(xdb_, "SELECT d.id, m.raw_ref, m.status FROM deferred d LEFT JOIN store.messages m ON m.id = d.id");
+    Stmt undefer(xdb_, "DELETE FROM deferred WHERE id = ?1");
+    for (const auto& r : rows(deferred, {})) {
+        if (r.status && *r.status == "Received") continue;
+        if (r.status) index(r.id, r.ref);
+        Use u(undefer);
+        u.int64(1, r.id);
+        u.run();
+    }
+    // The next messages.
+    MessageId through = sqlite::queryInt(xdb_, "SELECT value FROM meta WHERE key = 'through'", 0);
+    Stmt next(xdb_, "SELECT id, raw_ref, status FROM store.messages WHERE id > ?1 ORDER BY id LIMIT ?2");
+    auto batch = rows(next, [&](Use& u) { u.int64(1, through).int64(2, kIndexBatch); });
+    Stmt defer(xdb_, "INSERT OR IGNORE INTO deferred (id) VALUES (?1)");
+    for (const auto& r : batch) {
+        if (*r.status == "Received") {
+            Use u(defer);
+            u.int64(1, r.id);
+            u.run();
+        } else {
+            index(r.id, r.ref);
+        }
+    }
+    if (!batch.empty()) {
+        Stmt mark(xdb_, "INSERT OR REPLACE INTO meta (key, value) VALUES ('through', ?1)");
+        Use u(mark);
+        u.int64(1, batch.back().id);
+        u.run();
+    }
+    sqlite::exec(xdb_, "COMMIT");
+    return static_cast<std::int64_t>(batch.size()) == kIndexBatch;
 }
 
 // ================================================================== search
@@ -139,50 +306,23 @@ std::vector<MessageSummary> SqliteStore::searchText(const SearchQuery& q, const 
                                                     const std::function<void(Use&)>& bind) {
     const std::size_t limit = static_cast<std::size_t>(q.limit > 0 ? q.limit : 100);
     const MessageId before = q.beforeId > 0 ? q.beforeId : std::numeric_limits<MessageId>::max();
-    // Read here (not kept): a read-only store reads beside an engine that may turn it on or off.
-    MessageId from = sqlite::queryInt(rdb_, "SELECT value FROM store_meta WHERE key = 'text_index_from'", 0);
-    // Fewer than three characters make no trigram: those are only found by reading.
-    bool useIndex = from > 0 && codepoints(q.text) >= 3;
-    std::vector<Partition> parts;
-    {
-        std::lock_guard<std::mutex> lock(partsMu_);
-        parts = parts_;
-    }
-    std::vector<MessageSummary> out;
+    std::string lowered(q.text);
+    std::transform(lowered.begin(), lowered.end(), lowered.begin(), lowerAscii);
+    const std::string pattern = likePattern(q.text);  // bound as is (not copied) while a statement runs
     const std::string p1 = "?" + std::to_string(params + 1), p2 = "?" + std::to_string(params + 2),
-                      p3 = "?" + std::to_string(params + 3), p4 = "?" + std::to_string(params + 4);
+                      p3 = "?" + std::to_string(params + 3);
     auto statement = [&](const std::string& sql) -> Stmt& {
         auto it = rSearch_.find(sql);
         if (it == rSearch_.end()) it = rSearch_.emplace(sql, Stmt(rdb_, sql)).first;
         return it->second;
     };
+    std::vector<MessageSummary> out;
 
-    const std::string phrase = phraseQuery(q.text);  // bound as is (not copied) while the statement runs
-    // Ids a..b through the day's index, newest first; false when the day has no index.
-    auto byIndex = [&](int day, MessageId a, MessageId b) {
-        std::string t = textTable(day);
-        std::string sql = std::string(kSummaryColumns) + " FROM " + t + " t CROSS JOIN messages m ON m.id = t.rowid" +
-                          " WHERE t.raw MATCH " + p1 + " AND t.rowid BETWEEN " + p2 + " AND " + p3 + where +
-                          " ORDER BY t.rowid DESC LIMIT " + p4;
-        try {
-            Use u(statement(sql));
-            bind(u);
-            u.text(params + 1, phrase).int64(params + 2, a).int64(params + 3, b);
-            u.int64(params + 4, static_cast<std::int64_t>(limit - out.size()));
-            while (u.step()) out.push_back(summaryFrom(u));
-            return true;
-        } catch (const sqlite::Error&) {
-            rSearch_.erase(sql);  // no such table (turned on later, or dropped meanwhile)
-            return false;
-        }
-    };
-    // Ids a..b by reading each candidate's raw content, newest first.
-    std::string lowered(q.text);
-    std::transform(lowered.begin(), lowered.end(), lowered.begin(), lowerAscii);
-    auto byReading = [&](MessageId a, MessageId b) {
+    // Ids a..b by reading each candidate's raw content, newest first, into `into` (up to `want`).
+    auto byReading = [&](MessageId a, MessageId b, std::vector<MessageSummary>& into, std::size_t want) {
         std::string sql = std::string(kSummaryColumns) + ", m.raw_ref FROM messages m WHERE m.id BETWEEN " + p1 +
                           " AND " + p2 + where + " ORDER BY m.id DESC LIMIT " + p3;
-        while (b >= a && out.size() < limit) {
+        while (b >= a && into.size() < want) {
             std::vector<std::pair<MessageSummary, std::int64_t>> rows;  // raw_ref, -1 = none
             {
                 Use u(statement(sql));
@@ -194,8 +334,8 @@ std::vector<MessageSummary> SqliteStore::searchText(const SearchQuery& q, const 
                 std::string raw = ref >= 0 ? journalContent(static_cast<std::uint64_t>(ref), summary.id)
                                            : readContent(summary.id, kRaw, {});
                 if (containsFolded(raw, lowered)) {
-                    out.push_back(std::move(summary));
-                    if (out.size() >= limit) return;
+                    into.push_back(std::move(summary));
+                    if (into.size() >= want) return;
                 }
             }
             if (static_cast<std::int64_t>(rows.size()) < kScanChunk) return;
@@ -203,18 +343,64 @@ std::vector<MessageSummary> SqliteStore::searchText(const SearchQuery& q, const 
         }
     };
 
+    MessageId through = 0;
+    std::vector<MessageId> deferred;  // newest first
+    if (textAttached_) {
+        through = sqlite::queryInt(rdb_, "SELECT value FROM text.meta WHERE key = 'through'", 0);
+        Stmt s(rdb_, "SELECT id FROM text.deferred WHERE id < ?1 ORDER BY id DESC");
+        Use u(s);
+        u.int64(1, before);
+        while (u.step()) deferred.push_back(u.int64(0));
+    }
+    // What the index has not reached yet: read.
+    byReading(through + 1, before - 1, out, limit);
+    if (out.size() >= limit || through == 0) return out;
+
+    std::vector<Partition> parts;
+    {
+        std::lock_guard<std::mutex> lock(partsMu_);
+        parts = parts_;
+    }
     for (std::size_t k = parts.size(); k-- > 0 && out.size() < limit;) {
         if (parts[k].dropped) continue;
         MessageId lo = parts[k].firstId;
         MessageId hi = k + 1 < parts.size() ? parts[k + 1].firstId - 1 : std::numeric_limits<MessageId>::max();
-        hi = std::min(hi, before - 1);
+        hi = std::min({hi, before - 1, through});
         if (hi < lo) continue;
-        if (useIndex && hi >= from) {
-            MessageId a = std::max(lo, from);
-            if (!byIndex(parts[k].day, a, hi)) byReading(a, hi);
-            hi = a - 1;
+        const std::size_t want = limit - out.size();
+        std::vector<MessageSummary> found;
+        // The day's index (no table: nothing of that day indexed).
+        std::string sql = std::string(kSummaryColumns) + ", t.raw FROM text." + tTable(parts[k].day) +
+                          " t CROSS JOIN messages m ON m.id = t.rowid WHERE t.raw LIKE " + p1 + " AND t.rowid BETWEEN " +
+                          p2 + " AND " + p3 + where + " ORDER BY t.rowid DESC";
+        try {
+            Stmt& st = statement(sql);
+            Use u(st);
+            bind(u);
+            u.text(params + 1, pattern).int64(params + 2, lo).int64(params + 3, hi);
+            while (found.size() < want && u.step()) {
+                const void* raw = sqlite3_column_blob(st.get(), 11);
+                auto n = static_cast<std::size_t>(sqlite3_column_bytes(st.get(), 11));
+                if (containsFolded(std::string_view(static_cast<const char*>(raw), n), lowered))
+                    found.push_back(summaryFrom(u));
+            }
+        } catch (const sqlite::Error&) {
+            rSearch_.erase(sql);
         }
-        if (hi >= lo && out.size() < limit) byReading(lo, hi);
+        // The day's deferred messages (processed after the index passed them): read.
+        std::vector<MessageSummary> later;
+        for (MessageId id : deferred) {
+            if (id < lo || id > hi) continue;
+            byReading(id, id, later, std::numeric_limits<std::size_t>::max());
+        }
+        if (!later.empty()) {
+            for (auto& m : later)
+                if (std::none_of(found.begin(), found.end(), [&](const MessageSummary& f) { return f.id == m.id; }))
+                    found.push_back(std::move(m));
+            std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.id > b.id; });
+            if (found.size() > want) found.resize(want);
+        }
+        for (auto& m : found) out.push_back(std::move(m));
     }
     return out;
 }

@@ -654,7 +654,6 @@ void SqliteStore::applyInsert(InsertOp& op, std::int64_t now) {
     // Raw is needed until processed in every mode; kept afterwards in development/production
     // (in the journal's content file when the record is there: op.rawRef).
     if (!op.rawRef && ((status == Status::Received && !p) || keepsRaw(m.storage))) putContent(op.id, kRaw, {}, m.raw);
-    if (textIndex_ && keepsRaw(m.storage)) indexText(op.id, m.raw);
     if (p) writeOutcome(op.id, *p, now, &op);
     if (m.mark) applyMark(*m.mark, op.id);
 }
@@ -750,10 +749,7 @@ void SqliteStore::applyProcessed(ProcessedOp& op, std::int64_t now) {
         if (u.changes() == 0) throw std::runtime_error("unknown message id " + std::to_string(p.id));
     }
     writeOutcome(p.id, p, now);
-    if (!keepsRaw(p.storage)) {
-        delContent(p.id, kRaw, {});
-        if (textIndex_) unindexText(p.id);
-    }
+    if (!keepsRaw(p.storage)) delContent(p.id, kRaw, {});
 }
 
 void SqliteStore::applyDelivery(DeliveryOp& op, std::int64_t now) {
@@ -853,10 +849,6 @@ SqliteStore::WriterPart* SqliteStore::writerPart(MessageId id) {
     std::string t = contentTable(day);
     wp.put = Stmt(wdb_, "INSERT OR REPLACE INTO " + t + " (message_id, kind, destination, data) VALUES (?1, ?2, ?3, ?4)");
     wp.del = Stmt(wdb_, "DELETE FROM " + t + " WHERE message_id = ?1 AND kind = ?2 AND destination = ?3");
-    if (textIndex_) {
-        wp.textPut = Stmt(wdb_, "INSERT INTO " + textTable(day) + " (rowid, raw) VALUES (?1, ?2)");
-        wp.textDel = Stmt(wdb_, "DELETE FROM " + textTable(day) + " WHERE rowid = ?1");
-    }
     return &wparts_.emplace(day, std::move(wp)).first->second;
 }
 

@@ -112,3 +112,13 @@ TEST_CASE("engine config: Orthanc servers by name", "[config]") {
     CHECK_THAT(error("orthanc:\n  main: { url: http://x, user: a }\n"), Catch::Contains("unknown key 'user'"));
     CHECK_THAT(error("orthanc: [a]\n"), Catch::Contains("orthanc must be a mapping"));
 }
+
+TEST_CASE("engine config: the store's text index is on unless turned off", "[config]") {
+    TempDir t;
+    CHECK(loadEngineConfig(t.write("on.yaml", "store: { path: j.db }\n")).store.textIndex);
+    CHECK_FALSE(loadEngineConfig(t.write("off.yaml", "store: { path: j.db, text_index: false }\n")).store.textIndex);
+    CHECK_THROWS_WITH(loadEngineConfig(t.write("bad.yaml", "store:\n  text_index: sometimes\n")),
+                      Catch::Contains("store.text_index"));
+    CHECK_THROWS_WITH(loadEngineConfig(t.write("typo.yaml", "store:\n  text_indexes: false\n")),
+                      Catch::Contains("unknown key 'text_indexes'"));
+}

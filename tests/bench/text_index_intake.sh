@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# What the store's text index costs MLLP intake: the (a) channel of
+# scripts/bench.sh (ORM^O01, Lua mapping, storage: production, no destination)
+# on four engines, sync full and normal, each with the text index on and off,
+# measured in interleaved runs (on, off, on, off, ...: a slow phase of this
+# shared machine hits both alike). Each run gets a fresh load of COUNT messages
+# after the engines are idle again (the index of the previous run caught up).
+# Prints each run, the medians and the ratios on/off.
+#   text_index_intake.sh BUILD_DIR SOURCE_DIR [COUNT] [REPEAT]   (50000, 5)
+set -euo pipefail
+BUILD="$(cd "$1" && pwd)"; SRC="$(cd "$2" && pwd)"; COUNT="${3:-50000}"; REPEAT="${4:-5}"
+JUNCTION="$BUILD/engine/app/junction"
+LOAD="$BUILD/tests/mllpload"
+MSG="$SRC/samples/hl7/orm_o01_nw.hl7"
+T="$(mktemp -d)"
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$T"; }
+trap cleanup EXIT
+wait_port() { for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+settle() {  # until the engines' CPU time stops moving for 0.5 s (60 s at most)
+  local before after
+  for _ in $(seq 120); do
+    before=$(for p in "${PIDS[@]}"; do awk '{print $14+$15}' "/proc/$p/stat" 2>/dev/null; done | paste -sd+ | bc)
+    sleep 0.5
+    after=$(for p in "${PIDS[@]}"; do awk '{print $14+$15}' "/proc/$p/stat" 2>/dev/null; done | paste -sd+ | bc)
+    [ "$before" = "$after" ] && return 0
+  done
+}
+cat > "$T/transform.lua" <<'EOF'
+function map(msg)
+  local family = msg:get("PID-5.1")
+  msg:set("MSH-5", "EMR")
+  msg:set("PID-5.1", string.upper(family) .. "")
+  return nil
+end
+EOF
+engine() {  # engine NAME SYNC TEXT_INDEX PORT
+  local d="$T/$1"
+  mkdir -p "$d/channels"
+  printf 'store: { path: var/bench.db, sync: %s, text_index: %s }\nadmin: { port: 0 }\n' "$2" "$3" > "$d/junction.yaml"
+  cat > "$d/channels/bench.yaml" <<EOF
+channel: bench-a
+source: { type: mllp, port: $4, host: 127.0.0.1 }
+script: $T/transform.lua
+transform: map
+storage: production
+destinations: []
+EOF
+  (cd "$d" && exec "$JUNCTION" run >"$d/run.log" 2>&1) & PIDS+=($!)
+}
+engine full-on full true 17841; engine full-off full false 17842
+engine normal-on normal true 17843; engine normal-off normal false 17844
+for p in 17841 17842 17843 17844; do wait_port $p || { cat "$T"/*/run.log; exit 1; }; done
+for p in 17841 17842 17843 17844; do "$LOAD" 127.0.0.1 $p --count 5000 --conns 4 --msg "$MSG" --prefix "W$p-" >/dev/null; done
+declare -A rates
+for r in $(seq "$REPEAT"); do
+  for name in full-on:17841 full-off:17842 normal-on:17843 normal-off:17844; do
+    settle
+    line=$("$LOAD" 127.0.0.1 "${name#*:}" --count "$COUNT" --conns 4 --msg "$MSG" --prefix "B${name#*:}-$r-" | tail -1)
+    rate=$(grep -oE 'rate=[0-9]+' <<<"$line" | head -1 | cut -d= -f2)
+    echo "run $r ${name%:*}: $rate msg/s"
+    rates[${name%:*}]+="$rate "
+  done
+done
+median() { tr ' ' '\n' <<<"$1" | grep . | sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
+for s in full normal; do
+  on=$(median "${rates[$s-on]}"); off=$(median "${rates[$s-off]}")
+  echo "RESULT text_index_intake_${s}_on_msg_s=$on ${s}_off_msg_s=$off ratio_on_off=$(awk -v a="$on" -v b="$off" 'BEGIN{printf "%.2f", a/b}')"
+done

@@ -4,6 +4,8 @@
 # BENCH_SKIP_DICOM=1 and BENCH_SKIP_BACKLOG=1 leave out the slow parts (the
 # full-size reliability run; C-STORE and MWL; the deep backlog, whose size
 # BENCH_BACKLOG sets: 10000000 for the full figure, about 12 GB of disk);
+# BENCH_SEARCH_COUNT sets the size of the message search's store (1000000 by
+# default), BENCH_SKIP_TEXT_INDEX=1 leaves out the text index's intake rows;
 # BENCH_SKIP_HTTP=1 leaves out the http destination rows, BENCH_SKIP_ORTHANC=1 the orthanc
 # source's (BENCH_ORTHANC_COUNT instances, 10000 by default).
 set -euo pipefail
@@ -23,6 +25,14 @@ rm -rf "$STORE_T"/*
 echo "random patient ids and accession numbers, 400,000 messages:"
 "$BUILD/tests/bench_store_apply" "$STORE_T" "$ROOT/samples/hl7/orm_o01_nw.hl7" --count 400000 --random-keys
 rm -rf "$STORE_T"
+
+echo
+echo "== message search: ${BENCH_SEARCH_COUNT:-1000000} ORM^O01 in the store (MessageStore::search, what the"
+echo "   admin API's GET /api/v1/messages runs; the peer: the same lookups in plain SQL, and a LIKE scan"
+echo "   of the raw content for text)"
+SEARCH_T="$(mktemp -d)"
+"$BUILD/tests/bench_message_search" "$SEARCH_T" --count "${BENCH_SEARCH_COUNT:-1000000}"
+rm -rf "$SEARCH_T"
 
 # ---------------------------------------------------------------- MLLP channel benchmarks
 SRC="$ROOT"
@@ -278,6 +288,12 @@ if [ -z "${BENCH_SKIP_DICOM:-}" ]; then
   JUNCTION_BIN="$JUNCTION" DICOM_BENCH_SYNC=normal DICOM_BENCH_PORT=28402 bash "$SRC/tests/bench/dicom_store.sh"
   echo
   bash "$SRC/tests/bench/mwl.sh" "$BUILD" "$SRC"
+fi
+
+if [ -z "${BENCH_SKIP_TEXT_INDEX:-}" ]; then
+  echo
+  echo "== the text index's cost on MLLP intake: (a) with text_index on and off, interleaved"
+  bash "$SRC/tests/bench/text_index_intake.sh" "$BUILD" "$SRC" "$COUNT" "${BENCH_TEXT_INDEX_REPEAT:-5}"
 fi
 
 if [ -z "${BENCH_SKIP_BACKLOG:-}" ]; then

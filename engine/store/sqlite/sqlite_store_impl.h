@@ -327,10 +327,11 @@ private:
         bool drop = false;         // the whole day is gone
     };
     void openTextIndex();   // at open (after the partitions are known): the indexer, or the index removed
+    void openTextDatabase();  // xdb_ and its tables (throws)
     void attachTextIndex();  // the reader's connection sees the index (when there is one)
     void closeTextIndex();
     void textIndexLoop();
-    bool indexTextBatch();  // one step of the indexer (true: there may be more to do)
+    bool indexTextBatch(MessageId* through);  // one step of the indexer (true: there may be more to do)
     void pruneText(std::vector<TextPrune> prunes);  // prune: handed to the indexer
     void catchUpTextIndex() override;
     // A search with SearchQuery::text (caller holds readMu_, in a read transaction).
@@ -339,6 +340,7 @@ private:
                                            const std::function<void(Use&)>& bind);
     std::string textPath_;        // <db>-text
     bool textAttached_ = false;   // the reader's connection has it as "text"
+    bool textOn_ = false;         // this store keeps the text index
     sqlite3* xdb_ = nullptr;      // the indexer's connection (its database; the store's attached as "store")
     std::thread textIndexer_;
     std::mutex textMu_;

@@ -16,8 +16,10 @@
 // by id, behind the writer, at idle CPU priority (SCHED_IDLE), on its own
 // database (no lock shared with the writer). Under a load that keeps every
 // core busy the index falls behind and catches up afterwards; intake does not
-// slow down. A search reads the index up to 'through' and the raw content of
-// the messages past it (and of the deferred ones).
+// slow down; its disk writes have the idle I/O class, and while messages come
+// in it waits, unless it is kBusyLag messages behind. A search reads the index
+// up to 'through' and the raw content of the messages past it (and of the
+// deferred ones).
 //
 // How: a search for S asks the index for raw LIKE '%S%' (the trigram tokenizer
 // answers LIKE from its trigrams, then SQLite checks the pattern on the
@@ -29,18 +31,24 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <limits>
-#include <set>
+#include <map>
 
 namespace junction::store::detail {
 
 namespace {
 
 constexpr std::int64_t kIndexBatch = 1000;  // messages per indexer transaction
+// While messages arrive, the indexer waits (its disk writes would compete with
+// intake's), unless it is this far behind: searches read what it has not reached.
+constexpr MessageId kBusyLag = 100000;
+constexpr auto kBusyLook = std::chrono::milliseconds(200);  // busy: a message came in the last ...
 constexpr std::int64_t kScanChunk = 512;    // messages read per step when searching without the index
 
 std::string tTable(int day) { return "t_" + std::to_string(day); }
@@ -83,6 +91,24 @@ void SqliteStore::openTextIndex() {
         for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(textPath_ + suffix, ec);
         return;
     }
+    // A text index that cannot be opened (damaged, say) is made anew; the store opens without one
+    // rather than not at all.
+    for (int attempt = 0;; ++attempt) {
+        try {
+            openTextDatabase();
+            textOn_ = true;
+            return;
+        } catch (const std::exception& e) {
+            std::error_code ec;
+            for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(textPath_ + suffix, ec);
+            std::fprintf(stderr, "junction: the text index %s cannot be used (%s); %s\n", textPath_.c_str(), e.what(),
+                         attempt == 0 ? "made anew" : "searches by text read the messages");
+            if (attempt > 0) return;
+        }
+    }
+}
+
+void SqliteStore::openTextDatabase() {
     xdb_ = sqlite::open(textPath_, "text index", 10000);
     try {
         sqlite::useWal(xdb_, textPath_);
@@ -112,7 +138,7 @@ void SqliteStore::openTextIndex() {
 }
 
 void SqliteStore::attachTextIndex() {
-    if (options_.readOnly ? !std::filesystem::exists(textPath_) : !options_.textIndex) return;
+    if (options_.readOnly ? !std::filesystem::exists(textPath_) : !textOn_) return;
     sqlite::exec(rdb_, ("ATTACH " + sqlQuoted(textPath_) + " AS text").c_str());
     textAttached_ = true;
 }
@@ -148,20 +174,30 @@ void SqliteStore::catchUpTextIndex() {
 
 void SqliteStore::textIndexLoop() {
     util::nameThisThread("store-text");
-    // Only the CPU time nobody else wants.
+    // Only the CPU time and disk time nobody else wants.
     sched_param idle{};
     pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle);
+    syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS: this thread */, 0, 3 << 13 /* IOPRIO_CLASS_IDLE */);
     bool troubled = false;
+    MessageId through = -1, seen = nextId_.load();
     for (;;) {
         std::uint64_t requested;
         {
-            std::lock_guard<std::mutex> lock(textMu_);
+            std::unique_lock<std::mutex> lock(textMu_);
             if (textStop_) return;
             requested = textRequested_;
+            // Messages are coming in (and the index is not far behind): later.
+            MessageId now = nextId_.load();
+            bool busy = now != seen;
+            seen = now;
+            if (busy && through >= 0 && now - through < kBusyLag && requested == textDone_ && textPrunes_.empty()) {
+                textCv_.wait_for(lock, kBusyLook, [&] { return textStop_ || textRequested_ != textDone_; });
+                continue;
+            }
         }
         bool more;
         try {
-            more = indexTextBatch();
+            more = indexTextBatch(&through);
             if (troubled) std::fprintf(stderr, "junction: the text index is written again\n");
             troubled = false;
         } catch (const std::exception& e) {
@@ -181,7 +217,7 @@ void SqliteStore::textIndexLoop() {
     }
 }
 
-bool SqliteStore::indexTextBatch() {
+bool SqliteStore::indexTextBatch(MessageId* throughOut) {
     std::vector<TextPrune> prunes;
     {
         std::lock_guard<std::mutex> lock(textMu_);
@@ -218,20 +254,37 @@ bool SqliteStore::indexTextBatch() {
         u.run();
     }
 
-    std::set<int> ready;  // days whose table exists
+    struct DayStmts {
+        Stmt raw, put;  // the raw content row in the store; the index row
+    };
+    std::map<int, DayStmts> days;  // this batch's, by day
     // Indexes message `id` when its raw content is kept.
     auto index = [&](MessageId id, std::optional<std::int64_t> ref) {
         int k = partitionIndex(parts, id);
         if (k < 0 || parts[k].dropped) return;
         int day = parts[k].day;
+        auto it = days.find(day);
+        if (it == days.end()) {
+            std::string t = "main." + tTable(day);
+            sqlite::exec(xdb_, ("CREATE VIRTUAL TABLE IF NOT EXISTS " + t +
+                                " USING fts5(raw, tokenize = 'trigram', detail = none)")
+                                   .c_str());
+            DayStmts d;
+            d.put = Stmt(xdb_, "INSERT OR REPLACE INTO " + t + " (rowid, raw) VALUES (?1, ?2)");
+            try {
+                d.raw = Stmt(xdb_, "SELECT data FROM store." + contentTable(day) +
+                                       " WHERE kind = 0 AND message_id = ?1 AND destination = ''");
+            } catch (const sqlite::Error&) {
+                // the day's content was dropped meanwhile: its messages are gone
+            }
+            it = days.emplace(day, std::move(d)).first;
+        }
         std::string raw;
         if (ref) {
             raw = journalContent(static_cast<std::uint64_t>(*ref), id);
-        } else {
+        } else if (it->second.raw) {
             try {
-                Stmt s(xdb_, "SELECT data FROM store." + contentTable(day) +
-                                 " WHERE kind = 0 AND message_id = ?1 AND destination = ''");
-                Use u(s);
+                Use u(it->second.raw);
                 u.int64(1, id);
                 if (u.step()) raw = u.str(0);
             } catch (const sqlite::Error&) {
@@ -239,15 +292,7 @@ bool SqliteStore::indexTextBatch() {
             }
         }
         if (raw.empty()) return;
-        std::string t = tTable(day);
-        if (!ready.count(day)) {
-            sqlite::exec(xdb_, ("CREATE VIRTUAL TABLE IF NOT EXISTS main." + t +
-                                " USING fts5(raw, tokenize = 'trigram', detail = none)")
-                                   .c_str());
-            ready.insert(day);
-        }
-        Stmt put(xdb_, "INSERT OR REPLACE INTO main." + t + " (rowid, raw) VALUES (?1, ?2)");
-        Use u(put);
+        Use u(it->second.put);
         u.int64(1, id).text(2, raw);
         u.run();
     };
@@ -297,6 +342,7 @@ bool SqliteStore::indexTextBatch() {
         u.run();
     }
     sqlite::exec(xdb_, "COMMIT");
+    *throughOut = batch.empty() ? through : batch.back().id;
     return static_cast<std::int64_t>(batch.size()) == kIndexBatch;
 }
 

@@ -17,14 +17,18 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$T"; }
 trap cleanup EXIT
 wait_port() { for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; return 1; }
-settle() {  # until the engines' CPU time stops moving for 0.5 s (60 s at most)
+# Until the engines' CPU time stops moving for 0.5 s (60 s at most), then until
+# what they wrote is on disk: the index one engine writes after its run (at
+# idle priority) must not be flushed during another engine's run.
+settle() {
   local before after
   for _ in $(seq 120); do
     before=$(for p in "${PIDS[@]}"; do awk '{print $14+$15}' "/proc/$p/stat" 2>/dev/null; done | paste -sd+ | bc)
     sleep 0.5
     after=$(for p in "${PIDS[@]}"; do awk '{print $14+$15}' "/proc/$p/stat" 2>/dev/null; done | paste -sd+ | bc)
-    [ "$before" = "$after" ] && return 0
+    [ "$before" = "$after" ] && break
   done
+  sync
 }
 cat > "$T/transform.lua" <<'EOF'
 function map(msg)

@@ -91,17 +91,7 @@ junction_instance() {
   cat > "$1/channels/bench.yaml"
   (cd "$1" && exec "$JUNCTION" run >"$1/run.log" 2>&1) & PIDS+=($!)
 }
-cat > "$T/transform.lua" <<'EOF'
--- A typical small mapping: read three fields, set two.
-function map(msg)
-  local mrn = msg:get("PID-3.1")
-  local acc = msg:get("OBR-18")
-  local family = msg:get("PID-5.1")
-  msg:set("MSH-5", "EMR")
-  msg:set("PID-5.1", string.upper(family) .. "")
-  return nil
-end
-EOF
+cp "$SRC/tests/bench/map.lua" "$T/transform.lua"
 
 P_FLOOR=17701; P_PY=17702; P_A=17703; P_E=17704; P_N=17706; P_EN=17707; P_RN=17708; P_E4=17709; P_EN4=17710
 P_DURABLE=17721

@@ -30,14 +30,7 @@ settle() {
   done
   sync
 }
-cat > "$T/transform.lua" <<'EOF'
-function map(msg)
-  local family = msg:get("PID-5.1")
-  msg:set("MSH-5", "EMR")
-  msg:set("PID-5.1", string.upper(family) .. "")
-  return nil
-end
-EOF
+cp "$SRC/tests/bench/map.lua" "$T/transform.lua"
 engine() {  # engine NAME SYNC TEXT_INDEX PORT
   local d="$T/$1"
   mkdir -p "$d/channels"

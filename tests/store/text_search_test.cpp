@@ -84,6 +84,7 @@ std::vector<MessageId> found(MessageStore& s, const std::string& text, MessageId
 std::int64_t scalar(const std::string& db, const std::string& sql) {
     sqlite3* h = nullptr;
     REQUIRE(sqlite3_open_v2(db.c_str(), &h, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+    sqlite3_busy_timeout(h, 10000);  // the store's threads write meanwhile
     sqlite3_stmt* st = nullptr;
     std::int64_t v = -1;
     if (sqlite3_prepare_v2(h, sql.c_str(), -1, &st, nullptr) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
@@ -278,6 +279,7 @@ namespace {
 std::string planOf(const std::string& db, const std::string& where) {
     sqlite3* h = nullptr;
     REQUIRE(sqlite3_open_v2(db.c_str(), &h, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+    sqlite3_busy_timeout(h, 10000);
     std::string sql =
         "EXPLAIN QUERY PLAN SELECT m.id, m.channel, m.received_at, m.status, m.data_type, m.source, m.message_type,"
         " m.control_id, m.patient_id, m.accession, m.error FROM messages m WHERE 1" + where +

@@ -228,12 +228,97 @@ bool SqliteStore::indexTextBatch(MessageId* throughOut) {
         std::lock_guard<std::mutex> lock(partsMu_);
         parts = parts_;
     }
+    // What becomes of a message the indexer looks at.
+    enum class Step { Index, Defer, Undefer, Keep };
+    struct Item {
+        MessageId id = 0;
+        Step step = Step::Keep;
+        int day = 0;
+        std::string raw;  // with Index
+    };
+    std::vector<Item> items;
+    MessageId through = 0;
+    bool full = false;
+
+    // 1. Read, in a read transaction of the store kept short: a reader holding
+    // its snapshot keeps the store's WAL from starting over.
+    sqlite::exec(xdb_, "BEGIN");
+    try {
+        through = sqlite::queryInt(xdb_, "SELECT value FROM meta WHERE key = 'through'", 0);
+        std::map<int, Stmt> rawOfDay;  // the raw content row, by day
+        auto rawOf = [&](MessageId id, std::optional<std::int64_t> ref, int day) -> std::string {
+            if (ref) return journalContent(static_cast<std::uint64_t>(*ref), id);
+            auto it = rawOfDay.find(day);
+            if (it == rawOfDay.end()) {
+                Stmt st;
+                try {
+                    st = Stmt(xdb_, "SELECT data FROM store." + contentTable(day) +
+                                        " WHERE kind = 0 AND message_id = ?1 AND destination = ''");
+                } catch (const sqlite::Error&) {
+                    // the day's content was dropped meanwhile: its messages are gone
+                }
+                it = rawOfDay.emplace(day, std::move(st)).first;
+            }
+            if (!it->second) return {};
+            Use u(it->second);
+            u.int64(1, id);
+            return u.step() ? u.str(0) : std::string();
+        };
+        // A processed message: indexed when its raw content is kept.
+        auto look = [&](MessageId id, std::optional<std::int64_t> ref, Step otherwise) {
+            int k = partitionIndex(parts, id);
+            if (k < 0 || parts[k].dropped) return items.push_back({id, otherwise, 0, {}});
+            std::string raw = rawOf(id, ref, parts[k].day);
+            if (raw.empty()) return items.push_back({id, otherwise, 0, {}});
+            items.push_back({id, Step::Index, parts[k].day, std::move(raw)});
+        };
+        // The deferred ones that are processed (or gone) now.
+        {
+            std::vector<std::pair<MessageId, std::optional<std::int64_t>>> processed;
+            {
+                Stmt s(xdb_,
+                       "SELECT d.id, m.raw_ref, m.status FROM deferred d LEFT JOIN store.messages m ON m.id = d.id");
+                Use u(s);
+                while (u.step()) {
+                    if (!u.isNull(2) && u.str(2) == "Received") continue;
+                    if (u.isNull(2)) items.push_back({u.int64(0), Step::Undefer, 0, {}});  // gone
+                    else processed.emplace_back(u.int64(0), u.isNull(1) ? std::nullopt : std::optional(u.int64(1)));
+                }
+            }
+            for (auto& [id, ref] : processed) look(id, ref, Step::Undefer);
+        }
+        // The next messages.
+        {
+            Stmt s(xdb_, "SELECT id, raw_ref, status FROM store.messages WHERE id > ?1 ORDER BY id LIMIT ?2");
+            std::vector<std::tuple<MessageId, std::optional<std::int64_t>, bool>> next;  // received?
+            {
+                Use u(s);
+                u.int64(1, through).int64(2, kIndexBatch);
+                while (u.step())
+                    next.emplace_back(u.int64(0), u.isNull(1) ? std::nullopt : std::optional(u.int64(1)),
+                                      u.str(2) == "Received");
+            }
+            full = static_cast<std::int64_t>(next.size()) == kIndexBatch;
+            for (auto& [id, ref, received] : next) {
+                if (received) items.push_back({id, Step::Defer, 0, {}});
+                else look(id, ref, Step::Keep);
+                through = id;
+            }
+        }
+        sqlite::exec(xdb_, "COMMIT");
+    } catch (...) {
+        sqlite3_exec(xdb_, "ROLLBACK", nullptr, nullptr, nullptr);
+        throw;
+    }
+
+    // 2. Write the index.
     auto tableExists = [&](const std::string& t) {
         Stmt s(xdb_, "SELECT 1 FROM main.sqlite_master WHERE name = ?1");
         Use u(s);
         u.text(1, t);
         return u.step();
     };
+    // BEGIN, not BEGIN IMMEDIATE: that would take the write lock of the store too.
     sqlite::exec(xdb_, "BEGIN");
     // Prunes first: the messages are gone from the store already.
     for (const auto& p : prunes) {
@@ -253,97 +338,45 @@ bool SqliteStore::indexTextBatch(MessageId* throughOut) {
         u.int64(1, p.lo).int64(2, p.hi);
         u.run();
     }
-
-    struct DayStmts {
-        Stmt raw, put;  // the raw content row in the store; the index row
-    };
-    std::map<int, DayStmts> days;  // this batch's, by day
-    // Indexes message `id` when its raw content is kept.
-    auto index = [&](MessageId id, std::optional<std::int64_t> ref) {
-        int k = partitionIndex(parts, id);
-        if (k < 0 || parts[k].dropped) return;
-        int day = parts[k].day;
-        auto it = days.find(day);
-        if (it == days.end()) {
-            std::string t = "main." + tTable(day);
+    std::map<int, Stmt> putOfDay;
+    Stmt defer(xdb_, "INSERT OR IGNORE INTO deferred (id) VALUES (?1)");
+    Stmt undefer(xdb_, "DELETE FROM deferred WHERE id = ?1");
+    for (const auto& item : items) {
+        if (item.step == Step::Defer || item.step == Step::Undefer) {
+            Use u(item.step == Step::Defer ? defer : undefer);
+            u.int64(1, item.id);
+            u.run();
+            continue;
+        }
+        if (item.step != Step::Index) continue;
+        auto it = putOfDay.find(item.day);
+        if (it == putOfDay.end()) {
+            std::string t = "main." + tTable(item.day);
             sqlite::exec(xdb_, ("CREATE VIRTUAL TABLE IF NOT EXISTS " + t +
                                 " USING fts5(raw, tokenize = 'trigram', detail = none)")
                                    .c_str());
-            DayStmts d;
-            d.put = Stmt(xdb_, "INSERT OR REPLACE INTO " + t + " (rowid, raw) VALUES (?1, ?2)");
-            try {
-                d.raw = Stmt(xdb_, "SELECT data FROM store." + contentTable(day) +
-                                       " WHERE kind = 0 AND message_id = ?1 AND destination = ''");
-            } catch (const sqlite::Error&) {
-                // the day's content was dropped meanwhile: its messages are gone
-            }
-            it = days.emplace(day, std::move(d)).first;
+            it = putOfDay.emplace(item.day, Stmt(xdb_, "INSERT OR REPLACE INTO " + t + " (rowid, raw) VALUES (?1, ?2)"))
+                     .first;
         }
-        std::string raw;
-        if (ref) {
-            raw = journalContent(static_cast<std::uint64_t>(*ref), id);
-        } else if (it->second.raw) {
-            try {
-                Use u(it->second.raw);
-                u.int64(1, id);
-                if (u.step()) raw = u.str(0);
-            } catch (const sqlite::Error&) {
-                return;  // the day was dropped meanwhile
-            }
-        }
-        if (raw.empty()) return;
-        Use u(it->second.put);
-        u.int64(1, id).text(2, raw);
-        u.run();
-    };
-    struct Row {
-        MessageId id = 0;
-        std::optional<std::int64_t> ref;
-        std::optional<std::string> status;  // nullopt: the message is gone
-    };
-    auto rows = [&](Stmt& s, const std::function<void(Use&)>& bind) {
-        std::vector<Row> out;
-        Use u(s);
-        if (bind) bind(u);
-        while (u.step())
-            out.push_back({u.int64(0), u.isNull(1) ? std::nullopt : std::optional<std::int64_t>(u.int64(1)),
-                           u.isNull(2) ? std::nullopt : std::optional<std::string>(u.str(2))});
-        return out;
-    };
-
-    // The deferred ones that are processed (or gone) now.
-    Stmt deferred(xdb_, "SELECT d.id, m.raw_ref, m.status FROM deferred d LEFT JOIN store.messages m ON m.id = d.id");
-    Stmt undefer(xdb_, "DELETE FROM deferred WHERE id = ?1");
-    for (const auto& r : rows(deferred, {})) {
-        if (r.status && *r.status == "Received") continue;
-        if (r.status) index(r.id, r.ref);
-        Use u(undefer);
-        u.int64(1, r.id);
-        u.run();
-    }
-    // The next messages.
-    MessageId through = sqlite::queryInt(xdb_, "SELECT value FROM meta WHERE key = 'through'", 0);
-    Stmt next(xdb_, "SELECT id, raw_ref, status FROM store.messages WHERE id > ?1 ORDER BY id LIMIT ?2");
-    auto batch = rows(next, [&](Use& u) { u.int64(1, through).int64(2, kIndexBatch); });
-    Stmt defer(xdb_, "INSERT OR IGNORE INTO deferred (id) VALUES (?1)");
-    for (const auto& r : batch) {
-        if (*r.status == "Received") {
-            Use u(defer);
-            u.int64(1, r.id);
+        {
+            Use u(it->second);
+            u.int64(1, item.id).text(2, item.raw);
             u.run();
-        } else {
-            index(r.id, r.ref);
         }
-    }
-    if (!batch.empty()) {
-        Stmt mark(xdb_, "INSERT OR REPLACE INTO meta (key, value) VALUES ('through', ?1)");
-        Use u(mark);
-        u.int64(1, batch.back().id);
+        Use u(undefer);  // when it was deferred
+        u.int64(1, item.id);
         u.run();
     }
+    Stmt mark(xdb_, "INSERT OR REPLACE INTO meta (key, value) VALUES ('through', ?1)");
+    {
+        Use u(mark);
+        u.int64(1, through);
+        u.run();
+    }
+    putOfDay.clear();
     sqlite::exec(xdb_, "COMMIT");
-    *throughOut = batch.empty() ? through : batch.back().id;
-    return static_cast<std::int64_t>(batch.size()) == kIndexBatch;
+    *throughOut = through;
+    return full;
 }
 
 // ================================================================== search

@@ -2,10 +2,10 @@
 # What the store's text index costs MLLP intake: the (a) channel of
 # scripts/bench.sh (ORM^O01, Lua mapping, storage: production, no destination)
 # on four engines, sync full and normal, each with the text index on and off,
-# measured in interleaved runs (on, off, on, off, ...: a slow phase of this
-# shared machine hits both alike). Each run gets a fresh load of COUNT messages
-# after the engines are idle again (the index of the previous run caught up).
-# Prints each run, the medians and the ratios on/off.
+# measured in interleaved runs (a slow phase of this shared machine hits both
+# alike). Each run gets a fresh load of COUNT messages after the engines are
+# idle again (the index of the previous run caught up). Prints each round, the
+# medians and the median of the rounds' ratios on/off.
 #   text_index_intake.sh BUILD_DIR SOURCE_DIR [COUNT] [REPEAT]   (50000, 5)
 set -euo pipefail
 BUILD="$(cd "$1" && pwd)"; SRC="$(cd "$2" && pwd)"; COUNT="${3:-50000}"; REPEAT="${4:-5}"
@@ -49,18 +49,26 @@ engine full-on full true 17841; engine full-off full false 17842
 engine normal-on normal true 17843; engine normal-off normal false 17844
 for p in 17841 17842 17843 17844; do wait_port $p || { cat "$T"/*/run.log; exit 1; }; done
 for p in 17841 17842 17843 17844; do "$LOAD" 127.0.0.1 $p --count 5000 --conns 4 --msg "$MSG" --prefix "W$p-" >/dev/null; done
-declare -A rates
+# Each round measures on and off back to back, on first in odd rounds and off
+# first in even ones; a round's ratio on/off compares two runs moments apart.
+declare -A rates ratios
+run() {  # run NAME PORT ROUND: the rate of one load
+  settle
+  "$LOAD" 127.0.0.1 "$2" --count "$COUNT" --conns 4 --msg "$MSG" --prefix "B$2-$3-" | tail -1 |
+    grep -oE 'rate=[0-9]+' | head -1 | cut -d= -f2
+}
 for r in $(seq "$REPEAT"); do
-  for name in full-on:17841 full-off:17842 normal-on:17843 normal-off:17844; do
-    settle
-    line=$("$LOAD" 127.0.0.1 "${name#*:}" --count "$COUNT" --conns 4 --msg "$MSG" --prefix "B${name#*:}-$r-" | tail -1)
-    rate=$(grep -oE 'rate=[0-9]+' <<<"$line" | head -1 | cut -d= -f2)
-    echo "run $r ${name%:*}: $rate msg/s"
-    rates[${name%:*}]+="$rate "
+  for pair in full:17841:17842 normal:17843:17844; do
+    IFS=: read -r s pon poff <<<"$pair"
+    if (( r % 2 )); then on=$(run "$s-on" "$pon" "$r"); off=$(run "$s-off" "$poff" "$r")
+    else off=$(run "$s-off" "$poff" "$r"); on=$(run "$s-on" "$pon" "$r"); fi
+    echo "round $r $s: on $on, off $off msg/s"
+    rates[$s-on]+="$on "; rates[$s-off]+="$off "
+    ratios[$s]+="$(awk -v a="$on" -v b="$off" 'BEGIN{printf "%.3f", a/b}') "
   done
 done
-median() { tr ' ' '\n' <<<"$1" | grep . | sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
+median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
 for s in full normal; do
-  on=$(median "${rates[$s-on]}"); off=$(median "${rates[$s-off]}")
-  echo "RESULT text_index_intake_${s}_on_msg_s=$on ${s}_off_msg_s=$off ratio_on_off=$(awk -v a="$on" -v b="$off" 'BEGIN{printf "%.2f", a/b}')"
+  echo "RESULT text_index_intake_${s}_on_msg_s=$(median "${rates[$s-on]}") ${s}_off_msg_s=$(median "${rates[$s-off]}")" \
+       "median_round_ratio_on_off=$(median "${ratios[$s]}")"
 done

@@ -19,6 +19,8 @@
 #include <utility>
 #include <vector>
 
+#include "engine/store/message_log.h"
+
 namespace junction::store {
 
 using Clock = std::chrono::system_clock;
@@ -64,6 +66,9 @@ struct ProcessedMessage {
         std::string error;
     };
     std::vector<Delivery> deliveries;
+    // What processing said about the message (filter reason, script log lines,
+    // errors); kept with it whatever the storage mode. Empty: nothing written.
+    std::vector<LogEntry> log;
 };
 
 // A source's position in what it reads (the Orthanc source's change sequence
@@ -105,6 +110,8 @@ struct DeliveryUpdate {
     std::string error;
     StorageMode storage = StorageMode::Development;
     bool only = false;  // the message has no other delivery: its status becomes this one's
+    // Log lines of this attempt (the response script's), added to the message's log.
+    std::vector<LogEntry> log;
 };
 
 // A message that was received but not processed yet (crash recovery).
@@ -145,6 +152,9 @@ struct DeliveryRecord {
     std::optional<Clock::time_point> nextAttempt;
     std::string encoded, response, error;
     std::optional<Clock::time_point> updatedAt;
+    // One entry per attempt, oldest first (failed attempts are kept, at most
+    // kAttemptsKept; a successful one is the delivery's own state and time).
+    std::vector<DeliveryAttempt> history;
 };
 
 struct MessageDetail {
@@ -152,6 +162,7 @@ struct MessageDetail {
     std::string raw;          // empty when not kept
     std::string transformed;  // empty when not kept
     std::vector<DeliveryRecord> deliveries;
+    std::vector<LogEntry> log;  // by time
 };
 
 struct SearchQuery {

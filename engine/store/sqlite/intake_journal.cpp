@@ -45,6 +45,9 @@ std::uint32_t crc32(std::string_view data) {
 constexpr std::uint8_t kFormatV1 = 1;
 constexpr std::uint8_t kFormatV2 = 2;
 constexpr std::uint8_t kFormatMark = 3;
+// As kFormatMark, its flags byte always there (0: no mark), followed by the
+// processed message's log (message_log.h's line format) as one string.
+constexpr std::uint8_t kFormatLog = 4;
 enum Copy : std::uint8_t { kOwnBytes = 0, kSameAsRaw = 1, kSameAsTransformed = 2 };
 enum MarkFlags : std::uint8_t { kHasMark = 1, kMarkOnly = 2 };
 
@@ -301,7 +304,8 @@ std::string encodeRecord(MessageId id, std::int64_t receivedMs, const NewMessage
     if (m.processed) size += m.processed->transformed.size() + m.processed->error.size() + 64;
     if (m.mark) size += 16 + m.mark->key.size() + m.mark->value.size();
     out.reserve(size);
-    out.push_back(static_cast<char>(m.mark ? kFormatMark : kFormatV2));
+    const bool withLog = m.processed && !m.processed->log.empty();
+    out.push_back(static_cast<char>(withLog ? kFormatLog : m.mark ? kFormatMark : kFormatV2));
     putU64(out, static_cast<std::uint64_t>(id));
     putU64(out, static_cast<std::uint64_t>(receivedMs));
     putStr(out, m.channel);
@@ -329,6 +333,8 @@ std::string encodeRecord(MessageId id, std::int64_t receivedMs, const NewMessage
         }
     }
     if (m.mark) putMark(out, *m.mark, false);
+    else if (withLog) out.push_back(0);
+    if (withLog) putStr(out, encodeLog(m.processed->log));
     return out;
 }
 
@@ -348,7 +354,7 @@ void setRecordId(std::string& record, MessageId id) {
 JournalRecord decodeRecord(std::string_view payload) {
     Reader r(payload);
     const std::uint8_t format = r.u8();
-    if (format != kFormatV1 && format != kFormatV2 && format != kFormatMark)
+    if (format != kFormatV1 && format != kFormatV2 && format != kFormatMark && format != kFormatLog)
         throw std::runtime_error("journal record: unknown format");
     JournalRecord rec;
     rec.id = static_cast<MessageId>(r.u64());
@@ -391,14 +397,22 @@ JournalRecord decodeRecord(std::string_view payload) {
         }
         m.processed = std::move(p);
     }
-    if (format == kFormatMark) {
+    if (format == kFormatMark || format == kFormatLog) {
         std::uint8_t flags = r.u8();
-        if (!(flags & kHasMark) || (flags & ~(kHasMark | kMarkOnly))) throw std::runtime_error("journal record: bad mark flags");
-        rec.markOnly = (flags & kMarkOnly) != 0;
-        SourceMark mark;
-        mark.key = r.str();
-        mark.value = r.str();
-        m.mark = std::move(mark);
+        bool none = format == kFormatLog && flags == 0;
+        if (!none && (!(flags & kHasMark) || (flags & ~(kHasMark | kMarkOnly))))
+            throw std::runtime_error("journal record: bad mark flags");
+        if (!none) {
+            rec.markOnly = (flags & kMarkOnly) != 0;
+            SourceMark mark;
+            mark.key = r.str();
+            mark.value = r.str();
+            m.mark = std::move(mark);
+        }
+    }
+    if (format == kFormatLog) {
+        if (!m.processed) throw std::runtime_error("journal record: a log without processing");
+        m.processed->log = decodeLog(r.str());
     }
     if (!r.done()) throw std::runtime_error("journal record: trailing bytes");
     m.receivedAt = Clock::time_point(std::chrono::duration_cast<Clock::duration>(std::chrono::milliseconds(rec.receivedMs)));

@@ -9,7 +9,7 @@
 //                copied in so that the partial index deliveries_queued answers
 //                "Queued deliveries of a channel, oldest first" directly
 //   partitions   day (yyyymmdd, UTC) -> first message id of that day
-//   content_<yyyymmdd>  raw / transformed / encoded / response of the messages
+//   content_<yyyymmdd>  raw / transformed / encoded / response / log / attempts of the messages
 //                whose ids fall in that day's id range. A copy is not written
 //                twice: an empty transformed row means "the same as the raw
 //                message", an empty encoded row "the same as the transformed
@@ -101,7 +101,13 @@ using sqlite::Use;
 
 constexpr int kPageBytes = 16384;  // page size of a new store
 
-enum ContentKind : int { kRaw = 0, kTransformed = 1, kEncoded = 2, kResponse = 3 };
+// kLog: the message's log (destination "": processing; a destination's name:
+// its response script's lines); kAttempts: a destination's failed attempts.
+// Both are written only when there is something to say, appended to by
+// concatenation (message_log.h's line format).
+enum ContentKind : int { kRaw = 0, kTransformed = 1, kEncoded = 2, kResponse = 3, kLog = 4, kAttempts = 5 };
+// Every kind, for the SQL that reads or deletes all content of a message.
+#define JUNCTION_CONTENT_KINDS "(0, 1, 2, 3, 4, 5)"
 
 inline std::int64_t toMs(Clock::time_point tp) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(tp.time_since_epoch()).count();
@@ -313,12 +319,16 @@ private:
 
     // ------------------------------------------------------------ partitions
     struct WriterPart {
-        Stmt put, del;
+        Stmt put, del, append;
     };
     void ensurePartition(int day, MessageId firstId);
     WriterPart* writerPart(MessageId id);  // nullptr when the id has no (live) partition
     void putContent(MessageId id, int kind, std::string_view dest, std::string_view data);
     void delContent(MessageId id, int kind, std::string_view dest);
+    // Appends to a content row (made when there is none): log lines, attempts.
+    void appendContent(MessageId id, int kind, std::string_view dest, std::string_view data);
+    // A delivery attempt's failure and log lines (applied or folded alike).
+    void writeAttempt(const DeliveryUpdate& d, std::int64_t now);
 
     // ------------------------------------------------------------ text index (sqlite_store_text.cpp)
     struct TextPrune {

@@ -120,7 +120,7 @@ std::uint64_t SqliteStore::runPrune(const std::string& channel, std::int64_t cut
             // Other channels (or the newest partition) still use the day: delete the
             // content rows of the removed messages.
             Stmt delContentRows(wdb_, "DELETE FROM " + contentTable(part.day) +
-                                          " WHERE kind IN (0, 1, 2, 3) AND message_id BETWEEN ?1 AND ?2 AND NOT EXISTS"
+                                          " WHERE kind IN " JUNCTION_CONTENT_KINDS " AND message_id BETWEEN ?1 AND ?2 AND NOT EXISTS"
                                           " (SELECT 1 FROM messages m WHERE m.id = message_id)");
             for (MessageId a = lo; a <= hi; a += kPruneChunk) {
                 MessageId b = std::min(hi, a + kPruneChunk - 1);

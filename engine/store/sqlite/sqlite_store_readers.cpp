@@ -65,7 +65,7 @@ SqliteStore::ReaderPart* SqliteStore::readerPart(MessageId id) {
     ReaderPart rp;
     std::string t = contentTable(day);
     try {
-        rp.all = Stmt(rdb_, "SELECT kind, destination, data FROM " + t + " WHERE kind IN (0, 1, 2, 3) AND message_id = ?1");
+        rp.all = Stmt(rdb_, "SELECT kind, destination, data FROM " + t + " WHERE kind IN " JUNCTION_CONTENT_KINDS " AND message_id = ?1");
         rp.one = Stmt(rdb_, "SELECT data FROM " + t + " WHERE message_id = ?1 AND kind = ?2 AND destination = ?3");
     } catch (const sqlite::Error&) {
         return nullptr;  // dropped meanwhile
@@ -302,10 +302,16 @@ std::optional<MessageDetail> SqliteStore::get(MessageId id) {
                 } else if (kind == kTransformed) {
                     copied[kTransformed] = data.empty();
                     d.transformed = std::move(data);
+                } else if (kind == kLog) {
+                    for (auto& e : decodeLog(data)) d.log.push_back(std::move(e));
                 } else {
                     for (std::size_t i = 0; i < d.deliveries.size(); ++i) {
                         auto& r = d.deliveries[i];
                         if (r.destination != dest) continue;
+                        if (kind == kAttempts) {
+                            r.history = decodeAttempts(data);
+                            continue;
+                        }
                         if (kind == kEncoded) copiedEncoded[i] = data.empty();
                         (kind == kEncoded ? r.encoded : r.response) = data;
                     }
@@ -319,6 +325,10 @@ std::optional<MessageDetail> SqliteStore::get(MessageId id) {
     if (d.transformed.empty()) d.transformed = copied[kTransformed] ? d.raw : std::string();
     for (std::size_t i = 0; i < d.deliveries.size(); ++i)
         if (copiedEncoded[i]) d.deliveries[i].encoded = d.transformed.empty() ? d.raw : d.transformed;
+    // The last attempt of a delivered message is the delivery itself.
+    for (auto& r : d.deliveries)
+        if (r.status == Status::Sent && r.attempts > 0 && r.updatedAt) r.history.push_back({*r.updatedAt, Status::Sent, {}});
+    std::stable_sort(d.log.begin(), d.log.end(), [](const LogEntry& a, const LogEntry& b) { return a.time < b.time; });
     txn.commit();
     return d;
 }

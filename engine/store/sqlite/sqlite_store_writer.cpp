@@ -598,6 +598,7 @@ void SqliteStore::apply(Op& op, std::int64_t now) {
     if (auto* p = std::get_if<ProcessedOp>(&op.v)) return applyProcessed(*p, now);
     if (auto* d = std::get_if<DeliveryOp>(&op.v)) {
         if (d->foldedInto == kNotFolded) applyDelivery(*d, now);
+        else writeAttempt(d->u, now);
     }
     if (auto* r = std::get_if<RawRepairOp>(&op.v)) applyRawRepair(*r);
     if (auto* m = std::get_if<MarkOp>(&op.v)) applyMark(m->mark, m->id);
@@ -681,6 +682,7 @@ void SqliteStore::writeOutcome(MessageId id, const ProcessedMessage& p, std::int
     // The raw message is at hand (and kept) when the outcome comes with the insert.
     const std::string* raw = insert && keepsRaw(insert->m.storage) ? &insert->m.raw : nullptr;
     const bool keepTransformed = keepsAll(p.storage) && !p.transformed.empty();
+    if (!p.log.empty()) putContent(id, kLog, {}, encodeLog(p.log));
     if (keepTransformed) putContent(id, kTransformed, {}, raw && p.transformed == *raw ? std::string_view() : p.transformed);
     for (std::size_t i = 0; i < p.deliveries.size(); ++i) {
         const auto& d = p.deliveries[i];
@@ -778,6 +780,7 @@ void SqliteStore::applyDelivery(DeliveryOp& op, std::int64_t now) {
     }
     if (keepsAll(d.storage) && !d.response.empty()) putContent(d.id, kResponse, d.destination, d.response);
     if (!keepEncoded(d.storage, d.status)) delContent(d.id, kEncoded, d.destination);
+    writeAttempt(d, now);
     if (d.only) {  // the message's status is this delivery's: no need to look at the others
         Use u(wMessageStatus_);
         u.int64(1, d.id).text(2, status).int64(3, now);
@@ -849,6 +852,9 @@ SqliteStore::WriterPart* SqliteStore::writerPart(MessageId id) {
     std::string t = contentTable(day);
     wp.put = Stmt(wdb_, "INSERT OR REPLACE INTO " + t + " (message_id, kind, destination, data) VALUES (?1, ?2, ?3, ?4)");
     wp.del = Stmt(wdb_, "DELETE FROM " + t + " WHERE message_id = ?1 AND kind = ?2 AND destination = ?3");
+    // Text || text: the log's line format is text, appended as it comes.
+    wp.append = Stmt(wdb_, "INSERT INTO " + t + " (message_id, kind, destination, data) VALUES (?1, ?2, ?3, ?4)"
+                           " ON CONFLICT (kind, message_id, destination) DO UPDATE SET data = data || excluded.data");
     return &wparts_.emplace(day, std::move(wp)).first->second;
 }
 
@@ -858,6 +864,24 @@ void SqliteStore::putContent(MessageId id, int kind, std::string_view dest, std:
     Use u(wp->put);
     u.int64(1, id).int64(2, kind).text(3, dest).blob(4, data);
     u.run();
+}
+
+void SqliteStore::appendContent(MessageId id, int kind, std::string_view dest, std::string_view data) {
+    WriterPart* wp = writerPart(id);
+    if (!wp) throw std::runtime_error("no content partition for message " + std::to_string(id));
+    Use u(wp->append);
+    u.int64(1, id).int64(2, kind).text(3, dest).text(4, data);
+    u.run();
+}
+
+// A successful attempt is the delivery row itself (status Sent, its time): only
+// failures add a line, so that a message delivered at once costs no row here.
+void SqliteStore::writeAttempt(const DeliveryUpdate& d, std::int64_t now) {
+    if (d.status != Status::Sent && (d.attempts < kAttemptsKept || d.status == Status::Error)) {
+        DeliveryAttempt a{Clock::time_point(std::chrono::milliseconds(now)), d.status, d.error};
+        appendContent(d.id, kAttempts, d.destination, encodeAttempt(a));
+    }
+    if (!d.log.empty()) appendContent(d.id, kLog, d.destination, encodeLog(d.log));
 }
 
 void SqliteStore::delContent(MessageId id, int kind, std::string_view dest) {

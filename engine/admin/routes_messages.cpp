@@ -43,6 +43,42 @@ void writeSummary(JsonWriter& w, const store::MessageSummary& m) {
         .field("error", m.error);
 }
 
+Schema logSchema() {
+    return object({{"time", string("ISO 8601"), true},
+                   {"stage", string("source, filter, transform or destination:<name>"), true},
+                   {"level", words({"info", "warn", "error"}), true},
+                   {"text", string(), true}});
+}
+
+Schema attemptSchema() {
+    return object({{"time", string("ISO 8601"), true},
+                   {"status", words({"SENT", "ERROR", "QUEUED"}), true},
+                   {"error", string(), true}});
+}
+
+void writeLog(JsonWriter& w, const std::vector<store::LogEntry>& log) {
+    w.key("log").beginArray();
+    for (const auto& e : log)
+        w.beginObject()
+            .field("time", isoTime(e.time))
+            .field("stage", e.stage)
+            .field("level", store::toString(e.level))
+            .field("text", e.text)
+            .endObject();
+    w.endArray();
+}
+
+void writeHistory(JsonWriter& w, const std::vector<store::DeliveryAttempt>& history) {
+    w.key("history").beginArray();
+    for (const auto& a : history)
+        w.beginObject()
+            .field("time", isoTime(a.time))
+            .field("status", store::toString(a.status))
+            .field("error", a.error)
+            .endObject();
+    w.endArray();
+}
+
 }  // namespace
 
 std::vector<Route> messageRoutes(AdminContext& ctx) {
@@ -105,7 +141,7 @@ std::vector<Route> messageRoutes(AdminContext& ctx) {
     routes.push_back(std::move(search));
 
     Route one{"GET", "/api/v1/messages/{id}", Role::Viewer, "messages",
-              "One message: raw and transformed content, and each delivery's encoded content, response and error"};
+              "One message: raw and transformed content, its log, and each delivery's encoded content, response, error and attempts"};
     Schema detail = summarySchema();
     detail.properties.push_back({"raw", string("as received (empty when not kept)"), true});
     detail.properties.push_back({"transformed", string("after the channel's transformer (empty when not kept)"), true});
@@ -118,8 +154,10 @@ std::vector<Route> messageRoutes(AdminContext& ctx) {
                        {"updated", nullable(string("ISO 8601")), true},
                        {"encoded", string("what was (or is to be) sent"), true},
                        {"response", string("the destination's answer"), true},
-                       {"error", string(), true}})),
+                       {"error", string(), true},
+                       {"history", array(attemptSchema()), true}})),
          true});
+    detail.properties.push_back({"log", array(logSchema()), true});
     one.response = detail;
     one.errors = {404};
     one.handler = [&ctx](const ApiRequest& req) {
@@ -146,9 +184,13 @@ std::vector<Route> messageRoutes(AdminContext& ctx) {
             when(d.nextAttempt);
             w.key("updated");
             when(d.updatedAt);
-            w.field("encoded", d.encoded).field("response", d.response).field("error", d.error).endObject();
+            w.field("encoded", d.encoded).field("response", d.response).field("error", d.error);
+            writeHistory(w, d.history);
+            w.endObject();
         }
-        w.endArray().endObject();
+        w.endArray();
+        writeLog(w, m->log);
+        w.endObject();
         return jsonAnswer(w);
     };
     routes.push_back(std::move(one));

@@ -20,6 +20,32 @@ namespace {
 // MSH-10 of the (transformed) message, for log lines.
 std::string controlIdOf(const lua::Payload& payload) { return payload.hl7 ? payload.hl7->controlId() : std::string(); }
 
+store::LogLevel levelOf(lua::LogLine::Level l) {
+    return l == lua::LogLine::Error ? store::LogLevel::Error
+         : l == lua::LogLine::Warn  ? store::LogLevel::Warn
+                                    : store::LogLevel::Info;
+}
+
+// What processing said about a message, for its log: the scripts' lines, a
+// filter's reason, errors. Empty for a message that went through silently.
+std::vector<store::LogEntry> messageLog(const ProcessOutcome& out) {
+    std::vector<store::LogEntry> log;
+    auto now = store::Clock::now();
+    for (const auto& l : out.logs)
+        log.push_back({now, l.stage.empty() ? "transform" : l.stage, levelOf(l.level),
+                       l.where.empty() ? l.text : l.where + ": " + l.text});
+    const std::string stage = out.errorStage.empty() ? "transform" : out.errorStage;
+    if (out.status == store::Status::Filtered) log.push_back({now, stage, store::LogLevel::Info, "filtered: " + out.filterReason});
+    if (out.status == store::Status::Error) log.push_back({now, stage, store::LogLevel::Error, out.error});
+    for (const auto& d : out.destinations) {
+        if (d.kind == DestinationOutcome::Kind::Filtered)
+            log.push_back({now, "destination:" + d.name, store::LogLevel::Info, "filtered: " + d.reason});
+        else if (d.kind == DestinationOutcome::Kind::Error)
+            log.push_back({now, "destination:" + d.name, store::LogLevel::Error, d.reason});
+    }
+    return log;
+}
+
 }  // namespace
 
 Channel::Channel(ChannelConfig config, Engine& engine)
@@ -282,6 +308,7 @@ Channel::Decision Channel::decide(lua::Payload& payload, lua::ScriptRuntime* rt,
     pm.status = out.status;
     pm.error = out.error;
     pm.storage = config_.storage;
+    pm.log = messageLog(out);
     if (development) pm.transformed = std::move(out.transformed);
     d.status = out.status;
     d.error = out.error;

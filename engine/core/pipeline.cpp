@@ -66,8 +66,11 @@ lua::Invocation Pipeline::invocation(lua::Payload& message, const std::string& d
 }
 
 namespace {
-void take(std::vector<lua::LogLine>& into, lua::Invocation& inv) {
-    for (auto& l : inv.logs) into.push_back(std::move(l));
+void take(std::vector<lua::LogLine>& into, lua::Invocation& inv, const std::string& stage) {
+    for (auto& l : inv.logs) {
+        l.stage = stage;
+        into.push_back(std::move(l));
+    }
     inv.logs.clear();
 }
 }  // namespace
@@ -79,16 +82,19 @@ ProcessOutcome Pipeline::process(lua::Payload& message, lua::ScriptRuntime* rt,
     auto run = [&](const std::string& fn) -> bool {  // false: stop (error or filtered)
         if (fn.empty() || !rt) return true;
         lua::CallResult r = rt->call(fn, inv);
-        take(out.logs, inv);
+        const char* stage = fn == config_.preprocessor ? "source" : fn == config_.filter ? "filter" : "transform";
+        take(out.logs, inv, stage);
         if (!r.ok) {
             out.status = store::Status::Error;
             out.error = r.error;
+            out.errorStage = stage;
             out.interrupted = r.interrupted;
             return false;
         }
         if (r.returnedFalse && fn == config_.filter) inv.filtered = true;
         if (inv.filtered) {
             out.status = store::Status::Filtered;
+            out.errorStage = stage;
             out.filterReason = inv.filterReason.empty() ? "filter " + fn + " returned false" : inv.filterReason;
             return false;
         }
@@ -113,6 +119,7 @@ ProcessOutcome Pipeline::process(lua::Payload& message, lua::ScriptRuntime* rt,
         if (!known) {
             out.status = store::Status::Error;
             out.error = "route(): no destination named '" + r + "' in channel " + config_.name;
+            out.errorStage = "transform";
             return out;
         }
     }
@@ -137,7 +144,7 @@ ProcessOutcome Pipeline::process(lua::Payload& message, lua::ScriptRuntime* rt,
         for (const std::string* fn : {&d.filter, &d.transform}) {
             if (fn->empty() || !ok) continue;
             lua::CallResult r = rt->call(*fn, dinv);
-            take(out.logs, dinv);
+            take(out.logs, dinv, "destination:" + d.name);
             if (!r.ok) {
                 dout.kind = DestinationOutcome::Kind::Error;
                 dout.reason = r.error;

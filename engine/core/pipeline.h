@@ -26,6 +26,7 @@ struct ProcessOutcome {
     store::Status status = store::Status::Transformed;  // Transformed, Filtered or Error
     std::string error;                                  // script error with file:line
     std::string filterReason;
+    std::string errorStage;                             // where it was filtered or failed: "source", "filter", "transform"
     std::string transformed;                            // the message after the channel transformer (keepTransformed)
     std::vector<DestinationOutcome> destinations;       // one per configured destination
     std::vector<lua::LogLine> logs;

@@ -70,6 +70,7 @@ struct LogLine {
     enum Level { Info, Warn, Error } level = Info;
     std::string text;
     std::string where;  // "transforms/x.lua:12"
+    std::string stage;  // set by the engine: "source", "filter", "transform", "destination:<name>"
 };
 
 // One call's inputs and the script's decisions.
@@ -99,7 +100,7 @@ struct Invocation {
     bool routed = false;                  // route(...) was called
     std::vector<std::string> routes;      // destinations chosen by route(...)
     bool filtered = false;                // filter(reason) was called, or a filter function returned false
-    std::string filterReason;
+    std::string filterReason;             // filter(reason), or a filter's `return false, reason`
     std::optional<std::string> ack;       // ack(...) / a response script's returned ACK text
     std::vector<LogLine> logs;
 };

@@ -539,11 +539,16 @@ int callDriver(lua_State* L) {
         pushView(L, inv.responseStatus);
         nargs = 3;
     }
-    lua_call(L, nargs, 1);
+    lua_call(L, nargs, 2);  // a filter may return false and its reason
 
     int t = lua_type(L, 2);
     if (t == LUA_TNIL || t == LUA_TBOOLEAN) {
         s.returnedFalse = t == LUA_TBOOLEAN && !lua_toboolean(L, 2);
+        if (s.returnedFalse && lua_type(L, 3) == LUA_TSTRING) {
+            std::size_t n = 0;
+            const char* why = lua_tolstring(L, 3, &n);
+            inv.filterReason.assign(why, n);
+        }
         if (p.type == DataType::Json || p.type == DataType::Xml) {
             protect(L, [&] {
                 p.text = p.type == DataType::Json ? jsonEncode(L, 1, false) : xmlEncode(L, 1);

@@ -60,27 +60,72 @@ const std::pair<const char*, std::uint64_t core::CountersSnapshot::*> kCounters[
     {"errored", &core::CountersSnapshot::errored},   {"retried", &core::CountersSnapshot::retried},
 };
 
+// The histogram's boundaries: every other bucket of core::Histogram (powers
+// of 2 µs, 1 µs to ~67 s), in seconds, as they are written.
+struct Boundary {
+    int lastBucket;  // buckets 0..lastBucket are below it
+    std::string le;
+};
+const std::vector<Boundary>& boundaries() {
+    static const std::vector<Boundary> b = [] {
+        std::vector<Boundary> out;
+        for (int k = 0; k < core::Histogram::kBuckets; k += 2)
+            out.push_back({k, number(core::Histogram::bucketUpperUs(k) / 1e6)});
+        return out;
+    }();
+    return b;
+}
+
+const core::PersistedStats& persistedOf(const std::map<core::StatsRecorder::Key, core::PersistedStats>& persisted,
+                                        const std::string& channel, const std::string& destination) {
+    static const core::PersistedStats none;
+    auto it = persisted.find({channel, destination});
+    return it == persisted.end() ? none : it->second;
+}
+
+// One histogram's samples: cumulative buckets, +Inf, sum and count.
+void histogram(std::string& out, const std::string& name, const std::string& labels, const core::StatsFigures& f) {
+    std::uint64_t cumulative = 0;
+    std::size_t next = 0;
+    const auto& b = f.latencyBuckets;
+    for (const auto& boundary : boundaries()) {
+        for (; next <= static_cast<std::size_t>(boundary.lastBucket); ++next)
+            if (next < b.size()) cumulative += b[next];
+        out += name + "_bucket{" + labels + ",le=\"" + boundary.le + "\"} " + std::to_string(cumulative) + "\n";
+    }
+    out += name + "_bucket{" + labels + ",le=\"+Inf\"} " + std::to_string(f.latencyCount) + "\n";
+    out += name + "_sum{" + labels + "} " + number(static_cast<double>(f.latencySumUs) / 1e6) + "\n";
+    out += name + "_count{" + labels + "} " + std::to_string(f.latencyCount) + "\n";
+}
+
 }  // namespace
 
-std::string prometheusText(const std::vector<core::ChannelInfo>& channels) {
+std::string prometheusText(const std::vector<core::ChannelInfo>& channels,
+                           const std::map<core::StatsRecorder::Key, core::PersistedStats>& persisted) {
     std::string out;
     {
         Family f(out, "junction_up", "gauge", "1 while the engine serves");
         f.sample({}, 1);
     }
     {
-        Family f(out, "junction_messages_total", "counter", "Messages of a channel by what became of them, since the start");
-        for (const auto& c : channels)
-            for (const auto& [status, field] : kCounters) f.sample({{"channel", c.name}, {"status", status}}, static_cast<double>(c.counters.*field));
+        Family f(out, "junction_messages_total", "counter",
+                 "Messages of a channel by what became of them, since the channel was created");
+        for (const auto& c : channels) {
+            const auto& total = persistedOf(persisted, c.name, {}).total.counters;
+            for (const auto& [status, field] : kCounters)
+                f.sample({{"channel", c.name}, {"status", status}}, static_cast<double>(total.*field));
+        }
     }
     {
         Family f(out, "junction_destination_messages_total", "counter",
-                 "Deliveries of a destination by what became of them, since the start");
+                 "Deliveries of a destination by what became of them, since the destination was created");
         for (const auto& c : channels)
-            for (const auto& d : c.destinations)
+            for (const auto& d : c.destinations) {
+                const auto& total = persistedOf(persisted, c.name, d.name).total.counters;
                 for (const auto& [status, field] : kCounters)
                     f.sample({{"channel", c.name}, {"destination", d.name}, {"status", status}},
-                             static_cast<double>(d.counters.*field));
+                             static_cast<double>(total.*field));
+            }
     }
     {
         Family f(out, "junction_destination_queue_depth", "gauge", "Deliveries waiting in the store");
@@ -105,14 +150,20 @@ std::string prometheusText(const std::vector<core::ChannelInfo>& channels) {
         for (const auto& c : channels) f.sample({{"channel", c.name}}, c.backPressure ? 1 : 0);
     }
     {
-        Family f(out, "junction_channel_latency_seconds", "summary", "Time from receipt to processed");
-        for (const auto& c : channels) {
-            const auto& h = c.latency;
-            for (auto [q, v] : {std::pair{"0.5", h.p50Us}, std::pair{"0.9", h.p90Us}, std::pair{"0.99", h.p99Us}})
-                f.sample({{"channel", c.name}, {"quantile", q}}, v / 1e6);
-            f.sample({{"channel", c.name}}, h.meanUs * static_cast<double>(h.count) / 1e6, "_sum");
-            f.sample({{"channel", c.name}}, static_cast<double>(h.count), "_count");
-        }
+        Family f(out, "junction_channel_latency_seconds", "histogram",
+                 "Time from receipt to processed, since the channel was created");
+        for (const auto& c : channels)
+            histogram(out, "junction_channel_latency_seconds", "channel=\"" + escape(c.name) + "\"",
+                      persistedOf(persisted, c.name, {}).total);
+    }
+    {
+        Family f(out, "junction_destination_latency_seconds", "histogram",
+                 "Time from receipt to sent, since the destination was created");
+        for (const auto& c : channels)
+            for (const auto& d : c.destinations)
+                histogram(out, "junction_destination_latency_seconds",
+                          "channel=\"" + escape(c.name) + "\",destination=\"" + escape(d.name) + "\"",
+                          persistedOf(persisted, c.name, d.name).total);
     }
     return out;
 }

@@ -57,14 +57,14 @@ void writeLatency(JsonWriter& w, const core::Histogram::Snapshot& h) {
         .endObject();
 }
 
-Schema countersSchema() {
+Schema countersSchema(std::string description) {
     return object({{"received", integer(), true},
                    {"filtered", integer(), true},
                    {"queued", integer(), true},
                    {"sent", integer(), true},
                    {"errored", integer(), true},
                    {"retried", integer(), true}},
-                  "counts since the engine started");
+                  std::move(description));
 }
 
 Schema latencySchema() {

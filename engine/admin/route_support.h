@@ -22,7 +22,7 @@ std::chrono::system_clock::time_point parseIsoTime(const std::string& text, cons
 
 void writeCounters(JsonWriter& w, const core::CountersSnapshot& c);
 void writeLatency(JsonWriter& w, const core::Histogram::Snapshot& h);
-Schema countersSchema();
+Schema countersSchema(std::string description = "counts since the engine started");
 Schema latencySchema();
 
 }  // namespace junction::admin

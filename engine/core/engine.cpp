@@ -56,6 +56,9 @@ Engine::Engine(EngineOptions options, const ConnectorRegistry& connectors)
                                           options_.worklistBusyTimeoutMs);
     keyValues_ = store::openSqliteKeyValues(options_.config.store.path, options_.store.synchronousFull,
                                             options_.worklistBusyTimeoutMs);
+    stats_ = std::make_unique<StatsRecorder>(
+        store::openSqliteStats(options_.config.store.path, options_.store.synchronousFull, options_.worklistBusyTimeoutMs),
+        [this] { return channels(); });
     for (const auto& c : options_.config.orthanc) {
         orthanc::ServerOptions o;
         o.name = c.name;
@@ -195,6 +198,7 @@ void Engine::start() {
         });
     }
     started_ = true;
+    stats_->start();
     for (auto& [name, ch] : channels_) {
         if (!ch->config().enabled) continue;
         try {
@@ -221,6 +225,8 @@ void Engine::stop(const std::function<void(const std::string&)>& progress) {
         next("channel " + name + " (its source, workers and deliveries)");
         ch->stop();
     }
+    next("the statistics (their last write)");
+    if (stats_) stats_->stop();
     next("the store (writing what it holds to the database)");
     if (store_) store_->flush();
     started_ = false;
@@ -297,6 +303,7 @@ void Engine::replaceChannel(const std::string& name, ChannelConfig fresh) {
     std::shared_ptr<Channel> old = channels_.at(name);
     bool wasRunning = old->state() == ChannelState::Running || old->state() == ChannelState::Paused;
     old->stop();  // queued deliveries stay in the store
+    stats_->restarted(name);  // what it counted is written; its successor counts from zero
     channels_.erase(name);
     try {
         addChannel(std::move(fresh));

@@ -17,6 +17,7 @@
 #include "engine/core/pipeline.h"
 #include "engine/core/registry.h"
 #include "engine/core/stats.h"
+#include "engine/core/stats_recorder.h"
 #include "engine/lua/script.h"
 #include "engine/store/message_store.h"
 #include "engine/orthanc/server.h"
@@ -121,6 +122,9 @@ public:
 
     std::vector<ChannelInfo> channels() const;
     std::optional<ChannelInfo> channel(const std::string& name) const;
+    // The counters and histograms kept in the store (totals since a channel was
+    // first counted, the last minute, hour and day, the minutes of a day).
+    StatsRecorder& statsRecorder() { return *stats_; }
 
     // In-process hand-off to a channel (the `channel` destination type).
     // Returns false when no running channel has that name.
@@ -174,6 +178,8 @@ private:
     std::mutex prunerMutex_;
     std::condition_variable prunerCv_;
     bool prunerStop_ = false;
+    // Last: stopped (its final write made) while the channels are still there.
+    std::unique_ptr<StatsRecorder> stats_;
 };
 
 }  // namespace junction::core

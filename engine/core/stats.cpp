@@ -15,6 +15,8 @@ int bucketFor(std::uint64_t us) {
 double bucketUpper(int b) { return b == 0 ? 1.0 : std::pow(2.0, b / 2.0); }
 }  // namespace
 
+double Histogram::bucketUpperUs(int b) { return bucketUpper(b); }
+
 void Histogram::record(std::chrono::microseconds value) {
     std::uint64_t us = value.count() < 0 ? 0 : static_cast<std::uint64_t>(value.count());
     buckets_[bucketFor(us)].fetch_add(1, std::memory_order_relaxed);
@@ -32,7 +34,9 @@ Histogram::Snapshot Histogram::snapshot() const {
         counts[b] = buckets_[b].load(std::memory_order_relaxed);
         s.count += counts[b];
     }
+    s.buckets = counts;
     if (s.count == 0) return s;
+    s.sumUs = sumUs_.load();
     s.meanUs = static_cast<double>(sumUs_.load()) / static_cast<double>(count_.load() ? count_.load() : 1);
     s.maxUs = static_cast<double>(maxUs_.load());
     auto pct = [&](double p) {

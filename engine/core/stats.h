@@ -19,8 +19,12 @@ public:
         std::uint64_t count = 0;
         double meanUs = 0;
         double p50Us = 0, p90Us = 0, p99Us = 0, maxUs = 0;
+        std::uint64_t sumUs = 0;
+        std::array<std::uint64_t, kBuckets> buckets{};  // count per bucket
     };
     Snapshot snapshot() const;
+    // The upper bound of bucket b in µs (values in it are below it).
+    static double bucketUpperUs(int b);
 
 private:
     std::array<std::atomic<std::uint64_t>, kBuckets> buckets_{};

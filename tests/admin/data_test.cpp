@@ -138,7 +138,7 @@ TEST_CASE("/metrics is Prometheus text with the counters of every channel and de
         if (line.rfind("# HELP ", 0) == 0) continue;
         REQUIRE(std::regex_match(line, m, sample));
         std::string name = m[1];
-        for (const char* suffix : {"_sum", "_count"})
+        for (const char* suffix : {"_sum", "_count", "_bucket"})
             if (!families.count(name) && name.size() > std::strlen(suffix) && name.ends_with(suffix))
                 name = name.substr(0, name.size() - std::strlen(suffix));
         CHECK(families.count(name) == 1);
@@ -152,6 +152,12 @@ TEST_CASE("/metrics is Prometheus text with the counters of every channel and de
     CHECK(values.at(R"(junction_channel_state{channel="sched",state="running"})") == 1);
     CHECK(values.at(R"(junction_channel_state{channel="sched",state="stopped"})") == 0);
     CHECK(values.at("junction_up") == 1);
+    // Latency histograms: cumulative buckets up to +Inf, the count the same.
+    CHECK(values.at(R"(junction_channel_latency_seconds_bucket{channel="sched",le="+Inf"})") == 1);
+    CHECK(values.at(R"(junction_channel_latency_seconds_count{channel="sched"})") == 1);
+    CHECK(values.at(R"(junction_channel_latency_seconds_bucket{channel="sched",le="33.554432"})") == 1);
+    CHECK(values.at(R"(junction_channel_latency_seconds_bucket{channel="sched",le="1e-06"})") == 0);
+    CHECK(values.count(R"(junction_destination_latency_seconds_count{channel="files",destination="out"})") == 1);
 
     auto stats = jsonObject(f.as(Role::Viewer, "GET", "/api/v1/stats").body)->getArray("channels");
     bool seen = false;
@@ -160,8 +166,41 @@ TEST_CASE("/metrics is Prometheus text with the counters of every channel and de
         if (c->getValue<std::string>("name") != "sched") continue;
         seen = true;
         CHECK(c->getObject("counters")->getValue<std::uint64_t>("received") == 1);
+        CHECK(c->getObject("total")->getValue<std::uint64_t>("received") == 1);
+        for (const char* w : {"1m", "1h", "24h"})
+            CHECK(c->getObject("windows")->getObject(w)->getValue<std::uint64_t>("received") == 1);
     }
     CHECK(seen);
+}
+
+TEST_CASE("/api/v1/stats/series gives a channel's counts per minute, zeros included", "[admin]") {
+    AdminFixture f;
+    REQUIRE(f.engine->triggerChannel("sched"));
+    REQUIRE(eventually([&] { return f.engine->channel("sched")->counters.received == 1; }));
+    f.engine->statsRecorder().flush();
+    auto r = f.as(Role::Viewer, "GET", "/api/v1/stats/series?channel=sched&minutes=5");
+    REQUIRE(r.status == 200);
+    auto minutes = jsonObject(r.body)->getArray("minutes");
+    REQUIRE(minutes->size() == 5);
+    std::uint64_t received = 0;
+    std::string previous;
+    for (std::size_t i = 0; i < minutes->size(); ++i) {
+        auto m = minutes->getObject(static_cast<unsigned>(i));
+        received += m->getValue<std::uint64_t>("received");
+        CHECK(m->getValue<std::string>("time") > previous);
+        previous = m->getValue<std::string>("time");
+        CHECK(m->has("filtered"));
+        CHECK(m->has("sent"));
+        CHECK(m->has("errored"));
+    }
+    CHECK(received == 1);
+    CHECK(jsonObject(f.as(Role::Viewer, "GET", "/api/v1/stats/series?channel=sched").body)->getArray("minutes")->size() == 60);
+    CHECK(f.as(Role::Viewer, "GET", "/api/v1/stats/series?channel=files&destination=out&minutes=1440").status == 200);
+    CHECK(f.as(Role::Viewer, "GET", "/api/v1/stats/series?channel=nope").status == 404);
+    CHECK(f.as(Role::Viewer, "GET", "/api/v1/stats/series?channel=files&destination=nope").status == 404);
+    CHECK(f.as(Role::Viewer, "GET", "/api/v1/stats/series?channel=sched&minutes=0").status == 400);
+    CHECK(f.as(Role::Viewer, "GET", "/api/v1/stats/series?channel=sched&minutes=1441").status == 400);
+    CHECK(f.as(Role::Viewer, "GET", "/api/v1/stats/series").status == 400);
 }
 
 TEST_CASE("/health and /ready answer without credentials, /ready only once the channels run", "[admin]") {

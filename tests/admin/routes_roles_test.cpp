@@ -30,6 +30,7 @@ std::vector<Entry> table(const std::string& tokenId, const std::string& messageI
         {"GET", "/metrics", Role::Viewer, "/metrics", ""},
         {"GET", "/api/v1/openapi.json", Role::Viewer, "/api/v1/openapi.json", ""},
         {"GET", "/api/v1/stats", Role::Viewer, "/api/v1/stats", ""},
+        {"GET", "/api/v1/stats/series", Role::Viewer, "/api/v1/stats/series?channel=sched&minutes=5", ""},
         {"GET", "/api/v1/channels", Role::Viewer, "/api/v1/channels", ""},
         {"GET", "/api/v1/channels/{name}", Role::Viewer, "/api/v1/channels/sched", ""},
         {"POST", "/api/v1/channels/{name}/trigger", Role::Operator, "/api/v1/channels/sched/trigger", ""},

@@ -1,0 +1,214 @@
+// The statistics recorder (stats_recorder.h): deltas of the live counters
+// written to the store's statistics tables, and the persisted figures read back.
+#include "engine/core/stats_recorder.h"
+
+#include <iostream>
+
+#include "engine/core/engine.h"
+#include "engine/util/thread_name.h"
+
+namespace junction::core {
+
+namespace {
+
+using SysClock = std::chrono::system_clock;
+constexpr std::int64_t kMinuteMs = 60'000;
+
+std::int64_t minuteOf(SysClock::time_point t) {
+    std::int64_t ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+    return ms - ms % kMinuteMs;
+}
+
+SysClock::time_point fromMs(std::int64_t ms) {
+    return SysClock::time_point(std::chrono::duration_cast<SysClock::duration>(std::chrono::milliseconds(ms)));
+}
+
+constexpr std::uint64_t CountersSnapshot::*kFields[store::kStatsCounters] = {
+    &CountersSnapshot::received, &CountersSnapshot::filtered, &CountersSnapshot::queued,
+    &CountersSnapshot::sent,     &CountersSnapshot::errored,  &CountersSnapshot::retried};
+
+
+void addCounters(CountersSnapshot& into, const store::StatsRow& r) {
+    for (std::size_t i = 0; i < store::kStatsCounters; ++i) into.*kFields[i] += r.counts[i];
+}
+
+// live - seen, or live when the figures went back (a redeployed channel counts from zero).
+store::StatsRow delta(const CountersSnapshot& live, const Histogram::Snapshot& lat, const CountersSnapshot* seenC,
+                      const Histogram::Snapshot* seenL) {
+    store::StatsRow r;
+    bool reset = false;
+    if (seenC) {
+        for (auto f : kFields)
+            if (live.*f < (*seenC).*f) reset = true;
+        if (lat.count < seenL->count) reset = true;
+    }
+    if (!seenC || reset) {
+        seenC = nullptr;
+        seenL = nullptr;
+    }
+    for (std::size_t i = 0; i < store::kStatsCounters; ++i) r.counts[i] = live.*kFields[i] - (seenC ? (*seenC).*kFields[i] : 0);
+    r.latencyCount = lat.count - (seenL ? seenL->count : 0);
+    r.latencySumUs = lat.sumUs - (seenL ? std::min(seenL->sumUs, lat.sumUs) : 0);
+    if (r.latencyCount) {
+        r.latencyBuckets.resize(Histogram::kBuckets);
+        for (int b = 0; b < Histogram::kBuckets; ++b) {
+            std::uint64_t before = seenL ? seenL->buckets[b] : 0;
+            r.latencyBuckets[b] = lat.buckets[b] >= before ? lat.buckets[b] - before : 0;
+        }
+    }
+    return r;
+}
+
+}  // namespace
+
+StatsRecorder::StatsRecorder(std::unique_ptr<store::StatsStore> store, std::function<std::vector<ChannelInfo>()> channels)
+    : store_(std::move(store)), channels_(std::move(channels)) {}
+
+StatsRecorder::~StatsRecorder() { stop(); }
+
+void StatsRecorder::start(std::chrono::milliseconds every) {
+    if (thread_.joinable()) return;
+    {
+        std::lock_guard<std::mutex> lock(stopMutex_);
+        stop_ = false;
+    }
+    thread_ = std::thread([this, every] {
+        util::nameThisThread("stats");
+        loop(every);
+    });
+}
+
+void StatsRecorder::stop() {
+    {
+        std::lock_guard<std::mutex> lock(stopMutex_);
+        stop_ = true;
+    }
+    stopCv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+    flush();
+}
+
+void StatsRecorder::loop(std::chrono::milliseconds every) {
+    std::unique_lock<std::mutex> lock(stopMutex_);
+    while (!stopCv_.wait_for(lock, every, [&] { return stop_; })) {
+        lock.unlock();
+        flush();
+        lock.lock();
+    }
+}
+
+std::vector<store::StatsRow> StatsRecorder::pending(const std::vector<ChannelInfo>& live, std::int64_t minuteMs,
+                                                    std::map<Key, Seen>* next) const {
+    std::vector<store::StatsRow> out;
+    auto one = [&](const std::string& channel, const std::string& dest, const CountersSnapshot& c,
+                   const Histogram::Snapshot& l) {
+        Key key{channel, dest};
+        auto it = seen_.find(key);
+        store::StatsRow r = it == seen_.end() ? delta(c, l, nullptr, nullptr) : delta(c, l, &it->second.counters, &it->second.latency);
+        r.channel = channel;
+        r.destination = dest;
+        r.minuteMs = minuteMs;
+        if (next) (*next)[key] = {c, l};
+        if (!r.empty()) out.push_back(std::move(r));
+    };
+    for (const auto& ch : live) {
+        one(ch.name, {}, ch.counters, ch.latency);
+        for (const auto& d : ch.destinations) one(ch.name, d.name, d.counters, d.latency);
+    }
+    return out;
+}
+
+void StatsRecorder::flush() {
+    std::vector<ChannelInfo> live = channels_();
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto now = SysClock::now();
+    std::map<Key, Seen> next = seen_;  // a channel not running now keeps what was seen of it
+    auto rows = pending(live, minuteOf(now), &next);
+    if (!rows.empty()) {
+        try {
+            store_->add(rows, fromMs(minuteOf(now) - 1439 * kMinuteMs));
+        } catch (const std::exception& e) {
+            std::cerr << "junction: statistics not written (tried again in a moment): " << e.what() << "\n";
+            return;
+        }
+    }
+    seen_ = std::move(next);
+}
+
+void StatsRecorder::restarted(const std::string& channel) {
+    flush();
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto it = seen_.begin(); it != seen_.end();) it = it->first.first == channel ? seen_.erase(it) : std::next(it);
+}
+
+std::map<StatsRecorder::Key, PersistedStats> StatsRecorder::figures(const std::vector<ChannelInfo>& live, bool windows) {
+    std::map<Key, PersistedStats> out;
+    auto now = SysClock::now();
+    std::int64_t minute = minuteOf(now);
+    std::vector<store::StatsRow> totals, pend, sums1m, sums1h, sums24h;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        totals = store_->totals();
+        pend = pending(live, minute, nullptr);
+        if (windows) {
+            sums24h = store_->sumsSince(fromMs(minute - 1439 * kMinuteMs));
+            sums1h = store_->sumsSince(fromMs(minute - 59 * kMinuteMs));
+            sums1m = store_->sumsSince(fromMs(minute));
+        }
+    }
+    auto wanted = [&](const store::StatsRow& r) -> PersistedStats* {
+        auto it = out.find({r.channel, r.destination});
+        return it == out.end() ? nullptr : &it->second;
+    };
+    for (const auto& ch : live) {
+        out[{ch.name, {}}];
+        for (const auto& d : ch.destinations) out[{ch.name, d.name}];
+    }
+    auto addTotal = [&](const store::StatsRow& r) {
+        if (PersistedStats* p = wanted(r)) {
+            addCounters(p->total.counters, r);
+            p->total.latencyCount += r.latencyCount;
+            p->total.latencySumUs += r.latencySumUs;
+            auto& b = p->total.latencyBuckets;
+            if (b.size() < r.latencyBuckets.size()) b.resize(r.latencyBuckets.size());
+            for (std::size_t i = 0; i < r.latencyBuckets.size(); ++i) b[i] += r.latencyBuckets[i];
+        }
+    };
+    for (const auto& r : totals) addTotal(r);
+    for (const auto& r : pend) addTotal(r);
+    if (windows) {
+        for (const auto& r : sums24h)
+            if (PersistedStats* p = wanted(r)) addCounters(p->last24h, r);
+        for (const auto& r : sums1h)
+            if (PersistedStats* p = wanted(r)) addCounters(p->last1h, r);
+        for (const auto& r : sums1m)
+            if (PersistedStats* p = wanted(r)) addCounters(p->last1m, r);
+        for (const auto& r : pend)
+            if (PersistedStats* p = wanted(r)) {
+                addCounters(p->last1m, r);
+                addCounters(p->last1h, r);
+                addCounters(p->last24h, r);
+            }
+    }
+    return out;
+}
+
+std::vector<StatsMinute> StatsRecorder::series(const std::string& channel, const std::string& destination, int minutes) {
+    auto now = SysClock::now();
+    std::int64_t last = minuteOf(now);
+    std::int64_t first = last - static_cast<std::int64_t>(minutes - 1) * kMinuteMs;
+    std::vector<StatsMinute> out(static_cast<std::size_t>(minutes));
+    for (int i = 0; i < minutes; ++i) out[static_cast<std::size_t>(i)].start = fromMs(first + i * kMinuteMs);
+    auto place = [&](const store::StatsRow& r, std::int64_t minuteMs) {
+        if (minuteMs < first || minuteMs > last) return;
+        addCounters(out[static_cast<std::size_t>((minuteMs - first) / kMinuteMs)].counters, r);
+    };
+    std::vector<ChannelInfo> live = channels_();
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const auto& r : store_->minutes(channel, destination, fromMs(first))) place(r, r.minuteMs);
+    for (const auto& r : pending(live, last, nullptr))
+        if (r.channel == channel && r.destination == destination) place(r, last);
+    return out;
+}
+
+}  // namespace junction::core

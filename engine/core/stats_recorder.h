@@ -1,0 +1,90 @@
+// Keeps the channels' counters and latency histograms in the store
+// (store::StatsStore): every few seconds, and at stop, what each channel and
+// destination counted since the last time is added to its minute and to its
+// total, so that figures survive restarts and redeploys. Reads add what is
+// counted but not written yet, so that they are never behind the live counters.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "engine/core/stats.h"
+#include "engine/store/stats_store.h"
+
+namespace junction::core {
+
+struct ChannelInfo;
+
+// A channel's (destination's) counters over some span, with its latency histogram.
+struct StatsFigures {
+    CountersSnapshot counters;
+    std::uint64_t latencyCount = 0, latencySumUs = 0;
+    std::vector<std::uint64_t> latencyBuckets;  // per Histogram bucket
+};
+
+// What GET /api/v1/stats and /metrics show beside the live figures.
+struct PersistedStats {
+    StatsFigures total;                 // since the channel (destination) was first counted
+    CountersSnapshot last1m, last1h, last24h;  // the current minute and the 0, 59, 1439 before it
+};
+
+// One minute of the dashboard's series.
+struct StatsMinute {
+    std::chrono::system_clock::time_point start;
+    CountersSnapshot counters;
+};
+
+class StatsRecorder {
+public:
+    using Key = std::pair<std::string, std::string>;  // channel, destination ("" = the channel)
+    // `channels` gives the live figures (Engine::channels).
+    StatsRecorder(std::unique_ptr<store::StatsStore> store, std::function<std::vector<ChannelInfo>()> channels);
+    ~StatsRecorder();
+
+    // Writes every `every` on a thread of its own until stop(), which writes once more.
+    void start(std::chrono::milliseconds every = std::chrono::seconds(5));
+    void stop();
+    // Writes what was counted since the last write (nothing when nothing was).
+    void flush();
+    // A channel was stopped to be replaced (redeploy): what it counted is
+    // written, and its successor's counters, from zero, are all new.
+    void restarted(const std::string& channel);
+
+    // Per channel and destination of `live` (Engine::channels()). `windows`:
+    // also the 1 min/1 h/24 h sums (a read of the minutes; totals come from
+    // one small table).
+    std::map<Key, PersistedStats> figures(const std::vector<ChannelInfo>& live, bool windows);
+    // The last `minutes` minutes of a channel (destination), oldest first, one
+    // entry per minute (zeros included), the current minute last.
+    std::vector<StatsMinute> series(const std::string& channel, const std::string& destination, int minutes);
+
+private:
+    struct Seen {
+        CountersSnapshot counters;
+        Histogram::Snapshot latency;
+    };
+    // What each live channel counted since `seen_` (a counter lower than seen
+    // means the channel was redeployed: counted from zero again).
+    std::vector<store::StatsRow> pending(const std::vector<ChannelInfo>& live, std::int64_t minuteMs,
+                                         std::map<Key, Seen>* next) const;
+    void loop(std::chrono::milliseconds every);
+
+    std::unique_ptr<store::StatsStore> store_;
+    std::function<std::vector<ChannelInfo>()> channels_;
+    std::mutex mutex_;  // seen_ and the writes
+    std::map<Key, Seen> seen_;
+    std::thread thread_;
+    std::mutex stopMutex_;
+    std::condition_variable stopCv_;
+    bool stop_ = false;
+};
+
+}  // namespace junction::core

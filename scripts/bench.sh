@@ -7,7 +7,8 @@
 # BENCH_SEARCH_COUNT sets the size of the message search's store (1000000 by
 # default), BENCH_SKIP_TEXT_INDEX=1 leaves out the text index's intake rows;
 # BENCH_SKIP_HTTP=1 leaves out the http destination rows, BENCH_SKIP_ORTHANC=1 the orthanc
-# source's (BENCH_ORTHANC_COUNT instances, 10000 by default).
+# source's (BENCH_ORTHANC_COUNT instances, 10000 by default), BENCH_SKIP_METRICS=1 the
+# /metrics scrape of 100 channels.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$ROOT/scripts/setup.sh"
@@ -33,6 +34,12 @@ echo "   of the raw content for text)"
 SEARCH_T="$(mktemp -d)"
 "$BUILD/tests/bench_message_search" "$SEARCH_T" --count "${BENCH_SEARCH_COUNT:-1000000}"
 rm -rf "$SEARCH_T"
+
+if [ -z "${BENCH_SKIP_METRICS:-}" ]; then
+  echo
+  echo "== /metrics scrape: 100 channels with a destination each (kept totals and histograms), against /health and /api/v1/me of the same server"
+  /usr/bin/python3 "$ROOT/tests/bench/metrics_scrape.py" "$BUILD/engine/app/junction" 100 500
+fi
 
 # ---------------------------------------------------------------- MLLP channel benchmarks
 SRC="$ROOT"

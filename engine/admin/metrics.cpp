@@ -1,6 +1,7 @@
 // Prometheus text format of the engine's figures (metrics.h).
 #include "engine/admin/metrics.h"
 
+#include <charconv>
 #include <cstdio>
 #include <functional>
 
@@ -83,19 +84,37 @@ const core::PersistedStats& persistedOf(const std::map<core::StatsRecorder::Key,
     return it == persisted.end() ? none : it->second;
 }
 
-// One histogram's samples: cumulative buckets, +Inf, sum and count.
+// One histogram's samples: cumulative buckets, +Inf, sum and count. Appended
+// piece by piece: with a hundred channels these are most of the answer.
 void histogram(std::string& out, const std::string& name, const std::string& labels, const core::StatsFigures& f) {
+    auto count = [&out](std::uint64_t v) {
+        char buf[24];
+        auto r = std::to_chars(buf, buf + sizeof buf, v);
+        out.append(buf, r.ptr);
+        out += '\n';
+    };
     std::uint64_t cumulative = 0;
     std::size_t next = 0;
     const auto& b = f.latencyBuckets;
     for (const auto& boundary : boundaries()) {
         for (; next <= static_cast<std::size_t>(boundary.lastBucket); ++next)
             if (next < b.size()) cumulative += b[next];
-        out += name + "_bucket{" + labels + ",le=\"" + boundary.le + "\"} " + std::to_string(cumulative) + "\n";
+        out += name;
+        out += "_bucket{";
+        out += labels;
+        out += ",le=\"";
+        out += boundary.le;
+        out += "\"} ";
+        count(cumulative);
     }
-    out += name + "_bucket{" + labels + ",le=\"+Inf\"} " + std::to_string(f.latencyCount) + "\n";
+    out += name;
+    out += "_bucket{";
+    out += labels;
+    out += ",le=\"+Inf\"} ";
+    count(f.latencyCount);
     out += name + "_sum{" + labels + "} " + number(static_cast<double>(f.latencySumUs) / 1e6) + "\n";
-    out += name + "_count{" + labels + "} " + std::to_string(f.latencyCount) + "\n";
+    out += name + "_count{" + labels + "} ";
+    count(f.latencyCount);
 }
 
 }  // namespace
@@ -103,6 +122,7 @@ void histogram(std::string& out, const std::string& name, const std::string& lab
 std::string prometheusText(const std::vector<core::ChannelInfo>& channels,
                            const std::map<core::StatsRecorder::Key, core::PersistedStats>& persisted) {
     std::string out;
+    out.reserve(4096 + channels.size() * 8192);
     {
         Family f(out, "junction_up", "gauge", "1 while the engine serves");
         f.sample({}, 1);

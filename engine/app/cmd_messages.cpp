@@ -103,9 +103,15 @@ int cmdMessages(const Args& args) {
         if (!d->summary.error.empty()) std::cout << "error: " << d->summary.error << "\n";
         std::cout << "-- raw\n" << shown(d->raw) << "\n";
         if (!d->transformed.empty()) std::cout << "-- transformed\n" << shown(d->transformed) << "\n";
+        if (!d->log.empty()) std::cout << "-- log\n";
+        for (const auto& e : d->log)
+            std::cout << when(e.time) << "  " << e.stage << "  " << store::toString(e.level) << "  " << e.text << "\n";
         for (const auto& del : d->deliveries) {
             std::cout << "-- destination " << del.destination << ": " << store::toString(del.status) << ", "
                       << del.attempts << " attempt(s)" << (del.error.empty() ? "" : ", " + del.error) << "\n";
+            for (const auto& a : del.history)
+                std::cout << "attempt " << when(a.time) << "  " << store::toString(a.status)
+                          << (a.error.empty() ? "" : "  " + a.error) << "\n";
             if (!del.response.empty()) std::cout << shown(del.response) << "\n";
         }
         return 0;

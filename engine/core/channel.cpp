@@ -20,10 +20,12 @@ namespace {
 // MSH-10 of the (transformed) message, for log lines.
 std::string controlIdOf(const lua::Payload& payload) { return payload.hl7 ? payload.hl7->controlId() : std::string(); }
 
-store::LogLevel levelOf(lua::LogLine::Level l) {
-    return l == lua::LogLine::Error ? store::LogLevel::Error
-         : l == lua::LogLine::Warn  ? store::LogLevel::Warn
-                                    : store::LogLevel::Info;
+// A script's log line as a line of its message's log.
+store::LogEntry entryOf(const lua::LogLine& l, std::string stage, store::Clock::time_point now) {
+    store::LogLevel level = l.level == lua::LogLine::Error ? store::LogLevel::Error
+                          : l.level == lua::LogLine::Warn  ? store::LogLevel::Warn
+                                                           : store::LogLevel::Info;
+    return {now, std::move(stage), level, l.where.empty() ? l.text : l.where + ": " + l.text};
 }
 
 // What processing said about a message, for its log: the scripts' lines, a
@@ -31,9 +33,7 @@ store::LogLevel levelOf(lua::LogLine::Level l) {
 std::vector<store::LogEntry> messageLog(const ProcessOutcome& out) {
     std::vector<store::LogEntry> log;
     auto now = store::Clock::now();
-    for (const auto& l : out.logs)
-        log.push_back({now, l.stage.empty() ? "transform" : l.stage, levelOf(l.level),
-                       l.where.empty() ? l.text : l.where + ": " + l.text});
+    for (const auto& l : out.logs) log.push_back(entryOf(l, l.stage.empty() ? "transform" : l.stage, now));
     const std::string stage = out.errorStage.empty() ? "transform" : out.errorStage;
     if (out.status == store::Status::Filtered) log.push_back({now, stage, store::LogLevel::Info, "filtered: " + out.filterReason});
     if (out.status == store::Status::Error) log.push_back({now, stage, store::LogLevel::Error, out.error});
@@ -365,6 +365,9 @@ Channel::Decision Channel::decide(lua::Payload& payload, lua::ScriptRuntime* rt,
         auto post = pipeline_.postprocess(payload, rt, d.responseMap);
         if (!post.logs.empty()) logScript(post.logs);
         if (!post.ok) log("error", "postprocessor, message " + controlIdOf(payload) + ": " + post.error);
+        auto now = store::Clock::now();
+        for (const auto& l : post.logs) pm.log.push_back(entryOf(l, "transform", now));
+        if (!post.ok) pm.log.push_back({now, "transform", store::LogLevel::Error, "postprocessor: " + post.error});
         if (post.ack) d.ack = post.ack;
     }
     bool needsMessage = false;

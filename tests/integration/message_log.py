@@ -107,6 +107,11 @@ try:
     check(m and any(e["stage"] == "filter" and e["text"] == "filtered: a test order is not wanted" for e in m["log"]),
           f"a filtered message shows its reason: {m and m['log']}")
 
+    r = subprocess.run([BIN, "messages", "--show", str(m["id"]), "--config", f"{tmp}/junction.yaml"],
+                       capture_output=True, text=True, timeout=30)
+    check(r.returncode == 0 and "-- log" in r.stdout and "filtered: a test order is not wanted" in r.stdout,
+          f"junction messages --show prints the log: {r.stdout}{r.stderr}")
+
     # LOG1 waits for its destination, which is down: its first attempt failed.
     check(wait_for(lambda: (orders_stats() or {}).get("destinations", [{}])[0].get("counters", {}).get("retried", 0) >= 1,
                    timeout=15), "the down destination is retried")
@@ -117,6 +122,10 @@ try:
     check(wait_for(lambda: "LOG1" in peer.ids(), timeout=20), "the destination gets LOG1 once it is up")
     check(wait_for(lambda: (detail("LOG1") or {}).get("status") == "SENT", timeout=10), "LOG1 is SENT")
     history = detail("LOG1")["deliveries"][0]["history"]
+    r = subprocess.run([BIN, "messages", "--show", str(detail("LOG1")["id"]), "--config", f"{tmp}/junction.yaml"],
+                       capture_output=True, text=True, timeout=30)
+    check(r.returncode == 0 and "  QUEUED  " in r.stdout and "  SENT" in r.stdout,
+          f"junction messages --show prints each attempt: {r.stdout}{r.stderr}")
     check(len(history) >= 2 and history[0]["status"] == "QUEUED" and "refused" in history[0]["error"]
           and history[-1]["status"] == "SENT", f"the history shows the failed and the successful attempt: {history}")
 

@@ -11,25 +11,15 @@
 
 #include "engine/store/message_store.h"
 #include "engine/store/sqlite/intake_journal.h"
+#include "tests/store/temp_folder.h"
 
 using namespace junction::store;
 using namespace std::chrono_literals;
 
 namespace {
 
-struct Dir {
-    std::string path;
-    Dir() {
-        char tmpl[] = "/tmp/junction-msglog-test-XXXXXX";
-        char* p = mkdtemp(tmpl);
-        REQUIRE(p != nullptr);
-        path = p;
-    }
-    ~Dir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path, ec);
-    }
-    std::string db() const { return path + "/store.db"; }
+struct Dir : junction::testing::TempFolder {
+    Dir() : TempFolder("msglog-test") {}
 };
 
 // Rows of the log (4) and attempts (5) kinds in every content table, for one message.
@@ -105,6 +95,13 @@ DeliveryUpdate attempt(MessageId id, Status status, int attempts, const std::str
     return u;
 }
 
+// A message stored with its outcome: one delivery to "emr", queued.
+MessageId queuedMessage(MessageStore& s, const std::string& raw, std::vector<LogEntry> log = {}) {
+    auto m = message(raw);
+    m.processed = outcome(std::move(log));
+    return insertSync(s, std::move(m));
+}
+
 LogEntry line(const std::string& stage, LogLevel level, const std::string& text) { return {Clock::now(), stage, level, text}; }
 
 }  // namespace
@@ -145,9 +142,7 @@ TEST_CASE("a destination's failed attempts are kept, the successful one is the d
             p.id = id;
             store->recordProcessed(p);
         } else {
-            auto m = message("MSH|2");
-            m.processed = outcome({});
-            id = insertSync(*store, std::move(m));
+            id = queuedMessage(*store, "MSH|2");
         }
         store->recordDelivery(attempt(id, Status::Queued, 1, "connection refused"));
         store->recordDelivery(attempt(id, Status::Queued, 2, "connection refused again"));
@@ -174,9 +169,7 @@ TEST_CASE("a destination's failed attempts are kept, the successful one is the d
 TEST_CASE("a message delivered at once with nothing to say costs no log row", "[store][msglog]") {
     Dir dir;
     auto store = openSqliteStore(dir.db(), options(true));
-    auto m = message("MSH|3");
-    m.processed = outcome({});
-    MessageId id = insertSync(*store, std::move(m));
+    MessageId id = queuedMessage(*store, "MSH|3");
     store->recordDelivery(attempt(id, Status::Sent, 1));
     store->flush();
     CHECK(logRows(dir.db(), id) == 0);
@@ -190,9 +183,7 @@ TEST_CASE("a message delivered at once with nothing to say costs no log row", "[
 TEST_CASE("a failed delivery keeps its last attempt with the error", "[store][msglog]") {
     Dir dir;
     auto store = openSqliteStore(dir.db(), options(true));
-    auto m = message("MSH|4");
-    m.processed = outcome({});
-    MessageId id = insertSync(*store, std::move(m));
+    MessageId id = queuedMessage(*store, "MSH|4");
     store->recordDelivery(attempt(id, Status::Queued, 1, "timeout"));
     store->recordDelivery(attempt(id, Status::Error, 2, "rejected: AR"));
     store->flush();

@@ -7,25 +7,15 @@
 #include <string>
 
 #include "engine/store/stats_store.h"
+#include "tests/store/temp_folder.h"
 
 using namespace junction::store;
 using namespace std::chrono_literals;
 
 namespace {
 
-struct Dir {
-    std::string path;
-    Dir() {
-        char tmpl[] = "/tmp/junction-stats-test-XXXXXX";
-        char* p = mkdtemp(tmpl);
-        REQUIRE(p != nullptr);
-        path = p;
-    }
-    ~Dir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path, ec);
-    }
-    std::string db() const { return path + "/store.db"; }
+struct Dir : junction::testing::TempFolder {
+    Dir() : TempFolder("stats-test") {}
 };
 
 constexpr std::int64_t kMinute = 60'000;

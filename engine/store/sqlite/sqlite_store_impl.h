@@ -327,6 +327,7 @@ private:
     void delContent(MessageId id, int kind, std::string_view dest);
     // Appends to a content row (made when there is none): log lines, attempts.
     void appendContent(MessageId id, int kind, std::string_view dest, std::string_view data);
+    void writeContent(Stmt WriterPart::*stmt, MessageId id, int kind, std::string_view dest, std::string_view data);
     // A delivery attempt's failure and log lines (applied or folded alike).
     void writeAttempt(const DeliveryUpdate& d, std::int64_t now);
 

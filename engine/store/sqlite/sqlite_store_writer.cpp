@@ -852,25 +852,26 @@ SqliteStore::WriterPart* SqliteStore::writerPart(MessageId id) {
     std::string t = contentTable(day);
     wp.put = Stmt(wdb_, "INSERT OR REPLACE INTO " + t + " (message_id, kind, destination, data) VALUES (?1, ?2, ?3, ?4)");
     wp.del = Stmt(wdb_, "DELETE FROM " + t + " WHERE message_id = ?1 AND kind = ?2 AND destination = ?3");
-    // Text || text: the log's line format is text, appended as it comes.
+    // || appends (as text: the log's line format is text).
     wp.append = Stmt(wdb_, "INSERT INTO " + t + " (message_id, kind, destination, data) VALUES (?1, ?2, ?3, ?4)"
                            " ON CONFLICT (kind, message_id, destination) DO UPDATE SET data = data || excluded.data");
     return &wparts_.emplace(day, std::move(wp)).first->second;
 }
 
 void SqliteStore::putContent(MessageId id, int kind, std::string_view dest, std::string_view data) {
-    WriterPart* wp = writerPart(id);
-    if (!wp) throw std::runtime_error("no content partition for message " + std::to_string(id));
-    Use u(wp->put);
-    u.int64(1, id).int64(2, kind).text(3, dest).blob(4, data);
-    u.run();
+    writeContent(&WriterPart::put, id, kind, dest, data);
 }
 
 void SqliteStore::appendContent(MessageId id, int kind, std::string_view dest, std::string_view data) {
+    writeContent(&WriterPart::append, id, kind, dest, data);
+}
+
+void SqliteStore::writeContent(Stmt WriterPart::*stmt, MessageId id, int kind, std::string_view dest,
+                               std::string_view data) {
     WriterPart* wp = writerPart(id);
     if (!wp) throw std::runtime_error("no content partition for message " + std::to_string(id));
-    Use u(wp->append);
-    u.int64(1, id).int64(2, kind).text(3, dest).text(4, data);
+    Use u(wp->*stmt);
+    u.int64(1, id).int64(2, kind).text(3, dest).blob(4, data);
     u.run();
 }
 

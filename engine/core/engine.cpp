@@ -220,13 +220,16 @@ void Engine::stop(const std::function<void(const std::string&)>& progress) {
     prunerCv_.notify_all();
     next("the pruner (a prune run in progress)");
     if (pruner_.joinable()) pruner_.join();
+    // Before the lock: its thread reads the channels, under that lock.
+    next("the statistics (a write in progress)");
+    if (stats_) stats_->stop();
     std::lock_guard<std::recursive_mutex> lock(mutex_);
     for (auto& [name, ch] : channels_) {
         next("channel " + name + " (its source, workers and deliveries)");
         ch->stop();
     }
     next("the statistics (their last write)");
-    if (stats_) stats_->stop();
+    if (stats_) stats_->flush();
     next("the store (writing what it holds to the database)");
     if (store_) store_->flush();
     started_ = false;

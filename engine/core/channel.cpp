@@ -20,20 +20,12 @@ namespace {
 // MSH-10 of the (transformed) message, for log lines.
 std::string controlIdOf(const lua::Payload& payload) { return payload.hl7 ? payload.hl7->controlId() : std::string(); }
 
-// A script's log line as a line of its message's log.
-store::LogEntry entryOf(const lua::LogLine& l, std::string stage, store::Clock::time_point now) {
-    store::LogLevel level = l.level == lua::LogLine::Error ? store::LogLevel::Error
-                          : l.level == lua::LogLine::Warn  ? store::LogLevel::Warn
-                                                           : store::LogLevel::Info;
-    return {now, std::move(stage), level, l.where.empty() ? l.text : l.where + ": " + l.text};
-}
-
 // What processing said about a message, for its log: the scripts' lines, a
 // filter's reason, errors. Empty for a message that went through silently.
 std::vector<store::LogEntry> messageLog(const ProcessOutcome& out) {
     std::vector<store::LogEntry> log;
     auto now = store::Clock::now();
-    for (const auto& l : out.logs) log.push_back(entryOf(l, l.stage.empty() ? "transform" : l.stage, now));
+    for (const auto& l : out.logs) log.push_back(detail::logEntry(l, l.stage.empty() ? "transform" : l.stage, now));
     const std::string stage = out.errorStage.empty() ? "transform" : out.errorStage;
     if (out.status == store::Status::Filtered) log.push_back({now, stage, store::LogLevel::Info, "filtered: " + out.filterReason});
     if (out.status == store::Status::Error) log.push_back({now, stage, store::LogLevel::Error, out.error});
@@ -366,7 +358,7 @@ Channel::Decision Channel::decide(lua::Payload& payload, lua::ScriptRuntime* rt,
         if (!post.logs.empty()) logScript(post.logs);
         if (!post.ok) log("error", "postprocessor, message " + controlIdOf(payload) + ": " + post.error);
         auto now = store::Clock::now();
-        for (const auto& l : post.logs) pm.log.push_back(entryOf(l, "transform", now));
+        for (const auto& l : post.logs) pm.log.push_back(detail::logEntry(l, "transform", now));
         if (!post.ok) pm.log.push_back({now, "transform", store::LogLevel::Error, "postprocessor: " + post.error});
         if (post.ack) d.ack = post.ack;
     }

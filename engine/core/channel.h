@@ -81,6 +81,7 @@ private:
         std::shared_ptr<lua::Payload> message;  // for the response script (may be null)
         std::shared_ptr<lua::SharedMap> responseMap;
         bool only = false;  // its message has no other delivery
+        std::optional<std::string> scriptAck;  // from the response script, run once the delivery is finished
     };
 
     // One delivery thread with its own connection and queue; a destination has

@@ -146,16 +146,10 @@ void Channel::hold(DestRuntime& dest, Delivery delivery, std::size_t key) {
 void Channel::deliveryFinished(DestRuntime& dest, Lane& lane, Delivery& del, bool ok, const std::string& response,
                                const std::string& error) {
     auto pending = del.pending;
-    std::optional<std::string> scriptAck;
-    if (!dest.config.response.empty() && del.message) {
-        auto r = pipeline_.response(dest.config, *del.message, response, ok ? "SENT" : "ERROR", lane.script.get(),
-                                    del.responseMap);
-        if (!r.logs.empty()) logScript(r.logs);
-        if (!r.ok) log("error", "response script of " + dest.config.name + ": " + r.error);
-        scriptAck = r.ack;
-    } else if (del.responseMap) {
+    // The response script ran in settle (its log lines go with the delivery's result).
+    std::optional<std::string> scriptAck = del.scriptAck;
+    if ((dest.config.response.empty() || !del.message) && del.responseMap)
         del.responseMap->setString(dest.config.name, response);
-    }
     if (!pending) return;
     if (config_.ack == AckMode::AfterDestinations) {
         if (dest.config.name != config_.ackFrom) return;
@@ -308,6 +302,16 @@ bool Channel::settle(DestRuntime& dest, Lane& lane, Delivery& del, const SendRes
         return false;
     }
     up.status = ok ? store::Status::Sent : store::Status::Error;
+    if (!cfg.response.empty() && del.message) {
+        auto r = pipeline_.response(cfg, *del.message, res.response, ok ? "SENT" : "ERROR", lane.script.get(),
+                                    del.responseMap);
+        if (!r.logs.empty()) logScript(r.logs);
+        if (!r.ok) log("error", "response script of " + cfg.name + ": " + r.error);
+        del.scriptAck = r.ack;
+        auto now = store::Clock::now();
+        for (const auto& l : r.logs) up.log.push_back(detail::logEntry(l, "destination:" + cfg.name, now));
+        if (!r.ok) up.log.push_back({now, "destination:" + cfg.name, store::LogLevel::Error, "response script: " + r.error});
+    }
     store_.recordDelivery(std::move(up));
     noteAttempt(dest, ok, res.error);
     if (ok) {

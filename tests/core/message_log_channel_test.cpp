@@ -45,6 +45,9 @@ function boom(msg)
   if msg:get("MSH-10") == "BOOM" then error("no such field") end
   log.warn("transformed")
 end
+function seen(msg, response, status)
+  log.info("answered", status)
+end
 )";
 
 }  // namespace
@@ -69,6 +72,7 @@ destinations:
     port: )" + std::to_string(peerPort) + R"(
     connect_timeout: 200ms
     retry: { attempts: 100, backoff: 50ms, max_backoff: 100ms }
+    response: seen
 )"));
     engine.start();
 
@@ -107,8 +111,10 @@ destinations:
         late = byControlId(engine, "LATE");
         return late && late->summary.status == store::Status::Sent;
     }));
-    CHECK(late->log.size() == 2);  // "looking at" and "transformed"
+    REQUIRE(late->log.size() == 3);  // "looking at", "transformed", and the response script's line
     CHECK(late->log[1].level == store::LogLevel::Warn);
+    CHECK(late->log[2].stage == "destination:emr");
+    CHECK(late->log[2].text.find("answered SENT") != std::string::npos);
     REQUIRE(late->deliveries.size() == 1);
     const auto& history = late->deliveries[0].history;
     REQUIRE(history.size() >= 2);

@@ -28,9 +28,12 @@ constexpr std::uint64_t CountersSnapshot::*kFields[store::kStatsCounters] = {
     &CountersSnapshot::sent,     &CountersSnapshot::errored,  &CountersSnapshot::retried};
 
 
-void addCounters(CountersSnapshot& into, const store::StatsRow& r) {
-    for (std::size_t i = 0; i < store::kStatsCounters; ++i) into.*kFields[i] += r.counts[i];
+void addCounters(CountersSnapshot& into, const std::array<std::uint64_t, store::kStatsCounters>& counts) {
+    for (std::size_t i = 0; i < store::kStatsCounters; ++i) into.*kFields[i] += counts[i];
 }
+void addCounters(CountersSnapshot& into, const store::StatsRow& r) { addCounters(into, r.counts); }
+
+constexpr std::int64_t kDayMinutes = 1440;
 
 // live - seen, or live when the figures went back (a redeployed channel counts from zero).
 store::StatsRow delta(const CountersSnapshot& live, const Histogram::Snapshot& lat, const CountersSnapshot* seenC,
@@ -118,20 +121,41 @@ std::vector<store::StatsRow> StatsRecorder::pending(const std::vector<ChannelInf
     return out;
 }
 
+void StatsRecorder::loadRecent(std::int64_t nowMinuteMs) {
+    if (recentLoaded_) return;
+    for (const auto& r : store_->minutesSince(fromMs(nowMinuteMs - (kDayMinutes - 1) * kMinuteMs)))
+        recent_[{r.channel, r.destination}].push_back({r.minuteMs, r.counts});
+    recentLoaded_ = true;
+}
+
+void StatsRecorder::remember(const std::vector<store::StatsRow>& written, std::int64_t nowMinuteMs) {
+    for (const auto& r : written) {
+        auto& minutes = recent_[{r.channel, r.destination}];
+        if (minutes.empty() || minutes.back().startMs != r.minuteMs) minutes.push_back({r.minuteMs, {}});
+        for (std::size_t i = 0; i < store::kStatsCounters; ++i) minutes.back().counts[i] += r.counts[i];
+    }
+    const std::int64_t oldest = nowMinuteMs - (kDayMinutes - 1) * kMinuteMs;
+    for (auto it = recent_.begin(); it != recent_.end();) {
+        while (!it->second.empty() && it->second.front().startMs < oldest) it->second.pop_front();
+        it = it->second.empty() ? recent_.erase(it) : std::next(it);
+    }
+}
+
 void StatsRecorder::flush() {
     std::vector<ChannelInfo> live = channels_();
     std::lock_guard<std::mutex> lock(mutex_);
-    auto now = SysClock::now();
+    std::int64_t minute = minuteOf(SysClock::now());
     std::map<Key, Seen> next = seen_;  // a channel not running now keeps what was seen of it
-    auto rows = pending(live, minuteOf(now), &next);
-    if (!rows.empty()) {
-        try {
-            store_->add(rows, fromMs(minuteOf(now) - 1439 * kMinuteMs));
-        } catch (const std::exception& e) {
-            std::cerr << "junction: statistics not written (tried again in a moment): " << e.what() << "\n";
-            return;
-        }
+    auto rows = pending(live, minute, &next);
+    if (rows.empty()) return;
+    try {
+        loadRecent(minute);  // before the write: what is read back must not hold it yet
+        store_->add(rows, fromMs(minute - (kDayMinutes - 1) * kMinuteMs));
+    } catch (const std::exception& e) {
+        std::cerr << "junction: statistics not written (tried again in a moment): " << e.what() << "\n";
+        return;
     }
+    remember(rows, minute);
     seen_ = std::move(next);
 }
 
@@ -143,71 +167,62 @@ void StatsRecorder::restarted(const std::string& channel) {
 
 std::map<StatsRecorder::Key, PersistedStats> StatsRecorder::figures(const std::vector<ChannelInfo>& live, bool windows) {
     std::map<Key, PersistedStats> out;
-    auto now = SysClock::now();
-    std::int64_t minute = minuteOf(now);
-    std::vector<store::StatsRow> totals, pend, sums1m, sums1h, sums24h;
-    {
-        std::lock_guard<std::mutex> lock(mutex_);
-        totals = store_->totals();
-        pend = pending(live, minute, nullptr);
-        if (windows) {
-            sums24h = store_->sumsSince(fromMs(minute - 1439 * kMinuteMs));
-            sums1h = store_->sumsSince(fromMs(minute - 59 * kMinuteMs));
-            sums1m = store_->sumsSince(fromMs(minute));
-        }
-    }
-    auto wanted = [&](const store::StatsRow& r) -> PersistedStats* {
-        auto it = out.find({r.channel, r.destination});
-        return it == out.end() ? nullptr : &it->second;
-    };
     for (const auto& ch : live) {
         out[{ch.name, {}}];
         for (const auto& d : ch.destinations) out[{ch.name, d.name}];
     }
-    auto addTotal = [&](const store::StatsRow& r) {
-        if (PersistedStats* p = wanted(r)) {
-            addCounters(p->total.counters, r);
-            p->total.latencyCount += r.latencyCount;
-            p->total.latencySumUs += r.latencySumUs;
-            auto& b = p->total.latencyBuckets;
-            if (b.size() < r.latencyBuckets.size()) b.resize(r.latencyBuckets.size());
-            for (std::size_t i = 0; i < r.latencyBuckets.size(); ++i) b[i] += r.latencyBuckets[i];
-        }
+    auto addTotal = [&](PersistedStats& p, const store::StatsRow& r) {
+        addCounters(p.total.counters, r);
+        p.total.latencyCount += r.latencyCount;
+        p.total.latencySumUs += r.latencySumUs;
+        auto& b = p.total.latencyBuckets;
+        if (b.size() < r.latencyBuckets.size()) b.resize(r.latencyBuckets.size());
+        for (std::size_t i = 0; i < r.latencyBuckets.size(); ++i) b[i] += r.latencyBuckets[i];
     };
-    for (const auto& r : totals) addTotal(r);
-    for (const auto& r : pend) addTotal(r);
-    if (windows) {
-        for (const auto& r : sums24h)
-            if (PersistedStats* p = wanted(r)) addCounters(p->last24h, r);
-        for (const auto& r : sums1h)
-            if (PersistedStats* p = wanted(r)) addCounters(p->last1h, r);
-        for (const auto& r : sums1m)
-            if (PersistedStats* p = wanted(r)) addCounters(p->last1m, r);
-        for (const auto& r : pend)
-            if (PersistedStats* p = wanted(r)) {
-                addCounters(p->last1m, r);
-                addCounters(p->last1h, r);
-                addCounters(p->last24h, r);
-            }
+    std::int64_t minute = minuteOf(SysClock::now());
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const auto& r : store_->totals()) {
+        auto it = out.find({r.channel, r.destination});
+        if (it != out.end()) addTotal(it->second, r);
+    }
+    for (const auto& r : pending(live, minute, nullptr)) {
+        auto it = out.find({r.channel, r.destination});
+        if (it == out.end()) continue;
+        addTotal(it->second, r);
+        for (auto* w : {&it->second.last1m, &it->second.last1h, &it->second.last24h}) addCounters(*w, r);
+    }
+    if (!windows) return out;
+    loadRecent(minute);
+    for (auto& [key, p] : out) {
+        auto it = recent_.find(key);
+        if (it == recent_.end()) continue;
+        for (const Minute& m : it->second) {
+            std::int64_t age = (minute - m.startMs) / kMinuteMs;  // 0: the current minute
+            if (age < 0 || age >= kDayMinutes) continue;
+            addCounters(p.last24h, m.counts);
+            if (age < 60) addCounters(p.last1h, m.counts);
+            if (age < 1) addCounters(p.last1m, m.counts);
+        }
     }
     return out;
 }
 
 std::vector<StatsMinute> StatsRecorder::series(const std::string& channel, const std::string& destination, int minutes) {
-    auto now = SysClock::now();
-    std::int64_t last = minuteOf(now);
+    std::int64_t last = minuteOf(SysClock::now());
     std::int64_t first = last - static_cast<std::int64_t>(minutes - 1) * kMinuteMs;
     std::vector<StatsMinute> out(static_cast<std::size_t>(minutes));
     for (int i = 0; i < minutes; ++i) out[static_cast<std::size_t>(i)].start = fromMs(first + i * kMinuteMs);
-    auto place = [&](const store::StatsRow& r, std::int64_t minuteMs) {
+    auto place = [&](const std::array<std::uint64_t, store::kStatsCounters>& counts, std::int64_t minuteMs) {
         if (minuteMs < first || minuteMs > last) return;
-        addCounters(out[static_cast<std::size_t>((minuteMs - first) / kMinuteMs)].counters, r);
+        addCounters(out[static_cast<std::size_t>((minuteMs - first) / kMinuteMs)].counters, counts);
     };
     std::vector<ChannelInfo> live = channels_();
     std::lock_guard<std::mutex> lock(mutex_);
-    for (const auto& r : store_->minutes(channel, destination, fromMs(first))) place(r, r.minuteMs);
+    loadRecent(last);
+    if (auto it = recent_.find({channel, destination}); it != recent_.end())
+        for (const Minute& m : it->second) place(m.counts, m.startMs);
     for (const auto& r : pending(live, last, nullptr))
-        if (r.channel == channel && r.destination == destination) place(r, last);
+        if (r.channel == channel && r.destination == destination) place(r.counts, last);
     return out;
 }
 

@@ -6,7 +6,9 @@
 #pragma once
 
 #include <chrono>
+#include <array>
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -76,6 +78,18 @@ private:
     std::vector<store::StatsRow> pending(const std::vector<ChannelInfo>& live, std::int64_t minuteMs,
                                          std::map<Key, Seen>* next) const;
     void loop(std::chrono::milliseconds every);
+    // The last day's minutes of each channel (destination) with something
+    // counted, oldest first, as written: windows and series are summed here
+    // (a dashboard asks every few seconds) rather than read back. Read from
+    // the store once, then kept up to date by each write; under mutex_.
+    struct Minute {
+        std::int64_t startMs = 0;
+        std::array<std::uint64_t, store::kStatsCounters> counts{};
+    };
+    void loadRecent(std::int64_t nowMinuteMs);
+    void remember(const std::vector<store::StatsRow>& written, std::int64_t nowMinuteMs);
+    std::map<Key, std::deque<Minute>> recent_;
+    bool recentLoaded_ = false;
 
     std::unique_ptr<store::StatsStore> store_;
     std::function<std::vector<ChannelInfo>()> channels_;

@@ -37,13 +37,9 @@ public:
     virtual void add(const std::vector<StatsRow>& deltas, std::chrono::system_clock::time_point keepFrom) = 0;
     // Every total since a channel (destination) was first counted.
     virtual std::vector<StatsRow> totals() = 0;
-    // Per channel and destination, the sum of the minutes starting at or after
-    // `from` (counters only).
-    virtual std::vector<StatsRow> sumsSince(std::chrono::system_clock::time_point from) = 0;
-    // The minutes of one channel (destination "": the channel itself) starting
-    // at or after `from`, oldest first; minutes without a row are left out.
-    virtual std::vector<StatsRow> minutes(const std::string& channel, const std::string& destination,
-                                          std::chrono::system_clock::time_point from) = 0;
+    // Every minute starting at or after `from` (counters only), by channel,
+    // destination and minute: what the recorder holds in memory for the windows.
+    virtual std::vector<StatsRow> minutesSince(std::chrono::system_clock::time_point from) = 0;
 };
 
 // Opens the statistics tables in the SQLite database at `path` (the message

@@ -103,12 +103,8 @@ public:
                                       " latency_buckets = excluded.latency_buckets");
             dropOld_ = Stmt(db_, "DELETE FROM stats_minutes WHERE minute < ?1");
             totals_ = Stmt(db_, "SELECT " + cols + ", channel, destination FROM stats_totals");
-            sums_ = Stmt(db_,
-                         "SELECT sum(received), sum(filtered), sum(queued), sum(sent), sum(errored), sum(retried),"
-                         " sum(latency_count), sum(latency_sum_us), '', channel, destination FROM stats_minutes"
-                         " WHERE minute >= ?1 GROUP BY channel, destination");
-            minutes_ = Stmt(db_, "SELECT " + cols + ", minute FROM stats_minutes WHERE channel = ?1 AND destination = ?2"
-                                 " AND minute >= ?3 ORDER BY minute");
+            minutes_ = Stmt(db_, "SELECT " + cols + ", channel, destination, minute FROM stats_minutes WHERE minute >= ?1"
+                                 " ORDER BY channel, destination, minute");
         } catch (const std::exception& e) {
             close();
             throw std::runtime_error(std::string("statistics in ") + path + ": " + e.what());
@@ -144,24 +140,17 @@ public:
         return rows(u);
     }
 
-    std::vector<StatsRow> sumsSince(std::chrono::system_clock::time_point from) override {
-        std::lock_guard<std::mutex> lock(m_);
-        Use u(sums_);
-        u.int64(1, toMs(from));
-        return rows(u);
-    }
-
-    std::vector<StatsRow> minutes(const std::string& channel, const std::string& destination,
-                                  std::chrono::system_clock::time_point from) override {
+    std::vector<StatsRow> minutesSince(std::chrono::system_clock::time_point from) override {
         std::lock_guard<std::mutex> lock(m_);
         Use u(minutes_);
-        u.text(1, channel).text(2, destination).int64(3, toMs(from));
+        u.int64(1, toMs(from));
         std::vector<StatsRow> out;
         while (u.step()) {
             StatsRow r = columns(u);
-            r.channel = channel;
-            r.destination = destination;
-            r.minuteMs = u.int64(9);
+            r.channel = u.str(9);
+            r.destination = u.str(10);
+            r.minuteMs = u.int64(11);
+            r.latencyBuckets.clear();
             out.push_back(std::move(r));
         }
         return out;
@@ -207,14 +196,14 @@ private:
         u.run();
     }
     void close() {
-        for (Stmt* s : {&getMinute_, &putMinute_, &getTotal_, &putTotal_, &dropOld_, &totals_, &sums_, &minutes_}) s->reset();
+        for (Stmt* s : {&getMinute_, &putMinute_, &getTotal_, &putTotal_, &dropOld_, &totals_, &minutes_}) s->reset();
         if (db_) sqlite3_close_v2(db_);
         db_ = nullptr;
     }
 
     std::mutex m_;
     sqlite3* db_ = nullptr;
-    Stmt getMinute_, putMinute_, getTotal_, putTotal_, dropOld_, totals_, sums_, minutes_;
+    Stmt getMinute_, putMinute_, getTotal_, putTotal_, dropOld_, totals_, minutes_;
 };
 
 }  // namespace

@@ -2,7 +2,9 @@
 (each with a destination, each triggered once so that every counter and
 latency histogram has figures in the store), against the same server
 answering GET /health (no work: what the HTTP round trip costs) and
-GET /api/v1/me (the same bearer-token check as /metrics, no figures).
+GET /api/v1/me (the same bearer-token check as /metrics, no figures); GET
+/api/v1/stats (the same figures with their 1 min/1 h/24 h windows, as JSON) is
+timed beside them.
 
 One keep-alive connection, requests one after the other: warm-up, then
 REQUESTS of each kind, interleaved (metrics, health, me, metrics, ...) so
@@ -85,7 +87,7 @@ try:
     time.sleep(6)  # one write of the statistics recorder: totals come from the store
 
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    times = {"/metrics": [], "/health": [], "/api/v1/me": []}
+    times = {"/metrics": [], "/health": [], "/api/v1/me": [], "/api/v1/stats": []}
     size = 0
     for n in range(50 + REQUESTS):
         for path in times:
@@ -111,7 +113,8 @@ try:
     print(f"/metrics answer: {size} bytes for {CHANNELS} channels with a destination each")
     m, h, me = res["/metrics"][0], res["/health"][0], res["/api/v1/me"][0]
     print(f"RESULT metrics_scrape_{CHANNELS}ch_p50_ms={m:.2f} metrics_scrape_{CHANNELS}ch_p99_ms={res['/metrics'][2]:.2f}"
-          f" health_p50_ms={h:.2f} me_p50_ms={me:.2f} ratio_metrics_health={m / h:.2f} ratio_metrics_me={m / me:.2f}")
+          f" health_p50_ms={h:.2f} me_p50_ms={me:.2f} ratio_metrics_health={m / h:.2f} ratio_metrics_me={m / me:.2f}"
+          f" stats_{CHANNELS}ch_p50_ms={res['/api/v1/stats'][0]:.2f}")
 finally:
     if conn:
         conn.close()

@@ -57,7 +57,8 @@ Engine::Engine(EngineOptions options, const ConnectorRegistry& connectors)
     keyValues_ = store::openSqliteKeyValues(options_.config.store.path, options_.store.synchronousFull,
                                             options_.worklistBusyTimeoutMs);
     stats_ = std::make_unique<StatsRecorder>(
-        store::openSqliteStats(options_.config.store.path, options_.store.synchronousFull, options_.worklistBusyTimeoutMs),
+        // A write that waits long for the database is given up and made at the next one.
+        store::openSqliteStats(options_.config.store.path, options_.store.synchronousFull, 1000),
         [this] { return channels(); });
     for (const auto& c : options_.config.orthanc) {
         orthanc::ServerOptions o;
@@ -228,10 +229,10 @@ void Engine::stop(const std::function<void(const std::string&)>& progress) {
         next("channel " + name + " (its source, workers and deliveries)");
         ch->stop();
     }
-    next("the statistics (their last write)");
-    if (stats_) stats_->flush();
     next("the store (writing what it holds to the database)");
     if (store_) store_->flush();
+    next("the statistics (their last write)");
+    if (stats_) stats_->flush();
     started_ = false;
 }
 

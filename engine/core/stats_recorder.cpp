@@ -88,7 +88,6 @@ void StatsRecorder::stop() {
     }
     stopCv_.notify_all();
     if (thread_.joinable()) thread_.join();
-    flush();
 }
 
 void StatsRecorder::loop(std::chrono::milliseconds every) {

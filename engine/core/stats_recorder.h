@@ -51,7 +51,8 @@ public:
     StatsRecorder(std::unique_ptr<store::StatsStore> store, std::function<std::vector<ChannelInfo>()> channels);
     ~StatsRecorder();
 
-    // Writes every `every` on a thread of its own until stop(), which writes once more.
+    // Writes every `every` on a thread of its own until stop() (which does not
+    // write: flush() then makes the last write).
     void start(std::chrono::milliseconds every = std::chrono::seconds(5));
     void stop();
     // Writes what was counted since the last write (nothing when nothing was).

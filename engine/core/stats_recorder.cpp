@@ -151,9 +151,14 @@ void StatsRecorder::flush() {
         loadRecent(minute);  // before the write: what is read back must not hold it yet
         store_->add(rows, fromMs(minute - (kDayMinutes - 1) * kMinuteMs));
     } catch (const std::exception& e) {
-        std::cerr << "junction: statistics not written (tried again in a moment): " << e.what() << "\n";
+        // Said once until a write succeeds (a full disk would say it every few seconds).
+        if (!failing_)
+            std::cerr << "junction: statistics not written (kept for the next write, every 5 s): " << e.what() << "\n";
+        failing_ = true;
         return;
     }
+    if (failing_) std::cerr << "junction: statistics written again\n";
+    failing_ = false;
     remember(rows, minute);
     seen_ = std::move(next);
 }

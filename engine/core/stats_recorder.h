@@ -91,6 +91,7 @@ private:
     void remember(const std::vector<store::StatsRow>& written, std::int64_t nowMinuteMs);
     std::map<Key, std::deque<Minute>> recent_;
     bool recentLoaded_ = false;
+    bool failing_ = false;  // the last write failed (said once)
 
     std::unique_ptr<store::StatsStore> store_;
     std::function<std::vector<ChannelInfo>()> channels_;

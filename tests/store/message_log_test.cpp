@@ -11,10 +11,11 @@
 
 #include "engine/store/message_store.h"
 #include "engine/store/sqlite/intake_journal.h"
-#include "tests/store/temp_folder.h"
+#include "tests/store/store_test_support.h"
 
 using namespace junction::store;
 using namespace std::chrono_literals;
+using junction::testing::insertSync;
 
 namespace {
 
@@ -48,15 +49,6 @@ StoreOptions options(bool journal) {
     o.synchronousFull = false;
     o.journal = journal;
     return o;
-}
-
-MessageId insertSync(MessageStore& s, NewMessage m) {
-    std::promise<MessageId> p;
-    auto f = p.get_future();
-    s.insert(std::move(m), [&](MessageId id, const std::string&) { p.set_value(id); });
-    MessageId id = f.get();
-    REQUIRE(id > 0);
-    return id;
 }
 
 NewMessage message(const std::string& raw) {

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "engine/store/stats_store.h"
-#include "tests/store/temp_folder.h"
+#include "tests/store/store_test_support.h"
 
 using namespace junction::store;
 using namespace std::chrono_literals;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "engine/store/message_store.h"
+#include "tests/store/store_test_support.h"
 
 using namespace junction::store;
 using namespace std::chrono_literals;
@@ -47,12 +48,7 @@ MessageId put(MessageStore& s, const std::string& raw, StorageMode mode = Storag
     m.raw = raw;
     m.storage = mode;
     m.receivedAt = at;
-    std::promise<MessageId> p;
-    auto f = p.get_future();
-    s.insert(std::move(m), [&](MessageId id, const std::string&) { p.set_value(id); });
-    MessageId id = f.get();
-    REQUIRE(id > 0);
-    return id;
+    return junction::testing::insertSync(s, std::move(m));
 }
 
 // Processed with no destination (Filtered): finished, prunable.

@@ -1,11 +1,15 @@
-// A temporary folder for a store test, removed with everything in it.
+// Shared by the store tests: a temporary folder removed with everything in
+// it, and an insert that waits for its id.
 #pragma once
 
 #include <catch2/catch.hpp>
 #include <stdlib.h>
 
 #include <filesystem>
+#include <future>
 #include <string>
+
+#include "engine/store/message_store.h"
 
 namespace junction::testing {
 
@@ -23,5 +27,15 @@ struct TempFolder {
     }
     std::string db() const { return path + "/store.db"; }
 };
+
+// Inserts `m` and waits until it is durable; its id.
+inline store::MessageId insertSync(store::MessageStore& s, store::NewMessage m) {
+    std::promise<store::MessageId> p;
+    auto f = p.get_future();
+    s.insert(std::move(m), [&](store::MessageId id, const std::string&) { p.set_value(id); });
+    store::MessageId id = f.get();
+    REQUIRE(id > 0);
+    return id;
+}
 
 }  // namespace junction::testing

@@ -163,6 +163,15 @@ struct MessageDetail {
     std::string transformed;  // empty when not kept
     std::vector<DeliveryRecord> deliveries;
     std::vector<LogEntry> log;  // by time
+    std::optional<MessageId> original;  // the message this one reprocesses (MessageStore::linkCopy)
+    std::vector<MessageId> copies;      // the messages that reprocess this one, oldest first
+};
+
+// What an operator's repair (MessageStore::requeueDelivery, deleteMessage) did.
+enum class RepairOutcome {
+    Done,
+    NotFound,  // no such message (or delivery)
+    Busy,      // not now: the delivery is queued already; the message is unprocessed or has a queued delivery
 };
 
 struct SearchQuery {
@@ -295,6 +304,20 @@ public:
     // it (they read the content of what the index does not cover yet); for
     // tests and benchmarks.
     virtual void catchUpTextIndex() {}
+
+    // Operators' repairs (the admin API). Each runs on the writer thread in its
+    // own transaction, after every write submitted before it, and returns once
+    // it is committed.
+    // Records that message `copy` reprocesses message `original` (MessageDetail's
+    // original and copies); kept until `copy` is pruned or deleted.
+    virtual void linkCopy(MessageId copy, MessageId original) = 0;
+    // Queues a finished delivery (Sent, Error, Filtered) again: status Queued,
+    // attempts 0, due now, its kept encoded content unchanged; the message's
+    // status follows. Busy when it is queued already or its message is still Received.
+    virtual RepairOutcome requeueDelivery(MessageId id, const std::string& destination) = 0;
+    // Deletes a message with its content, deliveries and links. Busy while it is
+    // Received or has a Queued delivery (the engine still works on it).
+    virtual RepairOutcome deleteMessage(MessageId id) = 0;
 };
 
 // Opens (creating if needed) the SQLite store at `path` (WAL mode).

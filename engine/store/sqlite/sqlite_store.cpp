@@ -13,7 +13,7 @@ namespace detail {
 
 namespace {
 
-constexpr int kSchemaVersion = 3;
+constexpr int kSchemaVersion = 4;
 
 const char* kAggregateSql =
     "UPDATE messages SET status = (SELECT CASE WHEN max(status = 'Error') THEN 'Error' "
@@ -266,6 +266,11 @@ void SqliteStore::migrateSchema() {
         if (version == 2) {  // source marks
             sqlite::exec(wdb_, "CREATE TABLE source_marks (key TEXT PRIMARY KEY, value TEXT NOT NULL, id INTEGER NOT NULL)");
             version = 3;
+        }
+        if (version == 3) {  // reprocessed messages linked to their originals
+            sqlite::exec(wdb_, "CREATE TABLE message_copies (copy INTEGER PRIMARY KEY, original INTEGER NOT NULL)");
+            sqlite::exec(wdb_, "CREATE INDEX message_copies_original ON message_copies(original)");
+            version = 4;
         }
         sqlite::exec(wdb_, ("PRAGMA user_version = " + std::to_string(version)).c_str());
         sqlite::exec(wdb_, "COMMIT");

@@ -3,7 +3,7 @@
 // the files that implement it; the public entry is openSqliteStore
 // (engine/store/message_store.h).
 //
-// Layout (schema version 3, PRAGMA user_version):
+// Layout (schema version 4, PRAGMA user_version):
 //   messages     one row per message (metadata + search columns), INTEGER PRIMARY KEY id
 //   deliveries   one row per (message, destination), WITHOUT ROWID, with the channel
 //                copied in so that the partial index deliveries_queued answers
@@ -30,6 +30,9 @@
 //                value back (schema version 3). Ids of mark-only records
 //                are taken from the message ids (never reused; a gap in
 //                the messages' ids)
+//   message_copies copy -> original: a message made by reprocessing another
+//                (MessageStore::linkCopy; schema version 4), written once the
+//                copy is stored; deleted with the copy (prune, deleteMessage)
 //
 // Writes: one writer thread owns the write connection (group commit). Public write
 // calls enqueue and return; the writer takes everything queued, runs it in one
@@ -69,6 +72,8 @@
 //   sqlite_store_partitions.cpp  day partitions (their creation) and prune
 //   sqlite_store_readers.cpp     reads (recovery, searches, a message's detail, counts)
 //   sqlite_store_text.cpp        the text index: its tables, its rows, text searches
+//   sqlite_store_repairs.cpp     operators' repairs: links of reprocessed messages,
+//                                a delivery queued again, a message deleted
 #pragma once
 
 #include "engine/store/message_store.h"
@@ -204,8 +209,15 @@ public:
     std::vector<std::pair<Status, std::uint64_t>> countByStatus(const std::string& channel) override;
     std::uint64_t prune(const std::string& channel, Clock::time_point cutoff) override;
     StoreStats stats() const override;
+    void linkCopy(MessageId copy, MessageId original) override;
+    RepairOutcome requeueDelivery(MessageId id, const std::string& destination) override;
+    RepairOutcome deleteMessage(MessageId id) override;
 
 private:
+    // Runs `body` as a RepairOp and waits for it (sqlite_store_repairs.cpp).
+    void runRepair(const std::function<void()>& body);
+    // The original and copies of message `id` (readers; under readMu_).
+    void readLinks(MessageId id, MessageDetail& d);
     // ------------------------------------------------------------ queued writes
     // A delivery result applied together with its message's insert (see foldDeliveries).
     struct FoldedDelivery {
@@ -254,10 +266,16 @@ private:
         MessageId id = 0;  // its record's (journaled), else taken by the writer
         bool journaled = false;
     };
+    // An operator's repair (sqlite_store_repairs.cpp): `body` runs alone on the
+    // writer thread, in its own transaction, as prune does; the caller waits.
+    struct RepairOp {
+        std::function<void()> body;
+        std::promise<void>* result = nullptr;
+    };
     struct Op {
         template <class T>
         explicit Op(T&& alt) : v(std::forward<T>(alt)) {}
-        std::variant<InsertOp, ProcessedOp, DeliveryOp, PruneOp, RawRepairOp, MarkOp> v;
+        std::variant<InsertOp, ProcessedOp, DeliveryOp, PruneOp, RawRepairOp, MarkOp, RepairOp> v;
         bool failed = false;
         std::string error;
     };

@@ -61,6 +61,9 @@ std::uint64_t SqliteStore::runPrune(const std::string& channel, std::int64_t cut
     Stmt delDels(wdb_,
                  "DELETE FROM deliveries WHERE message_id BETWEEN ?1 AND ?2"
                  " AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = deliveries.message_id)");
+    Stmt delCopies(wdb_,
+                   "DELETE FROM message_copies WHERE copy BETWEEN ?1 AND ?2"
+                   " AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = message_copies.copy)");
     Stmt remaining(wdb_, "SELECT EXISTS (SELECT 1 FROM messages WHERE id BETWEEN ?1 AND ?2)");
     Stmt markDropped(wdb_, "UPDATE partitions SET dropped = 1 WHERE day = ?1");
 
@@ -85,6 +88,11 @@ std::uint64_t SqliteStore::runPrune(const std::string& channel, std::int64_t cut
                 }
                 {
                     Use u(delDels);
+                    u.int64(1, a).int64(2, b);
+                    u.run();
+                }
+                {
+                    Use u(delCopies);
                     u.int64(1, a).int64(2, b);
                     u.run();
                 }

@@ -329,6 +329,7 @@ std::optional<MessageDetail> SqliteStore::get(MessageId id) {
     for (auto& r : d.deliveries)
         if (r.status == Status::Sent && r.attempts > 0 && r.updatedAt) r.history.push_back({*r.updatedAt, Status::Sent, {}});
     std::stable_sort(d.log.begin(), d.log.end(), [](const LogEntry& a, const LogEntry& b) { return a.time < b.time; });
+    readLinks(id, d);
     txn.commit();
     return d;
 }

@@ -267,8 +267,19 @@ void SqliteStore::writerLoop() {
                 ++i;
                 continue;
             }
+            if (auto* rep = std::get_if<RepairOp>(&batch[i].v)) {
+                try {
+                    inTransaction(rep->body);
+                    rep->result->set_value();
+                } catch (...) {
+                    rep->result->set_exception(std::current_exception());
+                }
+                ++i;
+                continue;
+            }
             std::size_t j = i;
-            while (j < batch.size() && j - i < options_.maxBatchRows && !std::holds_alternative<PruneOp>(batch[j].v))
+            while (j < batch.size() && j - i < options_.maxBatchRows && !std::holds_alternative<PruneOp>(batch[j].v) &&
+                   !std::holds_alternative<RepairOp>(batch[j].v))
                 ++j;
             runSegment(batch, i, j);
             callbacks(batch, i, j);

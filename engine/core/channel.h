@@ -35,6 +35,12 @@ public:
     // to run on demand or the channel is not running.
     bool trigger();
     ChannelState state() const { return state_.load(); }
+    // An operator's resend: message `id`'s finished delivery to `destination`
+    // is queued again in the store and handed to that destination's lanes with
+    // `encoded` (its kept content). NotFound when the channel has no such
+    // destination or the store no such delivery; Busy when it is queued already.
+    // The channel must be running (or paused).
+    store::RepairOutcome requeue(const std::string& destination, store::MessageId id, std::string encoded, bool only);
     ChannelInfo info() const;
     const ChannelConfig& config() const { return config_; }
 

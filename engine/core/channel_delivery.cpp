@@ -61,6 +61,36 @@ void Channel::enqueue(DestRuntime& dest, Delivery delivery, std::size_t key) {
     hold(dest, std::move(delivery), key);
 }
 
+// A resend puts an old message's delivery back into the queue. Its row turns
+// Queued in the store at an id that pages may have passed already, or not yet:
+// it is placed as an arriving delivery is. An Arrival below its id keeps every
+// page short of it until enqueue has placed it (held, or left to the store for
+// a page to read when the queue is spilled and has not paged that far), and the
+// row is committed before enqueue runs: read once, by exactly one of the two.
+store::RepairOutcome Channel::requeue(const std::string& destination, store::MessageId id, std::string encoded,
+                                      bool only) {
+    DestRuntime* dest = nullptr;
+    for (auto& d : dests_)
+        if (d->config.name == destination) dest = d.get();
+    if (!dest) return store::RepairOutcome::NotFound;
+    Arrival arrival(*this, id - 1);
+    auto outcome = store_.requeueDelivery(id, destination);
+    if (outcome != store::RepairOutcome::Done) return outcome;
+    std::size_t key = 0;
+    if (dest->orderBy && dest->lanes.size() > 1) {
+        auto parsed = hl7::Message::parse(encoded);
+        if (parsed.message) key = orderKey(*dest, &*parsed.message);
+    }
+    Delivery del;
+    del.id = id;
+    del.encoded = std::move(encoded);
+    del.notBefore = del.received = SteadyClock::now();
+    del.only = only;
+    enqueue(*dest, std::move(del), key);
+    dest->counters.queued.fetch_add(1, std::memory_order_relaxed);
+    return store::RepairOutcome::Done;
+}
+
 Channel::Arrival::Arrival(Channel& channel, std::optional<store::MessageId> below) : channel_(channel) {
     std::lock_guard<std::mutex> lock(channel_.arrivalsMutex_);
     floor_ = channel_.arrivals_.insert(below ? *below : channel_.store_.lastAssignedId());

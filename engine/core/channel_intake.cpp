@@ -28,6 +28,7 @@ void Channel::submit(Inbound message, std::function<void(SubmitResult)> done) {
     auto received = SteadyClock::now();
     counters_.received.fetch_add(1, std::memory_order_relaxed);
     std::string parseError = std::move(message.error);
+    auto stored = std::move(message.stored);
     std::optional<lua::Payload> payload;
     if (parseError.empty()) payload = makePayload(config_.dataType, message.raw, &parseError, engine_.options().maxMessageBytes);
 
@@ -53,8 +54,9 @@ void Channel::submit(Inbound message, std::function<void(SubmitResult)> done) {
         nm.raw = std::move(message.raw);
         counters_.errored.fetch_add(1, std::memory_order_relaxed);
         inFlight_.fetch_add(1);
-        store_.insert(std::move(nm), [this, done = std::move(done), nak = std::move(nak), parseError](
-                                         store::MessageId id, const std::string& error) {
+        store_.insert(std::move(nm), [this, done = std::move(done), nak = std::move(nak), parseError,
+                                      stored = std::move(stored)](store::MessageId id, const std::string& error) {
+            if (id > 0 && stored) stored(id);
             SubmitResult r;
             r.accepted = id > 0;
             r.id = id;
@@ -104,7 +106,8 @@ void Channel::submit(Inbound message, std::function<void(SubmitResult)> done) {
     // page reads them meanwhile.
     auto arrival = decision->queued.empty() ? nullptr : std::make_shared<Arrival>(*this);
     store_.insert(std::move(nm), [this, decision, pending, done = deferred ? std::function<void(SubmitResult)>() : std::move(done),
-                                  ack = std::move(ack), arrival](store::MessageId id, const std::string& error) mutable {
+                                  ack = std::move(ack), arrival, stored = std::move(stored)](store::MessageId id,
+                                                                                           const std::string& error) mutable {
         if (id <= 0) {
             arrival.reset();
             counters_.errored.fetch_add(1, std::memory_order_relaxed);
@@ -116,6 +119,7 @@ void Channel::submit(Inbound message, std::function<void(SubmitResult)> done) {
             inFlight_.fetch_sub(1);
             return;
         }
+        if (stored) stored(id);
         if (done) {
             SubmitResult r;
             r.accepted = true;

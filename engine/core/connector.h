@@ -40,6 +40,10 @@ struct Inbound {
     // write, and read back with SourceContext::sourceMark() when the source
     // starts again. Not stored when the message is not (accepted false).
     std::optional<std::string> mark{};
+    // Runs once the message is stored, with its id, before it is processed
+    // further or answered (a reprocess from the admin API waits for this, not
+    // for the deliveries an `ack` mode may wait for). Must not block.
+    std::function<void(long long id)> stored{};
 };
 
 // What the engine answers a source about one submitted message.

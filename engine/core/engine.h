@@ -66,6 +66,16 @@ struct ReloadResult {
     std::vector<LoadProblem> problems;  // these files' running versions (if any) were kept
 };
 
+// What an operator's repair of a message did (Engine::reprocess, resend,
+// deleteMessage): done, or why not (the admin API answers 404 or 409).
+struct RepairResult {
+    enum class Code { Done, NotFound, Conflict } code = Code::Done;
+    std::string error;  // why not
+    long long id = 0;   // reprocess: the new message
+    static RepairResult notFound(std::string why) { return {Code::NotFound, std::move(why), 0}; }
+    static RepairResult conflict(std::string why) { return {Code::Conflict, std::move(why), 0}; }
+};
+
 struct EngineOptions {
     config::EngineConfig config;
     store::StoreOptions store;
@@ -129,6 +139,22 @@ public:
     // In-process hand-off to a channel (the `channel` destination type).
     // Returns false when no running channel has that name.
     bool submitTo(const std::string& channel, Inbound message, std::function<void(SubmitResult)> done) override;
+
+    // Operators' repairs (engine_repairs.cpp).
+    // Hands message `id`'s raw content (or `raw`, an edited one) to its channel
+    // again as a new message, with the source text "reprocess of #ID by USER",
+    // and links the new message to it. Returns once the new one is stored (its
+    // id in `id`). Conflict when the channel is not running or the raw content
+    // was not kept (and none is given).
+    RepairResult reprocess(store::MessageId id, const std::optional<std::string>& raw, const std::string& user);
+    // Queues message `id`'s finished delivery to `destination` again with its
+    // kept encoded content, on the running channel's lanes. NotFound: no such
+    // message, delivery or destination; Conflict: the content was not kept, the
+    // delivery is queued already, or the channel is not running.
+    RepairResult resend(store::MessageId id, const std::string& destination);
+    // Deletes a message with its content and deliveries; Conflict while it is
+    // Received or has a Queued delivery.
+    RepairResult deleteMessage(store::MessageId id);
 
     // Drop finished messages older than each channel's `prune` age; returns how
     // many were removed. Runs at start and hourly while the engine runs.

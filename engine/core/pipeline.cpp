@@ -3,6 +3,10 @@
 // postprocessor and response scripts, and the search metadata of a message.
 #include "engine/core/pipeline.h"
 
+#include <Poco/Exception.h>
+#include <Poco/JSON/Object.h>
+#include <Poco/JSON/Parser.h>
+
 #include <algorithm>
 
 namespace junction::core {
@@ -27,8 +31,43 @@ std::optional<lua::Payload> makePayload(const std::string& dataType, std::string
     return p;
 }
 
+namespace {
+
+// The first value of a DICOM JSON element ("00100020": {"vr": "LO", "Value": ["P1"]}).
+std::string dicomJsonValue(const Poco::JSON::Object& dataset, const std::string& tag) {
+    try {
+        auto element = dataset.getObject(tag);
+        if (!element) return {};
+        auto values = element->getArray("Value");
+        if (!values || values->size() == 0 || values->isNull(0)) return {};
+        return values->get(0).convert<std::string>();
+    } catch (const Poco::Exception&) {
+        return {};
+    }
+}
+
+// A DICOM source's message (its instance's tags as DICOM JSON): patient id
+// (0010,0020) and accession number (0008,0050) as search columns.
+store::Metadata dicomMetadataOf(const std::string& text) {
+    store::Metadata m;
+    if (text.find("\"00100020\"") == std::string::npos && text.find("\"00080050\"") == std::string::npos) return m;
+    try {
+        auto parsed = Poco::JSON::Parser().parse(text);
+        auto dataset = parsed.extract<Poco::JSON::Object::Ptr>();
+        if (!dataset) return m;
+        m.patientId = dicomJsonValue(*dataset, "00100020");
+        m.accession = dicomJsonValue(*dataset, "00080050");
+    } catch (const Poco::Exception&) {
+    } catch (const std::exception&) {
+    }
+    return m;
+}
+
+}  // namespace
+
 store::Metadata metadataOf(const lua::Payload& payload) {
     store::Metadata m;
+    if (payload.type == lua::DataType::Json) return dicomMetadataOf(payload.text);
     if (!payload.hl7) return m;
     const hl7::Message& msg = *payload.hl7;
     m.messageType = msg.messageType();

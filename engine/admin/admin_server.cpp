@@ -12,6 +12,7 @@ AdminServer::AdminServer(core::Engine& engine, Accounts& accounts, AdminOptions 
     : options_(std::move(options)), ctx_{engine, accounts, router_, options_.version} {
     router_.add(channelRoutes(ctx_));
     router_.add(messageRoutes(ctx_));
+    router_.add(messageOpRoutes(ctx_));
     router_.add(statsRoutes(ctx_));
     router_.add(worklistRoutes(ctx_));
     router_.add(userRoutes(ctx_));
@@ -82,7 +83,9 @@ http::ServerResponse AdminServer::handle(const http::ServerRequest& req) {
                                         in.principal.user + "' is " + toString(in.principal.role));
         }
         in.query = checkQuery(route.query, req.params());
-        if (route.request) {
+        if (route.request && route.bodyOptional && req.body.empty()) {
+            // no fields
+        } else if (route.request) {
             if (!isJson(req.header("Content-Type"))) throw ApiError(415, "the body must be application/json");
             in.body = checkBody(*route.request, req.body);
         } else if (!req.body.empty()) {

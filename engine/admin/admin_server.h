@@ -41,6 +41,7 @@ struct AdminContext {
 // The route table of each area (routes_*.cpp).
 std::vector<Route> channelRoutes(AdminContext& ctx);
 std::vector<Route> messageRoutes(AdminContext& ctx);
+std::vector<Route> messageOpRoutes(AdminContext& ctx);  // reprocess, resend, delete, export
 std::vector<Route> statsRoutes(AdminContext& ctx);
 std::vector<Route> worklistRoutes(AdminContext& ctx);
 std::vector<Route> userRoutes(AdminContext& ctx);

@@ -61,6 +61,7 @@ struct Route {
     std::string summary{};
     Schema query = object({});                 // query parameters (scalar properties)
     std::optional<Schema> request{};             // JSON body (an object of scalars), none: no body
+    bool bodyOptional = false;                 // with `request`: the body may be left out (no fields)
     Schema response = object({});              // the success answer's JSON
     int status = 200;                          // the success status
     std::string contentType = "application/json";  // of the success answer

@@ -199,7 +199,7 @@ std::string Router::openApi(const std::string& version) const {
             }
             w.endArray();
             if (r.request) {
-                w.key("requestBody").beginObject().field("required", true).key("content").beginObject();
+                w.key("requestBody").beginObject().field("required", !r.bodyOptional).key("content").beginObject();
                 w.key("application/json").beginObject().key("schema").raw(r.request->json()).endObject();
                 w.endObject().endObject();
             }

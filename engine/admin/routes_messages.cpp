@@ -6,6 +6,7 @@
 #include <charconv>
 
 #include "engine/admin/admin_server.h"
+#include "engine/admin/message_filters.h"
 #include "engine/admin/route_support.h"
 #include "engine/core/engine.h"
 
@@ -13,13 +14,11 @@ namespace junction::admin {
 
 namespace {
 
-const std::vector<std::string> kStatuses = {"RECEIVED", "FILTERED", "TRANSFORMED", "QUEUED", "SENT", "ERROR"};
-
 Schema summarySchema() {
     return object({{"id", integer(), true},
                    {"channel", string(), true},
                    {"received", string("ISO 8601"), true},
-                   {"status", words(kStatuses), true},
+                   {"status", words(messageStatuses()), true},
                    {"data_type", string(), true},
                    {"source", string("where it came from"), true},
                    {"type", string("message type, e.g. ORM^O01"), true},
@@ -86,40 +85,18 @@ std::vector<Route> messageRoutes(AdminContext& ctx) {
 
     Route search{"GET", "/api/v1/messages", Role::Viewer, "messages",
                  "Search stored messages, newest first; `next` is the `before` of the following page"};
-    search.query = object({{"channel", string("channel name")},
-                           {"status", words(kStatuses)},
-                           {"type", string("message type, e.g. ORM^O01")},
-                           {"control_id", string("MSH-10")},
-                           {"patient_id", string("PID-3.1")},
-                           {"accession", string("accession number")},
-                           {"text", string("in the raw content: a substring, any case, at least 3 characters")},
-                           {"from", string("received at or after (ISO 8601)")},
-                           {"to", string("received before (ISO 8601)")},
-                           {"before", integer("only ids lower than this (the previous page's next)")},
-                           {"limit", integer("1 to 1000, default 100")}});
+    auto filters = messageFilterProperties();
+    filters.push_back({"before", integer("only ids lower than this (the previous page's next)")});
+    filters.push_back({"limit", integer("1 to 1000, default 100")});
+    search.query = object(std::move(filters));
     search.response = object({{"messages", array(summarySchema()), true},
                               {"next", nullable(integer("the `before` of the next page; null on the last page")), true}});
     search.handler = [&ctx](const ApiRequest& req) {
         const Fields& q = req.query;
-        store::SearchQuery sq;
-        sq.channel = q.str("channel");
-        if (q.has("status")) sq.status = store::parseStatus(q.str("status"));
-        sq.messageType = q.str("type");
-        sq.controlId = q.str("control_id");
-        sq.patientId = q.str("patient_id");
-        sq.accession = q.str("accession");
-        if (q.has("text")) {
-            sq.text = q.str("text");
-            auto chars = std::count_if(sq.text.begin(), sq.text.end(),
-                                       [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; });
-            if (chars < 3) throw ApiError(400, "text needs at least 3 characters");
-        }
-        if (q.has("from")) sq.from = parseIsoTime(q.str("from"), "from");
-        if (q.has("to")) sq.to = parseIsoTime(q.str("to"), "to");
+        store::SearchQuery sq = messageFilters(q);
         sq.beforeId = q.integer("before", 0);
         if (sq.beforeId < 0) throw ApiError(400, "before must be a message id");
-        auto limit = q.integer("limit", 100);
-        if (limit < 1 || limit > 1000) throw ApiError(400, "limit is from 1 to 1000");
+        auto limit = messageLimit(q);
         // One more than asked: whether there is a next page.
         sq.limit = static_cast<int>(limit) + 1;
         auto found = ctx.engine.store().search(sq);
@@ -145,10 +122,12 @@ std::vector<Route> messageRoutes(AdminContext& ctx) {
     Schema detail = summarySchema();
     detail.properties.push_back({"raw", string("as received (empty when not kept)"), true});
     detail.properties.push_back({"transformed", string("after the channel's transformer (empty when not kept)"), true});
+    detail.properties.push_back({"original", nullable(integer("the message this one reprocesses")), true});
+    detail.properties.push_back({"copies", array(integer(), "the messages that reprocess this one"), true});
     detail.properties.push_back(
         {"deliveries",
          array(object({{"destination", string(), true},
-                       {"status", words(kStatuses), true},
+                       {"status", words(messageStatuses()), true},
                        {"attempts", integer(), true},
                        {"next_attempt", nullable(string("ISO 8601")), true},
                        {"updated", nullable(string("ISO 8601")), true},
@@ -190,7 +169,12 @@ std::vector<Route> messageRoutes(AdminContext& ctx) {
         }
         w.endArray();
         writeLog(w, m->log);
-        w.endObject();
+        w.key("original");
+        if (m->original) w.value(static_cast<std::int64_t>(*m->original));
+        else w.null();
+        w.key("copies").beginArray();
+        for (auto copy : m->copies) w.value(static_cast<std::int64_t>(copy));
+        w.endArray().endObject();
         return jsonAnswer(w);
     };
     routes.push_back(std::move(one));

@@ -286,6 +286,8 @@ public:
     virtual MessageId lastAssignedId() const = 0;
 
     virtual std::vector<MessageSummary> search(const SearchQuery& query) = 0;
+    // How many messages match `query` (its beforeId too; its limit aside).
+    virtual std::uint64_t countMatching(const SearchQuery& query) = 0;
     virtual std::optional<MessageDetail> get(MessageId id) = 0;
     // Counts per status for a channel (console, tests).
     virtual std::vector<std::pair<Status, std::uint64_t>> countByStatus(const std::string& channel) = 0;

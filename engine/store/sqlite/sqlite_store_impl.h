@@ -205,6 +205,7 @@ public:
     MessageId lastMessageId() override;
     MessageId lastAssignedId() const override { return nextId_.load() - 1; }
     std::vector<MessageSummary> search(const SearchQuery& query) override;
+    std::uint64_t countMatching(const SearchQuery& query) override;
     std::optional<MessageDetail> get(MessageId id) override;
     std::vector<std::pair<Status, std::uint64_t>> countByStatus(const std::string& channel) override;
     std::uint64_t prune(const std::string& channel, Clock::time_point cutoff) override;
@@ -214,6 +215,7 @@ public:
     RepairOutcome deleteMessage(MessageId id) override;
 
 private:
+    struct SearchSql;  // a search's conditions (sqlite_store_readers.cpp)
     // Runs `body` as a RepairOp and waits for it (sqlite_store_repairs.cpp).
     void runRepair(const std::function<void()>& body);
     // The original and copies of message `id` (readers; under readMu_).

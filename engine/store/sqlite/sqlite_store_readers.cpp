@@ -202,31 +202,36 @@ MessageSummary summaryFrom(const Use& u) {
     return s;
 }
 
-std::vector<MessageSummary> SqliteStore::search(const SearchQuery& q) {
-    catchUp();
-    // The conditions on messages m, their parameters numbered from ?1.
+// The conditions of a search on messages m (" AND m.channel = ?1 ..."), their
+// parameters numbered from ?1, and the binding of their values; `add` appends one.
+struct SqliteStore::SearchSql {
+    const SearchQuery& q;
     std::string where;
     int n = 0;
-    auto add = [&](bool on, const char* cond) {
+    int pChannel = 0, pType = 0, pControl = 0, pPatient = 0, pAccession = 0, pFrom = 0, pTo = 0;
+
+    explicit SearchSql(const SearchQuery& query) : q(query) {
+        pChannel = add(!q.channel.empty(), "channel =");
+        if (q.status) {  // a literal, so that the partial status indexes apply
+            where += " AND m.status = '";
+            where += dbStatus(*q.status);
+            where += "'";
+        }
+        pType = add(!q.messageType.empty(), "message_type =");
+        pControl = add(!q.controlId.empty(), "control_id =");
+        pPatient = add(!q.patientId.empty(), "patient_id =");
+        pAccession = add(!q.accession.empty(), "accession =");
+        pFrom = add(q.from.has_value(), "received_at >=");
+        pTo = add(q.to.has_value(), "received_at <");
+    }
+    int add(bool on, const char* cond) {
         if (!on) return 0;
         where += " AND m.";
         where += cond;
         where += " ?" + std::to_string(++n);
         return n;
-    };
-    int pChannel = add(!q.channel.empty(), "channel =");
-    if (q.status) {  // a literal, so that the partial status indexes apply
-        where += " AND m.status = '";
-        where += dbStatus(*q.status);
-        where += "'";
     }
-    int pType = add(!q.messageType.empty(), "message_type =");
-    int pControl = add(!q.controlId.empty(), "control_id =");
-    int pPatient = add(!q.patientId.empty(), "patient_id =");
-    int pAccession = add(!q.accession.empty(), "accession =");
-    int pFrom = add(q.from.has_value(), "received_at >=");
-    int pTo = add(q.to.has_value(), "received_at <");
-    auto bind = [&](Use& u) {
+    void bind(Use& u) const {
         if (pChannel) u.text(pChannel, q.channel);
         if (pType) u.text(pType, q.messageType);
         if (pControl) u.text(pControl, q.controlId);
@@ -234,19 +239,25 @@ std::vector<MessageSummary> SqliteStore::search(const SearchQuery& q) {
         if (pAccession) u.text(pAccession, q.accession);
         if (pFrom) u.int64(pFrom, toMs(*q.from));
         if (pTo) u.int64(pTo, toMs(*q.to));
-    };
+    }
+};
+
+std::vector<MessageSummary> SqliteStore::search(const SearchQuery& q) {
+    catchUp();
+    SearchSql c(q);
+    auto bind = [&c](Use& u) { c.bind(u); };
 
     std::lock_guard<std::mutex> lock(readMu_);
     if (!q.text.empty()) {
         ReadTxn txn(rBegin_, rCommit_, rRollback_);
-        auto out = searchText(q, where, n, bind);
+        auto out = searchText(q, c.where, c.n, bind);
         txn.commit();
         return out;
     }
-    int pBefore = add(q.beforeId > 0, "id <");
-    std::string sql = std::string(kSummaryColumns) + " FROM messages m WHERE 1" + where + " ORDER BY m.id DESC LIMIT ?" +
-                      std::to_string(++n);
-    int pLimit = n;
+    int pBefore = c.add(q.beforeId > 0, "id <");
+    std::string sql = std::string(kSummaryColumns) + " FROM messages m WHERE 1" + c.where +
+                      " ORDER BY m.id DESC LIMIT ?" + std::to_string(++c.n);
+    int pLimit = c.n;
 
     std::vector<MessageSummary> out;
     auto it = rSearch_.find(sql);
@@ -257,6 +268,25 @@ std::vector<MessageSummary> SqliteStore::search(const SearchQuery& q) {
     u.int64(pLimit, q.limit > 0 ? q.limit : 100);
     while (u.step()) out.push_back(summaryFrom(u));
     return out;
+}
+
+std::uint64_t SqliteStore::countMatching(const SearchQuery& q) {
+    if (!q.text.empty()) {  // the text index answers searches, not counts: the search's answer, counted
+        SearchQuery all = q;
+        all.limit = std::numeric_limits<int>::max();
+        return search(all).size();
+    }
+    catchUp();
+    SearchSql c(q);
+    int pBefore = c.add(q.beforeId > 0, "id <");
+    std::string sql = "SELECT count(*) FROM messages m WHERE 1" + c.where;
+    std::lock_guard<std::mutex> lock(readMu_);
+    auto it = rSearch_.find(sql);
+    if (it == rSearch_.end()) it = rSearch_.emplace(sql, Stmt(rdb_, sql)).first;
+    Use u(it->second);
+    c.bind(u);
+    if (pBefore) u.int64(pBefore, q.beforeId);
+    return u.step() ? static_cast<std::uint64_t>(u.int64(0)) : 0;
 }
 
 std::optional<MessageDetail> SqliteStore::get(MessageId id) {

@@ -23,7 +23,8 @@ struct Entry {
 };
 
 // Ordered so that what a route does leaves the next ones something to act on.
-std::vector<Entry> table(const std::string& tokenId, const std::string& messageId, const std::string& itemId) {
+std::vector<Entry> table(const std::string& tokenId, const std::string& messageId, const std::string& itemId,
+                         const std::string& sentId) {
     return {
         {"GET", "/health", Role::Public, "/health", ""},
         {"GET", "/ready", Role::Public, "/ready", ""},
@@ -44,6 +45,13 @@ std::vector<Entry> table(const std::string& tokenId, const std::string& messageI
          R"({"yaml": "channel: x\nsource: { type: schedule }\ndestinations: []\n"})"},
         {"GET", "/api/v1/messages", Role::Viewer, "/api/v1/messages?limit=5", ""},
         {"GET", "/api/v1/messages/{id}", Role::Viewer, "/api/v1/messages/" + messageId, ""},
+        {"GET", "/api/v1/messages/export", Role::Viewer, "/api/v1/messages/export?format=zip", ""},
+        {"POST", "/api/v1/messages/{id}/reprocess", Role::Operator, "/api/v1/messages/" + messageId + "/reprocess", ""},
+        {"POST", "/api/v1/messages/reprocess", Role::Operator, "/api/v1/messages/reprocess",
+         R"({"channel": "sched", "limit": 1, "confirm": true})"},
+        {"POST", "/api/v1/messages/{id}/resend", Role::Operator, "/api/v1/messages/" + sentId + "/resend",
+         R"({"destination": "out"})"},
+        {"DELETE", "/api/v1/messages/{id}", Role::Admin, "/api/v1/messages/" + messageId, ""},
         {"GET", "/api/v1/worklist", Role::Viewer, "/api/v1/worklist", ""},
         {"GET", "/api/v1/worklist/{id}", Role::Viewer, "/api/v1/worklist/" + itemId, ""},
         {"PUT", "/api/v1/worklist/{id}/status", Role::Operator, "/api/v1/worklist/" + itemId + "/status", R"({"status": "IN PROGRESS"})"},
@@ -77,10 +85,24 @@ TEST_CASE("every admin route answers 401 without credentials and 403 below its r
         found = f.engine->store().search({});
         return !found.empty();
     }));
+    // A message of the file channel, sent: the one POST /messages/{id}/resend sends again.
+    f.dir.write("in/order.hl7", "MSH|^~\\&|A|B|C|D|20260101000000||ORM^O01|C1|P|2.5.1\r");
+    store::MessageId sent = 0;
+    REQUIRE(eventually([&] {
+        store::SearchQuery q;
+        q.channel = "files";
+        q.status = store::Status::Sent;
+        auto m = f.engine->store().search(q);
+        if (!m.empty()) sent = m.front().id;
+        return sent != 0;
+    }));
     // The token that DELETE /tokens/{id} revokes: the viewer's own (a viewer may
     // revoke only its own, so the lower roles' attempts are not the test here).
     auto spare = f.accounts->createToken("view", "spare");
-    auto entries = table(std::to_string(spare.first), std::to_string(found.front().id), std::to_string(itemId));
+    store::SearchQuery scheduled;
+    scheduled.channel = "sched";
+    auto entries = table(std::to_string(spare.first), std::to_string(f.engine->store().search(scheduled).front().id),
+                         std::to_string(itemId), std::to_string(sent));
 
     std::set<std::pair<std::string, std::string>> listed;
     for (const auto& e : entries) listed.insert({e.method, e.pattern});

@@ -307,3 +307,58 @@ TEST_CASE("messages processed at start among a queued backlog reach the destinat
     auto engine = startEngine(dir, "{ name: out, type: record, threads: " + std::to_string(threads) + " }");
     eachArrivedOnce(*engine, board().arrivals, kMessages);
 }
+
+// Finished deliveries sent again (an operator's resend) while the queue is read
+// back from the store: some above where the pages are (left to the store for a
+// page), some at ids a page has passed (held) while the lanes drain and page. Each queued message and each resent one arrives exactly once more.
+TEST_CASE("deliveries sent again among a backlog read back from the store arrive once each", "[core][channel]") {
+    const int kPairs = 1500;  // a queued message and a failed one, alternately
+    TempDir dir;
+    std::vector<store::MessageId> failed;
+    {
+        core::Engine before(engineOptions(dir.str()), registry());
+        const std::string hl7 = sample();
+        for (int i = 0; i < 2 * kPairs; ++i) {
+            store::NewMessage m;
+            m.channel = "dup";
+            m.raw = withControlId(hl7, (i % 2 ? "F" : "Q") + std::to_string(i / 2));
+            store::ProcessedMessage p;
+            p.channel = "dup";
+            p.deliveries.push_back({"out", i % 2 ? store::Status::Error : store::Status::Queued, m.raw,
+                                    i % 2 ? "refused" : ""});
+            m.processed = std::move(p);
+            before.store().insert(std::move(m), [&failed, i](store::MessageId id, const std::string&) {
+                if (i % 2) failed.push_back(id);
+            });
+        }
+        before.store().flush();
+    }
+    REQUIRE(failed.size() == static_cast<std::size_t>(kPairs));
+    int threads = GENERATE(1, 4);
+    board().reset();
+    auto engine = startEngine(dir, "{ name: out, type: record, threads: " + std::to_string(threads) + " }");
+    // The gate is closed: the first page is held, the rest waits in the store.
+    // The later half first: above the first page (left to the store, for a page).
+    for (std::size_t i = failed.size() / 2; i < failed.size(); ++i) {
+        auto r = engine->resend(failed[i], "out");
+        INFO(r.error);
+        REQUIRE(r.code == core::RepairResult::Code::Done);
+    }
+    // Then the earlier half while the lanes drain and page: below the pages, or among them.
+    board().letThrough();
+    for (std::size_t i = 0; i < failed.size() / 2; ++i)
+        REQUIRE(engine->resend(failed[i], "out").code == core::RepairResult::Code::Done);
+    // A delivery queued again already is not queued twice.
+    auto again = engine->resend(failed.back(), "out");
+    CHECK((again.code == core::RepairResult::Code::Conflict || again.code == core::RepairResult::Code::Done));
+    std::size_t expected = 2 * kPairs + (again.code == core::RepairResult::Code::Done ? 1 : 0);
+    bool all = eventually([&] { return board().arrivals.total() >= expected; }, 30s);
+    INFO("arrived: " << board().arrivals.total() << " of " << expected);
+    REQUIRE(all);
+    REQUIRE(eventually([&] { return destinationOf(*engine).held == 0; }));
+    engine->store().flush();
+    CHECK(board().arrivals.distinct() == static_cast<std::size_t>(2 * kPairs));
+    CHECK(board().arrivals.total() == expected);
+    CHECK(destinationOf(*engine).queued == 0);
+    CHECK(countStatus(*engine, "dup", store::Status::Sent) == static_cast<std::size_t>(2 * kPairs));
+}

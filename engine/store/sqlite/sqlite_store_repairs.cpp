@@ -12,6 +12,7 @@ void SqliteStore::runRepair(const std::function<void()>& body) {
     std::promise<void> result;
     auto done = result.get_future();
     enqueue(Op(RepairOp{body, &result}));
+    flush();  // the writer does not let a batch linger for it
     done.get();
 }
 

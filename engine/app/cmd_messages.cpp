@@ -294,6 +294,13 @@ int cmdMessages(const Args& args) {
     auto found = st->search(q);
     bool cut = found.size() > static_cast<std::size_t>(limit);
     if (cut) found.resize(static_cast<std::size_t>(limit));
+    // A failed delivery's error is kept with the delivery: an ERROR row shows it.
+    for (auto& m : found) {
+        if (m.status != store::Status::Error || !m.error.empty()) continue;
+        if (auto d = st->get(m.id))
+            for (const auto& del : d->deliveries)
+                if (del.status == store::Status::Error && m.error.empty()) m.error = del.destination + ": " + del.error;
+    }
     printList(found);
     if (cut) {
         std::cout << "showing " << grouped(found.size()) << " of " << grouped(st->countMatching(q))

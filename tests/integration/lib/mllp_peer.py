@@ -1,6 +1,6 @@
 """An MLLP receiver for the Python integration tests (this folder is not run as
-a test): answers every message with AA echoing its MSH-10 and counts each
-MSH-10 it received, in a thread of its own."""
+a test): answers every message with AA echoing its MSH-10, counts each
+MSH-10 it received and keeps the last message of each, in a thread of its own."""
 import asyncio
 import threading
 
@@ -9,6 +9,7 @@ class Receiver:
     def __init__(self, port):
         self.port = port
         self.received = {}  # MSH-10 -> times received
+        self.last = {}  # MSH-10 -> the last message received with it (segments CR-separated)
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         threading.Thread(target=self._run, daemon=True).start()
@@ -41,6 +42,7 @@ class Receiver:
                 cid = frame[frame.find(b"\x0b") + 1:].decode("latin-1").split("\r", 1)[0].split("|")[9]
                 with self._lock:
                     self.received[cid] = self.received.get(cid, 0) + 1
+                    self.last[cid] = frame[frame.find(b"\x0b") + 1:].decode("latin-1")
                 writer.write(f"\x0bMSH|^~\\&|RCV|RCV|||20260101||ACK|A{cid}|P|2.5\rMSA|AA|{cid}\r\x1c\r".encode())
             try:
                 await writer.drain()

@@ -692,7 +692,7 @@ TEST_CASE("a store that keeps no raw content leaves no content file", "[store]")
     CHECK(store->pendingMessages("ch", 100).at(3).raw == "raw-3");  // in SQLite until processed
 }
 
-TEST_CASE("a store of schema version 1 gets the raw content reference column and the source marks", "[store]") {
+TEST_CASE("a store of schema version 1 gets the raw content reference column, the source marks and the copies", "[store]") {
     TempDir dir;
     MessageId old = 0;
     {
@@ -706,7 +706,7 @@ TEST_CASE("a store of schema version 1 gets the raw content reference column and
         const std::string day = dayName(Clock::now());
         std::string sql = "INSERT INTO " + day + " (message_id, kind, destination, data) SELECT id, 0, '', 'before'"
                           " FROM messages WHERE raw_ref IS NOT NULL; ALTER TABLE messages DROP COLUMN raw_ref;"
-                          " DROP TABLE source_marks;"
+                          " DROP TABLE source_marks; DROP TABLE message_copies;"
                           " PRAGMA user_version = 1;";
         char* err = nullptr;
         int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
@@ -715,11 +715,85 @@ TEST_CASE("a store of schema version 1 gets the raw content reference column and
         sqlite3_close(db);
     }
     auto store = openSqliteStore(dir.db(), fastOptions());
-    CHECK(RawDb(dir.db()).scalar("PRAGMA user_version") == 3);
+    CHECK(RawDb(dir.db()).scalar("PRAGMA user_version") == 4);
     CHECK(RawDb(dir.db()).hasTable("source_marks"));
+    CHECK(RawDb(dir.db()).hasTable("message_copies"));
     CHECK(store->get(old)->raw == "before");
     MessageId id = insertSync(*store, makeMessage("ch", "after"));
     CHECK(store->get(id)->raw == "after");
+}
+
+TEST_CASE("repairs: copies linked to originals, a finished delivery queued again, a message deleted", "[store]") {
+    TempDir dir;
+    auto store = openSqliteStore(dir.db(), fastOptions());
+    MessageId original = insertSync(*store, makeMessage("ch", "raw-1"));
+    processedSync(*store, processed(original, "ch", {queued("A", "enc-A"), queued("B", "enc-B")}));
+    MessageId copy1 = insertSync(*store, makeMessage("ch", "raw-1"));
+    MessageId copy2 = insertSync(*store, makeMessage("ch", "raw-1 edited"));
+    store->linkCopy(copy1, original);
+    store->linkCopy(copy2, original);
+    CHECK(store->get(original)->copies == std::vector<MessageId>{copy1, copy2});
+    CHECK_FALSE(store->get(original)->original);
+    CHECK(store->get(copy2)->original == original);
+
+    // Queued: not again; finished: queued again with its encoded content, attempts from 0.
+    CHECK(store->requeueDelivery(original, "A") == RepairOutcome::Busy);
+    auto failed = update(original, "ch", "A", Status::Error);
+    failed.attempts = 3;
+    deliverySync(*store, failed);
+    deliverySync(*store, update(original, "ch", "B", Status::Sent));
+    CHECK(statusOf(*store, original) == Status::Error);
+    CHECK(store->requeueDelivery(original, "C") == RepairOutcome::NotFound);
+    CHECK(store->requeueDelivery(424242, "A") == RepairOutcome::NotFound);
+    CHECK(store->requeueDelivery(original, "A") == RepairOutcome::Done);
+    auto d = store->get(original);
+    CHECK(d->summary.status == Status::Queued);
+    CHECK(d->deliveries[0].status == Status::Queued);
+    CHECK(d->deliveries[0].attempts == 0);
+    CHECK(d->deliveries[0].error.empty());
+    CHECK(d->deliveries[0].encoded == "enc-A");
+    auto pending = store->pendingDeliveries("ch", 10);
+    REQUIRE(pending.size() == 1);
+    CHECK(pending[0].id == original);
+    CHECK(pending[0].encoded == "enc-A");
+    CHECK(store->requeueDelivery(original, "A") == RepairOutcome::Busy);
+
+    // Deleted: not while a delivery is queued or the message is unprocessed.
+    CHECK(store->deleteMessage(original) == RepairOutcome::Busy);
+    CHECK(store->deleteMessage(copy1) == RepairOutcome::Busy);  // Received
+    processedSync(*store, processed(copy1, "ch", {}));
+    CHECK(store->deleteMessage(copy1) == RepairOutcome::Done);
+    CHECK_FALSE(store->get(copy1));
+    CHECK(RawDb(dir.db()).scalar("SELECT count(*) FROM " + dayName(Clock::now()) + " WHERE message_id = " +
+                                 std::to_string(copy1)) == 0);
+    CHECK(store->get(original)->copies == std::vector<MessageId>{copy2});
+    CHECK(store->deleteMessage(copy1) == RepairOutcome::NotFound);
+    deliverySync(*store, update(original, "ch", "A", Status::Sent));
+    CHECK(store->deleteMessage(original) == RepairOutcome::Done);
+    CHECK_FALSE(store->get(copy2)->original);  // its original is gone
+    CHECK(RawDb(dir.db()).scalar("SELECT count(*) FROM deliveries WHERE message_id = " + std::to_string(original)) == 0);
+}
+
+TEST_CASE("countMatching counts what a search finds, whatever its limit", "[store]") {
+    TempDir dir;
+    auto store = openSqliteStore(dir.db(), fastOptions());
+    std::vector<MessageId> ids;
+    for (int i = 0; i < 25; ++i) {
+        auto m = makeMessage(i % 5 == 0 ? "lab" : "adt", "raw");
+        m.meta.patientId = "P" + std::to_string(i % 2);
+        ids.push_back(insertSync(*store, m));
+    }
+    SearchQuery q;
+    q.limit = 3;
+    CHECK(store->countMatching(q) == 25);
+    q.channel = "adt";
+    CHECK(store->countMatching(q) == 20);
+    q.patientId = "P0";
+    SearchQuery all = q;
+    all.limit = 1000;
+    CHECK(store->countMatching(q) == store->search(all).size());
+    q.beforeId = ids[10];
+    CHECK(store->countMatching(q) == 4);  // adt, even, below 10: 2, 4, 6, 8
 }
 
 TEST_CASE("search and countByStatus", "[store]") {

@@ -160,6 +160,25 @@ TEST_CASE("the accession search column falls back from OBR-18 to ORC-3, IPC-1 an
     CHECK(meta(msh + "EVN|A04\r").accession.empty());
 }
 
+TEST_CASE("a DICOM source's message gets its patient id and accession number as search columns", "[core][channel]") {
+    auto meta = [](const std::string& text) {
+        std::string err;
+        auto payload = core::makePayload("json", text, &err);
+        REQUIRE(payload);
+        return core::metadataOf(*payload);
+    };
+    auto m = meta(R"({"00080050":{"vr":"SH","Value":["ACC-7"]},"00100020":{"vr":"LO","Value":["1CT1"]},)"
+                  R"("00100010":{"vr":"PN","Value":[{"Alphabetic":"DOE^JANE"}]},"file":"/d/1.dcm"})");
+    CHECK(m.patientId == "1CT1");
+    CHECK(m.accession == "ACC-7");
+    CHECK(m.messageType.empty());
+    auto empty = meta(R"({"00080050":{"vr":"SH"},"00100020":{"vr":"LO","Value":[]}})");
+    CHECK(empty.patientId.empty());
+    CHECK(empty.accession.empty());
+    CHECK(meta(R"({"patient":"00100020"})").patientId.empty());  // not DICOM JSON
+    CHECK(meta(R"([1, 2])").patientId.empty());
+}
+
 TEST_CASE("malformed HL7 gets a NAK with ERR and is kept as ERROR", "[core][channel]") {
     TempDir dir;
     int port = freePort();

@@ -19,9 +19,16 @@ namespace {
 
 const std::string kOrder = "MSH|^~\\&|RIS|H|EMR|H|20261207120000||ORM^O01|CTL1|P|2.5.1\rPID|||PAT1\rORC|NW|ACC1\r";
 
+// Puts a file into a source's folder whole (written beside it, then renamed in):
+// the source never reads it half written.
+void drop(AdminFixture& f, const std::string& folder, const std::string& name, const std::string& content) {
+    std::filesystem::create_directories(f.dir.str() + "/" + folder);
+    std::filesystem::rename(f.dir.write("staging/" + name, content), f.dir.str() + "/" + folder + "/" + name);
+}
+
 // Drops a message into the file channel's folder and waits until it is sent: its id.
 store::MessageId sendThroughFiles(AdminFixture& f, const std::string& name, const std::string& content) {
-    f.dir.write("in/" + name, content);
+    drop(f, "in", name, content);
     store::MessageId id = 0;
     REQUIRE(eventually([&] {
         store::SearchQuery q;
@@ -180,7 +187,7 @@ TEST_CASE("a delivery whose content was not kept cannot be resent", "[admin]") {
                 "  - { name: out, type: file, directory: lean-out }\n");
     auto reload = f.engine->reloadChannels();
     REQUIRE(reload.added == std::vector<std::string>{"lean"});
-    f.dir.write("lean-in/m.hl7", kOrder);
+    drop(f, "lean-in", "m.hl7", kOrder);
     store::MessageId id = 0;
     REQUIRE(eventually([&] {
         store::SearchQuery q;

@@ -5,6 +5,7 @@
 // route is gone.
 #include <catch2/catch.hpp>
 
+#include <filesystem>
 #include <set>
 
 #include "tests/admin/admin_test_support.h"
@@ -86,7 +87,9 @@ TEST_CASE("every admin route answers 401 without credentials and 403 below its r
         return !found.empty();
     }));
     // A message of the file channel, sent: the one POST /messages/{id}/resend sends again.
-    f.dir.write("in/order.hl7", "MSH|^~\\&|A|B|C|D|20260101000000||ORM^O01|C1|P|2.5.1\r");
+    // Written beside the folder, then renamed in: never read half written.
+    std::filesystem::rename(f.dir.write("order.hl7", "MSH|^~\\&|A|B|C|D|20260101000000||ORM^O01|C1|P|2.5.1\r"),
+                            f.dir.str() + "/in/order.hl7");
     store::MessageId sent = 0;
     REQUIRE(eventually([&] {
         store::SearchQuery q;

@@ -182,10 +182,23 @@ Accounts::Outcome Accounts::authenticate(const std::string& authorization, const
         limiter_.fail(addrKey, now);
         return out;
     }
-    std::string name = decoded.substr(0, decoded.find(':'));
-    std::string password = decoded.substr(decoded.find(':') + 1);
+    return checkLogin(decoded.substr(0, decoded.find(':')), decoded.substr(decoded.find(':') + 1), addrKey, now);
+}
+
+Accounts::Outcome Accounts::login(const std::string& name, const std::string& password, const std::string& address,
+                                  FailureLimiter::Clock::time_point now) {
+    const std::string addrKey = "address " + host(address);
+    if (auto s = limiter_.refusedFor(addrKey, limits_.perAddress, limits_.window, now); s.count() > 0)
+        return {Outcome::Kind::Limited, {}, s};
+    return checkLogin(name, password, addrKey, now);
+}
+
+Accounts::Outcome Accounts::checkLogin(const std::string& name, const std::string& password, const std::string& addrKey,
+                                       FailureLimiter::Clock::time_point now) {
+    using Kind = Outcome::Kind;
     const std::string userKey = "user " + name;
-    if (auto s = limiter_.refusedFor(userKey, limits_.perUser, limits_.window, now); s.count() > 0) return limited(s);
+    if (auto s = limiter_.refusedFor(userKey, limits_.perUser, limits_.window, now); s.count() > 0)
+        return {Kind::Limited, {}, s};
     auto u = store_.user(name);
     auto role = u ? parseRole(u->role) : std::nullopt;
     // An unknown name costs the same PBKDF2 run as a wrong password: timing tells no names.
@@ -193,12 +206,10 @@ Accounts::Outcome Accounts::authenticate(const std::string& authorization, const
     if (!role || !passwordMatches(*u, password)) {
         limiter_.fail(userKey, now);
         limiter_.fail(addrKey, now);
-        return out;
+        return {Kind::Invalid, {}, {}};
     }
     limiter_.clear(userKey);
-    out.kind = Kind::Ok;
-    out.principal = {u->name, *role, 0};
-    return out;
+    return {Kind::Ok, {u->name, *role, 0}, {}};
 }
 
 }  // namespace junction::admin

@@ -83,8 +83,14 @@ public:
     // "Bearer ...") from `address` (ip:port or ip).
     Outcome authenticate(const std::string& authorization, const std::string& address,
                          FailureLimiter::Clock::time_point now = FailureLimiter::Clock::now());
+    // A user name and password from `address` (the console's login), limited
+    // as HTTP basic is: Ok, Invalid or Limited.
+    Outcome login(const std::string& name, const std::string& password, const std::string& address,
+                  FailureLimiter::Clock::time_point now = FailureLimiter::Clock::now());
 
 private:
+    Outcome checkLogin(const std::string& name, const std::string& password, const std::string& addrKey,
+                       FailureLimiter::Clock::time_point now);
     void checkPassword(const std::string& password) const;
     bool passwordMatches(const store::UserRecord& user, const std::string& password);
     std::size_t admins();

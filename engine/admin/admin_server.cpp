@@ -1,6 +1,7 @@
 // The admin API server (admin_server.h): the route tables in one router, and
 // each request authenticated, authorised, checked and handed to its route.
 #include "engine/admin/admin_server.h"
+#include "engine/admin/console_assets.h"
 
 #include <iostream>
 
@@ -9,13 +10,14 @@
 namespace junction::admin {
 
 AdminServer::AdminServer(core::Engine& engine, Accounts& accounts, AdminOptions options)
-    : options_(std::move(options)), ctx_{engine, accounts, router_, options_.version} {
+    : options_(std::move(options)), ctx_{engine, accounts, router_, options_.version}, sessions_(options_.sessionTimeout) {
     router_.add(channelRoutes(ctx_));
     router_.add(messageRoutes(ctx_));
     router_.add(messageOpRoutes(ctx_));
     router_.add(statsRoutes(ctx_));
     router_.add(worklistRoutes(ctx_));
     router_.add(userRoutes(ctx_));
+    router_.add(sessionRoutes(ctx_, sessions_, !options_.tlsCert.empty()));
 }
 
 AdminServer::~AdminServer() { stop(); }
@@ -58,7 +60,22 @@ bool isJson(const std::string& contentType) {
 
 }  // namespace
 
+Accounts::Outcome AdminServer::authenticate(const http::ServerRequest& req) {
+    std::string authorization = req.header("Authorization");
+    if (!authorization.empty()) return ctx_.accounts.authenticate(authorization, req.peer);
+    std::string token = cookieValue(req.header("Cookie"), kSessionCookie);
+    if (token.empty()) return {};
+    auto session = sessions_.use(token);
+    auto user = session ? ctx_.accounts.user(session->user) : std::nullopt;
+    auto role = user ? parseRole(user->role) : std::nullopt;
+    if (!role) return {Accounts::Outcome::Kind::Invalid, {}, {}};
+    if (req.method != "GET" && req.method != "HEAD" && !sameSecret(req.header("X-CSRF-Token"), session->csrf))
+        throw ApiError(403, "a request made with the session cookie needs the header X-CSRF-Token of the session");
+    return {Accounts::Outcome::Kind::Ok, {user->name, *role, 0}, {}};
+}
+
 http::ServerResponse AdminServer::handle(const http::ServerRequest& req) {
+    if (auto console = consoleResponse(req)) return std::move(*console);
     try {
         Router::Match m = router_.match(req.method, req.path);
         if (!m.route) {
@@ -68,12 +85,12 @@ http::ServerResponse AdminServer::handle(const http::ServerRequest& req) {
         const Route& route = *m.route;
         ApiRequest in{req, {}, std::move(m.path), {}, {}};
         if (route.role != Role::Public) {
-            auto o = ctx_.accounts.authenticate(req.header("Authorization"), req.peer);
+            auto o = authenticate(req);
             using Kind = Accounts::Outcome::Kind;
             // Bearer, not Basic: a browser would offer its own login prompt and keep the password.
             const http::Header challenge{"WWW-Authenticate", "Bearer realm=\"junction\""};
-            if (o.kind == Kind::Missing) return error(401, "credentials required (HTTP basic or a bearer token)", {challenge});
-            if (o.kind == Kind::Invalid) return error(401, "wrong user name, password or token", {challenge});
+            if (o.kind == Kind::Missing) return error(401, "credentials required (HTTP basic, a bearer token or a console login)", {challenge});
+            if (o.kind == Kind::Invalid) return error(401, "wrong user name, password or token, or the login has ended", {challenge});
             if (o.kind == Kind::Limited)
                 return error(429, "too many failed logins; try again in " + std::to_string(o.retryAfter.count()) + " s",
                              {{"Retry-After", std::to_string(o.retryAfter.count())}});

@@ -1,7 +1,7 @@
 // The admin API server: the engine's REST API (/api/v1), /metrics, /health
 // and /ready on the admin port, served by engine/http's server. Each request
-// is matched to a route of the table, authenticated (HTTP basic or a bearer
-// token), checked against the route's role and schemas, then handled.
+// is matched to a route of the table, authenticated (HTTP basic, a bearer
+// token or the console's session cookie), checked against the route's role and schemas, then handled.
 // engine/app starts it beside the engine at `junction run`.
 #pragma once
 
@@ -12,6 +12,7 @@
 
 #include "engine/admin/accounts.h"
 #include "engine/admin/router.h"
+#include "engine/admin/sessions.h"
 #include "engine/http/server.h"
 
 namespace junction::core {
@@ -27,6 +28,7 @@ struct AdminOptions {
     std::size_t maxBodyBytes = 1u << 20;
     int threads = 4;
     std::string version = "0";  // of the engine, in the OpenAPI document
+    std::chrono::milliseconds sessionTimeout{std::chrono::hours(8)};  // a console session's idle time
 };
 
 // What the route tables work with.
@@ -64,9 +66,14 @@ public:
     http::ServerResponse handle(const http::ServerRequest& request);
 
 private:
+    // Who sent `request`: its Authorization header, else its console session
+    // cookie (a mutating request needs the session's X-CSRF-Token: 403).
+    Accounts::Outcome authenticate(const http::ServerRequest& request);
+
     AdminOptions options_;
     Router router_;
     AdminContext ctx_;
+    Sessions sessions_;
     std::unique_ptr<http::Server> server_;
 };
 

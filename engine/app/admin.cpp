@@ -27,10 +27,11 @@ public:
         o.tlsCert = config.admin.tls.cert;
         o.tlsKey = config.admin.tls.key;
         o.version = JUNCTION_VERSION;
+        o.sessionTimeout = config.admin.sessionTimeout;
         server_ = std::make_unique<admin::AdminServer>(engine, accounts_, o);
         server_->start();
         std::cout << "junction: admin API on " << (o.tlsCert.empty() ? "http" : "https") << "://" << o.bind << ":"
-                  << server_->port() << "/api/v1" << std::endl;
+                  << server_->port() << "/api/v1" << " (console at /)" << std::endl;
     }
     void setReady(bool ready) override { server_->setReady(ready); }
     void stop() override { server_->stop(); }

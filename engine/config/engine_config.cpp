@@ -74,6 +74,8 @@ const Map<AdminConfig>& adminMap() {
         {"port", &AdminConfig::port, range(0, 65535), "port of the admin API (0: none)"},
         {"bind", &AdminConfig::bind, "address to listen on"},
         {"tls", &AdminConfig::tls, adminTlsMap(), "{ cert, key }: HTTPS"},
+        {"session_timeout", &AdminConfig::sessionTimeout, range(std::chrono::milliseconds(60000), std::chrono::hours(24 * 30)),
+         "idle time after which a console login ends (default 8h)"},
     };
     return map;
 }
@@ -110,7 +112,7 @@ const Map<EngineConfig>& engineMap() {
     static const Map<EngineConfig> map{
         {"store", &EngineConfig::store, storeMap(), "{ type, path, sync, max_size, min_free, text_index }"},
         {"channels", &EngineConfig::channelsDir, path, byDefault("channels"), "folder of channel files"},
-        {"admin", &EngineConfig::admin, adminMap(), "{ port, bind, tls }"},
+        {"admin", &EngineConfig::admin, adminMap(), "{ port, bind, tls, session_timeout }"},
         {"orthanc", Kind::Map, "Orthanc servers by name: { main: { url, username, password, timeout, tls } }"},
     };
     return map;

@@ -80,6 +80,7 @@ struct AdminConfig {
     struct Tls {
         std::string cert, key;  // PEM files (absolute); both set: HTTPS
     } tls;
+    std::chrono::milliseconds sessionTimeout{std::chrono::hours(8)};  // a console login ends after this idle time
 };
 
 // An Orthanc server named in junction.yaml (`orthanc: { NAME: { url, ... } }`).

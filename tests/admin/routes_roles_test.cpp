@@ -65,6 +65,9 @@ std::vector<Entry> table(const std::string& tokenId, const std::string& messageI
         {"GET", "/api/v1/tokens", Role::Viewer, "/api/v1/tokens", ""},
         {"POST", "/api/v1/tokens", Role::Viewer, "/api/v1/tokens", R"({"label": "ci"})"},
         {"DELETE", "/api/v1/tokens/{id}", Role::Viewer, "/api/v1/tokens/" + tokenId, ""},
+        {"POST", "/api/v1/session", Role::Public, "/api/v1/session", R"({"user": "view", "password": "view-password"})"},
+        {"GET", "/api/v1/session", Role::Viewer, "/api/v1/session", ""},
+        {"DELETE", "/api/v1/session", Role::Viewer, "/api/v1/session", ""},
     };
 }
 
@@ -123,7 +126,7 @@ TEST_CASE("every admin route answers 401 without credentials and 403 below its r
         REQUIRE(route);
         CHECK(route->role == e.role);
         if (e.role == Role::Public) {
-            auto r = f.call(e.method, e.path);
+            auto r = f.call(e.method, e.path, "", e.body);
             CHECK(r.status == 200);
             continue;
         }

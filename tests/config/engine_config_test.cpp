@@ -28,8 +28,10 @@ struct TempDir {
 
 TEST_CASE("engine config: defaults and relative paths", "[config]") {
     TempDir t;
-    std::string file = t.write("junction.yaml", "store: { type: sqlite, path: data/j.db }\nchannels: ch\nadmin: { port: 9090 }\n");
+    std::string file = t.write("junction.yaml",
+                               "store: { type: sqlite, path: data/j.db }\nchannels: ch\nadmin: { port: 9090, session_timeout: 30m }\n");
     EngineConfig c = loadEngineConfig(file);
+    CHECK(c.admin.sessionTimeout == std::chrono::minutes(30));
     CHECK(c.store.type == "sqlite");
     CHECK(c.store.path == (t.path / "data/j.db").string());
     CHECK(c.channelsDir == (t.path / "ch").string());
@@ -45,6 +47,7 @@ TEST_CASE("engine config: defaults and relative paths", "[config]") {
     std::string empty = t.write("empty.yaml", "");
     EngineConfig d = loadEngineConfig(empty);
     CHECK(d.admin.port == 8080);
+    CHECK(d.admin.sessionTimeout == std::chrono::hours(8));
     CHECK(d.store.path == (t.path / "var/junction.db").string());
     CHECK(d.channelsDir == (t.path / "channels").string());
 }
@@ -66,6 +69,8 @@ TEST_CASE("engine config: errors carry file:line and a hint", "[config]") {
     expectError("store: { type: sqlite }\nchanels: x\n", 2, "unknown key 'chanels'");
     expectError("admin:\n  port: eighty\n", 2, "admin.port must be a whole number");
     expectError("admin:\n  port: 70000\n", 2, "between 0 and 65535");
+    expectError("admin:\n  session_timeout: 5s\n", 2, "admin.session_timeout");
+    expectError("admin:\n  session_timout: 1h\n", 2, "unknown key 'session_timout'");
     expectError("store:\n  type: oracle\n", 2, "one of: sqlite, postgres");
     expectError("store:\n  type: postgres\n  url: postgresql://j@localhost/j\n", 2,
                 "store type 'postgres' is not available in this build");

@@ -49,14 +49,15 @@ J.h = (tag, attrs, ...children) => {
     else if (k === "class") el.className = v;
     else el.setAttribute(k, v === true ? "" : v);
   }
-  const add = (c) => {
-    if (c === undefined || c === null || c === false) return;
-    if (Array.isArray(c)) c.forEach(add);
-    else el.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  };
-  children.forEach(add);
+  el.append(...J.nodes(children));
   return el;
 };
+
+// Children as nodes: nested arrays flattened, null, undefined and false left out, the rest as text.
+J.nodes = (children) => children.flat(Infinity).filter((c) => c !== undefined && c !== null && c !== false)
+  .map((c) => (c instanceof Node ? c : document.createTextNode(String(c))));
+// Replaces the children of `el`.
+J.put = (el, ...children) => el.replaceChildren(...J.nodes(children));
 
 J.state = (s) => J.h("span", { class: "state " + s }, s);
 J.time = (iso) => (iso ? new Date(iso).toLocaleString() : "");

@@ -29,7 +29,7 @@
       if (typeof r === "function") stopView = r;
       return;
     }
-    main.replaceChildren(h("p", { class: "error" }, "No such page."));
+    J.put(main, h("p", { class: "error" }, "No such page."));
   };
 
   const enter = (session) => {
@@ -44,7 +44,7 @@
     if (stopView) { stopView(); stopView = null; }
     J.session = null;
     top.hidden = true;
-    main.replaceChildren();
+    J.put(main);
     login.hidden = false;
   };
 

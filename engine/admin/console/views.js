@@ -15,7 +15,7 @@ J.views = {};
   J.views.dashboard = (main) => {
     const list = h("div", { id: "channels" });
     const status = h("p", { class: "muted", id: "updated" });
-    main.replaceChildren(h("h2", {}, "Channels"), status, list);
+    J.put(main, h("h2", {}, "Channels"), status, list);
     const series = new Map();  // channel → values of the last hour
     let seriesMissing = false, seriesAt = 0, timer = null, stopped = false;
 
@@ -58,10 +58,10 @@ J.views = {};
         const data = await api("GET", "/api/v1/channels");
         await loadSeries(data.channels.map((c) => c.name));
         if (stopped) return;
-        list.replaceChildren(...data.channels.map(card));
+        J.put(list, ...data.channels.map(card));
         status.textContent = "updated " + new Date().toLocaleTimeString();
       } catch (e) {
-        status.replaceChildren(problem(e));
+        J.put(status, problem(e));
       }
       if (!stopped) timer = setTimeout(poll, 2000);
     };
@@ -80,7 +80,7 @@ J.views = {};
       h("button", { type: "submit", class: "primary" }, "Search"));
     const results = h("div", { id: "results" });
     const bulk = h("div");
-    main.replaceChildren(h("h2", {}, "Messages"), form, bulk, results);
+    J.put(main, h("h2", {}, "Messages"), form, bulk, results);
     const filters = () => {
       const f = {};
       for (const [k] of FILTERS) {
@@ -94,7 +94,7 @@ J.views = {};
     const table = h("table", { id: "message-list" }, h("tr", {}, ["id", "received", "channel", "status", "type", "control id",
       "patient id", "accession", "error"].map((t) => h("th", {}, t))));
     const more = h("button", { type: "button", id: "more" }, "More");
-    results.replaceChildren(table);
+    J.put(results, table);
     const load = async (before) => {
       try {
         const q = { ...filters(), before, limit: 50 };
@@ -116,11 +116,11 @@ J.views = {};
           h("button", { type: "button", class: "danger", "data-action": "confirm-reprocess", onclick: async () => {
             try {
               const r = await api("POST", "/api/v1/messages/reprocess", { ...filters(), limit: Number(n.value), confirm: true });
-              box.replaceChildren(`${r.reprocessed} message(s) reprocessed.`);
-            } catch (e) { box.replaceChildren(problem(e)); }
+              J.put(box, `${r.reprocessed} message(s) reprocessed.`);
+            } catch (e) { J.put(box, problem(e)); }
           } }, "Yes, reprocess"),
           " ", h("button", { type: "button", onclick: () => box.remove() }, "Cancel"));
-        bulk.replaceChildren(box);
+        J.put(bulk, box);
       });
       bulk.append(h("div", { class: "toolbar" }, go));
     }
@@ -129,9 +129,9 @@ J.views = {};
 
   // ---- one message: its path, its stages side by side, the diff, actions.
   J.views.message = async (main, params) => {
-    main.replaceChildren(h("p", { class: "muted" }, "loading ..."));
+    J.put(main, h("p", { class: "muted" }, "loading ..."));
     let m;
-    try { m = await api("GET", "/api/v1/messages/" + enc(params.id)); } catch (e) { main.replaceChildren(problem(e)); return; }
+    try { m = await api("GET", "/api/v1/messages/" + enc(params.id)); } catch (e) { J.put(main, problem(e)); return; }
     const log = m.log || [];
     const logOf = (stage) => log.filter((l) => l.stage === stage).map((l) => h("li", { class: l.level === "error" ? "error" : "" },
       `${time(l.time)} ${l.text}`));
@@ -187,7 +187,7 @@ J.views = {};
         if (!confirm(`Delete message #${m.id}?`)) return;
         try { await api("DELETE", "/api/v1/messages/" + m.id); location.hash = "#/messages"; } catch (e) { actions.append(problem(e)); }
       }, "danger"));
-    main.replaceChildren(
+    J.put(main,
       h("h2", {}, `Message #${m.id} `, state(m.status)),
       h("p", {}, `${m.type || m.data_type} · channel `, link("#/channel/" + enc(m.channel), m.channel),
         m.control_id ? ` · control id ${m.control_id}` : "", m.patient_id ? ` · patient ${m.patient_id}` : "",
@@ -203,13 +203,13 @@ J.views = {};
   // ---- one channel: state and actions, destinations, files, last errors.
   J.views.channel = async (main, params) => {
     let c;
-    try { c = await api("GET", "/api/v1/channels/" + enc(params.name)); } catch (e) { main.replaceChildren(problem(e)); return; }
+    try { c = await api("GET", "/api/v1/channels/" + enc(params.name)); } catch (e) { J.put(main, problem(e)); return; }
     const act = (verb, role) => action(role, verb[0].toUpperCase() + verb.slice(1), async () => {
       try { await api("POST", `/api/v1/channels/${enc(c.name)}/${verb}`); J.views.channel(main, params); }
       catch (e) { main.prepend(problem(e)); }
     });
     const errors = h("div", {}, h("p", { class: "muted" }, "loading ..."));
-    main.replaceChildren(
+    J.put(main,
       h("h2", {}, c.name, " ", h("span", { id: "channel-state" }, state(c.state))),
       c.description ? h("p", {}, c.description) : null,
       c.error ? h("p", { class: "error" }, c.error) : null,
@@ -225,10 +225,10 @@ J.views = {};
       c.script_file ? [h("h3", {}, c.script_file), J.codeView(c.script, "lua")] : null);
     try {
       const r = await api("GET", "/api/v1/messages" + J.query({ channel: c.name, status: "ERROR", limit: 10 }));
-      errors.replaceChildren(r.messages.length ? h("ul", {}, r.messages.map((m) =>
+      J.put(errors, r.messages.length ? h("ul", {}, r.messages.map((m) =>
         h("li", {}, link("#/message/" + m.id, "#" + m.id), ` ${time(m.received)} ${m.type} `, h("span", { class: "error" }, m.error))))
         : h("p", { class: "muted" }, "none"));
-    } catch (e) { errors.replaceChildren(problem(e)); }
+    } catch (e) { J.put(errors, problem(e)); }
   };
 
   // ---- worklist: list, filter, status change, cancel.
@@ -247,12 +247,12 @@ J.views = {};
       location.hash = "#/worklist" + J.query(q);
     });
     const out = h("div");
-    main.replaceChildren(h("h2", {}, "Modality worklist"), form, out);
+    J.put(main, h("h2", {}, "Modality worklist"), form, out);
     try {
       const q = {};
       for (const k of [...WL_FILTERS, "include_finished"]) q[k] = params[k];
       const r = await api("GET", "/api/v1/worklist" + J.query(q));
-      out.replaceChildren(h("table", {}, h("tr", {}, ["start", "patient", "accession", "modality", "station", "status", ""].map((t) => h("th", {}, t))),
+      J.put(out, h("table", {}, h("tr", {}, ["start", "patient", "accession", "modality", "station", "status", ""].map((t) => h("th", {}, t))),
         r.items.map((it) => {
           const sel = may("operator") ? h("select", { onchange: async (ev) => {
             try { await api("PUT", `/api/v1/worklist/${it.id}/status`, { status: ev.target.value }); J.views.worklist(main, params); }
@@ -264,7 +264,7 @@ J.views = {};
               try { await api("POST", `/api/v1/worklist/${it.id}/cancel`); J.views.worklist(main, params); } catch (e) { out.prepend(problem(e)); }
             }, "danger") : null));
         })), r.items.length ? null : h("p", { class: "muted" }, "No item."));
-    } catch (e) { out.replaceChildren(problem(e)); }
+    } catch (e) { J.put(out, problem(e)); }
   };
 
   // A view of a route that an engine may not have yet: 404 says so.
@@ -283,7 +283,7 @@ J.views = {};
     });
     const table = h("table", { id: "event-list" }, h("tr", {}, ["time", "type", "channel", "user", "address", "what"].map((t) => h("th", {}, t))));
     const out = h("div", {}, table);
-    main.replaceChildren(h("h2", {}, "Events"), form, out);
+    J.put(main, h("h2", {}, "Events"), form, out);
     const load = async (before) => {
       try {
         const q = { before, limit: 100 };
@@ -292,14 +292,14 @@ J.views = {};
         for (const e of r.events) table.append(h("tr", {}, h("td", {}, time(e.time)), h("td", {}, e.type), h("td", {}, e.channel),
           h("td", {}, e.user), h("td", {}, e.address), h("td", {}, e.text)));
         if (r.next !== null) out.append(h("button", { type: "button", onclick: (ev) => { ev.target.remove(); load(r.next); } }, "More"));
-      } catch (e) { out.replaceChildren(missing(e, "event log")); }
+      } catch (e) { J.put(out, missing(e, "event log")); }
     };
     load(undefined);
   };
 
   // ---- alerts and their state.
   J.views.alerts = async (main) => {
-    main.replaceChildren(h("h2", {}, "Alerts"));
+    J.put(main, h("h2", {}, "Alerts"));
     try {
       const r = await api("GET", "/api/v1/alerts");
       main.append(r.alerts.length ? h("table", { id: "alert-list" }, h("tr", {}, ["alert", "rule", "state", "since", "detail"].map((t) => h("th", {}, t))),
@@ -324,10 +324,10 @@ J.views = {};
         J.views.users(main);
       } catch (e) { out.prepend(problem(e)); }
     });
-    main.replaceChildren(h("h2", {}, "Users"), form, out);
+    J.put(main, h("h2", {}, "Users"), form, out);
     try {
       const r = await api("GET", "/api/v1/users");
-      out.replaceChildren(h("table", { id: "user-list" }, h("tr", {}, ["user", "role", "since", ""].map((t) => h("th", {}, t))),
+      J.put(out, h("table", { id: "user-list" }, h("tr", {}, ["user", "role", "since", ""].map((t) => h("th", {}, t))),
         r.users.map((u) => h("tr", { "data-user": u.name }, h("td", {}, u.name),
           h("td", {}, h("select", { onchange: async (ev) => {
             try { await api("PUT", "/api/v1/users/" + enc(u.name), { role: ev.target.value }); } catch (e) { out.prepend(problem(e)); J.views.users(main); }
@@ -337,6 +337,6 @@ J.views = {};
             if (!confirm(`Remove the user ${u.name} and their tokens?`)) return;
             try { await api("DELETE", "/api/v1/users/" + enc(u.name)); J.views.users(main); } catch (e) { out.prepend(problem(e)); }
           } }, "Remove"))))));
-    } catch (e) { out.replaceChildren(problem(e)); }
+    } catch (e) { J.put(out, problem(e)); }
   };
 })();

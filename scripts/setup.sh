@@ -11,7 +11,8 @@ PACKAGES=(
   python3-pydicom       # DICOM sample files (CT, MR, JPEG 2000, RLE ...) for the dicom tests
   orthanc orthanc-dicomweb  # test peer: the image archive, with its DICOMweb plugin
   dicom3tools           # dciodvfy checks the DICOM instances Junction builds (reports)
-  nodejs                # test peer: dcmjs-dimse (tests/node)
+  nodejs                # test peers: dcmjs-dimse, puppeteer-core (tests/node)
+  chromium              # the console's browser tests (headless, driven by puppeteer-core)
   dpkg-dev file         # scripts/package.sh: dpkg-shlibdeps computes the package's Depends
 )
 
@@ -34,9 +35,11 @@ else
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-# Node.js test peers (tests/node: dcmjs-dimse), from the npm registry, pinned by package-lock.json.
+# Node.js test peers (tests/node: dcmjs-dimse, puppeteer-core), from the npm registry, pinned by
+# package-lock.json; again when a package of the lock file is missing. Puppeteer drives Debian's
+# chromium: it downloads no browser of its own.
 NODE_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/node"
-if [ -f "$NODE_DIR/package-lock.json" ] && [ ! -d "$NODE_DIR/node_modules" ]; then
+if [ -f "$NODE_DIR/package-lock.json" ] && ! (cd "$NODE_DIR" && npm ls --depth=0 >/dev/null 2>&1); then
   echo "setup: npm ci in tests/node"
-  (cd "$NODE_DIR" && npm ci --no-audit --no-fund)
+  (cd "$NODE_DIR" && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund)
 fi

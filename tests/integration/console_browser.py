@@ -1,0 +1,72 @@
+"""The web console in headless Chromium (tests/node/console_test.js with
+puppeteer-core and Debian's chromium) against a real `junction run`: an MLLP
+channel with a Lua transform and a file destination, an admin and a viewer.
+The browser logs in, watches the dashboard count mllpload's messages, finds a
+message by patient id and opens its stages, reprocesses it, stops and starts
+the channel, and checks what a viewer sees and may do. Screenshots go to
+build/test-artifacts/console/."""
+import os
+import subprocess
+import sys
+
+BIN = os.environ["JUNCTION_BIN"]
+SRC = os.environ["JUNCTION_SOURCE_DIR"]
+BUILD = os.environ.get("JUNCTION_BUILD_DIR", os.path.join(SRC, "build"))
+NODE_DIR = os.path.join(SRC, "tests", "node")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+from checks import Checks, engine_dir, finish, free_port, wait_for, port_open  # noqa: E402
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+for need, what in ((os.path.join(NODE_DIR, "node_modules", "puppeteer-core"), "tests/node/node_modules/puppeteer-core"),
+                   (CHROMIUM, CHROMIUM)):
+    if not os.path.exists(need):
+        print(f"FAIL: {what} is missing: run scripts/setup.sh")
+        sys.exit(1)
+
+check = Checks()
+admin_port, mllp_port = free_port(), free_port()
+tmp = engine_dir("junction-console-", {
+    "orders": "channel: orders\n"
+              f"source: {{ type: mllp, port: {mllp_port} }}\n"
+              "script: orders.lua\n"
+              "transform: rename\n"
+              "storage: development\n"
+              "destinations:\n  - { name: archive, type: file, directory: out }\n",
+}, store=f"store: {{ path: var/junction.db, sync: normal }}\nadmin: {{ port: {admin_port} }}")
+with open(f"{tmp}/orders.lua", "w") as f:
+    f.write('function rename(msg)\n  msg:set("PID-5.1", "SMYTHE")\nend\n')
+ADMIN, VIEWER = ("admin", "admin-secret-1"), ("watcher", "watcher-pass-1")
+PATIENT = "MRN-CONSOLE-7"
+sample = open(os.path.join(SRC, "samples", "hl7", "orm_o01_nw.hl7")).read()
+with open(f"{tmp}/one.hl7", "w") as f:
+    f.write(sample.replace("MRN482913", PATIENT))
+with open(f"{tmp}/load.hl7", "w") as f:
+    f.write(sample.replace("MRN482913", "MRN-LOAD"))
+
+procs = []
+try:
+    env = dict(os.environ, JUNCTION_ADMIN_PASSWORD=ADMIN[1])
+    log = open(f"{tmp}/junction.log", "a")
+    procs.append(subprocess.Popen([BIN, "run", "--config", f"{tmp}/junction.yaml"], stdout=log,
+                                  stderr=subprocess.STDOUT, env=env))
+    check(wait_for(lambda: port_open(admin_port) and port_open(mllp_port), timeout=30), "the engine listens")
+    r = subprocess.run([BIN, "user", "add", VIEWER[0], "--role", "viewer", "--config", f"{tmp}/junction.yaml"],
+                       input=VIEWER[1] + "\n", capture_output=True, text=True, timeout=60)
+    check(r.returncode == 0, f"user add: {r.stdout}{r.stderr}")
+    r = subprocess.run([BIN, "hl7", "send", f"127.0.0.1:{mllp_port}", f"{tmp}/one.hl7"], capture_output=True,
+                       text=True, timeout=60)
+    check(r.returncode == 0, f"hl7 send: {r.stdout}{r.stderr}")
+
+    shots = os.path.join(BUILD, "test-artifacts", "console")
+    node_env = dict(os.environ, CONSOLE_URL=f"http://127.0.0.1:{admin_port}", CONSOLE_ARTIFACTS=shots,
+                    CONSOLE_CHANNEL="orders", CONSOLE_PATIENT=PATIENT, CONSOLE_ADMIN=":".join(ADMIN),
+                    CONSOLE_VIEWER=":".join(VIEWER), CONSOLE_MLLP_PORT=str(mllp_port),
+                    CONSOLE_LOAD_MESSAGE=f"{tmp}/load.hl7", CHROMIUM=CHROMIUM)
+    r = subprocess.run(["node", "console_test.js"], cwd=NODE_DIR, env=node_env, capture_output=True, text=True,
+                       timeout=240)
+    print(r.stdout[-6000:], r.stderr[-3000:])
+    check(r.returncode == 0, "the browser test passed (its FAIL lines above)")
+    check(os.path.exists(os.path.join(shots, "dashboard.png")), "a screenshot of the dashboard is kept")
+finally:
+    finish(procs, check, tmp)
+check.exit()

@@ -8,7 +8,8 @@
 # default), BENCH_SKIP_TEXT_INDEX=1 leaves out the text index's intake rows;
 # BENCH_SKIP_HTTP=1 leaves out the http destination rows, BENCH_SKIP_ORTHANC=1 the orthanc
 # source's (BENCH_ORTHANC_COUNT instances, 10000 by default), BENCH_SKIP_METRICS=1 the
-# /metrics scrape of 100 channels.
+# /metrics scrape of 100 channels, BENCH_SKIP_CONSOLE=1 the (a) run with the console's
+# dashboard open in headless Chromium.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$ROOT/scripts/setup.sh"
@@ -270,6 +271,11 @@ EOF
   hd4=$(http_forward $P_H4 $P_HS4); echo "Junction -> http destination, threads: 4: $hd4"
   echo "RESULT http_dest_msg_s=$(rate "$hd1") http_client_msg_s=$(rate "$hc1") ratio_http_dest_client=$(ratio "$hd1" "$hc1")"
   echo "RESULT http_dest_threads4_msg_s=$(rate "$hd4") http_client_conns4_msg_s=$(rate "$hc4") ratio_http_dest_threads4_client4=$(ratio "$hd4" "$hc4")"
+fi
+
+if [ -z "${BENCH_SKIP_CONSOLE:-}" ]; then
+  echo
+  bash "$SRC/tests/bench/console.sh" "$BUILD" "$SRC"
 fi
 
 if [ -z "${BENCH_SKIP_ORTHANC:-}" ]; then

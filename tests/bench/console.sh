@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The console's cost: the (a) throughput (mllpload into a channel that stores,
+# runs a Lua mapping and ACKs, as scripts/bench.sh's (a)) with the console's
+# dashboard open in headless Chromium and refreshing every 2 s, against the
+# same runs without it, alternated on the same engine; the ratio of the median
+# rates (with / without).
+# usage: tests/bench/console.sh BUILD_DIR SOURCE_DIR   (CONSOLE_BENCH_COUNT=200000, BENCH_REPEAT=3)
+set -euo pipefail
+BUILD="$(cd "$1" && pwd)"; SRC="$(cd "$2" && pwd)"
+COUNT="${CONSOLE_BENCH_COUNT:-200000}"
+REPEAT="${BENCH_REPEAT:-3}"
+JUNCTION="$BUILD/engine/app/junction"
+LOAD="$BUILD/tests/mllpload"
+MSG="$SRC/samples/hl7/orm_o01_nw.hl7"
+T="$(mktemp -d)"
+PIDS=()
+BROWSER=""
+cleanup() { [ -n "$BROWSER" ] && kill "$BROWSER" 2>/dev/null; for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$T"; }
+trap cleanup EXIT
+wait_port() { for i in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 did not open"; return 1; }
+rate() { grep -oE 'rate=[0-9]+' <<<"$1" | head -1 | cut -d= -f2; }
+median() { sort -n | sed -n "$(( (REPEAT + 1) / 2 ))p"; }
+
+P_MLLP=17741; P_ADMIN=17742
+mkdir -p "$T/j/channels"
+printf 'store: { path: var/bench.db, sync: full }\nadmin: { port: %s }\n' $P_ADMIN > "$T/j/junction.yaml"
+cat > "$T/j/map.lua" <<'LUA'
+function map(msg)
+  msg:set("MSH-5", "EMR")
+  msg:set("PID-5.1", string.upper(msg:get("PID-5.1")))
+end
+LUA
+cat > "$T/j/channels/bench.yaml" <<EOF
+channel: bench-console
+source: { type: mllp, port: $P_MLLP, host: 127.0.0.1 }
+script: $T/j/map.lua
+transform: map
+storage: production
+destinations: []
+EOF
+(cd "$T/j" && JUNCTION_ADMIN_PASSWORD=bench-console-1 exec "$JUNCTION" run >"$T/j/run.log" 2>&1) & PIDS+=($!)
+wait_port $P_MLLP; wait_port $P_ADMIN
+"$LOAD" 127.0.0.1 $P_MLLP --count 5000 --conns 4 --msg "$MSG" --prefix W- >/dev/null
+
+echo "== the console's dashboard open while mllpload sends $COUNT x ORM^O01 (4 connections, store sync: full), alternated, the median of $REPEAT runs each"
+without=(); with=()
+for r in $(seq "$REPEAT"); do
+  line=$("$LOAD" 127.0.0.1 $P_MLLP --count "$COUNT" --conns 4 --msg "$MSG" --prefix "N$r-" | tail -1)
+  echo "without the console: $line"; without+=("$(rate "$line")")
+  (cd "$SRC/tests/node" && exec node console_dashboard.js "http://127.0.0.1:$P_ADMIN" admin bench-console-1) >"$T/browser.log" 2>&1 &
+  BROWSER=$!
+  for i in $(seq 300); do grep -q ready "$T/browser.log" && break; sleep 0.1; done
+  grep -q ready "$T/browser.log" || { echo "the dashboard did not open:"; cat "$T/browser.log"; exit 1; }
+  line=$("$LOAD" 127.0.0.1 $P_MLLP --count "$COUNT" --conns 4 --msg "$MSG" --prefix "D$r-" | tail -1)
+  kill "$BROWSER"; wait "$BROWSER" || true; BROWSER=""
+  echo "with the dashboard:  $line ($(grep -oE 'refreshes=[0-9]+ seconds=[0-9.]+' "$T/browser.log"))"
+  with+=("$(rate "$line")")
+done
+a=$(printf '%s\n' "${without[@]}" | median)
+b=$(printf '%s\n' "${with[@]}" | median)
+echo "RESULT console_without_msg_s=$a console_dashboard_msg_s=$b ratio_console_dashboard=$(awk -v a="$a" -v b="$b" 'BEGIN{printf "%.2f", b/a}')"

@@ -5,7 +5,7 @@
 # unpacked into a temporary root (the binary runs, the /etc config validates,
 # the systemd unit passes systemd-analyze verify), and, as root on a machine
 # without the package, a real install: the junction user, /var/lib/junction,
-# one HL7 order through the installed engine run as that user, a reinstall,
+# one HL7 order through the installed engine run as that user, its console at /, a reinstall,
 # then a purge that leaves the machine as it was found.
 set -euo pipefail
 SRC="${JUNCTION_SOURCE_DIR:?}"
@@ -196,6 +196,9 @@ PY
   ENGINE="$(pgrep -P "$RUN_PID" -x junction || true)"
   [ -n "$ENGINE" ] && [ "$(stat -c %U "/proc/$ENGINE")" = junction ] && ok || bad "the engine does not run as junction (pid '$ENGINE')"
   expect "hl7 send an order to the installed engine" 0 /usr/bin/junction hl7 send 127.0.0.1:6661 /usr/share/junction/samples/hl7/orm_o01_nw.hl7
+  # The console is built into the binary: the installed engine serves it at / on the admin port.
+  expect "the installed engine serves the console at /" 0 /usr/bin/python3 -c \
+    'import sys, urllib.request; p = urllib.request.urlopen("http://127.0.0.1:8080/", timeout=5).read().decode(); sys.exit("/console/console.js" not in p)'
   orders=/var/lib/junction/out/orders
   wait_for 50 sh -c "ls $orders/*.hl7 >/dev/null 2>&1" && ok || bad "no file in $orders"
   [ "$(stat -c %U "$orders"/*.hl7 2>/dev/null | sort -u)" = junction ] && ok || bad "the order file is not owned by junction"

@@ -7,6 +7,14 @@ const J = {
   roles: ["viewer", "operator", "admin"],
 };
 
+// Whether the engine has a route (and that query parameter): the console offers
+// only what the engine it runs on can do. J.openapi is loaded at the login.
+J.openapi = null;
+J.has = (method, pattern, param) => {
+  const op = J.openapi && J.openapi.paths[pattern] && J.openapi.paths[pattern][method.toLowerCase()];
+  return Boolean(op) && (!param || (op.parameters || []).some((p) => p.name === param));
+};
+
 // True when the logged-in user has at least `role`.
 J.may = (role) => J.session && J.roles.indexOf(J.session.role) >= J.roles.indexOf(role);
 

@@ -32,12 +32,14 @@
     J.put(main, h("p", { class: "error" }, "No such page."));
   };
 
-  const enter = (session) => {
+  const enter = async (session) => {
     J.session = session;
+    try { J.openapi = await api("GET", "/api/v1/openapi.json"); } catch (e) { J.openapi = null; }
     login.hidden = true;
     top.hidden = false;
     document.getElementById("who").textContent = `${session.user} (${session.role})`;
-    for (const a of document.querySelectorAll("#nav [data-role]")) a.hidden = !J.may(a.dataset.role);
+    for (const a of document.querySelectorAll("#nav a"))
+      a.hidden = (a.dataset.role && !J.may(a.dataset.role)) || (a.dataset.route && !J.has("GET", a.dataset.route));
     show();
   };
   J.onLoggedOut = () => {

@@ -17,7 +17,7 @@ J.views = {};
     const status = h("p", { class: "muted", id: "updated" });
     J.put(main, h("h2", {}, "Channels"), status, list);
     const series = new Map();  // channel → values of the last hour
-    let seriesMissing = false, seriesAt = 0, timer = null, stopped = false;
+    let seriesMissing = !J.has("GET", "/api/v1/stats/series"), seriesAt = 0, timer = null, stopped = false;
 
     const loadSeries = async (names) => {
       if (seriesMissing || Date.now() - seriesAt < 60000) return;
@@ -74,7 +74,8 @@ J.views = {};
                    ["patient_id", "patient id"], ["accession", "accession"], ["from", "from"], ["to", "to"], ["text", "text"]];
   const STATUSES = ["", "RECEIVED", "FILTERED", "TRANSFORMED", "QUEUED", "SENT", "ERROR"];
   J.views.messages = (main, params) => {
-    const form = h("form", { class: "filters", id: "search" }, FILTERS.map(([k, label]) => h("label", {}, label,
+    const fields = FILTERS.filter(([k]) => k !== "text" || J.has("GET", "/api/v1/messages", "text"));
+    const form = h("form", { class: "filters", id: "search" }, fields.map(([k, label]) => h("label", {}, label,
       k === "status" ? h("select", { name: k }, STATUSES.map((s) => h("option", { value: s, selected: params[k] === s }, s || "any")))
         : h("input", { name: k, value: params[k] || "", type: k === "from" || k === "to" ? "datetime-local" : "text", size: 12 }))),
       h("button", { type: "submit", class: "primary" }, "Search"));
@@ -83,7 +84,7 @@ J.views = {};
     J.put(main, h("h2", {}, "Messages"), form, bulk, results);
     const filters = () => {
       const f = {};
-      for (const [k] of FILTERS) {
+      for (const [k] of fields) {
         let v = form.elements[k].value;
         if (v && (k === "from" || k === "to")) v = new Date(v).toISOString();
         if (v) f[k] = v;
@@ -108,7 +109,7 @@ J.views = {};
         if (data.next !== null) { more.onclick = () => load(data.next); results.append(more); }
       } catch (e) { results.append(problem(e)); }
     };
-    if (may("operator")) {
+    if (may("operator") && J.has("POST", "/api/v1/messages/reprocess")) {
       const go = action("operator", "Reprocess all", () => {
         const n = h("input", { type: "number", min: 1, max: 1000, value: 100, name: "limit" });
         const box = h("div", { class: "confirm" }, "Reprocess up to ", n,
@@ -149,7 +150,7 @@ J.views = {};
             d.error ? h("div", { class: "error" }, d.error) : null,
             d.history ? h("ul", {}, d.history.map((a) => h("li", {}, `${time(a.time)} ${a.status}${a.error ? ": " + a.error : ""}`))) : null,
             h("ul", {}, logOf("destination:" + d.destination)),
-            action("operator", "Resend", async (ev) => {
+            J.has("POST", "/api/v1/messages/{id}/resend") && action("operator", "Resend", async (ev) => {
               try {
                 await api("POST", `/api/v1/messages/${m.id}/resend`, { destination: d.destination });
                 ev.target.replaceWith(h("span", { class: "muted" }, "queued again"));
@@ -169,7 +170,7 @@ J.views = {};
       }
     }
     const actions = h("div", { class: "toolbar" },
-      action("operator", "Reprocess", () => {
+      J.has("POST", "/api/v1/messages/{id}/reprocess") && action("operator", "Reprocess", () => {
         const box = h("textarea", { rows: 10, name: "raw" });
         box.value = m.raw;
         const panel = h("div", { class: "confirm", id: "reprocess" }, h("p", {}, "The message goes into ", m.channel,
@@ -183,7 +184,7 @@ J.views = {};
         } }, "Reprocess"), " ", h("button", { type: "button", onclick: () => panel.remove() }, "Cancel"));
         actions.after(panel);
       }),
-      action("admin", "Delete", async () => {
+      J.has("DELETE", "/api/v1/messages/{id}") && action("admin", "Delete", async () => {
         if (!confirm(`Delete message #${m.id}?`)) return;
         try { await api("DELETE", "/api/v1/messages/" + m.id); location.hash = "#/messages"; } catch (e) { actions.append(problem(e)); }
       }, "danger"));

@@ -3,7 +3,8 @@ puppeteer-core and Debian's chromium) against a real `junction run`: an MLLP
 channel with a Lua transform and a file destination, an admin and a viewer.
 The browser logs in, watches the dashboard count mllpload's messages, finds a
 message by patient id and opens its stages, reprocesses it, stops and starts
-the channel, and checks what a viewer sees and may do. Screenshots go to
+the channel, follows a failing channel's link to its errors, manages a user,
+and checks what a viewer sees and may do. Screenshots go to
 build/test-artifacts/console/."""
 import os
 import subprocess
@@ -24,7 +25,7 @@ for need, what in ((os.path.join(NODE_DIR, "node_modules", "puppeteer-core"), "t
         sys.exit(1)
 
 check = Checks()
-admin_port, mllp_port = free_port(), free_port()
+admin_port, mllp_port, faulty_port = free_port(), free_port(), free_port()
 tmp = engine_dir("junction-console-", {
     "orders": "channel: orders\n"
               f"source: {{ type: mllp, port: {mllp_port} }}\n"
@@ -32,9 +33,15 @@ tmp = engine_dir("junction-console-", {
               "transform: rename\n"
               "storage: development\n"
               "destinations:\n  - { name: archive, type: file, directory: out }\n",
+    "faulty": "channel: faulty\n"
+              f"source: {{ type: mllp, port: {faulty_port} }}\n"
+              "script: orders.lua\n"
+              "transform: fail\n"
+              "destinations: []\n",
 }, store=f"store: {{ path: var/junction.db, sync: normal }}\nadmin: {{ port: {admin_port} }}")
 with open(f"{tmp}/orders.lua", "w") as f:
-    f.write('function rename(msg)\n  msg:set("PID-5.1", "SMYTHE")\nend\n')
+    f.write('function rename(msg)\n  msg:set("PID-5.1", "SMYTHE")\nend\n'
+            'function fail(msg)\n  error("no mapping for this order")\nend\n')
 ADMIN, VIEWER = ("admin", "admin-secret-1"), ("watcher", "watcher-pass-1")
 PATIENT = "MRN-CONSOLE-7"
 sample = open(os.path.join(SRC, "samples", "hl7", "orm_o01_nw.hl7")).read()
@@ -56,10 +63,12 @@ try:
     r = subprocess.run([BIN, "hl7", "send", f"127.0.0.1:{mllp_port}", f"{tmp}/one.hl7"], capture_output=True,
                        text=True, timeout=60)
     check(r.returncode == 0, f"hl7 send: {r.stdout}{r.stderr}")
+    # A message that fails in the faulty channel's script: ERROR, shown on the dashboard.
+    subprocess.run([BIN, "hl7", "send", f"127.0.0.1:{faulty_port}", f"{tmp}/load.hl7"], capture_output=True, timeout=60)
 
     shots = os.path.join(BUILD, "test-artifacts", "console")
     node_env = dict(os.environ, CONSOLE_URL=f"http://127.0.0.1:{admin_port}", CONSOLE_ARTIFACTS=shots,
-                    CONSOLE_CHANNEL="orders", CONSOLE_PATIENT=PATIENT, CONSOLE_ADMIN=":".join(ADMIN),
+                    CONSOLE_CHANNEL="orders", CONSOLE_FAULTY="faulty", CONSOLE_PATIENT=PATIENT, CONSOLE_ADMIN=":".join(ADMIN),
                     CONSOLE_VIEWER=":".join(VIEWER), CONSOLE_MLLP_PORT=str(mllp_port),
                     CONSOLE_LOAD_MESSAGE=f"{tmp}/load.hl7", CHROMIUM=CHROMIUM)
     r = subprocess.run(["node", "console_test.js"], cwd=NODE_DIR, env=node_env, capture_output=True, text=True,

@@ -15,6 +15,7 @@ const BASE = env("CONSOLE_URL");
 const SHOTS = env("CONSOLE_ARTIFACTS");
 const CHANNEL = env("CONSOLE_CHANNEL");
 const PATIENT = env("CONSOLE_PATIENT");
+const FAULTY = env("CONSOLE_FAULTY");
 const [ADMIN, ADMIN_PW] = env("CONSOLE_ADMIN").split(":");
 const [VIEWER, VIEWER_PW] = env("CONSOLE_VIEWER").split(":");
 
@@ -93,6 +94,16 @@ const runLoad = () => new Promise((resolve) => {
     check(await page.$(`[data-channel="${CHANNEL}"] [data-destination="archive"]`), "the destination's row is on the dashboard");
     await shot(page, "dashboard");
 
+    // A channel with errors is marked, one click away from its ERROR messages.
+    check(await page.$(`.card.has-errors[data-channel="${FAULTY}"]`), "the failing channel is marked");
+    check(!(await page.$(`.card.has-errors[data-channel="${CHANNEL}"]`)), "a channel without errors is not");
+    await page.click(`[data-channel="${FAULTY}"] a[href^="#/messages"]`);
+    await page.waitForSelector("#message-list tr[data-id]", WAIT);
+    const errorRows = await page.$$eval("#message-list tr[data-id]", (trs) => trs.map((t) => t.textContent));
+    check(errorRows.length === 1 && errorRows[0].includes("ERROR") && errorRows[0].includes("no mapping for this order"),
+          `the failing channel's ERROR messages: ${errorRows}`);
+    check(await page.$eval("#search select[name=status]", (e) => e.value) === "ERROR", "the search form shows the filter");
+
     // The message browser: search by patient id, open the message.
     await page.click('#nav a[href="#/messages"]');
     await page.waitForSelector("#search input[name=patient_id]", WAIT);
@@ -139,6 +150,26 @@ const runLoad = () => new Promise((resolve) => {
     await page.click('button[data-action="start"]');
     await page.waitForFunction(() => document.getElementById("channel-state").textContent === "running", WAIT);
     check(true, "the channel stopped and started from the console");
+
+    // Users (admin): add one, change its role, remove it.
+    await page.click('#nav a[href="#/users"]');
+    await page.waitForSelector("#add-user", WAIT);
+    await page.type("#add-user input[name=name]", "newcomer");
+    await page.select("#add-user select[name=role]", "viewer");
+    await page.type("#add-user input[name=password]", "newcomer-pass-1");
+    await page.click("#add-user button[type=submit]");
+    await page.waitForSelector('#user-list tr[data-user="newcomer"]', WAIT);
+    await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith("/api/v1/users/newcomer") && r.request().method() === "PUT", WAIT),
+      page.select('#user-list tr[data-user="newcomer"] select', "operator"),
+    ]);
+    const users = await page.evaluate(() => J.api("GET", "/api/v1/users"));
+    check(users.users.some((u) => u.name === "newcomer" && u.role === "operator"), `the new user is an operator: ${JSON.stringify(users)}`);
+    await shot(page, "users");
+    page.once("dialog", (d) => d.accept());
+    await page.click('#user-list tr[data-user="newcomer"] button.danger');
+    await page.waitForFunction(() => !document.querySelector('#user-list tr[data-user="newcomer"]'), WAIT);
+    check(true, "the user removed");
 
     // Log out; the cookie no longer works.
     await page.click("#logout");

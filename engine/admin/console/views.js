@@ -217,7 +217,7 @@ J.views = {};
       h("div", { class: "toolbar" }, act("start", "operator"), act("stop", "operator"), act("pause", "operator"),
         act("resume", "operator"), act("redeploy", "admin")),
       counters(c.counters, c.name),
-      h("table", {}, h("tr", {}, ["destination", "type", "state", "queued", ...COUNTERS, "last error"].map((t) => h("th", {}, t))),
+      h("table", {}, h("tr", {}, ["destination", "type", "state", "waiting", ...COUNTERS, "last error"].map((t) => h("th", {}, t))),
         c.destinations.map((d) => h("tr", {}, h("td", {}, d.name), h("td", {}, d.type), h("td", {}, state(d.state)),
           h("td", { class: "num" }, String(d.queued)), COUNTERS.map((k) => h("td", { class: "num" }, String(d.counters[k]))),
           h("td", { class: "error" }, d.last_error)))),

@@ -3,7 +3,8 @@ puppeteer-core and Debian's chromium) against a real `junction run`: an MLLP
 channel with a Lua transform and a file destination, an admin and a viewer.
 The browser logs in, watches the dashboard count mllpload's messages, finds a
 message by patient id and opens its stages, reprocesses it, stops and starts
-the channel, follows a failing channel's link to its errors, manages a user,
+the channel, follows a failing channel's link to its errors, changes and cancels a worklist
+item, manages a user,
 and checks what a viewer sees and may do. Screenshots go to
 build/test-artifacts/console/."""
 import os
@@ -25,7 +26,7 @@ for need, what in ((os.path.join(NODE_DIR, "node_modules", "puppeteer-core"), "t
         sys.exit(1)
 
 check = Checks()
-admin_port, mllp_port, faulty_port = free_port(), free_port(), free_port()
+admin_port, mllp_port, faulty_port, worklist_port = free_port(), free_port(), free_port(), free_port()
 tmp = engine_dir("junction-console-", {
     "orders": "channel: orders\n"
               f"source: {{ type: mllp, port: {mllp_port} }}\n"
@@ -38,6 +39,11 @@ tmp = engine_dir("junction-console-", {
               "script: orders.lua\n"
               "transform: fail\n"
               "destinations: []\n",
+    "worklist": "channel: worklist\n"
+                f"source: {{ type: mllp, port: {worklist_port} }}\n"
+                f"script: {SRC}/transforms/orders_to_worklist.lua\n"
+                "transform: to_worklist\n"
+                "destinations:\n  - { name: worklist, type: worklist }\n",
 }, store=f"store: {{ path: var/junction.db, sync: normal }}\nadmin: {{ port: {admin_port} }}")
 with open(f"{tmp}/orders.lua", "w") as f:
     f.write('function rename(msg)\n  msg:set("PID-5.1", "SMYTHE")\nend\n'
@@ -49,6 +55,8 @@ with open(f"{tmp}/one.hl7", "w") as f:
     f.write(sample.replace("MRN482913", PATIENT))
 with open(f"{tmp}/load.hl7", "w") as f:
     f.write(sample.replace("MRN482913", "MRN-LOAD"))
+with open(f"{tmp}/order.hl7", "w") as f:
+    f.write(sample.replace("MRN482913", "MRN-WORKLIST"))
 
 procs = []
 try:
@@ -65,6 +73,10 @@ try:
     check(r.returncode == 0, f"hl7 send: {r.stdout}{r.stderr}")
     # A message that fails in the faulty channel's script: ERROR, shown on the dashboard.
     subprocess.run([BIN, "hl7", "send", f"127.0.0.1:{faulty_port}", f"{tmp}/load.hl7"], capture_output=True, timeout=60)
+    # An order that becomes a worklist item (accession ACC20261123001).
+    r = subprocess.run([BIN, "hl7", "send", f"127.0.0.1:{worklist_port}", f"{tmp}/order.hl7"], capture_output=True,
+                       text=True, timeout=60)
+    check(r.returncode == 0, f"hl7 send to the worklist channel: {r.stdout}{r.stderr}")
 
     shots = os.path.join(BUILD, "test-artifacts", "console")
     node_env = dict(os.environ, CONSOLE_URL=f"http://127.0.0.1:{admin_port}", CONSOLE_ARTIFACTS=shots,

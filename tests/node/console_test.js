@@ -151,6 +151,47 @@ const runLoad = () => new Promise((resolve) => {
     await page.waitForFunction(() => document.getElementById("channel-state").textContent === "running", WAIT);
     check(true, "the channel stopped and started from the console");
 
+    // How content is shown: DICOM JSON as a table, JSON and XML indented, an HL7 diff with repetitions.
+    const shown = await page.evaluate(() => {
+      const dicom = J.contentView('{"00100010": {"vr": "PN", "Value": [{"Alphabetic": "DOE^JOHN"}]}, "00080060": {"vr": "CS", "Value": ["CT"]}}');
+      return {
+        dicom: [...dicom.querySelectorAll("tr")].map((tr) => [...tr.children].map((td) => td.textContent).join("|")),
+        json: J.contentView('{"a": [1, 2]}').textContent,
+        xml: J.contentView("<a><b>1</b><c/></a>").textContent,
+        diff: J.hl7Diff("MSH|^~\\&|A\rPID|1||X~Y||DOE^JO", "MSH|^~\\&|B\rPID|1||X~Z||DOE"),
+      };
+    });
+    check(shown.dicom.includes("(0010,0010)|PatientName|PN|DOE^JOHN") && shown.dicom.includes("(0008,0060)|Modality|CS|CT"),
+          `DICOM JSON as a table: ${shown.dicom}`);
+    check(shown.json === '{\n  "a": [\n    1,\n    2\n  ]\n}', `JSON indented: ${shown.json}`);
+    check(shown.xml === "<a>\n  <b>1</b>\n  <c/>\n</a>", `XML indented: ${JSON.stringify(shown.xml)}`);
+    check(JSON.stringify(shown.diff) === JSON.stringify(["MSH-3.1: A → B", "PID-3(2).1: Y → Z", "PID-5.2: JO → (empty)"]),
+          `the HL7 diff: ${JSON.stringify(shown.diff)}`);
+
+    // The worklist: the item of the order, its status changed, then cancelled.
+    await page.click('#nav a[href="#/worklist"]');
+    await page.waitForSelector("#worklist-items tr[data-item]", WAIT);
+    const item = await page.$eval("#worklist-items tr[data-item]", (tr) => tr.textContent);
+    check(item.includes("ACC20261123001") && item.includes("MRN-WORKLIST"), `the worklist item: ${item}`);
+    const listed = () => page.waitForResponse((r) => /\/api\/v1\/worklist(\?|$)/.test(r.url()), WAIT);
+    const [changed] = await Promise.all([
+      page.waitForResponse((r) => /\/api\/v1\/worklist\/\d+\/status$/.test(r.url()), WAIT),
+      listed(),
+      page.select("#worklist-items tr[data-item] select", "IN PROGRESS"),
+    ]);
+    check(changed.status() === 200, `the status changed: ${changed.status()}`);
+    await page.waitForSelector("#worklist-items tr[data-item] select", WAIT);
+    check(await page.$eval("#worklist-items tr[data-item] select", (e) => e.value) === "IN PROGRESS", "the item is IN PROGRESS");
+    await shot(page, "worklist");
+    const [cancelled] = await Promise.all([
+      page.waitForResponse((r) => /\/api\/v1\/worklist\/\d+\/cancel$/.test(r.url()), WAIT),
+      listed(),
+      page.click('#worklist-items tr[data-item] button[data-action="cancel"]'),
+    ]);
+    check(cancelled.status() === 200, `the item cancelled: ${cancelled.status()} ${await cancelled.text()}`);
+    await page.waitForFunction(() => !document.querySelector("#worklist-items tr[data-item]"), WAIT);
+    check(true, "the worklist item cancelled (no longer listed)");
+
     // Users (admin): add one, change its role, remove it.
     await page.click('#nav a[href="#/users"]');
     await page.waitForSelector("#add-user", WAIT);

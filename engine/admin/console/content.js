@@ -129,7 +129,7 @@
     return text.replace(/>\s*</g, ">\n<").split("\n").map((line) => {
       if (/^<\/[^>]+>$/.test(line)) depth = Math.max(depth - 1, 0);
       const out = "  ".repeat(depth) + line;
-      if (/^<[^!?/][^>]*[^/]>$/.test(line) && !/<\/[^>]+>$/.test(line)) depth++;
+      if (/^<[^!?/][^>]*>$/.test(line) && !/\/>$/.test(line)) depth++;
       return out;
     }).join("\n");
   };

@@ -253,13 +253,13 @@ J.views = {};
       const q = {};
       for (const k of [...WL_FILTERS, "include_finished"]) q[k] = params[k];
       const r = await api("GET", "/api/v1/worklist" + J.query(q));
-      J.put(out, h("table", {}, h("tr", {}, ["start", "patient", "accession", "modality", "station", "status", ""].map((t) => h("th", {}, t))),
+      J.put(out, h("table", { id: "worklist-items" }, h("tr", {}, ["start", "patient", "accession", "modality", "station", "status", ""].map((t) => h("th", {}, t))),
         r.items.map((it) => {
           const sel = may("operator") ? h("select", { onchange: async (ev) => {
             try { await api("PUT", `/api/v1/worklist/${it.id}/status`, { status: ev.target.value }); J.views.worklist(main, params); }
             catch (e) { out.prepend(problem(e)); }
           } }, WL_STATUSES.map((s) => h("option", { value: s, selected: s === it.status }, s))) : state(it.status);
-          return h("tr", {}, h("td", {}, `${it.start_date} ${it.start_time}`), h("td", {}, `${it.patient_name} (${it.patient_id})`),
+          return h("tr", { "data-item": it.id }, h("td", {}, `${it.start_date} ${it.start_time}`), h("td", {}, `${it.patient_name} (${it.patient_id})`),
             h("td", {}, it.accession), h("td", {}, it.modality), h("td", {}, it.station_ae), h("td", {}, sel),
             h("td", {}, it.status !== "CANCELLED" ? action("operator", "Cancel", async () => {
               try { await api("POST", `/api/v1/worklist/${it.id}/cancel`); J.views.worklist(main, params); } catch (e) { out.prepend(problem(e)); }

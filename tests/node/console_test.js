@@ -113,6 +113,16 @@ const runLoad = () => new Promise((resolve) => {
     const rows = await page.$$eval("#message-list tr[data-id]", (trs) => trs.map((t) => t.textContent));
     check(rows.length === 1 && rows[0].includes(PATIENT), `one message of patient ${PATIENT}: ${rows}`);
     await shot(page, "messages");
+    // A time range: the last hour finds it, the next hour does not; the form keeps the range.
+    const hour = 3600 * 1000;
+    for (const [from, want] of [[Date.now() - hour, 1], [Date.now() + hour, 0]]) {
+      await page.goto(`${BASE}/#/messages?patient_id=${PATIENT}&from=${new Date(from).toISOString()}`, { waitUntil: "load" });
+      await page.waitForFunction(() => document.querySelectorAll("#message-list tr[data-id]").length > 0 || document.getElementById("none"), WAIT);
+      check((await page.$$("#message-list tr[data-id]")).length === want, `from ${new Date(from).toISOString()}: ${want} message(s)`);
+      check(await page.$eval("#search input[name=from]", (e) => e.value !== ""), "the form shows the time range");
+    }
+    await page.goto(`${BASE}/#/messages?patient_id=${PATIENT}`, { waitUntil: "load" });
+    await page.waitForSelector("#message-list tr[data-id]", WAIT);
     await page.click("#message-list tr[data-id] a");
     await page.waitForSelector("#stages", WAIT);
     const stages = await page.$$eval("#stages [data-stage]", (s) => s.map((e) => e.dataset.stage));

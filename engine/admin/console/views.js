@@ -75,9 +75,15 @@ J.views = {};
   const STATUSES = ["", "RECEIVED", "FILTERED", "TRANSFORMED", "QUEUED", "SENT", "ERROR"];
   J.views.messages = (main, params) => {
     const fields = FILTERS.filter(([k]) => k !== "text" || J.has("GET", "/api/v1/messages", "text"));
+    // A time of the search as the value of a datetime-local input (local time, to the minute).
+    const local = (iso) => {
+      const d = new Date(iso);
+      return isNaN(d) ? "" : new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+    };
     const form = h("form", { class: "filters", id: "search" }, fields.map(([k, label]) => h("label", {}, label,
       k === "status" ? h("select", { name: k }, STATUSES.map((s) => h("option", { value: s, selected: params[k] === s }, s || "any")))
-        : h("input", { name: k, value: params[k] || "", type: k === "from" || k === "to" ? "datetime-local" : "text", size: 12 }))),
+        : k === "from" || k === "to" ? h("input", { name: k, value: params[k] ? local(params[k]) : "", type: "datetime-local" })
+        : h("input", { name: k, value: params[k] || "", size: 12 }))),
       h("button", { type: "submit", class: "primary" }, "Search"));
     const results = h("div", { id: "results" });
     const bulk = h("div");
@@ -92,13 +98,16 @@ J.views = {};
       return f;
     };
     form.addEventListener("submit", (ev) => { ev.preventDefault(); location.hash = "#/messages" + J.query(filters()); });
+    // The search shown: the location's, not what the form holds meanwhile.
+    const shown = {};
+    for (const [k] of fields) if (params[k]) shown[k] = params[k];
     const table = h("table", { id: "message-list" }, h("tr", {}, ["id", "received", "channel", "status", "type", "control id",
       "patient id", "accession", "error"].map((t) => h("th", {}, t))));
     const more = h("button", { type: "button", id: "more" }, "More");
     J.put(results, table);
     const load = async (before) => {
       try {
-        const q = { ...filters(), before, limit: 50 };
+        const q = { ...shown, before, limit: 50 };
         const data = await api("GET", "/api/v1/messages" + J.query(q));
         for (const m of data.messages) table.append(h("tr", { "data-id": m.id },
           h("td", {}, link("#/message/" + m.id, "#" + m.id)), h("td", {}, time(m.received)), h("td", {}, m.channel),
@@ -112,11 +121,12 @@ J.views = {};
     if (may("operator") && J.has("POST", "/api/v1/messages/reprocess")) {
       const go = action("operator", "Reprocess all", () => {
         const n = h("input", { type: "number", min: 1, max: 1000, value: 100, name: "limit" });
-        const box = h("div", { class: "confirm" }, "Reprocess up to ", n,
-          " messages matching this search into their channels again? ",
+        const box = h("div", { class: "confirm" }, "Reprocess up to ", n, " messages matching this search (",
+          Object.entries(shown).map(([k, v]) => `${k} ${v}`).join(", ") || "every message",
+          ") into their channels again? ",
           h("button", { type: "button", class: "danger", "data-action": "confirm-reprocess", onclick: async () => {
             try {
-              const r = await api("POST", "/api/v1/messages/reprocess", { ...filters(), limit: Number(n.value), confirm: true });
+              const r = await api("POST", "/api/v1/messages/reprocess", { ...shown, limit: Number(n.value), confirm: true });
               J.put(box, `${r.reprocessed} message(s) reprocessed.`);
             } catch (e) { J.put(box, problem(e)); }
           } }, "Yes, reprocess"),

@@ -8,7 +8,7 @@
 const fs = require("fs");
 const path = require("path");
 const { spawn } = require("child_process");
-const puppeteer = require("puppeteer-core");
+const { launch, login: browserLogin } = require("./console_browser");
 
 const env = (k) => { if (!process.env[k]) throw new Error(`${k} is not set`); return process.env[k]; };
 const BASE = env("CONSOLE_URL");
@@ -35,14 +35,7 @@ const hasRoute = (page, method, pattern) => page.evaluate(async (m, p) => {
   return Boolean(doc.paths[p] && doc.paths[p][m]);
 }, method.toLowerCase(), pattern);
 
-const login = async (page, user, password) => {
-  await page.goto(BASE + "/", { waitUntil: "load" });
-  await page.waitForSelector("#login-form input[name=user]", { visible: true, ...WAIT });
-  await page.type("#login-form input[name=user]", user);
-  await page.type("#login-form input[name=password]", password);
-  await page.click("#login-form button[type=submit]");
-  await page.waitForFunction((u) => document.getElementById("who").textContent.startsWith(u), WAIT, user);
-};
+const login = (page, user, password) => browserLogin(page, BASE, user, password);
 
 const runLoad = () => new Promise((resolve) => {
   const p = spawn(env("MLLPLOAD"), ["127.0.0.1", env("CONSOLE_MLLP_PORT"), "--conns", "2", "--count", "300",
@@ -51,11 +44,7 @@ const runLoad = () => new Promise((resolve) => {
 });
 
 (async () => {
-  const browser = await puppeteer.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    args: ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"],
-  });
+  const browser = await launch();
   const page = await browser.newPage();
   await page.setViewport({ width: 1280, height: 900 });
   const consoleErrors = [];  // uncaught script errors (refused requests are logged too, and expected here)

@@ -92,6 +92,11 @@ const runLoad = () => new Promise((resolve) => {
     check(errorRows.length === 1 && errorRows[0].includes("ERROR") && errorRows[0].includes("no mapping for this order"),
           `the failing channel's ERROR messages: ${errorRows}`);
     check(await page.$eval("#search select[name=status]", (e) => e.value) === "ERROR", "the search form shows the filter");
+    await page.click("#message-list tr[data-id] a");
+    await page.waitForSelector("#path", WAIT);
+    const failedStep = await page.$eval('#path [data-step="transform"] .state', (e) => e.textContent);
+    check(failedStep === "ERROR", `the failed message's path marks its transform: ${failedStep}`);
+    check((await text(page, "main")).includes("no mapping for this order"), "the failed message shows its error");
 
     // The message browser: search by patient id, open the message.
     await page.click('#nav a[href="#/messages"]');

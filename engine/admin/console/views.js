@@ -148,12 +148,16 @@ J.views = {};
       `${time(l.time)} ${l.text}`));
     const step = (title, st, extra) => h("div", { class: "step", "data-step": title }, h("b", {}, title), " ", st ? state(st) : null, extra);
     const filtered = m.status === "FILTERED";
+    // Where it failed: a stage with an error line in its log; without a log, the
+    // transform of a message in ERROR that reached no destination.
+    const failedIn = (stage) => log.some((l) => l.stage === stage && l.level === "error") ||
+      (stage === "transform" && !log.length && m.status === "ERROR" && !m.deliveries.length);
     const path = h("div", { class: "path", id: "path" },
       step("source", "RECEIVED", [h("div", { class: "muted" }, m.source, " ", time(m.received)), h("ul", {}, logOf("source"))]),
       h("span", { class: "arrow" }, "→"),
-      step("filter", filtered ? "FILTERED" : "passed", h("ul", {}, logOf("filter"))),
+      step("filter", filtered ? "FILTERED" : failedIn("filter") ? "ERROR" : "passed", h("ul", {}, logOf("filter"))),
       filtered ? null : [h("span", { class: "arrow" }, "→"),
-        step("transform", m.transformed ? "TRANSFORMED" : "", h("ul", {}, logOf("transform"))),
+        step("transform", failedIn("transform") ? "ERROR" : m.transformed ? "TRANSFORMED" : "", h("ul", {}, logOf("transform"))),
         m.deliveries.map((d) => [h("span", { class: "arrow" }, "→"),
           step("destination " + d.destination, d.status, [
             h("div", { class: "muted" }, `${d.attempts} attempt(s)`, d.updated ? `, ${time(d.updated)}` : ""),

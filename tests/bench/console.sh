@@ -2,13 +2,13 @@
 # The console's cost: the (a) throughput (mllpload into a channel that stores,
 # runs a Lua mapping and ACKs, as scripts/bench.sh's (a)) with the console's
 # dashboard open in headless Chromium and refreshing every 2 s, against the
-# same runs without it, alternated on the same engine; the ratio of the median
-# rates (with / without).
-# usage: tests/bench/console.sh BUILD_DIR SOURCE_DIR   (CONSOLE_BENCH_COUNT=200000, BENCH_REPEAT=3)
+# same runs with the browser on a blank page, alternated on the same engine;
+# the ratio of the median rates (with / without).
+# usage: tests/bench/console.sh BUILD_DIR SOURCE_DIR   (CONSOLE_BENCH_COUNT=50000, BENCH_REPEAT=5)
 set -euo pipefail
 BUILD="$(cd "$1" && pwd)"; SRC="$(cd "$2" && pwd)"
-COUNT="${CONSOLE_BENCH_COUNT:-200000}"
-REPEAT="${BENCH_REPEAT:-3}"
+COUNT="${CONSOLE_BENCH_COUNT:-50000}"
+REPEAT="${CONSOLE_BENCH_REPEAT:-5}"
 JUNCTION="$BUILD/engine/app/junction"
 LOAD="$BUILD/tests/mllpload"
 MSG="$SRC/samples/hl7/orm_o01_nw.hl7"
@@ -42,18 +42,26 @@ EOF
 wait_port $P_MLLP; wait_port $P_ADMIN
 "$LOAD" 127.0.0.1 $P_MLLP --count 5000 --conns 4 --msg "$MSG" --prefix W- >/dev/null
 
+# One browser for every run, logged in: the dashboard is shown for the runs
+# with it and a blank page for the others, so that the browser's start is in
+# neither.
+(cd "$SRC/tests/node" && exec node console_dashboard.js "http://127.0.0.1:$P_ADMIN" admin bench-console-1) >"$T/browser.log" 2>&1 &
+BROWSER=$!
+said() {  # said TEXT N: waits until the browser has printed N lines starting with TEXT
+  for i in $(seq 600); do [ "$(grep -c "^$1" "$T/browser.log")" -ge "$2" ] && return 0; sleep 0.1; done
+  echo "the browser did not say '$1':"; cat "$T/browser.log"; exit 1
+}
+said ready 1
+
 echo "== the console's dashboard open while mllpload sends $COUNT x ORM^O01 (4 connections, store sync: full), alternated, the median of $REPEAT runs each"
 without=(); with=()
 for r in $(seq "$REPEAT"); do
   line=$("$LOAD" 127.0.0.1 $P_MLLP --count "$COUNT" --conns 4 --msg "$MSG" --prefix "N$r-" | tail -1)
   echo "without the console: $line"; without+=("$(rate "$line")")
-  (cd "$SRC/tests/node" && exec node console_dashboard.js "http://127.0.0.1:$P_ADMIN" admin bench-console-1) >"$T/browser.log" 2>&1 &
-  BROWSER=$!
-  for i in $(seq 300); do grep -q ready "$T/browser.log" && break; sleep 0.1; done
-  grep -q ready "$T/browser.log" || { echo "the dashboard did not open:"; cat "$T/browser.log"; exit 1; }
+  kill -USR1 "$BROWSER"; said open "$r"
   line=$("$LOAD" 127.0.0.1 $P_MLLP --count "$COUNT" --conns 4 --msg "$MSG" --prefix "D$r-" | tail -1)
-  kill "$BROWSER"; wait "$BROWSER" || true; BROWSER=""
-  echo "with the dashboard:  $line ($(grep -oE 'refreshes=[0-9]+ seconds=[0-9.]+' "$T/browser.log"))"
+  kill -USR2 "$BROWSER"; said closed "$r"
+  echo "with the dashboard:  $line (refreshes: $(grep '^closed' "$T/browser.log" | tail -1 | cut -d' ' -f2))"
   with+=("$(rate "$line")")
 done
 a=$(printf '%s\n' "${without[@]}" | median)

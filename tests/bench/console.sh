@@ -52,6 +52,10 @@ said() {  # said TEXT N: waits until the browser has printed N lines starting wi
   echo "the browser did not say '$1':"; cat "$T/browser.log"; exit 1
 }
 said ready 1
+# CPU time (1/100 s) of processes and their finished children; the browser's processes.
+ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14+$15+$16+$17}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo $t; }
+tree() { echo "$1"; local c; for c in $(pgrep -P "$1"); do tree "$c"; done; }
+ENGINE="${PIDS[0]}"
 
 echo "== the console's dashboard open while mllpload sends $COUNT x ORM^O01 (4 connections, store sync: full), alternated, the median of $REPEAT runs each"
 without=(); with=()
@@ -59,9 +63,11 @@ for r in $(seq "$REPEAT"); do
   line=$("$LOAD" 127.0.0.1 $P_MLLP --count "$COUNT" --conns 4 --msg "$MSG" --prefix "N$r-" | tail -1)
   echo "without the console: $line"; without+=("$(rate "$line")")
   kill -USR1 "$BROWSER"; said open "$r"
+  b0=$(ticks $(tree "$BROWSER")); e0=$(ticks "$ENGINE")
   line=$("$LOAD" 127.0.0.1 $P_MLLP --count "$COUNT" --conns 4 --msg "$MSG" --prefix "D$r-" | tail -1)
+  b1=$(ticks $(tree "$BROWSER")); e1=$(ticks "$ENGINE")
   kill -USR2 "$BROWSER"; said closed "$r"
-  echo "with the dashboard:  $line (refreshes: $(grep '^closed' "$T/browser.log" | tail -1 | cut -d' ' -f2))"
+  echo "with the dashboard:  $line (refreshes: $(grep '^closed' "$T/browser.log" | tail -1 | cut -d' ' -f2); CPU s: browser $(awk -v t=$((b1 - b0)) 'BEGIN{printf "%.2f", t/100}'), engine $(awk -v t=$((e1 - e0)) 'BEGIN{printf "%.2f", t/100}'))"
   with+=("$(rate "$line")")
 done
 a=$(printf '%s\n' "${without[@]}" | median)

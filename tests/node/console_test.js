@@ -7,7 +7,7 @@
 "use strict";
 const fs = require("fs");
 const path = require("path");
-const { spawn } = require("child_process");
+const { spawn, spawnSync } = require("child_process");
 const { launch, login: browserLogin } = require("./console_browser");
 
 const env = (k) => { if (!process.env[k]) throw new Error(`${k} is not set`); return process.env[k]; };
@@ -143,6 +143,32 @@ const runLoad = () => new Promise((resolve) => {
     } else {
       console.log("skipped: reprocess (the engine has no POST /api/v1/messages/{id}/reprocess)");
     }
+    // Resend the original's delivery (once the engine has the route).
+    if (await hasRoute(page, "POST", "/api/v1/messages/{id}/resend")) {
+      await page.goto(`${BASE}/#/message/${openedId}`, { waitUntil: "load" });
+      await page.waitForSelector('[data-step="destination archive"] button[data-action="resend"]', WAIT);
+      const [resent] = await Promise.all([
+        page.waitForResponse((r) => r.url().endsWith(`/api/v1/messages/${openedId}/resend`), WAIT),
+        page.click('[data-step="destination archive"] button[data-action="resend"]'),
+      ]);
+      check(resent.status() === 202, `resend: ${resent.status()}`);
+      await page.waitForFunction(() => document.getElementById("path").textContent.includes("queued again"), WAIT);
+    } else {
+      console.log("skipped: resend (the engine has no POST /api/v1/messages/{id}/resend)");
+    }
+    // Reprocess every message of a search, after the confirmation (once the engine has the route).
+    if (await hasRoute(page, "POST", "/api/v1/messages/reprocess")) {
+      await page.goto(`${BASE}/#/messages?channel=${FAULTY}`, { waitUntil: "load" });
+      await page.waitForSelector('button[data-action="reprocess all"]', WAIT);
+      await page.click('button[data-action="reprocess all"]');
+      await page.waitForSelector('button[data-action="confirm-reprocess"]', WAIT);
+      check((await text(page, ".confirm")).includes(`channel ${FAULTY}`), "the confirmation names the search");
+      await page.click('button[data-action="confirm-reprocess"]');
+      await page.waitForFunction(() => /reprocessed/.test(document.querySelector(".confirm").textContent), WAIT);
+      check((await text(page, ".confirm")).includes("1 message(s) reprocessed"), `bulk reprocess: ${await text(page, ".confirm")}`);
+    } else {
+      console.log("skipped: bulk reprocess (the engine has no POST /api/v1/messages/reprocess)");
+    }
 
     // A channel stopped and started from its page.
     await page.goto(`${BASE}/#/channel/${CHANNEL}`, { waitUntil: "load" });
@@ -195,6 +221,27 @@ const runLoad = () => new Promise((resolve) => {
     check(cancelled.status() === 200, `the item cancelled: ${cancelled.status()} ${await cancelled.text()}`);
     await page.waitForFunction(() => !document.querySelector("#worklist-items tr[data-item]"), WAIT);
     check(true, "the worklist item cancelled (no longer listed)");
+
+    // Alerts (once the engine has them): a destination down fires its alert, back up clears it.
+    if (await hasRoute(page, "GET", "/api/v1/alerts")) {
+      const alertState = (st) => page.waitForSelector(`#alert-list tr[data-alert="peer-down"][data-state="${st}"]`, { timeout: 60000 });
+      await page.click('#nav a[href="#/alerts"]');
+      await alertState("ok");
+      const send = spawnSync(env("JUNCTION_BIN"), ["hl7", "send", `127.0.0.1:${env("CONSOLE_RELAY_PORT")}`, env("CONSOLE_LOAD_MESSAGE")]);
+      check(send.status === 0, `a message for the relay: ${send.stdout}${send.stderr}`);
+      await alertState("firing");
+      check((await text(page, '#alert-list tr[data-alert="peer-down"]')).includes("firing"), "the alert fires while the peer is down");
+      await shot(page, "alert-firing");
+      const peer = spawn(env("MLLPECHO"), [env("CONSOLE_PEER_PORT")], { stdio: "ignore" });
+      try {
+        await alertState("ok");
+        check(true, "the alert clears once the peer is back");
+      } finally {
+        peer.kill();
+      }
+    } else {
+      console.log("skipped: alerts (the engine has no GET /api/v1/alerts)");
+    }
 
     // Users (admin): add one, change its role, remove it.
     await page.click('#nav a[href="#/users"]');

@@ -312,15 +312,23 @@ J.views = {};
     load(undefined);
   };
 
-  // ---- alerts and their state.
-  J.views.alerts = async (main) => {
-    J.put(main, h("h2", {}, "Alerts"));
-    try {
-      const r = await api("GET", "/api/v1/alerts");
-      main.append(r.alerts.length ? h("table", { id: "alert-list" }, h("tr", {}, ["alert", "rule", "state", "since", "detail"].map((t) => h("th", {}, t))),
-        r.alerts.map((a) => h("tr", { "data-alert": a.name }, h("td", {}, a.name), h("td", {}, a.rule), h("td", {}, state(a.state)),
-          h("td", {}, time(a.since)), h("td", {}, a.detail)))) : h("p", { class: "muted" }, "No alert is configured."));
-    } catch (e) { main.append(missing(e, "alerts")); }
+  // ---- alerts and their state, refreshed every 2 s.
+  J.views.alerts = (main) => {
+    const out = h("div", { id: "alerts" });
+    J.put(main, h("h2", {}, "Alerts"), out);
+    let timer = null, stopped = false;
+    const poll = async () => {
+      try {
+        const r = await api("GET", "/api/v1/alerts");
+        if (stopped) return;
+        J.put(out, r.alerts.length ? h("table", { id: "alert-list" }, h("tr", {}, ["alert", "rule", "state", "since", "detail"].map((t) => h("th", {}, t))),
+          r.alerts.map((a) => h("tr", { "data-alert": a.name, "data-state": a.state }, h("td", {}, a.name), h("td", {}, a.rule),
+            h("td", {}, state(a.state)), h("td", {}, time(a.since)), h("td", {}, a.detail)))) : h("p", { class: "muted" }, "No alert is configured."));
+      } catch (e) { J.put(out, missing(e, "alerts")); }
+      if (!stopped) timer = setTimeout(poll, 2000);
+    };
+    poll();
+    return () => { stopped = true; clearTimeout(timer); };
   };
 
   // ---- users (admin): list, add, change role, remove.

@@ -8,6 +8,7 @@
 #include "engine/admin/console_assets.h"
 #include "engine/admin/sessions.h"
 #include "tests/admin/admin_test_support.h"
+#include "tests/support/test_certificates.h"
 
 using namespace junction;
 using namespace junction::testing;
@@ -153,4 +154,27 @@ TEST_CASE("the console's files are served at / and /console/* with a CSP and an 
         total += a->body.size();
     }
     CHECK(total < 500 * 1024);
+}
+
+TEST_CASE("under HTTPS the session cookie is Secure", "[admin]") {
+    AdminFixture f;
+    test_support::Certificates certs(R"(ca ca "Test CA"
+issue server 127.0.0.1 ca "subjectAltName=IP:127.0.0.1\n")");
+    admin::AdminOptions o;
+    o.port = 0;
+    o.tlsCert = certs("server.pem");
+    o.tlsKey = certs("server.key");
+    admin::AdminServer https(*f.engine, *f.accounts, o);
+    https.start();
+    http::ClientOptions co;
+    co.tls.ca = certs("ca.pem");
+    http::Client client(co);
+    auto r = client.send({"POST", "https://127.0.0.1:" + std::to_string(https.port()) + "/api/v1/session",
+                          {{"Content-Type", "application/json"}}, R"({"user": "view", "password": "view-password"})"});
+    INFO(r.error);
+    REQUIRE(r.answered);
+    CHECK(r.response.status == 200);
+    CHECK(r.response.header("Set-Cookie").find("; Secure") != std::string::npos);
+    client.reset();
+    https.stop();
 }

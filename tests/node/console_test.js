@@ -133,12 +133,16 @@ const runLoad = () => new Promise((resolve) => {
     if (await hasRoute(page, "POST", "/api/v1/messages/{id}/reprocess")) {
       await page.click('button[data-action="reprocess"]');
       await page.waitForSelector("#reprocess textarea", WAIT);
+      // Edited first: the new message holds the edit.
+      await page.$eval("#reprocess textarea", (e) => { e.value = e.value.replace("DOE^JANE", "DOE^JOAN"); });
       await page.click('button[data-action="reprocess-send"]');
       await page.waitForFunction((id) => /#\/message\/\d+$/.test(location.hash) && Number(location.hash.split("/").pop()) !== id, WAIT, openedId);
       await page.waitForSelector("#stages", WAIT);
       const h2 = await text(page, "h2");
       check(!h2.includes(`#${openedId} `), `the new message is shown: ${h2}`);
       check((await text(page, "main")).includes(`reprocess of #${openedId}`), "the new message links its original");
+      check((await text(page, '#stages [data-stage="raw"]')).includes("DOE^JOAN"), "the new message is the edited one");
+      check((await page.$$eval(".diff li", (l) => l.map((e) => e.textContent))).includes("PID-5.1: DOE → SMYTHE"), "the edit went through the transform");
       await shot(page, "reprocessed");
     } else {
       console.log("skipped: reprocess (the engine has no POST /api/v1/messages/{id}/reprocess)");
@@ -180,6 +184,22 @@ const runLoad = () => new Promise((resolve) => {
     await page.click('button[data-action="start"]');
     await page.waitForFunction(() => document.getElementById("channel-state").textContent === "running", WAIT);
     check(true, "the channel stopped and started from the console");
+
+    // The event log (once the engine has it), filtered: the stop just made, by whom.
+    if (await hasRoute(page, "GET", "/api/v1/events")) {
+      let rows = [];
+      for (let i = 0; i < 60 && rows.length === 0; i++) {  // events are written by a thread of their own
+        if (i) await new Promise((r) => setTimeout(r, 500));
+        await page.goto(`${BASE}/#/events?type=api.post&channel=${CHANNEL}`, { waitUntil: "load" });
+        await page.waitForFunction(() => document.querySelector("#event-list") && document.getElementById("event-list").dataset.loaded, WAIT);
+        rows = await page.$$eval("#event-list tr[data-event]", (trs) => trs.map((t) => t.textContent).filter((t) => t.includes("/stop")));
+      }
+      check(rows.length === 1 && rows[0].includes(ADMIN), `the event log shows the stop and who made it: ${rows}`);
+      check(await page.$eval("#events-filter input[name=type]", (e) => e.value) === "api.post", "the filter form shows the type");
+      await shot(page, "events");
+    } else {
+      console.log("skipped: events (the engine has no GET /api/v1/events)");
+    }
 
     // How content is shown: DICOM JSON as a table, JSON and XML indented, an HL7 diff with repetitions.
     const shown = await page.evaluate(() => {

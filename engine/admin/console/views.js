@@ -288,7 +288,7 @@ J.views = {};
   // ---- event log, filterable, paged like messages.
   J.views.events = (main, params) => {
     const keys = ["type", "channel", "user"];
-    const form = h("form", { class: "filters" }, keys.map((k) => h("label", {}, k, h("input", { name: k, value: params[k] || "", size: 14 }))),
+    const form = h("form", { class: "filters", id: "events-filter" }, keys.map((k) => h("label", {}, k, h("input", { name: k, value: params[k] || "", size: 14 }))),
       h("button", { type: "submit", class: "primary" }, "Filter"));
     form.addEventListener("submit", (ev) => {
       ev.preventDefault();
@@ -304,8 +304,9 @@ J.views = {};
         const q = { before, limit: 100 };
         for (const k of keys) q[k] = params[k];
         const r = await api("GET", "/api/v1/events" + J.query(q));
-        for (const e of r.events) table.append(h("tr", {}, h("td", {}, time(e.time)), h("td", {}, e.type), h("td", {}, e.channel),
-          h("td", {}, e.user), h("td", {}, e.address), h("td", {}, e.text)));
+        for (const e of r.events) table.append(h("tr", { "data-event": e.id }, h("td", {}, time(e.time)), h("td", {}, e.type),
+          h("td", {}, e.channel), h("td", {}, e.user), h("td", {}, e.address), h("td", {}, e.text)));
+        table.dataset.loaded = "true";
         if (r.next !== null) out.append(h("button", { type: "button", onclick: (ev) => { ev.target.remove(); load(r.next); } }, "More"));
       } catch (e) { J.put(out, missing(e, "event log")); }
     };

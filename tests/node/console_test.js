@@ -81,6 +81,10 @@ const runLoad = () => new Promise((resolve) => {
     }, { timeout: 60000 }, CHANNEL, before + 300);
     check(await received(page) >= before + 300, "the dashboard counts every message sent");
     check(await page.$(`[data-channel="${CHANNEL}"] [data-destination="archive"]`), "the destination's row is on the dashboard");
+    if (await hasRoute(page, "GET", "/api/v1/stats/series"))
+      check(await page.$(`[data-channel="${CHANNEL}"] svg.spark polyline`), "the channel's sparkline of the last hour");
+    else
+      check(!(await page.$("svg.spark")), "no sparkline without the engine's series");
     await shot(page, "dashboard");
 
     // A channel with errors is marked, one click away from its ERROR messages.

@@ -119,6 +119,15 @@ const runLoad = () => new Promise((resolve) => {
       check((await page.$$("#message-list tr[data-id]")).length === want, `from ${new Date(from).toISOString()}: ${want} message(s)`);
       check(await page.$eval("#search input[name=from]", (e) => e.value !== ""), "the form shows the time range");
     }
+    // The text of the raw content, typed into the form.
+    await page.goto(`${BASE}/#/messages`, { waitUntil: "load" });
+    await page.waitForSelector("#search input[name=text]", WAIT);
+    await page.type("#search input[name=text]", PATIENT.slice(4));
+    await page.click("#search button[type=submit]");
+    await page.waitForFunction(() => location.hash.includes("text=") &&
+      (document.querySelectorAll("#message-list tr[data-id]").length > 0 || document.getElementById("none")), WAIT);
+    const found = await page.$$eval("#message-list tr[data-id]", (trs) => trs.map((t) => t.textContent));
+    check(found.length === 1 && found.every((t) => t.includes(PATIENT)), `a text search finds the raw content: ${found}`);
     await page.goto(`${BASE}/#/messages?patient_id=${PATIENT}`, { waitUntil: "load" });
     await page.waitForSelector("#message-list tr[data-id]", WAIT);
     await page.click("#message-list tr[data-id] a");

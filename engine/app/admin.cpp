@@ -7,6 +7,7 @@
 
 #include "engine/admin/admin_server.h"
 #include "engine/core/engine.h"
+#include "engine/util/log.h"
 
 namespace junction::app {
 
@@ -30,8 +31,10 @@ public:
         o.sessionTimeout = config.admin.sessionTimeout;
         server_ = std::make_unique<admin::AdminServer>(engine, accounts_, o);
         server_->start();
-        std::cout << "junction: admin API on " << (o.tlsCert.empty() ? "http" : "https") << "://" << o.bind << ":"
-                  << server_->port() << "/api/v1" << " (console at /)" << std::endl;
+        util::logLine(util::LogLevel::Info,
+                      std::string("junction: admin API on ") + (o.tlsCert.empty() ? "http" : "https") + "://" + o.bind +
+                          ":" + std::to_string(server_->port()) + "/api/v1 (console at /)",
+                      util::LogStream::Out);
     }
     void setReady(bool ready) override { server_->setReady(ready); }
     void stop() override { server_->stop(); }
@@ -49,7 +52,8 @@ std::unique_ptr<AdminService> startAdmin(core::Engine& engine, const config::Eng
     try {
         return std::make_unique<Service>(engine, config);
     } catch (const std::exception& e) {
-        std::cerr << "junction: admin API not started: " << e.what() << " (the channels run without it)" << std::endl;
+        util::logLine(util::LogLevel::Error,
+                      std::string("junction: admin API not started: ") + e.what() + " (the channels run without it)");
         return nullptr;
     }
 }

@@ -14,6 +14,7 @@
 #include "engine/app/connectors.h"
 #include "engine/config/engine_config.h"
 #include "engine/core/engine.h"
+#include "engine/util/log.h"
 #include "engine/util/systemd_notify.h"
 
 namespace junction::app {
@@ -124,15 +125,20 @@ private:
 // SIGHUP: re-read the channel folder and say what changed.
 void reload(core::Engine& engine) {
     util::notifySystemd("RELOADING=1");
-    std::cout << "junction: reloading the channel folder (SIGHUP)" << std::endl;
+    using util::LogLevel;
+    using util::LogStream;
+    util::logLine(LogLevel::Info, "junction: reloading the channel folder (SIGHUP)", LogStream::Out);
     core::ReloadResult r = engine.reloadChannels();
-    for (const auto& p : r.problems) std::cerr << p.error << "\n";
-    for (const auto& n : r.added) std::cout << "channel " << n << ": added\n";
-    for (const auto& n : r.redeployed) std::cout << "channel " << n << ": redeployed\n";
-    for (const auto& n : r.removed) std::cout << "channel " << n << ": removed\n";
-    std::cout << "junction: reloaded, " << r.added.size() << " added, " << r.redeployed.size() << " redeployed, "
-              << r.removed.size() << " removed, " << r.unchanged << " unchanged, " << r.problems.size()
-              << " invalid (running versions kept)" << std::endl;
+    for (const auto& p : r.problems) util::logLine(LogLevel::Error, p.error);
+    for (const auto& n : r.added) util::logLine(LogLevel::Info, "channel " + n + ": added", LogStream::Out, n);
+    for (const auto& n : r.redeployed) util::logLine(LogLevel::Info, "channel " + n + ": redeployed", LogStream::Out, n);
+    for (const auto& n : r.removed) util::logLine(LogLevel::Info, "channel " + n + ": removed", LogStream::Out, n);
+    util::logLine(LogLevel::Info,
+                  "junction: reloaded, " + std::to_string(r.added.size()) + " added, " +
+                      std::to_string(r.redeployed.size()) + " redeployed, " + std::to_string(r.removed.size()) +
+                      " removed, " + std::to_string(r.unchanged) + " unchanged, " + std::to_string(r.problems.size()) +
+                      " invalid (running versions kept)",
+                  LogStream::Out);
     util::notifySystemd("READY=1");
 }
 
@@ -180,7 +186,8 @@ int cmdRun(const Args& args) {
                      "skipped; the others run. Unfinished messages of an earlier run resume. Stops on\n"
                      "SIGINT or SIGTERM. SIGHUP re-reads the channel folder: changed channels are\n"
                      "redeployed, new ones started, removed ones stopped; a file that fails validation\n"
-                     "leaves its running channel as it is. Under systemd (Type=notify) it reports\n"
+                     "leaves its running channel as it is. SIGUSR1 reopens the log file (log.file) after\n"
+                     "it was rotated. Under systemd (Type=notify) it reports\n"
                      "READY, RELOADING and STOPPING.\n";
         return 0;
     }
@@ -191,6 +198,7 @@ int cmdRun(const Args& args) {
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
     signal(SIGPIPE, SIG_IGN);
     // Messages are patient data: what the engine creates (store, journal, content
@@ -198,6 +206,16 @@ int cmdRun(const Args& args) {
     ::umask(::umask(0) | 027);
     auto cfg = loadConfig(a, "run");
     if (!cfg) return 1;
+    try {
+        util::LogOptions lo;
+        lo.file = cfg->log.file;
+        lo.level = util::parseLogLevel(cfg->log.level).value_or(util::LogLevel::Info);
+        lo.format = cfg->log.format == "json" ? util::LogFormat::Json : util::LogFormat::Text;
+        util::configureLog(lo);
+    } catch (const std::exception& e) {
+        std::cerr << "junction run: " << e.what() << "\n";
+        return 1;
+    }
     core::EngineOptions opts;
     opts.config = *cfg;
     opts.store.synchronousFull = cfg->store.sync == "full";
@@ -225,14 +243,20 @@ int cmdRun(const Args& args) {
     std::size_t running = 0;
     for (const auto& c : engine->channels())
         if (c.state == core::ChannelState::Running) ++running;
-    std::cout << "junction: running, " << running << " channel(s) started, " << problems.size()
-              << " skipped; stop with Ctrl-C" << std::endl;
+    util::logLine(util::LogLevel::Info,
+                  "junction: running, " + std::to_string(running) + " channel(s) started, " +
+                      std::to_string(problems.size()) + " skipped; stop with Ctrl-C",
+                  util::LogStream::Out);
     util::notifySystemd("READY=1\nSTATUS=" + std::to_string(running) + " channel(s) running");
     // The Orthanc servers of junction.yaml are checked beside the start, not before it.
     std::thread orthancCheck([&] { engine->checkOrthancServers(); });
     int sig = 0;
-    while (sigwait(&set, &sig) == 0 && sig == SIGHUP) reload(*engine);
-    std::cout << "junction: stopping (signal " << sig << ")" << std::endl;
+    while (sigwait(&set, &sig) == 0 && (sig == SIGHUP || sig == SIGUSR1)) {
+        if (sig == SIGHUP) reload(*engine);
+        else if (util::reopenLog()) util::logLine(util::LogLevel::Info, "junction: log file reopened (SIGUSR1)", util::LogStream::Out);
+        else util::logLine(util::LogLevel::Error, "junction: cannot reopen the log file " + cfg->log.file + "; still writing the old one");
+    }
+    util::logLine(util::LogLevel::Info, "junction: stopping (signal " + std::to_string(sig) + ")", util::LogStream::Out);
     util::notifySystemd("STOPPING=1");
     StopWatchdog watchdog(set, std::chrono::seconds(10));
     watchdog.phase("the admin API's start (its accounts in the database)");

@@ -108,12 +108,81 @@ const Map<OrthancServerConfig>& orthancServerMap() {
     return map;
 }
 
+const Map<LogConfig>& logMap() {
+    static const Map<LogConfig> map{
+        {"file", &LogConfig::file, path, byDefault("stdout and stderr"),
+         "file the log is appended to (reopened on SIGUSR1)"},
+        {"level", &LogConfig::level, oneOf({"error", "warn", "info", "debug"}), "the least level written"},
+        {"format", &LogConfig::format, oneOf({"text", "json"}), "text lines, or one JSON object per line"},
+    };
+    return map;
+}
+
+const Map<EventsConfig>& eventsMap() {
+    static const Map<EventsConfig> map{
+        {"keep", &EventsConfig::keep, range(std::chrono::hours(1), std::chrono::hours(24 * 3650)),
+         "events older than this are pruned"},
+    };
+    return map;
+}
+
+const Map<AlertWebhookConfig>& alertWebhookMap() {
+    using W = AlertWebhookConfig;
+    static const Map<W> map(
+        {
+            {"url", &W::url, required, "http(s):// URL the alert's JSON is POSTed to"},
+            {"headers", &W::headers, "extra request headers, e.g. { Authorization: Bearer ... }"},
+            {"timeout", &W::timeout, range(std::chrono::milliseconds(100), std::chrono::minutes(1)), "per request"},
+        },
+        [](W& w, const Node& n) {
+            if (w.url.rfind("http://", 0) != 0 && w.url.rfind("https://", 0) != 0)
+                n.find("url")->fail("url: '" + w.url + "' is not an http:// or https:// URL",
+                                    "e.g. url: https://hooks.example.org/junction");
+        });
+    return map;
+}
+
+const Map<AlertRuleConfig>& alertRuleMap() {
+    using A = AlertRuleConfig;
+    static const Map<A> map(
+        {
+            {"name", &A::name, required, "names the alert in logs, events and the API"},
+            {"when", &A::when, required,
+             oneOf({"errors", "queue_depth", "channel_stopped", "destination_retrying", "no_messages"}),
+             "the condition"},
+            {"channel", &A::channel, byDefault("every channel"), "the channel watched (required for no_messages)"},
+            {"destination", &A::destination, byDefault("every destination"),
+             "the destination watched (queue_depth, destination_retrying, errors)"},
+            {"over", &A::over, range(0, 1000000000), "errors, queue_depth: fires above this"},
+            {"window", &A::window, range(std::chrono::seconds(1), std::chrono::hours(24 * 30)),
+             "errors: counted over this; no_messages: no message for this long"},
+            {"for", &A::forTime, range(std::chrono::seconds(1), std::chrono::hours(24 * 30)).orZero("at once"),
+             "the condition holds this long before the alert fires"},
+            {"actions", Kind::List, "log, and/or { webhook: { url, headers, timeout } }"},
+        },
+        [](A& a, const Node& n) {
+            if (a.when == "no_messages" && a.channel.empty())
+                n.fail("alert '" + a.name + "': no_messages needs a channel", "add channel: NAME");
+            if (!a.destination.empty() && (a.when == "channel_stopped" || a.when == "no_messages"))
+                n.find("destination")->fail("alert '" + a.name + "': " + a.when + " takes no destination");
+            if (!a.destination.empty() && a.channel.empty())
+                n.find("destination")->fail("alert '" + a.name + "': a destination is named with its channel",
+                                            "add channel: NAME");
+            if (n.find("over") && a.when != "errors" && a.when != "queue_depth")
+                n.find("over")->fail("alert '" + a.name + "': " + a.when + " takes no 'over'");
+        });
+    return map;
+}
+
 const Map<EngineConfig>& engineMap() {
     static const Map<EngineConfig> map{
         {"store", &EngineConfig::store, storeMap(), "{ type, path, sync, max_size, min_free, text_index }"},
         {"channels", &EngineConfig::channelsDir, path, byDefault("channels"), "folder of channel files"},
         {"admin", &EngineConfig::admin, adminMap(), "{ port, bind, tls, session_timeout }"},
         {"orthanc", Kind::Map, "Orthanc servers by name: { main: { url, username, password, timeout, tls } }"},
+        {"log", &EngineConfig::log, logMap(), "{ file, level, format }"},
+        {"events", &EngineConfig::events, eventsMap(), "{ keep }"},
+        {"alerts", Kind::List, "alert rules: [{ name, when, channel, destination, over, window, for, actions }]"},
     };
     return map;
 }
@@ -137,7 +206,63 @@ std::vector<OrthancServerConfig> readOrthancServers(const Node& root, const std:
     return out;
 }
 
+// The actions of a rule: `log`, or { webhook: { url, headers, timeout } }.
+void readAlertActions(AlertRuleConfig& rule, const Node& actions, const std::string& baseDir) {
+    const char* hint = "actions: [log, { webhook: { url: https://hooks.example.org/junction } }]";
+    if (actions.kind != Node::Kind::List) actions.fail("actions must be a list", hint);
+    ConfigProblems problems;
+    for (const Node& a : actions.list) {
+        problems.attempt([&] {
+            if (a.kind == Node::Kind::Scalar) {
+                if (a.scalar != "log") a.fail("unknown action '" + a.scalar + "'", hint);
+                rule.logAction = true;
+            } else if (a.isMap() && a.map.size() == 1 && a.map.front().first == "webhook") {
+                rule.webhooks.push_back(alertWebhookMap().read(a.map.front().second, {"webhook", baseDir}));
+            } else {
+                a.fail("an action is `log` or { webhook: { url } }", hint);
+            }
+        });
+    }
+    problems.finish();
+}
+
+// The `alerts:` section: a list of rules, each read with its map.
+std::vector<AlertRuleConfig> readAlerts(const Node& root, const std::string& baseDir) {
+    std::vector<AlertRuleConfig> out;
+    const Node* section = root.find("alerts");
+    if (!section || section->isNull()) return out;
+    if (section->kind != Node::Kind::List)
+        section->fail("alerts must be a list of rules", "alerts: [{ name: ris-down, when: destination_retrying }]");
+    ConfigProblems problems;
+    for (const Node& n : section->list) {
+        problems.attempt([&] {
+            AlertRuleConfig a = alertRuleMap().read(n, {"alert", baseDir});
+            if (const Node* actions = n.find("actions")) readAlertActions(a, *actions, baseDir);
+            else a.logAction = true;
+            for (const auto& other : out)
+                if (other.name == a.name) n.find("name")->fail("alert name '" + a.name + "' is used twice");
+            a.file = n.mark.file;
+            a.line = n.mark.line;
+            a.column = n.mark.column;
+            out.push_back(std::move(a));
+        });
+    }
+    problems.finish();
+    return out;
+}
+
 }  // namespace
+
+std::string AlertRuleConfig::text() const {
+    std::string t = when;
+    if (when == "errors") t += " over " + std::to_string(over) + " in " + detail::durationText(window);
+    else if (when == "queue_depth") t += " over " + std::to_string(over);
+    else if (when == "no_messages") t += " for " + detail::durationText(window);
+    if (!channel.empty()) t += " on channel " + channel;
+    if (!destination.empty()) t += " destination " + destination;
+    if (forTime.count() > 0) t += " for " + detail::durationText(forTime);
+    return t;
+}
 
 EngineConfig loadEngineConfig(const std::optional<std::string>& path) {
     EngineConfig cfg;
@@ -155,6 +280,7 @@ EngineConfig loadEngineConfig(const std::optional<std::string>& path) {
         if (root.isNull()) root.kind = Node::Kind::Map;
         engineMap().readInto(cfg, root, {"the engine config", cfg.baseDir});
         cfg.orthanc = readOrthancServers(root, cfg.baseDir);
+        cfg.alerts = readAlerts(root, cfg.baseDir);
     }
     if (cfg.store.path.empty()) cfg.store.path = resolve(cfg.baseDir, "var/junction.db");
     if (cfg.channelsDir.empty()) cfg.channelsDir = resolve(cfg.baseDir, "channels");

@@ -95,6 +95,42 @@ struct OrthancServerConfig {
     } tls;
 };
 
+// `log:`: where the engine's lines go, from which level, in which format.
+struct LogConfig {
+    std::string file;            // absolute; "" = stdout and stderr
+    std::string level = "info";  // error | warn | info | debug
+    std::string format = "text"; // text | json
+};
+
+// `events:`: the event log in the store's database.
+struct EventsConfig {
+    std::chrono::milliseconds keep{std::chrono::hours(24 * 90)};  // events older than this are pruned
+};
+
+// A webhook an alert calls when it fires and when it clears.
+struct AlertWebhookConfig {
+    std::string url;  // http(s)://...
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::chrono::milliseconds timeout{5000};
+};
+
+// One rule of `alerts:`.
+struct AlertRuleConfig {
+    std::string name;
+    std::string when;         // errors | queue_depth | channel_stopped | destination_retrying | no_messages
+    std::string channel;      // "" = every channel (not for no_messages)
+    std::string destination;  // "" = every destination of the channel(s)
+    long long over = 0;       // errors, queue_depth: more than this
+    std::chrono::milliseconds window{std::chrono::minutes(5)};  // errors: counted over; no_messages: quiet for
+    std::chrono::milliseconds forTime{0};  // the condition holds this long before the alert fires
+    bool logAction = false;
+    std::vector<AlertWebhookConfig> webhooks;
+    std::string file;
+    int line = 0, column = 0;
+    // The rule in words ("errors over 5 in 5m on channel ris-orders"), as the admin API shows it.
+    std::string text() const;
+};
+
 struct EngineConfig {
     std::string file;        // the junction.yaml read, empty when built-in defaults are used
     std::string baseDir;     // relative paths resolve against this (absolute)
@@ -102,6 +138,9 @@ struct EngineConfig {
     std::string channelsDir; // absolute
     AdminConfig admin;
     std::vector<OrthancServerConfig> orthanc;  // in file order
+    LogConfig log;
+    EventsConfig events;
+    std::vector<AlertRuleConfig> alerts;  // in file order
 };
 
 // Load `path`, or ./junction.yaml when it exists, else the built-in defaults

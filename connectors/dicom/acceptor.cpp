@@ -327,12 +327,20 @@ void Acceptor::Impl::connection(Worker* w, int fd, const std::string& peer) {
         ASC_dropSCPAssociation(assoc);
         ASC_destroyAssociation(&assoc);
         if (onRejected) onRejected();
-        if (!stopping)
+        if (!stopping) {
             log("warn", "association from " + peer + " rejected: " + std::to_string(o.maxAssociations) +
                             " associations already open");
+            if (o.event)
+                o.event("connection.refused", "dicom association from " + peer + " rejected: " +
+                                                  std::to_string(o.maxAssociations) + " associations already open");
+        }
         return;
     }
+    std::string calling = assoc->params ? std::string(assoc->params->DULparams.callingAPTitle) : std::string();
+    std::string who = "dicom association from " + (calling.empty() ? std::string() : calling + "@") + peer;
+    if (o.event) o.event("connection.opened", who);
     serve(assoc);  // negotiates, serves, releases and destroys the association
+    if (o.event) o.event("connection.closed", who);
     std::lock_guard<std::mutex> lock(m);
     --active;
 }

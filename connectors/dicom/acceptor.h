@@ -25,6 +25,8 @@ struct AcceptorOptions {
     long maxPdu = 16384;        // largest PDU we receive
     int maxAssociations = 32;   // concurrent associations; more are rejected (transient)
     int requestTimeoutSeconds = 30;  // a connection must send its A-ASSOCIATE-RQ within this
+    // An association opened, closed or refused (SourceContext::event's types); may be empty.
+    std::function<void(const std::string& type, const std::string& text)> event{};
 };
 
 class Acceptor {

@@ -28,7 +28,9 @@ public:
             return r.error.empty() ? std::string("not accepted") : r.error;
         };
         auto log = [&ctx](const std::string& level, const std::string& text) { ctx.log(level, text); };
-        server_ = std::make_unique<dicom::MwlServer>(options_, worklist_, onMpps, log);
+        dicom::MwlServerOptions options = options_;
+        options.event = [&ctx](const std::string& type, const std::string& text) { ctx.event(type, text); };
+        server_ = std::make_unique<dicom::MwlServer>(options, worklist_, onMpps, log);
         server_->start();
     }
 

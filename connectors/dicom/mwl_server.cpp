@@ -434,6 +434,7 @@ void MwlServer::start() {
     ao.host = s.opt.host;
     ao.port = s.opt.port;
     ao.maxPdu = static_cast<long>(s.opt.maxPdu);
+    ao.event = s.opt.event;
     ao.maxAssociations = s.opt.maxAssociations;
     ao.requestTimeoutSeconds = 5;
     auto acceptor = std::make_unique<detail::Acceptor>(

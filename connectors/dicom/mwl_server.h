@@ -23,6 +23,8 @@ struct MwlServerOptions {
     bool includeFinished = false;          // also answer Completed/Discontinued/Cancelled items
     int maxAssociations = 32;              // concurrent associations; more are rejected
     int dimseTimeoutSeconds = 60;          // idle time before an association is dropped
+    // Associations opened, closed and refused (SourceContext::event); may be empty.
+    std::function<void(const std::string& type, const std::string& text)> event{};
 };
 
 // One MPPS event handed to the channel.

@@ -40,8 +40,10 @@ public:
     void start(core::SourceContext& ctx) override {
         ctx_ = &ctx;
         stopping_ = false;
+        dicom::StoreServerOptions options = c_.server;
+        options.event = [this](const std::string& type, const std::string& text) { ctx_->event(type, text); };
         server_ = std::make_unique<dicom::StoreServer>(
-            c_.server, [this](const dicom::ReceivedInstance& r) { return onInstance(r); },
+            options, [this](const dicom::ReceivedInstance& r) { return onInstance(r); },
             [this](const std::string& level, const std::string& text) { ctx_->log(level, text); });
         server_->start();
         if (c_.stableStudy.count() > 0) stableThread_ = std::thread([this] { stableLoop(); });

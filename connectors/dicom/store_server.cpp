@@ -230,6 +230,7 @@ void StoreServer::Impl::start() {
     ao.maxPdu = o_.maxPdu;
     ao.maxAssociations = o_.maxAssociations;
     ao.requestTimeoutSeconds = 30;
+    ao.event = o_.event;
     auto acceptor = std::make_unique<detail::Acceptor>(
         ao,
         [this](T_ASC_Association* assoc) {

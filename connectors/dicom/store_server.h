@@ -40,6 +40,8 @@ struct StoreServerOptions {
     int maxBacklog = 1000;
     int maxAssociations = 32;
     int dimseTimeoutSeconds = 60;  // a peer silent this long mid-association is dropped
+    // Associations opened, closed and refused (SourceContext::event); may be empty.
+    std::function<void(const std::string& type, const std::string& text)> event{};
 };
 
 struct ReceivedInstance {

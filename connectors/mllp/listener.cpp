@@ -212,6 +212,7 @@ void ListenerCore::accepted(Loop& l, int fd, const sockaddr_storage& addr) {
     }
     int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    event("connection.opened", "mllp " + where() + ": connection from " + slot->peer);
     target->count.fetch_add(1);
     if (target == &l) {
         adopt(l, fd, std::move(slot));
@@ -251,6 +252,7 @@ void ListenerCore::refuse(const std::string& why) {
     }
     std::string more = refusalsUnlogged > 0 ? " (and " + std::to_string(refusalsUnlogged) + " more refused before it)" : "";
     log("warn", "mllp " + where() + ": " + why + more);
+    event("connection.refused", "mllp " + where() + ": " + why + more);
     lastRefusalLog = now;
     refusalsUnlogged = 0;
 }
@@ -536,6 +538,7 @@ void ListenerCore::reap(Loop& l) {
         Conn& c = *it->second;
         l.backend->remove(c);
         ::close(c.fd);
+        event("connection.closed", "mllp " + where() + ": connection from " + c.peer);
         forget(*c.slot);
         l.conns.erase(it);
         l.count.fetch_sub(1);

@@ -66,6 +66,8 @@ public:
         enum class Admit { Yes, Wait, Stop };
         std::function<Admit()> admit;
         std::function<void(const std::string& level, const std::string& text)> log;
+        // A connection opened, closed or refused (SourceContext::event's types).
+        std::function<void(const std::string& type, const std::string& text)> event;
     };
 
     Listener(ListenerOptions options, Handlers handlers);

@@ -245,6 +245,9 @@ struct ListenerCore {
     void log(const std::string& level, const std::string& text) {
         if (h.log) h.log(level, text);
     }
+    void event(const std::string& type, const std::string& text) {
+        if (h.event) h.event(type, text);
+    }
     std::string where() const { return o.host + ":" + std::to_string(o.port); }
     // Watch the listening socket (loop 0, on its thread) for new connections, or stop.
     void watchListen(bool on) { loops[0]->backend->watchListen(on); }

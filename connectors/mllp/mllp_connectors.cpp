@@ -84,6 +84,7 @@ public:
             return mllp::Listener::Handlers::Admit::Stop;
         };
         h.log = [this](const std::string& level, const std::string& text) { ctx_->log(level, text); };
+        h.event = [this](const std::string& type, const std::string& text) { ctx_->event(type, text); };
         listener_ = std::make_unique<mllp::Listener>(o_, std::move(h));
         listener_->start();
     }

@@ -6,9 +6,8 @@
 // channel_delivery.cpp.
 #include "engine/core/channel.h"
 
-#include <iostream>
-
 #include "engine/core/channel_detail.h"
+#include "engine/util/log.h"
 #include "engine/util/thread_name.h"
 
 namespace junction::core {
@@ -50,10 +49,10 @@ Channel::Channel(ChannelConfig config, Engine& engine)
 Channel::~Channel() { stop(); }
 
 void Channel::log(const std::string& level, const std::string& text) {
-    static std::mutex logMutex;
-    std::lock_guard<std::mutex> lock(logMutex);
-    std::cerr << "[" << config_.name << "] " << level << ": " << text << "\n";
+    util::logChannel(util::parseLogLevel(level).value_or(util::LogLevel::Info), config_.name, text);
 }
+
+void Channel::event(const std::string& type, const std::string& text) { engine_.recordEvent(type, config_.name, text); }
 
 void Channel::logScript(const std::vector<lua::LogLine>& logs) {
     for (const auto& l : logs) {
@@ -108,6 +107,7 @@ void Channel::start() {
     } catch (const std::exception& e) {
         error_ = e.what();
         state_ = ChannelState::Failed;
+        engine_.recordEvent("channel.failed", config_.name, error_);
         throw;
     }
     recover();
@@ -131,12 +131,15 @@ void Channel::start() {
         error_ = std::string("source did not start: ") + e.what();
         stop();
         state_ = ChannelState::Failed;
+        engine_.recordEvent("channel.failed", config_.name, error_);
         throw std::runtime_error(error_);
     }
+    engine_.recordEvent("channel.started", config_.name, source_->describe());
 }
 
 void Channel::stop() {
     if (state_ == ChannelState::Stopped && workers_.empty() && dests_.empty()) return;
+    const bool wasRunning = state_ == ChannelState::Running || state_ == ChannelState::Paused;
     // A source held by back-pressure or pause must be let go before it can stop.
     sourceStopping_ = true;
     notifyAccepting();
@@ -188,6 +191,7 @@ void Channel::stop() {
     store_.flush();
     source_.reset();
     if (state_ != ChannelState::Failed) state_ = ChannelState::Stopped;
+    if (wasRunning) engine_.recordEvent("channel.stopped", config_.name, "");
 }
 
 void Channel::interruptScripts() {

@@ -51,6 +51,7 @@ public:
     const std::string& channelName() const override { return config_.name; }
     void log(const std::string& level, const std::string& text) override;
     void setProblem(const std::string& problem) override;
+    void event(const std::string& type, const std::string& text) override;
     std::optional<std::string> sourceMark() override;
     void submitMark(std::string mark, std::function<void(SubmitResult)> done) override;
 

@@ -363,6 +363,7 @@ void Channel::noteAttempt(DestRuntime& dest, bool ok, const std::string& error) 
         return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now - t).count());
     };
     std::string line;
+    const char* event = nullptr;  // an outage's start and end go to the event log too
     {
         std::lock_guard<std::mutex> lock(dest.errorMutex);
         auto& o = dest.outage;
@@ -370,6 +371,7 @@ void Channel::noteAttempt(DestRuntime& dest, bool ok, const std::string& error) 
             if (!o.on) return;
             line = "destination " + dest.config.name + " is back after " + seconds(o.since) + " s (" +
                    std::to_string(o.failures) + " failed attempt(s))";
+            event = "destination.recovered";
             o = {};
         } else {
             dest.lastError = error;
@@ -380,6 +382,7 @@ void Channel::noteAttempt(DestRuntime& dest, bool ok, const std::string& error) 
                 o.since = o.lastSummary = now;
                 o.failuresSinceSummary = 0;
                 line = "destination " + dest.config.name + " is failing: " + error;
+                event = "destination.retrying";
             } else if (now - o.lastSummary >= std::chrono::minutes(1)) {
                 line = "destination " + dest.config.name + " still failing after " + seconds(o.since) + " s: " +
                        std::to_string(o.failuresSinceSummary) + " failed attempt(s) in the last minute, " +
@@ -389,7 +392,9 @@ void Channel::noteAttempt(DestRuntime& dest, bool ok, const std::string& error) 
             }
         }
     }
-    if (!line.empty()) log(ok ? "info" : "warn", line);
+    if (line.empty()) return;
+    log(ok ? "info" : "warn", line);
+    if (event) engine_.recordEvent(event, config_.name, line);
 }
 
 }  // namespace junction::core

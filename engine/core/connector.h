@@ -79,6 +79,11 @@ public:
     // username or password"), shown in the channel's state (ChannelInfo,
     // the admin API); "" once it works again.
     virtual void setProblem(const std::string& problem) {}
+    // Records an event of the source's connections in the engine's event log
+    // (never blocks): type connection.opened, connection.closed or
+    // connection.refused; `text` names the peer ("mllp 127.0.0.1:6661:
+    // connection from 127.0.0.1:53422").
+    virtual void event(const std::string& type, const std::string& text) {}
 
     // Positions of a polling source (Inbound::mark), one per channel: the
     // latest durably stored, nullopt when none was (a new source).

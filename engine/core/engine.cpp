@@ -3,11 +3,11 @@
 // what the admin API and CLI ask of them.
 #include "engine/core/engine.h"
 
-#include <iostream>
 #include <set>
 
 #include "engine/core/channel.h"
 #include "engine/util/file_text.h"
+#include "engine/util/log.h"
 
 namespace junction::core {
 
@@ -60,6 +60,15 @@ Engine::Engine(EngineOptions options, const ConnectorRegistry& connectors)
         // A write that waits long for the database is given up and made at the next one.
         store::openSqliteStats(options_.config.store.path, options_.store.synchronousFull, 1000),
         [this] { return channels(); });
+    // A short wait for the database: events that cannot be written wait and are tried again.
+    events_ = store::openSqliteEvents(options_.config.store.path, options_.store.synchronousFull, 1000);
+    if (!options_.config.alerts.empty())
+        alerts_ = std::make_unique<AlertMonitor>(
+            options_.config.alerts,
+            AlertSinks{[this] { return channels(); },
+                       [this](const std::string& type, const std::string& channel, const std::string& text) {
+                           recordEvent(type, channel, text);
+                       }});
     for (const auto& c : options_.config.orthanc) {
         orthanc::ServerOptions o;
         o.name = c.name;
@@ -77,14 +86,23 @@ void Engine::checkOrthancServers() {
     for (const auto& name : orthanc_.names()) {
         orthanc::Server& server = *orthanc_.find(name);
         std::string why = server.check();
-        if (why.empty()) std::cout << "orthanc server '" << name << "' (" << server.options().url << "): reachable\n";
-        else std::cerr << "junction: warning: " << why << "\n";
+        if (why.empty())
+            util::logLine(util::LogLevel::Info, "orthanc server '" + name + "' (" + server.options().url + "): reachable",
+                          util::LogStream::Out);
+        else util::logLine(util::LogLevel::Warn, "junction: warning: " + why);
     }
 }
 
 Engine::~Engine() { stop(); }
 
 store::MessageStore& Engine::store() { return *store_; }
+
+void Engine::recordEvent(const std::string& type, const std::string& channel, const std::string& text,
+                         const std::string& user, const std::string& address) {
+    if (events_) events_->record({0, {}, type, channel, user, address, text});
+}
+
+std::vector<AlertStatus> Engine::alerts() const { return alerts_ ? alerts_->status() : std::vector<AlertStatus>{}; }
 
 store::WorklistStore& Engine::worklist() { return *worklist_; }
 
@@ -145,8 +163,9 @@ void Engine::addChannel(ChannelConfig channel) {
                                       "port " + std::to_string(port) + " is already used by channel " + name,
                                       other->config().file);
     }
-    std::string name = channel.name;
+    std::string name = channel.name, file = channel.file;
     channels_.emplace(name, std::make_shared<Channel>(std::move(channel), *this));
+    recordEvent("channel.deployed", name, file);
 }
 
 std::vector<LoadProblem> Engine::loadChannels() {
@@ -178,9 +197,17 @@ std::uint64_t Engine::pruneNow() {
         try {
             removed += store_->prune(name, store::Clock::now() - age);
         } catch (const std::exception& e) {
-            std::cerr << "[" << name << "] pruning failed: " << e.what() << "\n";
+            util::logLine(util::LogLevel::Error, "[" + name + "] pruning failed: " + e.what(), util::LogStream::Err, name);
         }
     }
+    std::uint64_t events = 0;
+    try {
+        events = events_->prune(std::chrono::system_clock::now() - options_.config.events.keep);
+    } catch (const std::exception& e) {
+        util::logLine(util::LogLevel::Error, std::string("junction: pruning the event log failed: ") + e.what());
+    }
+    recordEvent("prune", "", "removed " + std::to_string(removed) + " message(s) and " + std::to_string(events) +
+                                 " event(s)");
     return removed;
 }
 
@@ -200,12 +227,13 @@ void Engine::start() {
     }
     started_ = true;
     stats_->start();
+    if (alerts_) alerts_->start();
     for (auto& [name, ch] : channels_) {
         if (!ch->config().enabled) continue;
         try {
             ch->start();
         } catch (const std::exception& e) {
-            std::cerr << "[" << name << "] failed to start: " << e.what() << "\n";
+            util::logLine(util::LogLevel::Error, "[" + name + "] failed to start: " + e.what(), util::LogStream::Err, name);
         }
     }
 }
@@ -224,6 +252,8 @@ void Engine::stop(const std::function<void(const std::string&)>& progress) {
     // Before the lock: its thread reads the channels, under that lock.
     next("the statistics (a write in progress)");
     if (stats_) stats_->stop();
+    next("the alerts (a webhook in progress)");
+    if (alerts_) alerts_->stop();
     std::lock_guard<std::recursive_mutex> lock(mutex_);
     for (auto& [name, ch] : channels_) {
         next("channel " + name + " (its source, workers and deliveries)");
@@ -299,7 +329,8 @@ void Engine::startIfWanted(Channel& ch, bool wasRunning) {
     try {
         ch.start();
     } catch (const std::exception& e) {
-        std::cerr << "[" << ch.config().name << "] failed to start: " << e.what() << "\n";
+        util::logLine(util::LogLevel::Error, "[" + ch.config().name + "] failed to start: " + e.what(),
+                      util::LogStream::Err, ch.config().name);
     }
 }
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "engine/config/engine_config.h"
+#include "engine/core/alerts.h"
 #include "engine/core/channel_config.h"
 #include "engine/core/connector.h"
 #include "engine/core/pipeline.h"
@@ -21,6 +22,7 @@
 #include "engine/lua/script.h"
 #include "engine/store/message_store.h"
 #include "engine/orthanc/server.h"
+#include "engine/store/event_store.h"
 #include "engine/store/key_value_store.h"
 #include "engine/store/worklist_store.h"
 
@@ -161,6 +163,12 @@ public:
     std::uint64_t pruneNow();
 
     store::MessageStore& store();
+    // The event log (same database file); recordEvent() queues one event and never waits.
+    store::EventStore& events() { return *events_; }
+    void recordEvent(const std::string& type, const std::string& channel, const std::string& text,
+                     const std::string& user = {}, const std::string& address = {});
+    // The alert rules of junction.yaml and their state (empty without rules).
+    std::vector<AlertStatus> alerts() const;
     // The modality worklist, in the same database file as the message store.
     store::WorklistStore& worklist();
     // The Orthanc servers of junction.yaml (scripts reach them through the orthanc module).
@@ -195,6 +203,8 @@ private:
     std::unique_ptr<store::MessageStore> store_;
     std::unique_ptr<store::WorklistStore> worklist_;
     std::unique_ptr<store::KeyValueStore> keyValues_;
+    std::unique_ptr<store::EventStore> events_;
+    std::unique_ptr<AlertMonitor> alerts_;
     orthanc::Servers orthanc_;
     std::shared_ptr<lua::SharedMap> globalMap_;
     mutable std::recursive_mutex mutex_;

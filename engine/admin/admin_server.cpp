@@ -3,9 +3,8 @@
 #include "engine/admin/admin_server.h"
 #include "engine/admin/console_assets.h"
 
-#include <iostream>
-
 #include "engine/core/engine.h"
+#include "engine/util/log.h"
 
 namespace junction::admin {
 
@@ -18,6 +17,7 @@ AdminServer::AdminServer(core::Engine& engine, Accounts& accounts, AdminOptions 
     router_.add(worklistRoutes(ctx_));
     router_.add(userRoutes(ctx_));
     router_.add(sessionRoutes(ctx_, sessions_, !options_.tlsCert.empty()));
+    router_.add(eventRoutes(ctx_));
 }
 
 AdminServer::~AdminServer() { stop(); }
@@ -76,6 +76,13 @@ Accounts::Outcome AdminServer::authenticate(const http::ServerRequest& req) {
 
 http::ServerResponse AdminServer::handle(const http::ServerRequest& req) {
     if (auto console = consoleResponse(req)) return std::move(*console);
+    AuditFacts facts;
+    http::ServerResponse out = serve(req, facts);
+    audit(req, facts, out.status);
+    return out;
+}
+
+http::ServerResponse AdminServer::serve(const http::ServerRequest& req, AuditFacts& facts) {
     try {
         Router::Match m = router_.match(req.method, req.path);
         if (!m.route) {
@@ -83,6 +90,8 @@ http::ServerResponse AdminServer::handle(const http::ServerRequest& req) {
             throw ApiError(404, "no route " + req.method + " " + req.path);
         }
         const Route& route = *m.route;
+        facts.route = &route;
+        facts.path = m.path;
         ApiRequest in{req, {}, std::move(m.path), {}, {}};
         if (route.role != Role::Public) {
             auto o = authenticate(req);
@@ -99,6 +108,7 @@ http::ServerResponse AdminServer::handle(const http::ServerRequest& req) {
                 throw ApiError(403, std::string("this needs the role ") + toString(route.role) + "; user '" +
                                         in.principal.user + "' is " + toString(in.principal.role));
         }
+        facts.user = in.principal.user;
         in.query = checkQuery(route.query, req.params());
         if (route.request && route.bodyOptional && req.body.empty()) {
             // no fields
@@ -113,8 +123,73 @@ http::ServerResponse AdminServer::handle(const http::ServerRequest& req) {
     } catch (const ApiError& e) {
         return error(e.status(), e.what());
     } catch (const std::exception& e) {
-        std::cerr << "admin API: " << req.method << " " << req.path << ": " << e.what() << "\n";
+        util::logLine(util::LogLevel::Error, "admin API: " + req.method + " " + req.path + ": " + e.what());
         return error(500, e.what());
+    }
+}
+
+namespace {
+
+// The address of a peer without its port ("127.0.0.1:53422" → "127.0.0.1").
+std::string hostOf(const std::string& peer) {
+    auto colon = peer.rfind(':');
+    if (colon == std::string::npos || peer.find(':') != colon) return peer;  // no port, or IPv6 as it is
+    return peer.substr(0, colon);
+}
+
+// The user name an HTTP basic header offers ("" for a token or none).
+std::string offeredUser(const std::string& authorization) {
+    auto space = authorization.find(' ');
+    if (space == std::string::npos) return {};
+    std::string scheme = authorization.substr(0, space);
+    for (auto& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    std::string decoded;
+    if (scheme != "basic" || !decodeBase64(authorization.substr(space + 1), decoded)) return {};
+    return decoded.substr(0, decoded.find(':'));
+}
+
+constexpr auto kLoginEventEvery = std::chrono::minutes(10);
+
+}  // namespace
+
+void AdminServer::audit(const http::ServerRequest& req, const AuditFacts& facts, int status) {
+    const std::string address = hostOf(req.peer);
+    core::Engine& engine = ctx_.engine;
+    const std::string authorization = req.header("Authorization");
+    const std::string user = facts.user.empty() ? offeredUser(authorization) : facts.user;
+    if ((status == 401 || status == 429) && !authorization.empty()) {
+        engine.recordEvent("login.failed", "", req.method + " " + req.path + ": " + std::to_string(status), user, address);
+        return;
+    }
+    if (!facts.route) return;
+    const Route& route = *facts.route;
+    if (!facts.user.empty() && status != 401) {
+        // A login is a user's first request from an address in a while (HTTP
+        // basic and tokens authenticate every request).
+        auto now = std::chrono::steady_clock::now();
+        bool fresh;
+        {
+            std::lock_guard<std::mutex> lock(loginsMutex_);
+            if (logins_.size() > 10000) logins_.clear();
+            auto& last = logins_[facts.user + "@" + address];
+            fresh = last == std::chrono::steady_clock::time_point{} || now - last >= kLoginEventEvery;
+            last = now;
+        }
+        if (fresh) engine.recordEvent("login.ok", "", authorization.rfind("Bearer", 0) == 0 ? "bearer token" : "password",
+                                      facts.user, address);
+    }
+    auto param = facts.path.find("name");
+    std::string channel = param != facts.path.end() && route.area == "channels" ? param->second : std::string();
+    if (route.method != "GET" && route.method != "HEAD") {
+        std::string method = route.method;
+        for (auto& c : method) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        engine.recordEvent("api." + method, channel, route.method + " " + req.path + ": " + std::to_string(status),
+                           user, address);
+    } else if (status == 200 && route.area == "messages" &&
+               (route.pattern == "/api/v1/messages/{id}" || route.pattern == "/api/v1/messages/export")) {
+        auto id = facts.path.find("id");
+        engine.recordEvent("message.viewed", "",
+                           id != facts.path.end() ? "message " + id->second : "export " + req.query, user, address);
     }
 }
 

@@ -6,8 +6,11 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "engine/admin/accounts.h"
@@ -47,6 +50,14 @@ std::vector<Route> messageOpRoutes(AdminContext& ctx);  // reprocess, resend, de
 std::vector<Route> statsRoutes(AdminContext& ctx);
 std::vector<Route> worklistRoutes(AdminContext& ctx);
 std::vector<Route> userRoutes(AdminContext& ctx);
+std::vector<Route> eventRoutes(AdminContext& ctx);
+
+// What the event log is told of one request (AdminServer::audit).
+struct AuditFacts {
+    const Route* route = nullptr;             // null: no route matched
+    std::map<std::string, std::string> path;  // its {name} segments
+    std::string user;                         // authenticated; "" when not
+};
 
 class AdminServer {
 public:
@@ -69,12 +80,20 @@ private:
     // Who sent `request`: its Authorization header, else its console session
     // cookie (a mutating request needs the session's X-CSRF-Token: 403).
     Accounts::Outcome authenticate(const http::ServerRequest& request);
+    // The request itself, once routed; `facts` gets what audit() needs.
+    http::ServerResponse serve(const http::ServerRequest& request, AuditFacts& facts);
+    // The event log's part of a request: logins (failed ones, and a user's
+    // first from an address in a while), every mutating call, every view of a
+    // message's content.
+    void audit(const http::ServerRequest& request, const AuditFacts& facts, int status);
 
     AdminOptions options_;
     Router router_;
     AdminContext ctx_;
     Sessions sessions_;
     std::unique_ptr<http::Server> server_;
+    std::mutex loginsMutex_;
+    std::map<std::string, std::chrono::steady_clock::time_point> logins_;  // user@address → last login.ok
 };
 
 }  // namespace junction::admin

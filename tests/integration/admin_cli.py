@@ -4,17 +4,14 @@ or generated and printed once), routes refuse requests without credentials,
 `junction channel stop|start|trigger|redeploy` act on the running engine,
 `junction user add|token` manage accounts while it runs, a viewer is refused
 what an operator may do, and /metrics parses as Prometheus text."""
-import base64
-import json
 import os
 import re
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 
 BIN = os.environ["JUNCTION_BIN"]
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+import admin_api  # noqa: E402
 from checks import Checks, engine_dir, finish, free_port, stop, wait_for  # noqa: E402
 
 check = Checks()
@@ -33,24 +30,7 @@ ADMIN = ("admin", "admin-secret-1")
 
 def api(method, path, auth=None, token=None, body=None):
     """(status, parsed JSON or text) of a request to the engine's admin API."""
-    req = urllib.request.Request(BASE + path, method=method, data=None if body is None else json.dumps(body).encode())
-    if body is not None:
-        req.add_header("Content-Type", "application/json")
-    if auth:
-        req.add_header("Authorization", "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode())
-    if token:
-        req.add_header("Authorization", "Bearer " + token)
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            status, text = r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        status, text = e.code, e.read().decode()
-    except OSError:
-        return 0, None
-    try:
-        return status, json.loads(text)
-    except ValueError:
-        return status, text
+    return admin_api.request(BASE, method, path, auth=auth, token=token, body=body)
 
 
 def cli(*args, user=ADMIN, token=None, stdin=None):

@@ -68,6 +68,8 @@ std::vector<Entry> table(const std::string& tokenId, const std::string& messageI
         {"POST", "/api/v1/session", Role::Public, "/api/v1/session", R"({"user": "view", "password": "view-password"})"},
         {"GET", "/api/v1/session", Role::Viewer, "/api/v1/session", ""},
         {"DELETE", "/api/v1/session", Role::Viewer, "/api/v1/session", ""},
+        {"GET", "/api/v1/events", Role::Viewer, "/api/v1/events?limit=5", ""},
+        {"GET", "/api/v1/alerts", Role::Viewer, "/api/v1/alerts", ""},
     };
 }
 

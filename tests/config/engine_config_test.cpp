@@ -127,3 +127,64 @@ TEST_CASE("engine config: the store's text index is on unless turned off", "[con
     CHECK_THROWS_WITH(loadEngineConfig(t.write("typo.yaml", "store:\n  text_indexes: false\n")),
                       Catch::Contains("unknown key 'text_indexes'"));
 }
+
+TEST_CASE("engine config: log, events and alert rules", "[config]") {
+    TempDir t;
+    std::string file = t.write("junction.yaml",
+                               "log: { file: log/j.log, level: warn, format: json }\n"
+                               "events: { keep: 30d }\n"
+                               "alerts:\n"
+                               "  - name: ris-down\n"
+                               "    when: destination_retrying\n"
+                               "    channel: ris\n"
+                               "    destination: out\n"
+                               "    for: 2m\n"
+                               "    actions: [log, { webhook: { url: 'http://127.0.0.1:9/h', headers: { X-A: b } } }]\n"
+                               "  - { name: errs, when: errors, over: 5, window: 10m }\n"
+                               "  - { name: hook-only, when: channel_stopped, actions: [{ webhook: { url: 'https://x' } }] }\n");
+    EngineConfig c = loadEngineConfig(file);
+    CHECK(c.log.file == (t.path / "log/j.log").string());
+    CHECK(c.log.level == "warn");
+    CHECK(c.log.format == "json");
+    CHECK(c.events.keep == std::chrono::hours(24 * 30));
+    REQUIRE(c.alerts.size() == 3);
+    const auto& a = c.alerts[0];
+    CHECK(a.name == "ris-down");
+    CHECK(a.forTime == std::chrono::minutes(2));
+    CHECK(a.logAction);
+    REQUIRE(a.webhooks.size() == 1);
+    CHECK(a.webhooks[0].headers == std::vector<std::pair<std::string, std::string>>{{"X-A", "b"}});
+    CHECK(a.webhooks[0].timeout == std::chrono::seconds(5));
+    CHECK(a.text() == "destination_retrying on channel ris destination out for 2m");
+    CHECK(c.alerts[1].text() == "errors over 5 in 10m");
+    CHECK(c.alerts[1].logAction);  // no actions: log
+    CHECK_FALSE(c.alerts[2].logAction);
+    CHECK(loadEngineConfig(t.write("d.yaml", "")).events.keep == std::chrono::hours(24 * 90));
+}
+
+TEST_CASE("engine config: bad log and alert settings carry file:line:column", "[config]") {
+    TempDir t;
+    auto expectError = [&](const std::string& text, const std::string& place, const std::string& needle) {
+        std::string file = t.write("bad.yaml", text);
+        INFO(text);
+        try {
+            loadEngineConfig(file);
+            FAIL("no error");
+        } catch (const ConfigError& e) {
+            CHECK_THAT(e.what(), Catch::Contains(file + ":" + place) && Catch::Contains(needle));
+        }
+    };
+    expectError("log: { level: loud }\n", "1:15", "one of: error, warn, info, debug");
+    expectError("log: { colour: red }\n", "1:8", "unknown key 'colour'");
+    expectError("alerts:\n  - { name: a, when: errors, window: 5x }\n", "2:38", "window");
+    expectError("alerts:\n  - { name: a, when: errors, overr: 5 }\n", "2:30", "unknown key 'overr'");
+    expectError("alerts:\n  - { name: a, when: sometimes }\n", "2:22", "one of: errors");
+    expectError("alerts:\n  - { when: errors }\n", "2:5", "name");
+    expectError("alerts:\n  - { name: a, when: no_messages }\n", "2:5", "no_messages needs a channel");
+    expectError("alerts:\n  - { name: a, when: errors, actions: [shout] }\n", "2:40", "unknown action 'shout'");
+    expectError("alerts:\n  - { name: a, when: errors, actions: [{ webhook: { url: ftp://x } }] }\n", "2:58",
+                "not an http:// or https:// URL");
+    expectError("alerts:\n  - { name: a, when: errors }\n  - { name: a, when: queue_depth }\n", "3:13",
+                "alert name 'a' is used twice");
+    expectError("alerts: { name: a }\n", "1:9", "alerts must be a list");
+}

@@ -27,9 +27,9 @@ struct Event {
 
 // A page of events, newest first: those matching every field set.
 struct EventQuery {
-    std::string type;     // exact, or a prefix ending in '.' ("channel." = every channel event)
-    std::string channel;
-    std::string user;
+    std::string type{};     // exact, or a prefix ending in '.' ("channel." = every channel event)
+    std::string channel{};
+    std::string user{};
     std::int64_t beforeId = 0;  // 0 = from the newest
     int limit = 100;
 };

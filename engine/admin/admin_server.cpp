@@ -3,6 +3,9 @@
 #include "engine/admin/admin_server.h"
 #include "engine/admin/console_assets.h"
 
+#include <Poco/JSON/Object.h>
+#include <Poco/JSON/Parser.h>
+
 #include "engine/core/engine.h"
 #include "engine/util/log.h"
 
@@ -148,7 +151,19 @@ std::string offeredUser(const std::string& authorization) {
     return decoded.substr(0, decoded.find(':'));
 }
 
+// The "user" of a JSON body ({"user", "password"}: a console's login), "" when none.
+std::string bodyUser(const std::string& body) {
+    try {
+        Poco::JSON::Parser parser;
+        auto o = parser.parse(body).extract<Poco::JSON::Object::Ptr>();
+        return o && o->has("user") ? o->getValue<std::string>("user") : std::string();
+    } catch (const std::exception&) {
+        return {};
+    }
+}
+
 constexpr auto kLoginEventEvery = std::chrono::minutes(10);
+constexpr const char* kSessionRoute = "/api/v1/session";
 
 }  // namespace
 
@@ -163,6 +178,12 @@ void AdminServer::audit(const http::ServerRequest& req, const AuditFacts& facts,
     }
     if (!facts.route) return;
     const Route& route = *facts.route;
+    if (route.method == "POST" && route.pattern == kSessionRoute) {  // a console's login with a password
+        if (status == 200 || status == 201 || status == 401 || status == 429)
+            engine.recordEvent(status / 100 == 2 ? "login.ok" : "login.failed", "", "console session", bodyUser(req.body),
+                               address);
+        return;
+    }
     if (!facts.user.empty() && status != 401) {
         // A login is a user's first request from an address in a while (HTTP
         // basic and tokens authenticate every request).

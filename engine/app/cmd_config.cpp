@@ -253,6 +253,7 @@ int cmdRun(const Args& args) {
     int sig = 0;
     while (sigwait(&set, &sig) == 0 && (sig == SIGHUP || sig == SIGUSR1)) {
         if (sig == SIGHUP) reload(*engine);
+        else if (cfg->log.file.empty()) continue;  // no log file to reopen
         else if (util::reopenLog()) util::logLine(util::LogLevel::Info, "junction: log file reopened (SIGUSR1)", util::LogStream::Out);
         else util::logLine(util::LogLevel::Error, "junction: cannot reopen the log file " + cfg->log.file + "; still writing the old one");
     }

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
 #include <mutex>
 #include <stdexcept>
 
@@ -28,6 +29,9 @@ State& state() {
 }
 
 std::FILE* openFile(const std::string& path) {
+    std::error_code ec;
+    auto parent = std::filesystem::path(path).parent_path();
+    if (!parent.empty()) std::filesystem::create_directories(parent, ec);  // a failure shows at the open
     std::FILE* f = std::fopen(path.c_str(), "a");
     if (!f) throw std::runtime_error("cannot open the log file " + path);
     return f;

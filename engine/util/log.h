@@ -26,8 +26,9 @@ struct LogOptions {
     LogFormat format = LogFormat::Text;
 };
 
-// Applies `options` (opening the file); throws std::runtime_error when the
-// file cannot be opened, and the previous settings stay.
+// Applies `options` (opening the file, and making its folder when missing);
+// throws std::runtime_error when the file cannot be opened, and the previous
+// settings stay.
 void configureLog(const LogOptions& options);
 // Opens the log file again under its name (a rotated file is let go); false,
 // and the old file kept, when it cannot be opened. Nothing to do without a file.

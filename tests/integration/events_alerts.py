@@ -46,7 +46,6 @@ alerts:
     channel: a
     window: 1h
 """)
-os.makedirs(f"{tmp}/log")
 LOG = f"{tmp}/log/junction.log"
 ADMIN = ("admin", "admin-secret-1")
 BASE = f"http://127.0.0.1:{admin_port}"

@@ -86,10 +86,15 @@ TEST_CASE("log file: reopened under its name after it was moved", "[util][log]")
     logLine(LogLevel::Info, "after");
     CHECK(readAll(path + ".1") == "before\nstill to the moved file\n");
     CHECK(readAll(path) == "after\n");
-    // A file that cannot be opened is an error at configuration, and the log stays as it was.
-    CHECK_THROWS(configureLog({d.dir + "/no/such/dir/x.log", LogLevel::Info, LogFormat::Text}));
+    // A file that cannot be opened (its folder is a file) is an error at
+    // configuration, and the log stays as it was.
+    CHECK_THROWS(configureLog({path + "/x.log", LogLevel::Info, LogFormat::Text}));
     logLine(LogLevel::Info, "kept");
     CHECK(readAll(path) == "after\nkept\n");
+    // A missing folder is made.
+    configureLog({d.dir + "/new/folder/j.log", LogLevel::Info, LogFormat::Text});
+    logLine(LogLevel::Info, "in a new folder");
+    CHECK(readAll(d.dir + "/new/folder/j.log") == "in a new folder\n");
 }
 
 TEST_CASE("ISO times in UTC with milliseconds", "[util][log]") {

@@ -175,4 +175,20 @@ inline void useWal(sqlite3* db, const std::string& path) {
     if (mode != "wal") throw std::runtime_error("cannot switch " + path + " to WAL mode (got '" + mode + "')");
 }
 
+// A connection of its own to the store's database, for a table beside the
+// messages (key values, events): its folder made, WAL, flushed as the store's
+// sync mode says. Throws std::runtime_error ("<what> <path>: ...").
+inline sqlite3* openBeside(const std::string& path, const std::string& what, bool synchronousFull, int busyTimeoutMs) {
+    createParentDirectory(path);
+    sqlite3* db = open(path, what, busyTimeoutMs);
+    try {
+        useWal(db, path);
+        exec(db, synchronousFull ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
+    } catch (const std::exception& e) {
+        sqlite3_close_v2(db);
+        throw std::runtime_error(what + " " + path + ": " + e.what());
+    }
+    return db;
+}
+
 }  // namespace junction::store::sqlite

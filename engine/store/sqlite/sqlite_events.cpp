@@ -28,11 +28,8 @@ std::int64_t toMs(SysClock::time_point t) {
 class SqliteEvents final : public EventStore {
 public:
     SqliteEvents(const std::string& path, bool synchronousFull, int busyTimeoutMs) {
-        sqlite::createParentDirectory(path);
-        db_ = sqlite::open(path, "event log", busyTimeoutMs);
+        db_ = sqlite::openBeside(path, "event log", synchronousFull, busyTimeoutMs);
         try {
-            sqlite::useWal(db_, path);
-            sqlite::exec(db_, synchronousFull ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
             sqlite::exec(db_,
                          "CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT, "
                          "time INTEGER NOT NULL, type TEXT NOT NULL, channel TEXT NOT NULL DEFAULT '', "

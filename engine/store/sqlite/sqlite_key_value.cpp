@@ -16,11 +16,8 @@ using sqlite::Use;
 class SqliteKeyValues final : public KeyValueStore {
 public:
     SqliteKeyValues(const std::string& path, bool synchronousFull, int busyTimeoutMs) {
-        sqlite::createParentDirectory(path);
-        db_ = sqlite::open(path, "key-value store", busyTimeoutMs);
+        db_ = sqlite::openBeside(path, "key-value store", synchronousFull, busyTimeoutMs);
         try {
-            sqlite::useWal(db_, path);
-            sqlite::exec(db_, synchronousFull ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
             sqlite::exec(db_,
                          "CREATE TABLE IF NOT EXISTS key_values (key TEXT PRIMARY KEY, value BLOB NOT NULL, "
                          "updated_at INTEGER NOT NULL) WITHOUT ROWID");

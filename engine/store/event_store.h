@@ -38,10 +38,12 @@ class EventStore {
 public:
     virtual ~EventStore() = default;
     // Queues `event` for writing (its time set now when unset); never waits
-    // for the database. Past a bound of queued events, events are dropped
-    // and counted.
+    // for the database. Events wait while the database cannot be written
+    // (tried again every second); past a bound of queued events, new ones are
+    // dropped and counted.
     virtual void record(Event event) = 0;
-    // Waits until what was recorded before is written.
+    // Waits until what was recorded before is written (at most 2 s: the
+    // database may be locked by another program meanwhile).
     virtual void flush() = 0;
     // Written events (flushed first), newest first.
     virtual std::vector<Event> list(const EventQuery& query) = 0;

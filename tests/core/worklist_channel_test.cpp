@@ -235,6 +235,7 @@ TEST_CASE("worklist destination: a locked database is retried, then the item is 
     // Another program holds the database's write lock.
     sqlite3* other = nullptr;
     REQUIRE(sqlite3_open((dir.str() + "/var/junction.db").c_str(), &other) == SQLITE_OK);
+    sqlite3_busy_timeout(other, 10000);  // the engine's own writes at its start (events) hold the lock briefly
     REQUIRE(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
     std::promise<core::SubmitResult> done;
     REQUIRE(engine.submitTo("ris-worklist", core::Inbound{readFile(kSource + "/samples/hl7/orm_o01_nw.hl7"), "test"},

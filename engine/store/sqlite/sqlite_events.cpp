@@ -38,6 +38,7 @@ public:
             sqlite::exec(db_, "CREATE INDEX IF NOT EXISTS events_time ON events (time)");
             insert_ = Stmt(db_, "INSERT INTO events (time, type, channel, user, address, text) VALUES (?, ?, ?, ?, ?, ?)");
             prune_ = Stmt(db_, "DELETE FROM events WHERE time < ?");
+            anyBefore_ = Stmt(db_, "SELECT 1 FROM events WHERE time < ? LIMIT 1");
         } catch (const std::exception& e) {
             close();
             throw std::runtime_error(std::string("event log ") + path + ": " + e.what());
@@ -75,7 +76,8 @@ public:
     void flush() override {
         std::unique_lock<std::mutex> lock(queueMutex_);
         std::uint64_t target = queuedSeq_;
-        queueCv_.wait(lock, [&] { return doneSeq_ >= target || stop_; });
+        // Bounded: while the database is locked by another program, a reader gets what is written.
+        queueCv_.wait_for(lock, std::chrono::seconds(2), [&] { return doneSeq_ >= target || stop_; });
     }
 
     std::vector<Event> list(const EventQuery& q) override {
@@ -129,6 +131,12 @@ public:
     std::uint64_t prune(SysClock::time_point before) override {
         flush();
         std::lock_guard<std::mutex> lock(dbMutex_);
+        {
+            // Nothing old: no write (and no write lock) at all.
+            Use any(anyBefore_);
+            any.int64(1, toMs(before));
+            if (!any.step()) return 0;
+        }
         Use u(prune_);
         u.int64(1, toMs(before)).run();
         return static_cast<std::uint64_t>(u.changes());
@@ -140,25 +148,45 @@ public:
     }
 
 private:
+    // Writes what is queued; while the database cannot be written (another
+    // program holds it locked), the events wait in the queue and the write is
+    // tried again every second; at the stop they are given up.
     void writeLoop() {
         std::unique_lock<std::mutex> lock(queueMutex_);
+        std::deque<Event> batch;
+        bool failing = false;
         for (;;) {
-            queueCv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
-            if (queue_.empty() && stop_) return;
-            std::deque<Event> batch;
-            batch.swap(queue_);
+            queueCv_.wait(lock, [&] { return stop_ || !queue_.empty() || !batch.empty(); });
+            if (queue_.empty() && batch.empty() && stop_) return;
+            while (!queue_.empty() && batch.size() < kMaxQueued) {
+                batch.push_back(std::move(queue_.front()));
+                queue_.pop_front();
+            }
             lock.unlock();
+            std::string error;
             try {
                 write(batch);
             } catch (const std::exception& e) {
-                util::logLine(util::LogLevel::Error, std::string("junction: event log: ") + e.what() + " (" +
-                                                         std::to_string(batch.size()) + " event(s) lost)");
-                std::lock_guard<std::mutex> relock(queueMutex_);
-                dropped_ += batch.size();
+                error = e.what();
             }
             lock.lock();
-            doneSeq_ += batch.size();
-            queueCv_.notify_all();
+            if (error.empty() || stop_) {
+                if (!error.empty()) {
+                    util::logLine(util::LogLevel::Error, "junction: event log: " + error + " (" +
+                                                             std::to_string(batch.size()) + " event(s) lost at the stop)");
+                    dropped_ += batch.size();
+                } else if (failing) {
+                    util::logLine(util::LogLevel::Info, "junction: event log: written again");
+                }
+                failing = false;
+                doneSeq_ += batch.size();
+                batch.clear();
+                queueCv_.notify_all();
+                continue;
+            }
+            if (!failing) util::logLine(util::LogLevel::Warn, "junction: event log: " + error + " (kept, tried again)");
+            failing = true;
+            queueCv_.wait_for(lock, std::chrono::seconds(1), [&] { return stop_; });
         }
     }
 
@@ -181,13 +209,14 @@ private:
     void close() {
         insert_.reset();
         prune_.reset();
+        anyBefore_.reset();
         if (db_) sqlite3_close_v2(db_);
         db_ = nullptr;
     }
 
     std::mutex dbMutex_;
     sqlite3* db_ = nullptr;
-    Stmt insert_, prune_;
+    Stmt insert_, prune_, anyBefore_;
     mutable std::mutex queueMutex_;
     std::condition_variable queueCv_;
     std::deque<Event> queue_;

@@ -62,6 +62,25 @@ void report(const std::vector<core::LoadProblem>& problems, const core::Engine& 
                   << " destination(s) (" << c.file << ")\n";
 }
 
+// Alert rules naming a channel, or a destination of it, that no channel file
+// declares (a typo would make a rule that never fires).
+std::vector<std::string> alertProblems(const config::EngineConfig& cfg, const std::vector<core::ChannelInfo>& channels) {
+    std::vector<std::string> out;
+    for (const auto& rule : cfg.alerts) {
+        if (rule.channel.empty()) continue;
+        const core::ChannelInfo* found = nullptr;
+        for (const auto& c : channels) found = c.name == rule.channel ? &c : found;
+        bool destination = !found || rule.destination.empty();
+        if (found)
+            for (const auto& d : found->destinations) destination = destination || d.name == rule.destination;
+        std::string place = rule.file + ":" + std::to_string(rule.line) + ":" + std::to_string(rule.column) + ": alert '" +
+                            rule.name + "': ";
+        if (!found) out.push_back(place + "no channel '" + rule.channel + "' (the channel folder's channels are named)");
+        else if (!destination) out.push_back(place + "channel '" + rule.channel + "' has no destination '" + rule.destination + "'");
+    }
+    return out;
+}
+
 // A stop finishes within a bound whatever the engine's threads are doing (a
 // database locked by another program, a peer that never lets go): past a
 // second it says what it waits for; past the bound, or on a second SIGINT or
@@ -149,7 +168,8 @@ int cmdValidate(const Args& args) {
         std::cout << "usage: junction validate [--config FILE]\n\n"
                      "Checks the engine config (default ./junction.yaml, else built-in defaults) and\n"
                      "every channel file: YAML, keys and types, connector settings, scripts and their\n"
-                     "functions, duplicate names and port clashes, each problem with file:line.\n"
+                     "functions, duplicate names and port clashes, alert rules naming no channel,\n"
+                     "each problem with file:line.\n"
                      "Exit 0 when all are valid.\n";
         return 0;
     }
@@ -165,6 +185,7 @@ int cmdValidate(const Args& args) {
                                  .string();
     opts.store.synchronousFull = false;
     std::vector<core::LoadProblem> problems;
+    std::vector<std::string> alerts;
     std::size_t valid = 0;
     const core::ConnectorRegistry connectors = builtinConnectors();
     {
@@ -172,10 +193,13 @@ int cmdValidate(const Args& args) {
         problems = engine.loadChannels();
         report(problems, engine);
         valid = engine.channels().size();
+        alerts = alertProblems(*cfg, engine.channels());
+        for (const auto& why : alerts) std::cerr << why << "\n";
     }
     for (const char* suffix : {"", "-wal", "-shm", ".lock"}) std::filesystem::remove(opts.config.store.path + suffix);
     std::cout << valid << " channel(s) valid, " << problems.size() << " invalid\n";
-    return problems.empty() ? 0 : 1;
+    if (!alerts.empty()) std::cout << alerts.size() << " alert rule(s) name what no channel declares\n";
+    return problems.empty() && alerts.empty() ? 0 : 1;
 }
 
 int cmdRun(const Args& args) {

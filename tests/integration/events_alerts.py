@@ -6,6 +6,7 @@ stopped, logins, a message view and mutating calls (a viewer sees only their
 own); `junction validate` rejects a bad alert rule with file:line:column."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -175,4 +176,16 @@ r = subprocess.run([BIN, "validate", "--config", f"{bad}/junction.yaml"], captur
 text = r.stdout + r.stderr
 check(r.returncode != 0 and "junction.yaml:4:13" in text and "junction.yaml:5:5" in text and "colour" in text,
       f"a bad duration and an unknown key of a rule, each with file:line:column: {text}")
+
+# An alert rule that names no channel of the folder is a problem too.
+typo = engine_dir("junction-events-typo-", {
+    "a": "channel: a\nsource: { type: schedule, interval: 1h }\ndestinations:\n  - { name: out, type: file, directory: out }\n",
+}, store="alerts:\n  - { name: x, when: channel_stopped, channel: b }\n  - { name: y, when: queue_depth, channel: a, destination: ot, over: 5 }\n")
+r = subprocess.run([BIN, "validate", "--config", f"{typo}/junction.yaml"], capture_output=True, text=True)
+text = r.stdout + r.stderr
+check(r.returncode == 1 and "junction.yaml:2:5: alert 'x': no channel 'b'" in text
+      and "junction.yaml:3:5: alert 'y': channel 'a' has no destination 'ot'" in text,
+      f"alert rules naming a channel or destination that does not exist: {text}")
+for folder in (bad, typo):
+    shutil.rmtree(folder, ignore_errors=True)
 check.exit()

@@ -52,7 +52,10 @@ void Channel::log(const std::string& level, const std::string& text) {
     util::logChannel(util::parseLogLevel(level).value_or(util::LogLevel::Info), config_.name, text);
 }
 
-void Channel::event(const std::string& type, const std::string& text) { engine_.recordEvent(type, config_.name, text); }
+void Channel::event(const std::string& type, const std::string& text) {
+    engine_.recordEvent(type, config_.name, text);
+    if (util::logEnabled(util::LogLevel::Debug)) util::logChannel(util::LogLevel::Debug, config_.name, type + ": " + text);
+}
 
 void Channel::logScript(const std::vector<lua::LogLine>& logs) {
     for (const auto& l : logs) {

@@ -25,6 +25,20 @@ void add(std::string& detail, const std::string& more) { detail += (detail.empty
 
 }  // namespace
 
+std::uint64_t AlertRules::countInWindow(std::deque<Sample>& ring, std::uint64_t value, Clock::time_point now,
+                                        std::chrono::milliseconds window) {
+    if (!ring.empty() && value < ring.back().value) ring.clear();  // the counters started again (a redeploy)
+    // A sample when the counter moved: the one before the window's start is
+    // its count then. Samples closer than 1/1024 of the window are merged
+    // (keeping the first as the base), so that a long window stays small.
+    if (ring.empty() || (value != ring.back().value && (ring.size() == 1 || now - ring.back().at >= window / 1024)))
+        ring.push_back({now, value});
+    else if (value != ring.back().value)
+        ring.back().value = value;
+    while (ring.size() > 1 && ring[1].at <= now - window) ring.pop_front();
+    return ring.back().value - ring.front().value;
+}
+
 AlertRules::AlertRules(std::vector<config::AlertRuleConfig> rules)
     : rules_(std::move(rules)), states_(rules_.size()) {}
 
@@ -48,11 +62,7 @@ std::optional<std::string> AlertRules::check(std::size_t i, State& s, const std:
                 add(detail, "no message received on channel " + c.name + " for " + seconds(now - q.since));
             }
         } else if (r.when == "errors" && r.destination.empty()) {
-            auto& ring = s.errors[c.name];
-            if (!ring.empty() && c.counters.errored < ring.back().value) ring.clear();  // counters restarted
-            ring.push_back({now, c.counters.errored});
-            while (ring.size() > 1 && ring[1].at <= now - r.window) ring.pop_front();
-            std::uint64_t n = ring.back().value - ring.front().value;
+            std::uint64_t n = countInWindow(s.errors[c.name], c.counters.errored, now, r.window);
             if (n > static_cast<std::uint64_t>(r.over))
                 add(detail, std::to_string(n) + " error(s) on channel " + c.name + " in the last " +
                                 config::detail::durationText(r.window));
@@ -65,11 +75,7 @@ std::optional<std::string> AlertRules::check(std::size_t i, State& s, const std:
                 } else if (r.when == "destination_retrying" && d.failing) {
                     add(detail, where + " is retrying: " + d.lastError);
                 } else if (r.when == "errors") {
-                    auto& ring = s.errors[c.name + "/" + d.name];
-                    if (!ring.empty() && d.counters.errored < ring.back().value) ring.clear();
-                    ring.push_back({now, d.counters.errored});
-                    while (ring.size() > 1 && ring[1].at <= now - r.window) ring.pop_front();
-                    std::uint64_t n = ring.back().value - ring.front().value;
+                    std::uint64_t n = countInWindow(s.errors[c.name + "/" + d.name], d.counters.errored, now, r.window);
                     if (n > static_cast<std::uint64_t>(r.over))
                         add(detail, where + ": " + std::to_string(n) + " error(s) in the last " +
                                         config::detail::durationText(r.window));

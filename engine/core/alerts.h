@@ -71,6 +71,9 @@ private:
         std::map<std::string, std::deque<Sample>> errors;  // errors: the counter's samples per channel/destination
         std::map<std::string, Quiet> quiet;                // no_messages: per channel
     };
+    // Adds a sample of a counter; returns how much it grew in the last `window`.
+    static std::uint64_t countInWindow(std::deque<Sample>& ring, std::uint64_t value, Clock::time_point now,
+                                       std::chrono::milliseconds window);
     // Whether rule `i`'s condition holds now, and why.
     std::optional<std::string> check(std::size_t i, State& s, const std::vector<ChannelInfo>& channels,
                                      Clock::time_point now);

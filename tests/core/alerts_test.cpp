@@ -130,3 +130,20 @@ TEST_CASE("alerts: queue depth, a stopped channel, no messages", "[core][alerts]
     REQUIRE(changes.size() == 1);
     CHECK_FALSE(changes[0].firing);
 }
+
+TEST_CASE("alerts: errors over a long window are counted from merged samples", "[core][alerts]") {
+    auto r = rule("month", "errors");
+    r.over = 500;
+    r.window = std::chrono::hours(24 * 30);
+    AlertRules rules({r});
+    auto ris = channel("ris");
+    std::size_t fired = 0, at = 0;
+    for (std::size_t i = 0; i <= 600; ++i) {  // one error every 2 s
+        ris.counters.errored = i;
+        auto changes = rules.evaluate({ris}, t0 + std::chrono::seconds(2 * i), wall);
+        if (!changes.empty() && changes[0].firing) ++fired, at = i;
+    }
+    CHECK(fired == 1);
+    CHECK(at == 501);  // the 501st error since the first look
+    CHECK(rules.status()[0].detail == "600 error(s) on channel ris in the last 30d");
+}

@@ -35,6 +35,12 @@ std::chrono::system_clock::time_point parseIsoTime(const std::string& text, cons
     throw ApiError(400, what + ": '" + text + "' is not an ISO 8601 time such as 2026-12-07T18:15:00Z");
 }
 
+std::int64_t pageLimit(const Fields& query) {
+    auto limit = query.integer("limit", 100);
+    if (limit < 1 || limit > 1000) throw ApiError(400, "limit is from 1 to 1000");
+    return limit;
+}
+
 void writeCounters(JsonWriter& w, const core::CountersSnapshot& c) {
     w.beginObject()
         .field("received", c.received)

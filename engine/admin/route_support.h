@@ -20,6 +20,10 @@ std::string isoTime(std::chrono::system_clock::time_point t);
 // alone); throws ApiError 400 naming `what`.
 std::chrono::system_clock::time_point parseIsoTime(const std::string& text, const std::string& what);
 
+// The `limit` query parameter of a paged list: 1 to 1000, 100 when absent;
+// ApiError 400 outside.
+std::int64_t pageLimit(const Fields& query);
+
 void writeCounters(JsonWriter& w, const core::CountersSnapshot& c);
 void writeLatency(JsonWriter& w, const core::Histogram::Snapshot& h);
 Schema countersSchema(std::string description = "counts since the engine started");

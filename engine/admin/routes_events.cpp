@@ -48,8 +48,7 @@ std::vector<Route> eventRoutes(AdminContext& ctx) {
         eq.user = q.str("user");
         eq.beforeId = q.integer("before", 0);
         if (eq.beforeId < 0) throw ApiError(400, "before must be an event id");
-        auto limit = q.integer("limit", 100);
-        if (limit < 1 || limit > 1000) throw ApiError(400, "limit is from 1 to 1000");
+        const auto limit = pageLimit(q);
         const bool all = req.principal.role >= Role::Admin;
         // One more than asked (whether there is a next page), read on past events this user may not see.
         std::vector<store::Event> found;

@@ -90,8 +90,7 @@ std::vector<Route> worklistRoutes(AdminContext& ctx) {
         f.spsStartDate = q.str("start_date");
         f.studyInstanceUid = q.str("study_instance_uid");
         f.includeFinished = q.boolean("include_finished");
-        auto limit = q.integer("limit", 100);
-        if (limit < 1 || limit > 1000) throw ApiError(400, "limit is from 1 to 1000");
+        auto limit = pageLimit(q);
         f.limit = static_cast<std::size_t>(limit);
         JsonWriter w;
         w.beginObject().key("items").beginArray();

@@ -16,23 +16,14 @@ SRC = os.environ["JUNCTION_SOURCE_DIR"]
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import admin_api  # noqa: E402
 from checks import Checks, engine_dir, finish, free_port, port_open, wait_for  # noqa: E402
-from mllp_peer import Receiver  # noqa: E402
+from mllp_peer import Receiver, retrying_channel  # noqa: E402
 from recording_http import RecordingServer  # noqa: E402
 
 check = Checks()
 admin_port, port, peer = free_port(), free_port(), free_port()
 hook = RecordingServer({("POST", "/hook"): (204, "")}).start()
 tmp = engine_dir("junction-events-", {
-    "a": f"""channel: a
-source: {{ type: mllp, port: {port}, host: 127.0.0.1 }}
-destinations:
-  - name: ris
-    type: mllp
-    host: 127.0.0.1
-    port: {peer}
-    connect_timeout: 1s
-    retry: {{ attempts: 1000, backoff: 100ms, max_backoff: 200ms }}
-""",
+    "a": retrying_channel(port, peer),
 }, store=f"""store: {{ path: var/junction.db, sync: normal }}
 admin: {{ port: {admin_port} }}
 log: {{ file: log/junction.log, format: json, level: info }}

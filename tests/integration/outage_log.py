@@ -9,7 +9,7 @@ BIN = os.environ["JUNCTION_BIN"]
 SRC = os.environ["JUNCTION_SOURCE_DIR"]
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 from checks import Checks, finish, free_port, port_open, wait_for  # noqa: E402
-from mllp_peer import Receiver  # noqa: E402
+from mllp_peer import Receiver, retrying_channel  # noqa: E402
 
 check = Checks()
 tmp = tempfile.mkdtemp(prefix="junction-outage-log-")
@@ -18,16 +18,7 @@ os.makedirs(f"{tmp}/channels")
 with open(f"{tmp}/junction.yaml", "w") as f:
     f.write("store: { path: var/junction.db, sync: normal }\n")
 with open(f"{tmp}/channels/a.yaml", "w") as f:
-    f.write(f"""channel: a
-source: {{ type: mllp, port: {port}, host: 127.0.0.1 }}
-destinations:
-  - name: ris
-    type: mllp
-    host: 127.0.0.1
-    port: {peer}
-    connect_timeout: 1s
-    retry: {{ attempts: 1000, backoff: 100ms, max_backoff: 200ms }}
-""")
+    f.write(retrying_channel(port, peer))
 LOG = f"{tmp}/junction.log"
 
 

@@ -5,6 +5,21 @@ import asyncio
 import threading
 
 
+def retrying_channel(port, peer, name="a"):
+    """A channel file's text: MLLP in on `port`, one MLLP destination `ris` to
+    `peer` retried every 100-200 ms (for tests of a destination's outage)."""
+    return f"""channel: {name}
+source: {{ type: mllp, port: {port}, host: 127.0.0.1 }}
+destinations:
+  - name: ris
+    type: mllp
+    host: 127.0.0.1
+    port: {peer}
+    connect_timeout: 1s
+    retry: {{ attempts: 1000, backoff: 100ms, max_backoff: 200ms }}
+"""
+
+
 class Receiver:
     def __init__(self, port):
         self.port = port

@@ -55,11 +55,15 @@ std::optional<config::EngineConfig> loadConfig(const ConfigArgs& a, const char* 
     }
 }
 
+// The channels loaded and the files that failed (through the log: at `junction
+// run` they go where its log goes).
 void report(const std::vector<core::LoadProblem>& problems, const core::Engine& engine) {
-    for (const auto& p : problems) std::cerr << p.error << "\n";
+    for (const auto& p : problems) util::logLine(util::LogLevel::Error, p.error);
     for (const auto& c : engine.channels())
-        std::cout << "channel " << c.name << ": " << c.sourceType << " source, " << c.destinations.size()
-                  << " destination(s) (" << c.file << ")\n";
+        util::logLine(util::LogLevel::Info,
+                      "channel " + c.name + ": " + c.sourceType + " source, " + std::to_string(c.destinations.size()) +
+                          " destination(s) (" + c.file + ")",
+                      util::LogStream::Out, c.name);
 }
 
 // Alert rules naming a channel, or a destination of it, that no channel file
@@ -295,8 +299,11 @@ int cmdRun(const Args& args) {
     orthancCheck.join();
     engine->stop([&](const std::string& what) { watchdog.phase(what); });
     for (const auto& c : engine->channels())
-        std::cout << "channel " << c.name << ": received " << c.counters.received << ", sent " << c.counters.sent
-                  << ", filtered " << c.counters.filtered << ", errored " << c.counters.errored << "\n";
+        util::logLine(util::LogLevel::Info,
+                      "channel " + c.name + ": received " + std::to_string(c.counters.received) + ", sent " +
+                          std::to_string(c.counters.sent) + ", filtered " + std::to_string(c.counters.filtered) +
+                          ", errored " + std::to_string(c.counters.errored),
+                      util::LogStream::Out, c.name);
     watchdog.phase("the store to close (its writer, journal and checkpoints)");
     engine.reset();
     return 0;

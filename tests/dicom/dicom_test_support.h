@@ -204,9 +204,17 @@ public:
         std::lock_guard<std::mutex> lock(m_);
         logs_.push_back(level + ": " + text);
     }
+    void event(const std::string& type, const std::string& text) override {
+        std::lock_guard<std::mutex> lock(m_);
+        events_.push_back(type + ": " + text);
+    }
     std::vector<core::Inbound> messages() {
         std::lock_guard<std::mutex> lock(m_);
         return messages_;
+    }
+    std::vector<std::string> events() {
+        std::lock_guard<std::mutex> lock(m_);
+        return events_;
     }
     std::vector<std::string> logs() {
         std::lock_guard<std::mutex> lock(m_);
@@ -219,6 +227,7 @@ private:
     std::string name_ = "mwl-test";
     std::vector<core::Inbound> messages_;
     std::vector<std::string> logs_;
+    std::vector<std::string> events_;
 };
 
 // A free TCP port in 27500-27999 (the range the DICOM tests may use).

@@ -58,6 +58,7 @@ struct Fixture {
     }
 
     void start() {
+        options.event = [this](const std::string& type, const std::string& text) { ctx.event(type, text); };
         server = std::make_unique<dicom::MwlServer>(
             options, sqlite ? *sqlite : static_cast<store::WorklistStore&>(worklist),
             [this](const dicom::MppsEvent& ev) -> std::string {
@@ -154,6 +155,10 @@ TEST_CASE("echoscu verifies the MWL server") {
     CHECK(r.exitCode == 0);
     CHECK(f.server->counters().echoes == 1);
     CHECK(f.server->counters().associations == 1);
+    // Each association is told to the source's context: opened, then closed.
+    CHECK(eventuallyTrue([&] { return f.ctx.events().size() == 2; }));
+    CHECK(f.ctx.events() == std::vector<std::string>{"connection.opened: dicom association from MODALITY1@127.0.0.1",
+                                                     "connection.closed: dicom association from MODALITY1@127.0.0.1"});
 }
 
 TEST_CASE("findscu by scheduled modality returns the open CT steps with the asked keys") {

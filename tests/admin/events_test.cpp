@@ -32,7 +32,7 @@ bool hasEvent(const Poco::JSON::Array::Ptr& events, const std::string& type, con
 
 }  // namespace
 
-TEST_CASE("the event log records logins, mutating calls and message views; a viewer sees only their own",
+TEST_CASE("the event log records logins, mutating calls and message views, and a viewer sees only their own",
           "[admin][events]") {
     AdminFixture f;
     // Basic credentials with a wrong password: a failed login with the name offered.

@@ -2,9 +2,10 @@
 // written to the store's statistics tables, and the persisted figures read back.
 #include "engine/core/stats_recorder.h"
 
-#include <iostream>
+#include <string>
 
 #include "engine/core/engine.h"
+#include "engine/util/log.h"
 #include "engine/util/thread_name.h"
 
 namespace junction::core {
@@ -153,11 +154,12 @@ void StatsRecorder::flush() {
     } catch (const std::exception& e) {
         // Said once until a write succeeds (a full disk would say it every few seconds).
         if (!failing_)
-            std::cerr << "junction: statistics not written (kept for the next write, every 5 s): " << e.what() << "\n";
+            util::logLine(util::LogLevel::Warn,
+                          std::string("junction: statistics not written (kept for the next write, every 5 s): ") + e.what());
         failing_ = true;
         return;
     }
-    if (failing_) std::cerr << "junction: statistics written again\n";
+    if (failing_) util::logLine(util::LogLevel::Info, "junction: statistics written again");
     failing_ = false;
     remember(rows, minute);
     seen_ = std::move(next);

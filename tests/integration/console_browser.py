@@ -4,7 +4,7 @@ channel with a Lua transform and a file destination, an admin and a viewer.
 The browser logs in, watches the dashboard count mllpload's messages, finds a
 message by patient id and opens its stages, reprocesses it, stops and starts
 the channel, follows a failing channel's link to its errors, changes and cancels a worklist
-item, manages a user,
+item, sees an alert fire while a destination is down and clear once it is back, manages a user,
 and checks what a viewer sees and may do. Screenshots go to
 build/test-artifacts/console/."""
 import os
@@ -26,7 +26,7 @@ for need, what in ((os.path.join(NODE_DIR, "node_modules", "puppeteer-core"), "t
         sys.exit(1)
 
 check = Checks()
-admin_port, mllp_port, faulty_port, worklist_port = free_port(), free_port(), free_port(), free_port()
+admin_port, mllp_port, faulty_port, worklist_port, relay_port, peer_port = (free_port() for _ in range(6))
 tmp = engine_dir("junction-console-", {
     "orders": "channel: orders\n"
               f"source: {{ type: mllp, port: {mllp_port} }}\n"
@@ -44,7 +44,14 @@ tmp = engine_dir("junction-console-", {
                 f"script: {SRC}/transforms/orders_to_worklist.lua\n"
                 "transform: to_worklist\n"
                 "destinations:\n  - { name: worklist, type: worklist }\n",
-}, store=f"store: {{ path: var/junction.db, sync: normal }}\nadmin: {{ port: {admin_port} }}")
+    # Its peer is down until the browser test starts one: the alert fires, then clears.
+    "relay": "channel: relay\n"
+             f"source: {{ type: mllp, port: {relay_port} }}\n"
+             "destinations:\n"
+             f"  - {{ name: peer, type: mllp, host: 127.0.0.1, port: {peer_port},\n"
+             "      retry: { attempts: 1000, backoff: 500ms, max_backoff: 1s } }\n",
+}, store=f"store: {{ path: var/junction.db, sync: normal }}\nadmin: {{ port: {admin_port} }}\n"
+         "alerts:\n  - { name: peer-down, when: destination_retrying, channel: relay, destination: peer }")
 with open(f"{tmp}/orders.lua", "w") as f:
     f.write('function rename(msg)\n  msg:set("PID-5.1", "SMYTHE")\nend\n'
             'function fail(msg)\n  error("no mapping for this order")\nend\n')
@@ -82,7 +89,8 @@ try:
     node_env = dict(os.environ, CONSOLE_URL=f"http://127.0.0.1:{admin_port}", CONSOLE_ARTIFACTS=shots,
                     CONSOLE_CHANNEL="orders", CONSOLE_FAULTY="faulty", CONSOLE_PATIENT=PATIENT, CONSOLE_ADMIN=":".join(ADMIN),
                     CONSOLE_VIEWER=":".join(VIEWER), CONSOLE_MLLP_PORT=str(mllp_port),
-                    CONSOLE_LOAD_MESSAGE=f"{tmp}/load.hl7", CHROMIUM=CHROMIUM)
+                    CONSOLE_LOAD_MESSAGE=f"{tmp}/load.hl7", CONSOLE_RELAY_PORT=str(relay_port),
+                    CONSOLE_PEER_PORT=str(peer_port), CHROMIUM=CHROMIUM)
     r = subprocess.run(["node", "console_test.js"], cwd=NODE_DIR, env=node_env, capture_output=True, text=True,
                        timeout=240)
     print(r.stdout[-6000:], r.stderr[-3000:])

@@ -3,9 +3,9 @@
 # JUNCTION_PACKAGE_BUILD_DIR): its control data (Depends from the linked
 # libraries, every /etc file a conffile, the maintainer scripts), its files
 # unpacked into a temporary root (the binary runs, the /etc config validates,
-# the systemd unit passes systemd-analyze verify), and, as root on a machine
+# the systemd unit passes systemd-analyze verify, the console is served), and, as root on a machine
 # without the package, a real install: the junction user, /var/lib/junction,
-# one HL7 order through the installed engine run as that user, its console at /, a reinstall,
+# one HL7 order through the installed engine run as that user, a reinstall,
 # then a purge that leaves the machine as it was found.
 set -euo pipefail
 SRC="${JUNCTION_SOURCE_DIR:?}"
@@ -105,6 +105,17 @@ for f in $(cd "$SRC/transforms" && find . -name '*.lua' | sed 's#^\./##'); do
   cmp -s "$SRC/transforms/$f" "$R/etc/junction/transforms/$f" && ok || bad "transforms/$f differs in the package"
 done
 
+# The console is built into the binary: the unpacked engine serves it at / on its admin port
+# (a port of its own: the installed engine's 8080 may be taken by tests running beside this one).
+mkdir -p "$T/console/channels"
+cport=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+printf 'store: { path: %s/console/junction.db, sync: normal }\nchannels: channels/\nadmin: { port: %s }\n' "$T" "$cport" > "$T/console/junction.yaml"
+(cd "$T/console" && exec "$R/usr/bin/junction" run --config junction.yaml) >"$T/console/run.out" 2>&1 & CONSOLE_PID=$!
+wait_for 100 grep -q "running" "$T/console/run.out" && ok || bad "the unpacked engine did not start: $(cat "$T/console/run.out")"
+expect "the unpacked engine serves the console at /" 0 /usr/bin/python3 -c \
+  'import sys, urllib.request; p = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/", timeout=5).read().decode(); sys.exit("/console/console.js" not in p)' "$cport"
+kill "$CONSOLE_PID" 2>/dev/null; wait "$CONSOLE_PID" 2>/dev/null || true
+
 # ---------------------------------------------------------------- systemd unit
 UNIT="$R/lib/systemd/system/junction.service"
 for line in "Type=notify" "ExecStart=/usr/bin/junction run --config /etc/junction/junction.yaml" \
@@ -196,9 +207,6 @@ PY
   ENGINE="$(pgrep -P "$RUN_PID" -x junction || true)"
   [ -n "$ENGINE" ] && [ "$(stat -c %U "/proc/$ENGINE")" = junction ] && ok || bad "the engine does not run as junction (pid '$ENGINE')"
   expect "hl7 send an order to the installed engine" 0 /usr/bin/junction hl7 send 127.0.0.1:6661 /usr/share/junction/samples/hl7/orm_o01_nw.hl7
-  # The console is built into the binary: the installed engine serves it at / on the admin port.
-  expect "the installed engine serves the console at /" 0 /usr/bin/python3 -c \
-    'import sys, urllib.request; p = urllib.request.urlopen("http://127.0.0.1:8080/", timeout=5).read().decode(); sys.exit("/console/console.js" not in p)'
   orders=/var/lib/junction/out/orders
   wait_for 50 sh -c "ls $orders/*.hl7 >/dev/null 2>&1" && ok || bad "no file in $orders"
   [ "$(stat -c %U "$orders"/*.hl7 2>/dev/null | sort -u)" = junction ] && ok || bad "the order file is not owned by junction"

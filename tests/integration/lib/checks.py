@@ -73,13 +73,18 @@ def port_open(port):
 
 
 def engine_dir(prefix, channels, store="store: { path: var/junction.db, sync: normal }"):
-    """A temporary folder holding a junction.yaml (its store line) and, in
-    channels/, one file per entry of `channels` (name -> YAML text)."""
+    """A temporary folder holding a junction.yaml (its store line, and no admin
+    port unless that line names one) and, in channels/, one file per entry of
+    `channels` (name -> YAML text)."""
     import tempfile
     tmp = tempfile.mkdtemp(prefix=prefix)
     os.makedirs(f"{tmp}/channels")
     with open(f"{tmp}/junction.yaml", "w") as f:
         f.write(store + "\n")
+        # No admin port unless asked for: tests run side by side, and the default
+        # (8080) is the installed engine's in the package test.
+        if "admin:" not in store:
+            f.write("admin: { port: 0 }\n")
     for name, text in channels.items():
         with open(f"{tmp}/channels/{name}.yaml", "w") as f:
             f.write(text)

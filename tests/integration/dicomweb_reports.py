@@ -145,7 +145,7 @@ destinations:
         args = [BIN, "messages", "--config", f"{tmp}/junction.yaml", "--channel", channel]
         if status:
             args += ["--status", status]
-        return subprocess.run(args, capture_output=True, text=True).stdout
+        return subprocess.run(args, capture_output=True, text=True).stdout.partition("\n")[2]  # without the header row
 
     def show(channel, status):
         ids = [line.split()[0] for line in messages(channel, status).splitlines() if line.strip()]

@@ -44,7 +44,7 @@ def findscu(port, out):
 def messages(tmp, status):
     r = subprocess.run([BIN, "messages", "--channel", "openmrs-worklist", "--status", status, "--limit", "50"],
                        cwd=tmp, capture_output=True, text=True)
-    return r.stdout
+    return r.stdout.partition("\n")[2]  # without the header row
 
 
 openmrs = OpenMRS().start()

@@ -76,7 +76,7 @@ def messages(channel, status=None):
     args = [BIN, "messages", "--config", f"{tmp}/junction.yaml", "--channel", channel]
     if status:
         args += ["--status", status]
-    return subprocess.run(args, capture_output=True, text=True).stdout
+    return subprocess.run(args, capture_output=True, text=True).stdout.partition("\n")[2]  # without the header row
 
 
 try:

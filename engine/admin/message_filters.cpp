@@ -20,9 +20,16 @@ std::vector<Property> messageFilterProperties() {
             {"control_id", string("MSH-10")},
             {"patient_id", string("PID-3.1")},
             {"accession", string("accession number")},
+            {"destination", string("with a delivery to this destination")},
+            {"destination_status", words(destinationStatuses(), "with a delivery (to `destination` when given) in this state")},
             {"from", string("received at or after (ISO 8601)")},
             {"to", string("received before (ISO 8601)")},
             {"text", string("in the raw content: a substring, any case, at least 3 characters")}};
+}
+
+const std::vector<std::string>& destinationStatuses() {
+    static const std::vector<std::string> statuses = {"QUEUED", "SENT", "ERROR", "FILTERED"};
+    return statuses;
 }
 
 store::SearchQuery messageFilters(const Fields& q) {
@@ -33,6 +40,8 @@ store::SearchQuery messageFilters(const Fields& q) {
     sq.controlId = q.str("control_id");
     sq.patientId = q.str("patient_id");
     sq.accession = q.str("accession");
+    sq.destination = q.str("destination");
+    if (q.has("destination_status")) sq.destinationStatus = store::parseStatus(q.str("destination_status"));
     if (q.has("from")) sq.from = parseIsoTime(q.str("from"), "from");
     if (q.has("to")) sq.to = parseIsoTime(q.str("to"), "to");
     if (q.has("text")) {

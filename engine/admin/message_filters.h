@@ -14,7 +14,11 @@ namespace junction::admin {
 // RECEIVED FILTERED TRANSFORMED QUEUED SENT ERROR
 const std::vector<std::string>& messageStatuses();
 
-// channel, status, type, control_id, patient_id, accession, text, from, to
+// A delivery's: QUEUED SENT ERROR FILTERED
+const std::vector<std::string>& destinationStatuses();
+
+// channel, status, type, control_id, patient_id, accession, destination,
+// destination_status, text, from, to
 // (without paging: before, limit).
 std::vector<Property> messageFilterProperties();
 

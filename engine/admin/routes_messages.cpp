@@ -127,7 +127,7 @@ std::vector<Route> messageRoutes(AdminContext& ctx) {
     detail.properties.push_back(
         {"deliveries",
          array(object({{"destination", string(), true},
-                       {"status", words(messageStatuses()), true},
+                       {"status", words(destinationStatuses()), true},
                        {"attempts", integer(), true},
                        {"next_attempt", nullable(string("ISO 8601")), true},
                        {"updated", nullable(string("ISO 8601")), true},

@@ -25,13 +25,16 @@ namespace junction::app {
 namespace {
 const char* kMessagesUsage =
     "usage: junction messages [--config FILE] [--channel NAME] [--status STATUS] [--control-id ID]\n"
-    "                         [--patient ID] [--accession ACC] [--text STR] [--limit N] [--before ID]\n"
+    "                         [--patient ID] [--accession ACC] [--destination NAME]\n"
+    "                         [--destination-status STATUS] [--text STR] [--limit N] [--before ID]\n"
     "                         [--counts] [--show ID]\n"
     "       junction messages --reprocess ID [--raw-file FILE]\n"
     "       junction messages --resend ID --destination NAME\n"
     "options of the last two: [--config FILE] [--url URL] [--user NAME] [--ca FILE] [--insecure]\n\n"
     "Lists stored messages, newest first, at most --limit (default 100); --before ID shows the ones\n"
     "older than ID (the next page). STATUS: RECEIVED FILTERED TRANSFORMED QUEUED SENT ERROR.\n"
+    "--destination NAME, --destination-status QUEUED|SENT|ERROR|FILTERED: messages with a delivery\n"
+    "(to NAME) in that state.\n"
     "--text STR: messages whose raw content holds STR (any case, taken literally).\n"
     "--counts prints the number of messages per status of --channel (required with it).\n"
     "--show ID prints one message with its contents and deliveries.\n"
@@ -190,6 +193,14 @@ int cmdMessages(const Args& args) {
                 return 2;
             }
             q.status = s;
+        } else if (a == "--destination-status" && hasValue) {
+            auto s = store::parseStatus(args[++i]);
+            if (!s || *s == store::Status::Received || *s == store::Status::Transformed) {
+                std::cerr << "junction messages: unknown destination status " << args[i]
+                          << " (QUEUED, SENT, ERROR or FILTERED)\n";
+                return 2;
+            }
+            q.destinationStatus = s;
         } else if (a == "--control-id" && hasValue) q.controlId = args[++i];
         else if (a == "--patient" && hasValue) q.patientId = args[++i];
         else if (a == "--accession" && hasValue) q.accession = args[++i];
@@ -221,11 +232,12 @@ int cmdMessages(const Args& args) {
         std::cerr << "junction messages: --resend needs --destination NAME\n";
         return 2;
     }
-    if ((!rawFile.empty() && !reprocess) || (!destination.empty() && !resend)) {
-        std::cerr << "junction messages: --raw-file goes with --reprocess, --destination with --resend\n";
+    if (!rawFile.empty() && !reprocess) {
+        std::cerr << "junction messages: --raw-file goes with --reprocess\n";
         return 2;
     }
     if (reprocess || resend) return repair(apiArgs, reprocess, resend, rawFile, destination);
+    q.destination = destination;
 
     config::EngineConfig cfg;
     try {

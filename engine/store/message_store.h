@@ -179,6 +179,10 @@ struct SearchQuery {
     std::optional<Status> status;
     std::string messageType, controlId, patientId, accession;  // exact match when set
     std::optional<Clock::time_point> from, to;  // received_at in [from, to)
+    // Messages with a delivery to `destination` (any when empty) in
+    // `destinationStatus` (Queued, Sent, Error, Filtered; any when unset).
+    std::string destination;
+    std::optional<Status> destinationStatus;
     // Substring of the raw content, case-insensitive for ASCII letters, taken
     // literally (no wildcards, no query syntax). Messages whose raw content is
     // not kept (storage: metadata, disabled) never match. Answered by the text

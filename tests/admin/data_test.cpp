@@ -76,6 +76,33 @@ TEST_CASE("messages are searched and paged by id, newest first, and shown with t
     CHECK(d->getValue<std::string>("control_id") == "C4");
     CHECK(d->getArray("deliveries")->size() == 0);
     CHECK(f.as(Role::Viewer, "GET", "/api/v1/messages/999999").status == 404);
+
+    // By a destination's state: C4 failed at "out" and waits for "copy".
+    store::ProcessedMessage pm;
+    pm.id = m->getValue<std::int64_t>("id");
+    pm.channel = "archive";
+    pm.deliveries = {{"out", store::Status::Error, "e", "refused"}, {"copy", store::Status::Queued, "e", ""}};
+    f.engine->store().recordProcessed(pm);
+    f.engine->store().flush();
+    auto found = [&](const std::string& query) {
+        auto r = f.as(Role::Viewer, "GET", "/api/v1/messages?" + query);
+        INFO(query << ": " << r.body);
+        REQUIRE(r.status == 200);
+        auto list = jsonObject(r.body)->getArray("messages");
+        std::vector<std::int64_t> out;
+        for (std::size_t i = 0; i < list->size(); ++i) out.push_back(list->getObject(static_cast<unsigned>(i))->getValue<std::int64_t>("id"));
+        return out;
+    };
+    const std::vector<std::int64_t> c4{pm.id};
+    CHECK(found("destination_status=ERROR") == c4);
+    CHECK(found("destination_status=ERROR&destination=out&channel=archive") == c4);
+    CHECK(found("destination_status=ERROR&destination=copy").empty());
+    CHECK(found("destination_status=QUEUED&destination=copy") == c4);
+    CHECK(found("destination=copy") == c4);
+    CHECK(found("destination_status=SENT").empty());
+    CHECK(found("destination_status=ERROR&channel=other").empty());
+    CHECK(f.as(Role::Viewer, "GET", "/api/v1/messages?destination_status=RECEIVED").status == 400);
+    CHECK(f.as(Role::Viewer, "GET", "/api/v1/messages?destination_status=error%27--").status == 400);
 }
 
 TEST_CASE("worklist items are listed, changed and cancelled", "[admin]") {

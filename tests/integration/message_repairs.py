@@ -134,6 +134,18 @@ try:
     r = cli("messages", "--channel", "nope")
     check(r.returncode == 2 and "no channel 'nope'" in r.stderr, f"an unknown channel: {r.returncode} {r.stderr}")
 
+    # By a destination's state: M1 failed at emr, P1 waits for it.
+    p1 = find("patient", "P1")["id"]
+    ids = lambda r: [int(ln.split()[0]) for ln in r.stdout.splitlines()[1:] if ln and ln.split()[0].isdigit()]  # noqa: E731
+    r = cli("messages", "--destination-status", "ERROR")
+    check(r.returncode == 0 and ids(r) == [m1], f"messages --destination-status ERROR: {r.stdout}{r.stderr}")
+    r = cli("messages", "--destination", "emr", "--destination-status", "QUEUED")
+    check(r.returncode == 0 and ids(r) == [p1], f"messages --destination emr --destination-status QUEUED: {r.stdout}")
+    r = cli("messages", "--destination-status", "RECEIVED")
+    check(r.returncode == 2 and "unknown destination status" in r.stderr, f"a message state is not a delivery's: {r.stderr}")
+    found = api("GET", "/api/v1/messages?destination=emr&destination_status=QUEUED&channel=patient")[1]["messages"]
+    check([m["id"] for m in found] == [p1], f"the API's destination_status search: {found}")
+
     # The peer comes up: the queued one arrives by itself, the failed one when resent.
     peer = Receiver(peer_port)
     check(wait_for(lambda: "P1" in peer.ids(), timeout=30), "the queued P1 arrives once the peer is up")

@@ -1,7 +1,7 @@
 // The web console in headless Chromium against a running engine (started by
 // tests/integration/console_browser.py, which passes what it needs in the
 // environment): log in, the dashboard's counters rising while mllpload sends,
-// a message found by patient id, opened with its stages and diff, reprocessed,
+// a message found by patient id (and by its destination's state), opened with its stages and diff, reprocessed,
 // a channel stopped and started, and a viewer without mutating buttons whose
 // requests the API refuses. Prints FAIL lines; exits 1 when any check failed.
 "use strict";
@@ -120,6 +120,19 @@ const runLoad = () => new Promise((resolve) => {
       (document.querySelectorAll("#message-list tr[data-id]").length > 0 || document.getElementById("none")), WAIT);
     const found = await page.$$eval("#message-list tr[data-id]", (trs) => trs.map((t) => t.textContent));
     check(found.length === 1 && found.every((t) => t.includes(PATIENT)), `a text search finds the raw content: ${found}`);
+    // A destination's state, chosen in the form: sent to archive finds it, failed there does not.
+    for (const [state, want] of [["SENT", 1], ["ERROR", 0]]) {
+      await page.goto(`${BASE}/#/messages?patient_id=${PATIENT}`, { waitUntil: "load" });
+      await page.waitForSelector("#search select[name=destination_status]", WAIT);
+      await page.type("#search input[name=destination]", "archive");
+      await page.select("#search select[name=destination_status]", state);
+      await page.click("#search button[type=submit]");
+      await page.waitForFunction(() => location.hash.includes("destination_status=") &&
+        (document.querySelectorAll("#message-list tr[data-id]").length > 0 || document.getElementById("none")), WAIT);
+      const rows = await page.$$eval("#message-list tr[data-id]", (trs) => trs.map((t) => t.textContent));
+      check(rows.length === want && rows.every((t) => t.includes(PATIENT)), `delivered to archive ${state}: ${rows}`);
+      check(await page.$eval("#search select[name=destination_status]", (e) => e.value) === state, "the form shows the destination state");
+    }
     await page.goto(`${BASE}/#/messages?patient_id=${PATIENT}`, { waitUntil: "load" });
     await page.waitForSelector("#message-list tr[data-id]", WAIT);
     await page.click("#message-list tr[data-id] a");

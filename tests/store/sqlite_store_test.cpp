@@ -882,6 +882,85 @@ TEST_CASE("search and countByStatus", "[store]") {
     CHECK(store->countByStatus("nope").empty());
 }
 
+TEST_CASE("search by destination and destination status", "[store]") {
+    TempDir dir;
+    auto store = openSqliteStore(dir.db(), fastOptions());
+    std::vector<MessageId> ids;
+    for (int i = 0; i < 12; ++i) ids.push_back(insertSync(*store, makeMessage(i < 8 ? "lab" : "adt", "raw")));
+    // lab 0..7 go to A and B; adt 8..11 to A. A: Sent for even, Error for odd; B: Queued for 0-3, Filtered after.
+    for (int i = 0; i < 12; ++i) {
+        std::vector<ProcessedMessage::Delivery> ds{queued("A", "e")};
+        if (i < 8) ds.push_back(queued("B", "e"));
+        processedSync(*store, processed(ids[i], i < 8 ? "lab" : "adt", ds));
+        deliverySync(*store, update(ids[i], i < 8 ? "lab" : "adt", "A", i % 2 ? Status::Error : Status::Sent));
+        if (i >= 4 && i < 8) deliverySync(*store, update(ids[i], "lab", "B", Status::Filtered));
+    }
+    auto idsOf = [&](SearchQuery q) {
+        std::vector<MessageId> out;
+        for (const auto& m : store->search(q)) out.push_back(m.id);
+        CHECK(store->countMatching(q) == out.size());
+        return out;
+    };
+    SearchQuery q;
+    q.destinationStatus = Status::Error;  // A failed: odd i, newest first
+    CHECK(idsOf(q) == std::vector<MessageId>{ids[11], ids[9], ids[7], ids[5], ids[3], ids[1]});
+    q.channel = "lab";
+    CHECK(idsOf(q) == std::vector<MessageId>{ids[7], ids[5], ids[3], ids[1]});
+    q.destination = "B";  // B never failed
+    CHECK(idsOf(q).empty());
+    q.destinationStatus = Status::Queued;
+    CHECK(idsOf(q) == std::vector<MessageId>{ids[3], ids[2], ids[1], ids[0]});
+    q.limit = 2;
+    q.beforeId = ids[2];
+    CHECK(idsOf(q) == std::vector<MessageId>{ids[1], ids[0]});
+    SearchQuery f;
+    f.destinationStatus = Status::Filtered;
+    CHECK(idsOf(f) == std::vector<MessageId>{ids[7], ids[6], ids[5], ids[4]});
+    f.destination = "A";
+    CHECK(idsOf(f).empty());
+    SearchQuery s;
+    s.destination = "A";
+    s.destinationStatus = Status::Sent;
+    s.channel = "adt";
+    CHECK(idsOf(s) == std::vector<MessageId>{ids[10], ids[8]});
+    SearchQuery any;
+    any.destination = "B";  // any status
+    CHECK(idsOf(any).size() == 8);
+    any.status = Status::Error;  // the message's own status as well: lab's odd ones (A failed)
+    CHECK(idsOf(any) == std::vector<MessageId>{ids[7], ids[5], ids[3], ids[1]});
+    any.text = "RAW";  // with a text search
+    CHECK(idsOf(any) == std::vector<MessageId>{ids[7], ids[5], ids[3], ids[1]});
+}
+
+TEST_CASE("search by a queued destination with a deep queue finds the newest first", "[store]") {
+    TempDir dir;
+    auto store = openSqliteStore(dir.db(), fastOptions());
+    std::vector<MessageId> ids;
+    for (int i = 0; i < 5100; ++i) {  // more queued deliveries than are listed from their index
+        ids.push_back(insertSync(*store, makeMessage("ch", "raw")));
+        std::vector<ProcessedMessage::Delivery> ds{queued("A", "e")};
+        if (i % 1000 == 7) ds.push_back(queued("B", "e"));
+        store->recordProcessed(processed(ids.back(), "ch", ds));
+    }
+    store->flush();
+    deliverySync(*store, update(ids[5099], "ch", "A", Status::Sent));
+    SearchQuery q;
+    q.channel = "ch";
+    q.destinationStatus = Status::Queued;
+    q.limit = 2;
+    auto r = store->search(q);
+    REQUIRE(r.size() == 2);
+    CHECK(r[0].id == ids[5098]);
+    CHECK(r[1].id == ids[5097]);
+    CHECK(store->countMatching(q) == 5099);
+    q.destination = "B";
+    r = store->search(q);
+    REQUIRE(r.size() == 2);
+    CHECK(r[0].id == ids[5007]);
+    CHECK(r[1].id == ids[4007]);
+    CHECK(store->countMatching(q) == 6);
+}
+
 TEST_CASE("reopening recovers unfinished work", "[store]") {
     TempDir dir;
     MessageId received, queuedId, done;

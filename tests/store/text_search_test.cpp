@@ -310,6 +310,15 @@ TEST_CASE("exact searches read an index in id order, with no sort", "[store][tex
              {" AND m.channel = ?1 AND m.status = 'Error'", "SEARCH m USING INDEX messages_error (channel=?)"},
              {" AND m.channel = ?1 AND m.status = 'Received' AND m.id < ?2",
               "SEARCH m USING INDEX messages_received (channel=? AND id<?)"},
+             // A failed delivery: among the Error messages; few queued ones: from their partial index.
+             {" AND m.channel = ?1 AND m.status = 'Error' AND EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id ="
+              " m.id AND d.status = 'Error')",
+              "SEARCH m USING INDEX messages_error (channel=?); CORRELATED SCALAR SUBQUERY 1; SEARCH d USING PRIMARY KEY "
+              "(message_id=?)"},
+             {" AND m.channel = ?1 AND m.id IN (SELECT d.message_id FROM deliveries d WHERE d.status = 'Queued'"
+              " AND d.channel = ?1 AND d.destination = ?2)",
+              "SEARCH m USING INDEX messages_channel (channel=? AND id=? AND rowid=?); LIST SUBQUERY 1; SEARCH d USING "
+              "INDEX deliveries_queued (channel=?); USE TEMP B-TREE FOR ORDER BY"},
          }) {
         INFO(c.where);
         CHECK(planOf(dir.db(), c.where) == c.plan);

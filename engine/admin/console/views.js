@@ -71,17 +71,19 @@ J.views = {};
 
   // ---- message browser: the search, headers only, paged with `next`.
   const FILTERS = [["channel", "channel"], ["status", "status"], ["type", "type"], ["control_id", "control id"],
-                   ["patient_id", "patient id"], ["accession", "accession"], ["from", "from"], ["to", "to"], ["text", "text"]];
-  const STATUSES = ["", "RECEIVED", "FILTERED", "TRANSFORMED", "QUEUED", "SENT", "ERROR"];
+                   ["patient_id", "patient id"], ["accession", "accession"], ["destination", "destination"],
+                   ["destination_status", "destination status"], ["from", "from"], ["to", "to"], ["text", "text"]];
+  const CHOICES = { status: ["", "RECEIVED", "FILTERED", "TRANSFORMED", "QUEUED", "SENT", "ERROR"],
+                    destination_status: ["", "QUEUED", "SENT", "ERROR", "FILTERED"] };
   J.views.messages = (main, params) => {
-    const fields = FILTERS.filter(([k]) => k !== "text" || J.has("GET", "/api/v1/messages", "text"));
+    const fields = FILTERS.filter(([k]) => !J.openapi || J.has("GET", "/api/v1/messages", k));
     // A time of the search as the value of a datetime-local input (local time, to the minute).
     const local = (iso) => {
       const d = new Date(iso);
       return isNaN(d) ? "" : new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
     };
     const form = h("form", { class: "filters", id: "search" }, fields.map(([k, label]) => h("label", {}, label,
-      k === "status" ? h("select", { name: k }, STATUSES.map((s) => h("option", { value: s, selected: params[k] === s }, s || "any")))
+      CHOICES[k] ? h("select", { name: k }, CHOICES[k].map((s) => h("option", { value: s, selected: params[k] === s }, s || "any")))
         : k === "from" || k === "to" ? h("input", { name: k, value: params[k] ? local(params[k]) : "", type: "datetime-local" })
         : h("input", { name: k, value: params[k] || "", size: 12 }))),
       h("button", { type: "submit", class: "primary" }, "Search"));

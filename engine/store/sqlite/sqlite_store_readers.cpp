@@ -208,9 +208,9 @@ struct SqliteStore::SearchSql {
     const SearchQuery& q;
     std::string where;
     int n = 0;
-    int pChannel = 0, pType = 0, pControl = 0, pPatient = 0, pAccession = 0, pFrom = 0, pTo = 0;
+    int pChannel = 0, pType = 0, pControl = 0, pPatient = 0, pAccession = 0, pFrom = 0, pTo = 0, pDestination = 0;
 
-    explicit SearchSql(const SearchQuery& query) : q(query) {
+    SearchSql(const SearchQuery& query, bool listQueued) : q(query) {
         pChannel = add(!q.channel.empty(), "channel =");
         if (q.status) {  // a literal, so that the partial status indexes apply
             where += " AND m.status = '";
@@ -223,6 +223,32 @@ struct SqliteStore::SearchSql {
         pAccession = add(!q.accession.empty(), "accession =");
         pFrom = add(q.from.has_value(), "received_at >=");
         pTo = add(q.to.has_value(), "received_at <");
+        if (q.destinationStatus || !q.destination.empty()) addDelivery(listQueued);
+    }
+    // A delivery of the message matches. A message's status is its deliveries'
+    // worst (sqlite_store_writer.cpp: aggregate): one with an Error delivery is
+    // Error, one with a Queued delivery Queued or Error, which narrows the
+    // messages to look at (an Error message is found from its partial index).
+    // Few Queued deliveries (`listQueued`) are listed from their own partial index
+    // instead; many are the newest messages, found soonest from the newest down.
+    void addDelivery(bool listQueued) {
+        const auto st = q.destinationStatus;
+        const bool listed = listQueued && st == Status::Queued;
+        if (st == Status::Error) where += " AND m.status = 'Error'";
+        if (st == Status::Queued && !listed) where += " AND m.status IN ('Queued', 'Error')";
+        where += listed ? " AND m.id IN (SELECT d.message_id FROM deliveries d WHERE d.status = 'Queued'"
+                        : " AND EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id";
+        if (listed && pChannel) where += " AND d.channel = ?" + std::to_string(pChannel);
+        if (st && !listed) {
+            where += " AND d.status = '";
+            where += dbStatus(*st);
+            where += "'";
+        }
+        if (!q.destination.empty()) {
+            pDestination = ++n;
+            where += " AND d.destination = ?" + std::to_string(pDestination);
+        }
+        where += ")";
     }
     int add(bool on, const char* cond) {
         if (!on) return 0;
@@ -239,17 +265,32 @@ struct SqliteStore::SearchSql {
         if (pAccession) u.text(pAccession, q.accession);
         if (pFrom) u.int64(pFrom, toMs(*q.from));
         if (pTo) u.int64(pTo, toMs(*q.to));
+        if (pDestination) u.text(pDestination, q.destination);
     }
 };
 
+// Whether the Queued deliveries a search asks for are few enough to list from
+// their index (then sorted) rather than found by walking the messages.
+bool SqliteStore::fewQueued(const SearchQuery& q) {
+    if (q.destinationStatus != Status::Queued) return false;
+    constexpr int kFew = 5000;
+    std::string sql = "SELECT 1 FROM deliveries WHERE status = 'Queued'";
+    if (!q.channel.empty()) sql += " AND channel = ?1";
+    sql += " LIMIT 1 OFFSET " + std::to_string(kFew);
+    auto it = rSearch_.find(sql);
+    if (it == rSearch_.end()) it = rSearch_.emplace(sql, Stmt(rdb_, sql)).first;
+    Use u(it->second);
+    if (!q.channel.empty()) u.text(1, q.channel);
+    return !u.step();
+}
+
 std::vector<MessageSummary> SqliteStore::search(const SearchQuery& q) {
     catchUp();
-    SearchSql c(q);
-    auto bind = [&c](Use& u) { c.bind(u); };
-
     std::lock_guard<std::mutex> lock(readMu_);
+    ReadTxn txn(rBegin_, rCommit_, rRollback_);
+    SearchSql c(q, fewQueued(q));
+    auto bind = [&c](Use& u) { c.bind(u); };
     if (!q.text.empty()) {
-        ReadTxn txn(rBegin_, rCommit_, rRollback_);
         auto out = searchText(q, c.where, c.n, bind);
         txn.commit();
         return out;
@@ -260,13 +301,16 @@ std::vector<MessageSummary> SqliteStore::search(const SearchQuery& q) {
     int pLimit = c.n;
 
     std::vector<MessageSummary> out;
-    auto it = rSearch_.find(sql);
-    if (it == rSearch_.end()) it = rSearch_.emplace(sql, Stmt(rdb_, sql)).first;
-    Use u(it->second);
-    bind(u);
-    if (pBefore) u.int64(pBefore, q.beforeId);
-    u.int64(pLimit, q.limit > 0 ? q.limit : 100);
-    while (u.step()) out.push_back(summaryFrom(u));
+    {
+        auto it = rSearch_.find(sql);
+        if (it == rSearch_.end()) it = rSearch_.emplace(sql, Stmt(rdb_, sql)).first;
+        Use u(it->second);
+        bind(u);
+        if (pBefore) u.int64(pBefore, q.beforeId);
+        u.int64(pLimit, q.limit > 0 ? q.limit : 100);
+        while (u.step()) out.push_back(summaryFrom(u));
+    }
+    txn.commit();
     return out;
 }
 
@@ -277,16 +321,22 @@ std::uint64_t SqliteStore::countMatching(const SearchQuery& q) {
         return search(all).size();
     }
     catchUp();
-    SearchSql c(q);
+    std::lock_guard<std::mutex> lock(readMu_);
+    ReadTxn txn(rBegin_, rCommit_, rRollback_);
+    SearchSql c(q, fewQueued(q));
     int pBefore = c.add(q.beforeId > 0, "id <");
     std::string sql = "SELECT count(*) FROM messages m WHERE 1" + c.where;
-    std::lock_guard<std::mutex> lock(readMu_);
-    auto it = rSearch_.find(sql);
-    if (it == rSearch_.end()) it = rSearch_.emplace(sql, Stmt(rdb_, sql)).first;
-    Use u(it->second);
-    c.bind(u);
-    if (pBefore) u.int64(pBefore, q.beforeId);
-    return u.step() ? static_cast<std::uint64_t>(u.int64(0)) : 0;
+    std::uint64_t count = 0;
+    {
+        auto it = rSearch_.find(sql);
+        if (it == rSearch_.end()) it = rSearch_.emplace(sql, Stmt(rdb_, sql)).first;
+        Use u(it->second);
+        c.bind(u);
+        if (pBefore) u.int64(pBefore, q.beforeId);
+        if (u.step()) count = static_cast<std::uint64_t>(u.int64(0));
+    }
+    txn.commit();
+    return count;
 }
 
 std::optional<MessageDetail> SqliteStore::get(MessageId id) {

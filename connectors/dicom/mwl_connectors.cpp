@@ -39,6 +39,7 @@ public:
         server_.reset();
     }
 
+    bool listens() const override { return true; }
     std::string describe() const override {
         return "dicom_mwl " + options_.aeTitle + " " + options_.host + ":" + std::to_string(options_.port);
     }

@@ -60,6 +60,7 @@ public:
         server_.reset();
     }
 
+    bool listens() const override { return true; }
     std::string describe() const override {
         return "dicom " + c_.server.aeTitle + " " + c_.server.host + ":" + std::to_string(c_.server.port);
     }

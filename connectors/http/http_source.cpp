@@ -129,6 +129,7 @@ public:
             o.tls.ca = s_.tls->ca;
             o.tls.verifyClient = s_.tls->verifyClient;
         }
+        o.event = [this](const std::string& type, const std::string& text) { ctx_->event(type, describe() + ": " + text); };
         {
             std::lock_guard<std::mutex> lock(shared_->m);
             shared_->stopping = false;
@@ -151,6 +152,7 @@ public:
         server_.reset();
     }
 
+    bool listens() const override { return true; }
     std::string describe() const override {
         return std::string(s_.tls ? "https " : "http ") + s_.host + ":" + std::to_string(s_.port) + (s_.path.empty() ? "" : s_.path);
     }

@@ -219,6 +219,7 @@ void ListenerCore::accepted(Loop& l, int fd, const sockaddr_storage& addr) {
     } else if (!target->mailbox->handOff(fd, slot)) {  // stopping
         target->count.fetch_sub(1);
         ::close(fd);
+        event("connection.closed", "mllp " + where() + ": connection from " + slot->peer + " (stopping)");
         forget(*slot);
     }
 }
@@ -272,6 +273,7 @@ void ListenerCore::adopt(Loop& l, int fd, std::shared_ptr<Slot> slot) {
     auto fail = [&](const std::string& why) {
         log("warn", "mllp " + c->peer + ": " + why);
         ::close(fd);
+        event("connection.closed", "mllp " + where() + ": connection from " + c->peer + " (" + why + ")");
         l.count.fetch_sub(1);
         forget(*c->slot);
     };

@@ -95,6 +95,7 @@ public:
         listener_.reset();
     }
 
+    bool listens() const override { return true; }
     std::string describe() const override { return "mllp " + o_.host + ":" + std::to_string(o_.port); }
 
 private:

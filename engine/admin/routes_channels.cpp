@@ -36,6 +36,11 @@ Schema channelSchema() {
                                       {"back_pressure", boolean("held because a queue is full"), true},
                                       {"problem", string("what keeps the source from working now (an unreachable "
                                                          "server), empty when nothing"),
+                                       true},
+                                      {"address", string("what the running source listens on or reads, e.g. "
+                                                         "\"mllp 0.0.0.0:6661\"; empty when stopped"),
+                                       true},
+                                      {"connections", nullable(integer("a running listener's open connections")),
                                        true}}),
                     true},
                    {"counters", countersSchema(), true},
@@ -57,7 +62,11 @@ void writeChannel(JsonWriter& w, const core::ChannelInfo& c, bool withText) {
         .field("state", core::toString(c.state))
         .field("back_pressure", c.backPressure)
         .field("problem", c.sourceProblem)
-        .endObject();
+        .field("address", c.sourceAddress)
+        .key("connections");
+    if (c.sourceConnections) w.value(static_cast<std::int64_t>(*c.sourceConnections));
+    else w.null();
+    w.endObject();
     w.key("counters");
     writeCounters(w, c.counters);
     w.key("latency");

@@ -53,6 +53,12 @@ void Channel::log(const std::string& level, const std::string& text) {
 }
 
 void Channel::event(const std::string& type, const std::string& text) {
+    if (type == "connection.opened") ++sourceConnections_;
+    else if (type == "connection.closed") {
+        int n = sourceConnections_.load();
+        while (n > 0 && !sourceConnections_.compare_exchange_weak(n, n - 1)) {
+        }
+    }
     engine_.recordEvent(type, config_.name, text);
     if (util::logEnabled(util::LogLevel::Debug)) util::logChannel(util::LogLevel::Debug, config_.name, type + ": " + text);
 }
@@ -107,6 +113,10 @@ void Channel::start() {
             dests_.push_back(std::move(d));
         }
         source_ = registry.source(config_.sourceType)->create(config_.sourceSettings, ctx);
+        std::lock_guard<std::mutex> lock(problemMutex_);
+        sourceAddress_ = source_->describe();
+        sourceListens_ = source_->listens();
+        sourceConnections_ = 0;
     } catch (const std::exception& e) {
         error_ = e.what();
         state_ = ChannelState::Failed;
@@ -193,6 +203,11 @@ void Channel::stop() {
     grace.join();
     store_.flush();
     source_.reset();
+    {
+        std::lock_guard<std::mutex> lock(problemMutex_);
+        sourceAddress_.clear();
+        sourceListens_ = false;
+    }
     if (state_ != ChannelState::Failed) state_ = ChannelState::Stopped;
     if (wasRunning) engine_.recordEvent("channel.stopped", config_.name, "");
 }
@@ -463,6 +478,8 @@ ChannelInfo Channel::info() const {
     {
         std::lock_guard<std::mutex> lock(problemMutex_);
         i.sourceProblem = sourceProblem_;
+        i.sourceAddress = sourceAddress_;
+        if (sourceListens_) i.sourceConnections = sourceConnections_.load();
     }
     if (dests_.empty()) {  // not started: the configured destinations, without figures
         for (const auto& dc : config_.destinations) {

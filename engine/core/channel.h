@@ -263,6 +263,9 @@ private:
     std::string error_;
     mutable std::mutex problemMutex_;
     std::string sourceProblem_;  // SourceContext::setProblem, under problemMutex_
+    std::string sourceAddress_;  // the running source's describe(), under problemMutex_
+    bool sourceListens_ = false;  // under problemMutex_
+    std::atomic<int> sourceConnections_{0};  // opened minus closed (event)
 
     Counters counters_;
     Histogram latency_;

@@ -104,6 +104,9 @@ public:
     // Stop accepting; returns when no thread of the source runs any more.
     virtual void stop() = 0;
     virtual std::string describe() const = 0;  // "mllp :6661"
+    // A listener (MLLP, DICOM, HTTP): it reports its connections as events
+    // (SourceContext::event), and the channel shows how many are open.
+    virtual bool listens() const { return false; }
     // Run now, on demand (an operator's "run now"): a source that works on a
     // schedule or polls starts its next run at once. Returns false when the
     // type has nothing to run on demand (a listener), or it is not running.

@@ -53,6 +53,8 @@ struct ChannelInfo {
     Histogram::Snapshot latency;  // received → processed
     bool backPressure = false;    // the source is held because a queue is full
     std::string sourceProblem;    // what keeps the source from working now (SourceContext::setProblem)
+    std::string sourceAddress;    // what the running source listens on or reads (Source::describe), "" when stopped
+    std::optional<int> sourceConnections;  // a running listener's open connections
     std::vector<DestinationInfo> destinations;
 };
 

@@ -5,16 +5,19 @@
 #include <Poco/Net/Context.h>
 #include <Poco/Net/HTTPRequestHandler.h>
 #include <Poco/Net/HTTPRequestHandlerFactory.h>
-#include <Poco/Net/HTTPServer.h>
+#include <Poco/Net/HTTPServerConnection.h>
 #include <Poco/Net/HTTPServerParams.h>
 #include <Poco/Net/HTTPServerRequest.h>
 #include <Poco/Net/HTTPServerResponse.h>
 #include <Poco/Net/SecureServerSocket.h>
 #include <Poco/Net/ServerSocket.h>
+#include <Poco/Net/TCPServer.h>
+#include <Poco/Net/TCPServerConnectionFactory.h>
 #include <Poco/ThreadPool.h>
 #include <Poco/URI.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <istream>
@@ -59,13 +62,35 @@ struct Server::Impl {
     Handler handler;
     std::unique_ptr<Poco::Net::ServerSocket> socket;
     std::unique_ptr<Poco::ThreadPool> pool;
-    std::unique_ptr<Poco::Net::HTTPServer> server;
+    std::unique_ptr<Poco::Net::TCPServer> server;
+    Poco::Net::HTTPRequestHandlerFactory::Ptr handlers;
+    Poco::Net::HTTPServerParams::Ptr params;
     int port = 0;
+    std::atomic<int> refusedReported{0};
+    std::atomic<int> inFlight{0};  // requests being read or answered
+
+    // An event of a connection, after the refusals not reported yet.
+    void connectionEvent(const std::string& type, const std::string& text) {
+        if (!o.event) return;
+        if (server) {
+            int refused = server->refusedConnections(), seen = refusedReported.load();
+            if (refused > seen && refusedReported.compare_exchange_strong(seen, refused))
+                o.event("connection.refused", std::to_string(refused - seen) + " connection(s) turned away: all " +
+                                                  std::to_string(o.threads) + " threads busy and " +
+                                                  std::to_string(o.maxQueued) + " waiting");
+        }
+        o.event(type, text);
+    }
 
     struct RequestHandler : Poco::Net::HTTPRequestHandler {
         Impl& s;
         explicit RequestHandler(Impl& s) : s(s) {}
         void handleRequest(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& res) override {
+            ++s.inFlight;
+            struct Done {
+                std::atomic<int>& n;
+                ~Done() { --n; }
+            } done{s.inFlight};
             ServerRequest in;
             in.method = req.getMethod();
             try {
@@ -111,6 +136,40 @@ struct Server::Impl {
         Poco::Net::HTTPRequestHandler* createRequestHandler(const Poco::Net::HTTPServerRequest&) override {
             return new RequestHandler(s);
         }
+        // What Poco's HTTPServer::stopAll tells its connections.
+        void stopped(bool abortCurrent) { serverStopped(this, abortCurrent); }
+    };
+    // POCO's HTTP connection (its request loop), its opening and closing told.
+    struct Connection : Poco::Net::HTTPServerConnection {
+        Impl& s;
+        std::string peer;
+        Connection(const Poco::Net::StreamSocket& socket, Impl& s)
+            : HTTPServerConnection(socket, s.params, s.handlers), s(s) {
+            try {
+                peer = socket.peerAddress().toString();
+            } catch (const Poco::Exception&) {
+                peer = "(gone)";
+            }
+        }
+        void run() override {
+            s.connectionEvent("connection.opened", "connection from " + peer);
+            std::string why;
+            try {
+                HTTPServerConnection::run();
+            } catch (const Poco::Exception& e) {
+                why = e.displayText();
+            } catch (const std::exception& e) {
+                why = e.what();
+            }
+            s.connectionEvent("connection.closed", "connection from " + peer + (why.empty() ? "" : " (" + why + ")"));
+        }
+    };
+    struct ConnectionFactory : Poco::Net::TCPServerConnectionFactory {
+        Impl& s;
+        explicit ConnectionFactory(Impl& s) : s(s) {}
+        Poco::Net::TCPServerConnection* createConnection(const Poco::Net::StreamSocket& socket) override {
+            return new Connection(socket, s);
+        }
     };
 };
 
@@ -147,14 +206,17 @@ void Server::start() {
         throw std::runtime_error("cannot listen on " + where + ": " + e.displayText());
     }
     s.port = s.socket->address().port();
-    auto params = new Poco::Net::HTTPServerParams;
+    Poco::Net::HTTPServerParams::Ptr params = new Poco::Net::HTTPServerParams;
     params->setKeepAlive(true);
     params->setMaxThreads(s.o.threads);
     params->setMaxQueued(s.o.maxQueued);
     params->setTimeout(span(s.o.timeout));
     params->setKeepAliveTimeout(span(std::chrono::milliseconds(15000)));
     s.pool = std::make_unique<Poco::ThreadPool>(1, std::max(1, s.o.threads));
-    s.server = std::make_unique<Poco::Net::HTTPServer>(new Impl::Factory(s), *s.pool, *s.socket, params);
+    s.handlers = new Impl::Factory(s);
+    s.params = params;
+    s.refusedReported = 0;
+    s.server = std::make_unique<Poco::Net::TCPServer>(new Impl::ConnectionFactory(s), *s.pool, *s.socket, params);
     s.server->start();
 }
 
@@ -162,15 +224,17 @@ void Server::stop() {
     Impl& s = *impl_;
     if (!s.server) return;
     // No new connections; requests being handled get up to 5 s, then every
-    // connection is closed.
+    // connection is closed (an idle kept-alive one at once).
     s.server->stop();
-    for (int i = 0; i < 500 && s.server->currentConnections() > 0; ++i)
+    for (int i = 0; i < 500 && s.inFlight.load() > 0; ++i)
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    s.server->stopAll(true);
+    static_cast<Impl::Factory&>(*s.handlers).stopped(true);
+    s.pool->joinAll();  // the connections' threads are done with the server before it goes
     s.server.reset();
-    s.pool->joinAll();
     s.pool.reset();
     s.socket.reset();
+    s.handlers = nullptr;
+    s.params = nullptr;
 }
 
 int Server::port() const { return impl_->port; }

@@ -48,6 +48,13 @@ struct ServerOptions {
         std::string cert, key, ca;
         bool verifyClient = false;
     } tls;
+    // Told of each connection (never blocks the server for long): type
+    // connection.opened or connection.closed with "connection from IP:PORT"
+    // (closed: and why, when it ended on an error such as a failed TLS
+    // handshake), connection.refused when connections were turned away while
+    // every thread was busy and `maxQueued` waited (reported with the next
+    // connection event). Runs on the server's threads.
+    std::function<void(const std::string& type, const std::string& text)> event;
 };
 
 class Server {

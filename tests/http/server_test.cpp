@@ -1,14 +1,18 @@
 // The HTTP server (engine/http/server.h), driven by the HTTP client and raw
 // sockets: requests reach the handler whole, bodies over the bound get 413,
-// a throwing handler 500, a taken port a clear error.
+// a throwing handler 500, a taken port a clear error, connections told.
 #include <catch2/catch.hpp>
 
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/Net/StreamSocket.h>
 
+#include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "engine/http/client.h"
 #include "engine/http/server.h"
@@ -98,4 +102,67 @@ TEST_CASE("an HTTP server whose port is taken says so", "[http]") {
     } catch (const std::runtime_error& e) {
         CHECK(std::string(e.what()).find("cannot listen on 127.0.0.1:" + std::to_string(o.port)) == 0);
     }
+}
+
+TEST_CASE("the HTTP server tells each connection's opening and closing, and the ones it turned away", "[http]") {
+    std::mutex m;
+    std::condition_variable cv;
+    std::vector<std::pair<std::string, std::string>> events;
+    bool release = false;
+    int inHandler = 0;
+    ServerOptions o;
+    o.host = "127.0.0.1";
+    o.threads = 1;
+    o.maxQueued = 1;
+    o.event = [&](const std::string& type, const std::string& text) {
+        std::lock_guard<std::mutex> lock(m);
+        events.emplace_back(type, text);
+        cv.notify_all();
+    };
+    Server server(o, [&](const ServerRequest&) {
+        std::unique_lock<std::mutex> lock(m);
+        ++inHandler;
+        cv.notify_all();
+        cv.wait(lock, [&] { return release; });
+        return ServerResponse{};
+    });
+    server.start();
+    auto connect = [&] {
+        return Poco::Net::StreamSocket(Poco::Net::SocketAddress("127.0.0.1", static_cast<Poco::UInt16>(server.port())));
+    };
+    const std::string get = "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    auto busy = connect();  // takes the one thread
+    busy.sendBytes(get.data(), static_cast<int>(get.size()));
+    {
+        std::unique_lock<std::mutex> lock(m);
+        REQUIRE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return inHandler == 1; }));
+    }
+    auto waiting = connect();  // waits for it
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    auto away = connect();  // turned away: the one thread busy, one waiting
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    waiting.sendBytes(get.data(), static_cast<int>(get.size()));
+    {
+        std::lock_guard<std::mutex> lock(m);
+        release = true;
+    }
+    cv.notify_all();
+    auto count = [&](const std::string& type) {
+        return std::count_if(events.begin(), events.end(), [&](const auto& e) { return e.first == type; });
+    };
+    {
+        std::unique_lock<std::mutex> lock(m);
+        REQUIRE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return count("connection.closed") == 2; }));
+        CHECK(count("connection.opened") == 2);
+        REQUIRE(count("connection.refused") == 1);
+        for (const auto& [type, text] : events) {
+            INFO(type << ": " << text);
+            if (type == "connection.refused")
+                CHECK(text == "1 connection(s) turned away: all 1 threads busy and 1 waiting");
+            else
+                CHECK(text.rfind("connection from 127.0.0.1:", 0) == 0);
+        }
+        CHECK(events.front().second == "connection from " + busy.address().toString());
+    }
+    server.stop();
 }

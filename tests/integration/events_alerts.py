@@ -2,12 +2,14 @@
 lines to a file that SIGUSR1 reopens after it was moved; a destination going
 down fires an alert once (a log line, an alert.fired event, a webhook POST)
 and its return clears it once; GET /api/v1/events shows channels started and
-stopped, logins, a message view and mutating calls (a viewer sees only their
+stopped, connections (MLLP and HTTP sources; the open ones counted on the
+channel), logins, a message view and mutating calls (a viewer sees only their
 own); `junction validate` rejects a bad alert rule with file:line:column."""
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 
@@ -20,10 +22,11 @@ from mllp_peer import Receiver, retrying_channel  # noqa: E402
 from recording_http import RecordingServer  # noqa: E402
 
 check = Checks()
-admin_port, port, peer = free_port(), free_port(), free_port()
+admin_port, port, peer, http_port = free_port(), free_port(), free_port(), free_port()
 hook = RecordingServer({("POST", "/hook"): (204, "")}).start()
 tmp = engine_dir("junction-events-", {
     "a": retrying_channel(port, peer),
+    "h": f"channel: h\nsource: {{ type: http, port: {http_port}, host: 127.0.0.1 }}\ndestinations: []\n",
 }, store=f"""store: {{ path: var/junction.db, sync: normal }}
 admin: {{ port: {admin_port} }}
 log: {{ file: log/junction.log, format: json, level: info }}
@@ -128,6 +131,29 @@ try:
           "channel a's deployment and start")
     check(has_event("connection.opened", "connection from 127.0.0.1", channel="a"), "the MLLP connection opened")
     check(wait_for(lambda: has_event("connection.closed", channel="a"), timeout=5), "and closed")
+
+    # A listener's open connections, counted on the channel; an HTTP source's connections are events too.
+    def source(name):
+        status, body = api("GET", f"/api/v1/channels/{name}")
+        return body["source"] if status == 200 else {}
+    check(source("a").get("connections") == 0 and source("a").get("address") == f"mllp 127.0.0.1:{port}",
+          f"channel a listens, nobody connected: {source('a')}")
+    held = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+    check(wait_for(lambda: source("a").get("connections") == 2, timeout=5), f"two connected: {source('a')}")
+    for s in held:
+        s.close()
+    check(wait_for(lambda: source("a").get("connections") == 0, timeout=5), f"none once they close: {source('a')}")
+    with socket.create_connection(("127.0.0.1", http_port)) as s:
+        s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi")
+        answer = s.recv(4096)
+    check(answer.startswith(b"HTTP/1.1 400"), f"the HTTP source answers (not HL7: 400): {answer[:60]}")
+    check(wait_for(lambda: has_event("connection.closed", f"http 127.0.0.1:{http_port}: connection from 127.0.0.1:",
+                                     channel="h"), timeout=5), "the HTTP connection's close is an event")
+    check(has_event("connection.opened", f"http 127.0.0.1:{http_port}: connection from 127.0.0.1:", channel="h"),
+          "and its opening")
+    check(source("h").get("connections") == 0, f"and channel h counts no open connection: {source('h')}")
+    check(source("a").get("connections") is not None and api("GET", "/api/v1/channels")[0] == 200,
+          "the channel list answers")
     check(api("GET", "/api/v1/stats", auth=("admin", "wrong"))[0] == 401, "a wrong password: 401")
     check(has_event("login.failed", user="admin"), "a failed login, with its user name")
     check(any(e["user"] == "admin" and e["address"] == "127.0.0.1" for e in events("?type=login.ok")),

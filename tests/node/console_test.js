@@ -6,6 +6,7 @@
 // requests the API refuses. Prints FAIL lines; exits 1 when any check failed.
 "use strict";
 const fs = require("fs");
+const net = require("net");
 const path = require("path");
 const { spawn, spawnSync } = require("child_process");
 const { launch, login: browserLogin } = require("./console_browser");
@@ -77,7 +78,19 @@ const runLoad = () => new Promise((resolve) => {
     check(await received(page) >= before + 300, "the dashboard counts every message sent");
     check(await page.$(`[data-channel="${CHANNEL}"] [data-destination="archive"]`), "the destination's row is on the dashboard");
     check(await page.$(`[data-channel="${CHANNEL}"] svg.spark polyline`), "the channel's sparkline of the last hour");
+    // The source's connections: one held open is shown, and gone once closed.
+    const connected = (n) => page.waitForFunction((c, n) => {
+      const e = document.querySelector(`[data-channel="${c}"] [data-connections]`);
+      return e && e.textContent.includes(`listening, ${n} connected`);
+    }, WAIT, CHANNEL, n);
+    const held = net.connect(Number(env("CONSOLE_MLLP_PORT")), "127.0.0.1");
+    await connected(1);
+    const sourceLine = await text(page, `[data-channel="${CHANNEL}"] [data-source]`);
+    check(new RegExp(`source mllp \\S+:${env("CONSOLE_MLLP_PORT")}: `).test(sourceLine), `the source's address on the dashboard: ${sourceLine}`);
     await shot(page, "dashboard");
+    held.destroy();
+    await connected(0);
+    check(true, "the dashboard shows the source's open connections");
 
     // A channel with errors is marked, one click away from its ERROR messages.
     check(await page.$(`.card.has-errors[data-channel="${FAULTY}"]`), "the failing channel is marked");

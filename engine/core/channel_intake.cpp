@@ -37,6 +37,7 @@ void Channel::submit(Inbound message, std::function<void(SubmitResult)> done) {
     nm.dataType = config_.dataType;
     nm.source = std::move(message.origin);
     nm.storage = config_.storage;
+    nm.copyOf = message.copyOf;
     if (message.mark) nm.mark = store::SourceMark{markKey(), std::move(*message.mark)};
     if (!payload) {
         // Malformed or unreadable input: kept as ERROR with its error, answered with a NAK (HL7).

@@ -44,6 +44,9 @@ struct Inbound {
     // further or answered (a reprocess from the admin API waits for this, not
     // for the deliveries an `ack` mode may wait for). Must not block.
     std::function<void(long long id)> stored{};
+    // A reprocess: the stored message this one copies, linked to it in the
+    // same write as the message (MessageStore: NewMessage::copyOf). 0: none.
+    long long copyOf = 0;
 };
 
 // What the engine answers a source about one submitted message.

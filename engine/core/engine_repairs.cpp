@@ -41,6 +41,7 @@ RepairResult Engine::reprocess(store::MessageId id, const std::optional<std::str
     Inbound in;
     in.raw = std::move(content);
     in.origin = "reprocess of #" + std::to_string(id) + " by " + user;
+    in.copyOf = id;
     in.stored = [handoff](long long newId) {
         std::lock_guard<std::mutex> lock(handoff->mutex);
         handoff->id = newId;
@@ -63,7 +64,6 @@ RepairResult Engine::reprocess(store::MessageId id, const std::optional<std::str
         if (handoff->id <= 0) return RepairResult::conflict("channel '" + channel + "' did not take it: " + handoff->error);
         newId = handoff->id;
     }
-    store_->linkCopy(newId, id);
     RepairResult r;
     r.id = newId;
     return r;

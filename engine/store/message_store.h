@@ -96,6 +96,9 @@ struct NewMessage {
     std::optional<ProcessedMessage> processed;
     // The source's position after this message, stored with it (see SourceMark).
     std::optional<SourceMark> mark;
+    // A reprocess: the message this one copies, linked to it (MessageDetail::
+    // original, copies) in the same journal record and transaction. 0: none.
+    MessageId copyOf = 0;
 };
 
 // Outcome of one delivery attempt.
@@ -163,7 +166,7 @@ struct MessageDetail {
     std::string transformed;  // empty when not kept
     std::vector<DeliveryRecord> deliveries;
     std::vector<LogEntry> log;  // by time
-    std::optional<MessageId> original;  // the message this one reprocesses (MessageStore::linkCopy)
+    std::optional<MessageId> original;  // the message this one reprocesses (NewMessage::copyOf)
     std::vector<MessageId> copies;      // the messages that reprocess this one, oldest first
 };
 
@@ -314,9 +317,6 @@ public:
     // Operators' repairs (the admin API). Each runs on the writer thread in its
     // own transaction, after every write submitted before it, and returns once
     // it is committed.
-    // Records that message `copy` reprocesses message `original` (MessageDetail's
-    // original and copies); kept until `copy` is pruned or deleted.
-    virtual void linkCopy(MessageId copy, MessageId original) = 0;
     // Queues a finished delivery (Sent, Error, Filtered) again: status Queued,
     // attempts 0, due now, its kept encoded content unchanged; the message's
     // status follows. Busy when it is queued already or its message is still Received.

@@ -12,7 +12,7 @@ import sys
 BIN = os.environ["JUNCTION_BIN"]
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import admin_api  # noqa: E402
-from checks import Checks, engine_dir, finish, free_port, stop, wait_for  # noqa: E402
+from checks import Checks, engine_dir, finish, free_port, start_engine, stop, wait_for  # noqa: E402
 
 check = Checks()
 port = free_port()
@@ -43,16 +43,6 @@ def cli(*args, user=ADMIN, token=None, stdin=None):
         env["JUNCTION_USER"], env["JUNCTION_PASSWORD"] = user
     return subprocess.run([BIN, *args, "--config", f"{tmp}/junction.yaml"], input=stdin, capture_output=True,
                           text=True, env=env, timeout=60)
-
-
-def start_engine(folder, password):
-    env = dict(os.environ)
-    env.pop("JUNCTION_ADMIN_PASSWORD", None)
-    if password:
-        env["JUNCTION_ADMIN_PASSWORD"] = password
-    log = open(f"{folder}/junction.log", "a")
-    return subprocess.Popen([BIN, "run", "--config", f"{folder}/junction.yaml"], stdout=log, stderr=subprocess.STDOUT,
-                            env=env)
 
 
 def messages(channel):

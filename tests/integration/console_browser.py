@@ -16,7 +16,7 @@ SRC = os.environ["JUNCTION_SOURCE_DIR"]
 BUILD = os.environ.get("JUNCTION_BUILD_DIR", os.path.join(SRC, "build"))
 NODE_DIR = os.path.join(SRC, "tests", "node")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from checks import Checks, engine_dir, finish, free_port, wait_for, port_open  # noqa: E402
+from checks import Checks, engine_dir, finish, free_port, port_open, start_engine, wait_for  # noqa: E402
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 for need, what in ((os.path.join(NODE_DIR, "node_modules", "puppeteer-core"), "tests/node/node_modules/puppeteer-core"),
@@ -67,10 +67,7 @@ with open(f"{tmp}/order.hl7", "w") as f:
 
 procs = []
 try:
-    env = dict(os.environ, JUNCTION_ADMIN_PASSWORD=ADMIN[1])
-    log = open(f"{tmp}/junction.log", "a")
-    procs.append(subprocess.Popen([BIN, "run", "--config", f"{tmp}/junction.yaml"], stdout=log,
-                                  stderr=subprocess.STDOUT, env=env))
+    procs.append(start_engine(tmp, ADMIN[1]))
     check(wait_for(lambda: port_open(admin_port) and port_open(mllp_port), timeout=30), "the engine listens")
     r = subprocess.run([BIN, "user", "add", VIEWER[0], "--role", "viewer", "--config", f"{tmp}/junction.yaml"],
                        input=VIEWER[1] + "\n", capture_output=True, text=True, timeout=60)

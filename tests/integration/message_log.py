@@ -13,7 +13,7 @@ import urllib.request
 
 BIN = os.environ["JUNCTION_BIN"]
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from checks import Checks, engine_dir, finish, free_port, wait_for  # noqa: E402
+from checks import Checks, engine_dir, finish, free_port, start_engine, wait_for  # noqa: E402
 from mllp_peer import Receiver  # noqa: E402
 
 check = Checks()
@@ -56,9 +56,7 @@ def api(path):
 
 
 def start():
-    env = dict(os.environ, JUNCTION_ADMIN_PASSWORD=ADMIN[1])
-    log = open(f"{tmp}/junction.log", "a")
-    p = subprocess.Popen([BIN, "run", "--config", f"{tmp}/junction.yaml"], stdout=log, stderr=subprocess.STDOUT, env=env)
+    p = start_engine(tmp, ADMIN[1])
     check(wait_for(lambda: api("/ready")[0] == 200, timeout=30), "the engine is ready")
     return p
 

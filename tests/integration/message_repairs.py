@@ -21,7 +21,7 @@ import zipfile
 BIN = os.environ["JUNCTION_BIN"]
 SRC = os.environ["JUNCTION_SOURCE_DIR"]
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from checks import Checks, engine_dir, finish, free_port, wait_for  # noqa: E402
+from checks import Checks, engine_dir, finish, free_port, start_engine, wait_for  # noqa: E402
 from mllp_peer import Receiver  # noqa: E402
 
 check = Checks()
@@ -104,10 +104,7 @@ def delivery(mid):
 
 procs = []
 try:
-    env = dict(os.environ, JUNCTION_ADMIN_PASSWORD=ADMIN[1])
-    log = open(f"{tmp}/junction.log", "a")
-    procs.append(subprocess.Popen([BIN, "run", "--config", f"{tmp}/junction.yaml"], stdout=log,
-                                  stderr=subprocess.STDOUT, env=env))
+    procs.append(start_engine(tmp, ADMIN[1]))
     check(wait_for(lambda: api("GET", "/ready")[0] == 200, timeout=30), "the engine is ready")
 
     # The peer is down: M1 fails, P1 waits in the queue.

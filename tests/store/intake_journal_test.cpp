@@ -156,6 +156,26 @@ TEST_CASE("journal records round-trip every field", "[store][journal]") {
         CHECK(b.message.processed->transformed == "T" + m.raw);
         CHECK(b.message.processed->deliveries[0].encoded == "T" + m.raw);
     }
+    SECTION("a reprocess names its original (format 5), with or without a mark and a log") {
+        NewMessage c = m;
+        c.copyOf = 77;
+        CHECK(static_cast<int>(encodeRecord(1, 0, c)[0]) == 5);
+        CHECK(decodeRecord(encodeRecord(1, 0, c)).message.copyOf == 77);
+        CHECK(decodeRecord(encodeRecord(1, 0, c)).message.processed->log.empty());
+        c.mark = SourceMark{"k", "v"};
+        c.processed->log.push_back({});
+        c.processed->log.back().text = "a line";
+        auto back = decodeRecord(encodeRecord(1, 0, c));
+        CHECK(back.message.copyOf == 77);
+        CHECK(back.message.mark->value == "v");
+        REQUIRE(back.message.processed->log.size() == 1);
+        CHECK(back.message.processed->log[0].text == "a line");
+        c.processed.reset();
+        c.mark.reset();
+        CHECK(decodeRecord(encodeRecord(1, 0, c)).message.copyOf == 77);
+        CHECK(decodeRecord(rec).message.copyOf == 0);
+        CHECK(static_cast<int>(rec[0]) != 5);  // other records keep their older format
+    }
     SECTION("records of the first format are read") {
         NewMessage plain = m;
         plain.processed.reset();  // the same bytes in both formats but the format byte

@@ -728,10 +728,13 @@ TEST_CASE("repairs: copies linked to originals, a finished delivery queued again
     auto store = openSqliteStore(dir.db(), fastOptions());
     MessageId original = insertSync(*store, makeMessage("ch", "raw-1"));
     processedSync(*store, processed(original, "ch", {queued("A", "enc-A"), queued("B", "enc-B")}));
-    MessageId copy1 = insertSync(*store, makeMessage("ch", "raw-1"));
-    MessageId copy2 = insertSync(*store, makeMessage("ch", "raw-1 edited"));
-    store->linkCopy(copy1, original);
-    store->linkCopy(copy2, original);
+    auto copyOf = [&](const std::string& raw) {
+        auto m = makeMessage("ch", raw);
+        m.copyOf = original;
+        return m;
+    };
+    MessageId copy1 = insertSync(*store, copyOf("raw-1"));
+    MessageId copy2 = insertSync(*store, copyOf("raw-1 edited"));
     CHECK(store->get(original)->copies == std::vector<MessageId>{copy1, copy2});
     CHECK_FALSE(store->get(original)->original);
     CHECK(store->get(copy2)->original == original);
@@ -1584,6 +1587,29 @@ TEST_CASE("after a crash the journal gives back each message with its mark and t
     store = openSqliteStore(dir.db(), options(true));
     CHECK(store->sourceMark("studies/orthanc") == std::optional<std::string>("40"));
     CHECK(messagesOf(*store) == static_cast<std::size_t>(journaled));
+}
+
+TEST_CASE("a reprocessed copy is linked to its original in its own journal record: a crash loses neither", "[store]") {
+    TempDir dir;
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        auto store = openSqliteStore(dir.db(), options(true, true));
+        MessageId original = insertSync(*store, makeMessage("ch", "first"));
+        store->flush();  // the original in SQLite, the copy only in the journal
+        auto copy = makeMessage("ch", "first, edited");
+        copy.copyOf = original;
+        _exit(original == 1 && insertSync(*store, copy) == 2 ? 0 : 1);  // crash: no destructor, no flush
+    }
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    REQUIRE(WIFEXITED(status));
+    REQUIRE(WEXITSTATUS(status) == 0);
+    auto store = openSqliteStore(dir.db(), options(true));
+    REQUIRE(store->get(2));
+    CHECK(store->get(2)->raw == "first, edited");
+    CHECK(store->get(2)->original == MessageId{1});
+    CHECK(store->get(1)->copies == std::vector<MessageId>{2});
 }
 
 TEST_CASE("a replayed journal never puts an older mark back over a newer one", "[store][marks]") {

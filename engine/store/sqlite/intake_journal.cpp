@@ -48,6 +48,10 @@ constexpr std::uint8_t kFormatMark = 3;
 // As kFormatMark, its flags byte always there (0: no mark), followed by the
 // processed message's log (message_log.h's line format) as one string.
 constexpr std::uint8_t kFormatLog = 4;
+// As kFormatLog (its log string always there, empty: none), followed by the id
+// of the message this one reprocesses (NewMessage::copyOf). Written only for
+// such copies: other records stay readable by binaries that know format 4.
+constexpr std::uint8_t kFormatCopy = 5;
 enum Copy : std::uint8_t { kOwnBytes = 0, kSameAsRaw = 1, kSameAsTransformed = 2 };
 enum MarkFlags : std::uint8_t { kHasMark = 1, kMarkOnly = 2 };
 
@@ -305,7 +309,8 @@ std::string encodeRecord(MessageId id, std::int64_t receivedMs, const NewMessage
     if (m.mark) size += 16 + m.mark->key.size() + m.mark->value.size();
     out.reserve(size);
     const bool withLog = m.processed && !m.processed->log.empty();
-    out.push_back(static_cast<char>(withLog ? kFormatLog : m.mark ? kFormatMark : kFormatV2));
+    const bool copy = m.copyOf != 0;
+    out.push_back(static_cast<char>(copy ? kFormatCopy : withLog ? kFormatLog : m.mark ? kFormatMark : kFormatV2));
     putU64(out, static_cast<std::uint64_t>(id));
     putU64(out, static_cast<std::uint64_t>(receivedMs));
     putStr(out, m.channel);
@@ -333,8 +338,10 @@ std::string encodeRecord(MessageId id, std::int64_t receivedMs, const NewMessage
         }
     }
     if (m.mark) putMark(out, *m.mark, false);
-    else if (withLog) out.push_back(0);
+    else if (withLog || copy) out.push_back(0);
     if (withLog) putStr(out, encodeLog(m.processed->log));
+    else if (copy) putStr(out, {});
+    if (copy) putU64(out, static_cast<std::uint64_t>(m.copyOf));
     return out;
 }
 
@@ -354,7 +361,7 @@ void setRecordId(std::string& record, MessageId id) {
 JournalRecord decodeRecord(std::string_view payload) {
     Reader r(payload);
     const std::uint8_t format = r.u8();
-    if (format != kFormatV1 && format != kFormatV2 && format != kFormatMark && format != kFormatLog)
+    if (format < kFormatV1 || format > kFormatCopy)
         throw std::runtime_error("journal record: unknown format");
     JournalRecord rec;
     rec.id = static_cast<MessageId>(r.u64());
@@ -397,9 +404,9 @@ JournalRecord decodeRecord(std::string_view payload) {
         }
         m.processed = std::move(p);
     }
-    if (format == kFormatMark || format == kFormatLog) {
+    if (format >= kFormatMark) {
         std::uint8_t flags = r.u8();
-        bool none = format == kFormatLog && flags == 0;
+        bool none = format >= kFormatLog && flags == 0;
         if (!none && (!(flags & kHasMark) || (flags & ~(kHasMark | kMarkOnly))))
             throw std::runtime_error("journal record: bad mark flags");
         if (!none) {
@@ -410,9 +417,16 @@ JournalRecord decodeRecord(std::string_view payload) {
             m.mark = std::move(mark);
         }
     }
-    if (format == kFormatLog) {
-        if (!m.processed) throw std::runtime_error("journal record: a log without processing");
-        m.processed->log = decodeLog(r.str());
+    if (format >= kFormatLog) {
+        std::string log = r.str();
+        if (format == kFormatLog || !log.empty()) {
+            if (!m.processed) throw std::runtime_error("journal record: a log without processing");
+            m.processed->log = decodeLog(log);
+        }
+    }
+    if (format == kFormatCopy) {
+        m.copyOf = static_cast<MessageId>(r.u64());
+        if (m.copyOf <= 0) throw std::runtime_error("journal record: a copy of no message");
     }
     if (!r.done()) throw std::runtime_error("journal record: trailing bytes");
     m.receivedAt = Clock::time_point(std::chrono::duration_cast<Clock::duration>(std::chrono::milliseconds(rec.receivedMs)));

@@ -31,8 +31,9 @@
 //                are taken from the message ids (never reused; a gap in
 //                the messages' ids)
 //   message_copies copy -> original: a message made by reprocessing another
-//                (MessageStore::linkCopy; schema version 4), written once the
-//                copy is stored; deleted with the copy (prune, deleteMessage)
+//                (NewMessage::copyOf; schema version 4), written with the
+//                copy (its journal record, its insert's transaction); deleted
+//                with the copy (prune, deleteMessage)
 //
 // Writes: one writer thread owns the write connection (group commit). Public write
 // calls enqueue and return; the writer takes everything queued, runs it in one
@@ -210,7 +211,6 @@ public:
     std::vector<std::pair<Status, std::uint64_t>> countByStatus(const std::string& channel) override;
     std::uint64_t prune(const std::string& channel, Clock::time_point cutoff) override;
     StoreStats stats() const override;
-    void linkCopy(MessageId copy, MessageId original) override;
     RepairOutcome requeueDelivery(MessageId id, const std::string& destination) override;
     RepairOutcome deleteMessage(MessageId id) override;
 

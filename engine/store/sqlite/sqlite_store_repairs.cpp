@@ -1,6 +1,5 @@
-// SqliteStore's repairs for operators (see sqlite_store_impl.h): the link of a
-// reprocessed message to its original, a finished delivery queued again, and a
-// message deleted. Each runs alone on the writer thread in its own transaction
+// SqliteStore's repairs for operators (see sqlite_store_impl.h): a finished
+// delivery queued again, and a message deleted. Each runs alone on the writer thread in its own transaction
 // (after every write submitted before it) while its caller waits: rare, small
 // writes that must see the state the writer has made.
 #include "engine/store/sqlite/sqlite_store_impl.h"
@@ -14,15 +13,6 @@ void SqliteStore::runRepair(const std::function<void()>& body) {
     enqueue(Op(RepairOp{body, &result}));
     flush();  // the writer does not let a batch linger for it
     done.get();
-}
-
-void SqliteStore::linkCopy(MessageId copy, MessageId original) {
-    runRepair([&] {
-        Stmt st(wdb_, "INSERT OR REPLACE INTO message_copies (copy, original) VALUES (?1, ?2)");
-        Use u(st);
-        u.int64(1, copy).int64(2, original);
-        u.run();
-    });
 }
 
 RepairOutcome SqliteStore::requeueDelivery(MessageId id, const std::string& destination) {

@@ -668,6 +668,12 @@ void SqliteStore::applyInsert(InsertOp& op, std::int64_t now) {
     if (!op.rawRef && ((status == Status::Received && !p) || keepsRaw(m.storage))) putContent(op.id, kRaw, {}, m.raw);
     if (p) writeOutcome(op.id, *p, now, &op);
     if (m.mark) applyMark(*m.mark, op.id);
+    if (m.copyOf) {  // a reprocess (rare): linked to its original in the same transaction
+        Stmt st(wdb_, "INSERT OR REPLACE INTO message_copies (copy, original) VALUES (?1, ?2)");
+        Use u(st);
+        u.int64(1, op.id).int64(2, m.copyOf);
+        u.run();
+    }
 }
 
 // Records, in the transaction applying them, the last journaled id applied

@@ -89,3 +89,16 @@ def engine_dir(prefix, channels, store="store: { path: var/junction.db, sync: no
         with open(f"{tmp}/channels/{name}.yaml", "w") as f:
             f.write(text)
     return tmp
+
+
+def start_engine(folder, password=None):
+    """`junction run` on `folder`/junction.yaml, its output appended to
+    `folder`/junction.log. The admin account's password at its first start:
+    `password`, or none given (the engine makes one and prints it once)."""
+    env = dict(os.environ)
+    env.pop("JUNCTION_ADMIN_PASSWORD", None)
+    if password:
+        env["JUNCTION_ADMIN_PASSWORD"] = password
+    log = open(f"{folder}/junction.log", "a")
+    return subprocess.Popen([os.environ["JUNCTION_BIN"], "run", "--config", f"{folder}/junction.yaml"], stdout=log,
+                            stderr=subprocess.STDOUT, env=env)

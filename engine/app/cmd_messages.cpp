@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <limits>
 #include <optional>
 #include <sstream>
 
@@ -315,7 +316,11 @@ int cmdMessages(const Args& args) {
     }
     printList(found);
     if (cut) {
-        std::cout << "showing " << grouped(found.size()) << " of " << grouped(st->countMatching(q))
+        // Counting a text search runs it: up to a bound.
+        constexpr std::uint64_t kTextCountBound = 100000;
+        auto total = st->countMatching(q, q.text.empty() ? std::numeric_limits<std::uint64_t>::max() : kTextCountBound);
+        std::cout << "showing " << grouped(found.size()) << " of "
+                  << (q.text.empty() || total < kTextCountBound ? grouped(total) : "at least " + grouped(total))
                   << " (older ones: --before " << found.back().id << ")\n";
     }
     return 0;

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -293,8 +294,10 @@ public:
     virtual MessageId lastAssignedId() const = 0;
 
     virtual std::vector<MessageSummary> search(const SearchQuery& query) = 0;
-    // How many messages match `query` (its beforeId too; its limit aside).
-    virtual std::uint64_t countMatching(const SearchQuery& query) = 0;
+    // How many messages match `query` (its beforeId too; its limit aside), up
+    // to `upTo`: a search by text is counted by running it, and stops there.
+    virtual std::uint64_t countMatching(const SearchQuery& query,
+                                        std::uint64_t upTo = std::numeric_limits<std::uint64_t>::max()) = 0;
     virtual std::optional<MessageDetail> get(MessageId id) = 0;
     // Counts per status for a channel (console, tests).
     virtual std::vector<std::pair<Status, std::uint64_t>> countByStatus(const std::string& channel) = 0;

@@ -797,6 +797,11 @@ TEST_CASE("countMatching counts what a search finds, whatever its limit", "[stor
     CHECK(store->countMatching(q) == store->search(all).size());
     q.beforeId = ids[10];
     CHECK(store->countMatching(q) == 4);  // adt, even, below 10: 2, 4, 6, 8
+    CHECK(store->countMatching(q, 3) == 3);  // up to a bound
+    SearchQuery text;
+    text.text = "raw";
+    CHECK(store->countMatching(text) == 25);
+    CHECK(store->countMatching(text, 7) == 7);  // a text search stops at the bound
 }
 
 TEST_CASE("search and countByStatus", "[store]") {

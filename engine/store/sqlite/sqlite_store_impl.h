@@ -206,7 +206,7 @@ public:
     MessageId lastMessageId() override;
     MessageId lastAssignedId() const override { return nextId_.load() - 1; }
     std::vector<MessageSummary> search(const SearchQuery& query) override;
-    std::uint64_t countMatching(const SearchQuery& query) override;
+    std::uint64_t countMatching(const SearchQuery& query, std::uint64_t upTo) override;
     std::optional<MessageDetail> get(MessageId id) override;
     std::vector<std::pair<Status, std::uint64_t>> countByStatus(const std::string& channel) override;
     std::uint64_t prune(const std::string& channel, Clock::time_point cutoff) override;

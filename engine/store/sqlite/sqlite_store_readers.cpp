@@ -314,10 +314,10 @@ std::vector<MessageSummary> SqliteStore::search(const SearchQuery& q) {
     return out;
 }
 
-std::uint64_t SqliteStore::countMatching(const SearchQuery& q) {
+std::uint64_t SqliteStore::countMatching(const SearchQuery& q, std::uint64_t upTo) {
     if (!q.text.empty()) {  // the text index answers searches, not counts: the search's answer, counted
         SearchQuery all = q;
-        all.limit = std::numeric_limits<int>::max();
+        all.limit = static_cast<int>(std::min<std::uint64_t>(upTo, std::numeric_limits<int>::max()));
         return search(all).size();
     }
     catchUp();
@@ -336,7 +336,7 @@ std::uint64_t SqliteStore::countMatching(const SearchQuery& q) {
         if (u.step()) count = static_cast<std::uint64_t>(u.int64(0));
     }
     txn.commit();
-    return count;
+    return std::min(count, upTo);
 }
 
 std::optional<MessageDetail> SqliteStore::get(MessageId id) {

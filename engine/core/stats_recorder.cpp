@@ -15,8 +15,12 @@ namespace {
 using SysClock = std::chrono::system_clock;
 constexpr std::int64_t kMinuteMs = 60'000;
 
+std::int64_t msOf(SysClock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
 std::int64_t minuteOf(SysClock::time_point t) {
-    std::int64_t ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+    std::int64_t ms = msOf(t);
     return ms - ms % kMinuteMs;
 }
 
@@ -144,7 +148,8 @@ void StatsRecorder::remember(const std::vector<store::StatsRow>& written, std::i
 void StatsRecorder::flush() {
     std::vector<ChannelInfo> live = channels_();
     std::lock_guard<std::mutex> lock(mutex_);
-    std::int64_t minute = minuteOf(SysClock::now());
+    const std::int64_t nowMs = msOf(now_());
+    const std::int64_t minute = nowMs - nowMs % kMinuteMs;
     std::map<Key, Seen> next = seen_;  // a channel not running now keeps what was seen of it
     auto rows = pending(live, minute, &next);
     if (rows.empty()) return;
@@ -162,6 +167,11 @@ void StatsRecorder::flush() {
     if (failing_) util::logLine(util::LogLevel::Info, "junction: statistics written again");
     failing_ = false;
     remember(rows, minute);
+    for (const auto& r : rows) lastMinute_[{r.channel, r.destination}].push_back({nowMs, r.counts});
+    for (auto it = lastMinute_.begin(); it != lastMinute_.end();) {
+        while (!it->second.empty() && it->second.front().atMs <= nowMs - kMinuteMs) it->second.pop_front();
+        it = it->second.empty() ? lastMinute_.erase(it) : std::next(it);
+    }
     seen_ = std::move(next);
 }
 
@@ -185,7 +195,8 @@ std::map<StatsRecorder::Key, PersistedStats> StatsRecorder::figures(const std::v
         if (b.size() < r.latencyBuckets.size()) b.resize(r.latencyBuckets.size());
         for (std::size_t i = 0; i < r.latencyBuckets.size(); ++i) b[i] += r.latencyBuckets[i];
     };
-    std::int64_t minute = minuteOf(SysClock::now());
+    const std::int64_t nowMs = msOf(now_());
+    const std::int64_t minute = nowMs - nowMs % kMinuteMs;
     std::lock_guard<std::mutex> lock(mutex_);
     for (const auto& r : store_->totals()) {
         auto it = out.find({r.channel, r.destination});
@@ -207,14 +218,16 @@ std::map<StatsRecorder::Key, PersistedStats> StatsRecorder::figures(const std::v
             if (age < 0 || age >= kDayMinutes) continue;
             addCounters(p.last24h, m.counts);
             if (age < 60) addCounters(p.last1h, m.counts);
-            if (age < 1) addCounters(p.last1m, m.counts);
         }
+        if (auto w = lastMinute_.find(key); w != lastMinute_.end())
+            for (const Written& x : w->second)
+                if (x.atMs > nowMs - kMinuteMs) addCounters(p.last1m, x.counts);
     }
     return out;
 }
 
 std::vector<StatsMinute> StatsRecorder::series(const std::string& channel, const std::string& destination, int minutes) {
-    std::int64_t last = minuteOf(SysClock::now());
+    std::int64_t last = minuteOf(now_());
     std::int64_t first = last - static_cast<std::int64_t>(minutes - 1) * kMinuteMs;
     std::vector<StatsMinute> out(static_cast<std::size_t>(minutes));
     for (int i = 0; i < minutes; ++i) out[static_cast<std::size_t>(i)].start = fromMs(first + i * kMinuteMs);

@@ -35,7 +35,9 @@ struct StatsFigures {
 // What GET /api/v1/stats and /metrics show beside the live figures.
 struct PersistedStats {
     StatsFigures total;                 // since the channel (destination) was first counted
-    CountersSnapshot last1m, last1h, last24h;  // the current minute and the 0, 59, 1439 before it
+    // The last 60 s (to the 5 s between writes; since the start when it is
+    // younger); the current minute and the 59 (1439) before it.
+    CountersSnapshot last1m, last1h, last24h;
 };
 
 // One minute of the dashboard's series.
@@ -69,6 +71,9 @@ public:
     // entry per minute (zeros included), the current minute last.
     std::vector<StatsMinute> series(const std::string& channel, const std::string& destination, int minutes);
 
+    // The wall clock (tests set their own).
+    void setClock(std::function<std::chrono::system_clock::time_point()> now) { now_ = std::move(now); }
+
 private:
     struct Seen {
         CountersSnapshot counters;
@@ -90,6 +95,14 @@ private:
     void loadRecent(std::int64_t nowMinuteMs);
     void remember(const std::vector<store::StatsRow>& written, std::int64_t nowMinuteMs);
     std::map<Key, std::deque<Minute>> recent_;
+    // What each write of the last 60 s added (the 1 min window), oldest first;
+    // under mutex_.
+    struct Written {
+        std::int64_t atMs = 0;
+        std::array<std::uint64_t, store::kStatsCounters> counts{};
+    };
+    std::map<Key, std::deque<Written>> lastMinute_;
+    std::function<std::chrono::system_clock::time_point()> now_ = [] { return std::chrono::system_clock::now(); };
     bool recentLoaded_ = false;
     bool failing_ = false;  // the last write failed (said once)
 

@@ -175,3 +175,30 @@ destinations:
     CHECK(received >= 2);  // this run's; the first run's too unless a minute began meanwhile
     CHECK(series[1].start - series[0].start == std::chrono::minutes(1));
 }
+
+TEST_CASE("the 1 min window holds the last 60 s of counts, not the current minute", "[core][stats]") {
+    TempDir dir;
+    using namespace std::chrono_literals;
+    std::vector<core::ChannelInfo> chans(1);
+    chans[0].name = "c";
+    auto now = std::chrono::system_clock::time_point(std::chrono::minutes(29'000'000)) + 50s;  // 50 s into a minute
+    core::StatsRecorder r(store::openSqliteStats(dir.str() + "/stats.db", false), [&] { return chans; });
+    r.setClock([&] { return now; });
+    auto window = [&] { return r.figures(chans, true).at({"c", ""}); };
+    chans[0].counters.received = 10;
+    r.flush();
+    now += 20s;  // 10 s into the next minute
+    chans[0].counters.received = 15;
+    r.flush();
+    CHECK(window().last1m.received == 15);  // both writes are younger than 60 s (the current minute holds 5)
+    CHECK(window().last1h.received == 15);
+    now += 45s;  // the first write is 65 s old
+    chans[0].counters.received = 16;  // counted, not written
+    CHECK(window().last1m.received == 6);
+    CHECK(window().last1h.received == 16);
+    CHECK(window().total.counters.received == 16);
+    now += 60s;
+    r.flush();
+    CHECK(window().last1m.received == 1);
+    CHECK(window().last24h.received == 16);
+}

@@ -262,7 +262,8 @@ void Engine::stop(const std::function<void(const std::string&)>& progress) {
     next("the store (writing what it holds to the database)");
     if (store_) store_->flush();
     next("the statistics (their last write)");
-    if (stats_) stats_->flush();
+    if (stats_ && !stats_->finalFlush())
+        util::logLine(util::LogLevel::Warn, "junction: the last statistics were not written (the database stayed busy)");
     started_ = false;
 }
 

@@ -3,6 +3,7 @@
 #include "engine/core/stats_recorder.h"
 
 #include <string>
+#include <thread>
 
 #include "engine/core/engine.h"
 #include "engine/util/log.h"
@@ -145,14 +146,23 @@ void StatsRecorder::remember(const std::vector<store::StatsRow>& written, std::i
     }
 }
 
-void StatsRecorder::flush() {
+bool StatsRecorder::finalFlush(std::chrono::milliseconds patience) {
+    const auto until = std::chrono::steady_clock::now() + patience;
+    while (!flush()) {
+        if (std::chrono::steady_clock::now() >= until) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return true;
+}
+
+bool StatsRecorder::flush() {
     std::vector<ChannelInfo> live = channels_();
     std::lock_guard<std::mutex> lock(mutex_);
     const std::int64_t nowMs = msOf(now_());
     const std::int64_t minute = nowMs - nowMs % kMinuteMs;
     std::map<Key, Seen> next = seen_;  // a channel not running now keeps what was seen of it
     auto rows = pending(live, minute, &next);
-    if (rows.empty()) return;
+    if (rows.empty()) return true;
     try {
         loadRecent(minute);  // before the write: what is read back must not hold it yet
         store_->add(rows, fromMs(minute - (kDayMinutes - 1) * kMinuteMs));
@@ -162,7 +172,7 @@ void StatsRecorder::flush() {
             util::logLine(util::LogLevel::Warn,
                           std::string("junction: statistics not written (kept for the next write, every 5 s): ") + e.what());
         failing_ = true;
-        return;
+        return false;
     }
     if (failing_) util::logLine(util::LogLevel::Info, "junction: statistics written again");
     failing_ = false;
@@ -173,6 +183,7 @@ void StatsRecorder::flush() {
         it = it->second.empty() ? lastMinute_.erase(it) : std::next(it);
     }
     seen_ = std::move(next);
+    return true;
 }
 
 void StatsRecorder::restarted(const std::string& channel) {

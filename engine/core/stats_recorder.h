@@ -57,8 +57,12 @@ public:
     // write: flush() then makes the last write).
     void start(std::chrono::milliseconds every = std::chrono::seconds(5));
     void stop();
-    // Writes what was counted since the last write (nothing when nothing was).
-    void flush();
+    // Writes what was counted since the last write (nothing when nothing was);
+    // false when the write failed (it is kept for the next one).
+    bool flush();
+    // The last write, at a stop: tried again while the database is busy, for
+    // up to `patience`. False when it could not be made.
+    bool finalFlush(std::chrono::milliseconds patience = std::chrono::seconds(10));
     // A channel was stopped to be replaced (redeploy): what it counted is
     // written, and its successor's counters, from zero, are all new.
     void restarted(const std::string& channel);

@@ -2,6 +2,9 @@
 // destination's attempts) stored with each message, and its statistics kept
 // in the store across an engine's restart and a channel's redeploy.
 #include <catch2/catch.hpp>
+#include <sqlite3.h>
+
+#include <thread>
 
 #include "connectors/mllp/client.h"
 #include "engine/core/engine.h"
@@ -201,4 +204,31 @@ TEST_CASE("the 1 min window holds the last 60 s of counts, not the current minut
     r.flush();
     CHECK(window().last1m.received == 1);
     CHECK(window().last24h.received == 16);
+}
+
+TEST_CASE("the last statistics write at a stop waits out a busy database", "[core][stats]") {
+    TempDir dir;
+    const std::string db = dir.str() + "/stats.db";
+    std::vector<core::ChannelInfo> chans(1);
+    chans[0].name = "c";
+    core::StatsRecorder r(store::openSqliteStats(db, false, 200), [&] { return chans; });
+    chans[0].counters.received = 1;
+    REQUIRE(r.flush());
+    // Another connection holds the write lock for 1.5 s.
+    sqlite3* other = nullptr;
+    REQUIRE(sqlite3_open(db.c_str(), &other) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+    std::thread release([other] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+        sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr);
+    });
+    chans[0].counters.received = 3;
+    CHECK_FALSE(r.flush());  // one try: the lock outlasts its wait
+    CHECK(r.finalFlush(std::chrono::seconds(10)));
+    release.join();
+    sqlite3_close(other);
+    core::StatsRecorder again(store::openSqliteStats(db, false), [] { return std::vector<core::ChannelInfo>{}; });
+    std::vector<core::ChannelInfo> none(1);
+    none[0].name = "c";
+    CHECK(again.figures(none, false).at({"c", ""}).total.counters.received == 3);
 }

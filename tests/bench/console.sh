@@ -3,7 +3,8 @@
 # runs a Lua mapping and ACKs, as scripts/bench.sh's (a)) with the console's
 # dashboard open in headless Chromium and refreshing every 2 s, against the
 # same runs with the browser on a blank page, alternated on the same engine;
-# the ratio of the median rates (with / without).
+# the median of each round's ratio (with / without; the order within a round
+# swapped every round), beside the median rates.
 # usage: tests/bench/console.sh BUILD_DIR SOURCE_DIR   (CONSOLE_BENCH_COUNT=50000, BENCH_REPEAT=5)
 set -euo pipefail
 BUILD="$(cd "$1" && pwd)"; SRC="$(cd "$2" && pwd)"
@@ -57,19 +58,27 @@ ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14+$15+$16+$17}
 tree() { echo "$1"; local c; for c in $(pgrep -P "$1"); do tree "$c"; done; }
 ENGINE="${PIDS[0]}"
 
-echo "== the console's dashboard open while mllpload sends $COUNT x ORM^O01 (4 connections, store sync: full), alternated, the median of $REPEAT runs each"
-without=(); with=()
-for r in $(seq "$REPEAT"); do
-  line=$("$LOAD" 127.0.0.1 $P_MLLP --count "$COUNT" --conns 4 --msg "$MSG" --prefix "N$r-" | tail -1)
+echo "== the console's dashboard open while mllpload sends $COUNT x ORM^O01 (4 connections, store sync: full), alternated (the order swapped every round: the store grows), the median of $REPEAT runs each and of the rounds' ratios"
+without=(); with=(); ratios=()
+run_without() {
+  local line; line=$("$LOAD" 127.0.0.1 $P_MLLP --count "$COUNT" --conns 4 --msg "$MSG" --prefix "N$1-" | tail -1)
   echo "without the console: $line"; without+=("$(rate "$line")")
-  kill -USR1 "$BROWSER"; said open "$r"
+}
+run_with() {
+  local line b0 b1 e0 e1
+  kill -USR1 "$BROWSER"; said open "$1"
   b0=$(ticks $(tree "$BROWSER")); e0=$(ticks "$ENGINE")
-  line=$("$LOAD" 127.0.0.1 $P_MLLP --count "$COUNT" --conns 4 --msg "$MSG" --prefix "D$r-" | tail -1)
+  line=$("$LOAD" 127.0.0.1 $P_MLLP --count "$COUNT" --conns 4 --msg "$MSG" --prefix "D$1-" | tail -1)
   b1=$(ticks $(tree "$BROWSER")); e1=$(ticks "$ENGINE")
-  kill -USR2 "$BROWSER"; said closed "$r"
+  kill -USR2 "$BROWSER"; said closed "$1"
   echo "with the dashboard:  $line (refreshes: $(grep '^closed' "$T/browser.log" | tail -1 | cut -d' ' -f2); CPU s: browser $(awk -v t=$((b1 - b0)) 'BEGIN{printf "%.2f", t/100}'), engine $(awk -v t=$((e1 - e0)) 'BEGIN{printf "%.2f", t/100}'))"
   with+=("$(rate "$line")")
+}
+for r in $(seq "$REPEAT"); do
+  if [ $((r % 2)) -eq 1 ]; then run_without "$r"; run_with "$r"; else run_with "$r"; run_without "$r"; fi
+  ratios+=("$(awk -v a="${without[-1]}" -v b="${with[-1]}" 'BEGIN{printf "%.3f", b/a}')")
 done
 a=$(printf '%s\n' "${without[@]}" | median)
 b=$(printf '%s\n' "${with[@]}" | median)
-echo "RESULT console_without_msg_s=$a console_dashboard_msg_s=$b ratio_console_dashboard=$(awk -v a="$a" -v b="$b" 'BEGIN{printf "%.2f", b/a}')"
+echo "rounds' ratios (with / without): ${ratios[*]}"
+echo "RESULT console_without_msg_s=$a console_dashboard_msg_s=$b ratio_console_dashboard=$(printf '%s\n' "${ratios[@]}" | median | awk '{printf "%.2f", $1}')"

@@ -161,9 +161,15 @@ int main(int argc, char** argv) {
         m.meta = {"ORM^O01", controlOf(i), patientOf(i), accessionOf(i)};
         ProcessedMessage p;
         p.channel = m.channel;
-        p.status = Status::Filtered;
+        p.status = Status::Transformed;
         p.storage = m.storage;
         p.meta = m.meta;
+        // One destination: sent, but 1 in 2,000 failed and 1 in 10,000 still queued.
+        ProcessedMessage::Delivery d;
+        d.destination = "emr";
+        d.status = i % 2000 == 7 ? Status::Error : i % 10000 == 3 ? Status::Queued : Status::Sent;
+        if (d.status == Status::Error) d.error = "emr: connection refused";
+        p.deliveries.push_back(std::move(d));
         m.processed = std::move(p);
         store->insert(std::move(m), [&failed](MessageId id, const std::string&) { failed += id <= 0; });
         if (i % 10000 == 9999) store->flush();  // bounded memory: no journal to hold the backlog
@@ -218,6 +224,41 @@ int main(int argc, char** argv) {
         std::printf("RESULT search_%s_p50_ms=%.3f p99_ms=%.3f sql_p50_ms=%.3f sql_p99_ms=%.3f ratio_p50_sql_ours=%.2f"
                     " found=%zu/%zu\n",
                     e.name, ours.p50, ours.p99, theirs.p50, theirs.p99, theirs.p50 / ours.p50, oursFound, peerFound);
+    }
+
+    // A destination's state: the peer's query looks at each message's delivery, newest first.
+    struct ByDelivery {
+        const char* name;
+        Status status;
+        std::string channel;
+    };
+    const ByDelivery byDelivery[] = {{"error", Status::Error, ""},
+                                     {"error_channel", Status::Error, "ris-orders"},
+                                     {"queued", Status::Queued, ""},
+                                     {"sent", Status::Sent, ""}};
+    for (const auto& b : byDelivery) {
+        std::string sql = cols + " m WHERE " + (b.channel.empty() ? "" : "m.channel = '" + b.channel + "' AND ") +
+                          "EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.destination = 'emr'"
+                          " AND d.status = ?1) ORDER BY m.id DESC LIMIT ?2";
+        sqlite3_stmt* st = peer.prepare(sql);
+        const std::string status = b.status == Status::Error ? "Error" : b.status == Status::Queued ? "Queued" : "Sent";
+        std::size_t oursFound = 0, peerFound = 0;
+        int n = std::max(5, lookups / 20);
+        Figures ours = timed(
+            n,
+            [&](int) {
+                SearchQuery q;
+                q.channel = b.channel;
+                q.destination = "emr";
+                q.destinationStatus = b.status;
+                return store->search(q).size();
+            },
+            oursFound);
+        Figures theirs = timed(n, [&](int) { return peer.rows(st, status, 100); }, peerFound);
+        sqlite3_finalize(st);
+        std::printf("RESULT search_destination_%s_p50_ms=%.3f p99_ms=%.3f sql_p50_ms=%.3f sql_p99_ms=%.3f"
+                    " ratio_p50_sql_ours=%.1f found=%zu/%zu lookups=%d\n",
+                    b.name, ours.p50, ours.p99, theirs.p50, theirs.p99, theirs.p50 / ours.p50, oursFound, peerFound, n);
     }
 
     // Text: the peer scans the raw content rows of each day, newest day first.

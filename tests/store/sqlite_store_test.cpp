@@ -969,6 +969,38 @@ TEST_CASE("search by a queued destination with a deep queue finds the newest fir
     CHECK(store->countMatching(q) == 6);
 }
 
+TEST_CASE("search by a rare status without a channel: few listed from their index, many found from the newest", "[store]") {
+    TempDir dir;
+    auto store = openSqliteStore(dir.db(), fastOptions());
+    std::vector<MessageId> errors;
+    for (int i = 0; i < 5200; ++i) {
+        auto m = makeMessage(i % 2 ? "a" : "b", "raw");
+        if (i < 3 || i >= 5190) m.status = Status::Error;  // few, then (below) many
+        MessageId id = insertSync(*store, m);
+        if (m.status == Status::Error) errors.push_back(id);
+    }
+    SearchQuery q;
+    q.status = Status::Error;
+    q.limit = 4;
+    auto ids = [&] {
+        std::vector<MessageId> out;
+        for (const auto& m : store->search(q)) out.push_back(m.id);
+        return out;
+    };
+    CHECK(ids() == std::vector<MessageId>{errors[12], errors[11], errors[10], errors[9]});
+    CHECK(store->countMatching(q) == 13);
+    for (int i = 0; i < 5000; ++i) {  // many now
+        auto m = makeMessage("a", "raw");
+        m.status = Status::Error;
+        errors.push_back(insertSync(*store, m));
+    }
+    CHECK(ids() == std::vector<MessageId>{errors.back(), errors[errors.size() - 2], errors[errors.size() - 3],
+                                          errors[errors.size() - 4]});
+    CHECK(store->countMatching(q) == 5013);
+    q.beforeId = errors[12] + 1;
+    CHECK(ids() == std::vector<MessageId>{errors[12], errors[11], errors[10], errors[9]});
+}
+
 TEST_CASE("reopening recovers unfinished work", "[store]") {
     TempDir dir;
     MessageId received, queuedId, done;

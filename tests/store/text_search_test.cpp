@@ -315,6 +315,9 @@ TEST_CASE("exact searches read an index in id order, with no sort", "[store][tex
               " m.id AND d.status = 'Error')",
               "SEARCH m USING INDEX messages_error (channel=?); CORRELATED SCALAR SUBQUERY 1; SEARCH d USING PRIMARY KEY "
               "(message_id=?)"},
+             // Without a channel, a few Error messages: listed from their partial index.
+             {" AND m.status = 'Error' AND m.id IN (SELECT id FROM messages WHERE status = 'Error')",
+              "SEARCH m USING INTEGER PRIMARY KEY (rowid=?); LIST SUBQUERY 1; SCAN messages USING INDEX messages_error"},
              {" AND m.channel = ?1 AND m.id IN (SELECT d.message_id FROM deliveries d WHERE d.status = 'Queued'"
               " AND d.channel = ?1 AND d.destination = ?2)",
               "SEARCH m USING INDEX messages_channel (channel=? AND id=? AND rowid=?); LIST SUBQUERY 1; SEARCH d USING "

@@ -216,7 +216,10 @@ public:
 
 private:
     struct SearchSql;  // a search's conditions (sqlite_store_readers.cpp)
-    bool fewQueued(const SearchQuery& q);  // under readMu_
+    struct Few {
+        bool queuedDeliveries = false, messages = false;
+    };
+    Few fewOf(const SearchQuery& q);  // under readMu_
     // Runs `body` as a RepairOp and waits for it (sqlite_store_repairs.cpp).
     void runRepair(const std::function<void()>& body);
     // The original and copies of message `id` (readers; under readMu_).

@@ -210,12 +210,19 @@ struct SqliteStore::SearchSql {
     int n = 0;
     int pChannel = 0, pType = 0, pControl = 0, pPatient = 0, pAccession = 0, pFrom = 0, pTo = 0, pDestination = 0;
 
-    SearchSql(const SearchQuery& query, bool listQueued) : q(query) {
+    SearchSql(const SearchQuery& query, Few few) : q(query) {
         pChannel = add(!q.channel.empty(), "channel =");
         if (q.status) {  // a literal, so that the partial status indexes apply
             where += " AND m.status = '";
             where += dbStatus(*q.status);
             where += "'";
+        }
+        // Without a channel the partial status indexes, (channel, id), give no
+        // order by id: a few such messages are listed from them (then sorted).
+        if (few.messages) {
+            where += " AND m.id IN (SELECT id FROM messages WHERE status = '";
+            where += dbStatus(*rareStatus(q));
+            where += "')";
         }
         pType = add(!q.messageType.empty(), "message_type =");
         pControl = add(!q.controlId.empty(), "control_id =");
@@ -223,7 +230,14 @@ struct SqliteStore::SearchSql {
         pAccession = add(!q.accession.empty(), "accession =");
         pFrom = add(q.from.has_value(), "received_at >=");
         pTo = add(q.to.has_value(), "received_at <");
-        if (q.destinationStatus || !q.destination.empty()) addDelivery(listQueued);
+        if (q.destinationStatus || !q.destination.empty()) addDelivery(few.queuedDeliveries);
+    }
+    // The message status a search asks for (or implies: an Error delivery) that
+    // has a partial index: Error or Received.
+    static std::optional<Status> rareStatus(const SearchQuery& q) {
+        auto st = q.status ? q.status : q.destinationStatus == Status::Error ? q.destinationStatus : std::nullopt;
+        if (st == Status::Error || st == Status::Received) return st;
+        return std::nullopt;
     }
     // A delivery of the message matches. A message's status is its deliveries'
     // worst (sqlite_store_writer.cpp: aggregate): one with an Error delivery is
@@ -269,26 +283,34 @@ struct SqliteStore::SearchSql {
     }
 };
 
-// Whether the Queued deliveries a search asks for are few enough to list from
-// their index (then sorted) rather than found by walking the messages.
-bool SqliteStore::fewQueued(const SearchQuery& q) {
-    if (q.destinationStatus != Status::Queued) return false;
+// Which rows in a rare state a search asks for are few enough to list from
+// their partial index (then sorted) rather than found by walking the messages
+// from the newest (many: the walk meets them soon). Under readMu_.
+SqliteStore::Few SqliteStore::fewOf(const SearchQuery& q) {
     constexpr int kFew = 5000;
-    std::string sql = "SELECT 1 FROM deliveries WHERE status = 'Queued'";
-    if (!q.channel.empty()) sql += " AND channel = ?1";
-    sql += " LIMIT 1 OFFSET " + std::to_string(kFew);
-    auto it = rSearch_.find(sql);
-    if (it == rSearch_.end()) it = rSearch_.emplace(sql, Stmt(rdb_, sql)).first;
-    Use u(it->second);
-    if (!q.channel.empty()) u.text(1, q.channel);
-    return !u.step();
+    auto fewer = [&](std::string sql, bool channel) {
+        if (channel) sql += " AND channel = ?1";
+        sql += " LIMIT 1 OFFSET " + std::to_string(kFew);
+        auto it = rSearch_.find(sql);
+        if (it == rSearch_.end()) it = rSearch_.emplace(sql, Stmt(rdb_, sql)).first;
+        Use u(it->second);
+        if (channel) u.text(1, q.channel);
+        return !u.step();
+    };
+    Few few;
+    if (q.destinationStatus == Status::Queued)
+        few.queuedDeliveries = fewer("SELECT 1 FROM deliveries WHERE status = 'Queued'", !q.channel.empty());
+    if (q.channel.empty())
+        if (auto st = SearchSql::rareStatus(q))
+            few.messages = fewer(std::string("SELECT 1 FROM messages WHERE status = '") + dbStatus(*st) + "'", false);
+    return few;
 }
 
 std::vector<MessageSummary> SqliteStore::search(const SearchQuery& q) {
     catchUp();
     std::lock_guard<std::mutex> lock(readMu_);
     ReadTxn txn(rBegin_, rCommit_, rRollback_);
-    SearchSql c(q, fewQueued(q));
+    SearchSql c(q, fewOf(q));
     auto bind = [&c](Use& u) { c.bind(u); };
     if (!q.text.empty()) {
         auto out = searchText(q, c.where, c.n, bind);
@@ -323,7 +345,7 @@ std::uint64_t SqliteStore::countMatching(const SearchQuery& q, std::uint64_t upT
     catchUp();
     std::lock_guard<std::mutex> lock(readMu_);
     ReadTxn txn(rBegin_, rCommit_, rRollback_);
-    SearchSql c(q, fewQueued(q));
+    SearchSql c(q, fewOf(q));
     int pBefore = c.add(q.beforeId > 0, "id <");
     std::string sql = "SELECT count(*) FROM messages m WHERE 1" + c.where;
     std::uint64_t count = 0;

@@ -17,6 +17,7 @@
 #include "engine/http/client.h"
 #include "engine/http/server.h"
 #include "tests/support/raw_http.h"
+#include "tests/support/test_certificates.h"
 
 using namespace junction::http;
 
@@ -164,5 +165,44 @@ TEST_CASE("the HTTP server tells each connection's opening and closing, and the 
         }
         CHECK(events.front().second == "connection from " + busy.address().toString());
     }
+    server.stop();
+}
+
+TEST_CASE("an HTTPS server tells a connection that failed its TLS handshake, with why", "[http]") {
+    static test_support::Certificates certs(R"(
+ca ca "Test CA"
+issue server 127.0.0.1 ca "subjectAltName=IP:127.0.0.1\n")");
+    std::mutex m;
+    std::vector<std::pair<std::string, std::string>> events;
+    ServerOptions o;
+    o.host = "127.0.0.1";
+    o.tls.enabled = true;
+    o.tls.cert = certs("server.pem");
+    o.tls.key = certs("server.key");
+    o.event = [&](const std::string& type, const std::string& text) {
+        std::lock_guard<std::mutex> lock(m);
+        events.emplace_back(type, text);
+    };
+    Server server(o, [](const ServerRequest&) { return ServerResponse{200, "text/plain", {}, "secure"}; });
+    server.start();
+    // Plain HTTP to the TLS port: no handshake.
+    std::string answer = rawExchange(server.port(), "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    CHECK(answer.find("secure") == std::string::npos);
+    auto closed = [&] {
+        std::lock_guard<std::mutex> lock(m);
+        for (const auto& [type, text] : events)
+            if (type == "connection.closed") return text;
+        return std::string();
+    };
+    for (int i = 0; i < 100 && closed().empty(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    INFO(closed());
+    CHECK(closed().rfind("connection from 127.0.0.1:", 0) == 0);
+    CHECK(closed().find(" (") != std::string::npos);  // and why
+    // A TLS client is served.
+    ClientOptions co;
+    co.tls.ca = certs("ca.pem");
+    Result r = Client(co).send({"GET", "https://127.0.0.1:" + std::to_string(server.port()) + "/", {}, {}});
+    INFO(r.error);
+    CHECK(r.response.body == "secure");
     server.stop();
 }

@@ -73,6 +73,7 @@ public:
     std::vector<store::TokenRecord> tokens(const std::string& user) { return store_.tokens(user); }
     std::optional<store::TokenRecord> token(std::int64_t id) { return store_.token(id); }
     bool revokeToken(std::int64_t id) { return store_.removeToken(id); }
+    store::UserStore& userStore() { return store_; }
 
     struct Outcome {
         enum class Kind { Ok, Missing, Invalid, Limited } kind = Kind::Missing;

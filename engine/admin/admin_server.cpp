@@ -12,7 +12,7 @@
 namespace junction::admin {
 
 AdminServer::AdminServer(core::Engine& engine, Accounts& accounts, AdminOptions options)
-    : options_(std::move(options)), ctx_{engine, accounts, router_, options_.version}, sessions_(options_.sessionTimeout) {
+    : options_(std::move(options)), ctx_{engine, accounts, router_, options_.version}, sessions_(options_.sessionTimeout, &accounts.userStore()) {
     router_.add(channelRoutes(ctx_));
     router_.add(messageRoutes(ctx_));
     router_.add(messageOpRoutes(ctx_));

@@ -4,39 +4,76 @@
 #include "engine/admin/admin_server.h"
 #include "engine/admin/password.h"
 #include "engine/admin/route_support.h"
+#include "engine/store/user_store.h"
 
 namespace junction::admin {
 
 std::pair<std::string, std::string> Sessions::create(const std::string& user, Clock::time_point now) {
     std::string token = newToken();
     std::string csrf = newToken();
+    std::string hash = sha256Hex(token);
+    if (store_) {
+        store_->addSession({hash, user, csrf, now});
+    }
     std::lock_guard<std::mutex> lock(mu_);
     // Sessions that were left without a logout: dropped now and then.
     if (++sinceSweep_ >= 100) {
         sinceSweep_ = 0;
         for (auto i = byHash_.begin(); i != byHash_.end();)
             i = now - i->second.lastUsed > idle_ ? byHash_.erase(i) : std::next(i);
+        if (store_) {
+            try {
+                store_->removeSessionsUnusedSince(now - idle_);
+            } catch (const std::exception&) {  // again at the next sweep
+            }
+        }
     }
-    byHash_[sha256Hex(token)] = {{user, csrf}, now};
+    byHash_[hash] = {{user, csrf}, now, now};
     return {token, csrf};
 }
 
 std::optional<Sessions::Session> Sessions::use(const std::string& token, Clock::time_point now) {
     if (token.empty()) return std::nullopt;
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = byHash_.find(sha256Hex(token));
-    if (it == byHash_.end()) return std::nullopt;
+    const std::string hash = sha256Hex(token);
+    std::unique_lock<std::mutex> lock(mu_);
+    auto it = byHash_.find(hash);
+    if (it == byHash_.end()) {
+        if (!store_) return std::nullopt;
+        // Made before a restart: read back from the store.
+        lock.unlock();
+        auto r = store_->session(hash);
+        lock.lock();
+        if (!r) return std::nullopt;
+        it = byHash_.emplace(hash, Entry{{r->user, r->csrf}, r->lastUsed, r->lastUsed}).first;
+    }
     if (now - it->second.lastUsed > idle_) {
         byHash_.erase(it);
+        lock.unlock();
+        if (store_) {
+            try {
+                store_->removeSession(hash);
+            } catch (const std::exception&) {  // the sweep removes it later
+            }
+        }
         return std::nullopt;
     }
     it->second.lastUsed = now;
-    return it->second.session;
+    Session out = it->second.session;
+    if (store_ && now - it->second.lastWritten >= std::chrono::minutes(1)) {
+        it->second.lastWritten = now;
+        lock.unlock();
+        store_->touchSession(hash, now);
+    }
+    return out;
 }
 
 void Sessions::end(const std::string& token) {
-    std::lock_guard<std::mutex> lock(mu_);
-    byHash_.erase(sha256Hex(token));
+    const std::string hash = sha256Hex(token);
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        byHash_.erase(hash);
+    }
+    if (store_) store_->removeSession(hash);
 }
 
 std::string cookieValue(std::string_view header, std::string_view name) {

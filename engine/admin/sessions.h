@@ -1,8 +1,10 @@
 // The console's logins: a session per login, named by a random token that the
 // browser keeps in the cookie junction_session (HttpOnly, SameSite=Strict),
 // with a CSRF token that the console sends back in X-CSRF-Token on every
-// mutating request. Sessions live in memory, kept by the SHA-256 of their
-// token; one unused for the idle timeout ends. A restart ends them all.
+// mutating request. Sessions are kept by the SHA-256 of their token, in
+// memory and in the store (store::UserStore, when given) so that a restart
+// does not end them; one unused for the idle timeout ends (its last use is
+// written at most once a minute: after a restart it may end that much sooner).
 #pragma once
 
 #include <chrono>
@@ -15,14 +17,19 @@
 
 #include "engine/admin/api.h"
 
+namespace junction::store {
+class UserStore;
+}
+
 namespace junction::admin {
 
 struct AdminContext;
 
 class Sessions {
 public:
-    using Clock = std::chrono::steady_clock;
-    explicit Sessions(std::chrono::milliseconds idle) : idle_(idle) {}
+    using Clock = std::chrono::system_clock;
+    // `store`: where sessions outlive the process (none: in memory only).
+    explicit Sessions(std::chrono::milliseconds idle, store::UserStore* store = nullptr) : idle_(idle), store_(store) {}
 
     struct Session {
         std::string user;
@@ -39,8 +46,10 @@ private:
     struct Entry {
         Session session;
         Clock::time_point lastUsed;
+        Clock::time_point lastWritten;  // the last use the store has
     };
     std::chrono::milliseconds idle_;
+    store::UserStore* store_;
     std::mutex mu_;
     std::map<std::string, Entry> byHash_;  // SHA-256 of the token → session
     std::size_t sinceSweep_ = 0;

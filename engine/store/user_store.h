@@ -1,6 +1,7 @@
-// The admin API's accounts: users with a role and a password hash, and the
-// bearer tokens made for them (kept as hashes only). They live in the store's
-// database beside the messages (tables admin_users, admin_tokens), so that a
+// The admin API's accounts: users with a role and a password hash, the
+// bearer tokens made for them and the console's sessions (kept as hashes
+// only). They live in the store's database beside the messages (tables
+// admin_users, admin_tokens, admin_sessions), so that a
 // backup of the store holds them too. The hashes are made and checked by the
 // caller (engine/admin); this store keeps and finds them.
 #pragma once
@@ -30,6 +31,15 @@ struct TokenRecord {
     std::optional<std::chrono::system_clock::time_point> lastUsed;
 };
 
+// A console session (engine/admin/sessions.h), kept so that a restart does
+// not log its user out: named by the SHA-256 of its token, never the token.
+struct SessionRecord {
+    std::string hash;  // SHA-256 of the session token, hex
+    std::string user;
+    std::string csrf;  // the session's CSRF token (useless without the cookie's token)
+    std::chrono::system_clock::time_point lastUsed{};
+};
+
 class UserStore {
 public:
     virtual ~UserStore() = default;
@@ -53,6 +63,15 @@ public:
     virtual std::vector<TokenRecord> tokens(const std::string& user) = 0;
     // Deletes a token; false when there is none with that id.
     virtual bool removeToken(std::int64_t id) = 0;
+
+    // Console sessions (removed with their user too).
+    virtual void addSession(const SessionRecord& session) = 0;
+    virtual std::optional<SessionRecord> session(const std::string& hash) = 0;
+    // Its last use; not at the cost of the request: a busy database leaves it.
+    virtual void touchSession(const std::string& hash, std::chrono::system_clock::time_point lastUsed) = 0;
+    virtual void removeSession(const std::string& hash) = 0;
+    // Removes the sessions last used before `before`.
+    virtual void removeSessionsUnusedSince(std::chrono::system_clock::time_point before) = 0;
 };
 
 // The accounts in the SQLite database at `path` (created when missing, with

@@ -127,6 +127,37 @@ TEST_CASE("a console session ends after its idle time, and each use starts that 
     CHECK(admin::cookieValue("xjunction_session=1", "junction_session").empty());
 }
 
+TEST_CASE("console sessions are kept in the store: a restart does not end them, a logout or the idle time does", "[admin]") {
+    TempDir dir;
+    auto users = store::openSqliteUsers(dir.str() + "/users.db");
+    REQUIRE(users->addUser({"alice", "operator", "x", {}}));
+    const auto idle = std::chrono::minutes(10);
+    auto t0 = admin::Sessions::Clock::now();
+    std::string token, csrf, other, old;
+    {
+        admin::Sessions before(idle, users.get());
+        std::tie(token, csrf) = before.create("alice", t0);
+        other = before.create("alice", t0).first;
+        old = before.create("alice", t0 - std::chrono::minutes(30)).first;
+        CHECK(before.use(token, t0 + std::chrono::minutes(2)));  // written: more than a minute since the last write
+    }
+    CHECK(users->session(admin::sha256Hex(token))->user == "alice");
+    CHECK_FALSE(users->session(token));  // kept by its hash only
+    admin::Sessions after(idle, users.get());  // the engine started again
+    auto s = after.use(token, t0 + std::chrono::minutes(11));  // idle 9 min since its last written use
+    REQUIRE(s);
+    CHECK(s->user == "alice");
+    CHECK(s->csrf == csrf);
+    CHECK_FALSE(after.use(old, t0));  // idle for longer than the timeout: ended, and gone from the store
+    CHECK_FALSE(users->session(admin::sha256Hex(old)));
+    after.end(token);
+    CHECK_FALSE(users->session(admin::sha256Hex(token)));
+    CHECK_FALSE(admin::Sessions(idle, users.get()).use(token, t0 + std::chrono::minutes(12)));
+    // A removed user's sessions go with them.
+    REQUIRE(users->removeUser("alice"));
+    CHECK_FALSE(users->session(admin::sha256Hex(other)));
+}
+
 TEST_CASE("the console's files are served at / and /console/* with a CSP and an ETag", "[admin]") {
     AdminFixture f;
     auto page = f.call("GET", "/");

@@ -2,7 +2,8 @@
 message shows its filter's reason, a script's log line shows on its message,
 a destination down and then up shows the failed and the successful attempt
 in the delivery's history, and the counters (GET /api/v1/stats "total",
-/metrics) hold across a restart instead of starting from zero."""
+/metrics) and a console session hold across a restart instead of starting
+from zero."""
 import base64
 import json
 import os
@@ -134,6 +135,13 @@ try:
     check(status == 200 and len(series["minutes"]) == 10 and sum(x["received"] for x in series["minutes"]) == 2,
           f"the series counts both: {series}")
 
+    # A console login made before the restart.
+    login = urllib.request.Request(f"http://127.0.0.1:{admin_port}/api/v1/session", method="POST",
+                                   data=json.dumps({"user": ADMIN[0], "password": ADMIN[1]}).encode(),
+                                   headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(login, timeout=30) as r:
+        cookie = r.headers["Set-Cookie"].split(";")[0]
+
     # A restart: the live counters start again, the kept ones hold.
     engine.terminate()
     check(engine.wait(30) == 0, "the engine stops cleanly")
@@ -142,6 +150,9 @@ try:
     procs.append(engine)
     after = orders_stats()
     check(after and after["counters"]["received"] == 0, f"the live counters start from zero: {after}")
+    me = urllib.request.Request(f"http://127.0.0.1:{admin_port}/api/v1/me", headers={"Cookie": cookie})
+    with urllib.request.urlopen(me, timeout=30) as r:
+        check(r.status == 200 and json.loads(r.read())["user"] == ADMIN[0], "the console's session outlives the restart")
     check(after and after["total"]["received"] == 2 and after["total"]["filtered"] == 1,
           f"the totals hold across the restart: {after and after['total']}")
     check(after and after["destinations"][0]["total"]["sent"] == 1, f"the destination's too: {after}")

@@ -28,6 +28,11 @@ const char* const kSchema[] = {
     " created_at INTEGER NOT NULL,"
     " last_used INTEGER)",
     "CREATE INDEX IF NOT EXISTS admin_tokens_user ON admin_tokens(user)",
+    "CREATE TABLE IF NOT EXISTS admin_sessions ("
+    " hash TEXT PRIMARY KEY,"
+    " user TEXT NOT NULL,"
+    " csrf TEXT NOT NULL,"
+    " last_used INTEGER NOT NULL)",
 };
 
 std::int64_t toMs(Clock::time_point t) {
@@ -84,8 +89,8 @@ public:
         return guarded("remove user", [&] {
             sqlite::exec(db_, "BEGIN IMMEDIATE");
             try {
-                {
-                    Stmt s(db_, "DELETE FROM admin_tokens WHERE user = ?");
+                for (const char* sql : {"DELETE FROM admin_tokens WHERE user = ?", "DELETE FROM admin_sessions WHERE user = ?"}) {
+                    Stmt s(db_, sql);
                     Use(s).text(1, name).run();
                 }
                 Stmt s(db_, "DELETE FROM admin_users WHERE name = ?");
@@ -175,6 +180,45 @@ public:
             Use u(s);
             u.int64(1, id).run();
             return u.changes() > 0;
+        });
+    }
+
+    void addSession(const SessionRecord& r) override {
+        guarded("add session", [&] {
+            Stmt s(db_, "INSERT OR REPLACE INTO admin_sessions(hash, user, csrf, last_used) VALUES (?, ?, ?, ?)");
+            Use(s).text(1, r.hash).text(2, r.user).text(3, r.csrf).int64(4, toMs(r.lastUsed)).run();
+            return 0;
+        });
+    }
+    std::optional<SessionRecord> session(const std::string& hash) override {
+        return guarded("find session", [&]() -> std::optional<SessionRecord> {
+            Stmt s(db_, "SELECT hash, user, csrf, last_used FROM admin_sessions WHERE hash = ?");
+            Use u(s);
+            u.text(1, hash);
+            if (!u.step()) return std::nullopt;
+            return SessionRecord{u.str(0), u.str(1), u.str(2), fromMs(u.int64(3))};
+        });
+    }
+    void touchSession(const std::string& hash, Clock::time_point lastUsed) override {
+        std::lock_guard<std::mutex> lock(mu_);
+        try {
+            Stmt s(db_, "UPDATE admin_sessions SET last_used = ? WHERE hash = ?");
+            Use(s).int64(1, toMs(lastUsed)).text(2, hash).run();
+        } catch (const sqlite::Error&) {
+        }
+    }
+    void removeSession(const std::string& hash) override {
+        guarded("remove session", [&] {
+            Stmt s(db_, "DELETE FROM admin_sessions WHERE hash = ?");
+            Use(s).text(1, hash).run();
+            return 0;
+        });
+    }
+    void removeSessionsUnusedSince(Clock::time_point before) override {
+        guarded("remove sessions", [&] {
+            Stmt s(db_, "DELETE FROM admin_sessions WHERE last_used < ?");
+            Use(s).int64(1, toMs(before)).run();
+            return 0;
         });
     }
 

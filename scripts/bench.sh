@@ -82,13 +82,14 @@ median() {  # the line with the median rate= of its input lines
   printf '%s\n' "${lines[@]}" | awk '{ match($0, /rate=[0-9]+/); print substr($0, RSTART + 5, RLENGTH - 5) "\t" $0 }' \
     | sort -n | cut -f2- | sed -n "$(( (${#lines[@]} + 1) / 2 ))p"
 }
-load() {
+load() {  # load PORT [MLLPLOAD OPTIONS]
+  local port=$1; shift
   settle
-  "$LOAD" 127.0.0.1 "$1" --count "$WARMUP" --conns 4 --msg "$MSG" --prefix "W$1-" >/dev/null
+  "$LOAD" 127.0.0.1 "$port" --count "$WARMUP" --conns 4 --msg "$MSG" --prefix "W$port-" "$@" >/dev/null
   local r
   for r in $(seq "$REPEAT"); do
     settle
-    "$LOAD" 127.0.0.1 "$1" --count "$COUNT" --conns 4 --msg "$MSG" --prefix "B$1-$r-" | tail -1
+    "$LOAD" 127.0.0.1 "$port" --count "$COUNT" --conns 4 --msg "$MSG" --prefix "B$port-$r-" "$@" | tail -1
   done | median
 }
 
@@ -186,6 +187,9 @@ durable=$(load $P_DURABLE); echo "mllpdurable floor (append + fdatasync, group c
 py=$(load $P_PY);       echo "python-hl7 asyncio ACK server:        $py"
 a=$(load $P_A);         echo "(a) Junction store + Lua + ACK:       $a"
 n=$(load $P_N);         echo "(a) same, store sync: normal:         $n"
+# Senders that connect for each message (many HL7 systems do).
+ap=$(load $P_A --per-message); echo "(a) a connection per message:         $ap"
+dp=$(load $P_DURABLE --per-message); echo "mllpdurable, a connection per message: $dp"
 forward $P_E $P_S b;       echo "(b) Junction -> Lua -> mllp_sink:     $b"
 forward $P_EN $P_SN bn;    echo "(b) same, sync: normal:               $bn"
 forward $P_E4 $P_S4 b4;    echo "(b) destination threads: 4:           $b4"
@@ -197,6 +201,7 @@ ratio() { awk -v a="$(rate "$1")" -v f="$(rate "$2")" 'BEGIN{printf "%.2f", a/f}
 echo "RESULT mllp_a_msg_s=$(rate "$a") floor_msg_s=$(rate "$floor") python_msg_s=$(rate "$py") ratio_a_floor=$(ratio "$a" "$floor") ratio_a_python=$(ratio "$a" "$py")"
 echo "RESULT durable_floor_msg_s=$(rate "$durable") ratio_a_durable_floor=$(ratio "$a" "$durable")"
 echo "RESULT mllp_a_normal_msg_s=$(rate "$n") ratio_a_normal_floor=$(ratio "$n" "$floor")"
+echo "RESULT mllp_a_per_message_msg_s=$(rate "$ap") durable_per_message_msg_s=$(rate "$dp") ratio_a_durable_per_message=$(ratio "$ap" "$dp")"
 echo "RESULT mllp_b_msg_s=$(rate "$b") mllp_b_threads4_msg_s=$(rate "$b4") ratio_b_threads4_floor=$(ratio "$b4" "$floor")"
 echo "RESULT mllp_b_normal_msg_s=$(rate "$bn") mllp_b_threads4_normal_msg_s=$(rate "$bn4") ratio_b_threads4_normal_floor=$(ratio "$bn4" "$floor")"
 echo "RESULT mllp_b_window8_msg_s=$(rate "$bw") mllp_b_window8_normal_msg_s=$(rate "$bnw") ratio_b_window8_normal_floor=$(ratio "$bnw" "$floor")"

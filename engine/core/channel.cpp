@@ -59,8 +59,8 @@ void Channel::event(const std::string& type, const std::string& text) {
         while (n > 0 && !sourceConnections_.compare_exchange_weak(n, n - 1)) {
         }
     }
-    engine_.recordEvent(type, config_.name, text);
     if (util::logEnabled(util::LogLevel::Debug)) util::logChannel(util::LogLevel::Debug, config_.name, type + ": " + text);
+    if (auto recorded = sourceEvents_.admit(type, text)) engine_.recordEvent(type, config_.name, *recorded);
 }
 
 void Channel::logScript(const std::vector<lua::LogLine>& logs) {

@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "engine/core/event_throttle.h"
 #include "engine/core/engine.h"
 #include "engine/core/pipeline.h"
 
@@ -266,6 +267,7 @@ private:
     std::string sourceAddress_;  // the running source's describe(), under problemMutex_
     bool sourceListens_ = false;  // under problemMutex_
     std::atomic<int> sourceConnections_{0};  // opened minus closed (event)
+    EventThrottle sourceEvents_;  // what of the source's events reaches the event log
 
     Counters counters_;
     Histogram latency_;

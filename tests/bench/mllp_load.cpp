@@ -4,6 +4,7 @@
 //
 //   mllpload HOST PORT [--conns N] [--count N] [--msgdir DIR | --msg FILE]
 //            [--timeout-ms N] [--prefix P] [--acked FILE] [--reconnect S]
+//            [--per-message]
 //
 //   --conns N       connections (default 4), each with one message in flight:
 //                   it sends a message, waits for its ACK, sends the next
@@ -18,6 +19,8 @@
 //   --reconnect S   after a dropped connection, dials again for up to S seconds
 //                   and goes on with the next message (the one that got no ACK
 //                   counts as unacked); without it the connection ends there
+//   --per-message   a connection for each message: dials, sends, waits for the
+//                   ACK, hangs up (as many HL7 senders do)
 //
 // A message is acknowledged when its ACK's MSA-1 is AA or CA and MSA-2 echoes
 // its control id. The last line printed is the summary the scripts read:
@@ -60,7 +63,7 @@ using namespace junction::testing;
 
 constexpr const char* kUsage =
     "usage: mllpload HOST PORT [--conns N] [--count N] [--msgdir DIR | --msg FILE] [--timeout-ms N]\n"
-    "                [--prefix P] [--acked FILE] [--reconnect S]\n";
+    "                [--prefix P] [--acked FILE] [--reconnect S] [--per-message]\n";
 
 [[noreturn]] void usageError(const std::string& problem) {
     std::fprintf(stderr, "mllpload: %s\n%s", problem.c_str(), kUsage);
@@ -136,6 +139,7 @@ struct Options {
     std::string prefix = "L";
     std::string ackedPath;
     int reconnectSeconds = 0;
+    bool perMessage = false;
     std::vector<std::string> files;  // the messages, sent round robin
 };
 
@@ -156,6 +160,10 @@ Options parseOptions(int argc, char** argv) {
     o.port = argv[2];
     for (int i = 3; i < argc; ++i) {
         std::string option = argv[i];
+        if (option == "--per-message") {
+            o.perMessage = true;
+            continue;
+        }
         if (i + 1 >= argc) usageError(option + " needs a value");
         std::string value = argv[++i];
         if (option == "--conns") o.conns = wholeNumber(option, value, 1);
@@ -273,6 +281,10 @@ public:
             }
             tally_.latencyMs.push_back(std::chrono::duration<double, std::milli>(Clock::now() - sent).count());
             judge(*ack, n);
+            if (opt_.perMessage) {
+                hangUp();
+                if (run_.next.load(std::memory_order_relaxed) >= opt_.count || !dial()) break;
+            }
         }
         hangUp();
     }

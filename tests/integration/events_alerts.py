@@ -152,6 +152,16 @@ try:
     check(has_event("connection.opened", f"http 127.0.0.1:{http_port}: connection from 127.0.0.1:", channel="h"),
           "and its opening")
     check(source("h").get("connections") == 0, f"and channel h counts no open connection: {source('h')}")
+    # A sender that connects for each message: a few events a minute, the rest counted.
+    for _ in range(40):
+        socket.create_connection(("127.0.0.1", http_port)).close()
+    check(wait_for(lambda: any("counted, not recorded one by one" in e["text"]
+                               for e in events("?type=connection.closed&channel=h&limit=100")), timeout=10),
+          "a flood of connections is recorded a few a minute, the rest counted")
+    check(len(events("?type=connection.opened&channel=h&limit=1000")) <= 21,
+          f"at most 21 connection.opened events of channel h this minute: {len(events('?type=connection.opened&channel=h&limit=1000'))}")
+    check(wait_for(lambda: source("h").get("connections") == 0, timeout=5),
+          f"and every connection counted on the channel: {source('h')}")
     check(source("a").get("connections") is not None and api("GET", "/api/v1/channels")[0] == 200,
           "the channel list answers")
     check(api("GET", "/api/v1/stats", auth=("admin", "wrong"))[0] == 401, "a wrong password: 401")

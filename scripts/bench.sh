@@ -34,6 +34,8 @@ echo "   admin API's GET /api/v1/messages runs; the peer: the same lookups in pl
 echo "   of the raw content for text)"
 SEARCH_T="$(mktemp -d)"
 "$BUILD/tests/bench_message_search" "$SEARCH_T" --count "${BENCH_SEARCH_COUNT:-1000000}"
+echo "the same searches over HTTP (GET /api/v1/messages of junction run on that store), against GET /health:"
+/usr/bin/python3 "$ROOT/tests/bench/search_http.py" "$BUILD/engine/app/junction" "$SEARCH_T/search.db" 200
 rm -rf "$SEARCH_T"
 
 if [ -z "${BENCH_SKIP_METRICS:-}" ]; then

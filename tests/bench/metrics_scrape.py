@@ -12,24 +12,22 @@ that a burst of other work on the machine falls on all of them. Prints p50,
 p90 and p99 in milliseconds and the size of the answer.
 
 Usage: metrics_scrape.py JUNCTION_BIN [CHANNELS] [REQUESTS]   (100, 500)"""
-import base64
 import http.client
 import json
 import os
-import subprocess
 import sys
-import shutil
 import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "integration", "lib"))
+from admin_bench import finish, get, pct, start  # noqa: E402
 from checks import free_port, wait_for  # noqa: E402
 
 BIN = sys.argv[1]
 CHANNELS = int(sys.argv[2]) if len(sys.argv) > 2 else 100
 REQUESTS = int(sys.argv[3]) if len(sys.argv) > 3 else 500
-PASSWORD = "bench-password-1"
 
 tmp = tempfile.mkdtemp(prefix="junction-metrics-bench-")
 port = free_port()
@@ -43,35 +41,10 @@ for i in range(CHANNELS):
                 "destinations:\n"
                 f"  - {{ name: out, type: file, directory: out/c{i:03} }}\n")
 
-env = dict(os.environ, JUNCTION_ADMIN_PASSWORD=PASSWORD)
-engine = subprocess.Popen([BIN, "run", "--config", f"{tmp}/junction.yaml"], stdout=open(f"{tmp}/run.log", "w"),
-                          stderr=subprocess.STDOUT, env=env)
+engine = None
 conn = None
 try:
-    def get(path, headers=None):
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        try:
-            c.request("GET", path, headers=headers or {})
-            r = c.getresponse()
-            return r.status, r.read()
-        finally:
-            c.close()
-
-    def ready():
-        try:
-            return get("/ready")[0] == 200
-        except OSError:
-            return False
-    if not wait_for(ready, timeout=60):
-        raise SystemExit("the engine did not get ready: " + open(f"{tmp}/run.log").read()[-2000:])
-    basic = {"Authorization": "Basic " + base64.b64encode(f"admin:{PASSWORD}".encode()).decode()}
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    c.request("POST", "/api/v1/tokens", body=json.dumps({"label": "bench"}),
-              headers={**basic, "Content-Type": "application/json"})
-    r = c.getresponse()
-    token = json.loads(r.read())["token"]
-    c.close()
-    bearer = {"Authorization": "Bearer " + token}
+    engine, bearer = start(BIN, tmp, port)
     # One message per channel: figures in every counter and histogram.
     for i in range(CHANNELS):
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -80,7 +53,7 @@ try:
         c.close()
 
     def sent():
-        status, body = get("/api/v1/stats", bearer)
+        status, body = get(port, "/api/v1/stats", bearer)
         return status == 200 and all(ch["counters"]["sent"] == 1 for ch in json.loads(body)["channels"])
     if not wait_for(sent, timeout=60):
         print("not every channel delivered its message")
@@ -103,9 +76,6 @@ try:
             if n >= 50:
                 times[path].append(dt)
 
-    def pct(v, p):
-        v = sorted(v)
-        return v[min(len(v) - 1, int(p * len(v)))]
     res = {}
     for path, v in times.items():
         res[path] = (pct(v, 0.5), pct(v, 0.9), pct(v, 0.99))
@@ -116,11 +86,4 @@ try:
           f" health_p50_ms={h:.2f} me_p50_ms={me:.2f} ratio_metrics_health={m / h:.2f} ratio_metrics_me={m / me:.2f}"
           f" stats_{CHANNELS}ch_p50_ms={res['/api/v1/stats'][0]:.2f}")
 finally:
-    if conn:
-        conn.close()
-    engine.terminate()
-    try:
-        engine.wait(30)
-    except subprocess.TimeoutExpired:
-        engine.kill()
-    shutil.rmtree(tmp, ignore_errors=True)
+    finish(engine, conn, tmp)

@@ -84,15 +84,35 @@ median() {  # the line with the median rate= of its input lines
   printf '%s\n' "${lines[@]}" | awk '{ match($0, /rate=[0-9]+/); print substr($0, RSTART + 5, RLENGTH - 5) "\t" $0 }' \
     | sort -n | cut -f2- | sed -n "$(( (${#lines[@]} + 1) / 2 ))p"
 }
-load() {  # load PORT [MLLPLOAD OPTIONS]
-  local port=$1; shift
-  settle
-  "$LOAD" 127.0.0.1 "$port" --count "$WARMUP" --conns 4 --msg "$MSG" --prefix "W$port-" "$@" >/dev/null
-  local r
-  for r in $(seq "$REPEAT"); do
+
+# Several listeners measured in turn: each round runs each once, the order
+# rotated every round, so that the disk's moods (a checkpoint, another job's
+# writes) fall on all of them alike rather than on whichever ran its repeats
+# then. interleaved VAR=PORT[:MLLPLOAD OPTION] ...: sets each VAR to its
+# median run's line.
+interleaved() {
+  # Its own names start with _: a VAR must not be one of them.
+  local _spec _var _rest _port _opt _r _i _n=$# _line
+  local -a _specs=("$@")
+  : > "$T/rounds"
+  for _spec in "${_specs[@]}"; do
+    _rest=${_spec#*=}; _port=${_rest%%:*}; _opt=""; [ "$_rest" != "$_port" ] && _opt=${_rest#*:}
     settle
-    "$LOAD" 127.0.0.1 "$port" --count "$COUNT" --conns 4 --msg "$MSG" --prefix "B$port-$r-" "$@" | tail -1
-  done | median
+    "$LOAD" 127.0.0.1 "$_port" --count "$WARMUP" --conns 4 --msg "$MSG" --prefix "W$_port-" $_opt >/dev/null
+  done
+  for _r in $(seq "$REPEAT"); do
+    for _i in $(seq 0 $((_n - 1))); do
+      _spec=${_specs[$(( (_i + _r) % _n ))]}
+      _var=${_spec%%=*}; _rest=${_spec#*=}; _port=${_rest%%:*}; _opt=""; [ "$_rest" != "$_port" ] && _opt=${_rest#*:}
+      settle
+      _line=$("$LOAD" 127.0.0.1 "$_port" --count "$COUNT" --conns 4 --msg "$MSG" --prefix "B$_port-$_r-" $_opt | tail -1)
+      echo "$_var $_line" >> "$T/rounds"
+    done
+  done
+  for _spec in "${_specs[@]}"; do
+    _var=${_spec%%=*}
+    printf -v "$_var" '%s' "$(grep "^$_var " "$T/rounds" | cut -d' ' -f2- | median)"
+  done
 }
 
 # A Junction instance in its own folder: junction_instance DIR [SYNC] < CHANNEL_YAML
@@ -183,15 +203,18 @@ forward() {
 }
 
 echo
-echo "== MLLP, mllpload: $COUNT x ORM^O01, 4 connections (the median of $REPEAT runs each)"
-floor=$(load $P_FLOOR); echo "mllpecho floor:                       $floor"
-durable=$(load $P_DURABLE); echo "mllpdurable floor (append + fdatasync, group commit): $durable"
-py=$(load $P_PY);       echo "python-hl7 asyncio ACK server:        $py"
-a=$(load $P_A);         echo "(a) Junction store + Lua + ACK:       $a"
-n=$(load $P_N);         echo "(a) same, store sync: normal:         $n"
-# Senders that connect for each message (many HL7 systems do).
-ap=$(load $P_A --per-message); echo "(a) a connection per message:         $ap"
-dp=$(load $P_DURABLE --per-message); echo "mllpdurable, a connection per message: $dp"
+echo "== MLLP, mllpload: $COUNT x ORM^O01, 4 connections (the median of $REPEAT runs each, the listeners in turn in each round)"
+# The (a) rows and their peers interleaved (the peers' floors and ours in the
+# same rounds); senders that connect for each message (many HL7 systems do) too.
+interleaved floor=$P_FLOOR durable=$P_DURABLE py=$P_PY a=$P_A n=$P_N \
+  ap=$P_A:--per-message dp=$P_DURABLE:--per-message
+echo "mllpecho floor:                       $floor"
+echo "mllpdurable floor (append + fdatasync, group commit): $durable"
+echo "python-hl7 asyncio ACK server:        $py"
+echo "(a) Junction store + Lua + ACK:       $a"
+echo "(a) same, store sync: normal:         $n"
+echo "(a) a connection per message:         $ap"
+echo "mllpdurable, a connection per message: $dp"
 forward $P_E $P_S b;       echo "(b) Junction -> Lua -> mllp_sink:     $b"
 forward $P_EN $P_SN bn;    echo "(b) same, sync: normal:               $bn"
 forward $P_E4 $P_S4 b4;    echo "(b) destination threads: 4:           $b4"

@@ -41,6 +41,16 @@ void addCounters(CountersSnapshot& into, const store::StatsRow& r) { addCounters
 
 constexpr std::int64_t kDayMinutes = 1440;
 
+// Drops from each key's entries (oldest first) those from before `oldest` by
+// their time `at`, and the keys left with none.
+template <class Key, class T>
+void dropBefore(std::map<Key, std::deque<T>>& byKey, std::int64_t oldest, std::int64_t T::*at) {
+    for (auto it = byKey.begin(); it != byKey.end();) {
+        while (!it->second.empty() && it->second.front().*at < oldest) it->second.pop_front();
+        it = it->second.empty() ? byKey.erase(it) : std::next(it);
+    }
+}
+
 // live - seen, or live when the figures went back (a redeployed channel counts from zero).
 store::StatsRow delta(const CountersSnapshot& live, const Histogram::Snapshot& lat, const CountersSnapshot* seenC,
                       const Histogram::Snapshot* seenL) {
@@ -133,17 +143,16 @@ void StatsRecorder::loadRecent(std::int64_t nowMinuteMs) {
     recentLoaded_ = true;
 }
 
-void StatsRecorder::remember(const std::vector<store::StatsRow>& written, std::int64_t nowMinuteMs) {
+void StatsRecorder::remember(const std::vector<store::StatsRow>& written, std::int64_t nowMs) {
+    const std::int64_t nowMinuteMs = nowMs - nowMs % kMinuteMs;
     for (const auto& r : written) {
         auto& minutes = recent_[{r.channel, r.destination}];
         if (minutes.empty() || minutes.back().startMs != r.minuteMs) minutes.push_back({r.minuteMs, {}});
         for (std::size_t i = 0; i < store::kStatsCounters; ++i) minutes.back().counts[i] += r.counts[i];
+        lastMinute_[{r.channel, r.destination}].push_back({nowMs, r.counts});
     }
-    const std::int64_t oldest = nowMinuteMs - (kDayMinutes - 1) * kMinuteMs;
-    for (auto it = recent_.begin(); it != recent_.end();) {
-        while (!it->second.empty() && it->second.front().startMs < oldest) it->second.pop_front();
-        it = it->second.empty() ? recent_.erase(it) : std::next(it);
-    }
+    dropBefore(recent_, nowMinuteMs - (kDayMinutes - 1) * kMinuteMs, &Minute::startMs);
+    dropBefore(lastMinute_, nowMs - kMinuteMs + 1, &Written::atMs);
 }
 
 bool StatsRecorder::finalFlush(std::chrono::milliseconds patience) {
@@ -158,8 +167,8 @@ bool StatsRecorder::finalFlush(std::chrono::milliseconds patience) {
 bool StatsRecorder::flush() {
     std::vector<ChannelInfo> live = channels_();
     std::lock_guard<std::mutex> lock(mutex_);
-    const std::int64_t nowMs = msOf(now_());
-    const std::int64_t minute = nowMs - nowMs % kMinuteMs;
+    const auto now = now_();
+    const std::int64_t nowMs = msOf(now), minute = minuteOf(now);
     std::map<Key, Seen> next = seen_;  // a channel not running now keeps what was seen of it
     auto rows = pending(live, minute, &next);
     if (rows.empty()) return true;
@@ -176,12 +185,7 @@ bool StatsRecorder::flush() {
     }
     if (failing_) util::logLine(util::LogLevel::Info, "junction: statistics written again");
     failing_ = false;
-    remember(rows, minute);
-    for (const auto& r : rows) lastMinute_[{r.channel, r.destination}].push_back({nowMs, r.counts});
-    for (auto it = lastMinute_.begin(); it != lastMinute_.end();) {
-        while (!it->second.empty() && it->second.front().atMs <= nowMs - kMinuteMs) it->second.pop_front();
-        it = it->second.empty() ? lastMinute_.erase(it) : std::next(it);
-    }
+    remember(rows, nowMs);
     seen_ = std::move(next);
     return true;
 }
@@ -206,8 +210,8 @@ std::map<StatsRecorder::Key, PersistedStats> StatsRecorder::figures(const std::v
         if (b.size() < r.latencyBuckets.size()) b.resize(r.latencyBuckets.size());
         for (std::size_t i = 0; i < r.latencyBuckets.size(); ++i) b[i] += r.latencyBuckets[i];
     };
-    const std::int64_t nowMs = msOf(now_());
-    const std::int64_t minute = nowMs - nowMs % kMinuteMs;
+    const auto now = now_();
+    const std::int64_t nowMs = msOf(now), minute = minuteOf(now);
     std::lock_guard<std::mutex> lock(mutex_);
     for (const auto& r : store_->totals()) {
         auto it = out.find({r.channel, r.destination});

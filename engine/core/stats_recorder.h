@@ -97,7 +97,7 @@ private:
         std::array<std::uint64_t, store::kStatsCounters> counts{};
     };
     void loadRecent(std::int64_t nowMinuteMs);
-    void remember(const std::vector<store::StatsRow>& written, std::int64_t nowMinuteMs);
+    void remember(const std::vector<store::StatsRow>& written, std::int64_t nowMs);  // and the 1 min window's share
     std::map<Key, std::deque<Minute>> recent_;
     // What each write of the last 60 s added (the 1 min window), oldest first;
     // under mutex_.

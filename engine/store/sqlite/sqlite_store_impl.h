@@ -467,6 +467,12 @@ private:
     std::map<int, ReaderPart> rparts_;
     Stmt rBegin_, rCommit_, rRollback_, rPendingMsgs_, rPendingDels_, rGetMsg_, rGetDels_, rCountAll_, rCount_;
     std::map<std::string, Stmt> rSearch_;
+    // The prepared statement of a search's SQL, made on its first use (under readMu_).
+    Stmt& searchStatement(const std::string& sql) {
+        auto it = rSearch_.find(sql);
+        if (it == rSearch_.end()) it = rSearch_.emplace(sql, Stmt(rdb_, sql)).first;
+        return it->second;
+    }
 };
 
 }  // namespace junction::store::detail

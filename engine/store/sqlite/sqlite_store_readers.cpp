@@ -212,11 +212,7 @@ struct SqliteStore::SearchSql {
 
     SearchSql(const SearchQuery& query, Few few) : q(query) {
         pChannel = add(!q.channel.empty(), "channel =");
-        if (q.status) {  // a literal, so that the partial status indexes apply
-            where += " AND m.status = '";
-            where += dbStatus(*q.status);
-            where += "'";
-        }
+        if (q.status) statusIs("m", *q.status);
         // Without a channel the partial status indexes, (channel, id), give no
         // order by id: a few such messages are listed from them (then sorted).
         if (few.messages) {
@@ -253,16 +249,20 @@ struct SqliteStore::SearchSql {
         where += listed ? " AND m.id IN (SELECT d.message_id FROM deliveries d WHERE d.status = 'Queued'"
                         : " AND EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id";
         if (listed && pChannel) where += " AND d.channel = ?" + std::to_string(pChannel);
-        if (st && !listed) {
-            where += " AND d.status = '";
-            where += dbStatus(*st);
-            where += "'";
-        }
+        if (st && !listed) statusIs("d", *st);
         if (!q.destination.empty()) {
             pDestination = ++n;
             where += " AND d.destination = ?" + std::to_string(pDestination);
         }
         where += ")";
+    }
+    // " AND t.status = 'Error'": a literal, so that the partial status indexes apply.
+    void statusIs(const char* table, Status s) {
+        where += " AND ";
+        where += table;
+        where += ".status = '";
+        where += dbStatus(s);
+        where += "'";
     }
     int add(bool on, const char* cond) {
         if (!on) return 0;
@@ -291,9 +291,7 @@ SqliteStore::Few SqliteStore::fewOf(const SearchQuery& q) {
     auto fewer = [&](std::string sql, bool channel) {
         if (channel) sql += " AND channel = ?1";
         sql += " LIMIT 1 OFFSET " + std::to_string(kFew);
-        auto it = rSearch_.find(sql);
-        if (it == rSearch_.end()) it = rSearch_.emplace(sql, Stmt(rdb_, sql)).first;
-        Use u(it->second);
+        Use u(searchStatement(sql));
         if (channel) u.text(1, q.channel);
         return !u.step();
     };
@@ -324,9 +322,7 @@ std::vector<MessageSummary> SqliteStore::search(const SearchQuery& q) {
 
     std::vector<MessageSummary> out;
     {
-        auto it = rSearch_.find(sql);
-        if (it == rSearch_.end()) it = rSearch_.emplace(sql, Stmt(rdb_, sql)).first;
-        Use u(it->second);
+        Use u(searchStatement(sql));
         bind(u);
         if (pBefore) u.int64(pBefore, q.beforeId);
         u.int64(pLimit, q.limit > 0 ? q.limit : 100);
@@ -350,9 +346,7 @@ std::uint64_t SqliteStore::countMatching(const SearchQuery& q, std::uint64_t upT
     std::string sql = "SELECT count(*) FROM messages m WHERE 1" + c.where;
     std::uint64_t count = 0;
     {
-        auto it = rSearch_.find(sql);
-        if (it == rSearch_.end()) it = rSearch_.emplace(sql, Stmt(rdb_, sql)).first;
-        Use u(it->second);
+        Use u(searchStatement(sql));
         c.bind(u);
         if (pBefore) u.int64(pBefore, q.beforeId);
         if (u.step()) count = static_cast<std::uint64_t>(u.int64(0));

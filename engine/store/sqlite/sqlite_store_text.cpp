@@ -390,11 +390,6 @@ std::vector<MessageSummary> SqliteStore::searchText(const SearchQuery& q, const 
     const std::string pattern = likePattern(q.text);  // bound as is (not copied) while a statement runs
     const std::string p1 = "?" + std::to_string(params + 1), p2 = "?" + std::to_string(params + 2),
                       p3 = "?" + std::to_string(params + 3);
-    auto statement = [&](const std::string& sql) -> Stmt& {
-        auto it = rSearch_.find(sql);
-        if (it == rSearch_.end()) it = rSearch_.emplace(sql, Stmt(rdb_, sql)).first;
-        return it->second;
-    };
     std::vector<MessageSummary> out;
 
     // Ids a..b by reading each candidate's raw content, newest first, into `into` (up to `want`).
@@ -404,7 +399,7 @@ std::vector<MessageSummary> SqliteStore::searchText(const SearchQuery& q, const 
         while (b >= a && into.size() < want) {
             std::vector<std::pair<MessageSummary, std::int64_t>> rows;  // raw_ref, -1 = none
             {
-                Use u(statement(sql));
+                Use u(searchStatement(sql));
                 bind(u);
                 u.int64(params + 1, a).int64(params + 2, b).int64(params + 3, kScanChunk);
                 while (u.step()) rows.emplace_back(summaryFrom(u), u.isNull(11) ? -1 : u.int64(11));
@@ -453,7 +448,7 @@ std::vector<MessageSummary> SqliteStore::searchText(const SearchQuery& q, const 
                           " t CROSS JOIN messages m ON m.id = t.rowid WHERE t.raw LIKE " + p1 + " AND t.rowid BETWEEN " +
                           p2 + " AND " + p3 + where + " ORDER BY t.rowid DESC";
         try {
-            Stmt& st = statement(sql);
+            Stmt& st = searchStatement(sql);
             Use u(st);
             bind(u);
             u.text(params + 1, pattern).int64(params + 2, lo).int64(params + 3, hi);
